@@ -1,0 +1,25 @@
+"""hivemind: simulate semantic consensus around an infinite-inertia anchor on Riemannian manifolds."""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+from hivemind.manifolds import Euclidean, Hyperbolic, Sphere, get_manifold  # noqa: E402
+from hivemind.results import load_run, save_run  # noqa: E402
+from hivemind.scenario import Scenario, ScenarioError, load_scenario, parse_scenario  # noqa: E402
+from hivemind.simulate import SimulationDiverged, simulate  # noqa: E402
+
+__all__ = [
+    "Euclidean",
+    "Hyperbolic",
+    "Scenario",
+    "ScenarioError",
+    "SimulationDiverged",
+    "Sphere",
+    "get_manifold",
+    "load_run",
+    "load_scenario",
+    "parse_scenario",
+    "save_run",
+    "simulate",
+]

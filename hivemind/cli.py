@@ -1,0 +1,124 @@
+"""The ``hivemind`` command: parse, call the API, print. It computes nothing itself."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from hivemind.results import RunDirError, save_run, summarize
+from hivemind.scenario import Scenario, ScenarioError, load_scenario
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+class UsageError(Exception):
+    """Bad input on the command line: one line, exit status 2."""
+
+
+def _add_scenario_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("scenario", help="a scenario TOML file")
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a scenario key, e.g. --set dynamics.steps=500 (value read as TOML, else a string)",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="hivemind", description="Semantic consensus around an infinite-inertia anchor.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("run", help="simulate a scenario and write run.nc + manifest.json")
+    _add_scenario_args(p)
+    p.add_argument("--out", required=True, help="output directory")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("validate", help="check a scenario file without running it")
+    _add_scenario_args(p)
+    p.set_defaults(func=cmd_validate)
+    return parser
+
+
+def describe(s: Scenario) -> str:
+    a = s.arrays
+    symbol = {"sphere": "S", "hyperbolic": "H", "euclidean": "R"}[s.manifold.kind]
+    seeds = f"{len(s.run.seeds)} seed{'s' if len(s.run.seeds) > 1 else ''}"
+    return (
+        f"{s.name}: {s.manifold.kind} {symbol}^{s.manifold.dim}, {a.n_nodes} agents, {a.src.size} "
+        f"{'directed ' if a.directed else ''}edges, rule {s.dynamics.rule}, {s.dynamics.steps} steps, {seeds}"
+    )
+
+
+class ProgressBar:
+    """A one-line bar on stderr, redrawn in place on a terminal, quiet in logs."""
+
+    def __init__(self, enabled: bool):
+        self.enabled = enabled and sys.stderr.isatty()
+        self.t0 = time.perf_counter()
+
+    def __call__(self, done: int, total: int) -> None:
+        if not self.enabled:
+            return
+        width = 30
+        filled = int(width * done / max(total, 1))
+        elapsed = time.perf_counter() - self.t0
+        sys.stderr.write(f"\r  [{'#' * filled}{'.' * (width - filled)}] step {done}/{total}  {elapsed:5.1f} s")
+        sys.stderr.flush()
+
+    def close(self) -> None:
+        if self.enabled:
+            sys.stderr.write("\n")
+
+
+def cmd_validate(args) -> int:
+    scenario = load_scenario(args.scenario, args.overrides)
+    print(f"{args.scenario}: ok ({describe(scenario)})")
+    return EXIT_OK
+
+
+def cmd_run(args) -> int:
+    from hivemind.simulate import SimulationDiverged, simulate
+
+    scenario = load_scenario(args.scenario, args.overrides)
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"{out}: --out exists and is not a directory")
+    if not args.quiet:
+        print(describe(scenario))
+    bar = ProgressBar(not args.quiet)
+    try:
+        ds = simulate(scenario, progress=bar)
+    except SimulationDiverged as e:
+        bar.close()
+        save_run(out, scenario, e.dataset)
+        print(f"{scenario.source}: {e}; steps up to {int(e.dataset.step[-1])} saved in {out}/run.nc", file=sys.stderr)
+        return EXIT_FAILED
+    bar.close()
+    save_run(out, scenario, ds)
+    s = summarize(ds)
+    print(
+        f"done in {ds.attrs['wall_time_s']:.1f} s: mean distance to anchor {s['initial_distance_mean']:.3g} -> "
+        f"{s['final_distance_mean']:.3g}; {s['agents_reached']:g}/{s['agents']} agents within {s['reached_tol']:g} "
+        f"of the anchor ({s['agents_reachable']} can hear it)"
+    )
+    print(f"results: {out / 'run.nc'} and {out / 'manifest.json'}")
+    return EXIT_OK
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (ScenarioError, RunDirError, UsageError) as e:
+        print(str(e), file=sys.stderr)
+        return EXIT_USAGE
+
+
+if __name__ == "__main__":
+    sys.exit(main())

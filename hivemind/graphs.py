@@ -1,0 +1,142 @@
+"""Graphs from networkx generators by name, explicit edge lists, or files.
+
+Every failure is a ``GraphError`` naming the scenario key it comes from, so the
+scenario loader can turn it into one line.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+from pathlib import Path
+from xml.etree.ElementTree import ParseError
+
+import networkx as nx
+
+
+class GraphError(ValueError):
+    def __init__(self, key: str, message: str):
+        super().__init__(message)
+        self.key = key
+        self.message = message
+
+
+def generator(kind: str):
+    """The networkx generator called ``kind`` or ``kind + "_graph"``.
+
+    Only functions from ``networkx.generators`` qualify: a scenario file must not be
+    able to call, say, ``networkx.write_graphml``.
+    """
+    for name in (f"{kind}_graph", kind):
+        fn = getattr(nx, name, None)
+        if callable(fn) and getattr(fn, "__module__", "").startswith("networkx.generators"):
+            return fn
+    raise GraphError("graph.kind", f"is not a networkx generator, 'edges' or 'file', got {kind!r}")
+
+
+def from_generator(kind: str, n: int | None, params: dict, seed: int) -> nx.Graph:
+    fn = generator(kind)
+    try:
+        sig = inspect.signature(fn)
+        accepted = set(sig.parameters)
+    except (TypeError, ValueError):  # decorated generators may hide their signature
+        accepted = None
+    kwargs = dict(params)
+    if n is not None:
+        if accepted is not None and "n" not in accepted:
+            raise GraphError("graph.n", f"is not a parameter of networkx.{fn.__name__}; set its size through graph.params")
+        kwargs["n"] = n
+    if (accepted is None or "seed" in accepted) and "seed" not in kwargs:
+        kwargs["seed"] = seed
+    if accepted is not None:
+        unknown = sorted(set(kwargs) - accepted)
+        if unknown:
+            raise GraphError(
+                f"graph.params.{unknown[0]}", f"is not a parameter of networkx.{fn.__name__} (it takes {sorted(accepted)})"
+            )
+    try:
+        graph = fn(**kwargs)
+    except (TypeError, ValueError, nx.NetworkXException, ZeroDivisionError, OverflowError, MemoryError) as e:
+        raise GraphError("graph.params", f"networkx.{fn.__name__} failed: {e}") from None
+    return simple(graph)
+
+
+def simple(graph: nx.Graph) -> nx.Graph:
+    """Collapse multigraphs to simple graphs (parallel edges' weights add up)."""
+    if not graph.is_multigraph():
+        return graph
+    out = nx.DiGraph() if graph.is_directed() else nx.Graph()
+    out.add_nodes_from(graph.nodes(data=True))
+    for u, v, data in graph.edges(data=True):
+        w = data.get("weight", 1.0)
+        if out.has_edge(u, v):
+            out[u][v]["weight"] += w
+        else:
+            out.add_edge(u, v, weight=w)
+    return out
+
+
+def from_edges(n: int, edges: list, directed: bool) -> nx.Graph:
+    graph = nx.DiGraph() if directed else nx.Graph()
+    graph.add_nodes_from(range(n))
+    for k, edge in enumerate(edges):
+        key = f"graph.edges[{k}]"
+        if not isinstance(edge, list) or len(edge) not in (2, 3):
+            raise GraphError(key, f"must be [i, j] or [i, j, weight], got {edge!r}")
+        i, j = edge[0], edge[1]
+        for v in (i, j):
+            if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v < n:
+                raise GraphError(key, f"must name nodes 0..{n - 1}, got {v!r}")
+        w = edge[2] if len(edge) == 3 else 1.0
+        graph.add_edge(i, j, weight=_weight(key, w))
+    return graph
+
+
+def _weight(key: str, w) -> float:
+    if isinstance(w, bool):
+        raise GraphError(key, f"weight must be a number, got {w!r}")
+    try:
+        w = float(w)
+    except (TypeError, ValueError):
+        raise GraphError(key, f"weight must be a number, got {w!r}") from None
+    if not math.isfinite(w) or w < 0:
+        raise GraphError(key, f"weight must be finite and >= 0, got {w!r}")
+    return w
+
+
+def _node(token: str):
+    try:
+        return int(token)
+    except ValueError:
+        return token
+
+
+def from_file(path: Path, directed: bool | None) -> nx.Graph:
+    """GraphML (``.graphml``/``.xml``) or a whitespace edge list ``u v [weight]`` with ``#`` comments."""
+    if not path.is_file():
+        raise GraphError("graph.path", f"file not found: {path}")
+    if path.suffix.lower() in (".graphml", ".xml"):
+        try:
+            graph = nx.read_graphml(path)
+        except (ParseError, nx.NetworkXError, ValueError, KeyError, TypeError) as e:
+            raise GraphError("graph.path", f"{path} is not valid GraphML: {e}") from None
+        graph = simple(graph)
+        if directed is True and not graph.is_directed():
+            graph = graph.to_directed()
+        for u, v, data in graph.edges(data=True):
+            data["weight"] = _weight(f"graph.path ({path}, edge {u}-{v})", data.get("weight", 1.0))
+        return graph
+    graph = nx.DiGraph() if directed else nx.Graph()
+    try:
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError) as e:
+        raise GraphError("graph.path", f"cannot read {path}: {e}") from None
+    for lineno, line in enumerate(text.splitlines(), 1):
+        tokens = line.split("#", 1)[0].split()
+        if not tokens:
+            continue
+        if len(tokens) not in (2, 3):
+            raise GraphError("graph.path", f"{path} line {lineno}: expected 'u v [weight]', got {line.strip()!r}")
+        w = _weight(f"graph.path ({path} line {lineno})", tokens[2]) if len(tokens) == 3 else 1.0
+        graph.add_edge(_node(tokens[0]), _node(tokens[1]), weight=w)
+    return graph

@@ -1,0 +1,206 @@
+"""Results as an xarray Dataset, and the run directory: ``run.nc`` + ``manifest.json``.
+
+Files are written atomically (temporary file, fsync, rename), so a run directory
+never holds a half-written result.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import xarray as xr
+
+from hivemind.topology import reachable_from_anchor
+
+if TYPE_CHECKING:
+    from hivemind.scenario import Scenario
+
+NETCDF_ENGINE = "h5netcdf"
+# An agent counts as having reached the anchor when it is this close (geodesic distance).
+REACHED_TOL = 1e-3
+
+
+class RunDirError(ValueError):
+    """A directory that is not a hivemind run."""
+
+
+def build_dataset(scenario: Scenario, steps, states, loss, dist, wall_time: float = float("nan")) -> xr.Dataset:
+    """Label the engine's arrays: dimensions (seed, step, agent, coord) and the graph on (edge)."""
+    arrays = scenario.arrays
+    anchor = scenario.anchor_index
+    n_seeds, _, n, d = states.shape
+    ds = xr.Dataset(
+        data_vars={
+            "state": (("seed", "step", "agent", "coord"), states, {"long_name": "agent state (ambient coordinates)"}),
+            "loss": (("seed", "step"), loss, {"long_name": "global loss 1/2 sum w kappa d^2"}),
+            "distance_to_anchor": (
+                ("seed", "step", "agent"),
+                dist,
+                {
+                    "long_name": "geodesic distance to the anchor",
+                    "units": "radians" if scenario.manifold.kind == "sphere" else "geodesic length",
+                },
+            ),
+            "edge_src": (("edge",), arrays.src.astype(np.int64)),
+            "edge_dst": (("edge",), arrays.dst.astype(np.int64)),
+            "edge_weight": (("edge",), arrays.weight.astype(np.float64)),
+            "inertia": (("agent",), np.where(np.arange(n) == anchor, np.inf, arrays.inertia)),
+            "reachable": (
+                ("agent",),
+                reachable_from_anchor(arrays, anchor).astype(np.int8),
+                {"long_name": "1 if the agent can hear the anchor through the graph"},
+            ),
+        },
+        coords={
+            "seed": ("seed", np.asarray(scenario.run.seeds, np.int64)),
+            "step": ("step", np.asarray(steps, np.int64)),
+            "agent": ("agent", np.arange(n, dtype=np.int64)),
+            "node": ("agent", np.asarray([str(label) for label in arrays.labels], dtype=object)),
+            "coord": ("coord", np.arange(d, dtype=np.int64)),
+        },
+        attrs={
+            "scenario": scenario.name,
+            "manifold": scenario.manifold.kind,
+            "dim": scenario.manifold.dim,
+            "anchor": anchor,
+            "anchor_node": str(scenario.anchor.node),
+            "coupling": scenario.anchor.coupling,
+            "directed": int(arrays.directed),
+            "rule": scenario.dynamics.rule,
+            "step_size": scenario.dynamics.step_size,
+            "noise": scenario.dynamics.noise,
+            "noise_schedule": scenario.dynamics.noise_schedule,
+            "precision": scenario.run.precision,
+            "wall_time_s": float(wall_time),
+            "status": "complete",
+        },
+    )
+    assert n_seeds == ds.sizes["seed"]
+    return ds
+
+
+def summarize(ds: xr.Dataset) -> dict:
+    """The final state in a few numbers (what ``manifest.json`` and the CLI report)."""
+    final = ds.distance_to_anchor.isel(step=-1)
+    mobile = ds.agent != ds.attrs["anchor"]
+    reach = (ds.reachable == 1) & mobile
+    reached = (final < REACHED_TOL) & reach
+    return {
+        "final_step": int(ds.step[-1]),
+        "final_loss_mean": float(ds.loss.isel(step=-1).mean()),
+        "final_distance_mean": float(final.where(mobile).mean()),
+        "final_distance_max": float(final.where(mobile).max()),
+        "initial_distance_mean": float(ds.distance_to_anchor.isel(step=0).where(mobile).mean()),
+        "agents": int(mobile.sum()),
+        "agents_reachable": int(reach.sum()),
+        "agents_reached": float(reached.sum("agent").mean()),
+        "reached_tol": REACHED_TOL,
+    }
+
+
+def versions() -> dict:
+    import jax
+    import networkx
+    import optax
+
+    from hivemind import __version__
+
+    return {
+        "hivemind": __version__,
+        "jax": jax.__version__,
+        "numpy": np.__version__,
+        "optax": optax.__version__,
+        "xarray": xr.__version__,
+        "networkx": networkx.__version__,
+        "python": platform.python_version(),
+    }
+
+
+def manifest(scenario: Scenario, ds: xr.Dataset) -> dict:
+    import jax
+
+    return {
+        "scenario": scenario.to_dict(),
+        "scenario_file": scenario.source,
+        "scenario_sha256": scenario.sha256,
+        "scenario_text": scenario.text,
+        "seeds": list(scenario.run.seeds),
+        "precision": scenario.run.precision,
+        "devices": [str(d) for d in jax.devices()],
+        "versions": versions(),
+        "wall_time_s": ds.attrs.get("wall_time_s"),
+        "status": ds.attrs.get("status", "complete"),
+        "summary": summarize(ds) if ds.sizes["step"] else {},
+    }
+
+
+def _atomic_write(path: Path, write) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(tmp)
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp's 0600 would surprise users sharing results
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def save_dataset(ds: xr.Dataset, path: str | Path) -> None:
+    _atomic_write(Path(path), lambda tmp: ds.to_netcdf(tmp, engine=NETCDF_ENGINE))
+
+
+def save_json(data: dict, path: str | Path) -> None:
+    def write(tmp):
+        with open(tmp, "w") as f:
+            json.dump(data, f, indent=2, default=_json_default)
+            f.write("\n")
+
+    _atomic_write(Path(path), write)
+
+
+def _json_default(obj):
+    if isinstance(obj, (np.integer,)):
+        return int(obj)
+    if isinstance(obj, (np.floating,)):
+        return float(obj)
+    if isinstance(obj, (np.ndarray, tuple)):
+        return list(obj)
+    return str(obj)
+
+
+def save_run(out: str | Path, scenario: Scenario, ds: xr.Dataset) -> dict:
+    """Write ``run.nc`` and ``manifest.json`` into ``out``; returns the manifest."""
+    out = Path(out)
+    save_dataset(ds, out / "run.nc")
+    meta = manifest(scenario, ds)
+    save_json(meta, out / "manifest.json")
+    return meta
+
+
+def load_run(path: str | Path) -> xr.Dataset:
+    """The Dataset of a run directory (or of a ``run.nc`` file), loaded into memory."""
+    path = Path(path)
+    nc = path / "run.nc" if path.is_dir() else path
+    if not nc.is_file():
+        raise RunDirError(f"{path}: not a hivemind run (no run.nc)")
+    try:
+        with xr.open_dataset(nc, engine=NETCDF_ENGINE) as ds:
+            return ds.load()
+    except (OSError, ValueError) as e:
+        raise RunDirError(f"{nc}: cannot be read as a hivemind run: {e}") from None

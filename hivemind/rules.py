@@ -1,0 +1,162 @@
+"""Update rules as (init, step) pairs, in the style of optax.
+
+``init(states, key) -> rule_state`` and ``step(states, rule_state, topology, key) ->
+(states, rule_state)`` are pure, so the simulator can jit, scan and vmap any rule
+without knowing which one it runs. Numeric hyperparameters may be Python floats or
+traced arrays; passing arrays keeps a changed step size from recompiling.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from hivemind.energy import pull, riemannian_gradient
+from hivemind.manifolds import Manifold
+from hivemind.schedules import make_schedule
+from hivemind.topology import Topology
+
+Array = jax.Array
+
+
+class Rule(NamedTuple):
+    init: Callable[[Array, Array], Any]
+    step: Callable[[Array, Any, Topology, Array], tuple[Array, Any]]
+
+
+class Count(NamedTuple):
+    """The state of rules that only need to know the step number (for schedules)."""
+
+    count: Array
+
+
+def _count_init(states: Array, key: Array) -> Count:
+    return Count(count=jnp.zeros((), jnp.int32))
+
+
+def gradient(manifold: Manifold, step_size) -> Rule:
+    """Simultaneous Riemannian gradient descent on the global loss.
+
+    x_i <- Exp_{x_i}( (eta / m_i) sum_j w_ij kappa_ij Log_{x_i}(x_j) ); the anchor
+    (1/m = 0) stays put.
+    """
+
+    def step(states, state, topology, key):
+        v = step_size * topology.inv_inertia[:, None] * pull(manifold, states, topology)
+        return manifold.exp(states, v), Count(state.count + 1)
+
+    return Rule(_count_init, step)
+
+
+def stochastic(manifold: Manifold, step_size, noise, schedule: str = "constant", decay=100.0) -> Rule:
+    """The gradient step plus tangent Gaussian noise of scale sigma_t.
+
+    sigma_t follows ``schedule`` ("constant", "inverse", "exponential" with time
+    constant ``decay`` steps). Each tangent coordinate of a mobile agent gets
+    N(0, sigma_t^2); the anchor gets none.
+    """
+    sigma = make_schedule(schedule, noise, decay)
+
+    def step(states, state, topology, key):
+        v = step_size * topology.inv_inertia[:, None] * pull(manifold, states, topology)
+        mobile = (topology.inv_inertia > 0)[:, None]
+        xi = manifold.random_tangent(key, states)
+        v = v + jnp.where(mobile, sigma(state.count.astype(states.dtype)) * xi, 0.0)
+        return manifold.exp(states, v), Count(state.count + 1)
+
+    return Rule(_count_init, step)
+
+
+def gossip(manifold: Manifold, step_size, prob) -> Rule:
+    """Asynchronous random pairwise interactions.
+
+    At each tick every graph edge fires independently with probability ``prob``; the
+    endpoints of a fired edge move toward each other along the geodesic, each by
+    ``step_size * w * kappa / m`` of the way (the anchor, with 1/m = 0, by none of
+    it). Both directions of an undirected edge fire together.
+    """
+
+    def step(states, state, topology, key):
+        u = jax.random.uniform(key, (topology.n_messages,), dtype=states.dtype)
+        fired = (u[topology.pair] < prob).astype(states.dtype)
+        live = topology._replace(weights=topology.weights * fired)
+        v = step_size * topology.inv_inertia[:, None] * pull(manifold, states, live)
+        return manifold.exp(states, v), Count(state.count + 1)
+
+    return Rule(_count_init, step)
+
+
+# Optimizer-state leaves that are tangent vectors and must follow the point from one
+# tangent space to the next. Others (Adam's second moment, counts) are coordinate-wise
+# scales and stay as they are.
+_TANGENT_LEAVES = ("mu", "trace", "momentum")
+
+
+def _is_tangent_leaf(path) -> bool:
+    names = [getattr(k, "name", getattr(k, "key", None)) for k in path]
+    return any(n in _TANGENT_LEAVES for n in names)
+
+
+class RiemannianState(NamedTuple):
+    inner: Any
+
+
+def riemannian(manifold: Manifold, optimizer: optax.GradientTransformation) -> Rule:
+    """Any optax optimizer made Riemannian.
+
+    The Riemannian gradient goes to ``optimizer.update`` in the tangent space; the
+    update is projected back onto the tangent space (coordinate-wise scaling such as
+    Adam's leaves it) and applied with the manifold's retraction. Momentum-like state
+    is parallel-transported to the new point (Becigneul & Ganea, "Riemannian adaptive
+    optimization methods", ICLR 2019).
+    """
+
+    def init(states, key):
+        return RiemannianState(optimizer.init(states))
+
+    def step(states, state, topology, key):
+        mobile = (topology.inv_inertia > 0)[:, None]
+        g = riemannian_gradient(manifold, states, topology)
+        updates, inner = optimizer.update(g, state.inner, states)
+        updates = jnp.where(mobile, manifold.proj(states, updates), 0.0)
+        new = manifold.retract(states, updates)
+
+        def carry_over(path, leaf):
+            if _is_tangent_leaf(path) and getattr(leaf, "shape", None) == states.shape:
+                return manifold.transport(states, new, leaf)
+            return leaf
+
+        inner = jax.tree_util.tree_map_with_path(carry_over, inner)
+        return new, RiemannianState(inner)
+
+    return Rule(init, step)
+
+
+BUILTIN_RULES = ("gradient", "stochastic", "gossip")
+
+
+def optax_optimizer(name: str, learning_rate, options: dict) -> optax.GradientTransformation:
+    """``optax.<name>(learning_rate, **options)``, with a clear error for unknown names."""
+    factory = getattr(optax, name, None)
+    if factory is None or not callable(factory):
+        raise ValueError(f"unknown rule {name!r}: not {BUILTIN_RULES} nor an optax optimizer")
+    return factory(learning_rate, **options)
+
+
+def make_rule(manifold: Manifold, name: str, hyper: dict, schedule: str = "constant", options: dict | None = None) -> Rule:
+    """The rule called ``name`` with hyperparameters ``hyper`` (floats or arrays).
+
+    ``hyper`` holds ``step_size`` and, as the rule needs, ``noise``, ``noise_decay``,
+    ``gossip_prob``. Any other name is an optax optimizer, built with ``options``.
+    """
+    if name == "gradient":
+        return gradient(manifold, hyper["step_size"])
+    if name == "stochastic":
+        return stochastic(manifold, hyper["step_size"], hyper["noise"], schedule, hyper["noise_decay"])
+    if name == "gossip":
+        return gossip(manifold, hyper["step_size"], hyper["gossip_prob"])
+    return riemannian(manifold, optax_optimizer(name, hyper["step_size"], dict(options or {})))

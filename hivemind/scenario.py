@@ -1,0 +1,492 @@
+"""Scenario files: TOML in, validated frozen dataclasses out.
+
+Every problem with a file is a ``ScenarioError`` that renders as one line naming the
+file and the key, e.g. ``scenarios/x.toml: dynamics.step_size must be > 0, got -1``.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import math
+import tomllib
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from hivemind import graphs
+from hivemind.manifolds import MANIFOLDS, get_manifold
+from hivemind.rules import BUILTIN_RULES
+from hivemind.schedules import SCHEDULES
+from hivemind.topology import GraphArrays, graph_arrays
+
+
+class ScenarioError(ValueError):
+    """A scenario problem: ``str(e)`` is the one-line message for the user."""
+
+    def __init__(self, file: str | Path | None, key: str | None, message: str):
+        self.file = str(file) if file is not None else "<scenario>"
+        self.key = key
+        self.message = message
+        super().__init__(f"{self.file}: {key} {message}" if key else f"{self.file}: {message}")
+
+
+@dataclass(frozen=True)
+class ManifoldSpec:
+    kind: str
+    dim: int
+
+
+@dataclass(frozen=True)
+class GraphSpec:
+    kind: str
+    n: int | None = None
+    params: dict = field(default_factory=dict)
+    seed: int = 0
+    edges: list | None = None
+    directed: bool = False
+    path: str | None = None
+
+
+@dataclass(frozen=True)
+class AnchorSpec:
+    node: Any = 0
+    state: Any = "random"  # "random", "init" (its row of init.states) or ambient coordinates
+    coupling: float = 1.0
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class InitSpec:
+    kind: str = "cap"
+    spread: float = 1.0
+    states: list | None = None
+    seed: int | None = None  # None: drawn from each run seed
+
+
+@dataclass(frozen=True)
+class DynamicsSpec:
+    rule: str = "gradient"
+    step_size: float = 0.05
+    steps: int = 1000
+    noise: float = 0.0
+    noise_schedule: str = "constant"
+    noise_decay: float = 100.0
+    gossip_prob: float = 0.5
+    options: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RecordSpec:
+    every: int = 10
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    seeds: tuple[int, ...] = (0,)
+    precision: str = "float32"
+
+
+@dataclass(frozen=True)
+class AgentsSpec:
+    inertia: Any = 1.0  # a number, or one number per node
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    description: str
+    manifold: ManifoldSpec
+    graph: GraphSpec
+    anchor: AnchorSpec
+    init: InitSpec
+    dynamics: DynamicsSpec
+    record: RecordSpec
+    run: RunSpec
+    agents: AgentsSpec
+    source: str | None = None
+    text: str = ""
+    arrays: GraphArrays | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def anchor_index(self) -> int:
+        return _anchor_index(self.arrays.labels, self.anchor.node)
+
+    @property
+    def sha256(self) -> str:
+        return hashlib.sha256(self.text.encode()).hexdigest()
+
+    def to_dict(self) -> dict:
+        """The resolved scenario as plain data (what ``manifest.json`` records)."""
+        out = {}
+        for name in ("name", "description", "manifold", "graph", "anchor", "init", "dynamics", "record", "run", "agents"):
+            value = getattr(self, name)
+            out[name] = asdict(value) if hasattr(value, "__dataclass_fields__") else value
+        out["run"]["seeds"] = list(self.run.seeds)
+        return out
+
+
+# ---------------------------------------------------------------------------
+# Reading
+
+
+class _Reader:
+    """Reads typed keys from a TOML table, remembering which ones were used."""
+
+    def __init__(self, file: str, data: dict):
+        self.file = file
+        self.data = data
+        self.used: dict[str, set] = {}
+
+    def error(self, key: str, message: str) -> ScenarioError:
+        return ScenarioError(self.file, key, message)
+
+    def table(self, section: str) -> dict:
+        value = self.data.get(section, {})
+        if not isinstance(value, dict):
+            raise self.error(section, f"must be a table ([{section}]), got {_show(value)}")
+        self.used.setdefault(section, set())
+        return value
+
+    def get(self, section: str, key: str, kind: str, default: Any = ..., *, check=None) -> Any:
+        table = self.table(section) if section else self.data
+        self.used.setdefault(section, set()).add(key)
+        path = f"{section}.{key}" if section else key
+        if key not in table:
+            if default is ...:
+                raise self.error(path, "is required")
+            return default
+        value = _typed(self, path, table[key], kind)
+        if check is not None:
+            problem = check(value)
+            if problem:
+                raise self.error(path, f"{problem}, got {_show(value)}")
+        return value
+
+    def finish(self, sections: tuple[str, ...]) -> None:
+        for key, value in self.data.items():
+            if isinstance(value, dict) and key not in self.used.get("", set()):
+                if key not in sections:
+                    raise self.error(key, f"is not a known section (expected {', '.join(sections)})")
+                unknown = sorted(set(value) - self.used.get(key, set()))
+                if unknown:
+                    raise self.error(f"{key}.{unknown[0]}", "is not a known key")
+            elif key not in self.used.get("", set()):
+                raise self.error(key, "is not a known key")
+
+
+def _show(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _typed(reader: _Reader, path: str, value: Any, kind: str) -> Any:
+    if kind == "int":
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise reader.error(path, f"must be an integer, got {_show(value)}")
+        return value
+    if kind == "float":
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise reader.error(path, f"must be a number, got {_show(value)}")
+        if not math.isfinite(value):
+            raise reader.error(path, f"must be finite, got {value}")
+        return float(value)
+    if kind == "str":
+        if not isinstance(value, str):
+            raise reader.error(path, f"must be a string, got {_show(value)}")
+        return value
+    if kind == "bool":
+        if not isinstance(value, bool):
+            raise reader.error(path, f"must be true or false, got {_show(value)}")
+        return value
+    if kind == "table":
+        if not isinstance(value, dict):
+            raise reader.error(path, f"must be a table, got {_show(value)}")
+        return value
+    if kind == "list":
+        if not isinstance(value, list):
+            raise reader.error(path, f"must be a list, got {_show(value)}")
+        return value
+    return value  # "any"
+
+
+def _positive(v):
+    return None if v > 0 else "must be > 0"
+
+
+def _nonnegative(v):
+    return None if v >= 0 else "must be >= 0"
+
+
+def _at_least(lo):
+    return lambda v: None if v >= lo else f"must be >= {lo}"
+
+
+def _one_of(options):
+    return lambda v: None if v in options else f"must be one of {', '.join(options)}"
+
+
+def _numeric_matrix(reader: _Reader, path: str, value: Any, rows: int | None, cols: int) -> np.ndarray:
+    if not isinstance(value, list) or any(not isinstance(r, list) for r in value):
+        raise reader.error(path, f"must be a list of rows of {cols} numbers, got {_show(value)}")
+    if rows is not None and len(value) != rows:
+        raise reader.error(path, f"must have {rows} rows (one per node), got {len(value)}")
+    for k, row in enumerate(value):
+        if len(row) != cols:
+            raise reader.error(path, f"row {k} must have {cols} numbers (ambient coordinates), got {len(row)}")
+        for v in row:
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+                raise reader.error(path, f"row {k} must hold finite numbers, got {_show(v)}")
+    return np.asarray(value, dtype=np.float64)
+
+
+def _anchor_index(labels: list, node: Any) -> int:
+    index = {label: i for i, label in enumerate(labels)}
+    if node in index:
+        return index[node]
+    if str(node) in index:  # GraphML labels are strings
+        return index[str(node)]
+    raise KeyError(node)
+
+
+SECTIONS = ("manifold", "graph", "anchor", "init", "dynamics", "record", "run", "agents")
+
+# Tolerance for explicit coordinates typed by hand: they are projected exactly afterwards.
+ON_MANIFOLD_ATOL = 1e-4
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """``"dynamics.steps=500"`` -> ("dynamics.steps", 500); the value is read as TOML, else a string."""
+    if "=" not in text:
+        raise ScenarioError("--set", None, f"expected key=value, got {text!r}")
+    key, raw = text.split("=", 1)
+    key = key.strip()
+    if not key or any(not part for part in key.split(".")):
+        raise ScenarioError("--set", None, f"expected key=value, got {text!r}")
+    try:
+        value = tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = raw.strip()
+    return key, value
+
+
+def apply_overrides(data: dict, overrides: list[str] | tuple[str, ...], file: str) -> dict:
+    data = copy.deepcopy(data)
+    for text in overrides:
+        key, value = parse_override(text)
+        table = data
+        parts = key.split(".")
+        for part in parts[:-1]:
+            nxt = table.setdefault(part, {})
+            if not isinstance(nxt, dict):
+                raise ScenarioError(file, key, f"cannot be set: {part} is not a table")
+            table = nxt
+        table[parts[-1]] = value
+    return data
+
+
+def load_scenario(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Scenario:
+    """Read, validate and resolve a scenario file (graph included).
+
+    Parameters
+    ----------
+    path : path to a TOML file.
+    overrides : ``"key=value"`` strings applied before validation (the CLI's ``--set``).
+
+    Raises
+    ------
+    ScenarioError
+        for anything wrong with the file, with the file and the key in its message.
+    """
+    path = Path(path)
+    file = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ScenarioError(file, None, "file not found") from None
+    except IsADirectoryError:
+        raise ScenarioError(file, None, "is a directory, not a scenario file") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise ScenarioError(file, None, f"cannot be read: {e}") from None
+    return parse_scenario(text, file=file, base=path.parent, overrides=overrides)
+
+
+def parse_scenario(text: str, file: str = "<scenario>", base: Path | None = None, overrides=()) -> Scenario:
+    """Like ``load_scenario``, from TOML text; relative graph paths resolve against ``base``."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise ScenarioError(file, None, f"is not valid TOML: {e}") from None
+    data = apply_overrides(data, overrides, file)
+    r = _Reader(file, data)
+    base = Path(".") if base is None else base
+
+    name = r.get("", "name", "str", Path(file).stem)
+    description = r.get("", "description", "str", "")
+
+    mkind = r.get("manifold", "kind", "str", check=_one_of(tuple(MANIFOLDS)))
+    dim = r.get("manifold", "dim", "int", check=_at_least(1))
+    manifold = get_manifold(mkind, dim)
+
+    gkind = r.get("graph", "kind", "str")
+    gseed = r.get("graph", "seed", "int", 0)
+    directed = r.get("graph", "directed", "bool", False)
+    n = r.get("graph", "n", "int", None, check=_at_least(2)) if gkind != "file" else None
+    params, edges, gpath = {}, None, None
+    try:
+        if gkind == "edges":
+            if n is None:
+                raise r.error("graph.n", "is required with graph.kind = 'edges'")
+            edges = r.get("graph", "edges", "list")
+            graph = graphs.from_edges(n, edges, directed)
+        elif gkind == "file":
+            gpath = r.get("graph", "path", "str")
+            resolved = Path(gpath) if Path(gpath).is_absolute() else base / gpath
+            graph = graphs.from_file(resolved, directed if "directed" in r.table("graph") else None)
+        else:
+            params = r.get("graph", "params", "table", {})
+            graph = graphs.from_generator(gkind, n, params, gseed)
+    except graphs.GraphError as e:
+        raise r.error(e.key, e.message) from None
+    if graph.number_of_nodes() < 2:
+        raise r.error("graph", f"must have at least 2 nodes, got {graph.number_of_nodes()}")
+
+    node = r.get("anchor", "node", "any", 0)
+    try:
+        _anchor_index(list(graph.nodes), node)
+    except (KeyError, TypeError):
+        raise r.error("anchor.node", f"is not a node of the graph ({graph.number_of_nodes()} nodes), got {_show(node)}") from None
+    coupling = r.get("anchor", "coupling", "float", 1.0, check=_positive)
+    aseed = r.get("anchor", "seed", "int", 0)
+
+    n_nodes = graph.number_of_nodes()
+    ikind = r.get("init", "kind", "str", "cap", check=_one_of(("random", "cap", "explicit")))
+    spread_check = _positive
+    if mkind == "sphere":
+        spread_check = lambda v: _positive(v) or (None if v <= math.pi else "must be <= pi on the sphere")  # noqa: E731
+    spread = r.get("init", "spread", "float", 1.0, check=spread_check)
+    iseed = r.get("init", "seed", "int", None)
+    states = None
+    if ikind == "explicit":
+        raw_states = r.get("init", "states", "any")
+        matrix = _numeric_matrix(r, "init.states", raw_states, n_nodes, manifold.ambient_dim)
+        if not np.all(np.asarray(manifold.belongs(matrix, ON_MANIFOLD_ATOL))):
+            bad = int(np.argmin(np.asarray(manifold.belongs(matrix, ON_MANIFOLD_ATOL))))
+            raise r.error("init.states", f"row {bad} is not on the {mkind} (within {ON_MANIFOLD_ATOL})")
+        states = matrix.tolist()
+
+    astate = r.get("anchor", "state", "any", "init" if ikind == "explicit" else "random")
+    if isinstance(astate, str):
+        if astate not in ("random", "init"):
+            raise r.error(
+                "anchor.state", f"must be 'random', 'init' or a list of {manifold.ambient_dim} coordinates, got {_show(astate)}"
+            )
+        if astate == "init" and ikind != "explicit":
+            raise r.error("anchor.state", "can be 'init' only with init.kind = 'explicit'")
+    else:
+        vec = _numeric_matrix(r, "anchor.state", [astate] if isinstance(astate, list) else astate, 1, manifold.ambient_dim)
+        if not bool(np.asarray(manifold.belongs(vec, ON_MANIFOLD_ATOL))[0]):
+            raise r.error("anchor.state", f"is not on the {mkind} (within {ON_MANIFOLD_ATOL})")
+        astate = vec[0].tolist()
+
+    rule = r.get("dynamics", "rule", "str", "gradient")
+    if rule not in BUILTIN_RULES:
+        import optax
+
+        if not callable(getattr(optax, rule, None)) or rule.startswith("_"):
+            raise r.error(
+                "dynamics.rule",
+                f"must be one of {', '.join(BUILTIN_RULES)} or an optax optimizer (adam, sgd, ...), got {_show(rule)}",
+            )
+    step_size = r.get("dynamics", "step_size", "float", check=_positive)
+    steps = r.get("dynamics", "steps", "int", check=_at_least(1))
+    noise = r.get("dynamics", "noise", "float", 0.0, check=_nonnegative)
+    schedule = r.get("dynamics", "noise_schedule", "str", "constant", check=_one_of(SCHEDULES))
+    decay = r.get("dynamics", "noise_decay", "float", 100.0, check=_positive)
+    prob = r.get("dynamics", "gossip_prob", "float", 0.5, check=lambda v: None if 0 < v <= 1 else "must be in (0, 1]")
+    options = r.get("dynamics", "options", "table", {})
+    if options and rule in BUILTIN_RULES:
+        raise r.error("dynamics.options", f"applies to optax optimizers only, not to rule {rule!r}")
+    _check_optax_options(r, rule, options)
+
+    every = r.get("record", "every", "int", 10, check=_at_least(1))
+
+    run_table = r.table("run")
+    if "seed" in run_table and "seeds" in run_table:
+        raise r.error("run.seeds", "cannot be given together with run.seed")
+    if "seeds" in run_table:
+        seeds = r.get("run", "seeds", "list")
+        if not seeds:
+            raise r.error("run.seeds", "must not be empty")
+        for s in seeds:
+            if isinstance(s, bool) or not isinstance(s, int) or s < 0:
+                raise r.error("run.seeds", f"must be non-negative integers, got {_show(s)}")
+        if len(set(seeds)) != len(seeds):
+            raise r.error("run.seeds", f"must not repeat a seed, got {_show(seeds)}")
+        seeds = tuple(seeds)
+    else:
+        seeds = (r.get("run", "seed", "int", 0, check=_nonnegative),)
+    precision = r.get("run", "precision", "str", "float32", check=_one_of(("float32", "float64")))
+
+    inertia = r.get("agents", "inertia", "any", 1.0)
+    if isinstance(inertia, list):
+        if len(inertia) != n_nodes:
+            raise r.error("agents.inertia", f"must have one value per node ({n_nodes}), got {len(inertia)}")
+        values = inertia
+    else:
+        values = [inertia]
+    for v in values:
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0:
+            raise r.error("agents.inertia", f"must be finite numbers > 0, got {_show(v)}")
+    for node_label, m in graph.nodes(data="inertia"):
+        if m is not None:
+            try:
+                ok = float(m) > 0 and math.isfinite(float(m))
+            except (TypeError, ValueError):
+                ok = False
+            if not ok:
+                raise r.error("graph.path", f"node {node_label} has inertia {m!r}; it must be a finite number > 0")
+
+    r.finish(SECTIONS)
+
+    arrays = graph_arrays(
+        graph, {lab: v for lab, v in zip(graph.nodes, inertia, strict=False)} if isinstance(inertia, list) else inertia
+    )
+    return Scenario(
+        name=name,
+        description=description,
+        manifold=ManifoldSpec(mkind, dim),
+        graph=GraphSpec(gkind, n, params, gseed, edges, directed or graph.is_directed(), gpath),
+        anchor=AnchorSpec(node, astate, coupling, aseed),
+        init=InitSpec(ikind, spread, states, iseed),
+        dynamics=DynamicsSpec(rule, step_size, steps, noise, schedule, decay, prob, options),
+        record=RecordSpec(every),
+        run=RunSpec(seeds, precision),
+        agents=AgentsSpec(tuple(inertia) if isinstance(inertia, list) else float(inertia)),
+        source=file,
+        text=text,
+        arrays=arrays,
+    )
+
+
+def _check_optax_options(r: _Reader, rule: str, options: dict) -> None:
+    if rule in BUILTIN_RULES:
+        return
+    import inspect
+
+    import optax
+
+    try:
+        accepted = set(inspect.signature(getattr(optax, rule)).parameters)
+    except (TypeError, ValueError):
+        return
+    for key, value in options.items():
+        if key not in accepted or key == "learning_rate":
+            hint = " (the learning rate is dynamics.step_size)" if key == "learning_rate" else ""
+            raise r.error(f"dynamics.options.{key}", f"is not an option of optax.{rule}{hint}")
+        if isinstance(value, (dict, list)):
+            raise r.error(f"dynamics.options.{key}", f"must be a number, string or boolean, got {_show(value)}")
+        if isinstance(value, float) and not math.isfinite(value):
+            raise r.error(f"dynamics.options.{key}", f"must be finite, got {value}")

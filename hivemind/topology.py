@@ -1,0 +1,165 @@
+"""A networkx graph turned into the sorted edge arrays the engine scans over.
+
+Convention: a directed edge (u, v) means *v hears u*: information flows along the
+edge and v moves toward u. An undirected edge is heard both ways. The anchor has
+infinite inertia, stored as inverse inertia 0, so it never moves whatever it hears.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import networkx as nx
+import numpy as np
+
+
+class Topology(NamedTuple):
+    """Message edges sorted by receiver, so segment sums can assume sorted indices.
+
+    Attributes
+    ----------
+    senders, receivers : int32 (E,)
+        One entry per message; an undirected edge gives two.
+    weights : (E,)
+        w_ij * kappa_ij: the edge weight times the anchor coupling on anchor edges.
+    pair : int32 (E,)
+        Index of the graph edge a message belongs to (both directions of an
+        undirected edge share it), so that gossip fires an edge as one event.
+    loss_weights : (E,)
+        Weight of each message in the global loss; half of ``weights`` for undirected
+        graphs because every edge appears twice.
+    inv_inertia : (N,)
+        1 / m_i, and 0 for the anchor.
+    anchor : int32 ()
+    """
+
+    senders: jax.Array
+    receivers: jax.Array
+    weights: jax.Array
+    pair: jax.Array
+    loss_weights: jax.Array
+    inv_inertia: jax.Array
+    anchor: jax.Array
+
+    @property
+    def n_nodes(self) -> int:
+        return self.inv_inertia.shape[0]
+
+    @property
+    def n_messages(self) -> int:
+        return self.senders.shape[0]
+
+
+class GraphArrays(NamedTuple):
+    """The graph in plain numpy: what results files store and what ``Topology`` is built from."""
+
+    labels: list  # node labels in index order
+    src: np.ndarray  # int64 (M,), graph edges once each
+    dst: np.ndarray
+    weight: np.ndarray  # float64 (M,)
+    directed: bool
+    inertia: np.ndarray  # float64 (N,)
+
+    @property
+    def n_nodes(self) -> int:
+        return len(self.labels)
+
+
+def graph_arrays(graph: nx.Graph, inertia: float | dict | None = None) -> GraphArrays:
+    """Index a networkx graph: nodes in iteration order, self-loops dropped.
+
+    Edge weights come from the ``weight`` attribute (default 1); inertia from ``inertia``
+    (a scalar or ``{node: m}``, default 1) overridden by a node attribute ``inertia``.
+    """
+    labels = list(graph.nodes)
+    index = {node: i for i, node in enumerate(labels)}
+    src, dst, weight = [], [], []
+    for u, v, data in graph.edges(data=True):
+        if u == v:
+            continue  # Log_x(x) = 0: a self-loop carries no force
+        src.append(index[u])
+        dst.append(index[v])
+        weight.append(float(data.get("weight", 1.0)))
+    m = np.ones(len(labels))
+    if isinstance(inertia, dict):
+        for node, value in inertia.items():
+            m[index[node]] = float(value)
+    elif inertia is not None:
+        m[:] = float(inertia)
+    for node, value in graph.nodes(data="inertia"):
+        if value is not None:
+            m[index[node]] = float(value)
+    return GraphArrays(
+        labels=labels,
+        src=np.asarray(src, dtype=np.int64),
+        dst=np.asarray(dst, dtype=np.int64),
+        weight=np.asarray(weight, dtype=np.float64),
+        directed=graph.is_directed(),
+        inertia=m,
+    )
+
+
+def build_topology(arrays: GraphArrays, anchor: int, coupling: float = 1.0, dtype=np.float32) -> Topology:
+    """Sorted message arrays for the engine.
+
+    Parameters
+    ----------
+    arrays : GraphArrays
+    anchor : int
+        Index (not label) of the anchor node.
+    coupling : float
+        kappa, multiplying the weight of every edge that touches the anchor.
+    """
+    src, dst, w = arrays.src, arrays.dst, arrays.weight
+    kappa = np.where((src == anchor) | (dst == anchor), coupling, 1.0)
+    w = w * kappa
+    pair = np.arange(src.shape[0])
+    if arrays.directed:
+        senders, receivers, weights, pairs, loss_w = src, dst, w, pair, w
+    else:
+        senders = np.concatenate([src, dst])
+        receivers = np.concatenate([dst, src])
+        weights = np.concatenate([w, w])
+        pairs = np.concatenate([pair, pair])
+        loss_w = 0.5 * weights
+    order = np.argsort(receivers, kind="stable")
+    inv_m = 1.0 / arrays.inertia
+    inv_m[anchor] = 0.0
+    return Topology(
+        senders=np.asarray(senders[order], np.int32),
+        receivers=np.asarray(receivers[order], np.int32),
+        weights=np.asarray(weights[order], dtype),
+        pair=np.asarray(pairs[order], np.int32),
+        loss_weights=np.asarray(loss_w[order], dtype),
+        inv_inertia=np.asarray(inv_m, dtype),
+        anchor=np.asarray(anchor, np.int32),
+    )
+
+
+def grounded_laplacian(arrays: GraphArrays, anchor: int, coupling: float = 1.0) -> np.ndarray:
+    """Dense M^-1 L_g: the weighted Laplacian with the anchor's row and column removed.
+
+    Row i of L holds what node i hears: L_ii = sum_j w_ji kappa_ji over the edges into i,
+    L_ij = -w_ji kappa_ji. Scaled by 1/m_i (inertia as a preconditioner). Dense, so for
+    analysis of small graphs only; the engine never builds it.
+    """
+    topo = build_topology(arrays, anchor, coupling, dtype=np.float64)
+    n = arrays.n_nodes
+    lap = np.zeros((n, n))
+    np.add.at(lap, (topo.receivers, topo.senders), -topo.weights)
+    np.add.at(lap, (topo.receivers, topo.receivers), topo.weights)
+    lap /= arrays.inertia[:, None]
+    keep = np.arange(n) != anchor
+    return lap[np.ix_(keep, keep)]
+
+
+def reachable_from_anchor(arrays: GraphArrays, anchor: int) -> np.ndarray:
+    """Which nodes can hear the anchor, directly or through others (edges u -> v: v hears u)."""
+    graph = nx.DiGraph() if arrays.directed else nx.Graph()
+    graph.add_nodes_from(range(arrays.n_nodes))
+    graph.add_edges_from(zip(arrays.src.tolist(), arrays.dst.tolist(), strict=False))
+    out = np.zeros(arrays.n_nodes, dtype=bool)
+    out[list(nx.descendants(graph, anchor) if arrays.directed else nx.node_connected_component(graph, anchor))] = True
+    out[anchor] = True
+    return out
