@@ -20,7 +20,7 @@ def random_cap(manifold: Manifold, key: Array, center: Array, radius, n: int) ->
     k_dir, k_len = jax.random.split(key)
     c = jnp.broadcast_to(center, (n, center.shape[-1]))
     u = manifold.random_tangent(k_dir, c)
-    u = u / jnp.maximum(manifold.norm(c, u), jnp.finfo(c.dtype).tiny)
+    u = u / jnp.maximum(manifold.norm(c, u)[:, None], jnp.finfo(c.dtype).tiny)
     r = radius * jax.random.uniform(k_len, (n, 1), dtype=c.dtype) ** (1.0 / manifold.dim)
     return manifold.exp(c, r * u)
 

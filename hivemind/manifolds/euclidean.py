@@ -21,7 +21,7 @@ class Euclidean(ManifoldBase):
         return self.dim
 
     def inner(self, x: Array, u: Array, v: Array) -> Array:
-        return dot(u, v)
+        return dot(u, v)[..., 0]
 
     def proj(self, x: Array, u: Array) -> Array:
         return u

@@ -26,7 +26,7 @@ class Hyperbolic(ManifoldBase):
     name = "hyperbolic"
 
     def inner(self, x: Array, u: Array, v: Array) -> Array:
-        return minkowski(u, v)
+        return minkowski(u, v)[..., 0]
 
     def proj(self, x: Array, u: Array) -> Array:
         return u + minkowski(x, u) * x
@@ -41,14 +41,14 @@ class Hyperbolic(ManifoldBase):
         return (2.0 * jnp.arcsinh(safe_sqrt(jnp.maximum(q, 0.0)) / 2.0))[..., 0]
 
     def exp(self, x: Array, v: Array) -> Array:
-        t = self.norm(x, v)
+        t = self.norm(x, v)[..., None]
         y = jnp.cosh(t) * x + sinhc(t) * v
         return self.projx(y)
 
     def log(self, x: Array, y: Array) -> Array:
         u = self.proj(x, y - x)  # |u|_L = sinh d, accurate for nearby points
         d = self.dist(x, y)[..., None]
-        return ratio_or_one(d, self.norm(x, u)) * u
+        return ratio_or_one(d, self.norm(x, u)[..., None]) * u
 
     def retract(self, x: Array, v: Array) -> Array:
         return self.projx(x + v)

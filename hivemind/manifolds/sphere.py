@@ -23,7 +23,7 @@ class Sphere(ManifoldBase):
     name = "sphere"
 
     def inner(self, x: Array, u: Array, v: Array) -> Array:
-        return dot(u, v)
+        return dot(u, v)[..., 0]
 
     def proj(self, x: Array, u: Array) -> Array:
         return u - dot(x, u) * x
@@ -37,7 +37,7 @@ class Sphere(ManifoldBase):
         return (2.0 * jnp.arctan2(a, b))[..., 0]
 
     def exp(self, x: Array, v: Array) -> Array:
-        t = self.norm(x, v)
+        t = self.norm(x, v)[..., None]
         y = jnp.cos(t) * x + sinc(t) * v
         return self.projx(y)
 
@@ -46,7 +46,7 @@ class Sphere(ManifoldBase):
         # small difference y - x, so it is accurate (and exactly 0) for nearby points.
         u = self.proj(x, y - x)
         d = self.dist(x, y)[..., None]
-        return ratio_or_one(d, self.norm(x, u)) * u
+        return ratio_or_one(d, self.norm(x, u)[..., None]) * u
 
     def retract(self, x: Array, v: Array) -> Array:
         return self.projx(x + v)

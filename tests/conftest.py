@@ -1,0 +1,20 @@
+"""Shared test set-up.
+
+64-bit types are enabled for the whole session so float64 cases can run; float32 cases
+create float32 arrays explicitly, and ``simulate`` sets its own precision.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1")
+
+import jax  # noqa: E402
+from hypothesis import HealthCheck, settings  # noqa: E402
+
+jax.config.update("jax_enable_x64", True)
+
+# JAX compiles on first use of each shape: deadlines would measure compilation.
+settings.register_profile("hivemind", deadline=None, max_examples=60, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("hivemind")
