@@ -252,6 +252,7 @@ def _anchor_index(labels: list, node: Any) -> int:
 
 
 SECTIONS = ("manifold", "graph", "anchor", "init", "dynamics", "record", "run", "agents")
+TOP_LEVEL_KEYS = ("name", "description")
 
 # Tolerance for explicit coordinates typed by hand: they are projected exactly afterwards.
 ON_MANIFOLD_ATOL = 1e-4
@@ -322,6 +323,11 @@ def parse_scenario(text: str, file: str = "<scenario>", base: Path | None = None
     data = apply_overrides(data, overrides, file)
     r = _Reader(file, data)
     base = Path(".") if base is None else base
+    # Unknown top-level names first: "[grpah]" should say so, not "graph.kind is required".
+    for key, value in data.items():
+        if key not in SECTIONS and key not in TOP_LEVEL_KEYS:
+            what = "section" if isinstance(value, dict) else "key"
+            raise r.error(key, f"is not a known {what} (sections: {', '.join(SECTIONS)})")
 
     name = r.get("", "name", "str", Path(file).stem)
     description = r.get("", "description", "str", "")
@@ -333,7 +339,7 @@ def parse_scenario(text: str, file: str = "<scenario>", base: Path | None = None
     gkind = r.get("graph", "kind", "str")
     gseed = r.get("graph", "seed", "int", 0)
     directed = r.get("graph", "directed", "bool", False)
-    n = r.get("graph", "n", "int", None, check=_at_least(2)) if gkind != "file" else None
+    n = r.get("graph", "n", "int", None, check=_at_least(2))
     params, edges, gpath = {}, None, None
     try:
         if gkind == "edges":
@@ -345,6 +351,8 @@ def parse_scenario(text: str, file: str = "<scenario>", base: Path | None = None
             gpath = r.get("graph", "path", "str")
             resolved = Path(gpath) if Path(gpath).is_absolute() else base / gpath
             graph = graphs.from_file(resolved, directed if "directed" in r.table("graph") else None)
+            if n is not None and n != graph.number_of_nodes():
+                raise r.error("graph.n", f"is {n} but {gpath} has {graph.number_of_nodes()} nodes")
         else:
             params = r.get("graph", "params", "table", {})
             graph = graphs.from_generator(gkind, n, params, gseed)

@@ -34,7 +34,8 @@ def scenario_text(**sections) -> str:
         if table is None:
             base.pop(name, None)
         else:
-            base[name] = {**base.get(name, {}), **table}
+            merged = {**base.get(name, {}), **table}
+            base[name] = {k: v for k, v in merged.items() if v is not None}
     lines = ['name = "test"']
     for name, table in base.items():
         lines.append(f"[{name}]")

@@ -102,7 +102,11 @@ def test_loss_never_increases_under_small_gradient_steps(kind):
 @pytest.mark.parametrize("kind", ["sphere", "hyperbolic", "euclidean"])
 def test_engine_gradient_equals_autodiff_gradient_of_the_loss(kind):
     # The engine sums Log maps; autodiff differentiates the distance formula: two code paths.
-    s = scenario(manifold={"kind": kind, "dim": 3}, graph={"kind": "barabasi_albert", "n": 30, "params": {"m": 2}}, run={"precision": "float64"})
+    s = scenario(
+        manifold={"kind": kind, "dim": 3},
+        graph={"kind": "barabasi_albert", "n": 30, "params": {"m": 2}},
+        run={"precision": "float64"},
+    )
     with jax.enable_x64(True):
         config, _, topo = engine_inputs(s, jnp.float64)
         m = config.manifold
@@ -219,7 +223,9 @@ def test_vmapped_seeds_equal_separate_runs():
 
 
 def test_blow_up_stops_with_the_step_and_keeps_finite_records():
-    s = scenario(manifold={"kind": "euclidean", "dim": 2}, graph={"kind": "complete", "n": 8}, dynamics={"step_size": 3.0, "steps": 500})
+    s = scenario(
+        manifold={"kind": "euclidean", "dim": 2}, graph={"kind": "complete", "n": 8}, dynamics={"step_size": 3.0, "steps": 500}
+    )
     with pytest.raises(SimulationDiverged, match=r"between step \d+ and step \d+; try a smaller dynamics.step_size") as info:
         simulate(s)
     ds = info.value.dataset
@@ -231,6 +237,11 @@ def test_blow_up_stops_with_the_step_and_keeps_finite_records():
 
 def test_cap_initialisation_lies_within_spread():
     for kind in ("sphere", "hyperbolic", "euclidean"):
-        s = scenario(manifold={"kind": kind, "dim": 3}, graph={"kind": "complete", "n": 50}, init={"kind": "cap", "spread": 0.7}, dynamics={"steps": 1})
+        s = scenario(
+            manifold={"kind": kind, "dim": 3},
+            graph={"kind": "complete", "n": 50},
+            init={"kind": "cap", "spread": 0.7},
+            dynamics={"steps": 1},
+        )
         d0 = simulate(s).distance_to_anchor.isel(seed=0, step=0).values
         assert d0.max() <= 0.7 + 1e-5 and d0[1:].min() > 0 and math.isclose(d0[0], 0.0, abs_tol=1e-7)
