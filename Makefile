@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 # Compiling llama-cpp-python is the slow part of `make test`'s first run; use both cores.
 export CMAKE_BUILD_PARALLEL_LEVEL ?= 2
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint clean readme-figures
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -21,7 +21,11 @@ $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 	touch $@ $(VENV)/.installed
 
 demo: $(VENV)/.installed
-	$(BIN)/hivemind run scenarios/quickstart.toml --out runs/quickstart
+	$(BIN)/hivemind run scenarios/quickstart.toml --out runs/quickstart --plot
+
+# The README's figures come from the demo run.
+readme-figures: demo
+	for f in convergence.png states.png graph.png states.gif; do cp runs/quickstart/figures/$$f figures/quickstart_$$f; done
 
 test: $(VENV)/.installed-dev
 	$(BIN)/python -m pytest

@@ -37,7 +37,15 @@ def build_parser() -> argparse.ArgumentParser:
     _add_scenario_args(p)
     p.add_argument("--out", required=True, help="output directory")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--plot", action="store_true", help="write the figures into OUT/figures after the run")
     p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("plot", help="write the figures of a run directory into DIR/figures")
+    p.add_argument("run_dir", help="a directory written by `hivemind run`")
+    p.add_argument("--out", help="where to write the figures (default: RUN_DIR/figures)")
+    p.add_argument("--formats", default="png,pdf", help="comma-separated figure formats (default: png,pdf)")
+    p.add_argument("--no-animation", action="store_true", help="skip the GIF")
+    p.set_defaults(func=cmd_plot)
 
     p = sub.add_parser("validate", help="check a scenario file without running it")
     _add_scenario_args(p)
@@ -108,6 +116,25 @@ def cmd_run(args) -> int:
         f"of the anchor ({s['agents_reachable']} can hear it)"
     )
     print(f"results: {out / 'run.nc'} and {out / 'manifest.json'}")
+    if args.plot:
+        _plot(out, None, ("png", "pdf"), animate=True)
+    return EXIT_OK
+
+
+def _plot(run_dir, out, formats, animate: bool) -> None:
+    from hivemind.plot import plot_run
+
+    paths = plot_run(run_dir, out, formats=formats, animate=animate)
+    folder = paths[0].parent if paths else out
+    print(f"figures: {folder}/ ({', '.join(p.name for p in paths)})")
+
+
+def cmd_plot(args) -> int:
+    formats = tuple(f.strip().lower() for f in args.formats.split(",") if f.strip())
+    known = {"png", "pdf", "svg"}
+    if not formats or not set(formats) <= known:
+        raise UsageError(f"--formats must be a comma-separated subset of {', '.join(sorted(known))}, got {args.formats!r}")
+    _plot(args.run_dir, args.out, formats, animate=not args.no_animation)
     return EXIT_OK
 
 

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import xarray as xr
 
-from hivemind.topology import reachable_from_anchor
+from hivemind.topology import GraphArrays, reachable_from_anchor
 
 if TYPE_CHECKING:
     from hivemind.scenario import Scenario
@@ -204,3 +204,17 @@ def load_run(path: str | Path) -> xr.Dataset:
             return ds.load()
     except (OSError, ValueError) as e:
         raise RunDirError(f"{nc}: cannot be read as a hivemind run: {e}") from None
+
+
+def graph_arrays_of(ds: xr.Dataset) -> GraphArrays:
+    """The graph stored in a results Dataset, as the engine indexed it."""
+    inertia = ds.inertia.values.astype(np.float64).copy()
+    inertia[ds.attrs["anchor"]] = 1.0  # stored as inf; only 1/m = 0 matters to the engine
+    return GraphArrays(
+        labels=[str(v) for v in ds.node.values],
+        src=ds.edge_src.values.astype(np.int64),
+        dst=ds.edge_dst.values.astype(np.int64),
+        weight=ds.edge_weight.values.astype(np.float64),
+        directed=bool(ds.attrs.get("directed", 0)),
+        inertia=inertia,
+    )
