@@ -7,6 +7,8 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+
 from hivemind.results import RunDirError, save_run, summarize
 from hivemind.scenario import Scenario, ScenarioError, load_scenario
 
@@ -46,6 +48,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--formats", default="png,pdf", help="comma-separated figure formats (default: png,pdf)")
     p.add_argument("--no-animation", action="store_true", help="skip the GIF")
     p.set_defaults(func=cmd_plot)
+
+    p = sub.add_parser("theory", help="predicted (grounded Laplacian) against measured convergence rate of the gradient rule")
+    _add_scenario_args(p)
+    p.add_argument("--tol", type=float, default=1e-3, help="distance for the steps-to-tolerance prediction (default 1e-3)")
+    p.set_defaults(func=cmd_theory)
 
     p = sub.add_parser("validate", help="check a scenario file without running it")
     _add_scenario_args(p)
@@ -127,6 +134,57 @@ def _plot(run_dir, out, formats, animate: bool) -> None:
     paths = plot_run(run_dir, out, formats=formats, animate=animate)
     folder = paths[0].parent if paths else out
     print(f"figures: {folder}/ ({', '.join(p.name for p in paths)})")
+
+
+def cmd_theory(args) -> int:
+    import dataclasses
+    import math
+
+    from hivemind.simulate import SimulationDiverged, simulate
+    from hivemind.theory import rate_report
+
+    if not (args.tol > 0 and math.isfinite(args.tol)):
+        raise UsageError(f"--tol must be a finite number > 0, got {args.tol}")
+    scenario = load_scenario(args.scenario, args.overrides)
+    if scenario.dynamics.rule != "gradient":
+        print(
+            f"note: the linear theory is for the gradient rule; "
+            f"running {scenario.name} with rule gradient, not {scenario.dynamics.rule}"
+        )
+        scenario = dataclasses.replace(scenario, dynamics=dataclasses.replace(scenario.dynamics, rule="gradient"))
+    print(describe(scenario))
+    try:
+        ds = simulate(scenario)
+    except SimulationDiverged as e:
+        ds = e.dataset
+        print(f"the run diverged ({e}); the prediction below says why")
+    report = rate_report(ds, scenario.arrays)
+    if report is None:
+        raise UsageError(f"{scenario.source}: theory needs at most a few thousand agents for its dense spectrum")
+    pred, meas = report["predicted"], report["measured"]
+    anchor = scenario.anchor_index
+    hears = (ds.reachable.values == 1) & (ds.agent.values != anchor)
+    mean = ds.distance_to_anchor.values[:, :, hears].mean(axis=(0, 2))
+    print(f"grounded Laplacian M^-1 L_g: lambda_min {pred['lambda_min']:.6g}, lambda_max {pred['lambda_max']:.6g}")
+    stable = "stable" if pred["stable"] else "UNSTABLE: step_size * lambda_max >= 2 (or no agent hears the anchor)"
+    print(f"predicted: x{pred['rho']:.6f} per step (rate {pred['rate']:.6g}), {stable}")
+    if pred["stable"]:
+        need = math.log(mean[0] / args.tol) / pred["rate"] if mean[0] > args.tol else 0.0
+        print(
+            f"predicted steps for the mean distance {mean[0]:.3g} to reach {args.tol:g}: {need:.0f} (asymptotic rate from step 0)"
+        )
+    if meas:
+        err = report.get("relative_error", float("nan"))
+        print(
+            f"measured:  x{meas['rho']:.6f} per step (rate {meas['rate']:.6g}), "
+            f"fit over steps {meas['first_step']}-{meas['last_step']}, "
+            f"R^2 {meas['r2']:.5f}; relative error {err:.2%}"
+        )
+    else:
+        print("measured:  too few points above the precision floor to fit a rate (run longer or with a smaller step)")
+    below = np.flatnonzero(mean < args.tol)
+    print(f"measured steps to reach {args.tol:g}: {int(ds.step.values[below[0]]) if below.size else 'not reached'}")
+    return EXIT_OK
 
 
 def cmd_plot(args) -> int:

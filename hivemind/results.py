@@ -137,7 +137,14 @@ def manifest(scenario: Scenario, ds: xr.Dataset) -> dict:
         "wall_time_s": ds.attrs.get("wall_time_s"),
         "status": ds.attrs.get("status", "complete"),
         "summary": summarize(ds) if ds.sizes["step"] else {},
+        "theory": _theory(ds),
     }
+
+
+def _theory(ds: xr.Dataset) -> dict | None:
+    from hivemind.theory import rate_report
+
+    return rate_report(ds) if ds.sizes["step"] > 1 else None
 
 
 def _atomic_write(path: Path, write) -> None:

@@ -79,3 +79,65 @@ def predicted_rate(arrays: GraphArrays, anchor: int, coupling: float, step_size:
         rate=-math.log(rho) if rho > 0 else math.inf,
         stable=rho < 1.0,
     )
+
+
+# Below these mean distances a run is at its precision floor (updates round away), so the
+# tail fit ignores them: float32 stalls near ulp / (eta lambda), float64 far lower.
+FIT_FLOOR = {"float32": 1e-4, "float64": 1e-10}
+
+
+@dataclass(frozen=True)
+class RateMeasurement:
+    """Slope of log(mean distance to the anchor) against steps over the tail of a run."""
+
+    rate: float
+    rho: float
+    first_step: int
+    last_step: int
+    points: int
+    r2: float
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def measured_rate(steps: np.ndarray, mean_distance: np.ndarray, floor: float) -> RateMeasurement | None:
+    """Least-squares fit of log d = c - rate * step over the second half of the points above ``floor``.
+
+    The first half is left out because the linear regime holds only near the anchor, once
+    the faster modes have died out. Returns None with fewer than 4 usable points.
+    """
+    ok = np.flatnonzero((mean_distance > floor) & np.isfinite(mean_distance))
+    if ok.size < 8:
+        return None
+    # Contiguous prefix above the floor, then its second half.
+    stop = ok[np.flatnonzero(np.diff(ok) != 1)[0]] + 1 if np.any(np.diff(ok) != 1) else ok[-1] + 1
+    idx = np.arange(ok[0], stop)
+    idx = idx[idx.size // 2 :]
+    if idx.size < 4:
+        return None
+    t, y = steps[idx].astype(float), np.log(mean_distance[idx])
+    slope, intercept = np.polyfit(t, y, 1)
+    resid = y - (slope * t + intercept)
+    r2 = 1.0 - float(resid @ resid) / max(float(((y - y.mean()) ** 2).sum()), 1e-300)
+    return RateMeasurement(
+        rate=float(-slope), rho=float(np.exp(slope)), first_step=int(t[0]), last_step=int(t[-1]), points=int(idx.size), r2=r2
+    )
+
+
+def rate_report(ds, arrays: GraphArrays | None = None) -> dict | None:
+    """Predicted against measured rate for a ``gradient`` run's Dataset; None where theory gives none."""
+    if ds.attrs.get("rule") != "gradient" or ds.sizes["agent"] > MAX_DENSE_AGENTS:
+        return None
+    from hivemind.results import graph_arrays_of
+
+    arrays = graph_arrays_of(ds) if arrays is None else arrays
+    anchor = int(ds.attrs["anchor"])
+    pred = predicted_rate(arrays, anchor, float(ds.attrs["coupling"]), float(ds.attrs["step_size"]))
+    hears = (ds.reachable.values == 1) & (ds.agent.values != anchor)
+    mean = ds.distance_to_anchor.values[:, :, hears].mean(axis=(0, 2))
+    meas = measured_rate(ds.step.values, mean, FIT_FLOOR.get(ds.attrs.get("precision"), 1e-4))
+    out = {"predicted": pred.to_dict(), "measured": meas.to_dict() if meas else None}
+    if meas and pred.rate != 0:
+        out["relative_error"] = abs(meas.rate - pred.rate) / abs(pred.rate)
+    return out

@@ -51,6 +51,8 @@ def test_run_writes_labelled_dataset_and_manifest(tmp_path, capsys):
     assert set(meta["versions"]) >= {"hivemind", "jax", "numpy"} and meta["wall_time_s"] > 0
     assert meta["scenario_text"] == src.read_text() and len(meta["scenario_sha256"]) == 64
     assert meta["summary"]["final_step"] == 95 and meta["summary"]["agents"] == 3
+    # gradient rule: the manifest carries the grounded-Laplacian prediction beside the measurement
+    assert meta["theory"]["predicted"]["stable"] and 0 < meta["theory"]["predicted"]["rho"] < 1
 
 
 def test_diverged_run_saves_what_it_recorded_and_exits_1(tmp_path, capsys):
