@@ -141,7 +141,7 @@ def cmd_theory(args) -> int:
     import math
 
     from hivemind.simulate import SimulationDiverged, simulate
-    from hivemind.theory import rate_report
+    from hivemind.theory import mean_distance_of_hearers, rate_report
 
     if not (args.tol > 0 and math.isfinite(args.tol)):
         raise UsageError(f"--tol must be a finite number > 0, got {args.tol}")
@@ -162,9 +162,7 @@ def cmd_theory(args) -> int:
     if report is None:
         raise UsageError(f"{scenario.source}: theory needs at most a few thousand agents for its dense spectrum")
     pred, meas = report["predicted"], report["measured"]
-    anchor = scenario.anchor_index
-    hears = (ds.reachable.values == 1) & (ds.agent.values != anchor)
-    mean = ds.distance_to_anchor.values[:, :, hears].mean(axis=(0, 2))
+    mean = mean_distance_of_hearers(ds)
     print(f"grounded Laplacian M^-1 L_g: lambda_min {pred['lambda_min']:.6g}, lambda_max {pred['lambda_max']:.6g}")
     stable = "stable" if pred["stable"] else "UNSTABLE: step_size * lambda_max >= 2 (or no agent hears the anchor)"
     print(f"predicted: x{pred['rho']:.6f} per step (rate {pred['rate']:.6g}), {stable}")

@@ -19,7 +19,7 @@ from matplotlib.colors import LogNorm, Normalize
 from matplotlib.figure import Figure
 
 from hivemind.manifolds import get_manifold
-from hivemind.results import graph_arrays_of, load_run
+from hivemind.results import load_run
 
 # Okabe-Ito: distinguishable under the common colour-vision deficiencies.
 OKABE_ITO = ["#000000", "#E69F00", "#56B4E9", "#009E73", "#F0E442", "#0072B2", "#D55E00", "#CC79A7"]
@@ -79,15 +79,11 @@ def _colorbar(fig: Figure, mappable, ax, label="initial distance to anchor") -> 
 
 
 def predicted_rate_of(ds: xr.Dataset):
-    """The grounded-Laplacian rate for a ``gradient`` run, or None where theory gives none."""
-    if ds.attrs.get("rule") != "gradient":
-        return None
-    from hivemind.theory import MAX_DENSE_AGENTS, predicted_rate
+    """The grounded-Laplacian rate for a ``gradient`` run if it is stable, else None."""
+    from hivemind.theory import prediction_for
 
-    if ds.sizes["agent"] > MAX_DENSE_AGENTS:
-        return None
-    pred = predicted_rate(graph_arrays_of(ds), int(ds.attrs["anchor"]), float(ds.attrs["coupling"]), float(ds.attrs["step_size"]))
-    return pred if pred.stable else None
+    pred = prediction_for(ds)
+    return pred if pred is not None and pred.stable else None
 
 
 def convergence(ds: xr.Dataset, max_agents: int = MAX_AGENTS) -> Figure:

@@ -11,6 +11,7 @@ import hashlib
 import math
 import tomllib
 from dataclasses import asdict, dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -110,8 +111,9 @@ class Scenario:
     text: str = ""
     arrays: GraphArrays | None = field(default=None, compare=False, repr=False)
 
-    @property
+    @cached_property
     def anchor_index(self) -> int:
+        # Cached: the label lookup is O(N), and the engine asks once per seed.
         return _anchor_index(self.arrays.labels, self.anchor.node)
 
     @property

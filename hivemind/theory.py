@@ -125,17 +125,31 @@ def measured_rate(steps: np.ndarray, mean_distance: np.ndarray, floor: float) ->
     )
 
 
-def rate_report(ds, arrays: GraphArrays | None = None) -> dict | None:
-    """Predicted against measured rate for a ``gradient`` run's Dataset; None where theory gives none."""
+def prediction_for(ds, arrays: GraphArrays | None = None) -> RatePrediction | None:
+    """The predicted rate of a run's Dataset, or None where the theory gives none.
+
+    The theory covers the ``gradient`` rule, and graphs small enough for a dense spectrum.
+    """
     if ds.attrs.get("rule") != "gradient" or ds.sizes["agent"] > MAX_DENSE_AGENTS:
         return None
     from hivemind.results import graph_arrays_of
 
     arrays = graph_arrays_of(ds) if arrays is None else arrays
-    anchor = int(ds.attrs["anchor"])
-    pred = predicted_rate(arrays, anchor, float(ds.attrs["coupling"]), float(ds.attrs["step_size"]))
-    hears = (ds.reachable.values == 1) & (ds.agent.values != anchor)
-    mean = ds.distance_to_anchor.values[:, :, hears].mean(axis=(0, 2))
+    return predicted_rate(arrays, int(ds.attrs["anchor"]), float(ds.attrs["coupling"]), float(ds.attrs["step_size"]))
+
+
+def mean_distance_of_hearers(ds) -> np.ndarray:
+    """Mean distance to the anchor over seeds and the agents that can hear it, per recorded step."""
+    hears = (ds.reachable.values == 1) & (ds.agent.values != int(ds.attrs["anchor"]))
+    return ds.distance_to_anchor.values[:, :, hears].mean(axis=(0, 2))
+
+
+def rate_report(ds, arrays: GraphArrays | None = None) -> dict | None:
+    """Predicted against measured rate for a ``gradient`` run's Dataset; None where theory gives none."""
+    pred = prediction_for(ds, arrays)
+    if pred is None:
+        return None
+    mean = mean_distance_of_hearers(ds)
     meas = measured_rate(ds.step.values, mean, FIT_FLOOR.get(ds.attrs.get("precision"), 1e-4))
     out = {"predicted": pred.to_dict(), "measured": meas.to_dict() if meas else None}
     if meas and pred.rate != 0:
