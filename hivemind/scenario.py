@@ -167,16 +167,21 @@ class _Reader:
                 raise self.error(path, f"{problem}, got {_show(value)}")
         return value
 
-    def finish(self, sections: tuple[str, ...]) -> None:
+    def check_top_level(self, sections: tuple[str, ...], keys: tuple[str, ...]) -> None:
+        """Before reading anything: "[grpah]" should say so, not "graph.kind is required"."""
         for key, value in self.data.items():
-            if isinstance(value, dict) and key not in self.used.get("", set()):
-                if key not in sections:
-                    raise self.error(key, f"is not a known section (expected {', '.join(sections)})")
-                unknown = sorted(set(value) - self.used.get(key, set()))
+            if key not in sections and key not in keys:
+                what = "section" if isinstance(value, dict) else "key"
+                raise self.error(key, f"is not a known {what} (sections: {', '.join(sections)})")
+
+    def finish(self, sections: tuple[str, ...]) -> None:
+        """After reading: any key inside a section that no ``get`` asked for is unknown."""
+        for section in sections:
+            value = self.data.get(section)
+            if isinstance(value, dict):
+                unknown = sorted(set(value) - self.used.get(section, set()))
                 if unknown:
-                    raise self.error(f"{key}.{unknown[0]}", "is not a known key")
-            elif key not in self.used.get("", set()):
-                raise self.error(key, "is not a known key")
+                    raise self.error(f"{section}.{unknown[0]}", "is not a known key")
 
 
 def _show(value: Any) -> str:
@@ -325,11 +330,7 @@ def parse_scenario(text: str, file: str = "<scenario>", base: Path | None = None
     data = apply_overrides(data, overrides, file)
     r = _Reader(file, data)
     base = Path(".") if base is None else base
-    # Unknown top-level names first: "[grpah]" should say so, not "graph.kind is required".
-    for key, value in data.items():
-        if key not in SECTIONS and key not in TOP_LEVEL_KEYS:
-            what = "section" if isinstance(value, dict) else "key"
-            raise r.error(key, f"is not a known {what} (sections: {', '.join(SECTIONS)})")
+    r.check_top_level(SECTIONS, TOP_LEVEL_KEYS)
 
     name = r.get("", "name", "str", Path(file).stem)
     description = r.get("", "description", "str", "")
