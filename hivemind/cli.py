@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from hivemind.manifolds import get_manifold
 from hivemind.results import RunDirError, save_run, summarize
 from hivemind.scenario import Scenario, ScenarioError, load_scenario
 
@@ -62,7 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def describe(s: Scenario) -> str:
     a = s.arrays
-    symbol = {"sphere": "S", "hyperbolic": "H", "euclidean": "R"}[s.manifold.kind]
+    symbol = get_manifold(s.manifold.kind, s.manifold.dim).symbol
     seeds = f"{len(s.run.seeds)} seed{'s' if len(s.run.seeds) > 1 else ''}"
     return (
         f"{s.name}: {s.manifold.kind} {symbol}^{s.manifold.dim}, {a.n_nodes} agents, {a.src.size} "

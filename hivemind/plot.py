@@ -70,8 +70,22 @@ def agent_colors(ds: xr.Dataset, agents: np.ndarray):
 
 
 def _title(ds: xr.Dataset, what: str) -> str:
-    symbol = {"sphere": "S", "hyperbolic": "H", "euclidean": "R"}.get(ds.attrs["manifold"], "M")
+    symbol = _manifold(ds).symbol
     return f"{ds.attrs['scenario']}: {what} ({symbol}^{ds.attrs['dim']}, rule {ds.attrs['rule']})"
+
+
+def _manifold(ds: xr.Dataset):
+    return get_manifold(ds.attrs["manifold"], int(ds.attrs["dim"]))
+
+
+def _in_poincare_disk(ds: xr.Dataset) -> bool:
+    """H^2 is drawn in the Poincaré disk; every other space through the log map at the anchor."""
+    return ds.attrs["manifold"] == "hyperbolic" and int(ds.attrs["dim"]) == 2
+
+
+def _disk_boundary(ax, label: str | None = None) -> None:
+    t = np.linspace(0, 2 * np.pi, 200)
+    ax.plot(np.cos(t), np.sin(t), color="0.5", lw=1, label=label)
 
 
 def _colorbar(fig: Figure, mappable, ax, label="initial distance to anchor") -> None:
@@ -145,17 +159,15 @@ def planar(ds: xr.Dataset, agents: np.ndarray, seed: int = 0):
     projected on its top two principal directions (for S^2 this is the azimuthal
     equidistant map centred on the anchor).
     """
-    m = get_manifold(ds.attrs["manifold"], int(ds.attrs["dim"]))
-    x = ds.state.isel(seed=seed).values  # (T, N, D)
-    anchor = int(ds.attrs["anchor"])
-    if m.name == "hyperbolic" and m.dim == 2:
-        p = x[..., 1:] / (1.0 + x[..., :1])
-        return p[:, agents], p[0, anchor], ("Poincaré disk u1", "Poincaré disk u2")
-    a = x[0, anchor]
-    v = np.asarray(m.log(np.broadcast_to(a, x.shape), x))
-    _, _, vt = np.linalg.svd(v[0, agents], full_matrices=False)  # uncentred: the anchor is the origin
+    states = ds.state.isel(seed=seed)
+    x = states.isel(agent=agents).values  # (T, n, D): only the sampled agents
+    a = states.isel(step=0, agent=int(ds.attrs["anchor"])).values
+    if _in_poincare_disk(ds):
+        return x[..., 1:] / (1.0 + x[..., :1]), a[1:] / (1.0 + a[0]), ("Poincaré disk u1", "Poincaré disk u2")
+    v = np.asarray(_manifold(ds).log(np.broadcast_to(a, x.shape), x))
+    _, _, vt = np.linalg.svd(v[0], full_matrices=False)  # uncentred: the anchor is the origin
     basis = vt[:2].T if vt.shape[0] >= 2 else np.eye(v.shape[-1], 2)
-    return v[:, agents] @ basis, np.zeros(2), ("PC1 of Log at anchor", "PC2 of Log at anchor")
+    return v @ basis, np.zeros(2), ("PC1 of Log at anchor", "PC2 of Log at anchor")
 
 
 def states(ds: xr.Dataset, max_agents: int = MAX_AGENTS) -> Figure:
@@ -182,9 +194,8 @@ def states(ds: xr.Dataset, max_agents: int = MAX_AGENTS) -> Figure:
         else:
             ax = fig.add_subplot()
             xy, a_xy, (xl, yl) = planar(ds, agents)
-            if ds.attrs["manifold"] == "hyperbolic" and int(ds.attrs["dim"]) == 2:
-                t = np.linspace(0, 2 * np.pi, 200)
-                ax.plot(np.cos(t), np.sin(t), color="0.5", lw=1, label="boundary at infinity")
+            if _in_poincare_disk(ds):
+                _disk_boundary(ax, "boundary at infinity")
             segs = [xy[keep, k] for k in range(len(agents))]
             ax.add_collection(LineCollection(segs, colors=colors, linewidths=0.7, alpha=0.7))
             ax.scatter(xy[0, :, 0], xy[0, :, 1], color=colors, s=8, label="start")
@@ -272,9 +283,8 @@ def animation(ds: xr.Dataset, path: str | Path, max_agents: int = MAX_AGENTS, fr
         picks = _thin_steps(ds.sizes["step"], frames)
         fig = Figure(figsize=(5.5, 5), dpi=80, layout="constrained")
         ax = fig.add_subplot()
-        if ds.attrs["manifold"] == "hyperbolic" and int(ds.attrs["dim"]) == 2:
-            t = np.linspace(0, 2 * np.pi, 200)
-            ax.plot(np.cos(t), np.sin(t), color="0.5", lw=1)
+        if _in_poincare_disk(ds):
+            _disk_boundary(ax)
         lo, hi = xy.reshape(-1, 2).min(0), xy.reshape(-1, 2).max(0)
         pad = 0.05 * float(np.max(hi - lo) + 1e-9)
         ax.set_xlim(lo[0] - pad, hi[0] + pad)

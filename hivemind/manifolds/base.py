@@ -26,6 +26,7 @@ class Manifold(Protocol):
     """
 
     name: str
+    symbol: str
     dim: int
 
     @property
@@ -54,6 +55,7 @@ class ManifoldBase:
     dim: int
 
     name = "manifold"
+    symbol = "M"
 
     @property
     def ambient_dim(self) -> int:

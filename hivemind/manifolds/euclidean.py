@@ -15,6 +15,7 @@ class Euclidean(ManifoldBase):
     """R^n with the standard metric; exp and log are addition and subtraction."""
 
     name = "euclidean"
+    symbol = "R"  # as in R^n
 
     @property
     def ambient_dim(self) -> int:

@@ -24,6 +24,7 @@ class Hyperbolic(ManifoldBase):
     """
 
     name = "hyperbolic"
+    symbol = "H"  # as in H^n
 
     def inner(self, x: Array, u: Array, v: Array) -> Array:
         return minkowski(u, v)[..., 0]

@@ -21,6 +21,7 @@ class Sphere(ManifoldBase):
     """
 
     name = "sphere"
+    symbol = "S"  # as in S^n
 
     def inner(self, x: Array, u: Array, v: Array) -> Array:
         return dot(u, v)[..., 0]
