@@ -55,6 +55,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tol", type=float, default=1e-3, help="distance for the steps-to-tolerance prediction (default 1e-3)")
     p.set_defaults(func=cmd_theory)
 
+    p = sub.add_parser("paths", help="path independence: do rules, seeds and starts end in the same configuration?")
+    _add_scenario_args(p)
+    p.add_argument("--out", required=True, help="output directory for paths.json and the figure")
+    p.add_argument("--seeds", type=int, default=4, help="run seeds per rule and start (default 4)")
+    p.add_argument(
+        "--rules",
+        default="gradient,stochastic,gossip,adam",
+        help="comma-separated rules; NAME:STEP gives one its own step size, e.g. adam:0.005 (default %(default)s)",
+    )
+    p.add_argument("--init-seeds", type=int, default=None, metavar="K", help="also vary the initial configuration over K seeds")
+    p.add_argument("--tol", type=float, default=None, help="agreement tolerance (default: from the float precision and step)")
+    p.add_argument("--formats", default="png,pdf", help="figure formats (default: png,pdf)")
+    p.set_defaults(func=cmd_paths)
+
+    p = sub.add_parser("entropy", help="entropy collapse: entropy and degrees of freedom against entanglement and time")
+    _add_scenario_args(p)
+    p.add_argument("--out", required=True, help="output directory for entropy.csv, entropy.json, entropy.nc and the figure")
+    p.add_argument("--lambdas", default="0,0.25,0.5,0.75,1", help="entanglement levels in [0, 1] (default %(default)s)")
+    p.add_argument("--samples", type=int, default=64, help="ensemble size: seeds with independent starts (default 64)")
+    p.add_argument("--k", type=int, default=3, help="neighbour order of the kNN estimator (default 3)")
+    p.add_argument("--resolution", type=float, default=1e-3, help="delta of the resolved dimension (default 1e-3)")
+    p.add_argument("--formats", default="png,pdf", help="figure formats (default: png,pdf)")
+    p.set_defaults(func=cmd_entropy)
+
     p = sub.add_parser("validate", help="check a scenario file without running it")
     _add_scenario_args(p)
     p.set_defaults(func=cmd_validate)
@@ -102,9 +126,7 @@ def cmd_run(args) -> int:
     from hivemind.simulate import SimulationDiverged, simulate
 
     scenario = load_scenario(args.scenario, args.overrides)
-    out = Path(args.out)
-    if out.exists() and not out.is_dir():
-        raise UsageError(f"{out}: --out exists and is not a directory")
+    out = _out_dir(args.out)
     if not args.quiet:
         print(describe(scenario))
     bar = ProgressBar(not args.quiet)
@@ -186,12 +208,177 @@ def cmd_theory(args) -> int:
     return EXIT_OK
 
 
-def cmd_plot(args) -> int:
-    formats = tuple(f.strip().lower() for f in args.formats.split(",") if f.strip())
+def _formats(text: str) -> tuple[str, ...]:
+    formats = tuple(f.strip().lower() for f in text.split(",") if f.strip())
     known = {"png", "pdf", "svg"}
     if not formats or not set(formats) <= known:
-        raise UsageError(f"--formats must be a comma-separated subset of {', '.join(sorted(known))}, got {args.formats!r}")
-    _plot(args.run_dir, args.out, formats, animate=not args.no_animation)
+        raise UsageError(f"--formats must be a comma-separated subset of {', '.join(sorted(known))}, got {text!r}")
+    return formats
+
+
+def _out_dir(path: str) -> Path:
+    out = Path(path)
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"{out}: --out exists and is not a directory")
+    return out
+
+
+def _positive(name: str, value, integer: bool = False):
+    import math
+
+    if value is not None and not (value > 0 and math.isfinite(value)):
+        raise UsageError(f"{name} must be {'an integer' if integer else 'a finite number'} > 0, got {value}")
+    return value
+
+
+def cmd_paths(args) -> int:
+    from hivemind.paths import compare_paths, parse_rules
+    from hivemind.plot import paths_figure, save_figure
+    from hivemind.results import save_json
+
+    _positive("--seeds", args.seeds, integer=True)
+    _positive("--init-seeds", args.init_seeds, integer=True)
+    _positive("--tol", args.tol)
+    formats = _formats(args.formats)
+    try:
+        rules = parse_rules(args.rules)
+    except ValueError as e:
+        raise UsageError(f"--rules: {e}") from None
+    scenario = load_scenario(args.scenario, args.overrides)
+    out = _out_dir(args.out)
+    print(describe(scenario))
+    init_seeds = None if args.init_seeds is None else list(range(args.init_seeds))
+    report = compare_paths(
+        scenario, rules, seeds=range(args.seeds), init_seeds=init_seeds, tol=args.tol, progress=lambda m: print(f"  running {m}")
+    )
+    for note in report.notes:
+        print(f"note: {note}")
+    print(f"{'rule':<18}{'runs':>6}{'diverged':>10}{'mean final dist':>17}{'max final dist':>16}")
+    for row in report.rule_rows():
+        print(
+            f"{row['rule']:<18}{row['runs']:>6}{row['diverged']:>10}"
+            f"{row['mean_final_distance']:>17.3g}{row['max_final_distance']:>16.3g}"
+        )
+    data = report.to_dict()
+    print(
+        f"largest spread between endpoints {_fmt(data['max_spread'], 'inf')}, largest distance to the anchor's state "
+        f"{_fmt(data['max_gap'], 'inf')}; tolerance {report.tol:.3g} ({report.tol_reason})"
+    )
+    save_json(data, out / "paths.json")
+    figures = save_figure(paths_figure(report), out / "paths", formats)
+    n = data["agents"]
+    if report.agrees:
+        print(f"verdict: AGREE: all {n} agents end at the anchor's state in every run, within {report.tol:.3g}")
+    else:
+        bad = report.disagreeing
+        named = "; ".join(f"{report.labels[i]} ({report.reason(i)})" for i in bad[:10])
+        more = f"; and {bad.size - 10} more" if bad.size > 10 else ""
+        print(f"verdict: DISAGREE: {bad.size} of {n} agents: {named}{more}")
+    print(f"results: {out / 'paths.json'}, figure {', '.join(str(p) for p in figures)}")
+    return EXIT_OK if report.agrees else EXIT_FAILED
+
+
+def _lambdas(text: str) -> list[float]:
+    try:
+        values = [float(t) for t in text.split(",") if t.strip()]
+    except ValueError:
+        raise UsageError(f"--lambdas must be comma-separated numbers in [0, 1], got {text!r}") from None
+    if not values or not all(0 <= v <= 1 for v in values):
+        raise UsageError(f"--lambdas must be comma-separated numbers in [0, 1], got {text!r}")
+    return sorted(set(values))
+
+
+def cmd_entropy(args) -> int:
+    from hivemind.entropy import collapse_slope, entropy_collapse, summary_table
+    from hivemind.plot import entropy_figure, save_figure
+    from hivemind.results import save_csv, save_dataset, save_json
+    from hivemind.theory import predicted_rate
+
+    lambdas = _lambdas(args.lambdas)
+    _positive("--samples", args.samples, integer=True)
+    _positive("--k", args.k, integer=True)
+    _positive("--resolution", args.resolution)
+    formats = _formats(args.formats)
+    scenario = load_scenario(args.scenario, args.overrides)
+    out = _out_dir(args.out)
+    d = scenario.manifold.dim
+    if args.samples <= d + 1:
+        raise UsageError(f"--samples must exceed manifold.dim + 1 = {d + 1} for a full-rank covariance, got {args.samples}")
+    if args.k >= args.samples:
+        raise UsageError(f"--k must be below --samples ({args.samples}), got {args.k}")
+    print(describe(scenario))
+    print(f"  {args.samples} samples with independent starts, lambda in {lambdas}")
+    from hivemind.simulate import SimulationDiverged
+
+    try:
+        result = entropy_collapse(scenario, lambdas, args.samples, args.k, args.resolution)
+    except SimulationDiverged as e:
+        print(f"{scenario.source}: {e}; no entropy to estimate", file=sys.stderr)
+        return EXIT_FAILED
+    table = summary_table(result)
+    predicted = None
+    if scenario.dynamics.rule == "gradient" and scenario.arrays.n_nodes <= 4000:
+        pred = predicted_rate(scenario.arrays, scenario.anchor_index, scenario.anchor.coupling, scenario.dynamics.step_size)
+        predicted = -d * pred.rate if pred.stable else None
+    measured = collapse_slope(result) if 1.0 in lambdas else None
+
+    save_csv(table.to_dataframe().reset_index(), out / "entropy.csv")
+    save_dataset(result, out / "entropy.nc")
+    final = table.isel(step=-1)
+    rows = [
+        {
+            "lambda": float(lam),
+            "gaussian_entropy": _finite(final.gaussian_entropy.sel(lam=lam)),
+            "knn_entropy": _finite(final.knn_entropy.sel(lam=lam)),
+            "participation_ratio": _finite(final.participation_ratio.sel(lam=lam)),
+            "resolved_dimension": _finite(final.resolved_dimension.sel(lam=lam)),
+        }
+        for lam in table.lam.values
+    ]
+    save_json(
+        {
+            "scenario": scenario.name,
+            "step": int(table.step[-1]),
+            "samples": args.samples,
+            "k": args.k,
+            "resolution": args.resolution,
+            "dim": d,
+            "final": rows,
+            "collapse_slope_measured": measured,
+            "collapse_slope_predicted": predicted,
+        },
+        out / "entropy.json",
+    )
+    figures = save_figure(entropy_figure(result, predicted), out / "entropy", formats)
+    print(f"at step {int(table.step[-1])} (mean over agents that hear the anchor; entropies in nats):")
+    print(f"{'lambda':>8}{'Gaussian H':>13}{'kNN H':>11}{'particip.':>11}{'resolved dim':>14}")
+    for r in rows:
+        print(
+            f"{r['lambda']:>8.2f}{_fmt(r['gaussian_entropy']):>13}{_fmt(r['knn_entropy']):>11}"
+            f"{_fmt(r['participation_ratio']):>11}{_fmt(r['resolved_dimension']):>14}"
+        )
+    if measured is not None:
+        line = f"entropy at lambda = 1 falls by {-measured:.4g} nats per step"
+        if predicted is not None:
+            line += f"; the grounded Laplacian predicts {-predicted:.4g} (d x rate, {abs(measured / predicted - 1):.1%} apart)"
+        print(line)
+    print(f"results: {out / 'entropy.csv'}, {out / 'entropy.json'}, {out / 'entropy.nc'}; figure {', '.join(map(str, figures))}")
+    return EXIT_OK
+
+
+def _finite(x) -> float | None:
+    import math
+
+    x = float(x)
+    return x if math.isfinite(x) else None
+
+
+def _fmt(x, none: str = "-") -> str:
+    return none if x is None else f"{x:.4g}"
+
+
+def cmd_plot(args) -> int:
+    _plot(args.run_dir, args.out, _formats(args.formats), animate=not args.no_animation)
     return EXIT_OK
 
 

@@ -180,6 +180,11 @@ def save_json(data: dict, path: str | Path) -> None:
     _atomic_write(Path(path), write)
 
 
+def save_csv(frame, path: str | Path) -> None:
+    """A pandas DataFrame as CSV, written atomically."""
+    _atomic_write(Path(path), lambda tmp: frame.to_csv(tmp, index=False))
+
+
 def _json_default(obj):
     if isinstance(obj, (np.integer,)):
         return int(obj)
