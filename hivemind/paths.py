@@ -196,9 +196,7 @@ class PathsReport:
             "max_spread": _finite_or_none(np.max(np.delete(self.spread, self.anchor), initial=0.0)),
             "max_gap": _finite_or_none(np.max(np.delete(self.gap, self.anchor), initial=0.0)),
             "rules": self.rule_rows(),
-            "runs": [
-                {"rule": r.rule, "init_seed": r.init_seed, "seeds": r.seeds, "diverged": r.diverged} for r in self.runs
-            ],
+            "runs": [{"rule": r.rule, "init_seed": r.init_seed, "seeds": r.seeds, "diverged": r.diverged} for r in self.runs],
             "disagreeing": [
                 {
                     "agent": self.labels[i],
@@ -289,4 +287,3 @@ def _report(scenario: Scenario, runs: list[PathRun], tol: float, tol_reason: str
         k += n
     labels = [str(v) for v in scenario.arrays.labels]
     return PathsReport(scenario.name, tol, tol_reason, labels, scenario.anchor_index, reachable, spread, gap, runs, notes)
-

@@ -196,3 +196,20 @@ def test_sphere_uniform_points_have_zero_mean():
     x = np.asarray(Sphere(2).random_point(jax.random.key(3), (20000,), jnp.float64))
     np.testing.assert_allclose(x.mean(0), 0.0, atol=0.02)
     np.testing.assert_allclose(np.cov(x.T), np.eye(3) / 3, atol=0.02)
+
+
+@pytest.mark.parametrize("kind", ["sphere", "hyperbolic", "euclidean"])
+def test_random_tangent_is_a_standard_gaussian_in_an_orthonormal_frame(kind):
+    # Far from the origin (x_0 = cosh 3 on the hyperboloid) the noise must still be
+    # N(0, I_d) in the metric: coordinates in an orthonormal basis have identity covariance.
+    from hivemind.entropy import tangent_basis
+
+    m = get_manifold(kind, 3)
+    o = m.origin(jnp.float64)
+    direction = jnp.zeros(m.ambient_dim, jnp.float64).at[1].set(1.0).at[2].set(0.5)
+    x = m.exp(o, 3.0 * m.proj(o, direction) / m.norm(o, m.proj(o, direction)))
+    v = m.random_tangent(jax.random.key(7), jnp.broadcast_to(x, (40000, m.ambient_dim)))
+    basis = tangent_basis(m, x)
+    coords = np.asarray(m.inner(x, v[:, None, :], basis))
+    np.testing.assert_allclose(np.cov(coords.T), np.eye(3), atol=0.03)
+    np.testing.assert_allclose(m.proj(x, v), v, atol=1e-9)

@@ -67,6 +67,19 @@ class Hyperbolic(ManifoldBase):
     def origin(self, dtype=jnp.float32) -> Array:
         return jnp.zeros(self.ambient_dim, dtype).at[0].set(1.0)
 
+    def random_tangent(self, key: Array, x: Array) -> Array:
+        """A standard Gaussian in the tangent space at ``x``.
+
+        Projecting an ambient Gaussian, as on the sphere, would not do: the Minkowski
+        projection stretches it by a factor that grows like x_0^2, so far from the origin
+        the "unit" noise would be huge and anisotropic. At the origin the tangent space is
+        the spatial coordinates with the identity metric; draw there and parallel-transport
+        to ``x``, which is an isometry.
+        """
+        space = jax.random.normal(key, (*x.shape[:-1], self.dim), dtype=x.dtype)
+        v = jnp.concatenate([jnp.zeros_like(space[..., :1]), space], axis=-1)
+        return self.transport(jnp.broadcast_to(self.origin(x.dtype), x.shape), x, v)
+
     def random_point(self, key: Array, shape: tuple[int, ...] = (), dtype=jnp.float32) -> Array:
         """Exp at the origin of a standard Gaussian tangent vector (a wrapped normal)."""
         space = jax.random.normal(key, (*shape, self.dim), dtype=dtype)
