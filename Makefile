@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 # Compiling llama-cpp-python is the slow part of `make test`'s first run; use both cores.
 export CMAKE_BUILD_PARALLEL_LEVEL ?= 2
 
-.PHONY: demo test lint clean readme-figures
+.PHONY: demo test lint clean readme-figures analysis
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,10 @@ demo: $(VENV)/.installed
 # The README's figures come from the demo run.
 readme-figures: demo
 	for f in convergence.png states.png graph.png states.gif; do cp runs/quickstart/figures/$$f figures/quickstart_$$f; done
+
+# Reproduce the paper's claims (and where they fail) into figures/; see analysis/README.md.
+analysis: $(VENV)/.installed
+	for f in path_independence path_dependence rates entropy_collapse; do $(BIN)/python analysis/$$f.py || exit 1; done
 
 test: $(VENV)/.installed-dev
 	$(BIN)/python -m pytest

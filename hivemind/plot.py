@@ -23,6 +23,8 @@ from hivemind.results import load_run
 
 # Okabe-Ito: distinguishable under the common colour-vision deficiencies.
 OKABE_ITO = ["#000000", "#E69F00", "#56B4E9", "#009E73", "#F0E442", "#0072B2", "#D55E00", "#CC79A7"]
+# Categorical colours for lines on white: Okabe-Ito without black and the pale yellow.
+CATEGORY_COLORS = ["#E69F00", "#56B4E9", "#009E73", "#CC79A7", "#0072B2", "#D55E00"]
 AGENT_CMAP = "viridis"  # perceptually uniform and colour-blind safe
 ANCHOR_COLOR = "#D55E00"
 PREDICTION_COLOR = "#E69F00"
@@ -357,7 +359,7 @@ def paths_figure(report) -> Figure:
         fig = Figure(figsize=(11, 4.2), layout="constrained")
         ax, ax_agents = fig.subplots(1, 2, width_ratios=[1.4, 1])
         rules = list(dict.fromkeys(r.rule for r in report.runs))
-        color = {rule: OKABE_ITO[(k + 1) % len(OKABE_ITO)] for k, rule in enumerate(rules)}
+        color = {rule: CATEGORY_COLORS[k % len(CATEGORY_COLORS)] for k, rule in enumerate(rules)}
         for run in report.runs:
             for s in range(run.mean_distance.shape[0]):
                 ax.plot(run.steps, np.maximum(run.mean_distance[s], FLOOR), color=color[run.rule], lw=1, alpha=0.7)
