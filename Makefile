@@ -21,7 +21,7 @@ $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 	touch $@ $(VENV)/.installed
 
 demo: $(VENV)/.installed
-	$(BIN)/hivemind run scenarios/quickstart.toml --out runs/quickstart --plot
+	$(BIN)/hivemind run scenarios/quickstart.toml --out runs/quickstart --force --plot
 
 # The README's figures come from the demo run.
 readme-figures: demo

@@ -9,11 +9,12 @@ from pathlib import Path
 
 import numpy as np
 
+from hivemind.checkpoint import CheckpointError
 from hivemind.manifolds import get_manifold
 from hivemind.results import RunDirError, save_run, summarize
 from hivemind.scenario import Scenario, ScenarioError, load_scenario
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 
 class UsageError(Exception):
@@ -41,6 +42,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="output directory")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--plot", action="store_true", help="write the figures into OUT/figures after the run")
+    p.add_argument("--resume", action="store_true", help="continue the interrupted run in OUT from its last checkpoint")
+    p.add_argument("--force", action="store_true", help="overwrite a non-empty OUT")
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("plot", help="write the figures of a run directory into DIR/figures")
@@ -122,21 +125,69 @@ def cmd_validate(args) -> int:
     return EXIT_OK
 
 
+def _prepare_out(out: Path, scenario: Scenario, resume: bool, force: bool) -> str:
+    """Check that OUT may be written: 'fresh', 'resume' or 'complete' (nothing left to do)."""
+    from hivemind import checkpoint
+
+    if resume and force:
+        raise UsageError("--resume and --force contradict each other: pick one")
+    busy = out.is_dir() and any(out.iterdir())
+    if resume:
+        if checkpoint.exists(out / "checkpoint"):
+            return "resume"
+        manifest = out / "manifest.json"
+        if manifest.is_file():
+            import json
+
+            try:
+                meta = json.loads(manifest.read_text())
+            except (OSError, ValueError):
+                meta = {}
+            if meta.get("scenario_fingerprint") == scenario.fingerprint and meta.get("status") == "complete":
+                return "complete"
+        raise UsageError(f"{out}: nothing to resume (no checkpoint of an unfinished run)")
+    if busy and not force:
+        raise UsageError(f"{out}: --out is not empty; pass --resume to continue the run there, or --force to overwrite it")
+    return "fresh"
+
+
 def cmd_run(args) -> int:
-    from hivemind.simulate import SimulationDiverged, simulate
+    from hivemind.simulate import SimulationDiverged, SimulationInterrupted, simulate
 
     scenario = load_scenario(args.scenario, args.overrides)
     out = _out_dir(args.out)
+    mode = _prepare_out(out, scenario, args.resume, args.force)
+    if mode == "complete":
+        print(f"{out}: the run of this scenario is already complete; nothing to resume")
+        return EXIT_OK
     if not args.quiet:
         print(describe(scenario))
     bar = ProgressBar(not args.quiet)
+    resumed = []
+
+    def progress(done: int, total: int) -> None:
+        if mode == "resume" and not resumed:
+            resumed.append(done)
+            if not args.quiet:
+                print(f"resuming from step {done} of {total}", flush=True)
+        bar(done, total)
+
     try:
-        ds = simulate(scenario, progress=bar)
+        ds = simulate(scenario, progress=progress, checkpoint_dir=out / "checkpoint", resume=mode == "resume")
     except SimulationDiverged as e:
         bar.close()
         save_run(out, scenario, e.dataset)
         print(f"{scenario.source}: {e}; steps up to {int(e.dataset.step[-1])} saved in {out}/run.nc", file=sys.stderr)
         return EXIT_FAILED
+    except SimulationInterrupted as e:
+        bar.close()
+        save_run(out, scenario, e.dataset)
+        hint = " ".join(["hivemind run", args.scenario, "--out", str(out), *(f"--set {o}" for o in args.overrides), "--resume"])
+        print(
+            f"interrupted at step {e.step}: what was recorded is in {out}/run.nc; resume with: {hint}",
+            file=sys.stderr,
+        )
+        return EXIT_INTERRUPTED
     bar.close()
     save_run(out, scenario, ds)
     s = summarize(ds)
@@ -386,7 +437,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ScenarioError, RunDirError, UsageError) as e:
+    except (ScenarioError, RunDirError, UsageError, CheckpointError) as e:
         print(str(e), file=sys.stderr)
         return EXIT_USAGE
 

@@ -128,10 +128,12 @@ def manifest(scenario: Scenario, ds: xr.Dataset) -> dict:
         "scenario": scenario.to_dict(),
         "scenario_file": scenario.source,
         "scenario_sha256": scenario.sha256,
+        "scenario_fingerprint": scenario.fingerprint,
         "scenario_text": scenario.text,
         "seeds": list(scenario.run.seeds),
         "precision": scenario.run.precision,
         "devices": [str(d) for d in jax.devices()],
+        "device_count": jax.device_count(),
         "versions": versions(),
         "wall_time_s": ds.attrs.get("wall_time_s"),
         "status": ds.attrs.get("status", "complete"),
@@ -146,7 +148,7 @@ def _theory(ds: xr.Dataset) -> dict | None:
     return rate_report(ds) if ds.sizes["step"] > 1 else None
 
 
-def _atomic_write(path: Path, write) -> None:
+def atomic_write(path: Path, write) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
@@ -156,9 +158,24 @@ def _atomic_write(path: Path, write) -> None:
             os.fsync(f.fileno())
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp's 0600 would surprise users sharing results
         os.replace(tmp, path)
+        _fsync_dir(path.parent)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _fsync_dir(directory: Path) -> None:
+    """Make the rename itself durable (POSIX); a no-op where directories cannot be opened."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def _umask() -> int:
@@ -168,7 +185,7 @@ def _umask() -> int:
 
 
 def save_dataset(ds: xr.Dataset, path: str | Path) -> None:
-    _atomic_write(Path(path), lambda tmp: ds.to_netcdf(tmp, engine=NETCDF_ENGINE))
+    atomic_write(Path(path), lambda tmp: ds.to_netcdf(tmp, engine=NETCDF_ENGINE))
 
 
 def save_json(data: dict, path: str | Path) -> None:
@@ -177,12 +194,12 @@ def save_json(data: dict, path: str | Path) -> None:
             json.dump(data, f, indent=2, default=_json_default)
             f.write("\n")
 
-    _atomic_write(Path(path), write)
+    atomic_write(Path(path), write)
 
 
 def save_csv(frame, path: str | Path) -> None:
     """A pandas DataFrame as CSV, written atomically."""
-    _atomic_write(Path(path), lambda tmp: frame.to_csv(tmp, index=False))
+    atomic_write(Path(path), lambda tmp: frame.to_csv(tmp, index=False))
 
 
 def _json_default(obj):

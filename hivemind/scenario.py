@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import json
 import math
 import tomllib
 from dataclasses import asdict, dataclass, field
@@ -88,6 +89,7 @@ class RecordSpec:
 class RunSpec:
     seeds: tuple[int, ...] = (0,)
     precision: str = "float32"
+    checkpoint_every: int | None = None  # steps between checkpoints; None: every chunk, 0: never
 
 
 @dataclass(frozen=True)
@@ -119,6 +121,20 @@ class Scenario:
     @property
     def sha256(self) -> str:
         return hashlib.sha256(self.text.encode()).hexdigest()
+
+    @cached_property
+    def fingerprint(self) -> str:
+        """SHA-256 of the resolved scenario and its graph: equal exactly when two runs compute the same thing.
+
+        Unlike ``sha256`` (of the file's text) it sees ``--set`` overrides and the content
+        of a graph file, which is what resuming a run must check.
+        """
+        h = hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True, default=str).encode())
+        a = self.arrays
+        for arr in (a.src, a.dst, a.weight, a.inertia):
+            h.update(np.ascontiguousarray(arr).tobytes())
+        h.update(json.dumps([str(v) for v in a.labels]).encode())
+        return h.hexdigest()
 
     def to_dict(self) -> dict:
         """The resolved scenario as plain data (what ``manifest.json`` records)."""
@@ -440,6 +456,7 @@ def parse_scenario(text: str, file: str = "<scenario>", base: Path | None = None
     else:
         seeds = (r.get("run", "seed", "int", 0, check=_nonnegative),)
     precision = r.get("run", "precision", "str", "float32", check=_one_of(("float32", "float64")))
+    checkpoint_every = r.get("run", "checkpoint_every", "int", None, check=_nonnegative)
 
     inertia = r.get("agents", "inertia", "any", 1.0)
     if isinstance(inertia, list):
@@ -474,7 +491,7 @@ def parse_scenario(text: str, file: str = "<scenario>", base: Path | None = None
         init=InitSpec(ikind, spread, states, iseed),
         dynamics=DynamicsSpec(rule, step_size, steps, noise, schedule, decay, prob, options),
         record=RecordSpec(every),
-        run=RunSpec(seeds, precision),
+        run=RunSpec(seeds, precision, checkpoint_every),
         agents=AgentsSpec(tuple(inertia) if isinstance(inertia, list) else float(inertia)),
         source=file,
         text=text,

@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
+from pathlib import Path
 from typing import Any, NamedTuple
 
 import jax
@@ -19,7 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 import xarray as xr
 
-from hivemind import energy
+from hivemind import checkpoint, energy
 from hivemind.initial import initial_states
 from hivemind.manifolds import Manifold, get_manifold
 from hivemind.results import build_dataset
@@ -33,6 +34,15 @@ TAG_ANCHOR, TAG_INIT, TAG_DYNAMICS = 1, 2, 3
 
 # About this many progress updates (and NaN checks) per run.
 CHUNKS = 20
+
+
+class SimulationInterrupted(KeyboardInterrupt):
+    """Ctrl-C during a run; ``dataset`` holds every record up to the last finished chunk."""
+
+    def __init__(self, dataset: xr.Dataset, step: int):
+        super().__init__(f"interrupted at step {step}")
+        self.dataset = dataset
+        self.step = step
 
 
 class SimulationDiverged(RuntimeError):
@@ -165,6 +175,8 @@ def simulate(
     scenario: Scenario,
     progress: Callable[[int, int], None] | None = None,
     init_states: np.ndarray | None = None,
+    checkpoint_dir: str | Path | None = None,
+    resume: bool = False,
 ) -> xr.Dataset:
     """Run a scenario for all of its seeds at once and return the labelled results.
 
@@ -176,6 +188,12 @@ def simulate(
         Called after each chunk of the scan; the engine itself never prints.
     init_states : array (S, N, D) or (N, D), optional
         Start from these states instead of the scenario's ``[init]``.
+    checkpoint_dir : path, optional
+        Save the engine's state here every ``run.checkpoint_every`` steps (by default
+        after every chunk); see ``hivemind.checkpoint``.
+    resume : bool
+        Continue from the checkpoint in ``checkpoint_dir`` if there is one. The result
+        is bitwise equal to an uninterrupted run's.
 
     Returns
     -------
@@ -187,13 +205,18 @@ def simulate(
     ------
     SimulationDiverged
         If a state becomes NaN or Inf; its ``dataset`` keeps what was recorded.
+    SimulationInterrupted
+        On Ctrl-C; its ``dataset`` keeps what was recorded, and the checkpoint stays.
+    CheckpointError
+        If ``resume`` finds a checkpoint of another scenario, or a damaged one.
     """
     precision = scenario.run.precision
+    ckpt = None if checkpoint_dir is None else Path(checkpoint_dir)
     with jax.enable_x64(precision == "float64"):
-        return _simulate(scenario, progress, init_states, jnp.dtype(precision))
+        return _simulate(scenario, progress, init_states, jnp.dtype(precision), ckpt, resume)
 
 
-def _simulate(scenario, progress, init_states, dtype) -> xr.Dataset:
+def _simulate(scenario, progress, init_states, dtype, ckpt: Path | None, resume: bool) -> xr.Dataset:
     t0 = time.perf_counter()
     config, hyper, topology = engine_inputs(scenario, dtype)
     seeds = scenario.run.seeds
@@ -212,24 +235,51 @@ def _simulate(scenario, progress, init_states, dtype) -> xr.Dataset:
         plan.append((1, rest))
 
     records = [tuple(np.asarray(a)[:, None] for a in first)]
-    done, diverged_at = 0, None
-    for n_records, stride in plan:
-        carry, rec = advance(config, hyper, topology, carry, n_records, stride)
-        rec = tuple(np.asarray(a) for a in rec)
-        finite = np.isfinite(rec[0]).all(axis=(0, 2, 3)) & np.isfinite(rec[1]).all(axis=0)
-        if not finite.all():
-            bad = int(np.argmin(finite))
-            records.append(tuple(a[:, :bad] for a in rec))
-            diverged_at = (done + bad * stride, done + (bad + 1) * stride)
-            break
-        records.append(rec)
-        done += n_records * stride
+    done, diverged_at, first_chunk = 0, None, 0
+    fingerprint = scenario.fingerprint if ckpt is not None else ""
+    if ckpt is not None and resume and checkpoint.exists(ckpt):
+        carry, records, last, done = checkpoint.load(ckpt, fingerprint, carry)
+        first_chunk = last + 1
         if progress is not None:
             progress(done, steps)
+    elif ckpt is not None:
+        checkpoint.clear(ckpt)
+        checkpoint.save_records(ckpt, -1, records[0])
+    interval = scenario.run.checkpoint_every
+    saved_at = done
 
-    states, loss, dist = (np.concatenate(parts, axis=1) for parts in zip(*records, strict=False))
-    step_coord = record_steps(steps, every)[: states.shape[1]]
-    ds = build_dataset(scenario, step_coord, states, loss, dist, wall_time=time.perf_counter() - t0)
+    def dataset(status: str | None = None) -> xr.Dataset:
+        states, loss, dist = (np.concatenate(parts, axis=1) for parts in zip(*records, strict=False))
+        step_coord = record_steps(steps, every)[: states.shape[1]]
+        ds = build_dataset(scenario, step_coord, states, loss, dist, wall_time=time.perf_counter() - t0)
+        if status:
+            ds.attrs["status"] = status
+        return ds
+
+    try:
+        for c in range(first_chunk, len(plan)):
+            n_records, stride = plan[c]
+            carry, rec = advance(config, hyper, topology, carry, n_records, stride)
+            rec = tuple(np.asarray(a) for a in rec)
+            finite = np.isfinite(rec[0]).all(axis=(0, 2, 3)) & np.isfinite(rec[1]).all(axis=0)
+            if not finite.all():
+                bad = int(np.argmin(finite))
+                records.append(tuple(a[:, :bad] for a in rec))
+                diverged_at = (done + bad * stride, done + (bad + 1) * stride)
+                break
+            records.append(rec)
+            done += n_records * stride
+            if ckpt is not None and interval != 0:
+                checkpoint.save_records(ckpt, c, rec)
+                if interval is None or done - saved_at >= interval or c == len(plan) - 1:
+                    checkpoint.save_carry(ckpt, fingerprint, c, done, carry)
+                    saved_at = done
+            if progress is not None:
+                progress(done, steps)
+    except KeyboardInterrupt:
+        raise SimulationInterrupted(dataset(f"interrupted at step {done}"), done) from None
+
+    ds = dataset()
     if diverged_at is not None:
         lo, hi = diverged_at
         message = (
@@ -238,4 +288,6 @@ def _simulate(scenario, progress, init_states, dtype) -> xr.Dataset:
         )
         ds.attrs["status"] = f"diverged: {message}"
         raise SimulationDiverged(message, ds, hi)
+    if ckpt is not None:
+        checkpoint.clear(ckpt)
     return ds

@@ -1,0 +1,95 @@
+"""Checkpoints of a running simulation, so that a killed run loses at most one interval.
+
+A checkpoint directory holds one ``records_<k>.npz`` per finished chunk of the scan
+(the observations it recorded, written once) and ``carry.npz``: the engine's carry
+after chunk k (states, the rule's state, the PRNG keys), the step reached and the
+scenario's fingerprint. Every file is written atomically, and ``carry.npz`` only after
+the records it refers to, so whatever a kill leaves on disk is consistent. Resuming
+restores the carry bit for bit and replays the same chunk plan, so a resumed run ends
+with the same arrays as one that was never interrupted.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+import jax
+import numpy as np
+
+from hivemind.results import atomic_write
+
+CARRY = "carry.npz"
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be resumed: another scenario's, or damaged."""
+
+
+def _save_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    def write(tmp):
+        with open(tmp, "wb") as f:
+            np.savez(f, **arrays)
+
+    atomic_write(path, write)
+
+
+def _is_key(leaf) -> bool:
+    return hasattr(leaf, "dtype") and jax.dtypes.issubdtype(leaf.dtype, jax.dtypes.prng_key)
+
+
+def save_records(directory: Path, chunk: int, records: tuple[np.ndarray, ...]) -> None:
+    """The observations of chunk ``chunk`` (-1: the initial one)."""
+    _save_npz(directory / f"records_{chunk + 1:05d}.npz", {f"a{i}": a for i, a in enumerate(records)})
+
+
+def save_carry(directory: Path, fingerprint: str, chunk: int, done: int, carry: Any) -> None:
+    """The carry after chunk ``chunk``, at step ``done``; PRNG keys are stored as their raw data."""
+    leaves = jax.tree_util.tree_leaves(carry)
+    arrays = {f"leaf{i}": np.asarray(jax.random.key_data(x) if _is_key(x) else x) for i, x in enumerate(leaves)}
+    arrays["meta_chunk"] = np.asarray(chunk)
+    arrays["meta_done"] = np.asarray(done)
+    arrays["meta_fingerprint"] = np.asarray(fingerprint)
+    _save_npz(directory / CARRY, arrays)
+
+
+def exists(directory: Path) -> bool:
+    return (Path(directory) / CARRY).is_file()
+
+
+def load(directory: Path, fingerprint: str, template: Any) -> tuple[Any, list[tuple[np.ndarray, ...]], int, int]:
+    """The saved carry (shaped like ``template``), the records up to it, its chunk index and step."""
+    directory = Path(directory)
+    try:
+        with np.load(directory / CARRY) as f:
+            saved = {k: f[k] for k in f.files}
+    except (OSError, ValueError, EOFError) as e:
+        raise CheckpointError(f"{directory / CARRY}: cannot be read ({e})") from None
+    if str(saved.get("meta_fingerprint")) != fingerprint:
+        raise CheckpointError(f"{directory}: the checkpoint is of a different scenario (or different --set values)")
+    leaves, treedef = jax.tree_util.tree_flatten(template)
+    restored = []
+    for i, leaf in enumerate(leaves):
+        data = saved.get(f"leaf{i}")
+        if data is None:
+            raise CheckpointError(f"{directory / CARRY}: missing part {i} of the engine state")
+        if _is_key(leaf):
+            restored.append(jax.random.wrap_key_data(data, impl=jax.random.key_impl(leaf)))
+        else:
+            if data.shape != leaf.shape or data.dtype != leaf.dtype:
+                raise CheckpointError(f"{directory / CARRY}: part {i} has shape {data.shape}, expected {leaf.shape}")
+            restored.append(jax.numpy.asarray(data))
+    chunk, done = int(saved["meta_chunk"]), int(saved["meta_done"])
+    records = []
+    for k in range(chunk + 2):  # the initial records, then chunks 0..chunk
+        try:
+            with np.load(directory / f"records_{k:05d}.npz") as f:
+                records.append(tuple(f[f"a{i}"] for i in range(len(f.files))))
+        except (OSError, ValueError, EOFError) as e:
+            raise CheckpointError(f"{directory}: records of chunk {k - 1} cannot be read ({e})") from None
+    return jax.tree_util.tree_unflatten(treedef, restored), records, chunk, done
+
+
+def clear(directory: Path) -> None:
+    shutil.rmtree(directory, ignore_errors=True)

@@ -1,0 +1,165 @@
+"""Nothing lost: checkpoints survive SIGKILL and Ctrl-C, resumed runs are bitwise equal, --out is safe."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import xarray as xr
+
+from hivemind.cli import main
+from hivemind.simulate import simulate
+from tests.helpers import scenario, scenario_text
+
+# Long enough (a few seconds) to be caught mid-run; 20 chunks, so a checkpoint every ~5 %.
+LONG = scenario_text(
+    manifold={"kind": "sphere", "dim": 15},
+    graph={"kind": "barabasi_albert", "n": 300, "params": {"m": 3}},
+    dynamics={"rule": "stochastic", "step_size": 0.02, "steps": 40000, "noise": 0.01},
+    record={"every": 100},
+    run={"seeds": [0, 1]},
+)
+
+
+def cli(*args: str) -> subprocess.Popen:
+    code = "import sys; from hivemind.cli import main; sys.exit(main(sys.argv[1:]))"
+    return subprocess.Popen(
+        [sys.executable, "-c", code, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=Path(__file__).parent.parent
+    )
+
+
+def arrays(run_dir: Path) -> dict[str, np.ndarray]:
+    with xr.open_dataset(run_dir / "run.nc", engine="h5netcdf") as ds:
+        return {k: ds[k].values for k in ("state", "loss", "distance_to_anchor")} | {"step": ds.step.values}
+
+
+def interrupt_midway(path: Path, out: Path, sig: int) -> subprocess.CompletedProcess:
+    """Start a run, wait for its third checkpoint, send ``sig``; return the finished process."""
+    proc = cli("run", str(path), "--out", str(out), "--quiet")
+    deadline = time.monotonic() + 240
+    while len(list((out / "checkpoint").glob("records_*.npz"))) < 4:
+        if proc.poll() is not None:
+            pytest.fail(f"the run finished before it could be interrupted: {proc.communicate()}")
+        if time.monotonic() > deadline:
+            proc.kill()
+            pytest.fail("no checkpoint appeared")
+        time.sleep(0.02)
+    os.kill(proc.pid, sig)
+    stdout, stderr = proc.communicate(timeout=120)
+    return subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr)
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    """The uninterrupted run, through the same CLI in a separate process."""
+    root = tmp_path_factory.mktemp("ref")
+    path = root / "long.toml"
+    path.write_text(LONG)
+    proc = cli("run", str(path), "--out", str(root / "full"), "--quiet")
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err
+    assert not (root / "full" / "checkpoint").exists()  # cleared once the run is complete
+    return path, arrays(root / "full")
+
+
+def assert_bitwise_equal(a: dict, b: dict) -> None:
+    for k in a:
+        assert a[k].shape == b[k].shape, k
+        assert np.array_equal(a[k], b[k]), k
+
+
+def test_sigkill_then_resume_is_bitwise_equal(tmp_path, reference):
+    path, full = reference
+    out = tmp_path / "run"
+    killed = interrupt_midway(path, out, signal.SIGKILL)
+    assert killed.returncode == -signal.SIGKILL
+    assert not (out / "run.nc").exists()
+    resumed = cli("run", str(path), "--out", str(out), "--resume")
+    stdout, stderr = resumed.communicate(timeout=300)
+    assert resumed.returncode == 0, stderr
+    step = int(stdout.split("resuming from step ")[1].split()[0])
+    assert 0 < step < 40000  # it did continue, not start over
+    assert_bitwise_equal(arrays(out), full)
+
+
+def test_ctrl_c_saves_what_was_recorded_and_says_how_to_resume(tmp_path, reference):
+    path, full = reference
+    out = tmp_path / "run"
+    stopped = interrupt_midway(path, out, signal.SIGINT)
+    assert stopped.returncode == 130
+    assert stopped.stderr.count("\n") == 1 and "--resume" in stopped.stderr and "Traceback" not in stopped.stderr
+    meta = json.loads((out / "manifest.json").read_text())
+    assert meta["status"].startswith("interrupted at step")
+    partial = arrays(out)
+    n = partial["step"].size
+    assert 1 < n < full["step"].size
+    assert np.array_equal(partial["state"], full["state"][:, :n])  # what it saved is the real prefix
+    resumed = cli("run", str(path), "--out", str(out), "--resume", "--quiet")
+    _, stderr = resumed.communicate(timeout=300)
+    assert resumed.returncode == 0, stderr
+    assert_bitwise_equal(arrays(out), full)
+
+
+def test_resume_refuses_a_checkpoint_of_another_scenario(tmp_path, reference):
+    path, _ = reference
+    out = tmp_path / "run"
+    interrupt_midway(path, out, signal.SIGKILL)
+    proc = cli("run", str(path), "--out", str(out), "--resume", "--set", "dynamics.step_size=0.03")
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 2
+    assert stderr.count("\n") == 1 and "different scenario" in stderr
+
+
+def test_out_must_be_empty_unless_forced(tmp_path, capsys):
+    path = tmp_path / "s.toml"
+    path.write_text(scenario_text())
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "precious.txt").write_text("keep me")
+    assert main(["run", str(path), "--out", str(out), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--force" in err
+    assert (out / "precious.txt").read_text() == "keep me" and not (out / "run.nc").exists()
+    assert main(["run", str(path), "--out", str(out), "--quiet", "--resume"]) == 2  # nothing to resume
+    assert "nothing to resume" in capsys.readouterr().err
+    assert main(["run", str(path), "--out", str(out), "--quiet", "--force"]) == 0
+    assert (out / "run.nc").exists()
+    # A finished run of the same scenario: --resume has nothing left to do, and says so.
+    assert main(["run", str(path), "--out", str(out), "--quiet", "--resume"]) == 0
+    assert "already complete" in capsys.readouterr().out
+
+
+def test_same_seed_is_bitwise_identical_and_seeds_differ(tmp_path, capsys):
+    dyn = {"rule": "stochastic", "noise": 0.05, "steps": 200}
+    text = scenario_text(dynamics=dyn, run={"seeds": [3, 4]})
+    path = tmp_path / "s.toml"
+    path.write_text(text)
+    for name in ("a", "b"):
+        assert main(["run", str(path), "--out", str(tmp_path / name), "--quiet"]) == 0
+    a, b = arrays(tmp_path / "a"), arrays(tmp_path / "b")
+    assert_bitwise_equal(a, b)
+    assert not np.allclose(a["state"][0, 1:], a["state"][1, 1:])  # seeds 3 and 4 take different paths
+    meta = json.loads((tmp_path / "a" / "manifest.json").read_text())
+    assert meta["scenario_text"] == text and meta["seeds"] == [3, 4] and meta["precision"] == "float32"
+    assert meta["device_count"] >= 1 and {"jax", "numpy", "hivemind"} <= set(meta["versions"])
+    assert len(meta["scenario_fingerprint"]) == 64
+
+
+def test_fingerprint_sees_overrides_that_the_text_hash_does_not():
+    a = scenario()
+    b = scenario(dynamics={"step_size": 0.2})
+    assert a.fingerprint != b.fingerprint
+    assert a.fingerprint == scenario().fingerprint
+
+
+def test_checkpoint_every_zero_writes_nothing(tmp_path):
+    s = scenario(run={"checkpoint_every": 0})
+    simulate(s, checkpoint_dir=tmp_path / "ck")
+    assert not any((tmp_path / "ck").glob("carry.npz"))
