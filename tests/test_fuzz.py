@@ -1,0 +1,205 @@
+"""Fuzzed scenario and graph files: each one runs, or fails with one line and exit status 2.
+
+Hypothesis mutates a valid scenario (wrong types, missing keys, huge, negative, NaN and
+infinite numbers, unicode, deep nesting, wrong shapes, unknown keys, odd graphs) and
+feeds it to the CLI. A traceback, an exit status other than 0, 1 or 2, or an error that
+is not one line naming the file fails the test. The number of inputs tried is printed.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from hivemind.cli import main
+
+BASE = {
+    "name": "fuzz",
+    "manifold": {"kind": "sphere", "dim": 2},
+    "graph": {"kind": "cycle", "n": 6},
+    "anchor": {"node": 0, "state": "random", "coupling": 1.0},
+    "init": {"kind": "cap", "spread": 1.0},
+    "dynamics": {"rule": "gradient", "step_size": 0.1, "steps": 20, "noise": 0.0},
+    "record": {"every": 5},
+    "run": {"seeds": [0, 1]},
+    "agents": {"inertia": 1.0},
+}
+
+ODD = [
+    "x",
+    "",
+    "ñ∞🙂\u202e",
+    True,
+    0,
+    -1,
+    -0.5,
+    10**18,
+    2**63 - 1,
+    1e308,
+    -1e308,
+    math.nan,
+    math.inf,
+    -math.inf,
+    [],
+    [1, 2, 3],
+    [[1.0, 0.0], [0.0]],
+    [[[[[[1]]]]]],
+    {},
+    {"a": {"b": {"c": 1}}},
+    "gradient",
+    "sphere",
+    "edges",
+    "file",
+]
+
+GRAPHS = [
+    {"kind": "edges", "n": 4, "edges": [[0, 0], [0, 1], [1, 2]]},  # self-loop
+    {"kind": "edges", "n": 5, "edges": [[0, 1], [1, 2]]},  # isolated nodes
+    {"kind": "edges", "n": 3, "edges": [[0, 1], [0, 1], [1, 0], [1, 2]]},  # duplicates
+    {"kind": "edges", "n": 4, "edges": [[1, 2], [2, 3]]},  # the anchor has no edges
+    {"kind": "edges", "n": 3, "edges": [[0, 1, -2.0], [1, 2, "w"]]},  # bad weights
+    {"kind": "edges", "n": 3, "edges": [[0, 7]]},  # no such node
+    {"kind": "edges", "n": 3, "edges": "0 1"},
+    {"kind": "complete", "n": 0},
+    {"kind": "path", "n": 1},
+    {"kind": "barabasi_albert", "n": 10, "params": {"m": 20}},
+    {"kind": "random_regular", "n": 7, "params": {"d": 3}},  # n * d odd: networkx refuses
+    {"kind": "file", "path": "does-not-exist.graphml"},
+    {"kind": "write_graphml", "n": 3},
+]
+
+
+def toml_value(v) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, float):
+        if math.isnan(v):
+            return "nan"
+        if math.isinf(v):
+            return "inf" if v > 0 else "-inf"
+        return repr(v)
+    if isinstance(v, int):
+        return str(v)
+    if isinstance(v, str):
+        return json.dumps(v, ensure_ascii=False)
+    if isinstance(v, dict):
+        return "{ " + ", ".join(f"{json.dumps(k)} = {toml_value(x)}" for k, x in v.items()) + " }"
+    return "[" + ", ".join(toml_value(x) for x in v) + "]"
+
+
+def render(doc: dict) -> str:
+    lines = [f"{k} = {toml_value(v)}" for k, v in doc.items() if not isinstance(v, dict)]
+    for k, v in doc.items():
+        if isinstance(v, dict):
+            lines.append(f"[{json.dumps(k)}]")
+            lines += [f"{json.dumps(kk)} = {toml_value(vv)}" for kk, vv in v.items()]
+    return "\n".join(lines) + "\n"
+
+
+KEYS = [(s, k) for s, t in BASE.items() if isinstance(t, dict) for k in t] + [(None, "name")]
+
+
+@st.composite
+def mutated(draw):
+    doc = json.loads(json.dumps(BASE))
+    for _ in range(draw(st.integers(1, 3))):
+        op = draw(st.sampled_from(["replace", "delete", "add", "graph", "drop_section", "text"]))
+        section, key = draw(st.sampled_from(KEYS))
+        table = doc if section is None else doc.setdefault(section, {})
+        if not isinstance(table, dict):
+            continue
+        if op == "replace":
+            table[key] = draw(st.sampled_from(ODD) | st.integers(-(2**70), 2**70) | st.floats() | st.text(max_size=5))
+        elif op == "delete":
+            table.pop(key, None)
+        elif op == "add":
+            table[draw(st.sampled_from(["extra", "ñ", "steps", "kind", "seed"]))] = draw(st.sampled_from(ODD))
+        elif op == "graph":
+            doc["graph"] = dict(draw(st.sampled_from(GRAPHS)))
+        elif op == "drop_section" and section is not None:
+            doc.pop(section, None)
+        else:
+            doc[draw(st.sampled_from(["extra", "manifold", "run"]))] = draw(st.sampled_from(ODD))
+    text = render(doc)
+    if draw(st.booleans()) and draw(st.integers(0, 9)) == 0:  # truncated or garbled files too
+        text = text[: draw(st.integers(0, len(text)))] + draw(st.sampled_from(["", "[", "= =", "\x00", '"unterminated']))
+    return text
+
+
+def small_enough_to_run(path) -> bool:
+    from hivemind.scenario import load_scenario
+
+    s = load_scenario(path)
+    return s.arrays.n_nodes <= 200 and s.dynamics.steps <= 500 and s.manifold.dim <= 16 and len(s.run.seeds) <= 4
+
+
+def check_one(path, out, capsys) -> str:
+    code = main(["validate", str(path)])
+    captured = capsys.readouterr()
+    if code == 2:
+        assert captured.err.count("\n") == 1, captured.err
+        assert captured.err.startswith(str(path)) and "Traceback" not in captured.err, captured.err
+        return "refused"
+    assert code == 0, (code, captured)
+    if not small_enough_to_run(path):
+        return "valid"
+    code = main(["run", str(path), "--out", str(out), "--quiet", "--force"])
+    captured = capsys.readouterr()
+    assert code in (0, 1), (code, captured)
+    if code == 1:
+        assert "numerical blow-up" in captured.err
+    return "ran" if code == 0 else "diverged"
+
+
+def test_fuzzed_scenarios_run_or_fail_in_one_line(tmp_path, capsys):
+    tally = {}
+
+    @settings(max_examples=250, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
+    @given(text=mutated())
+    def one(text):
+        path = tmp_path / "fuzz.toml"
+        path.write_text(text, encoding="utf-8")
+        outcome = check_one(path, tmp_path / "out", capsys)
+        tally[outcome] = tally.get(outcome, 0) + 1
+
+    one()
+    with capsys.disabled():
+        print(f"\nfuzzed scenario files: {sum(tally.values())} tried: {tally}")
+    assert tally.get("refused", 0) > 50 and tally.get("ran", 0) > 10  # both sides were exercised
+
+
+GRAPH_FILES = {
+    "truncated.graphml": (
+        '<?xml version="1.0"?><graphml xmlns="http://graphml.graphdrawing.org/xmlns">'
+        '<graph edgedefault="undirected"><node id="a"/><node id="b"/><edge source="a" targ'
+    ),
+    "words.edges": "0 1 heavy\n1 2 1.0\n",
+    "nan.edges": "0 1 nan\n1 2 1\n",
+    "negative.edges": "0 1 -3\n",
+    "short.edges": "0\n1 2\n",
+    "binary.edges": "\x00\x01\x02\xff",
+    "empty.edges": "",
+    "unicode.edges": "ñ 🙂\n🙂 ∞\n",
+}
+
+
+def test_bad_graph_files_fail_in_one_line(tmp_path, capsys):
+    tried = 0
+    for name, content in GRAPH_FILES.items():
+        graph_file = tmp_path / name
+        graph_file.write_bytes(content.encode("utf-8", "surrogateescape") if name != "binary.edges" else b"\x00\x01\x02\xff")
+        path = tmp_path / "g.toml"
+        path.write_text(render({**BASE, "graph": {"kind": "file", "path": name}, "anchor": {"node": 0}}))
+        code = main(["validate", str(path)])
+        captured = capsys.readouterr()
+        tried += 1
+        if name == "unicode.edges":  # odd labels are still labels; the anchor 0 is not one of them
+            assert code == 2 and "anchor.node" in captured.err
+            continue
+        assert code == 2, (name, captured)
+        assert captured.err.count("\n") == 1 and "graph" in captured.err, (name, captured.err)
+    with capsys.disabled():
+        print(f"\nbad graph files: {tried} tried")
