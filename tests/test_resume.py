@@ -164,3 +164,20 @@ def test_checkpoint_every_zero_writes_nothing(tmp_path):
     s = scenario(run={"checkpoint_every": 0})
     simulate(s, checkpoint_dir=tmp_path / "ck")
     assert not any((tmp_path / "ck").glob("carry.npz"))
+
+
+def test_a_write_that_fails_halfway_leaves_the_old_file_and_no_debris(tmp_path, monkeypatch):
+    from hivemind import results
+
+    path = tmp_path / "manifest.json"
+    results.save_json({"status": "complete"}, path)
+
+    def half_then_crash(data, f, **kwargs):
+        f.write('{"status": "incompl')
+        raise OSError("disk full")
+
+    monkeypatch.setattr(results.json, "dump", half_then_crash)
+    with pytest.raises(OSError, match="disk full"):
+        results.save_json({"status": "new"}, path)
+    assert json.loads(path.read_text()) == {"status": "complete"}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["manifest.json"]
