@@ -10,21 +10,14 @@ figures/entropy_collapse_{sphere,hyperbolic}.png and figures/entropy_collapse.js
 
 from __future__ import annotations
 
-import math
-
 from _common import FIGURES, SCENARIOS, write_numbers
 
 from hivemind import load_scenario
-from hivemind.entropy import collapse_slope, entropy_collapse, summary_table
+from hivemind.entropy import collapse_slope, entropy_collapse, predicted_collapse_slope, summary_table
 from hivemind.plot import entropy_figure, save_figure
-from hivemind.theory import predicted_rate
+from hivemind.results import finite_or_none
 
 CASES = {"sphere": "quickstart.toml", "hyperbolic": "hyperbolic.toml"}
-
-
-def finite(x) -> float | None:
-    x = float(x)
-    return x if math.isfinite(x) else None
 
 
 def main() -> None:
@@ -33,17 +26,17 @@ def main() -> None:
         scenario = load_scenario(SCENARIOS / file)
         result = entropy_collapse(scenario, samples=64)
         d = scenario.manifold.dim
-        pred = predicted_rate(scenario.arrays, scenario.anchor_index, scenario.anchor.coupling, scenario.dynamics.step_size)
+        predicted = predicted_collapse_slope(scenario)
         slope = collapse_slope(result)
-        save_figure(entropy_figure(result, -d * pred.rate), FIGURES / f"entropy_collapse_{name}", ("png",))
+        save_figure(entropy_figure(result, predicted), FIGURES / f"entropy_collapse_{name}", ("png",))
         final = summary_table(result).isel(step=-1)
         numbers[name] = {
             "dim": d,
             "step": int(final.step),
             "lambda": [float(v) for v in final.lam.values],
-            **{k: [finite(v) for v in final[k].values] for k in final.data_vars},
+            **{k: [finite_or_none(v) for v in final[k].values] for k in final.data_vars},
             "collapse_slope_measured": slope,
-            "collapse_slope_predicted": -d * pred.rate,
+            "collapse_slope_predicted": predicted,
         }
         print(f"{name} (d = {d}, step {int(final.step)}):")
         for i, lam in enumerate(final.lam.values):
@@ -52,7 +45,7 @@ def main() -> None:
                 f"  lambda {lam:.2f}: Gaussian {row['gaussian_entropy'][i]:9.3f} nats, kNN {row['knn_entropy'][i]:9.3f} nats, "
                 f"participation ratio {row['participation_ratio'][i]:.2f}, resolved dimension {row['resolved_dimension'][i]:.3g}"
             )
-        print(f"  entropy at lambda = 1 falls by {-slope:.4g} nats/step; theory d x rate = {d * pred.rate:.4g}")
+        print(f"  entropy at lambda = 1 falls by {-slope:.4g} nats/step; theory d x rate = {-predicted:.4g}")
     print(f"numbers: {write_numbers('entropy_collapse', numbers)}")
 
 

@@ -217,8 +217,7 @@ def cmd_theory(args) -> int:
     from hivemind.simulate import SimulationDiverged, simulate
     from hivemind.theory import mean_distance_of_hearers, rate_report
 
-    if not (args.tol > 0 and math.isfinite(args.tol)):
-        raise UsageError(f"--tol must be a finite number > 0, got {args.tol}")
+    _positive("--tol", args.tol)
     scenario = load_scenario(args.scenario, args.overrides)
     if scenario.dynamics.rule != "gradient":
         print(
@@ -340,10 +339,10 @@ def _lambdas(text: str) -> list[float]:
 
 
 def cmd_entropy(args) -> int:
-    from hivemind.entropy import collapse_slope, entropy_collapse, summary_table
+    from hivemind.entropy import collapse_slope, entropy_collapse, predicted_collapse_slope, summary_table
     from hivemind.plot import entropy_figure, save_figure
-    from hivemind.results import save_csv, save_dataset, save_json
-    from hivemind.theory import predicted_rate
+    from hivemind.results import finite_or_none, save_csv, save_dataset, save_json
+    from hivemind.simulate import SimulationDiverged
 
     lambdas = _lambdas(args.lambdas)
     _positive("--samples", args.samples, integer=True)
@@ -359,18 +358,13 @@ def cmd_entropy(args) -> int:
         raise UsageError(f"--k must be below --samples ({args.samples}), got {args.k}")
     print(describe(scenario))
     print(f"  {args.samples} samples with independent starts, lambda in {lambdas}")
-    from hivemind.simulate import SimulationDiverged
-
     try:
         result = entropy_collapse(scenario, lambdas, args.samples, args.k, args.resolution)
     except SimulationDiverged as e:
         print(f"{scenario.source}: {e}; no entropy to estimate", file=sys.stderr)
         return EXIT_FAILED
     table = summary_table(result)
-    predicted = None
-    if scenario.dynamics.rule == "gradient" and scenario.arrays.n_nodes <= 4000:
-        pred = predicted_rate(scenario.arrays, scenario.anchor_index, scenario.anchor.coupling, scenario.dynamics.step_size)
-        predicted = -d * pred.rate if pred.stable else None
+    predicted = predicted_collapse_slope(scenario)
     measured = collapse_slope(result) if 1.0 in lambdas else None
 
     save_csv(table.to_dataframe().reset_index(), out / "entropy.csv")
@@ -379,10 +373,10 @@ def cmd_entropy(args) -> int:
     rows = [
         {
             "lambda": float(lam),
-            "gaussian_entropy": _finite(final.gaussian_entropy.sel(lam=lam)),
-            "knn_entropy": _finite(final.knn_entropy.sel(lam=lam)),
-            "participation_ratio": _finite(final.participation_ratio.sel(lam=lam)),
-            "resolved_dimension": _finite(final.resolved_dimension.sel(lam=lam)),
+            "gaussian_entropy": finite_or_none(final.gaussian_entropy.sel(lam=lam)),
+            "knn_entropy": finite_or_none(final.knn_entropy.sel(lam=lam)),
+            "participation_ratio": finite_or_none(final.participation_ratio.sel(lam=lam)),
+            "resolved_dimension": finite_or_none(final.resolved_dimension.sel(lam=lam)),
         }
         for lam in table.lam.values
     ]
@@ -415,13 +409,6 @@ def cmd_entropy(args) -> int:
         print(line)
     print(f"results: {out / 'entropy.csv'}, {out / 'entropy.json'}, {out / 'entropy.nc'}; figure {', '.join(map(str, figures))}")
     return EXIT_OK
-
-
-def _finite(x) -> float | None:
-    import math
-
-    x = float(x)
-    return x if math.isfinite(x) else None
 
 
 def _fmt(x, none: str = "-") -> str:

@@ -37,6 +37,7 @@ import xarray as xr
 from hivemind.manifolds import Manifold, get_manifold
 from hivemind.scenario import Scenario
 from hivemind.simulate import anchor_state, simulate
+from hivemind.theory import FIT_FLOOR, MAX_DENSE_AGENTS, hearers, predicted_rate
 
 DEFAULT_LAMBDAS = (0.0, 0.25, 0.5, 0.75, 1.0)
 MAX_TIMES = 50  # recorded steps at which the entropies are estimated
@@ -248,16 +249,23 @@ def entropy_collapse(
     return result
 
 
-def hearers(result: xr.Dataset) -> np.ndarray:
-    """Mask of the agents that can hear the anchor (the anchor itself excluded)."""
-    return (result.reachable.values == 1) & (result.agent.values != int(result.attrs["anchor"]))
-
-
 def summary_table(result: xr.Dataset) -> xr.Dataset:
     """Each quantity's mean over the agents that hear the anchor, per (lam, step)."""
     mask = xr.DataArray(hearers(result), dims="agent")
     names = ["gaussian_entropy", "knn_entropy", "participation_ratio", "resolved_dimension"]
     return result[names].where(mask).mean("agent")
+
+
+def predicted_collapse_slope(scenario: Scenario) -> float | None:
+    """d x the grounded-Laplacian rate, negated (nats per step), or None where the theory gives none.
+
+    The theory covers a stable ``gradient`` rule on graphs small enough for a dense spectrum.
+    """
+    if scenario.dynamics.rule != "gradient" or scenario.arrays.n_nodes > MAX_DENSE_AGENTS:
+        return None
+    dyn = scenario.dynamics
+    pred = predicted_rate(scenario.arrays, scenario.anchor_index, scenario.anchor.coupling, dyn.step_size)
+    return -scenario.manifold.dim * pred.rate if pred.stable else None
 
 
 def collapse_slope(result: xr.Dataset, lam: float = 1.0, floor: float | None = None) -> float | None:
@@ -266,8 +274,6 @@ def collapse_slope(result: xr.Dataset, lam: float = 1.0, floor: float | None = N
     Fitted over the second half of the records whose mean distance to the anchor is
     above the precision floor, where the linear theory holds and rounding does not.
     """
-    from hivemind.theory import FIT_FLOOR
-
     floor = FIT_FLOOR.get(result.attrs["precision"], 1e-4) if floor is None else floor
     table = summary_table(result)
     h = table.gaussian_entropy.sel(lam=lam).values

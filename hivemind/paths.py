@@ -25,10 +25,11 @@ import jax.numpy as jnp
 import numpy as np
 
 from hivemind.manifolds import get_manifold
+from hivemind.results import finite_or_none
 from hivemind.rules import BUILTIN_RULES
 from hivemind.scenario import Scenario
 from hivemind.simulate import SimulationDiverged, anchor_state, simulate
-from hivemind.theory import MAX_DENSE_AGENTS, grounded_spectrum
+from hivemind.theory import MAX_DENSE_AGENTS, grounded_spectrum, hearers
 from hivemind.topology import reachable_from_anchor
 
 DEFAULT_RULES = ("gradient", "stochastic", "gossip", "adam")
@@ -193,8 +194,8 @@ class PathsReport:
             "notes": self.notes,
             "agents": len(self.labels) - 1,
             "agents_disagreeing": int(bad.size),
-            "max_spread": _finite_or_none(np.max(np.delete(self.spread, self.anchor), initial=0.0)),
-            "max_gap": _finite_or_none(np.max(np.delete(self.gap, self.anchor), initial=0.0)),
+            "max_spread": finite_or_none(np.max(np.delete(self.spread, self.anchor), initial=0.0)),
+            "max_gap": finite_or_none(np.max(np.delete(self.gap, self.anchor), initial=0.0)),
             "rules": self.rule_rows(),
             "runs": [{"rule": r.rule, "init_seed": r.init_seed, "seeds": r.seeds, "diverged": r.diverged} for r in self.runs],
             "disagreeing": [
@@ -202,17 +203,12 @@ class PathsReport:
                     "agent": self.labels[i],
                     "index": int(i),
                     "reason": self.reason(i),
-                    "spread": _finite_or_none(self.spread[i]),
-                    "gap": _finite_or_none(self.gap[i]),
+                    "spread": finite_or_none(self.spread[i]),
+                    "gap": finite_or_none(self.gap[i]),
                 }
                 for i in bad[:max_named]
             ],
         }
-
-
-def _finite_or_none(x) -> float | None:
-    x = float(x)
-    return x if math.isfinite(x) else None
 
 
 def _run_one(scenario: Scenario, rule: str, init_seed: int) -> PathRun:
@@ -224,7 +220,7 @@ def _run_one(scenario: Scenario, rule: str, init_seed: int) -> PathRun:
     except SimulationDiverged as e:
         ds, diverged = e.dataset, str(e)
         finals = np.full((len(scenario.run.seeds), scenario.arrays.n_nodes, manifold.ambient_dim), np.nan)
-    hears = (ds.reachable.values == 1) & (ds.agent.values != scenario.anchor_index)
+    hears = hearers(ds)
     dist = ds.distance_to_anchor.values[:, :, hears]
     mean = dist.mean(axis=2) if hears.any() else np.full(dist.shape[:2], np.nan)
     return PathRun(rule, init_seed, list(scenario.run.seeds), finals, ds.step.values, mean, diverged)

@@ -202,6 +202,12 @@ def save_csv(frame, path: str | Path) -> None:
     atomic_write(Path(path), lambda tmp: frame.to_csv(tmp, index=False))
 
 
+def finite_or_none(x) -> float | None:
+    """``x`` as a float, or None (JSON null) where it is NaN or infinite: JSON has no such numbers."""
+    x = float(x)
+    return x if np.isfinite(x) else None
+
+
 def _json_default(obj):
     if isinstance(obj, (np.integer,)):
         return int(obj)

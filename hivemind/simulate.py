@@ -211,7 +211,8 @@ def simulate(
         If ``resume`` finds a checkpoint of another scenario, or a damaged one.
     """
     precision = scenario.run.precision
-    ckpt = None if checkpoint_dir is None else Path(checkpoint_dir)
+    off = checkpoint_dir is None or scenario.run.checkpoint_every == 0
+    ckpt = None if off else Path(checkpoint_dir)
     with jax.enable_x64(precision == "float64"):
         return _simulate(scenario, progress, init_states, jnp.dtype(precision), ckpt, resume)
 
@@ -269,7 +270,7 @@ def _simulate(scenario, progress, init_states, dtype, ckpt: Path | None, resume:
                 break
             records.append(rec)
             done += n_records * stride
-            if ckpt is not None and interval != 0:
+            if ckpt is not None:
                 checkpoint.save_records(ckpt, c, rec)
                 if interval is None or done - saved_at >= interval or c == len(plan) - 1:
                     checkpoint.save_carry(ckpt, fingerprint, c, done, carry)

@@ -138,9 +138,14 @@ def prediction_for(ds, arrays: GraphArrays | None = None) -> RatePrediction | No
     return predicted_rate(arrays, int(ds.attrs["anchor"]), float(ds.attrs["coupling"]), float(ds.attrs["step_size"]))
 
 
+def hearers(ds) -> np.ndarray:
+    """Mask over ``agent`` of the agents that can hear the anchor (the anchor itself excluded)."""
+    return (ds.reachable.values == 1) & (ds.agent.values != int(ds.attrs["anchor"]))
+
+
 def mean_distance_of_hearers(ds) -> np.ndarray:
     """Mean distance to the anchor over seeds and the agents that can hear it, per recorded step."""
-    hears = (ds.reachable.values == 1) & (ds.agent.values != int(ds.attrs["anchor"]))
+    hears = hearers(ds)
     if not hears.any():  # nobody hears the anchor: no curve to average, and no warning about it
         return np.full(ds.sizes["step"], np.nan)
     return ds.distance_to_anchor.values[:, :, hears].mean(axis=(0, 2))
