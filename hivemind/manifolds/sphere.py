@@ -43,11 +43,16 @@ class Sphere(ManifoldBase):
         return self.projx(y)
 
     def log(self, x: Array, y: Array) -> Array:
-        # proj_x(y - x) rather than y - <x,y>x: the same vector, but computed from the
+        # u = proj_x(y - x) rather than y - <x,y>x: the same vector, but computed from the
         # small difference y - x, so it is accurate (and exactly 0) for nearby points.
-        u = self.proj(x, y - x)
-        d = self.dist(x, y)[..., None]
-        return ratio_or_one(d, self.norm(x, u)[..., None]) * u
+        # The angle atan2(|u|, <x, y>) is as stable as Kahan's formula in ``dist`` and
+        # needs two reductions over the coordinates instead of four: this is the
+        # innermost computation of every edge update.
+        d = y - x
+        c = dot(x, d)  # <x, y> - 1 on the sphere
+        u = d - c * x
+        s = safe_sqrt(dot(u, u))
+        return ratio_or_one(jnp.arctan2(s, 1.0 + c), s) * u
 
     def retract(self, x: Array, v: Array) -> Array:
         return self.projx(x + v)
