@@ -1,0 +1,99 @@
+"""Spreading a run over devices with ``jax.sharding``.
+
+``run.shard`` picks the axis: ``"seeds"`` gives each device whole runs of an ensemble
+(no communication between devices); ``"agents"`` splits the agents and their incoming
+edges into one block per device, and XLA's partitioner inserts the exchange of
+neighbour states that the gather needs. Either way the program is the one-device
+program, so the results are the same (``tests/test_sharding.py``).
+
+Axes are padded to a multiple of the device count and trimmed afterwards: extra seeds
+repeat the last one, extra agents are immobile copies of the anchor with no edges, and
+extra edges have weight 0 from a node to itself, so none of them changes a result.
+
+Many processes (hosts) work the same way: call ``jax.distributed.initialize()`` in each
+before running, and ``jax.devices()`` lists the devices of all of them.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+from hivemind.topology import Topology
+
+AXIS = "devices"
+SHARD_KINDS = ("none", "seeds", "agents")
+
+
+class Layout(NamedTuple):
+    """How the engine's arrays were padded, so results can be trimmed back."""
+
+    seeds: int
+    agents: int
+
+
+def mesh() -> Mesh:
+    return Mesh(np.asarray(jax.devices()), (AXIS,))
+
+
+def _pad_rows(a: jax.Array, pad: int, axis: int, fill: jax.Array | None = None) -> jax.Array:
+    if pad == 0:
+        return a
+    if fill is None:  # repeat the last entry
+        fill = jax.lax.slice_in_dim(a, a.shape[axis] - 1, a.shape[axis], axis=axis)
+    reps = [1] * a.ndim
+    reps[axis] = pad
+    return jnp.concatenate([a, jnp.tile(fill, reps)], axis=axis)
+
+
+def _pad_edges(topology: Topology, n_dev: int, receiver: int) -> Topology:
+    pad = -topology.n_messages % n_dev
+    if pad == 0:
+        return topology
+    ends = jnp.full((pad,), receiver, topology.receivers.dtype)  # the highest index: stays sorted
+    zeros = jnp.zeros((pad,), topology.weights.dtype)
+    return topology._replace(
+        senders=jnp.concatenate([topology.senders, ends]),
+        receivers=jnp.concatenate([topology.receivers, ends]),
+        weights=jnp.concatenate([topology.weights, zeros]),
+        pair=jnp.concatenate([topology.pair, jnp.zeros((pad,), topology.pair.dtype)]),
+        loss_weights=jnp.concatenate([topology.loss_weights, zeros]),
+    )
+
+
+def shard(kind: str, states: jax.Array, keys: jax.Array, topology: Topology) -> tuple[jax.Array, jax.Array, Topology, Layout]:
+    """Place ``states`` (S, N, D), ``keys`` (S,) and ``topology`` on the devices for ``run.shard = kind``."""
+    layout = Layout(states.shape[0], states.shape[1])
+    n_dev = jax.device_count()
+    if kind == "none" or n_dev == 1:
+        return states, keys, topology, layout
+    m = mesh()
+    split, whole = NamedSharding(m, PartitionSpec(AXIS)), NamedSharding(m, PartitionSpec())
+    if kind == "seeds":
+        pad = -layout.seeds % n_dev
+        states, keys = _pad_rows(states, pad, 0), _pad_rows(keys, pad, 0)
+        return jax.device_put(states, split), jax.device_put(keys, split), jax.device_put(topology, whole), layout
+    if kind != "agents":
+        raise ValueError(f"run.shard must be one of {SHARD_KINDS}, got {kind!r}")
+    pad = -layout.agents % n_dev
+    anchor_rows = states[:, topology.anchor][:, None]
+    states = _pad_rows(states, pad, 1, anchor_rows)
+    topology = topology._replace(inv_inertia=_pad_rows(topology.inv_inertia, pad, 0, jnp.zeros((1,), topology.inv_inertia.dtype)))
+    topology = _pad_edges(topology, n_dev, states.shape[1] - 1)
+    by_agent = NamedSharding(m, PartitionSpec(None, AXIS))
+    topology = Topology(
+        *(jax.device_put(a, split if a.ndim == 1 else whole) for a in topology[:-1]),
+        jax.device_put(topology.anchor, whole),
+    )
+    return jax.device_put(states, by_agent), jax.device_put(keys, whole), topology, layout
+
+
+def trim(records: tuple, layout: Layout) -> tuple:
+    """Drop padded seeds and agents from (states, loss, distance) with seeds first and agents third."""
+    states, loss, dist = records
+    s, n = layout
+    return states[:s, :, :n], loss[:s], dist[:s, :, :n]
