@@ -90,11 +90,12 @@ class RunSpec:
     seeds: tuple[int, ...] = (0,)
     precision: str = "float32"
     checkpoint_every: int | None = None  # steps between checkpoints; None: every chunk, 0: never
+    shard: str = "none"  # "seeds" or "agents": spread the run over jax.devices()
 
 
 @dataclass(frozen=True)
 class AgentsSpec:
-    inertia: Any = 1.0  # a number, or one number per node
+    inertia: Any = 1.0  # a number, one number per node, or "degree"
 
 
 @dataclass(frozen=True)
@@ -359,7 +360,7 @@ def parse_scenario(text: str, file: str = "<scenario>", base: Path | None = None
     gseed = r.get("graph", "seed", "int", 0)
     directed = r.get("graph", "directed", "bool", False)
     n = r.get("graph", "n", "int", None, check=_at_least(2))
-    params, edges, gpath = {}, None, None
+    params, edges, gpath, direct = {}, None, None, None
     try:
         if gkind == "edges":
             if n is None:
@@ -372,23 +373,28 @@ def parse_scenario(text: str, file: str = "<scenario>", base: Path | None = None
             graph = graphs.from_file(resolved, directed if "directed" in r.table("graph") else None)
             if n is not None and n != graph.number_of_nodes():
                 raise r.error("graph.n", f"is {n} but {gpath} has {graph.number_of_nodes()} nodes")
+        elif gkind in graphs.ARRAY_GENERATORS:
+            params = r.get("graph", "params", "table", {})
+            direct = graphs.from_arrays_generator(gkind, n, params, gseed)
+            graph = None
         else:
             params = r.get("graph", "params", "table", {})
             graph = graphs.from_generator(gkind, n, params, gseed)
     except graphs.GraphError as e:
         raise r.error(e.key, e.message) from None
-    if graph.number_of_nodes() < 2:
-        raise r.error("graph", f"must have at least 2 nodes, got {graph.number_of_nodes()}")
+    labels = direct.labels if graph is None else list(graph.nodes)
+    n_nodes = len(labels)
+    if n_nodes < 2:
+        raise r.error("graph", f"must have at least 2 nodes, got {n_nodes}")
 
     node = r.get("anchor", "node", "any", 0)
     try:
-        _anchor_index(list(graph.nodes), node)
+        _anchor_index(labels, node)
     except (KeyError, TypeError):
-        raise r.error("anchor.node", f"is not a node of the graph ({graph.number_of_nodes()} nodes), got {_show(node)}") from None
+        raise r.error("anchor.node", f"is not a node of the graph ({n_nodes} nodes), got {_show(node)}") from None
     coupling = r.get("anchor", "coupling", "float", 1.0, check=_positive)
     aseed = r.get("anchor", "seed", "int", 0)
 
-    n_nodes = graph.number_of_nodes()
     ikind = r.get("init", "kind", "str", "cap", check=_one_of(("random", "cap", "explicit")))
     spread_check = _positive
     if mkind == "sphere":
@@ -457,9 +463,12 @@ def parse_scenario(text: str, file: str = "<scenario>", base: Path | None = None
         seeds = (r.get("run", "seed", "int", 0, check=_nonnegative),)
     precision = r.get("run", "precision", "str", "float32", check=_one_of(("float32", "float64")))
     checkpoint_every = r.get("run", "checkpoint_every", "int", None, check=_nonnegative)
+    shard = r.get("run", "shard", "str", "none", check=_one_of(("none", "seeds", "agents")))
 
     inertia = r.get("agents", "inertia", "any", 1.0)
-    if isinstance(inertia, list):
+    if inertia == "degree":
+        values = []
+    elif isinstance(inertia, list):
         if len(inertia) != n_nodes:
             raise r.error("agents.inertia", f"must have one value per node ({n_nodes}), got {len(inertia)}")
         values = inertia
@@ -467,8 +476,8 @@ def parse_scenario(text: str, file: str = "<scenario>", base: Path | None = None
         values = [inertia]
     for v in values:
         if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0:
-            raise r.error("agents.inertia", f"must be finite numbers > 0, got {_show(v)}")
-    for node_label, m in graph.nodes(data="inertia"):
+            raise r.error("agents.inertia", f"must be 'degree' or finite numbers > 0, got {_show(v)}")
+    for node_label, m in [] if graph is None else graph.nodes(data="inertia"):
         if m is not None:
             try:
                 ok = float(m) > 0 and math.isfinite(float(m))
@@ -479,24 +488,43 @@ def parse_scenario(text: str, file: str = "<scenario>", base: Path | None = None
 
     r.finish(SECTIONS)
 
-    arrays = graph_arrays(
-        graph, {lab: v for lab, v in zip(graph.nodes, inertia, strict=False)} if isinstance(inertia, list) else inertia
-    )
+    by_node = inertia if isinstance(inertia, (int, float)) else 1.0
+    if graph is None:
+        arrays = direct._replace(inertia=np.asarray(values if isinstance(inertia, list) else [by_node] * n_nodes, float))
+    else:
+        arrays = graph_arrays(
+            graph, {lab: v for lab, v in zip(graph.nodes, inertia, strict=False)} if isinstance(inertia, list) else by_node
+        )
+    if inertia == "degree":
+        arrays = arrays._replace(inertia=degree_inertia(arrays))
     return Scenario(
         name=name,
         description=description,
         manifold=ManifoldSpec(mkind, dim),
-        graph=GraphSpec(gkind, n, params, gseed, edges, directed or graph.is_directed(), gpath),
+        graph=GraphSpec(gkind, n, params, gseed, edges, directed or arrays.directed, gpath),
         anchor=AnchorSpec(node, astate, coupling, aseed),
         init=InitSpec(ikind, spread, states, iseed),
         dynamics=DynamicsSpec(rule, step_size, steps, noise, schedule, decay, prob, options),
         record=RecordSpec(every),
-        run=RunSpec(seeds, precision, checkpoint_every),
-        agents=AgentsSpec(tuple(inertia) if isinstance(inertia, list) else float(inertia)),
+        run=RunSpec(seeds, precision, checkpoint_every, shard),
+        agents=AgentsSpec(tuple(inertia) if isinstance(inertia, list) else inertia if inertia == "degree" else float(inertia)),
         source=file,
         text=text,
         arrays=arrays,
     )
+
+
+def degree_inertia(arrays: GraphArrays) -> np.ndarray:
+    """m_i = the weight node i hears (its weighted in-degree), 1 where it hears nothing.
+
+    With this inertia the gradient step moves each agent toward the weighted mean of
+    its neighbours (DeGroot's normalisation), so one step size is stable on graphs
+    whose degrees span orders of magnitude: the spectrum of M^-1 L lies in [0, 2].
+    """
+    heard = np.bincount(arrays.dst, arrays.weight, minlength=arrays.n_nodes)
+    if not arrays.directed:
+        heard += np.bincount(arrays.src, arrays.weight, minlength=arrays.n_nodes)
+    return np.where(heard > 0, heard, 1.0)
 
 
 def _check_optax_options(r: _Reader, rule: str, options: dict) -> None:

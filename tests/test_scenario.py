@@ -68,7 +68,7 @@ BAD = [
     ({"run": {"seeds": [1, 1]}}, "run.seeds", "must not repeat a seed"),
     ({"run": {"seeds": [0], "seed": 0}}, "run.seeds", "cannot be given together with run.seed"),
     ({"run": {"precision": "float16"}}, "run.precision", "must be one of float32, float64"),
-    ({"agents": {"inertia": -1.0}}, "agents.inertia", "must be finite numbers > 0"),
+    ({"agents": {"inertia": -1.0}}, "agents.inertia", "must be 'degree' or finite numbers > 0"),
     ({"agents": {"inertia": [1.0, 2.0]}}, "agents.inertia", "must have one value per node (6), got 2"),
 ]
 
