@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 # Compiling llama-cpp-python is the slow part of `make test`'s first run; use both cores.
 export CMAKE_BUILD_PARALLEL_LEVEL ?= 2
 
-.PHONY: demo test lint clean readme-figures analysis
+.PHONY: demo test lint clean readme-figures analysis bench
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -17,7 +17,7 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	touch $@
 
 $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e '.[dev,live]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,live,bench]'
 	touch $@ $(VENV)/.installed
 
 demo: $(VENV)/.installed
@@ -30,6 +30,10 @@ readme-figures: demo
 # Reproduce the paper's claims (and where they fail) into figures/; see analysis/README.md.
 analysis: $(VENV)/.installed
 	for f in path_independence path_dependence rates entropy_collapse; do $(BIN)/python analysis/$$f.py || exit 1; done
+
+# Speed and scale against numpy, a per-agent loop and geomstats; see benchmarks/README.md.
+bench: $(VENV)/.installed-dev
+	$(BIN)/hivemind bench --out benchmarks/results
 
 test: $(VENV)/.installed-dev
 	$(BIN)/python -m pytest

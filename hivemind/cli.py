@@ -82,6 +82,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--formats", default="png,pdf", help="figure formats (default: png,pdf)")
     p.set_defaults(func=cmd_entropy)
 
+    p = sub.add_parser("bench", help="race the engine against numpy, a per-agent loop and geomstats; ratios and goals")
+    p.add_argument("--out", default="benchmarks/results", help="where bench.json and bench.png go (default %(default)s)")
+    p.add_argument("--quick", action="store_true", help="small sizes only (seconds, for a smoke test)")
+    p.add_argument("--sizes", default=None, help="comma-separated agent counts (default 1000,10000,100000,1000000)")
+    p.add_argument("--formats", default="png", help="figure formats (default: png)")
+    p.set_defaults(func=cmd_bench)
+
     p = sub.add_parser("validate", help="check a scenario file without running it")
     _add_scenario_args(p)
     p.set_defaults(func=cmd_validate)
@@ -413,6 +420,29 @@ def cmd_entropy(args) -> int:
 
 def _fmt(x, none: str = "-") -> str:
     return none if x is None else f"{x:.4g}"
+
+
+def cmd_bench(args) -> int:
+    from dataclasses import replace
+
+    from hivemind import bench
+
+    formats = _formats(args.formats)
+    opts = bench.QUICK if args.quick else bench.BenchOptions()
+    if args.sizes is not None:
+        try:
+            sizes = tuple(int(v) for v in args.sizes.split(","))
+        except ValueError:
+            raise UsageError(f"--sizes must be comma-separated integers, got {args.sizes!r}") from None
+        if not sizes or min(sizes) < 10:
+            raise UsageError(f"--sizes must be integers >= 10, got {args.sizes!r}")
+        opts = replace(opts, sizes=sizes, goal_n=sizes[-1] if opts.goal_n not in sizes else opts.goal_n)
+    out = _out_dir(args.out)
+    result = bench.run_bench(opts)
+    print(bench.report(result))
+    for path in bench.save(result, out, formats):
+        print(f"wrote {path}")
+    return EXIT_OK if result["agree"] else EXIT_FAILED
 
 
 def cmd_plot(args) -> int:
