@@ -89,6 +89,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--formats", default="png", help="figure formats (default: png)")
     p.set_defaults(func=cmd_bench)
 
+    p = sub.add_parser("live", help="language-model agents converse around the anchor (the [live] section), against the theory")
+    _add_scenario_args(p)
+    p.add_argument("--out", default=None, help="output directory (default: runs/<scenario name>)")
+    p.add_argument("--resume", action="store_true", help="continue the transcript in OUT without regenerating its messages")
+    p.add_argument("--force", action="store_true", help="overwrite the results of an earlier live run in OUT")
+    p.add_argument("--formats", default="png,pdf", help="figure formats (default: png,pdf)")
+    p.add_argument("--quiet", action="store_true", help="only the summary table")
+    p.set_defaults(func=cmd_live)
+
     p = sub.add_parser("validate", help="check a scenario file without running it")
     _add_scenario_args(p)
     p.set_defaults(func=cmd_validate)
@@ -443,6 +452,50 @@ def cmd_bench(args) -> int:
     for path in bench.save(result, out, formats):
         print(f"wrote {path}")
     return EXIT_OK if result["agree"] else EXIT_FAILED
+
+
+def cmd_live(args) -> int:
+    from hivemind.live.conversation import TRANSCRIPT, LiveError
+    from hivemind.live.model import ModelError
+    from hivemind.live.run import OUTPUTS, format_table, run_live
+
+    formats = _formats(args.formats)
+    scenario = load_scenario(args.scenario, args.overrides)
+    if scenario.live is None:
+        raise UsageError(f"{args.scenario}: has no [live] section (see scenarios/live_quickstart.toml)")
+    out = _out_dir(args.out or str(Path("runs") / scenario.name))
+    if args.resume and args.force:
+        raise UsageError("--resume and --force contradict each other: pick one")
+    if args.resume and not (out / TRANSCRIPT).is_file():
+        raise UsageError(f"{out}: nothing to resume (no {TRANSCRIPT}); run without --resume")
+    if not args.resume and out.is_dir() and any(out.iterdir()):
+        if not args.force:
+            raise UsageError(f"{out}: --out is not empty; pass --resume to continue the run there, or --force to overwrite it")
+        for name in OUTPUTS:
+            (out / name).unlink(missing_ok=True)
+    say = (lambda line: None) if args.quiet else (lambda line: print(line, flush=True))
+    live = scenario.live
+    a = scenario.arrays
+    rounds = f"{live.rounds} round{'s' if live.rounds > 1 else ''}"
+    say(
+        f"{scenario.name}: {a.n_nodes - 1} agents around anchor {a.labels[scenario.anchor_index]}, {rounds}, "
+        f"{' and '.join(live.decodings)} decoding, rule: {live.rule.describe()}"
+    )
+    hint = " ".join(["hivemind live", args.scenario, "--out", str(out), *(f"--set {o}" for o in args.overrides), "--resume"])
+    try:
+        result = run_live(scenario, out, resume=args.resume, say=say, formats=formats)
+    except KeyboardInterrupt:
+        print(f"interrupted: every finished message is in {out / TRANSCRIPT}; resume with: {hint}", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except (LiveError, ModelError) as e:
+        print(str(e), file=sys.stderr)
+        return EXIT_USAGE
+    except RuntimeError as e:  # llama.cpp failing mid-run: the transcript so far is kept
+        print(f"llama.cpp failed: {str(e).splitlines()[0] if str(e) else type(e).__name__}; resume with: {hint}", file=sys.stderr)
+        return EXIT_FAILED
+    print(format_table(result.summary))
+    print(f"results: {', '.join(str(p) for p in result.files)}")
+    return EXIT_OK
 
 
 def cmd_plot(args) -> int:

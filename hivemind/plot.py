@@ -7,6 +7,7 @@ agents; colours always mean the same thing: an agent's initial distance to the a
 
 from __future__ import annotations
 
+import textwrap
 from collections import deque
 from contextlib import contextmanager
 from pathlib import Path
@@ -474,4 +475,39 @@ def bench_figure(result: dict) -> Figure:
         if "slope" in sweep:
             ax_e.set_title(f"fitted slope {sweep['slope']:.2f} at fixed N")
         ax_e.legend()
+    return fig
+
+
+def live_figure(ds: xr.Dataset) -> Figure:
+    """A live run (``live.nc``): embedding distance to the anchor observed against the fitted
+    engine, then Jaccard similarity to the anchor's text and compliance, per round."""
+    rounds = ds["round"].values
+    with house_style():
+        fig = Figure(figsize=(13, 4.2), layout="constrained")
+        ax_d, ax_j, ax_c = fig.subplots(1, 3)
+        for k, decoding in enumerate(ds.decoding.values):
+            color = CATEGORY_COLORS[k % len(CATEGORY_COLORS)]
+            one = ds.sel(decoding=decoding)
+            for agent in one.agent.values:
+                ax_d.plot(rounds, one.distance_to_anchor.sel(agent=agent), color=color, lw=0.6, alpha=0.35)
+            r2 = float(one.r2_mean)
+            fit = f"theory, step {float(one.fitted_step_size):.3g}" + ("" if np.isnan(r2) else f", R² {r2:.2f}")
+            ax_d.plot(rounds, one.distance_to_anchor.mean("agent"), "o-", color=color, label=f"{decoding}: live mean")
+            ax_d.plot(rounds, one.theory_distance.mean("agent"), "--", color=color, lw=2, label=fit)
+            ax_j.plot(rounds, one.jaccard_to_anchor.mean("agent"), "o-", color=color, label=decoding)
+            ax_c.plot(rounds, one.compliant.mean("agent"), "o-", color=color, label=decoding)
+        ax_d.set_ylim(bottom=0)
+        ax_d.set_title("embedding distance to the anchor")
+        ax_d.set_ylabel("geodesic distance on the unit sphere (rad)")
+        ax_d.legend(fontsize="small")
+        ax_j.set_title("Jaccard similarity to the anchor's text")
+        ax_j.set_ylim(0, 1)
+        ax_j.legend()
+        ax_c.set_title(textwrap.fill(f"compliance: {ds.attrs.get('rule', '')}", 50))
+        ax_c.set_ylim(-0.03, 1.03)
+        ax_c.legend()
+        for ax in (ax_d, ax_j, ax_c):
+            ax.set_xlabel("round")
+            ax.set_xticks(rounds)
+        fig.suptitle(f"{ds.attrs.get('scenario', '')}: {ds.agent.size} language-model agents around a fixed anchor")
     return fig

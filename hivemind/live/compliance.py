@@ -22,6 +22,8 @@ class RuleError(ValueError):
 class Rule(Protocol):
     def check(self, text: str) -> bool: ...
 
+    def describe(self) -> str: ...
+
 
 def words(text: str) -> list[str]:
     """Lower-cased word tokens (letters, digits, apostrophes): what rules and Jaccard count."""
@@ -38,6 +40,9 @@ class Phrase:
         squash = lambda s: " ".join(s.lower().split())  # noqa: E731
         return squash(self.text) in squash(text)
 
+    def describe(self) -> str:
+        return f'include the words "{self.text}"'
+
 
 @dataclass(frozen=True)
 class Regex:
@@ -47,6 +52,9 @@ class Regex:
 
     def check(self, text: str) -> bool:
         return re.search(self.pattern, text) is not None
+
+    def describe(self) -> str:
+        return f"match the pattern {self.pattern}"
 
 
 @dataclass(frozen=True)
@@ -59,6 +67,9 @@ class FinalWord:
         w = words(text)
         return bool(w) and w[-1] == self.word.lower()
 
+    def describe(self) -> str:
+        return f'end with the word "{self.word}"'
+
 
 @dataclass(frozen=True)
 class MaxWords:
@@ -69,6 +80,9 @@ class MaxWords:
     def check(self, text: str) -> bool:
         return 0 < len(words(text)) <= self.n
 
+    def describe(self) -> str:
+        return f"use at most {self.n} words"
+
 
 @dataclass(frozen=True)
 class AllOf:
@@ -76,6 +90,9 @@ class AllOf:
 
     def check(self, text: str) -> bool:
         return all(r.check(text) for r in self.rules)
+
+    def describe(self) -> str:
+        return "; ".join(r.describe() for r in self.rules)
 
 
 KINDS = {

@@ -1,0 +1,273 @@
+"""Language-model backends behind one small interface: llama.cpp for real runs, a fake for tests.
+
+A backend tokenizes, generates one message from a prompt given as a shared prefix
+plus an agent's suffix (both token lists), and embeds a text. ``LlamaBackend`` keeps
+one model for all agents and evaluates the shared prefix once: its KV cache is kept
+and every agent's prompt continues from it. ``FakeBackend`` is deterministic and
+needs no model, so the protocol and the metrics can be tested in milliseconds.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import re
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from hivemind.live.config import Sampling
+from hivemind.live.model import INSTALL_HINT, ModelError, sha256_file
+
+
+@dataclass(frozen=True)
+class Generation:
+    text: str
+    prompt_tokens: int
+    completion_tokens: int
+    prefix_cached: bool  # the shared prefix came from the cache, not from a new evaluation
+    finish_reason: str
+    seconds: float
+
+
+class Backend(Protocol):
+    name: str
+    model_sha256: str
+    n_ctx: int
+
+    def tokenize(self, text: str, bos: bool) -> list[int]: ...
+
+    def chat_wrap(self) -> tuple[str, str]: ...
+
+    def generate(self, prefix: Sequence[int], suffix: Sequence[int], sampling: Sampling, seed: int) -> Generation: ...
+
+    def embed(self, text: str) -> np.ndarray: ...
+
+    def close(self) -> None: ...
+
+
+# ---------------------------------------------------------------------------
+# llama.cpp
+
+
+class LlamaBackend:
+    """One llama-cpp-python model for every agent, plus an embedding context on the same file.
+
+    ``reuse_prefix=False`` recomputes the shared prefix for every message: the baseline
+    that ``benchmarks/live.py`` measures the cache against. Results are the same either
+    way, because the prefix is always evaluated on its own, in the same batches.
+    """
+
+    def __init__(self, path: Path, n_ctx: int, threads: int, chat: str = "auto", reuse_prefix: bool = True):
+        try:
+            import llama_cpp
+        except ImportError:
+            raise ModelError(f"live mode needs llama-cpp-python: {INSTALL_HINT}") from None
+        self._llama_cpp = llama_cpp
+        self.path = Path(path)
+        self.name = self.path.name
+        self.n_ctx = n_ctx
+        self.threads = threads
+        self.reuse_prefix = reuse_prefix
+        self.model_sha256 = sha256_file(self.path)
+        self.llm = self._load(embedding=False)
+        self._embedder = None
+        self._chat = chat
+        self.prefix_evaluations = 0
+
+    def _load(self, embedding: bool):
+        kwargs = dict(
+            model_path=str(self.path),
+            n_ctx=self.n_ctx,
+            n_threads=self.threads,
+            n_threads_batch=self.threads,
+            seed=0,
+            verbose=False,
+        )
+        if embedding:
+            lc = self._llama_cpp
+            # One sequence per call, mean-pooled: the whole text must fit one micro-batch.
+            kwargs.update(embedding=True, pooling_type=lc.LLAMA_POOLING_TYPE_MEAN, n_batch=self.n_ctx, n_ubatch=self.n_ctx)
+        try:
+            with _quiet_stderr():
+                return self._llama_cpp.Llama(**kwargs)
+        except (ValueError, RuntimeError, OSError) as e:
+            reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+            raise ModelError(f"live.model: llama.cpp cannot load {self.path} (damaged or unsupported GGUF: {reason})") from None
+
+    def tokenize(self, text: str, bos: bool) -> list[int]:
+        return self.llm.tokenize(text.encode("utf-8"), add_bos=bos, special=True)
+
+    def chat_wrap(self) -> tuple[str, str]:
+        """The model's chat template around one user message, or nothing for a base model."""
+        template = self.llm.metadata.get("tokenizer.chat_template")
+        if self._chat == "none" or not template:
+            return "", ""
+        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+        marker = "\x00HIVEMIND\x00"
+        bos = self.llm.detokenize([self.llm.token_bos()]).decode("utf-8", "ignore")
+        eos = self.llm.detokenize([self.llm.token_eos()]).decode("utf-8", "ignore")
+        try:
+            fmt = Jinja2ChatFormatter(template, eos_token=eos, bos_token=bos, add_generation_prompt=True)
+            rendered = fmt(messages=[{"role": "user", "content": marker}]).prompt
+        except Exception:  # a template we cannot render: fall back to plain text, which any model accepts
+            return "", ""
+        if marker not in rendered:
+            return "", ""
+        head, tail = rendered.split(marker, 1)
+        # The BOS token comes from tokenize(bos=True); a second, textual one would double it.
+        return (head[len(bos) :] if bos and head.startswith(bos) else head), tail
+
+    def _ensure_prefix(self, prefix: list[int]) -> bool:
+        """Leave exactly ``prefix`` in the KV cache; True if it was there already."""
+        llm, n = self.llm, len(prefix)
+        cached = self.reuse_prefix and llm.n_tokens >= n and np.array_equal(llm.input_ids[:n], prefix)
+        if not cached:
+            llm.reset()
+            llm.eval(prefix)
+            self.prefix_evaluations += 1
+        # generate() keeps the longest common prefix of its cache and the prompt; saying the
+        # cache holds only the shared prefix makes it drop the previous agent's tokens and
+        # evaluate this agent's suffix in one batch, whatever came before.
+        llm.n_tokens = n
+        return bool(cached)
+
+    def generate(self, prefix: Sequence[int], suffix: Sequence[int], sampling: Sampling, seed: int) -> Generation:
+        prefix, suffix = list(prefix), list(suffix)
+        if not suffix:
+            raise ValueError("the agent's part of the prompt is empty")
+        t0 = time.perf_counter()
+        cached = self._ensure_prefix(prefix)
+        greedy = sampling.greedy
+        out = self.llm.create_completion(
+            prefix + suffix,
+            max_tokens=sampling.max_tokens,
+            temperature=0.0 if greedy else sampling.temperature,
+            top_p=1.0 if greedy else sampling.top_p,
+            top_k=0 if greedy else sampling.top_k,
+            min_p=0.0,
+            repeat_penalty=1.0,
+            seed=seed,
+            stop=list(sampling.stop),
+        )
+        choice, usage = out["choices"][0], out["usage"]
+        return Generation(
+            text=choice["text"].strip(),
+            prompt_tokens=int(usage["prompt_tokens"]),
+            completion_tokens=int(usage["completion_tokens"]),
+            prefix_cached=cached,
+            finish_reason=str(choice.get("finish_reason")),
+            seconds=time.perf_counter() - t0,
+        )
+
+    def embed(self, text: str) -> np.ndarray:
+        if self._embedder is None:
+            self._embedder = self._load(embedding=True)
+        return np.asarray(self._embedder.embed(text, truncate=True), dtype=np.float64).reshape(-1)
+
+    def close(self) -> None:
+        for llm in (self.llm, self._embedder):
+            if llm is not None:
+                llm.close()
+        self._embedder = None
+
+
+@contextlib.contextmanager
+def _quiet_stderr():
+    """Silence stderr while llama.cpp sets up: C code writes to descriptor 2, and its log
+    callback prints to ``sys.stderr`` at a level that ``verbose=False`` still lets through."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as devnull, contextlib.redirect_stderr(devnull):
+            os.dup2(devnull.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def open_backend(model_path: Path, n_ctx: int, threads: int, chat: str = "auto") -> LlamaBackend:
+    return LlamaBackend(model_path, n_ctx, threads, chat)
+
+
+# ---------------------------------------------------------------------------
+# The fake
+
+
+_WORD = re.compile(r"[\w']+|[^\w\s]|\n")
+
+
+class FakeBackend:
+    """A deterministic stand-in for a model: it echoes the commonest words of its prompt.
+
+    Tokens are words (ids from their SHA-256, so equal words get equal ids in any run).
+    Greedy decoding writes the prompt's ``max_tokens`` most frequent words, stochastic
+    decoding draws them in proportion to their counts with a generator seeded by the
+    message's seed. Since every prompt holds the anchor's message, the agents drift
+    toward its words, as a model would. Embeddings are hashed bags of words.
+    ``respond(prompt_text, seed)`` overrides what it writes (to test faults).
+    """
+
+    name = "fake"
+    model_sha256 = "0" * 64
+
+    def __init__(self, n_ctx: int = 2048, dim: int = 32, respond: Callable[[str, int], str] | None = None):
+        self.n_ctx = n_ctx
+        self.dim = dim
+        self.respond = respond
+        self._words: dict[int, str] = {}
+        self.prefix_evaluations = 0
+        self._cached_prefix: tuple[int, ...] | None = None
+        self.prompts: list[str] = []
+
+    def _id(self, word: str) -> int:
+        i = int.from_bytes(hashlib.sha256(word.encode()).digest()[:4], "little")
+        self._words[i] = word
+        return i
+
+    def tokenize(self, text: str, bos: bool) -> list[int]:
+        return ([1] if bos else []) + [self._id(w) for w in _WORD.findall(text)]
+
+    def chat_wrap(self) -> tuple[str, str]:
+        return "", ""
+
+    def generate(self, prefix: Sequence[int], suffix: Sequence[int], sampling: Sampling, seed: int) -> Generation:
+        cached = self._cached_prefix == tuple(prefix)
+        if not cached:
+            self.prefix_evaluations += 1
+            self._cached_prefix = tuple(prefix)
+        words = [self._words[t] for t in list(prefix) + list(suffix) if t in self._words]
+        prompt = " ".join(words)
+        self.prompts.append(prompt)
+        if self.respond is not None:
+            text = self.respond(prompt, seed)
+        else:
+            counts = Counter(w.lower() for w in words if w.isalnum() and len(w) > 2)
+            ranked = sorted(counts, key=lambda w: (-counts[w], hashlib.sha256(w.encode()).hexdigest()))
+            n = min(sampling.max_tokens, len(ranked))
+            if sampling.greedy:
+                chosen = ranked[:n]
+            else:
+                rng = np.random.default_rng(seed)
+                p = np.array([counts[w] for w in ranked], float) ** (1.0 / sampling.temperature)
+                chosen = list(rng.choice(ranked, size=n, replace=False, p=p / p.sum())) if n else []
+            text = " ".join(chosen)
+        return Generation(text.strip(), len(prefix) + len(suffix), len(text.split()), cached, "stop", 0.0)
+
+    def embed(self, text: str) -> np.ndarray:
+        v = np.full(self.dim, 0.05)  # an offset, so that no text embeds to the zero vector
+        for w in re.findall(r"[\w']+", text.lower()):
+            v[int.from_bytes(hashlib.sha256(w.encode()).digest()[:4], "little") % self.dim] += 1.0
+        return v
+
+    def close(self) -> None:
+        pass

@@ -1,0 +1,329 @@
+"""The rounds of a live run: agents read the anchor and their neighbours, write, and are measured.
+
+Round 0 holds the initial messages (given, or written from each persona). In every
+later round each peripheral agent reads the anchor's fixed message and its graph
+neighbours' latest messages from the round before (all agents speak simultaneously,
+as in the engine's gradient step) and writes one new message. The anchor never
+writes and reads no one: infinite inertia in text.
+
+Each message goes to ``transcript.jsonl`` as soon as it exists, flushed; the per-round
+metrics are rewritten after every round. A killed run resumes from the transcript
+without regenerating anything it holds.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from hivemind.live.backend import Backend
+from hivemind.live.config import LiveSpec
+from hivemind.live.metrics import round_metrics, state_id
+from hivemind.live.prompts import PromptTooLong, build_prompt
+from hivemind.scenario import Scenario
+
+TRANSCRIPT = "transcript.jsonl"
+FORMAT_VERSION = 1
+
+
+class LiveError(RuntimeError):
+    """A live run cannot go on: ``str(e)`` is the one-line message for the user."""
+
+
+# ---------------------------------------------------------------------------
+# Who reads whom
+
+
+def in_neighbours(scenario: Scenario) -> dict[int, list[int]]:
+    """For every peripheral agent, the peripheral agents it hears (the anchor is heard by all)."""
+    a, anchor = scenario.arrays, scenario.anchor_index
+    heard: dict[int, set[int]] = {i: set() for i in range(a.n_nodes) if i != anchor}
+    pairs = [(int(s), int(d)) for s, d in zip(a.src, a.dst, strict=True)]
+    if not a.directed:
+        pairs += [(d, s) for s, d in pairs]
+    for s, d in pairs:
+        if d != anchor and s != anchor and s != d:
+            heard[d].add(s)
+    return {i: sorted(js) for i, js in heard.items()}
+
+
+def message_seeds(seed: int, n_decodings: int, rounds: int, n_nodes: int) -> np.ndarray:
+    """One sampling seed per (decoding, round, agent), from split JAX keys: none is used twice.
+
+    Drawn up front, so a message's seed does not depend on the order of generation
+    (which is what lets a resumed stochastic run continue the same streams).
+    """
+    import jax
+
+    keys = jax.random.split(jax.random.key(seed), n_decodings * (rounds + 1) * n_nodes)
+    bits = np.asarray(jax.vmap(lambda k: jax.random.bits(k, (), "uint32"))(keys), dtype=np.uint64)
+    # 31 bits: llama.cpp reads 0xFFFFFFFF as "pick a random seed".
+    return (bits >> np.uint64(1)).astype(np.int64).reshape(n_decodings, rounds + 1, n_nodes)
+
+
+# ---------------------------------------------------------------------------
+# The transcript
+
+
+class Transcript:
+    """``transcript.jsonl``: a header line, then one line per message, each flushed on write."""
+
+    def __init__(self, path: Path, header: dict, records: list[dict]):
+        self.path = path
+        self.header = header
+        self.records = records
+        self._file = open(path, "a", encoding="utf-8")
+
+    @classmethod
+    def create(cls, path: Path, header: dict) -> Transcript:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(header) + "\n", encoding="utf-8")
+        return cls(path, header, [])
+
+    @classmethod
+    def resume(cls, path: Path, header: dict) -> Transcript:
+        """Reopen ``path``, checking that it was written by this scenario and model.
+
+        A last line cut short by a kill is dropped (its message is generated again).
+        """
+        try:
+            raw = path.read_bytes()
+        except FileNotFoundError:
+            raise LiveError(f"{path}: nothing to resume (no transcript); run without --resume") from None
+        lines = raw.split(b"\n")
+        good, records, old = 0, [], None
+        for k, line in enumerate(lines):
+            if not line.strip():
+                good += len(line) + 1
+                continue
+            try:
+                rec = json.loads(line)
+            except ValueError:
+                if k >= len(lines) - 2:  # the torn tail of a killed write
+                    break
+                raise LiveError(f"{path}: line {k + 1} is not JSON; the transcript is damaged") from None
+            if old is None:
+                old = rec
+            elif rec.get("kind") == "message":
+                records.append(rec)
+            good += len(line) + 1
+        if old is None or old.get("kind") != "header":
+            raise LiveError(f"{path}: has no header line; it was not written by hivemind live")
+        for key, what in (("fingerprint", "scenario"), ("model_sha256", "model file")):
+            if old.get(key) != header[key]:
+                raise LiveError(f"{path}: was written for another {what} ({key} differs); use --force to start over")
+        with open(path, "r+b") as f:
+            f.truncate(min(good, len(raw)))
+        return cls(path, old, records)
+
+    def append(self, record: dict) -> None:
+        self._file.write(json.dumps(record, ensure_ascii=False) + "\n")
+        self._file.flush()
+        self.records.append(record)
+
+    def close(self) -> None:
+        self._file.close()
+
+
+# ---------------------------------------------------------------------------
+# The run
+
+
+@dataclass
+class Trajectory:
+    """What one decoding produced, round by round, for the peripheral agents (in graph order)."""
+
+    decoding: str
+    agents: list[int]
+    texts: list[list[str]] = field(default_factory=list)  # [round][agent]: the agent's latest message
+    rows: list[dict] = field(default_factory=list)  # [round]: metrics
+    embeddings: list[np.ndarray] = field(default_factory=list)  # [round]: (agents, D) unit vectors
+    anchor_embedding: np.ndarray | None = None  # (D,) unit vector
+
+
+def _unit(v: np.ndarray) -> np.ndarray:
+    norm = np.linalg.norm(v)
+    if not np.isfinite(norm) or norm == 0:
+        raise LiveError("the model returned a zero or non-finite embedding; embedding distances are undefined")
+    return v / norm
+
+
+def geodesic(u: np.ndarray, a: np.ndarray) -> np.ndarray:
+    """Great-circle distance between unit vectors, as 2 asin(|u - a| / 2): accurate near 0 and pi."""
+    return 2.0 * np.arcsin(np.clip(np.linalg.norm(u - a, axis=-1) / 2.0, 0.0, 1.0))
+
+
+class Embedder:
+    """Unit-norm embeddings, each text embedded once."""
+
+    def __init__(self, backend: Backend):
+        self.backend = backend
+        self.cache: dict[str, np.ndarray] = {}
+
+    def __call__(self, text: str) -> np.ndarray:
+        if text not in self.cache:
+            self.cache[text] = _unit(np.asarray(self.backend.embed(text), dtype=np.float64))
+        return self.cache[text]
+
+
+def header_for(scenario: Scenario, backend: Backend, model_path: str) -> dict:
+    spec = scenario.live
+    return {
+        "kind": "header",
+        "format": FORMAT_VERSION,
+        "scenario": scenario.name,
+        "source": scenario.source,
+        "fingerprint": scenario.fingerprint,
+        "model": model_path,
+        "model_sha256": backend.model_sha256,
+        "anchor": str(scenario.arrays.labels[scenario.anchor_index]),
+        "anchor_text": spec.anchor_text,
+        "rule": spec.rule.describe(),
+        "rounds": spec.rounds,
+        "decodings": list(spec.decodings),
+        "seed": spec.seed,
+    }
+
+
+def converse(
+    scenario: Scenario,
+    backend: Backend,
+    transcript: Transcript,
+    say: Callable[[str], None] = print,
+    on_round: Callable[[list[Trajectory]], None] | None = None,
+) -> list[Trajectory]:
+    """Run (or finish) every decoding's rounds; messages already in ``transcript`` are reused.
+
+    ``on_round(trajectories)`` is called after each finished round, to save what exists.
+    """
+    spec: LiveSpec = scenario.live
+    labels = [str(v) for v in scenario.arrays.labels]
+    anchor = scenario.anchor_index
+    agents = [i for i in range(len(labels)) if i != anchor]
+    hears = in_neighbours(scenario)
+    seeds = message_seeds(spec.seed, len(spec.decodings), spec.rounds, len(labels))
+    done = {(r["decoding"], r["round"], r["index"]): r for r in transcript.records}
+    embed = Embedder(backend)
+    anchor_vec = embed(spec.anchor_text)
+    wrap = backend.chat_wrap()
+    budget = backend.n_ctx - spec.max_tokens
+    shared = {"anchor": spec.anchor_text, "rule": spec.rule.describe()}
+    trajectories = []
+    for d, decoding in enumerate(spec.decodings):
+        sampling = spec.sampling(decoding)
+        traj = Trajectory(decoding, agents, anchor_embedding=anchor_vec)
+        trajectories.append(traj)
+        latest: dict[int, tuple[str, int]] = {}  # agent -> (text, round written)
+        for rnd in range(spec.rounds + 1):
+            t0 = time.perf_counter()
+            made = reused = 0
+            outputs: dict[int, dict] = {}
+            for k, i in enumerate(agents):
+                key = (decoding, rnd, i)
+                if key in done:
+                    rec, reused = done[key], reused + 1
+                else:
+                    rec = _message(scenario, backend, sampling, wrap, budget, shared, rnd, i, k, labels, hears, latest)
+                    rec["seed"] = int(seeds[d, rnd, i])
+                    rec["model_sha256"] = backend.model_sha256
+                    if rec["generated"]:
+                        gen = backend.generate(rec.pop("_prefix"), rec.pop("_suffix"), sampling, rec["seed"])
+                        rec.update(
+                            text=gen.text,
+                            sha256=state_id(gen.text),
+                            empty=not gen.text,
+                            completion_tokens=gen.completion_tokens,
+                            prefix_cached=gen.prefix_cached,
+                            finish_reason=gen.finish_reason,
+                            seconds=round(gen.seconds, 4),
+                        )
+                    transcript.append(rec)
+                    made += 1
+                outputs[i] = rec
+            # Simultaneous update: nobody saw this round's messages while writing theirs.
+            for i, rec in outputs.items():
+                if rec["text"]:
+                    latest[i] = (rec["text"], rnd)
+                elif rnd == 0 and spec.personas is not None and spec.personas[agents.index(i)].strip():
+                    # An agent silent from the start speaks its persona: it needs a first state.
+                    latest[i] = (spec.personas[agents.index(i)], 0)
+            if any(i not in latest for i in agents):
+                silent = labels[next(i for i in agents if i not in latest)]
+                raise LiveError(f"agent {silent} wrote nothing in round 0 and has no persona, so it has no message to start from")
+            texts = [latest[i][0] for i in agents]
+            traj.texts.append(texts)
+            vectors = np.stack([embed(t) for t in texts])
+            traj.embeddings.append(vectors)
+            m = round_metrics(texts, spec.anchor_text, spec.rule)
+            recs = [outputs[i] for i in agents]
+            row = {
+                "decoding": decoding,
+                "round": rnd,
+                **{k: v for k, v in m.items() if k != "jaccard_per_agent"},
+                "embedding_distance_to_anchor": float(np.mean(geodesic(vectors, anchor_vec))),
+                "empty_outputs": sum(bool(r.get("empty")) for r in recs),
+                "truncated_prompts": sum(r.get("dropped_neighbours", 0) > 0 for r in recs),
+                "dropped_neighbour_messages": sum(r.get("dropped_neighbours", 0) for r in recs),
+                "prompt_tokens": sum(r.get("prompt_tokens", 0) for r in recs),
+                "completion_tokens": sum(r.get("completion_tokens", 0) for r in recs),
+                "_labels": [labels[i] for i in agents],
+                "_jaccard_per_agent": m["jaccard_per_agent"],
+                "_compliant": [bool(spec.rule.check(t)) for t in texts],
+                "_distance_per_agent": geodesic(vectors, anchor_vec).tolist(),
+            }
+            traj.rows.append(row)
+            if on_round is not None:
+                on_round(trajectories)
+            what = f"{made} written" + (f", {reused} from the transcript" if reused else "")
+            say(
+                f"  {decoding} round {rnd}/{spec.rounds}: {what}; compliance {row['compliance']:.2f}, "
+                f"Jaccard {row['jaccard_to_anchor']:.3f}, embedding distance {row['embedding_distance_to_anchor']:.3f} "
+                f"({time.perf_counter() - t0:.1f} s)"
+            )
+    return trajectories
+
+
+def _message(scenario, backend, sampling, wrap, budget, shared, rnd, i, k, labels, hears, latest) -> dict:
+    """The transcript record of agent ``i``'s message in round ``rnd``, before generation."""
+    spec = scenario.live
+    rec = {
+        "kind": "message",
+        "decoding": sampling.decoding,
+        "round": rnd,
+        "agent": labels[i],
+        "index": i,
+        "sampling": sampling.to_dict(),
+    }
+    if rnd == 0 and spec.initial_texts is not None:
+        text = spec.initial_texts[k]
+        return rec | {"generated": False, "text": text, "sha256": state_id(text), "empty": not text.strip()}
+    persona = spec.personas[k] if spec.personas is not None else ""
+    if rnd == 0:
+        template, neighbours, own = spec.opening_prompt, [], ""
+    else:
+        template, own = spec.prompt, latest[i][0]
+        # Oldest message first, so that a prompt too long for n_ctx loses the stalest news.
+        heard = sorted((latest[j][1], n, j) for n, j in enumerate(hears[i]) if j in latest)
+        neighbours = [(labels[j], latest[j][0]) for _, _, j in heard]
+    fields = {"agent": labels[i], "persona": persona, "own": own, "round": rnd}
+    try:
+        prompt = build_prompt(template, shared, fields, neighbours, backend.tokenize, budget, wrap)
+    except PromptTooLong as e:
+        raise LiveError(
+            f"{scenario.source}: live.n_ctx = {backend.n_ctx} is too small for agent {labels[i]} in round {rnd}: {e}"
+        ) from None
+    return rec | {
+        "generated": True,
+        "prompt_sha256": hashlib.sha256(prompt.text.encode()).hexdigest(),
+        "prompt_tokens": len(prompt.prefix_tokens) + len(prompt.suffix_tokens),
+        "prefix_tokens": len(prompt.prefix_tokens),
+        "dropped_neighbours": prompt.dropped,
+        "_prefix": prompt.prefix_tokens,
+        "_suffix": prompt.suffix_tokens,
+    }

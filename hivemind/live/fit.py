@@ -1,0 +1,138 @@
+"""Theory alongside a live run: the engine from the embedded first messages, with a fitted step size.
+
+The agents' round-0 embeddings (unit vectors) and the anchor's are points on the
+sphere S^{D-1}. The engine's gradient rule runs on the graph the agents talked on,
+one step per round, and its one free number, the step size, is chosen to make the
+predicted mean distance to the anchor match the observed one. R^2 over the rounds
+after the start says how much of the live run the theory explains.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import numpy as np
+
+from hivemind.scenario import DynamicsSpec, ManifoldSpec, RecordSpec, RunSpec, Scenario, degree_inertia
+from hivemind.theory import grounded_spectrum
+from hivemind.topology import GraphArrays
+
+
+@dataclasses.dataclass(frozen=True)
+class TheoryFit:
+    step_size: float
+    stable_limit: float  # 2 / lambda_max: the linear theory diverges beyond it
+    predicted: np.ndarray  # (rounds + 1, agents): the engine's distances to the anchor
+    r2_mean: float | None  # of the mean curve over rounds 1.. (None when it is flat or too short)
+    r2_agents: float | None  # of every agent's distance over rounds 1..
+    added_anchor_edges: int  # agents not adjacent to the anchor in the graph, who still read it
+
+    def to_dict(self) -> dict:
+        return {
+            "step_size": self.step_size,
+            "stable_limit": self.stable_limit,
+            "r2_mean": self.r2_mean,
+            "r2_agents": self.r2_agents,
+            "added_anchor_edges": self.added_anchor_edges,
+            "predicted_mean_distance": self.predicted.mean(axis=1).tolist(),
+        }
+
+
+def conversation_graph(scenario: Scenario) -> tuple[GraphArrays, int]:
+    """The scenario's graph plus an edge from the anchor to every agent not already next to it.
+
+    In live mode every agent reads the anchor's message, whatever the graph says, so
+    this is the graph the agents actually talked on. Returns it and the edges added.
+    """
+    a, anchor = scenario.arrays, scenario.anchor_index
+    touches = set(a.dst[a.src == anchor].tolist())
+    if not a.directed:
+        touches |= set(a.src[a.dst == anchor].tolist())
+    missing = [i for i in range(a.n_nodes) if i != anchor and i not in touches]
+    if not missing:
+        return a, 0
+    src = np.concatenate([a.src, np.full(len(missing), anchor, a.src.dtype)])
+    dst = np.concatenate([a.dst, np.asarray(missing, a.dst.dtype)])
+    out = a._replace(src=src, dst=dst, weight=np.concatenate([a.weight, np.ones(len(missing))]))
+    if scenario.agents.inertia == "degree":
+        out = out._replace(inertia=degree_inertia(out))
+    return out, len(missing)
+
+
+def theory_scenario(scenario: Scenario, anchor_vec: np.ndarray, rounds: int, step_size: float) -> Scenario:
+    """The scenario the engine runs: the gradient rule on S^{D-1}, one step per round, float64."""
+    arrays, _ = conversation_graph(scenario)
+    return dataclasses.replace(
+        scenario,
+        manifold=ManifoldSpec("sphere", int(anchor_vec.size) - 1),
+        anchor=dataclasses.replace(scenario.anchor, state=np.asarray(anchor_vec, float).tolist()),
+        dynamics=DynamicsSpec(rule="gradient", step_size=float(step_size), steps=rounds),
+        record=RecordSpec(every=1),
+        run=RunSpec(seeds=(0,), precision="float64", checkpoint_every=0, shard="none"),
+        arrays=arrays,
+    )
+
+
+def predict(scenario: Scenario, anchor_vec: np.ndarray, start: np.ndarray, rounds: int, step_size: float) -> np.ndarray:
+    """The engine's distances to the anchor, (rounds + 1, agents), from ``start`` (agents, D)."""
+    from hivemind.simulate import simulate
+
+    anchor = scenario.anchor_index
+    states = np.insert(np.asarray(start, float), anchor, anchor_vec, axis=0)
+    ds = simulate(theory_scenario(scenario, anchor_vec, rounds, step_size), init_states=states)
+    return np.delete(ds.distance_to_anchor.values[0], anchor, axis=1)
+
+
+def r_squared(observed: np.ndarray, predicted: np.ndarray) -> float | None:
+    observed, predicted = np.ravel(observed), np.ravel(predicted)
+    total = float(np.sum((observed - observed.mean()) ** 2))
+    if observed.size < 2 or total <= 1e-12 * max(1.0, float(np.sum(observed**2))):
+        return None
+    return 1.0 - float(np.sum((observed - predicted) ** 2)) / total
+
+
+def fit_step_size(scenario: Scenario, anchor_vec: np.ndarray, start: np.ndarray, observed: np.ndarray) -> TheoryFit:
+    """Least squares on the mean distance curve over the step size in (0, 2 / lambda_max).
+
+    A log-spaced scan finds the basin, golden-section search refines it; the engine's
+    compiled step is reused for every trial (step sizes are traced, not static).
+    """
+    rounds = observed.shape[0] - 1
+    arrays, added = conversation_graph(scenario)
+    lam = grounded_spectrum(arrays, scenario.anchor_index, scenario.anchor.coupling)
+    limit = 2.0 / float(np.max(lam.real)) if lam.size and np.max(lam.real) > 0 else 1.0
+    target = observed.mean(axis=1)
+
+    cache: dict[float, np.ndarray] = {}
+
+    def curve(eta: float) -> np.ndarray:
+        if eta not in cache:
+            cache[eta] = predict(scenario, anchor_vec, start, rounds, eta)
+        return cache[eta]
+
+    def cost(eta: float) -> float:
+        return float(np.sum((curve(eta).mean(axis=1)[1:] - target[1:]) ** 2))
+
+    grid = limit * np.logspace(-3, math.log10(0.999), 25)
+    costs = [cost(e) for e in grid]
+    k = int(np.argmin(costs))
+    lo, hi = grid[max(k - 1, 0)], grid[min(k + 1, len(grid) - 1)]
+    g = (math.sqrt(5) - 1) / 2
+    a, b = hi - g * (hi - lo), lo + g * (hi - lo)
+    for _ in range(20):
+        if cost(a) < cost(b):
+            hi = b
+        else:
+            lo = a
+        a, b = hi - g * (hi - lo), lo + g * (hi - lo)
+    best = min([grid[k], a, b], key=cost)
+    predicted = curve(best)
+    return TheoryFit(
+        step_size=float(best),
+        stable_limit=float(limit),
+        predicted=predicted,
+        r2_mean=r_squared(target[1:], predicted.mean(axis=1)[1:]),
+        r2_agents=r_squared(observed[1:], predicted[1:]),
+        added_anchor_edges=added,
+    )

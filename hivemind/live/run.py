@@ -1,0 +1,257 @@
+"""``run_live``: a live run from scenario to files, and the files themselves.
+
+DIR/transcript.jsonl   every message, as it is written (see ``conversation``)
+DIR/rounds.csv         one row per (decoding, round): the paper's metrics and counted events
+DIR/agents.csv         one row per (decoding, round, agent): Jaccard, compliance, embedding distance
+DIR/live.nc            the same as labelled arrays, with the embeddings and the theory's curves
+DIR/summary.json       the paper-style table and the theory fit
+DIR/live.png (, .pdf)  observed against fitted theory, Jaccard and compliance over rounds
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from hivemind.live.backend import Backend, LlamaBackend
+from hivemind.live.conversation import TRANSCRIPT, LiveError, Trajectory, Transcript, converse, header_for
+from hivemind.live.fit import TheoryFit, fit_step_size
+from hivemind.live.model import resolve_model
+from hivemind.results import NETCDF_ENGINE, atomic_write, finite_or_none, save_csv, save_json, versions
+from hivemind.scenario import Scenario
+
+OUTPUTS = (TRANSCRIPT, "rounds.csv", "agents.csv", "live.nc", "summary.json", "live.png", "live.pdf", "live.svg")
+
+# What the paper reports for its GGUF benchmark, shown beside ours.
+PAPER = {
+    "hash_collisions": 0,
+    "greedy": {"mean_compliance": 0.50, "final_jaccard_to_anchor": 0.295},
+    "stochastic": {"mean_compliance": 0.531, "final_jaccard_to_anchor": 0.224},
+}
+
+
+@dataclass
+class LiveResult:
+    out: Path
+    trajectories: list[Trajectory]
+    fits: dict[str, TheoryFit]
+    summary: dict
+    dataset: xr.Dataset
+    files: list[Path]
+
+
+def run_live(
+    scenario: Scenario,
+    out: str | Path,
+    *,
+    resume: bool = False,
+    backend: Backend | None = None,
+    say: Callable[[str], None] = print,
+    formats: tuple[str, ...] = ("png", "pdf"),
+) -> LiveResult:
+    """Run the conversation of ``scenario``'s ``[live]`` section into ``out``.
+
+    Parameters
+    ----------
+    scenario : a scenario with a ``[live]`` section.
+    out : the run directory.
+    resume : continue the transcript in ``out`` instead of starting a new one.
+    backend : a model backend; by default llama.cpp on ``live.model``.
+    say : where progress lines go.
+    formats : figure formats.
+
+    Raises
+    ------
+    LiveError, ModelError
+        With a one-line message; whatever the transcript holds stays on disk.
+    """
+    spec = scenario.live
+    if spec is None:
+        raise LiveError(f"{scenario.source}: has no [live] section; see scenarios/live_quickstart.toml")
+    out = Path(out)
+    own = backend is None
+    if own:
+        base = Path(scenario.source).parent if scenario.source else None
+        path = resolve_model(spec.model, base, say)
+        say(f"model {path} ({spec.n_ctx} tokens of context, {spec.threads} threads)")
+        backend = LlamaBackend(path, spec.n_ctx, spec.threads, spec.chat)
+        model_label = str(path)
+    else:
+        model_label = backend.name
+    try:
+        header = header_for(scenario, backend, model_label)
+        if resume:
+            transcript = Transcript.resume(out / TRANSCRIPT, header)
+            say(f"resuming: {len(transcript.records)} messages already in {out / TRANSCRIPT}")
+        else:
+            transcript = Transcript.create(out / TRANSCRIPT, header)
+        try:
+            trajectories = converse(scenario, backend, transcript, say, on_round=lambda t: save_tables(t, out))
+        finally:
+            transcript.close()
+    finally:
+        if own:
+            backend.close()
+
+    fits = {}
+    for t in trajectories:
+        observed = np.asarray([row["_distance_per_agent"] for row in t.rows])
+        fits[t.decoding] = fit_step_size(scenario, t.anchor_embedding, t.embeddings[0], observed)
+    ds = live_dataset(scenario, trajectories, fits)
+    summary = summarize_live(scenario, trajectories, fits, header, transcript.records)
+    files = save_tables(trajectories, out)
+    atomic_write(out / "live.nc", lambda tmp: ds.to_netcdf(tmp, engine=NETCDF_ENGINE))
+    save_json(summary, out / "summary.json")
+    files += [out / "live.nc", out / "summary.json"]
+    from hivemind.plot import live_figure, save_figure
+
+    files += save_figure(live_figure(ds), out / "live", formats)
+    return LiveResult(out, trajectories, fits, summary, ds, [out / TRANSCRIPT, *files])
+
+
+def save_tables(trajectories: list[Trajectory], out: Path) -> list[Path]:
+    """rounds.csv and agents.csv for every finished round so far."""
+    rounds = [{k: v for k, v in row.items() if not k.startswith("_")} for t in trajectories for row in t.rows]
+    agents = [
+        {
+            "decoding": t.decoding,
+            "round": row["round"],
+            "agent": label,
+            "jaccard_to_anchor": row["_jaccard_per_agent"][k],
+            "compliant": int(row["_compliant"][k]),
+            "embedding_distance_to_anchor": row["_distance_per_agent"][k],
+        }
+        for t in trajectories
+        for row in t.rows
+        for k, label in enumerate(row["_labels"])
+    ]
+    save_csv(pd.DataFrame(rounds), out / "rounds.csv")
+    save_csv(pd.DataFrame(agents), out / "agents.csv")
+    return [out / "rounds.csv", out / "agents.csv"]
+
+
+def live_dataset(scenario: Scenario, trajectories: list[Trajectory], fits: dict[str, TheoryFit]) -> xr.Dataset:
+    """Everything per (decoding, round, agent) as labelled arrays."""
+    t0 = trajectories[0]
+    labels = [str(scenario.arrays.labels[i]) for i in t0.agents]
+    decodings = [t.decoding for t in trajectories]
+
+    def per_round(key):
+        return (("decoding", "round"), np.asarray([[row[key] for row in t.rows] for t in trajectories], float))
+
+    def per_agent(key):
+        return (("decoding", "round", "agent"), np.asarray([[row[key] for row in t.rows] for t in trajectories], float))
+
+    data = {
+        "embedding": (
+            ("decoding", "round", "agent", "coord"),
+            np.asarray([np.stack(t.embeddings) for t in trajectories]),
+            {"long_name": "unit-norm embedding of the agent's latest message"},
+        ),
+        "anchor_embedding": (("coord",), t0.anchor_embedding),
+        "distance_to_anchor": (
+            *per_agent("_distance_per_agent"),
+            {"long_name": "geodesic distance of the embeddings", "units": "radians"},
+        ),
+        "theory_distance": (
+            ("decoding", "round", "agent"),
+            np.asarray([fits[d].predicted for d in decodings]),
+            {"long_name": "the engine's distance to the anchor with the fitted step size", "units": "radians"},
+        ),
+        "jaccard_to_anchor": per_agent("_jaccard_per_agent"),
+        "compliant": per_agent("_compliant"),
+        "fitted_step_size": (("decoding",), np.asarray([fits[d].step_size for d in decodings])),
+        "r2_mean": (("decoding",), np.asarray([_nan(fits[d].r2_mean) for d in decodings])),
+    }
+    for key in ("distinct_outputs", "duplicate_outputs", "hash_collisions", "compliance", "empty_outputs", "truncated_prompts"):
+        data[f"round_{key}"] = per_round(key)
+    return xr.Dataset(
+        data,
+        coords={
+            "decoding": decodings,
+            "round": np.arange(len(t0.rows)),
+            "agent": labels,
+            "coord": np.arange(t0.anchor_embedding.size),
+        },
+        attrs={
+            "scenario": scenario.name,
+            "anchor_node": str(scenario.arrays.labels[scenario.anchor_index]),
+            "anchor_text": scenario.live.anchor_text,
+            "rule": scenario.live.rule.describe(),
+        },
+    )
+
+
+def _nan(x):
+    return np.nan if x is None else x
+
+
+def summarize_live(scenario: Scenario, trajectories: list[Trajectory], fits: dict, header: dict, records: list[dict]) -> dict:
+    table = []
+    for t in trajectories:
+        later = t.rows[1:] or t.rows
+        mine = [r for r in records if r["decoding"] == t.decoding and r.get("generated")]
+        tokens = sum(r.get("completion_tokens", 0) for r in mine)
+        seconds = sum(r.get("seconds", 0.0) for r in mine)
+        fit = fits[t.decoding]
+        table.append(
+            {
+                "decoding": t.decoding,
+                "hash_collisions": int(sum(row["hash_collisions"] for row in t.rows)),
+                "mean_compliance": float(np.mean([row["compliance"] for row in later])),
+                "final_compliance": float(t.rows[-1]["compliance"]),
+                "final_jaccard_to_anchor": float(t.rows[-1]["jaccard_to_anchor"]),
+                "initial_embedding_distance": float(t.rows[0]["embedding_distance_to_anchor"]),
+                "final_embedding_distance": float(t.rows[-1]["embedding_distance_to_anchor"]),
+                "final_distinct_outputs": int(t.rows[-1]["distinct_outputs"]),
+                "empty_outputs": int(sum(row["empty_outputs"] for row in t.rows)),
+                "truncated_prompts": int(sum(row["truncated_prompts"] for row in t.rows)),
+                "messages_generated": len(mine),
+                "completion_tokens": int(tokens),
+                "tokens_per_second": finite_or_none(tokens / seconds) if seconds > 0 else None,
+                "theory_step_size": fit.step_size,
+                "theory_r2_mean": fit.r2_mean,
+            }
+        )
+    spec = scenario.live
+    return {
+        "scenario": scenario.name,
+        "model": header["model"],
+        "model_sha256": header["model_sha256"],
+        "agents": len(trajectories[0].agents),
+        "rounds": spec.rounds,
+        "anchor": header["anchor"],
+        "anchor_text": spec.anchor_text,
+        "rule": spec.rule.describe(),
+        "table": table,
+        "theory": {d: f.to_dict() for d, f in fits.items()},
+        "paper": PAPER,
+        "versions": versions(),
+    }
+
+
+def format_table(summary: dict) -> str:
+    """The paper's table: hash collisions, mean compliance, final Jaccard to the anchor, per decoding."""
+    lines = [
+        f"{'decoding':<18}{'hash collisions':>16}{'mean compliance':>17}{'final Jaccard':>15}"
+        f"{'emb. distance':>18}{'theory R^2':>12}{'empty':>7}{'truncated':>11}"
+    ]
+    for row in summary["table"]:
+        r2 = "-" if row["theory_r2_mean"] is None else f"{row['theory_r2_mean']:.3f}"
+        dist = f"{row['initial_embedding_distance']:.3f}->{row['final_embedding_distance']:.3f}"
+        lines.append(
+            f"{row['decoding']:<18}{row['hash_collisions']:>16}{row['mean_compliance']:>17.3f}"
+            f"{row['final_jaccard_to_anchor']:>15.3f}{dist:>18}{r2:>12}{row['empty_outputs']:>7}{row['truncated_prompts']:>11}"
+        )
+    paper = summary["paper"]
+    for d in ("greedy", "stochastic"):
+        p = paper[d]
+        lines.append(
+            f"{'paper ' + d:<18}{paper['hash_collisions']:>16}{p['mean_compliance']:>17.3f}{p['final_jaccard_to_anchor']:>15.3f}"
+        )
+    return "\n".join(lines)

