@@ -108,10 +108,16 @@ def describe(s: Scenario) -> str:
     a = s.arrays
     symbol = get_manifold(s.manifold.kind, s.manifold.dim).symbol
     seeds = f"{len(s.run.seeds)} seed{'s' if len(s.run.seeds) > 1 else ''}"
-    return (
+    text = (
         f"{s.name}: {s.manifold.kind} {symbol}^{s.manifold.dim}, {a.n_nodes} agents, {a.src.size} "
         f"{'directed ' if a.directed else ''}edges, rule {s.dynamics.rule}, {s.dynamics.steps} steps, {seeds}"
     )
+    if s.live is not None:
+        text += (
+            f"; live: {a.n_nodes - 1} language-model agents, {s.live.rounds} rounds, "
+            f"{' and '.join(s.live.decodings)} decoding, model {s.live.model}"
+        )
+    return text
 
 
 class ProgressBar:

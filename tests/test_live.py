@@ -133,7 +133,7 @@ def test_round_metrics_match_an_independent_computation(tmp_path):
 def test_each_record_carries_what_reproduces_it(tmp_path):
     run_live(scenario(), tmp_path, backend=FakeBackend(), say=lambda s: None, formats=("png",))
     _, recs = messages(tmp_path / "transcript.jsonl")
-    seeds = message_seeds(0, 2, 3, 5)
+    seeds = message_seeds(0, ("greedy", "stochastic"), 3, 5)
     for r in recs:
         assert r["sha256"] == hashlib.sha256(" ".join(r["text"].lower().split()).encode()).hexdigest()
         assert r["seed"] == seeds[("greedy", "stochastic").index(r["decoding"]), r["round"], r["index"]]
@@ -142,7 +142,12 @@ def test_each_record_carries_what_reproduces_it(tmp_path):
             assert len(r["prompt_sha256"]) == 64 and r["prompt_tokens"] > r["prefix_tokens"] > 0
             assert r["completion_tokens"] == len(r["text"].split())
     assert len({int(s) for s in seeds.ravel()}) == seeds.size  # split keys: no seed twice
-    assert (message_seeds(0, 2, 3, 5) == seeds).all() and not (message_seeds(1, 2, 3, 5) == seeds).all()
+    assert (message_seeds(0, ("greedy", "stochastic"), 3, 5) == seeds).all()
+    assert not (message_seeds(1, ("greedy", "stochastic"), 3, 5) == seeds).any()
+    # A message's seed depends on its decoding, round and agent only: longer runs and
+    # single-decoding runs repeat the same seeds.
+    assert (message_seeds(0, ("greedy", "stochastic"), 6, 5)[:, :4] == seeds).all()
+    assert (message_seeds(0, ("stochastic",), 3, 5)[0] == seeds[1]).all()
 
 
 def test_the_shared_prefix_is_evaluated_once(tmp_path):
@@ -347,3 +352,44 @@ def test_cli_refuses_to_overwrite_and_to_resume_nothing(live_file, tmp_path, cap
     code, _, err = run_cli(capsys, "live", live_file, "--out", tmp_path / "empty", "--resume")
     assert code == 2 and "nothing to resume" in err
     assert (out / "keep.txt").read_text() == "mine"
+
+
+def test_chat_models_get_their_template_around_the_prompt():
+    """A Gemma-style chat template, rendered by hand: the user turn opens before the prompt, the model turn after."""
+    from hivemind.live.backend import LlamaBackend
+
+    template = (
+        "{{ bos_token }}{% for m in messages %}<start_of_turn>{{ m['role'] }}\n{{ m['content'] }}<end_of_turn>\n{% endfor %}"
+        "{% if add_generation_prompt %}<start_of_turn>model\n{% endif %}"
+    )
+
+    class Model:
+        metadata = {"tokenizer.chat_template": template}
+
+        def token_bos(self):
+            return 2
+
+        def token_eos(self):
+            return 1
+
+        def detokenize(self, tokens):
+            return {2: b"<bos>", 1: b"<eos>"}[tokens[0]]
+
+    backend = object.__new__(LlamaBackend)
+    backend.llm, backend._chat = Model(), "auto"
+    assert backend.chat_wrap() == ("<start_of_turn>user\n", "<end_of_turn>\n<start_of_turn>model\n")
+    backend._chat = "none"
+    assert backend.chat_wrap() == ("", "")
+    backend._chat, Model.metadata = "auto", {}
+    assert backend.chat_wrap() == ("", "")  # a base model: plain text
+
+
+def test_resume_repairs_a_last_record_without_its_newline(tmp_path):
+    run_live(scenario(), tmp_path, backend=FakeBackend(), say=lambda s: None, formats=("png",))
+    full = (tmp_path / "transcript.jsonl").read_text()
+    lines = full.splitlines()
+    (tmp_path / "transcript.jsonl").write_text("\n".join(lines[:6]))  # the sixth record lost its newline
+    fake = FakeBackend()
+    run_live(scenario(), tmp_path, backend=fake, resume=True, say=lambda s: None, formats=("png",))
+    assert (tmp_path / "transcript.jsonl").read_text().count("\n") == full.count("\n")
+    assert len(fake.prompts) == 2 * 3 * 4 - 1  # five records kept: four given first messages and one generated

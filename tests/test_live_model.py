@@ -8,8 +8,13 @@ and the embedding distances against embeddings computed here with llama-cpp dire
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import shutil
+import signal
+import subprocess
+import sys
+import time
 
 import numpy as np
 import pytest
@@ -137,3 +142,44 @@ def test_any_gguf_path_works(first_run, live_file, tmp_path):
     assert header["model"] == str(copy)
     greedy_start = lambda run: [t for t in texts(run) if t[1] <= 1 and t[0] == "greedy"]  # noqa: E731
     assert greedy_start(out) == greedy_start(first_run)
+
+
+def test_ctrl_c_keeps_the_transcript_and_resume_finishes_it(first_run, live_file, tmp_path):
+    """SIGINT to a real `hivemind live` mid-run: exit 130, one line, then --resume ends like an uninterrupted run."""
+    argv = [sys.executable, "-m", "hivemind.cli", "live", str(live_file), "--out", str(tmp_path), "--formats", "png"]
+    argv += ["--set", "live.rounds=8"]  # long enough to be interrupted on any machine
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    transcript = tmp_path / "transcript.jsonl"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None:
+        if transcript.is_file() and transcript.read_text().count('"generated": true') >= 2:
+            break
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert err.startswith(f"interrupted: every finished message is in {transcript}; resume with: hivemind live")
+    assert err.count("\n") == 1
+    kept = len(records(tmp_path)[1])
+    assert 3 + 2 <= kept < 2 * 9 * 3
+    assert main([*argv[3:], "--resume", "--quiet"]) == 0
+    _, recs = records(tmp_path)
+    assert len(recs) == 2 * 9 * 3
+    # Greedy prompts do not depend on the number of rounds: the first rounds equal the first run's.
+    early = lambda run: [t for t in texts(run) if t[0] == "greedy" and t[1] <= 2]  # noqa: E731
+    assert early(tmp_path) == early(first_run)
+
+
+def test_the_default_model_is_assembled_once_and_repaired(tmp_path, monkeypatch):
+    monkeypatch.setenv("HIVEMIND_MODEL_CACHE", str(tmp_path))
+    said = []
+    path = default_model(said.append)
+    assert path == tmp_path / package.MODEL_NAME and said and said[0].startswith("assembling the default model")
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    assert digest == package.EXPECTED_SHA256
+    said.clear()
+    assert default_model(said.append) == path and said == []  # already there: silent
+    with open(path, "r+b") as f:  # a damaged copy (say, a disk error) is replaced
+        f.truncate(1000)
+    assert default_model(said.append) == path and said[0].startswith("replacing a damaged copy")
+    assert path.stat().st_size > 1000 and not list(tmp_path.glob(".*.part"))

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from hivemind.live.backend import Backend
-from hivemind.live.config import LiveSpec
+from hivemind.live.config import DECODINGS, LiveSpec
 from hivemind.live.metrics import round_metrics, state_id
 from hivemind.live.prompts import PromptTooLong, build_prompt
 from hivemind.scenario import Scenario
@@ -53,18 +53,26 @@ def in_neighbours(scenario: Scenario) -> dict[int, list[int]]:
     return {i: sorted(js) for i, js in heard.items()}
 
 
-def message_seeds(seed: int, n_decodings: int, rounds: int, n_nodes: int) -> np.ndarray:
-    """One sampling seed per (decoding, round, agent), from split JAX keys: none is used twice.
+def message_seeds(seed: int, decodings: tuple[str, ...], rounds: int, n_nodes: int) -> np.ndarray:
+    """One sampling seed per (decoding, round, agent): a JAX key folded with the three, so none repeats.
 
-    Drawn up front, so a message's seed does not depend on the order of generation
-    (which is what lets a resumed stochastic run continue the same streams).
+    Drawn up front and independent of the order of generation, which lets a resumed
+    stochastic run continue the same streams. A message's seed depends only on its
+    decoding, round and agent, so a longer run repeats a shorter one's first rounds.
     """
     import jax
 
-    keys = jax.random.split(jax.random.key(seed), n_decodings * (rounds + 1) * n_nodes)
-    bits = np.asarray(jax.vmap(lambda k: jax.random.bits(k, (), "uint32"))(keys), dtype=np.uint64)
+    root = jax.random.key(seed)
+    ids = np.asarray([DECODINGS.index(d) for d in decodings])
+
+    def one(d, r, i):
+        key = jax.random.fold_in(jax.random.fold_in(jax.random.fold_in(root, d), r), i)
+        return jax.random.bits(key, (), "uint32")
+
+    grid = np.meshgrid(ids, np.arange(rounds + 1), np.arange(n_nodes), indexing="ij")
+    bits = np.asarray(jax.vmap(one)(*(g.ravel() for g in grid)), dtype=np.uint64)
     # 31 bits: llama.cpp reads 0xFFFFFFFF as "pick a random seed".
-    return (bits >> np.uint64(1)).astype(np.int64).reshape(n_decodings, rounds + 1, n_nodes)
+    return (bits >> np.uint64(1)).astype(np.int64).reshape(len(decodings), rounds + 1, n_nodes)
 
 
 # ---------------------------------------------------------------------------
@@ -120,6 +128,9 @@ class Transcript:
                 raise LiveError(f"{path}: was written for another {what} ({key} differs); use --force to start over")
         with open(path, "r+b") as f:
             f.truncate(min(good, len(raw)))
+            if 0 < good and good > len(raw):  # a whole last record whose newline was lost
+                f.seek(0, 2)
+                f.write(b"\n")
         return cls(path, old, records)
 
     def append(self, record: dict) -> None:
@@ -207,7 +218,7 @@ def converse(
     anchor = scenario.anchor_index
     agents = [i for i in range(len(labels)) if i != anchor]
     hears = in_neighbours(scenario)
-    seeds = message_seeds(spec.seed, len(spec.decodings), spec.rounds, len(labels))
+    seeds = message_seeds(spec.seed, spec.decodings, spec.rounds, len(labels))
     done = {(r["decoding"], r["round"], r["index"]): r for r in transcript.records}
     embed = Embedder(backend)
     anchor_vec = embed(spec.anchor_text)
