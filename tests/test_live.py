@@ -393,3 +393,12 @@ def test_resume_repairs_a_last_record_without_its_newline(tmp_path):
     run_live(scenario(), tmp_path, backend=fake, resume=True, say=lambda s: None, formats=("png",))
     assert (tmp_path / "transcript.jsonl").read_text().count("\n") == full.count("\n")
     assert len(fake.prompts) == 2 * 3 * 4 - 1  # five records kept: four given first messages and one generated
+
+
+def test_resuming_a_finished_run_changes_nothing(tmp_path):
+    run_live(scenario(), tmp_path, backend=FakeBackend(), say=lambda s: None, formats=("png",))
+    before = {name: (tmp_path / name).read_bytes() for name in ("transcript.jsonl", "rounds.csv", "agents.csv")}
+    fake = FakeBackend()
+    run_live(scenario(), tmp_path, backend=fake, resume=True, say=lambda s: None, formats=("png",))
+    assert fake.prompts == []
+    assert {name: (tmp_path / name).read_bytes() for name in before} == before

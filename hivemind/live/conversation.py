@@ -104,32 +104,31 @@ class Transcript:
             raw = path.read_bytes()
         except FileNotFoundError:
             raise LiveError(f"{path}: nothing to resume (no transcript); run without --resume") from None
-        lines = raw.split(b"\n")
-        good, records, old = 0, [], None
-        for k, line in enumerate(lines):
-            if not line.strip():
-                good += len(line) + 1
-                continue
-            try:
-                rec = json.loads(line)
-            except ValueError:
-                if k >= len(lines) - 2:  # the torn tail of a killed write
-                    break
-                raise LiveError(f"{path}: line {k + 1} is not JSON; the transcript is damaged") from None
-            if old is None:
-                old = rec
-            elif rec.get("kind") == "message":
-                records.append(rec)
-            good += len(line) + 1
+        pieces = raw.splitlines(keepends=True)
+        keep, records, old = 0, [], None
+        for k, piece in enumerate(pieces):
+            last = k == len(pieces) - 1
+            if piece.strip():
+                try:
+                    rec = json.loads(piece)
+                except ValueError:
+                    if last:  # the torn tail of a killed write: drop it, its message is generated again
+                        break
+                    raise LiveError(f"{path}: line {k + 1} is not JSON; the transcript is damaged") from None
+                if old is None:
+                    old = rec
+                elif rec.get("kind") == "message":
+                    records.append(rec)
+            keep += len(piece)
         if old is None or old.get("kind") != "header":
             raise LiveError(f"{path}: has no header line; it was not written by hivemind live")
         for key, what in (("fingerprint", "scenario"), ("model_sha256", "model file")):
             if old.get(key) != header[key]:
                 raise LiveError(f"{path}: was written for another {what} ({key} differs); use --force to start over")
         with open(path, "r+b") as f:
-            f.truncate(min(good, len(raw)))
-            if 0 < good and good > len(raw):  # a whole last record whose newline was lost
-                f.seek(0, 2)
+            f.truncate(keep)
+            if keep and not raw[:keep].endswith(b"\n"):  # a whole last record whose newline was lost
+                f.seek(keep)
                 f.write(b"\n")
         return cls(path, old, records)
 
@@ -236,27 +235,24 @@ def converse(
             made = reused = 0
             outputs: dict[int, dict] = {}
             for k, i in enumerate(agents):
-                key = (decoding, rnd, i)
-                if key in done:
-                    rec, reused = done[key], reused + 1
-                else:
-                    rec = _message(scenario, backend, sampling, wrap, budget, shared, rnd, i, k, labels, hears, latest)
-                    rec["seed"] = int(seeds[d, rnd, i])
-                    rec["model_sha256"] = backend.model_sha256
-                    if rec["generated"]:
-                        gen = backend.generate(rec.pop("_prefix"), rec.pop("_suffix"), sampling, rec["seed"])
-                        rec.update(
-                            text=gen.text,
-                            sha256=state_id(gen.text),
-                            empty=not gen.text,
-                            completion_tokens=gen.completion_tokens,
-                            prefix_cached=gen.prefix_cached,
-                            finish_reason=gen.finish_reason,
-                            seconds=round(gen.seconds, 4),
-                        )
-                    transcript.append(rec)
-                    made += 1
-                outputs[i] = rec
+                if (decoding, rnd, i) in done:
+                    outputs[i], reused = done[(decoding, rnd, i)], reused + 1
+                    continue
+                rec = _message(scenario, backend, sampling, wrap, budget, shared, rnd, i, k, labels, hears, latest)
+                rec |= {"seed": int(seeds[d, rnd, i]), "model_sha256": backend.model_sha256}
+                if rec["generated"]:
+                    gen = backend.generate(rec.pop("_prefix"), rec.pop("_suffix"), sampling, rec["seed"])
+                    rec |= {
+                        "text": gen.text,
+                        "sha256": state_id(gen.text),
+                        "empty": not gen.text,
+                        "completion_tokens": gen.completion_tokens,
+                        "prefix_cached": gen.prefix_cached,
+                        "finish_reason": gen.finish_reason,
+                        "seconds": round(gen.seconds, 4),
+                    }
+                transcript.append(rec)
+                outputs[i], made = rec, made + 1
             # Simultaneous update: nobody saw this round's messages while writing theirs.
             for i, rec in outputs.items():
                 if rec["text"]:
@@ -271,23 +267,7 @@ def converse(
             traj.texts.append(texts)
             vectors = np.stack([embed(t) for t in texts])
             traj.embeddings.append(vectors)
-            m = round_metrics(texts, spec.anchor_text, spec.rule)
-            recs = [outputs[i] for i in agents]
-            row = {
-                "decoding": decoding,
-                "round": rnd,
-                **{k: v for k, v in m.items() if k != "jaccard_per_agent"},
-                "embedding_distance_to_anchor": float(np.mean(geodesic(vectors, anchor_vec))),
-                "empty_outputs": sum(bool(r.get("empty")) for r in recs),
-                "truncated_prompts": sum(r.get("dropped_neighbours", 0) > 0 for r in recs),
-                "dropped_neighbour_messages": sum(r.get("dropped_neighbours", 0) for r in recs),
-                "prompt_tokens": sum(r.get("prompt_tokens", 0) for r in recs),
-                "completion_tokens": sum(r.get("completion_tokens", 0) for r in recs),
-                "_labels": [labels[i] for i in agents],
-                "_jaccard_per_agent": m["jaccard_per_agent"],
-                "_compliant": [bool(spec.rule.check(t)) for t in texts],
-                "_distance_per_agent": geodesic(vectors, anchor_vec).tolist(),
-            }
+            row = _row(decoding, rnd, texts, vectors, anchor_vec, [outputs[i] for i in agents], [labels[i] for i in agents], spec)
             traj.rows.append(row)
             if on_round is not None:
                 on_round(trajectories)
@@ -298,6 +278,27 @@ def converse(
                 f"({time.perf_counter() - t0:.1f} s)"
             )
     return trajectories
+
+
+def _row(decoding, rnd, texts, vectors, anchor_vec, recs, names, spec) -> dict:
+    """The round's metrics; keys starting with "_" hold per-agent lists (for agents.csv and live.nc)."""
+    m = round_metrics(texts, spec.anchor_text, spec.rule)
+    distances = geodesic(vectors, anchor_vec)
+    return {
+        "decoding": decoding,
+        "round": rnd,
+        **{k: v for k, v in m.items() if k != "jaccard_per_agent"},
+        "embedding_distance_to_anchor": float(np.mean(distances)),
+        "empty_outputs": sum(bool(r.get("empty")) for r in recs),
+        "truncated_prompts": sum(r.get("dropped_neighbours", 0) > 0 for r in recs),
+        "dropped_neighbour_messages": sum(r.get("dropped_neighbours", 0) for r in recs),
+        "prompt_tokens": sum(r.get("prompt_tokens", 0) for r in recs),
+        "completion_tokens": sum(r.get("completion_tokens", 0) for r in recs),
+        "_labels": names,
+        "_jaccard_per_agent": m["jaccard_per_agent"],
+        "_compliant": [bool(spec.rule.check(t)) for t in texts],
+        "_distance_per_agent": distances.tolist(),
+    }
 
 
 def _message(scenario, backend, sampling, wrap, budget, shared, rnd, i, k, labels, hears, latest) -> dict:
