@@ -12,6 +12,8 @@
    shared prefix kept in the KV cache, against ``reuse_prefix=False`` (the prefix
    evaluated again for every message), at the scenario's prefix and at a prefix of
    several hundred tokens (a long anchor message).
+3. **Memory.** Peak resident memory of a whole ``hivemind live`` process (one round,
+   greedy) with 8 and with 32 agents on a wheel graph: one model serves them all.
 
 Timings are the median of ``--repeats`` runs; results go to ``OUT/live.json``.
 """
@@ -20,7 +22,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -110,6 +114,21 @@ def replay(model: Path, live, calls, reuse: bool) -> tuple[float, float, list[st
     return seconds, evaluated, texts
 
 
+def peak_memory_mb(scenario_path: str, agents: int) -> float:
+    """Peak RSS of a child ``hivemind live`` run with ``agents`` agents, from its own rusage."""
+    texts = "[" + ",".join(f'"Agent {k} thinks we should go east."' for k in range(agents)) + "]"
+    with tempfile.TemporaryDirectory() as tmp:
+        argv = [sys.executable, "-m", "hivemind.cli", "live", scenario_path, "--out", tmp, "--force", "--quiet"]
+        argv += ["--formats", "png", "--set", f"graph.n={agents + 1}", "--set", "live.rounds=1"]
+        argv += ["--set", 'live.decoding="greedy"', "--set", f"live.initial_texts={texts}"]
+        proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL)
+        _, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(argv)} failed with status {proc.returncode}")
+    return usage.ru_maxrss / 1024
+
+
 def median_of(repeats: int, fn):
     runs = [fn() for _ in range(repeats)]
     return statistics.median(r[0] for r in runs), runs[-1]
@@ -164,6 +183,11 @@ def main(argv=None) -> int:
             f"(same texts: {r['same_texts']})"
         )
 
+    memory = {}
+    if "wheel_graph" in Path(args.scenario).read_text():
+        memory = {str(n): peak_memory_mb(args.scenario, n) for n in (8, 32)}
+        print(f"peak memory of a whole run: {memory['8']:.0f} MB with 8 agents, {memory['32']:.0f} MB with 32")
+
     result = {
         "scenario": scenario.name,
         "model": str(model),
@@ -180,6 +204,7 @@ def main(argv=None) -> int:
         "bare_texts_differing": differ,
         "embedding_seconds": rec.embed_seconds,
         "prefix_reuse": reuse,
+        "peak_memory_mb_by_agents": memory,
         "versions": versions(),
     }
     out = Path(args.out)
