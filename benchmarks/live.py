@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import subprocess
 import sys
@@ -114,19 +113,27 @@ def replay(model: Path, live, calls, reuse: bool) -> tuple[float, float, list[st
     return seconds, evaluated, texts
 
 
+CHILD = """
+import sys
+from pathlib import Path
+from hivemind.cli import main
+code = main(sys.argv[1:])
+print(Path("/proc/self/status").read_text().split("VmHWM:")[1].split()[0])
+sys.exit(code)
+"""
+
+
 def peak_memory_mb(scenario_path: str, agents: int) -> float:
-    """Peak RSS of a child ``hivemind live`` run with ``agents`` agents, from its own rusage."""
+    """Peak RSS (VmHWM, which counts from the child's exec) of a ``hivemind live`` run with ``agents`` agents."""
     texts = "[" + ",".join(f'"Agent {k} thinks we should go east."' for k in range(agents)) + "]"
     with tempfile.TemporaryDirectory() as tmp:
-        argv = [sys.executable, "-m", "hivemind.cli", "live", scenario_path, "--out", tmp, "--force", "--quiet"]
+        argv = [sys.executable, "-c", CHILD, "live", scenario_path, "--out", tmp, "--force", "--quiet"]
         argv += ["--formats", "png", "--set", f"graph.n={agents + 1}", "--set", "live.rounds=1"]
         argv += ["--set", 'live.decoding="greedy"', "--set", f"live.initial_texts={texts}"]
-        proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL)
-        _, status, usage = os.wait4(proc.pid, 0)
-        proc.returncode = os.waitstatus_to_exitcode(status)
-    if proc.returncode != 0:
-        raise RuntimeError(f"{' '.join(argv)} failed with status {proc.returncode}")
-    return usage.ru_maxrss / 1024
+        out = subprocess.run(argv, capture_output=True, text=True, check=False)
+    if out.returncode != 0:
+        raise RuntimeError(f"the {agents}-agent run failed: {out.stderr.strip()[-300:]}")
+    return int(out.stdout.split()[-1]) / 1024
 
 
 def median_of(repeats: int, fn):
