@@ -4,6 +4,7 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
+from hivemind.live.run import run_live  # noqa: E402
 from hivemind.manifolds import Euclidean, Hyperbolic, Sphere, get_manifold  # noqa: E402
 from hivemind.results import load_run, save_run  # noqa: E402
 from hivemind.scenario import Scenario, ScenarioError, load_scenario, parse_scenario  # noqa: E402
@@ -20,6 +21,7 @@ __all__ = [
     "load_run",
     "load_scenario",
     "parse_scenario",
+    "run_live",
     "save_run",
     "simulate",
 ]

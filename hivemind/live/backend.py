@@ -195,10 +195,6 @@ def quiet_stderr():
         os.close(saved)
 
 
-def open_backend(model_path: Path, n_ctx: int, threads: int, chat: str = "auto") -> LlamaBackend:
-    return LlamaBackend(model_path, n_ctx, threads, chat)
-
-
 # ---------------------------------------------------------------------------
 # The fake
 
