@@ -147,13 +147,21 @@ def cmd_validate(args) -> int:
     return EXIT_OK
 
 
+def _check_out(out: Path, resume: bool, force: bool) -> bool:
+    """The --resume/--force rules every writing command shares; True if OUT already holds files."""
+    if resume and force:
+        raise UsageError("--resume and --force contradict each other: pick one")
+    busy = out.is_dir() and any(out.iterdir())
+    if busy and not resume and not force:
+        raise UsageError(f"{out}: --out is not empty; pass --resume to continue the run there, or --force to overwrite it")
+    return busy
+
+
 def _prepare_out(out: Path, scenario: Scenario, resume: bool, force: bool) -> str:
     """Check that OUT may be written: 'fresh', 'resume' or 'complete' (nothing left to do)."""
     from hivemind import checkpoint
 
-    if resume and force:
-        raise UsageError("--resume and --force contradict each other: pick one")
-    busy = out.is_dir() and any(out.iterdir())
+    _check_out(out, resume, force)
     if resume:
         if checkpoint.exists(out / "checkpoint"):
             return "resume"
@@ -168,8 +176,6 @@ def _prepare_out(out: Path, scenario: Scenario, resume: bool, force: bool) -> st
             if meta.get("scenario_fingerprint") == scenario.fingerprint and meta.get("status") == "complete":
                 return "complete"
         raise UsageError(f"{out}: nothing to resume (no checkpoint of an unfinished run)")
-    if busy and not force:
-        raise UsageError(f"{out}: --out is not empty; pass --resume to continue the run there, or --force to overwrite it")
     return "fresh"
 
 
@@ -470,13 +476,10 @@ def cmd_live(args) -> int:
     if scenario.live is None:
         raise UsageError(f"{args.scenario}: has no [live] section (see scenarios/live_quickstart.toml)")
     out = _out_dir(args.out or str(Path("runs") / scenario.name))
-    if args.resume and args.force:
-        raise UsageError("--resume and --force contradict each other: pick one")
+    busy = _check_out(out, args.resume, args.force)
     if args.resume and not (out / TRANSCRIPT).is_file():
         raise UsageError(f"{out}: nothing to resume (no {TRANSCRIPT}); run without --resume")
-    if not args.resume and out.is_dir() and any(out.iterdir()):
-        if not args.force:
-            raise UsageError(f"{out}: --out is not empty; pass --resume to continue the run there, or --force to overwrite it")
+    if busy and args.force:
         for name in OUTPUTS:
             (out / name).unlink(missing_ok=True)
     say = (lambda line: None) if args.quiet else (lambda line: print(line, flush=True))

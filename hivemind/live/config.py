@@ -8,7 +8,7 @@ every problem is a ``ScenarioError`` naming the file and the key.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from hivemind.live.compliance import Rule, RuleError, parse_rule
@@ -74,26 +74,14 @@ class LiveSpec:
         return Sampling(decoding, self.temperature, self.top_p, self.top_k, self.max_tokens, self.stop)
 
     def to_dict(self) -> dict:
-        return {
-            "model": self.model,
-            "rounds": self.rounds,
-            "decodings": list(self.decodings),
-            "anchor_text": self.anchor_text,
-            "rule": self.rule_spec,
-            "personas": None if self.personas is None else list(self.personas),
-            "initial_texts": None if self.initial_texts is None else list(self.initial_texts),
-            "prompt": self.prompt,
-            "opening_prompt": self.opening_prompt,
-            "seed": self.seed,
-            "max_tokens": self.max_tokens,
-            "temperature": self.temperature,
-            "top_p": self.top_p,
-            "top_k": self.top_k,
-            "stop": list(self.stop),
-            "n_ctx": self.n_ctx,
-            "threads": self.threads,
-            "chat": self.chat,
-        }
+        """Plain data for the fingerprint and the manifest: the rule as written, tuples as lists."""
+        out = {}
+        for f in fields(self):
+            if f.name == "rule":
+                continue
+            value = getattr(self, f.name)
+            out["rule" if f.name == "rule_spec" else f.name] = list(value) if isinstance(value, tuple) else value
+        return out
 
 
 def _per_agent(r, key: str, labels: list, anchor: int) -> tuple[str, ...] | None:

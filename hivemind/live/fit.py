@@ -60,27 +60,28 @@ def conversation_graph(scenario: Scenario) -> tuple[GraphArrays, int]:
     return out, len(missing)
 
 
-def theory_scenario(scenario: Scenario, anchor_vec: np.ndarray, rounds: int, step_size: float) -> Scenario:
-    """The scenario the engine runs: the gradient rule on S^{D-1}, one step per round, float64."""
-    arrays, _ = conversation_graph(scenario)
+def theory_scenario(scenario: Scenario, anchor_vec: np.ndarray, rounds: int, arrays: GraphArrays) -> Scenario:
+    """The scenario the engine runs on ``arrays``: the gradient rule on S^{D-1}, one step per round,
+    float64. ``predict`` sets the step size of each trial."""
     return dataclasses.replace(
         scenario,
         manifold=ManifoldSpec("sphere", int(anchor_vec.size) - 1),
         anchor=dataclasses.replace(scenario.anchor, state=np.asarray(anchor_vec, float).tolist()),
-        dynamics=DynamicsSpec(rule="gradient", step_size=float(step_size), steps=rounds),
+        dynamics=DynamicsSpec(rule="gradient", step_size=1.0, steps=rounds),
         record=RecordSpec(every=1),
         run=RunSpec(seeds=(0,), precision="float64", checkpoint_every=0, shard="none"),
         arrays=arrays,
     )
 
 
-def predict(scenario: Scenario, anchor_vec: np.ndarray, start: np.ndarray, rounds: int, step_size: float) -> np.ndarray:
+def predict(theory: Scenario, anchor_vec: np.ndarray, start: np.ndarray, step_size: float) -> np.ndarray:
     """The engine's distances to the anchor, (rounds + 1, agents), from ``start`` (agents, D)."""
     from hivemind.simulate import simulate
 
-    anchor = scenario.anchor_index
+    anchor = theory.anchor_index
     states = np.insert(np.asarray(start, float), anchor, anchor_vec, axis=0)
-    ds = simulate(theory_scenario(scenario, anchor_vec, rounds, step_size), init_states=states)
+    trial = dataclasses.replace(theory, dynamics=dataclasses.replace(theory.dynamics, step_size=float(step_size)))
+    ds = simulate(trial, init_states=states)
     return np.delete(ds.distance_to_anchor.values[0], anchor, axis=1)
 
 
@@ -98,8 +99,8 @@ def fit_step_size(scenario: Scenario, anchor_vec: np.ndarray, start: np.ndarray,
     A log-spaced scan finds the basin, golden-section search refines it; the engine's
     compiled step is reused for every trial (step sizes are traced, not static).
     """
-    rounds = observed.shape[0] - 1
     arrays, added = conversation_graph(scenario)
+    theory = theory_scenario(scenario, anchor_vec, observed.shape[0] - 1, arrays)
     lam = grounded_spectrum(arrays, scenario.anchor_index, scenario.anchor.coupling)
     limit = 2.0 / float(np.max(lam.real)) if lam.size and np.max(lam.real) > 0 else 1.0
     target = observed.mean(axis=1)
@@ -108,7 +109,7 @@ def fit_step_size(scenario: Scenario, anchor_vec: np.ndarray, start: np.ndarray,
 
     def curve(eta: float) -> np.ndarray:
         if eta not in cache:
-            cache[eta] = predict(scenario, anchor_vec, start, rounds, eta)
+            cache[eta] = predict(theory, anchor_vec, start, eta)
         return cache[eta]
 
     def cost(eta: float) -> float:

@@ -104,7 +104,7 @@ def run_live(
         fits[t.decoding] = fit_step_size(scenario, t.anchor_embedding, t.embeddings[0], observed)
     ds = live_dataset(scenario, trajectories, fits)
     summary = summarize_live(scenario, trajectories, fits, header, transcript.records)
-    files = save_tables(trajectories, out)
+    files = [out / "rounds.csv", out / "agents.csv"]  # written by save_tables after each round
     atomic_write(out / "live.nc", lambda tmp: ds.to_netcdf(tmp, engine=NETCDF_ENGINE))
     save_json(summary, out / "summary.json")
     files += [out / "live.nc", out / "summary.json"]
