@@ -1,12 +1,13 @@
 """Checkpoints of a running simulation, so that a killed run loses at most one interval.
 
-A checkpoint directory holds one ``records_<k>.npz`` per finished chunk of the scan
-(the observations it recorded, written once) and ``carry.npz``: the engine's carry
-after chunk k (states, the rule's state, the PRNG keys), the step reached and the
-scenario's fingerprint. Every file is written atomically, and ``carry.npz`` only after
-the records it refers to, so whatever a kill leaves on disk is consistent. Resuming
-restores the carry bit for bit and replays the same chunk plan, so a resumed run ends
-with the same arrays as one that was never interrupted.
+A checkpoint directory holds ``carry.npz``: the engine's carry after chunk k (states,
+the rule's state, the PRNG keys), the step reached, how many recorded steps the records
+file held then, and the scenario's fingerprint. The records themselves grow in one
+NetCDF file (``hivemind.records``); ``carry.npz`` is written atomically and only after
+the records it counts were flushed, so whatever a kill leaves on disk is consistent.
+Resuming cuts the records file back to that count, restores the carry bit for bit and
+replays the same chunk plan, so a resumed run ends with the same arrays as one that was
+never interrupted.
 """
 
 from __future__ import annotations
@@ -39,17 +40,13 @@ def _is_key(leaf) -> bool:
     return hasattr(leaf, "dtype") and jax.dtypes.issubdtype(leaf.dtype, jax.dtypes.prng_key)
 
 
-def save_records(directory: Path, chunk: int, records: tuple[np.ndarray, ...]) -> None:
-    """The observations of chunk ``chunk`` (-1: the initial one)."""
-    _save_npz(directory / f"records_{chunk + 1:05d}.npz", {f"a{i}": a for i, a in enumerate(records)})
-
-
-def save_carry(directory: Path, fingerprint: str, chunk: int, done: int, carry: Any) -> None:
-    """The carry after chunk ``chunk``, at step ``done``; PRNG keys are stored as their raw data."""
+def save_carry(directory: Path, fingerprint: str, chunk: int, done: int, n_records: int, carry: Any) -> None:
+    """The carry after chunk ``chunk``, at step ``done``, with ``n_records`` steps on disk; keys as raw data."""
     leaves = jax.tree_util.tree_leaves(carry)
     arrays = {f"leaf{i}": np.asarray(jax.random.key_data(x) if _is_key(x) else x) for i, x in enumerate(leaves)}
     arrays["meta_chunk"] = np.asarray(chunk)
     arrays["meta_done"] = np.asarray(done)
+    arrays["meta_records"] = np.asarray(n_records)
     arrays["meta_fingerprint"] = np.asarray(fingerprint)
     _save_npz(directory / CARRY, arrays)
 
@@ -58,8 +55,8 @@ def exists(directory: Path) -> bool:
     return (Path(directory) / CARRY).is_file()
 
 
-def load(directory: Path, fingerprint: str, template: Any) -> tuple[Any, list[tuple[np.ndarray, ...]], int, int]:
-    """The saved carry (shaped like ``template``), the records up to it, its chunk index and step."""
+def load(directory: Path, fingerprint: str, template: Any) -> tuple[Any, int, int, int]:
+    """The saved carry (shaped like ``template``), the number of records it counts, its chunk index and step."""
     directory = Path(directory)
     try:
         with np.load(directory / CARRY) as f:
@@ -80,15 +77,22 @@ def load(directory: Path, fingerprint: str, template: Any) -> tuple[Any, list[tu
             if data.shape != leaf.shape or data.dtype != leaf.dtype:
                 raise CheckpointError(f"{directory / CARRY}: part {i} has shape {data.shape}, expected {leaf.shape}")
             restored.append(jax.numpy.asarray(data))
-    chunk, done = int(saved["meta_chunk"]), int(saved["meta_done"])
-    records = []
-    for k in range(chunk + 2):  # the initial records, then chunks 0..chunk
-        try:
-            with np.load(directory / f"records_{k:05d}.npz") as f:
-                records.append(tuple(f[f"a{i}"] for i in range(len(f.files))))
-        except (OSError, ValueError, EOFError) as e:
-            raise CheckpointError(f"{directory}: records of chunk {k - 1} cannot be read ({e})") from None
-    return jax.tree_util.tree_unflatten(treedef, restored), records, chunk, done
+    if "meta_records" not in saved:
+        raise CheckpointError(f"{directory / CARRY}: written by an older hivemind; run again with --force")
+    chunk, done, n_records = int(saved["meta_chunk"]), int(saved["meta_done"]), int(saved["meta_records"])
+    return jax.tree_util.tree_unflatten(treedef, restored), n_records, chunk, done
+
+
+def open_records(path: Path, steps: np.ndarray, n_records: int):
+    """The records file a checkpoint points at, cut back to the ``n_records`` steps it counted."""
+    from hivemind.records import FileRecords
+
+    try:
+        rec = FileRecords.open(path, steps)
+        rec.truncate(n_records)
+    except (OSError, ValueError, KeyError) as e:
+        raise CheckpointError(f"{path}: the records of the checkpoint cannot be read ({e})") from None
+    return rec
 
 
 def clear(directory: Path) -> None:

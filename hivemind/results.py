@@ -219,11 +219,18 @@ def _json_default(obj):
 
 
 def save_run(out: str | Path, scenario: Scenario, ds: xr.Dataset) -> dict:
-    """Write ``run.nc`` and ``manifest.json`` into ``out``; returns the manifest."""
+    """Write ``run.nc`` (unless ``ds`` is already backed by it) and ``manifest.json`` into ``out``; returns the manifest."""
     out = Path(out)
-    save_dataset(ds, out / "run.nc")
+    source = ds.encoding.get("source")
+    if not (source and (out / "run.nc").exists() and os.path.samefile(source, out / "run.nc")):
+        save_dataset(ds, out / "run.nc")
+    return save_manifest(out, scenario, ds)
+
+
+def save_manifest(out: str | Path, scenario: Scenario, ds: xr.Dataset) -> dict:
+    """Write ``manifest.json`` for the run ``ds`` into ``out``; returns it."""
     meta = manifest(scenario, ds)
-    save_json(meta, out / "manifest.json")
+    save_json(meta, Path(out) / "manifest.json")
     return meta
 
 

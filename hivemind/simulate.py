@@ -8,6 +8,7 @@ states) is a traced argument, so changing one does not recompile.
 from __future__ import annotations
 
 import math
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,10 +21,9 @@ import jax.numpy as jnp
 import numpy as np
 import xarray as xr
 
-from hivemind import checkpoint, energy, sharding
+from hivemind import checkpoint, energy, records, sharding
 from hivemind.initial import initial_states
 from hivemind.manifolds import Manifold, get_manifold
-from hivemind.results import build_dataset
 from hivemind.rules import make_rule
 from hivemind.scenario import Scenario
 from hivemind.topology import Topology, build_topology
@@ -171,12 +171,48 @@ def record_steps(steps: int, every: int) -> np.ndarray:
     return np.asarray(out, dtype=np.int64)
 
 
+# One chunk of the scan returns its records to the host at once: at most this many bytes,
+# so that memory stays flat however many steps a run records.
+CHUNK_RECORD_BYTES = 64 * 2**20
+
+
+def chunk_plan(scenario: Scenario) -> list[tuple[int, int]]:
+    """(records, stride) of every chunk: about ``CHUNKS`` chunks, none above ``CHUNK_RECORD_BYTES``.
+
+    The plan depends on the scenario alone, so a resumed run replays the same chunks and
+    ends bitwise equal to an uninterrupted one.
+    """
+    steps, every = scenario.dynamics.steps, scenario.record.every
+    n_full, rest = divmod(steps, every)
+    per_record = output_record_bytes(scenario)
+    chunk = max(1, min(math.ceil(n_full / CHUNKS), CHUNK_RECORD_BYTES // per_record))
+    plan = [(min(chunk, n_full - k), every) for k in range(0, n_full, chunk)]
+    if rest:
+        plan.append((1, rest))
+    return plan
+
+
+def output_record_bytes(scenario: Scenario) -> int:
+    manifold = get_manifold(scenario.manifold.kind, scenario.manifold.dim)
+    itemsize = np.dtype(scenario.run.precision).itemsize
+    return records.record_bytes(len(scenario.run.seeds), scenario.arrays.n_nodes, manifold.ambient_dim, itemsize)
+
+
+def output_bytes(scenario: Scenario, every: int | None = None) -> int:
+    """Estimated size of a run's ``run.nc`` (records plus the graph), with ``record.every = every``."""
+    every = scenario.record.every if every is None else every
+    n_records = record_steps(scenario.dynamics.steps, every).size
+    graph = scenario.arrays.src.size * 24 + scenario.arrays.n_nodes * 32
+    return n_records * (output_record_bytes(scenario) + 8) + graph
+
+
 def simulate(
     scenario: Scenario,
     progress: Callable[[int, int], None] | None = None,
     init_states: np.ndarray | None = None,
     checkpoint_dir: str | Path | None = None,
     resume: bool = False,
+    out_file: str | Path | None = None,
 ) -> xr.Dataset:
     """Run a scenario for all of its seeds at once and return the labelled results.
 
@@ -194,12 +230,21 @@ def simulate(
     resume : bool
         Continue from the checkpoint in ``checkpoint_dir`` if there is one. The result
         is bitwise equal to an uninterrupted run's.
+    out_file : path, optional
+        Stream the records into this NetCDF file as the run goes (``hivemind run``
+        writes ``OUT/run.nc`` this way). It grows under a hidden partial name and is
+        renamed into place when the run is complete.
 
     Returns
     -------
     xarray.Dataset
         With ``state(seed, step, agent, coord)``, ``loss(seed, step)``,
         ``distance_to_anchor(seed, step, agent)`` and the graph; see ``results``.
+        Records stream to a file whenever ``out_file`` or ``checkpoint_dir`` is given,
+        or when they would exceed ``records.IN_MEMORY_BYTES`` (256 MiB): then into a
+        temporary directory, whose path is ``ds.encoding["source"]``. A result file up
+        to that size is loaded into memory; a larger one is returned lazily backed by
+        the file (xarray reads what is indexed), so memory does not grow with steps.
 
     Raises
     ------
@@ -207,6 +252,9 @@ def simulate(
         If a state becomes NaN or Inf; its ``dataset`` keeps what was recorded.
     SimulationInterrupted
         On Ctrl-C; its ``dataset`` keeps what was recorded, and the checkpoint stays.
+    RecordsWriteError
+        If the records or a checkpoint cannot be written (a full disk, a read-only
+        directory); the last checkpoint and the records it points at stay on disk.
     CheckpointError
         If ``resume`` finds a checkpoint of another scenario, or a damaged one.
     """
@@ -214,10 +262,33 @@ def simulate(
     off = checkpoint_dir is None or scenario.run.checkpoint_every == 0
     ckpt = None if off else Path(checkpoint_dir)
     with jax.enable_x64(precision == "float64"):
-        return _simulate(scenario, progress, init_states, jnp.dtype(precision), ckpt, resume)
+        return _simulate(scenario, progress, init_states, jnp.dtype(precision), ckpt, resume, out_file)
 
 
-def _simulate(scenario, progress, init_states, dtype, ckpt: Path | None, resume: bool) -> xr.Dataset:
+class RecordsWriteError(OSError):
+    """Writing the records or a checkpoint failed; ``step`` is the checkpoint's step (None: no checkpoint)."""
+
+    def __init__(self, message: str, step: int | None):
+        super().__init__(message)
+        self.step = step
+
+
+def _record_target(scenario: Scenario, ckpt: Path | None, out_file) -> tuple[Path | None, Path | None]:
+    """(where records grow, where the finished file goes); (None, None) keeps them in memory."""
+    if out_file is not None:
+        final = Path(out_file)
+        return records.partial_path(final), final
+    if ckpt is not None:
+        return ckpt / "records.nc", None
+    if output_bytes(scenario) > records.IN_MEMORY_BYTES:
+        import tempfile
+
+        final = Path(tempfile.mkdtemp(prefix="hivemind-")) / "run.nc"
+        return records.partial_path(final), final
+    return None, None
+
+
+def _simulate(scenario, progress, init_states, dtype, ckpt: Path | None, resume: bool, out_file) -> xr.Dataset:
     t0 = time.perf_counter()
     config, hyper, topology = engine_inputs(scenario, dtype)
     seeds = scenario.run.seeds
@@ -228,70 +299,101 @@ def _simulate(scenario, progress, init_states, dtype, ckpt: Path | None, resume:
     keys = jnp.stack([jax.random.fold_in(jax.random.key(s), TAG_DYNAMICS) for s in seeds])
     x0, keys, topology, layout = sharding.shard(scenario.run.shard, x0, keys, topology)
     carry, first = start(config, hyper, topology, x0, keys)
+    first = sharding.trim(tuple(np.asarray(a)[:, None] for a in first), layout)
 
-    steps, every = scenario.dynamics.steps, scenario.record.every
-    n_full, rest = divmod(steps, every)
-    chunk = max(1, math.ceil(n_full / CHUNKS))
-    plan = [(min(chunk, n_full - k), every) for k in range(0, n_full, chunk)]
-    if rest:
-        plan.append((1, rest))
-
-    records = [sharding.trim(tuple(np.asarray(a)[:, None] for a in first), layout)]
+    steps = scenario.dynamics.steps
+    plan = chunk_plan(scenario)
+    all_steps = record_steps(steps, scenario.record.every)
+    growing, final = _record_target(scenario, ckpt, out_file)
     done, diverged_at, first_chunk = 0, None, 0
     fingerprint = scenario.fingerprint if ckpt is not None else ""
-    if ckpt is not None and resume and checkpoint.exists(ckpt):
-        template = carry
-        carry, records, last, done = checkpoint.load(ckpt, fingerprint, carry)
-        carry = jax.tree.map(lambda a, t: jax.device_put(a, t.sharding), carry, template)
-        first_chunk = last + 1
-        if progress is not None:
-            progress(done, steps)
-    elif ckpt is not None:
-        checkpoint.clear(ckpt)
-        checkpoint.save_records(ckpt, -1, records[0])
+
+    def wall() -> float:
+        return time.perf_counter() - t0
+
+    try:
+        if ckpt is not None and resume and checkpoint.exists(ckpt):
+            template = carry
+            carry, n_records, last, done = checkpoint.load(ckpt, fingerprint, carry)
+            carry = jax.tree.map(lambda a, t: jax.device_put(a, t.sharding), carry, template)
+            rec = checkpoint.open_records(growing, all_steps, n_records)
+            if final is not None and final.exists() and growing.exists() and os.path.samefile(final, growing):
+                final.unlink()  # the snapshot of the interruption: it would grow with the resumed run
+            first_chunk = last + 1
+            if progress is not None:
+                progress(done, steps)
+        else:
+            if ckpt is not None:
+                checkpoint.clear(ckpt)
+            if growing is None:
+                rec = records.MemoryRecords(scenario, all_steps, first)
+            else:
+                rec = records.FileRecords.create(growing, scenario, all_steps, first)
+    except OSError as e:
+        raise RecordsWriteError(_write_problem(e, growing), None) from None
     interval = scenario.run.checkpoint_every
     saved_at = done
 
-    def dataset(status: str | None = None) -> xr.Dataset:
-        states, loss, dist = (np.concatenate(parts, axis=1) for parts in zip(*records, strict=False))
-        step_coord = record_steps(steps, every)[: states.shape[1]]
-        ds = build_dataset(scenario, step_coord, states, loss, dist, wall_time=time.perf_counter() - t0)
-        if status:
-            ds.attrs["status"] = status
-        return ds
+    def result(status: str) -> xr.Dataset:
+        """What was recorded so far, marked with ``status`` (at ``final`` too, when there is one)."""
+        if isinstance(rec, records.MemoryRecords):
+            return rec.dataset(status, wall())
+        shown = final is not None and rec.snapshot(final, status, wall())
+        if not shown:
+            rec.set_attrs(status=status)
+        rec.close()  # HDF5 will not open a file twice in one process
+        return records.open_result(final if shown else rec.path)
 
     try:
         for c in range(first_chunk, len(plan)):
             n_records, stride = plan[c]
-            carry, rec = advance(config, hyper, topology, carry, n_records, stride)
-            rec = sharding.trim(tuple(np.asarray(a) for a in rec), layout)
-            finite = np.isfinite(rec[0]).all(axis=(0, 2, 3)) & np.isfinite(rec[1]).all(axis=0)
+            carry, out = advance(config, hyper, topology, carry, n_records, stride)
+            out = sharding.trim(tuple(np.asarray(a) for a in out), layout)
+            finite = np.isfinite(out[0]).all(axis=(0, 2, 3)) & np.isfinite(out[1]).all(axis=0)
             if not finite.all():
                 bad = int(np.argmin(finite))
-                records.append(tuple(a[:, :bad] for a in rec))
+                if bad:
+                    rec.append(tuple(a[:, :bad] for a in out))
                 diverged_at = (done + bad * stride, done + (bad + 1) * stride)
                 break
-            records.append(rec)
+            rec.append(out)
+            del out
             done += n_records * stride
-            if ckpt is not None:
-                checkpoint.save_records(ckpt, c, rec)
-                if interval is None or done - saved_at >= interval or c == len(plan) - 1:
-                    checkpoint.save_carry(ckpt, fingerprint, c, done, carry)
-                    saved_at = done
+            if ckpt is not None and (interval is None or done - saved_at >= interval or c == len(plan) - 1):
+                checkpoint.save_carry(ckpt, fingerprint, c, done, rec.count, carry)
+                saved_at = done
             if progress is not None:
                 progress(done, steps)
     except KeyboardInterrupt:
-        raise SimulationInterrupted(dataset(f"interrupted at step {done}"), done) from None
+        raise SimulationInterrupted(result(f"interrupted at step {done}"), done) from None
+    except OSError as e:
+        # The file may hold a half-written chunk; the checkpoint says how much of it is good.
+        rec.close()
+        kept = saved_at if ckpt is not None and checkpoint.exists(ckpt) else None
+        raise RecordsWriteError(_write_problem(e, growing or ckpt), kept) from None
 
-    ds = dataset()
     if diverged_at is not None:
         lo, hi = diverged_at
         message = (
             f"numerical blow-up (NaN/Inf) between step {lo} and step {hi}; "
             f"try a smaller dynamics.step_size (now {scenario.dynamics.step_size:g})"
         )
-        ds.attrs["status"] = f"diverged: {message}"
-        raise SimulationDiverged(message, ds, hi)
+        raise SimulationDiverged(message, result(f"diverged: {message}"), hi)
+    if isinstance(rec, records.MemoryRecords):
+        ds = rec.dataset(None, wall())
+    elif final is not None:
+        rec.finish(final, wall())
+        ds = records.open_result(final)
+    else:  # records in the checkpoint directory, which is about to go: keep them in memory
+        rec.set_attrs(status="complete", wall_time_s=wall())
+        rec.close()
+        with xr.open_dataset(rec.path, engine=records.NETCDF_ENGINE) as f:
+            ds = f.load()
     if ckpt is not None:
         checkpoint.clear(ckpt)
     return ds
+
+
+def _write_problem(error: OSError, where) -> str:
+    reason = "no space left on device" if records.is_out_of_space(error) else (error.strerror or str(error))
+    return f"cannot write {getattr(error, 'filename', None) or where}: {reason}"

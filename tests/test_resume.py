@@ -41,11 +41,20 @@ def arrays(run_dir: Path) -> dict[str, np.ndarray]:
         return {k: ds[k].values for k in ("state", "loss", "distance_to_anchor")} | {"step": ds.step.values}
 
 
+def checkpoint_chunk(out: Path) -> int:
+    """The chunk of the latest checkpoint in ``out`` (-1 while there is none)."""
+    try:
+        with np.load(out / "checkpoint" / "carry.npz") as f:
+            return int(f["meta_chunk"])
+    except (OSError, ValueError, KeyError, EOFError):
+        return -1
+
+
 def interrupt_midway(path: Path, out: Path, sig: int) -> subprocess.CompletedProcess:
     """Start a run, wait for its third checkpoint, send ``sig``; return the finished process."""
     proc = cli("run", str(path), "--out", str(out), "--quiet")
     deadline = time.monotonic() + 240
-    while len(list((out / "checkpoint").glob("records_*.npz"))) < 4:
+    while checkpoint_chunk(out) < 2:
         if proc.poll() is not None:
             pytest.fail(f"the run finished before it could be interrupted: {proc.communicate()}")
         if time.monotonic() > deadline:
@@ -128,13 +137,33 @@ def test_out_must_be_empty_unless_forced(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "--force" in err
     assert (out / "precious.txt").read_text() == "keep me" and not (out / "run.nc").exists()
-    assert main(["run", str(path), "--out", str(out), "--quiet", "--resume"]) == 2  # nothing to resume
-    assert "nothing to resume" in capsys.readouterr().err
     assert main(["run", str(path), "--out", str(out), "--quiet", "--force"]) == 0
-    assert (out / "run.nc").exists()
+    assert (out / "run.nc").exists() and (out / "precious.txt").exists()  # --force overwrites, it does not wipe
     # A finished run of the same scenario: --resume has nothing left to do, and says so.
     assert main(["run", str(path), "--out", str(out), "--quiet", "--resume"]) == 0
     assert "already complete" in capsys.readouterr().out
+    # ... but a finished run of another scenario is not overwritten by --resume.
+    assert main(["run", str(path), "--out", str(out), "--quiet", "--resume", "--set", "dynamics.steps=50"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "finished run of another scenario" in err
+
+
+def test_resume_with_nothing_to_resume_starts_from_step_0(tmp_path, capsys):
+    """Requeued cluster jobs pass --resume on their first attempt too."""
+    path = tmp_path / "s.toml"
+    path.write_text(scenario_text())
+    fresh = tmp_path / "never-existed"
+    assert main(["run", str(path), "--out", str(fresh), "--quiet", "--resume"]) == 0
+    assert "no checkpoint to resume from; starting from step 0" in capsys.readouterr().out
+    assert main(["run", str(path), "--out", str(tmp_path / "plain"), "--quiet"]) == 0
+    assert_bitwise_equal(arrays(fresh), arrays(tmp_path / "plain"))
+    # A directory that a kill left without a checkpoint (only the partial records): the same.
+    killed = tmp_path / "killed"
+    killed.mkdir()
+    (killed / ".run.nc.partial").write_bytes(b"torn")
+    assert main(["run", str(path), "--out", str(killed), "--quiet", "--resume"]) == 0
+    assert_bitwise_equal(arrays(killed), arrays(tmp_path / "plain"))
+    assert not (killed / ".run.nc.partial").exists()
 
 
 def test_same_seed_is_bitwise_identical_and_seeds_differ(tmp_path, capsys):

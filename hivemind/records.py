@@ -1,0 +1,209 @@
+"""Where a run's observations go while it runs: memory, or a ``run.nc`` that grows on disk.
+
+A long run records more than fits in memory (10^6 recorded steps of the quickstart are
+13 GB), so ``simulate`` streams its records chunk by chunk into a NetCDF/HDF5 file whose
+``step`` dimension is unlimited: every chunk is appended and flushed, and memory holds
+one chunk at a time. The file grows under a hidden partial name and becomes ``run.nc``
+by an atomic rename when the run is complete, so a reader never sees a half-written
+result. A checkpoint records how many steps the partial file held when it was taken; a
+resumed run cuts the file back to that many and appends from there.
+
+Small runs (the tests, ``paths``, ``entropy``) keep their records in memory, which is
+faster; both kinds answer the same calls.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import shutil
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import xarray as xr
+
+from hivemind.results import NETCDF_ENGINE, _fsync_dir, build_dataset
+
+if TYPE_CHECKING:
+    from hivemind.scenario import Scenario
+
+# The variables that grow along ``step``, in the order the engine returns them.
+GROWING = ("state", "loss", "distance_to_anchor")
+
+# A result larger than this is returned backed by its file instead of loaded into memory.
+IN_MEMORY_BYTES = 256 * 2**20
+
+# Free space kept in hand beyond a chunk's own bytes: HDF5's metadata, the checkpoint.
+SPACE_MARGIN = 4 * 2**20
+
+# HDF5 chunks of about this size: large enough for fast appends, small enough to read a
+# few steps of a long run without touching the rest.
+CHUNK_BYTES = 4 * 2**20
+
+
+def record_bytes(n_seeds: int, n_agents: int, ambient_dim: int, itemsize: int) -> int:
+    """Bytes of one recorded step: states, distances and the loss of every seed."""
+    return n_seeds * (n_agents * ambient_dim + n_agents + 1) * itemsize
+
+
+def partial_path(final: Path) -> Path:
+    """The hidden name a result grows under before it is renamed into place."""
+    return final.parent / f".{final.name}.partial"
+
+
+def is_out_of_space(error: BaseException) -> bool:
+    return isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+
+
+class MemoryRecords:
+    """Records as a list of numpy chunks."""
+
+    def __init__(self, scenario: Scenario, steps: np.ndarray, first: tuple[np.ndarray, ...]):
+        self.scenario = scenario
+        self.steps = steps  # every step that will be recorded
+        self.parts = [first]
+        self.count = first[0].shape[1]
+
+    def append(self, rec: tuple[np.ndarray, ...]) -> None:
+        self.parts.append(rec)
+        self.count += rec[0].shape[1]
+
+    def truncate(self, count: int) -> None:
+        raise NotImplementedError("records in memory are not resumed")  # only files back a checkpoint
+
+    def dataset(self, status: str | None, wall_time: float) -> xr.Dataset:
+        states, loss, dist = (np.concatenate(parts, axis=1) for parts in zip(*self.parts, strict=True))
+        ds = build_dataset(self.scenario, self.steps[: self.count], states, loss, dist, wall_time=wall_time)
+        if status:
+            ds.attrs["status"] = status
+        return ds
+
+    def close(self) -> None:
+        self.parts = []
+
+
+class FileRecords:
+    """Records appended to a NetCDF file as they come.
+
+    The file is first written by xarray with the initial observation, so its layout,
+    coordinates and attributes are exactly what ``build_dataset`` gives; then it is
+    reopened with h5py, and every chunk grows the datasets along the unlimited ``step``
+    dimension and is flushed. (h5netcdf's own ``resize_dimension`` only resizes the
+    datasets when the file is closed, so a killed run would lose everything.)
+    """
+
+    def __init__(self, path: Path, file=None, steps: np.ndarray | None = None):
+        self.path = path
+        self._file = file
+        self.steps = steps
+
+    @classmethod
+    def create(cls, path: Path, scenario: Scenario, steps: np.ndarray, first: tuple[np.ndarray, ...]) -> FileRecords:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        ds = build_dataset(scenario, steps[:1], *first)
+        ds.attrs["status"] = "running"
+        total = len(steps)
+        encoding = {name: {"chunksizes": _chunks(ds[name], total)} for name in (*GROWING, "step")}
+        path.unlink(missing_ok=True)
+        ds.to_netcdf(path, engine=NETCDF_ENGINE, unlimited_dims=("step",), encoding=encoding)
+        return cls.open(path, steps)
+
+    @classmethod
+    def open(cls, path: Path, steps: np.ndarray) -> FileRecords:
+        import h5py
+
+        return cls(path, h5py.File(path, "r+"), steps)
+
+    @property
+    def count(self) -> int:
+        return self._file["step"].shape[0]
+
+    def _resize(self, count: int) -> None:
+        self._file["step"].resize(count, axis=0)
+        for name in GROWING:
+            self._file[name].resize(count, axis=1)
+
+    def append(self, rec: tuple[np.ndarray, ...]) -> None:
+        # HDF5 does not survive a write that fails for lack of space (it can even crash at
+        # exit), so a chunk that would not fit is refused before HDF5 sees it.
+        need = sum(a.nbytes for a in rec) + SPACE_MARGIN
+        if shutil.disk_usage(self.path.parent).free < need:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(self.path))
+        f, old = self._file, self.count
+        new = old + rec[0].shape[1]
+        self._resize(new)
+        f["step"][old:new] = self.steps[old:new]
+        for name, values in zip(GROWING, rec, strict=True):
+            f[name][:, old:new] = values
+        f.flush()
+
+    def truncate(self, count: int) -> None:
+        if count > self.count:
+            raise ValueError(f"{self.path} holds {self.count} recorded steps, the checkpoint needs {count}")
+        self._resize(count)
+        self._file.flush()
+
+    def set_attrs(self, **attrs) -> None:
+        for k, v in attrs.items():
+            self._file.attrs[k] = v
+        self._file.flush()
+
+    def close(self) -> None:
+        if self._file is not None:
+            try:
+                self._file.close()
+            except (OSError, RuntimeError, ValueError):  # a full disk may refuse the last flush too
+                pass
+            self._file = None
+
+    def finish(self, final: Path, wall_time: float) -> None:
+        """Mark the file complete and rename it into place."""
+        self.set_attrs(status="complete", wall_time_s=float(wall_time))
+        self.close()
+        with open(self.path, "rb+") as fh:
+            os.fsync(fh.fileno())
+        os.replace(self.path, final)
+        _fsync_dir(final.parent)
+        self.path = final
+
+    def snapshot(self, final: Path, status: str, wall_time: float) -> bool:
+        """Put what is on disk so far at ``final`` (with ``status``), keeping the partial file to resume.
+
+        A hard link costs no space, which matters when the disk is full; where links are
+        not supported the file is copied. Returns False if nothing could be written.
+        """
+        try:
+            self.set_attrs(status=status, wall_time_s=float(wall_time))
+        except (OSError, RuntimeError, ValueError):
+            return False
+        tmp = final.parent / f".{final.name}.link"
+        tmp.unlink(missing_ok=True)
+        try:
+            os.link(self.path, tmp)
+        except OSError:
+            try:
+                shutil.copyfile(self.path, tmp)
+            except OSError:
+                tmp.unlink(missing_ok=True)
+                return False
+        os.replace(tmp, final)
+        return True
+
+
+def _chunks(var: xr.DataArray, total_steps: int) -> tuple[int, ...]:
+    """HDF5 chunk shape: whole records, as many steps as fit ``CHUNK_BYTES`` (and the run has)."""
+    sizes = dict(zip(var.dims, var.shape, strict=True))
+    per_step = int(np.prod([s for d, s in sizes.items() if d != "step"])) * var.dtype.itemsize
+    steps = max(1, min(total_steps, CHUNK_BYTES // max(per_step, 1)))
+    big = per_step > CHUNK_BYTES  # one seed's record per chunk, then
+    return tuple(steps if d == "step" else 1 if d == "seed" and big else s for d, s in sizes.items())
+
+
+def open_result(path: Path) -> xr.Dataset:
+    """The Dataset of a finished file: in memory when small, else backed by the file (read on access)."""
+    ds = xr.open_dataset(path, engine=NETCDF_ENGINE)
+    if path.stat().st_size <= IN_MEMORY_BYTES:
+        with ds:
+            return ds.load()
+    return ds
