@@ -9,9 +9,10 @@ from pathlib import Path
 
 import numpy as np
 
+from hivemind import outdir
 from hivemind.checkpoint import CheckpointError
 from hivemind.manifolds import get_manifold
-from hivemind.results import RunDirError, save_run, summarize
+from hivemind.results import RunDirError, summarize
 from hivemind.scenario import Scenario, ScenarioError, load_scenario
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -151,45 +152,108 @@ def _check_out(out: Path, resume: bool, force: bool) -> bool:
     """The --resume/--force rules every writing command shares; True if OUT already holds files."""
     if resume and force:
         raise UsageError("--resume and --force contradict each other: pick one")
-    busy = out.is_dir() and any(out.iterdir())
+    busy = out.is_dir() and any(not outdir.hidden(p.name) for p in out.iterdir())
     if busy and not resume and not force:
         raise UsageError(f"{out}: --out is not empty; pass --resume to continue the run there, or --force to overwrite it")
     return busy
 
 
+def _claim(args, out: Path) -> Path:
+    """Take OUT's writer lock until the command returns (a second writer gets exit status 2)."""
+    try:
+        return args.exit_stack.enter_context(outdir.locked(out))
+    except outdir.DirectoryBusy as e:
+        raise UsageError(str(e)) from None
+    except OSError as e:
+        raise UsageError(f"{out}: --out cannot be written: {e.strerror or e}") from None
+
+
 def _prepare_out(out: Path, scenario: Scenario, resume: bool, force: bool) -> str:
-    """Check that OUT may be written: 'fresh', 'resume' or 'complete' (nothing left to do)."""
+    """Check that OUT may be written: 'fresh', 'resume', 'restart' (--resume, nothing to resume) or 'complete'.
+
+    Job scripts that may be requeued pass --resume every time, so --resume with no
+    checkpoint starts from step 0, unless OUT holds a finished run of another scenario.
+    """
     from hivemind import checkpoint
 
     _check_out(out, resume, force)
-    if resume:
-        if checkpoint.exists(out / "checkpoint"):
-            return "resume"
-        manifest = out / "manifest.json"
-        if manifest.is_file():
-            import json
+    if not resume:
+        return "fresh"
+    if checkpoint.exists(out / "checkpoint"):
+        return "resume"
+    meta = _manifest_of(out)
+    if meta.get("status") == "complete":
+        if meta.get("scenario_fingerprint") == scenario.fingerprint:
+            return "complete"
+        raise UsageError(
+            f"{out}: holds a finished run of another scenario (or other --set values); "
+            "choose another --out, or --force to overwrite it"
+        )
+    return "restart"
 
-            try:
-                meta = json.loads(manifest.read_text())
-            except (OSError, ValueError):
-                meta = {}
-            if meta.get("scenario_fingerprint") == scenario.fingerprint and meta.get("status") == "complete":
-                return "complete"
-        raise UsageError(f"{out}: nothing to resume (no checkpoint of an unfinished run)")
-    return "fresh"
+
+def _manifest_of(out: Path) -> dict:
+    import json
+
+    try:
+        return json.loads((out / "manifest.json").read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def _check_space(out: Path, scenario: Scenario) -> None:
+    """Refuse a run whose records cannot fit the free space of OUT's filesystem, before it starts."""
+    import shutil
+
+    from hivemind.records import partial_path
+    from hivemind.simulate import output_bytes
+
+    grown = partial_path(out / "run.nc")
+    need = output_bytes(scenario) - (grown.stat().st_size if grown.is_file() else 0)  # a resumed run has part of it
+    probe = out if out.exists() else next((p for p in out.parents if p.exists()), Path("."))
+    free = shutil.disk_usage(probe).free
+    if need <= free:
+        return
+    every = scenario.record.every
+    fits = next((k for k in _doublings(every, scenario.dynamics.steps) if output_bytes(scenario, k) <= 0.9 * free), None)
+    hint = f"record.every = {fits} would fit" if fits else "even one record per run would not fit"
+    raise UsageError(
+        f"{scenario.source}: record.every = {every} would write about {_bytes(need)} into {out}, "
+        f"but only {_bytes(free)} are free; {hint}"
+    )
+
+
+def _doublings(start: int, stop: int):
+    k = start
+    while k < stop:
+        k = min(2 * k, stop)
+        yield k
+
+
+def _bytes(n: float) -> str:
+    for unit in ("bytes", "KB", "MB", "GB", "TB"):
+        if n < 1000 or unit == "TB":
+            return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n:.1f} TB"
 
 
 def cmd_run(args) -> int:
-    from hivemind.simulate import SimulationDiverged, SimulationInterrupted, simulate
+    from hivemind.results import save_manifest
+    from hivemind.simulate import RecordsWriteError, SimulationDiverged, SimulationInterrupted, simulate
 
     scenario = load_scenario(args.scenario, args.overrides)
     out = _out_dir(args.out)
+    _claim(args, out)
     mode = _prepare_out(out, scenario, args.resume, args.force)
     if mode == "complete":
         print(f"{out}: the run of this scenario is already complete; nothing to resume")
         return EXIT_OK
+    _check_space(out, scenario)
     if not args.quiet:
         print(describe(scenario))
+    if mode == "restart":
+        print(f"{out}: no checkpoint to resume from; starting from step 0", flush=True)
     bar = ProgressBar(not args.quiet)
     resumed = []
 
@@ -200,24 +264,35 @@ def cmd_run(args) -> int:
                 print(f"resuming from step {done} of {total}", flush=True)
         bar(done, total)
 
+    hint = " ".join(["hivemind run", args.scenario, "--out", str(out), *(f"--set {o}" for o in args.overrides), "--resume"])
     try:
-        ds = simulate(scenario, progress=progress, checkpoint_dir=out / "checkpoint", resume=mode == "resume")
+        ds = simulate(
+            scenario, progress=progress, checkpoint_dir=out / "checkpoint", resume=mode == "resume", out_file=out / "run.nc"
+        )
     except SimulationDiverged as e:
         bar.close()
-        save_run(out, scenario, e.dataset)
+        save_manifest(out, scenario, e.dataset)
         print(f"{scenario.source}: {e}; steps up to {int(e.dataset.step[-1])} saved in {out}/run.nc", file=sys.stderr)
         return EXIT_FAILED
     except SimulationInterrupted as e:
         bar.close()
-        save_run(out, scenario, e.dataset)
-        hint = " ".join(["hivemind run", args.scenario, "--out", str(out), *(f"--set {o}" for o in args.overrides), "--resume"])
+        save_manifest(out, scenario, e.dataset)
         print(
             f"interrupted at step {e.step}: what was recorded is in {out}/run.nc; resume with: {hint}",
             file=sys.stderr,
         )
         return EXIT_INTERRUPTED
+    except RecordsWriteError as e:
+        bar.close()
+        kept = "nothing could be kept" if e.step is None else f"the checkpoint at step {e.step} is kept in {out}/checkpoint"
+        print(f"{e}; {kept}; free space and resume with: {hint}", file=sys.stderr)
+        return EXIT_FAILED
     bar.close()
-    save_run(out, scenario, ds)
+    try:
+        save_manifest(out, scenario, ds)
+    except OSError as e:
+        print(f"the run is complete in {out}/run.nc, but manifest.json cannot be written: {e.strerror or e}", file=sys.stderr)
+        return EXIT_FAILED
     s = summarize(ds)
     print(
         f"done in {ds.attrs['wall_time_s']:.1f} s: mean distance to anchor {s['initial_distance_mean']:.3g} -> "
@@ -323,7 +398,7 @@ def cmd_paths(args) -> int:
     except ValueError as e:
         raise UsageError(f"--rules: {e}") from None
     scenario = load_scenario(args.scenario, args.overrides)
-    out = _out_dir(args.out)
+    out = _claim(args, _out_dir(args.out))
     print(describe(scenario))
     init_seeds = None if args.init_seeds is None else list(range(args.init_seeds))
     report = compare_paths(
@@ -378,7 +453,7 @@ def cmd_entropy(args) -> int:
     _positive("--resolution", args.resolution)
     formats = _formats(args.formats)
     scenario = load_scenario(args.scenario, args.overrides)
-    out = _out_dir(args.out)
+    out = _claim(args, _out_dir(args.out))
     d = scenario.manifold.dim
     if args.samples <= d + 1:
         raise UsageError(f"--samples must exceed manifold.dim + 1 = {d + 1} for a full-rank covariance, got {args.samples}")
@@ -475,11 +550,14 @@ def cmd_live(args) -> int:
     scenario = load_scenario(args.scenario, args.overrides)
     if scenario.live is None:
         raise UsageError(f"{args.scenario}: has no [live] section (see scenarios/live_quickstart.toml)")
-    out = _out_dir(args.out or str(Path("runs") / scenario.name))
+    out = _claim(args, _out_dir(args.out or str(Path("runs") / scenario.name)))
     busy = _check_out(out, args.resume, args.force)
-    if args.resume and not (out / TRANSCRIPT).is_file():
-        raise UsageError(f"{out}: nothing to resume (no {TRANSCRIPT}); run without --resume")
-    if busy and args.force:
+    resume = args.resume
+    if resume and not (out / TRANSCRIPT).is_file():
+        # Requeued job scripts pass --resume every time: the first attempt starts afresh.
+        print(f"{out}: no {TRANSCRIPT} to resume from; starting from round 0", flush=True)
+        resume = False
+    if busy and (args.force or (args.resume and not resume)):
         for name in OUTPUTS:
             (out / name).unlink(missing_ok=True)
     say = (lambda line: None) if args.quiet else (lambda line: print(line, flush=True))
@@ -492,7 +570,7 @@ def cmd_live(args) -> int:
     )
     hint = " ".join(["hivemind live", args.scenario, "--out", str(out), *(f"--set {o}" for o in args.overrides), "--resume"])
     try:
-        result = run_live(scenario, out, resume=args.resume, say=say, formats=formats)
+        result = run_live(scenario, out, resume=resume, say=say, formats=formats)
     except KeyboardInterrupt:
         print(f"interrupted: every finished message is in {out / TRANSCRIPT}; resume with: {hint}", file=sys.stderr)
         return EXIT_INTERRUPTED
@@ -508,17 +586,25 @@ def cmd_live(args) -> int:
 
 
 def cmd_plot(args) -> int:
-    _plot(args.run_dir, args.out, _formats(args.formats), animate=not args.no_animation)
+    formats = _formats(args.formats)
+    run_dir = Path(args.run_dir)
+    if not (run_dir / "run.nc").is_file():
+        raise RunDirError(f"{run_dir}: not a hivemind run (no run.nc)")
+    _claim(args, _out_dir(args.out or str(run_dir / "figures")))
+    _plot(args.run_dir, args.out, formats, animate=not args.no_animation)
     return EXIT_OK
 
 
 def main(argv: list[str] | None = None) -> int:
+    import contextlib
+
     args = build_parser().parse_args(argv)
-    try:
-        return args.func(args)
-    except (ScenarioError, RunDirError, UsageError, CheckpointError) as e:
-        print(str(e), file=sys.stderr)
-        return EXIT_USAGE
+    with contextlib.ExitStack() as args.exit_stack:
+        try:
+            return args.func(args)
+        except (ScenarioError, RunDirError, UsageError, CheckpointError) as e:
+            print(str(e), file=sys.stderr)
+            return EXIT_USAGE
 
 
 if __name__ == "__main__":

@@ -6,8 +6,10 @@ scenario loader can turn it into one line.
 
 from __future__ import annotations
 
+import errno
 import inspect
 import math
+import stat
 from pathlib import Path
 from xml.etree.ElementTree import ParseError
 
@@ -178,14 +180,39 @@ def _node(token: str):
         return token
 
 
+def _regular_file(path: Path) -> None:
+    """Refuse what is not a plain file: a scenario may come from someone else, and a symlink
+    loop, a device (``/dev/zero`` never ends) or a FIFO (blocks forever) must not hang a run."""
+    try:
+        mode = path.stat().st_mode  # follows symlinks, so a link to a device is caught too
+    except FileNotFoundError:
+        raise GraphError("graph.path", f"file not found: {path}") from None
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            raise GraphError("graph.path", f"{path} is a symlink loop") from None
+        raise GraphError("graph.path", f"cannot read {path}: {e.strerror or e}") from None
+    if not stat.S_ISREG(mode):
+        kind = "a directory" if stat.S_ISDIR(mode) else "a device, FIFO or socket"
+        raise GraphError("graph.path", f"{path} is {kind}, not a regular file")
+
+
 def from_file(path: Path, directed: bool | None) -> nx.Graph:
-    """GraphML (``.graphml``/``.xml``) or a whitespace edge list ``u v [weight]`` with ``#`` comments."""
-    if not path.is_file():
-        raise GraphError("graph.path", f"file not found: {path}")
+    """GraphML (``.graphml``/``.xml``) or a whitespace edge list ``u v [weight]`` with ``#`` comments.
+
+    GraphML goes through the standard library's expat parser, which does not fetch
+    external entities (XXE): a file that refers to one is refused as undefined.
+    """
+    _regular_file(path)
     if path.suffix.lower() in (".graphml", ".xml"):
         try:
             graph = nx.read_graphml(path)
-        except (ParseError, nx.NetworkXError, ValueError, KeyError, TypeError) as e:
+        except ParseError as e:
+            if "undefined entity" in str(e):
+                raise GraphError(
+                    "graph.path", f"{path} uses an entity it does not define ({e}); external entities are not expanded"
+                ) from None
+            raise GraphError("graph.path", f"{path} is not valid GraphML: {e}") from None
+        except (nx.NetworkXError, ValueError, KeyError, TypeError) as e:
             raise GraphError("graph.path", f"{path} is not valid GraphML: {e}") from None
         graph = simple(graph)
         if directed is True and not graph.is_directed():

@@ -540,21 +540,35 @@ def degree_inertia(arrays: GraphArrays) -> np.ndarray:
 
 
 def _check_optax_options(r: _Reader, rule: str, options: dict) -> None:
+    """Options by name and type first (cheap), then the optimizer itself, built and stepped once."""
     if rule in BUILTIN_RULES:
         return
     import inspect
 
     import optax
 
+    from hivemind.rules import optimizer_problem
+
     try:
         accepted = set(inspect.signature(getattr(optax, rule)).parameters)
     except (TypeError, ValueError):
-        return
+        accepted = None
     for key, value in options.items():
-        if key not in accepted or key == "learning_rate":
+        if accepted is not None and (key not in accepted or key == "learning_rate"):
             hint = " (the learning rate is dynamics.step_size)" if key == "learning_rate" else ""
             raise r.error(f"dynamics.options.{key}", f"is not an option of optax.{rule}{hint}")
         if isinstance(value, (dict, list)):
             raise r.error(f"dynamics.options.{key}", f"must be a number, string or boolean, got {_show(value)}")
         if isinstance(value, float) and not math.isfinite(value):
             raise r.error(f"dynamics.options.{key}", f"must be finite, got {value}")
+    problem = optimizer_problem(rule, {})
+    if problem:
+        raise r.error("dynamics.rule", f"{rule!r} is not usable as an optax optimizer: optax.{rule}(learning_rate) {problem}")
+    for key, value in options.items():
+        problem = optimizer_problem(rule, {key: value})
+        if problem:
+            raise r.error(f"dynamics.options.{key}", f"= {_show(value)} is refused: optax.{rule} {problem}")
+    if len(options) > 1:
+        problem = optimizer_problem(rule, options)
+        if problem:
+            raise r.error("dynamics.options", f"together are refused: optax.{rule} {problem}")

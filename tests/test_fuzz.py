@@ -203,3 +203,120 @@ def test_bad_graph_files_fail_in_one_line(tmp_path, capsys):
         assert captured.err.count("\n") == 1 and "graph" in captured.err, (name, captured.err)
     with capsys.disabled():
         print(f"\nbad graph files: {tried} tried")
+
+
+OPTAX_NAMES = sorted(n for n in dir(__import__("optax")) if not n.startswith("_"))
+OPTION_VALUES = ["x", "", True, False, 0, 1, -1, 2**63 - 1, 0.9, -0.5, 1e308, math.nan, math.inf, [], [0.9], {}, {"a": 1}]
+OPTION_KEYS = ["momentum", "nesterov", "b1", "b2", "eps", "decay", "weight_decay", "learning_rate", "centered", "extra"]
+
+
+@st.composite
+def optax_rules(draw):
+    """A rule drawn from every public name in optax, with options of every type."""
+    doc = json.loads(json.dumps(BASE))
+    doc["dynamics"]["rule"] = draw(st.sampled_from(OPTAX_NAMES + ["sgd", "adam", "rmsprop"]))
+    doc["dynamics"]["steps"] = 4
+    doc["record"]["every"] = 2
+    if draw(st.booleans()):
+        doc["dynamics"]["options"] = draw(
+            st.dictionaries(st.sampled_from(OPTION_KEYS), st.sampled_from(OPTION_VALUES), min_size=1, max_size=2)
+        )
+    return render(doc)
+
+
+def test_fuzzed_optax_rules_and_options_run_or_fail_in_one_line(tmp_path, capsys):
+    """Every name in optax as a rule (optimizers, transformations, functions, classes), options of every type."""
+    tally = {}
+
+    @settings(max_examples=200, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
+    @given(text=optax_rules())
+    def one(text):
+        path = tmp_path / "fuzz.toml"
+        path.write_text(text, encoding="utf-8")
+        outcome = check_one(path, tmp_path / "out", capsys)
+        tally[outcome] = tally.get(outcome, 0) + 1
+
+    one()
+    with capsys.disabled():
+        print(f"\nfuzzed optax rules and options: {sum(tally.values())} tried: {tally}")
+    assert tally.get("refused", 0) > 50 and tally.get("ran", 0) > 10
+
+
+def test_every_optax_name_is_an_optimizer_that_runs_or_refused_in_one_line(tmp_path, capsys):
+    """Not a sample: each public optax name once, through validation; the accepted ones must run."""
+    accepted = []
+    for name in OPTAX_NAMES:
+        doc = json.loads(json.dumps(BASE))
+        doc["dynamics"].update(rule=name, steps=3)
+        path = tmp_path / "rule.toml"
+        path.write_text(render(doc))
+        outcome = check_one(path, tmp_path / "out", capsys)
+        assert outcome in ("refused", "ran"), (name, outcome)
+        if outcome == "ran":
+            accepted.append(name)
+    with capsys.disabled():
+        print(f"\noptax names: {len(OPTAX_NAMES)} tried, {len(accepted)} run as optimizers: {', '.join(accepted)}")
+    assert {"adam", "sgd", "rmsprop", "adamw", "lion"} <= set(accepted)
+    assert not {"apply_updates", "GradientTransformation", "scale", "clip", "chain", "identity"} & set(accepted)
+
+
+LIVE = {
+    "model": "default",
+    "rounds": 2,
+    "max_tokens": 8,
+    "decoding": ["greedy", "stochastic"],
+    "temperature": 0.8,
+    "seed": 0,
+    "n_ctx": 512,
+    "threads": 1,
+    "anchor_text": "Follow the river.",
+    "rule": [{"kind": "phrase", "text": "the river"}],
+    "initial_texts": ["a", "b", "c", "d", "e"],
+    "chat": "auto",
+}
+LIVE_ODD = ODD + [
+    [{"kind": "regex", "pattern": "("}],
+    [{"kind": "nope"}],
+    "{unknown}",
+    "{anchor.__class__}",
+    "{anchor",
+    ["\n", 3],
+]
+
+
+@st.composite
+def live_sections(draw):
+    doc = json.loads(json.dumps(BASE))
+    doc["live"] = json.loads(json.dumps(LIVE))
+    for _ in range(draw(st.integers(1, 3))):
+        key = draw(st.sampled_from([*LIVE, "prompt", "opening_prompt", "personas", "stop", "top_p", "top_k", "extra"]))
+        op = draw(st.sampled_from(["replace", "replace", "delete"]))
+        if op == "delete":
+            doc["live"].pop(key, None)
+        else:
+            doc["live"][key] = draw(st.sampled_from(LIVE_ODD) | st.integers(-(2**40), 2**40) | st.text(max_size=6))
+    return render(doc)
+
+
+def test_fuzzed_live_sections_validate_or_fail_in_one_line(tmp_path, capsys):
+    """The [live] section's keys, mutated; validation only (no model is loaded)."""
+    tally = {}
+
+    @settings(max_examples=200, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
+    @given(text=live_sections())
+    def one(text):
+        path = tmp_path / "live.toml"
+        path.write_text(text, encoding="utf-8")
+        code = main(["validate", str(path)])
+        captured = capsys.readouterr()
+        if code == 2:
+            assert captured.err.count("\n") == 1 and captured.err.startswith(str(path)), captured.err
+            assert "Traceback" not in captured.err
+        else:
+            assert code == 0, (code, captured)
+        tally["refused" if code == 2 else "valid"] = tally.get("refused" if code == 2 else "valid", 0) + 1
+
+    one()
+    with capsys.disabled():
+        print(f"\nfuzzed [live] sections: {sum(tally.values())} tried: {tally}")
+    assert tally.get("refused", 0) > 50 and tally.get("valid", 0) > 5

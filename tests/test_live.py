@@ -12,6 +12,7 @@ import json
 import math
 import re
 import sys
+from pathlib import Path
 
 import networkx as nx
 import numpy as np
@@ -343,15 +344,20 @@ def test_cli_without_the_model_package_names_the_extra(live_file, tmp_path, caps
     assert code == 2 and "hivemind[live]" in err and err.count("\n") == 1
 
 
-def test_cli_refuses_to_overwrite_and_to_resume_nothing(live_file, tmp_path, capsys):
+def test_cli_refuses_to_overwrite_and_resume_of_nothing_starts_afresh(live_file, tmp_path, capsys):
     out = tmp_path / "o"
     out.mkdir()
     (out / "keep.txt").write_text("mine")
     code, _, err = run_cli(capsys, "live", live_file, "--out", out)
     assert code == 2 and "--force" in err
-    code, _, err = run_cli(capsys, "live", live_file, "--out", tmp_path / "empty", "--resume")
-    assert code == 2 and "nothing to resume" in err
     assert (out / "keep.txt").read_text() == "mine"
+    # Requeued job scripts pass --resume on their first attempt too: it starts from round 0.
+    code, stdout, err = run_cli(capsys, "live", live_file, "--out", tmp_path / "new", "--resume")
+    assert code == 0, err
+    assert "starting from round 0" in stdout and (tmp_path / "new" / "transcript.jsonl").is_file()
+    code, _, err = run_cli(capsys, "live", live_file, "--out", tmp_path / "plain")
+    assert code == 0, err
+    assert (tmp_path / "new" / "rounds.csv").read_text() == (tmp_path / "plain" / "rounds.csv").read_text()
 
 
 def test_chat_models_get_their_template_around_the_prompt():
@@ -376,12 +382,36 @@ def test_chat_models_get_their_template_around_the_prompt():
             return {2: b"<bos>", 1: b"<eos>"}[tokens[0]]
 
     backend = object.__new__(LlamaBackend)
-    backend.llm, backend._chat = Model(), "auto"
+    backend.llm, backend._chat, backend.path = Model(), "auto", Path("model.gguf")
     assert backend.chat_wrap() == ("<start_of_turn>user\n", "<end_of_turn>\n<start_of_turn>model\n")
     backend._chat = "none"
     assert backend.chat_wrap() == ("", "")
     backend._chat, Model.metadata = "auto", {}
     assert backend.chat_wrap() == ("", "")  # a base model: plain text
+
+
+HOSTILE_TEMPLATES = [
+    "{{ ''.__class__.__mro__[1].__subclasses__() }}",
+    "{{ cycler.__init__.__globals__.os.system('touch {marker}') }}",
+    "{{ raise_exception.__globals__['os'].system('touch {marker}') }}",
+    "{% for m in messages %}{{ m.__class__.__base__.__subclasses__() }}{% endfor %}",
+    "{{ self.__init__.__globals__.__builtins__.open('{marker}', 'w') }}",
+    "{{ ''|attr('__class__') }}",
+]
+
+
+@pytest.mark.parametrize("template", HOSTILE_TEMPLATES)
+def test_a_chat_template_that_reaches_for_python_internals_is_refused(template, tmp_path):
+    """A GGUF file's chat template is code from whoever made the file: it runs sandboxed, and an attempt is refused."""
+    from hivemind.live.backend import chat_wrap_of
+    from hivemind.live.model import ModelError
+
+    marker = tmp_path / "executed"
+    with pytest.raises(ModelError) as refused:
+        chat_wrap_of(template.replace("{marker}", str(marker)), "<bos>", "<eos>", "evil.gguf")
+    message = str(refused.value)
+    assert message.count("\n") == 0 and "evil.gguf" in message and "unsafe" in message and 'live.chat = "none"' in message
+    assert not marker.exists()  # nothing ran
 
 
 def test_resume_repairs_a_last_record_without_its_newline(tmp_path):

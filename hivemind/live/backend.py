@@ -54,6 +54,75 @@ class Backend(Protocol):
 
 
 # ---------------------------------------------------------------------------
+# Chat templates: Jinja2 code inside the GGUF file, so from whoever made the file
+
+
+def _unsafe_access(template: str, bos: str, eos: str) -> str | None:
+    """What in ``template`` reaches for Python internals, or None.
+
+    llama-cpp-python renders chat templates in Jinja2's immutable sandbox, which answers
+    an attempt on Python internals (``__class__``, ``__globals__``, ...) with an
+    undefined value and renders on. A template that tries is hostile or broken either
+    way, so it is first rendered in a sandbox that raises instead, and refused.
+    """
+    from jinja2 import BaseLoader, TemplateError
+    from jinja2.exceptions import SecurityError
+    from jinja2.ext import loopcontrols
+    from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+    class Strict(ImmutableSandboxedEnvironment):
+        def unsafe_undefined(self, obj, attribute):
+            raise SecurityError(f"access to attribute {attribute!r} of a {type(obj).__name__} object is unsafe")
+
+    def raise_exception(message):
+        raise TemplateError(message)
+
+    env = Strict(loader=BaseLoader(), trim_blocks=True, lstrip_blocks=True, extensions=[loopcontrols])
+    try:
+        env.from_string(template).render(
+            messages=[{"role": "user", "content": "x"}],
+            bos_token=bos,
+            eos_token=eos,
+            add_generation_prompt=True,
+            raise_exception=raise_exception,
+        )
+    except SecurityError as e:
+        return str(e)
+    except Exception:  # anything else is for the real renderer to judge (and fall back from)
+        return None
+    return None
+
+
+def chat_wrap_of(template: str, bos: str, eos: str, source: Path | str = "the model") -> tuple[str, str]:
+    """(head, tail) that a chat template puts around one user message; ("", "") if it cannot say.
+
+    Raises
+    ------
+    ModelError
+        If the template tries to reach Python internals: one line, nothing executed.
+    """
+    unsafe = _unsafe_access(template, bos, eos)
+    if unsafe:
+        raise ModelError(
+            f"live.model: the chat template in {source} tries to reach Python internals ({unsafe}); "
+            'refused. Set live.chat = "none" to run without the template'
+        )
+    from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+    marker = "\x00HIVEMIND\x00"
+    try:
+        fmt = Jinja2ChatFormatter(template, eos_token=eos, bos_token=bos, add_generation_prompt=True)
+        rendered = fmt(messages=[{"role": "user", "content": marker}]).prompt
+    except Exception:  # a template we cannot render: fall back to plain text, which any model accepts
+        return "", ""
+    if marker not in rendered:
+        return "", ""
+    head, tail = rendered.split(marker, 1)
+    # The BOS token comes from tokenize(bos=True); a second, textual one would double it.
+    return (head[len(bos) :] if bos and head.startswith(bos) else head), tail
+
+
+# ---------------------------------------------------------------------------
 # llama.cpp
 
 
@@ -110,21 +179,9 @@ class LlamaBackend:
         template = self.llm.metadata.get("tokenizer.chat_template")
         if self._chat == "none" or not template:
             return "", ""
-        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
-
-        marker = "\x00HIVEMIND\x00"
         bos = self.llm.detokenize([self.llm.token_bos()]).decode("utf-8", "ignore")
         eos = self.llm.detokenize([self.llm.token_eos()]).decode("utf-8", "ignore")
-        try:
-            fmt = Jinja2ChatFormatter(template, eos_token=eos, bos_token=bos, add_generation_prompt=True)
-            rendered = fmt(messages=[{"role": "user", "content": marker}]).prompt
-        except Exception:  # a template we cannot render: fall back to plain text, which any model accepts
-            return "", ""
-        if marker not in rendered:
-            return "", ""
-        head, tail = rendered.split(marker, 1)
-        # The BOS token comes from tokenize(bos=True); a second, textual one would double it.
-        return (head[len(bos) :] if bos and head.startswith(bos) else head), tail
+        return chat_wrap_of(template, bos, eos, self.path)
 
     def _ensure_prefix(self, prefix: list[int]) -> bool:
         """Leave exactly ``prefix`` in the KV cache; True if it was there already."""

@@ -1,0 +1,72 @@
+"""One writer per output directory: an exclusive ``fcntl`` lock on ``OUT/.hivemind.lock``.
+
+Two cluster jobs pointed at the same ``--out`` would otherwise interleave their files.
+Every command that writes into a directory takes the lock first; a second writer is
+refused at once, with the holder's process id. The kernel drops a ``flock`` when its
+process dies, however it dies, so the lock of a dead process is simply taken over: the
+lock file itself stays (removing it would let two processes lock two different files).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+LOCK_NAME = ".hivemind.lock"
+
+
+class DirectoryBusy(RuntimeError):
+    """Another live process holds the directory's lock."""
+
+    def __init__(self, directory: Path, pid: int | None):
+        holder = f"process {pid}" if pid else "another process"
+        super().__init__(
+            f"{directory}: another hivemind command ({holder}) is writing into this directory; "
+            "wait for it to finish or choose another --out"
+        )
+        self.pid = pid
+
+
+def hidden(name: str) -> bool:
+    """Files of hivemind's own bookkeeping, which do not make a directory 'not empty'."""
+    return name == LOCK_NAME
+
+
+@contextlib.contextmanager
+def locked(directory: str | Path) -> Iterator[Path]:
+    """Hold the exclusive lock of ``directory`` (created if needed) for the ``with`` block.
+
+    Raises
+    ------
+    DirectoryBusy
+        At once, if another process holds it.
+    """
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / LOCK_NAME
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise DirectoryBusy(directory, _holder(fd)) from None
+        except OSError as e:
+            if e.errno not in (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS):
+                raise
+            # A filesystem without locks (some network mounts): run unguarded rather than not at all.
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        yield directory
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def _holder(fd: int) -> int | None:
+    try:
+        return int(os.pread(fd, 32, 0).decode().strip())
+    except (OSError, ValueError):
+        return None
