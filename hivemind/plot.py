@@ -315,6 +315,18 @@ def animation(ds: xr.Dataset, path: str | Path, max_agents: int = MAX_AGENTS, fr
 FIGURES = {"convergence": convergence, "states": states, "graph": graph}
 
 
+# A figure cannot show more recorded steps than it has pixels; a long run (read from its
+# file as needed) is thinned to this many, evenly spaced, first and last included.
+MAX_PLOT_STEPS = 2000
+
+
+def thin_steps(ds: xr.Dataset, most: int) -> xr.Dataset:
+    n = ds.sizes["step"]
+    if n <= most:
+        return ds
+    return ds.isel(step=np.unique(np.linspace(0, n - 1, most).round().astype(int)))
+
+
 def plot_run(
     run: str | Path | xr.Dataset, out: str | Path | None = None, formats=("png", "pdf"), animate: bool = True
 ) -> list[Path]:
@@ -331,6 +343,7 @@ def plot_run(
         out = Path(run) / "figures" if out is None else out
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    ds = thin_steps(ds, MAX_PLOT_STEPS)
     written = []
     for name, make in FIGURES.items():
         fig = make(ds)

@@ -31,9 +31,6 @@ if TYPE_CHECKING:
 # The variables that grow along ``step``, in the order the engine returns them.
 GROWING = ("state", "loss", "distance_to_anchor")
 
-# A result larger than this is returned backed by its file instead of loaded into memory.
-IN_MEMORY_BYTES = 256 * 2**20
-
 # Free space kept in hand beyond a chunk's own bytes: HDF5's metadata, the checkpoint.
 SPACE_MARGIN = 4 * 2**20
 
@@ -198,12 +195,3 @@ def _chunks(var: xr.DataArray, total_steps: int) -> tuple[int, ...]:
     steps = max(1, min(total_steps, CHUNK_BYTES // max(per_step, 1)))
     big = per_step > CHUNK_BYTES  # one seed's record per chunk, then
     return tuple(steps if d == "step" else 1 if d == "seed" and big else s for d, s in sizes.items())
-
-
-def open_result(path: Path) -> xr.Dataset:
-    """The Dataset of a finished file: in memory when small, else backed by the file (read on access)."""
-    ds = xr.open_dataset(path, engine=NETCDF_ENGINE)
-    if path.stat().st_size <= IN_MEMORY_BYTES:
-        with ds:
-            return ds.load()
-    return ds

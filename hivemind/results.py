@@ -22,6 +22,9 @@ if TYPE_CHECKING:
     from hivemind.scenario import Scenario
 
 NETCDF_ENGINE = "h5netcdf"
+# A results file larger than this is opened backed by the file instead of loaded into memory.
+IN_MEMORY_BYTES = 256 * 2**20
+
 # An agent counts as having reached the anchor when it is this close (geodesic distance).
 REACHED_TOL = 1e-3
 
@@ -234,15 +237,28 @@ def save_manifest(out: str | Path, scenario: Scenario, ds: xr.Dataset) -> dict:
     return meta
 
 
+def open_result(path: str | Path) -> xr.Dataset:
+    """A results file: loaded into memory up to ``IN_MEMORY_BYTES``, else backed by the file.
+
+    A file-backed Dataset reads what is indexed (``ds.state.isel(step=-1)`` reads one
+    step), so a run of any length can be opened.
+    """
+    path = Path(path)
+    ds = xr.open_dataset(path, engine=NETCDF_ENGINE)
+    if path.stat().st_size <= IN_MEMORY_BYTES:
+        with ds:
+            return ds.load()
+    return ds
+
+
 def load_run(path: str | Path) -> xr.Dataset:
-    """The Dataset of a run directory (or of a ``run.nc`` file), loaded into memory."""
+    """The Dataset of a run directory (or of a ``run.nc`` file); see ``open_result`` for large ones."""
     path = Path(path)
     nc = path / "run.nc" if path.is_dir() else path
     if not nc.is_file():
         raise RunDirError(f"{path}: not a hivemind run (no run.nc)")
     try:
-        with xr.open_dataset(nc, engine=NETCDF_ENGINE) as ds:
-            return ds.load()
+        return open_result(nc)
     except (OSError, ValueError) as e:
         raise RunDirError(f"{nc}: cannot be read as a hivemind run: {e}") from None
 

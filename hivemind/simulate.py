@@ -21,7 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 import xarray as xr
 
-from hivemind import checkpoint, energy, records, sharding
+from hivemind import checkpoint, energy, records, results, sharding
 from hivemind.initial import initial_states
 from hivemind.manifolds import Manifold, get_manifold
 from hivemind.rules import make_rule
@@ -241,7 +241,7 @@ def simulate(
         With ``state(seed, step, agent, coord)``, ``loss(seed, step)``,
         ``distance_to_anchor(seed, step, agent)`` and the graph; see ``results``.
         Records stream to a file whenever ``out_file`` or ``checkpoint_dir`` is given,
-        or when they would exceed ``records.IN_MEMORY_BYTES`` (256 MiB): then into a
+        or when they would exceed ``results.IN_MEMORY_BYTES`` (256 MiB): then into a
         temporary directory, whose path is ``ds.encoding["source"]``. A result file up
         to that size is loaded into memory; a larger one is returned lazily backed by
         the file (xarray reads what is indexed), so memory does not grow with steps.
@@ -280,7 +280,7 @@ def _record_target(scenario: Scenario, ckpt: Path | None, out_file) -> tuple[Pat
         return records.partial_path(final), final
     if ckpt is not None:
         return ckpt / "records.nc", None
-    if output_bytes(scenario) > records.IN_MEMORY_BYTES:
+    if output_bytes(scenario) > results.IN_MEMORY_BYTES:
         import tempfile
 
         final = Path(tempfile.mkdtemp(prefix="hivemind-")) / "run.nc"
@@ -342,7 +342,7 @@ def _simulate(scenario, progress, init_states, dtype, ckpt: Path | None, resume:
         if not shown:
             rec.set_attrs(status=status)
         rec.close()  # HDF5 will not open a file twice in one process
-        return records.open_result(final if shown else rec.path)
+        return results.open_result(final if shown else rec.path)
 
     try:
         for c in range(first_chunk, len(plan)):
@@ -383,11 +383,11 @@ def _simulate(scenario, progress, init_states, dtype, ckpt: Path | None, resume:
         ds = rec.dataset(None, wall())
     elif final is not None:
         rec.finish(final, wall())
-        ds = records.open_result(final)
+        ds = results.open_result(final)
     else:  # records in the checkpoint directory, which is about to go: keep them in memory
         rec.set_attrs(status="complete", wall_time_s=wall())
         rec.close()
-        with xr.open_dataset(rec.path, engine=records.NETCDF_ENGINE) as f:
+        with xr.open_dataset(rec.path, engine=results.NETCDF_ENGINE) as f:
             ds = f.load()
     if ckpt is not None:
         checkpoint.clear(ckpt)

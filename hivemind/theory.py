@@ -15,6 +15,9 @@ import numpy as np
 
 from hivemind.topology import GraphArrays, grounded_laplacian, reachable_from_anchor
 
+# Steps read at a time when averaging a long run's distances.
+STEP_BLOCK_BYTES = 64 * 2**20
+
 # Dense eigenvalues above this many agents would cost more than the run itself.
 MAX_DENSE_AGENTS = 4000
 
@@ -146,9 +149,13 @@ def hearers(ds) -> np.ndarray:
 def mean_distance_of_hearers(ds) -> np.ndarray:
     """Mean distance to the anchor over seeds and the agents that can hear it, per recorded step."""
     hears = hearers(ds)
+    n = ds.sizes["step"]
     if not hears.any():  # nobody hears the anchor: no curve to average, and no warning about it
-        return np.full(ds.sizes["step"], np.nan)
-    return ds.distance_to_anchor.values[:, :, hears].mean(axis=(0, 2))
+        return np.full(n, np.nan)
+    # Block by block along steps: a run backed by its file may hold more than memory does.
+    block = max(1, STEP_BLOCK_BYTES // (ds.sizes["seed"] * ds.sizes["agent"] * 8))
+    dist = ds.distance_to_anchor
+    return np.concatenate([dist.isel(step=slice(k, k + block)).values[:, :, hears].mean(axis=(0, 2)) for k in range(0, n, block)])
 
 
 def rate_report(ds, arrays: GraphArrays | None = None) -> dict | None:

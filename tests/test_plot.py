@@ -108,3 +108,17 @@ def test_large_runs_plot_a_sample(tmp_path):
     np.testing.assert_array_equal(agents, sample_agents(ds))  # the same sample every time
     fig = graph(ds)
     assert "500 of 3000 nodes" in fig._suptitle.get_text()
+
+
+def test_long_runs_are_thinned_to_evenly_spaced_steps_first_and_last_kept():
+    import xarray as xr
+
+    from hivemind.plot import thin_steps
+
+    ds = xr.Dataset({"d": (("step",), np.arange(5001.0))}, coords={"step": np.arange(0, 50010, 10)})
+    thin = thin_steps(ds, 2000)
+    steps = thin.step.values
+    assert steps.size == 2000 and steps[0] == 0 and steps[-1] == 50000
+    gaps = np.diff(steps)
+    assert gaps.min() >= 20 and gaps.max() <= 30  # 5001 records in 2000: every 2nd or 3rd
+    assert thin_steps(ds.isel(step=slice(0, 100)), 2000).sizes["step"] == 100

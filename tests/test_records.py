@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from hivemind import records
+from hivemind import records, results
 from hivemind.cli import main
 from hivemind.simulate import output_bytes, record_steps, simulate
 from tests.helpers import scenario, scenario_text
@@ -57,7 +57,7 @@ def test_chunks_stay_small_however_long_the_run():
 
 
 def test_a_large_result_comes_back_backed_by_its_file(tmp_path, monkeypatch):
-    monkeypatch.setattr(records, "IN_MEMORY_BYTES", 10_000)
+    monkeypatch.setattr(results, "IN_MEMORY_BYTES", 10_000)
     s = scenario(dynamics={"steps": 500}, record={"every": 1})
     ds = simulate(s)  # no out_file: records above the limit go to a temporary file
     source = Path(ds.encoding["source"])
