@@ -11,6 +11,7 @@ gathers and scatters, which XLA's CPU backend runs 6x slower at a single seed.
 from __future__ import annotations
 
 import functools
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -43,44 +44,114 @@ def loss(manifold: Manifold, states: jax.Array, topology: Topology) -> jax.Array
     return 0.5 * jnp.sum(_per_edge(topology.loss_weights, d) * d * d, axis=0)
 
 
-def _pull(manifold: Manifold, states, senders, receivers, weights):
+def _pull(manifold: Manifold, bounded: bool, states, senders, receivers, weights, confidence):
+    """(force, heard): sum_j w Log_{x_i}(x_j), and sum_j w, over the edges that act.
+
+    With ``bounded`` an edge acts only while its endpoints are closer than
+    ``confidence``; the norm of Log_{x_i}(x_j) is their geodesic distance.
+    """
     x_i = states[receivers]
     x_j = states[senders]
     log = manifold.log(x_i, x_j)
-    msg = _per_edge(weights, log) * log
-    return jax.ops.segment_sum(msg, receivers, num_segments=states.shape[0], indices_are_sorted=True)
+    w = weights
+    if bounded:
+        w = _per_edge(weights, log[..., 0]) * (manifold.norm(x_i, log) < confidence).astype(log.dtype)
+    msg = _per_edge(w, log) * log
+    n = states.shape[0]
+    force = jax.ops.segment_sum(msg, receivers, num_segments=n, indices_are_sorted=True)
+    edge_w = jnp.broadcast_to(_per_edge(w, log[..., 0]), log.shape[:-1])
+    heard = jax.ops.segment_sum(edge_w, receivers, num_segments=n, indices_are_sorted=True)
+    return force, heard
 
 
 @functools.cache
-def _vmappable_pull(manifold: Manifold):
+def _vmappable_pull(manifold: Manifold, bounded: bool):
     """``_pull`` whose vmap over seeds runs agents-first instead of as a batched gather."""
+    plain = functools.partial(_pull, manifold, bounded)
 
     @custom_vmap
-    def pull_one(states, senders, receivers, weights):
-        return _pull(manifold, states, senders, receivers, weights)
+    def pull_one(states, senders, receivers, weights, confidence):
+        return plain(states, senders, receivers, weights, confidence)
 
     @pull_one.def_vmap
-    def batched(axis_size, in_batched, states, senders, receivers, weights):
-        s_b, snd_b, rcv_b, w_b = in_batched
-        if snd_b or rcv_b:  # a different graph per run: nothing to share, batch the generic way
+    def batched(axis_size, in_batched, states, senders, receivers, weights, confidence):
+        s_b, snd_b, rcv_b, w_b, c_b = in_batched
+        if snd_b or rcv_b or c_b:  # a different graph or bound per run: nothing to share, batch the generic way
             axes = tuple(0 if b else None for b in in_batched)
-            return jax.vmap(functools.partial(_pull, manifold), in_axes=axes)(states, senders, receivers, weights), True
+            return jax.vmap(plain, in_axes=axes)(states, senders, receivers, weights, confidence), (True, True)
         x = states if s_b else jnp.broadcast_to(states, (axis_size, *states.shape))
         w = agents_first(weights) if w_b else weights
-        return seeds_first(_pull(manifold, agents_first(x), senders, receivers, w), axis_size), True
+        force, heard = plain(agents_first(x), senders, receivers, w, confidence)
+        return (seeds_first(force, axis_size), seeds_first(heard, axis_size)), (True, True)
 
     return pull_one
 
 
-def pull(manifold: Manifold, states: jax.Array, topology: Topology) -> jax.Array:
+def pull_and_heard(
+    manifold: Manifold, states: jax.Array, topology: Topology, confidence: jax.Array | None = None
+) -> tuple[jax.Array, jax.Array]:
+    """``pull`` and the weight each node hears through the edges that act (for "active" inertia)."""
+    bounded = confidence is not None
+    c = jnp.asarray(jnp.inf if confidence is None else confidence, states.dtype)
+    return _vmappable_pull(manifold, bounded)(states, topology.senders, topology.receivers, topology.weights, c)
+
+
+def pull(manifold: Manifold, states: jax.Array, topology: Topology, confidence: jax.Array | None = None) -> jax.Array:
     """sum_j w_ij kappa_ij Log_{x_i}(x_j) for every node i: the force each node feels.
 
     For an undirected graph this is minus the Riemannian gradient of ``loss``, since
     grad_x 1/2 d(x, y)^2 = -Log_x(y). One gather, one log and one sorted segment sum:
     nothing of size N x N. Under ``jax.vmap`` over runs it computes agents-first.
-    Forward mode only (no ``jax.grad`` through it); differentiate ``loss`` instead.
+    With ``confidence``, only edges whose endpoints are closer than it act (bounded
+    confidence). Forward mode only (no ``jax.grad`` through it); differentiate ``loss`` instead.
     """
-    return _vmappable_pull(manifold)(states, topology.senders, topology.receivers, topology.weights)
+    return pull_and_heard(manifold, states, topology, confidence)[0]
+
+
+class Features(NamedTuple):
+    """Which terms the dynamics have: static, so a run without them compiles without them.
+
+    stubborn : each agent is also pulled toward its own initial state (Friedkin–Johnsen)
+    bounded : edges act only between agents closer than the confidence bound
+    active_inertia : m_i = 1 + the weight agent i hears through acting edges, per step
+        (with ``bounded`` on R^1 and step size 1: synchronous Hegselmann–Krause)
+    """
+
+    stubborn: bool = False
+    bounded: bool = False
+    active_inertia: bool = False
+
+
+# The paper's dynamics: no stubbornness, no confidence bound, fixed inertia.
+PLAIN = Features()
+
+
+def drift(
+    manifold: Manifold,
+    states: jax.Array,
+    topology: Topology,
+    features: Features = PLAIN,
+    confidence: jax.Array | None = None,
+    prejudice: jax.Array | None = None,
+) -> jax.Array:
+    """The tangent direction every agent moves along, per unit of step size.
+
+    (1 - theta_i) (1/m_i) sum_j w_ij kappa_ij Log_{x_i}(x_j) + theta_i Log_{x_i}(p_i): the
+    inertia-scaled pull of the neighbours that act, mixed with the pull toward the
+    agent's prejudice p_i (its initial state) by its stubbornness theta_i. Zero at every
+    anchor. Without stubbornness or a bound it is exactly (1/m) * ``pull``.
+    """
+    force, heard = pull_and_heard(manifold, states, topology, confidence if features.bounded else None)
+    inv_m = topology.inv_inertia
+    if features.active_inertia:
+        inv_m = jnp.where(inv_m > 0, 1.0 / (1.0 + heard), 0.0).astype(states.dtype)
+    else:
+        inv_m = inv_m.reshape(inv_m.shape + (1,) * (heard.ndim - 1))
+    v = inv_m[..., None] * force
+    if features.stubborn:
+        theta = topology.stubbornness.reshape(topology.stubbornness.shape + (1,) * (v.ndim - 1))
+        v = (1.0 - theta) * v + theta * manifold.log(states, prejudice)
+    return v
 
 
 def riemannian_gradient(manifold: Manifold, states: jax.Array, topology: Topology) -> jax.Array:
@@ -88,6 +159,64 @@ def riemannian_gradient(manifold: Manifold, states: jax.Array, topology: Topolog
     return -topology.inv_inertia[:, None] * pull(manifold, states, topology)
 
 
-def distance_to_anchor(manifold: Manifold, states: jax.Array, anchor: jax.Array) -> jax.Array:
-    """Geodesic distance of every node to the anchor's state; states (N, D) or (N, *batch, D)."""
-    return manifold.dist(states, states[anchor][None])
+def distance_to_anchors(manifold: Manifold, states: jax.Array, anchors: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """(distance to the nearest anchor, which anchor) for every node; states (N, D) or (N, *batch, D).
+
+    ``anchors`` (A,) are node indices; the second result indexes into them.
+    """
+    d = jnp.stack([manifold.dist(states, states[a][None]) for a in _static_or_unrolled(anchors)], axis=0)
+    return jnp.min(d, axis=0), jnp.argmin(d, axis=0).astype(jnp.int32)
+
+
+def _static_or_unrolled(anchors: jax.Array):
+    return [anchors[k] for k in range(anchors.shape[0])]
+
+
+def dispersion(manifold: Manifold, states: jax.Array, sample: jax.Array) -> jax.Array:
+    """Mean pairwise geodesic distance over a sample of K nodes; states (N, D) or (N, *batch, D)."""
+    x = states[sample]
+    k = sample.shape[0]
+    d = manifold.dist(x[:, None], x[None, :])  # (K, K, *batch)
+    return jnp.sum(d, axis=(0, 1)) / max(k * (k - 1), 1)
+
+
+def clusters(manifold: Manifold, states: jax.Array, topology: Topology, tol) -> tuple[jax.Array, jax.Array]:
+    """(number of clusters, largest cluster's share of the mobile agents).
+
+    Clusters are the connected components of the graph once edges whose endpoints are
+    farther apart than ``tol`` are dropped, counted when they hold at least one mobile
+    agent (an anchor nobody is near is not an opinion cluster). Label propagation with
+    pointer jumping: each round every node takes the smallest label among itself and
+    its close neighbours, then the label of that label's node; O(E) per round, rounds
+    until nothing changes. States (N, D) or (N, *batch, D).
+    """
+    n = states.shape[0]
+    d = manifold.dist(states[topology.receivers], states[topology.senders])
+    close = d <= tol
+    batch = d.shape[1:]
+    idx = jnp.arange(n, dtype=jnp.int32).reshape((n,) + (1,) * len(batch))
+    labels0 = jnp.broadcast_to(idx, (n, *batch))
+    big = jnp.int32(n)
+
+    def body(carry):
+        labels, _ = carry
+        offer = jnp.where(close, labels[topology.senders], big)
+        best = jax.ops.segment_min(offer, topology.receivers, num_segments=n, indices_are_sorted=True)
+        new = jnp.minimum(labels, best)
+        new = jnp.take_along_axis(new, new, axis=0)  # pointer jumping
+        return new, jnp.any(new != labels)
+
+    labels, _ = jax.lax.while_loop(lambda c: c[1], body, (labels0, jnp.bool_(True)))
+    mobile = (topology.inv_inertia > 0) & (topology.node_mask > 0)
+    mobile = jnp.broadcast_to(_per_edge(mobile, labels), labels.shape).astype(states.dtype)
+    sizes = _sizes(labels, mobile, n)  # mobile agents per label, (N, *batch)
+    count = jnp.sum((labels == idx) & (sizes > 0), axis=0)
+    share = jnp.max(sizes, axis=0) / jnp.maximum(jnp.sum(mobile, axis=0), 1.0)
+    return count.astype(jnp.int32), share.astype(states.dtype)
+
+
+def _sizes(labels: jax.Array, weight: jax.Array, n: int) -> jax.Array:
+    """The sum of ``weight`` per label, for labels (N, *batch)."""
+    flat, w = labels.reshape(n, -1), weight.reshape(n, -1)
+    counts = jax.vmap(lambda lab, x: jax.ops.segment_sum(x, lab, num_segments=n), in_axes=1, out_axes=1)(flat, w)
+    return counts.reshape(labels.shape)

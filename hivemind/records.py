@@ -23,13 +23,10 @@ from typing import TYPE_CHECKING
 import numpy as np
 import xarray as xr
 
-from hivemind.results import NETCDF_ENGINE, _fsync_dir, build_dataset
+from hivemind.results import NETCDF_ENGINE, VARIABLES, _fsync_dir, build_dataset
 
 if TYPE_CHECKING:
     from hivemind.scenario import Scenario
-
-# The variables that grow along ``step``, in the order the engine returns them.
-GROWING = ("state", "loss", "distance_to_anchor")
 
 # Free space kept in hand beyond a chunk's own bytes: HDF5's metadata, the checkpoint.
 SPACE_MARGIN = 4 * 2**20
@@ -39,9 +36,13 @@ SPACE_MARGIN = 4 * 2**20
 CHUNK_BYTES = 4 * 2**20
 
 
-def record_bytes(n_seeds: int, n_agents: int, ambient_dim: int, itemsize: int) -> int:
-    """Bytes of one recorded step: states, distances and the loss of every seed."""
-    return n_seeds * (n_agents * ambient_dim + n_agents + 1) * itemsize
+def record_bytes(n_seeds: int, n_agents: int, ambient_dim: int, itemsize: int, n_anchors: int = 1) -> int:
+    """Bytes of one recorded step of every seed: states, distances, the scalar observables,
+    and with several anchors the nearest one of each agent and their shares."""
+    per_seed = (n_agents * ambient_dim + n_agents + 4) * itemsize
+    if n_anchors > 1:
+        per_seed += n_agents * 4 + n_anchors * itemsize
+    return n_seeds * per_seed
 
 
 def partial_path(final: Path) -> Path:
@@ -56,22 +57,22 @@ def is_out_of_space(error: BaseException) -> bool:
 class MemoryRecords:
     """Records as a list of numpy chunks."""
 
-    def __init__(self, scenario: Scenario, steps: np.ndarray, first: tuple[np.ndarray, ...]):
+    def __init__(self, scenario: Scenario, steps: np.ndarray, first: dict[str, np.ndarray]):
         self.scenario = scenario
         self.steps = steps  # every step that will be recorded
         self.parts = [first]
-        self.count = first[0].shape[1]
+        self.count = first["loss"].shape[1]
 
-    def append(self, rec: tuple[np.ndarray, ...]) -> None:
+    def append(self, rec: dict[str, np.ndarray]) -> None:
         self.parts.append(rec)
-        self.count += rec[0].shape[1]
+        self.count += rec["loss"].shape[1]
 
     def truncate(self, count: int) -> None:
         raise NotImplementedError("records in memory are not resumed")  # only files back a checkpoint
 
     def dataset(self, status: str | None, wall_time: float) -> xr.Dataset:
-        states, loss, dist = (np.concatenate(parts, axis=1) for parts in zip(*self.parts, strict=True))
-        ds = build_dataset(self.scenario, self.steps[: self.count], states, loss, dist, wall_time=wall_time)
+        joined = {k: np.concatenate([p[k] for p in self.parts], axis=1) for k in self.parts[0]}
+        ds = build_dataset(self.scenario, self.steps[: self.count], joined, wall_time=wall_time)
         if status:
             ds.attrs["status"] = status
         return ds
@@ -95,13 +96,18 @@ class FileRecords:
         self._file = file
         self.steps = steps
 
+    @property
+    def growing(self) -> list[str]:
+        """The variables with a step dimension, as the file has them."""
+        return [name for name in VARIABLES if name in self._file]
+
     @classmethod
-    def create(cls, path: Path, scenario: Scenario, steps: np.ndarray, first: tuple[np.ndarray, ...]) -> FileRecords:
+    def create(cls, path: Path, scenario: Scenario, steps: np.ndarray, first: dict[str, np.ndarray]) -> FileRecords:
         path.parent.mkdir(parents=True, exist_ok=True)
-        ds = build_dataset(scenario, steps[:1], *first)
+        ds = build_dataset(scenario, steps[:1], first)
         ds.attrs["status"] = "running"
         total = len(steps)
-        encoding = {name: {"chunksizes": _chunks(ds[name], total)} for name in (*GROWING, "step")}
+        encoding = {name: {"chunksizes": _chunks(ds[name], total)} for name in (*first, "step")}
         path.unlink(missing_ok=True)
         ds.to_netcdf(path, engine=NETCDF_ENGINE, unlimited_dims=("step",), encoding=encoding)
         return cls.open(path, steps)
@@ -118,20 +124,20 @@ class FileRecords:
 
     def _resize(self, count: int) -> None:
         self._file["step"].resize(count, axis=0)
-        for name in GROWING:
+        for name in self.growing:
             self._file[name].resize(count, axis=1)
 
-    def append(self, rec: tuple[np.ndarray, ...]) -> None:
+    def append(self, rec: dict[str, np.ndarray]) -> None:
         # HDF5 does not survive a write that fails for lack of space (it can even crash at
         # exit), so a chunk that would not fit is refused before HDF5 sees it.
-        need = sum(a.nbytes for a in rec) + SPACE_MARGIN
+        need = sum(a.nbytes for a in rec.values()) + SPACE_MARGIN
         if shutil.disk_usage(self.path.parent).free < need:
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(self.path))
         f, old = self._file, self.count
-        new = old + rec[0].shape[1]
+        new = old + rec["loss"].shape[1]
         self._resize(new)
         f["step"][old:new] = self.steps[old:new]
-        for name, values in zip(GROWING, rec, strict=True):
+        for name, values in rec.items():
             f[name][:, old:new] = values
         f.flush()
 

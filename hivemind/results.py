@@ -33,31 +33,50 @@ class RunDirError(ValueError):
     """A directory that is not a hivemind run."""
 
 
-def build_dataset(scenario: Scenario, steps, states, loss, dist, wall_time: float = float("nan")) -> xr.Dataset:
-    """Label the engine's arrays: dimensions (seed, step, agent, coord) and the graph on (edge)."""
+# What the engine records at every recorded step: dimensions and description.
+VARIABLES = {
+    "state": (("seed", "step", "agent", "coord"), "agent state (ambient coordinates)"),
+    "loss": (("seed", "step"), "global loss 1/2 sum w kappa d^2"),
+    "distance_to_anchor": (("seed", "step", "agent"), "geodesic distance to the nearest anchor"),
+    "dispersion": (("seed", "step"), "mean pairwise geodesic distance over a fixed sample of agents"),
+    "clusters": (("seed", "step"), "connected components once edges longer than cluster_tol are dropped"),
+    "largest_cluster_share": (("seed", "step"), "share of the nodes in the largest cluster"),
+    "nearest_anchor": (("seed", "step", "agent"), "index (into the anchor dimension) of the nearest anchor"),
+    "anchor_share": (("seed", "step", "anchor"), "share of the mobile agents nearest to each anchor"),
+}
+
+
+def build_dataset(scenario: Scenario, steps, records: dict, wall_time: float = float("nan")) -> xr.Dataset:
+    """Label the engine's records (``VARIABLES``): dimensions (seed, step, agent, coord), the graph on (edge)."""
     arrays = scenario.arrays
-    anchor = scenario.anchor_index
-    _, _, n, d = states.shape
+    anchors = list(scenario.anchor_indices)
+    _, _, n, d = records["state"].shape
+    data = {}
+    for name, values in records.items():
+        dims, long_name = VARIABLES[name]
+        attrs = {"long_name": long_name}
+        if name in ("distance_to_anchor", "dispersion"):
+            attrs["units"] = "radians" if scenario.manifold.kind == "sphere" else "geodesic length"
+        data[name] = (dims, values, attrs)
+    is_anchor = np.zeros(n, dtype=np.int8)
+    is_anchor[anchors] = 1
+    inertia = arrays.inertia.copy()
+    inertia[anchors] = np.inf
     ds = xr.Dataset(
         data_vars={
-            "state": (("seed", "step", "agent", "coord"), states, {"long_name": "agent state (ambient coordinates)"}),
-            "loss": (("seed", "step"), loss, {"long_name": "global loss 1/2 sum w kappa d^2"}),
-            "distance_to_anchor": (
-                ("seed", "step", "agent"),
-                dist,
-                {
-                    "long_name": "geodesic distance to the anchor",
-                    "units": "radians" if scenario.manifold.kind == "sphere" else "geodesic length",
-                },
-            ),
+            **data,
             "edge_src": (("edge",), arrays.src.astype(np.int64)),
             "edge_dst": (("edge",), arrays.dst.astype(np.int64)),
             "edge_weight": (("edge",), arrays.weight.astype(np.float64)),
-            "inertia": (("agent",), np.where(np.arange(n) == anchor, np.inf, arrays.inertia)),
+            "inertia": (("agent",), inertia),
+            "stubbornness": (("agent",), scenario.stubbornness, {"long_name": "theta: weight of the agent's own initial state"}),
+            "is_anchor": (("agent",), is_anchor, {"long_name": "1 for anchors (infinite inertia)"}),
+            "anchor_agent": (("anchor",), np.asarray(anchors, np.int64), {"long_name": "agent index of each anchor"}),
+            "anchor_coupling": (("anchor",), np.asarray([a.coupling for a in scenario.anchors]), {"long_name": "kappa"}),
             "reachable": (
                 ("agent",),
-                reachable_from_anchor(arrays, anchor).astype(np.int8),
-                {"long_name": "1 if the agent can hear the anchor through the graph"},
+                reachable_from_anchor(arrays, anchors).astype(np.int8),
+                {"long_name": "1 if the agent can hear an anchor through the graph"},
             ),
         },
         coords={
@@ -66,12 +85,14 @@ def build_dataset(scenario: Scenario, steps, states, loss, dist, wall_time: floa
             "agent": ("agent", np.arange(n, dtype=np.int64)),
             "node": ("agent", np.asarray([str(label) for label in arrays.labels], dtype=object)),
             "coord": ("coord", np.arange(d, dtype=np.int64)),
+            "anchor": ("anchor", np.arange(len(anchors), dtype=np.int64)),
         },
         attrs={
             "scenario": scenario.name,
             "manifold": scenario.manifold.kind,
             "dim": scenario.manifold.dim,
-            "anchor": anchor,
+            "anchor": anchors[0],
+            "anchors": np.asarray(anchors, np.int64),
             "anchor_node": str(scenario.anchor.node),
             "coupling": scenario.anchor.coupling,
             "directed": int(arrays.directed),
@@ -79,6 +100,9 @@ def build_dataset(scenario: Scenario, steps, states, loss, dist, wall_time: floa
             "step_size": scenario.dynamics.step_size,
             "noise": scenario.dynamics.noise,
             "noise_schedule": scenario.dynamics.noise_schedule,
+            "confidence": np.inf if scenario.dynamics.confidence is None else scenario.dynamics.confidence,
+            "cluster_tol": scenario.record.cluster_tol,
+            "inertia_kind": scenario.agents.inertia if isinstance(scenario.agents.inertia, str) else "given",
             "precision": scenario.run.precision,
             "wall_time_s": float(wall_time),
             "status": "complete",
@@ -87,13 +111,37 @@ def build_dataset(scenario: Scenario, steps, states, loss, dist, wall_time: floa
     return ds
 
 
+def anchor_indices(ds: xr.Dataset) -> np.ndarray:
+    """The agent indices of a run's anchors (runs written before several anchors existed have one)."""
+    if "anchor_agent" in ds:
+        return np.asarray(ds.anchor_agent.values, dtype=np.int64)
+    return np.asarray([int(ds.attrs["anchor"])])
+
+
+def mobile_mask(ds: xr.Dataset) -> np.ndarray:
+    """True for every agent that is not an anchor."""
+    mask = np.ones(ds.sizes["agent"], dtype=bool)
+    mask[anchor_indices(ds)] = False
+    return mask
+
+
 def summarize(ds: xr.Dataset) -> dict:
     """The final state in a few numbers (what ``manifest.json`` and the CLI report)."""
     final = ds.distance_to_anchor.isel(step=-1)
-    mobile = ds.agent != ds.attrs["anchor"]
+    mobile = xr.DataArray(mobile_mask(ds), dims="agent")
     reach = (ds.reachable == 1) & mobile
     reached = (final < REACHED_TOL) & reach
-    return {
+    last = ds.isel(step=-1)
+    split = {}
+    if "clusters" in ds:
+        split = {
+            "final_clusters": float(last.clusters.mean()),
+            "final_largest_cluster_share": float(last.largest_cluster_share.mean()),
+            "final_dispersion": float(last.dispersion.mean()),
+        }
+    if "anchor_share" in ds:
+        split["final_anchor_share"] = [float(v) for v in last.anchor_share.mean("seed").values]
+    return split | {
         "final_step": int(ds.step[-1]),
         "final_loss_mean": float(ds.loss.isel(step=-1).mean()),
         "final_distance_mean": float(final.where(mobile).mean()),
@@ -266,7 +314,7 @@ def load_run(path: str | Path) -> xr.Dataset:
 def graph_arrays_of(ds: xr.Dataset) -> GraphArrays:
     """The graph stored in a results Dataset, as the engine indexed it."""
     inertia = ds.inertia.values.astype(np.float64).copy()
-    inertia[ds.attrs["anchor"]] = 1.0  # stored as inf; only 1/m = 0 matters to the engine
+    inertia[anchor_indices(ds)] = 1.0  # stored as inf; only 1/m = 0 matters to the engine
     return GraphArrays(
         labels=[str(v) for v in ds.node.values],
         src=ds.edge_src.values.astype(np.int64),

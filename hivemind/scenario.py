@@ -78,11 +78,13 @@ class DynamicsSpec:
     noise_decay: float = 100.0
     gossip_prob: float = 0.5
     options: dict = field(default_factory=dict)
+    confidence: float | None = None  # bounded confidence: edges act only between agents closer than this
 
 
 @dataclass(frozen=True)
 class RecordSpec:
     every: int = 10
+    cluster_tol: float = 0.05  # agents closer than this over an edge are in one cluster
 
 
 @dataclass(frozen=True)
@@ -95,7 +97,8 @@ class RunSpec:
 
 @dataclass(frozen=True)
 class AgentsSpec:
-    inertia: Any = 1.0  # a number, one number per node, or "degree"
+    inertia: Any = 1.0  # a number, one number per node, "degree", or "active"
+    stubbornness: Any = 0.0  # theta: a number, one per node, or a table keyed by node (as given)
 
 
 @dataclass(frozen=True)
@@ -104,7 +107,7 @@ class Scenario:
     description: str
     manifold: ManifoldSpec
     graph: GraphSpec
-    anchor: AnchorSpec
+    anchors: tuple[AnchorSpec, ...]
     init: InitSpec
     dynamics: DynamicsSpec
     record: RecordSpec
@@ -115,10 +118,24 @@ class Scenario:
     text: str = ""
     arrays: GraphArrays | None = field(default=None, compare=False, repr=False)
 
+    @property
+    def anchor(self) -> AnchorSpec:
+        """The first anchor: the anchor of a single-anchor scenario."""
+        return self.anchors[0]
+
     @cached_property
-    def anchor_index(self) -> int:
+    def anchor_indices(self) -> tuple[int, ...]:
         # Cached: the label lookup is O(N), and the engine asks once per seed.
-        return _anchor_index(self.arrays.labels, self.anchor.node)
+        return tuple(_anchor_index(self.arrays.labels, a.node) for a in self.anchors)
+
+    @property
+    def anchor_index(self) -> int:
+        return self.anchor_indices[0]
+
+    @cached_property
+    def stubbornness(self) -> np.ndarray:
+        """theta_i per node index (0 at anchors)."""
+        return _stubbornness_vector(self.agents.stubbornness, self.arrays.labels, self.anchor_indices)
 
     @property
     def sha256(self) -> str:
@@ -141,8 +158,10 @@ class Scenario:
     def to_dict(self) -> dict:
         """The resolved scenario as plain data (what ``manifest.json`` records)."""
         out = {}
-        for name in ("name", "description", "manifold", "graph", "anchor", "init", "dynamics", "record", "run", "agents"):
+        for name in ("name", "description", "manifold", "graph", "anchors", "init", "dynamics", "record", "run", "agents"):
             value = getattr(self, name)
+            if name == "anchors":
+                value = [asdict(a) for a in value]
             out[name] = asdict(value) if hasattr(value, "__dataclass_fields__") else value
         out["run"]["seeds"] = list(self.run.seeds)
         if self.live is not None:
@@ -278,7 +297,7 @@ def _anchor_index(labels: list, node: Any) -> int:
     raise KeyError(node)
 
 
-SECTIONS = ("manifold", "graph", "anchor", "init", "dynamics", "record", "run", "agents", "live")
+SECTIONS = ("manifold", "graph", "anchor", "anchors", "init", "dynamics", "record", "run", "agents", "live")
 TOP_LEVEL_KEYS = ("name", "description")
 
 # Tolerance for explicit coordinates typed by hand: they are projected exactly afterwards.
@@ -393,14 +412,7 @@ def parse_scenario(text: str, file: str = "<scenario>", base: Path | None = None
     if n_nodes < 2:
         raise r.error("graph", f"must have at least 2 nodes, got {n_nodes}")
 
-    node = r.get("anchor", "node", "any", 0)
-    try:
-        _anchor_index(labels, node)
-    except (KeyError, TypeError):
-        raise r.error("anchor.node", f"is not a node of the graph ({n_nodes} nodes), got {_show(node)}") from None
-    coupling = r.get("anchor", "coupling", "float", 1.0, check=_positive)
-    aseed = r.get("anchor", "seed", "int", 0)
-
+    anchor_tables = _anchor_tables(r)
     ikind = r.get("init", "kind", "str", "cap", check=_one_of(("random", "cap", "explicit")))
     spread_check = _positive
     if mkind == "sphere":
@@ -416,19 +428,13 @@ def parse_scenario(text: str, file: str = "<scenario>", base: Path | None = None
             raise r.error("init.states", f"row {bad} is not on the {mkind} (within {ON_MANIFOLD_ATOL})")
         states = matrix.tolist()
 
-    astate = r.get("anchor", "state", "any", "init" if ikind == "explicit" else "random")
-    if isinstance(astate, str):
-        if astate not in ("random", "init"):
-            raise r.error(
-                "anchor.state", f"must be 'random', 'init' or a list of {manifold.ambient_dim} coordinates, got {_show(astate)}"
-            )
-        if astate == "init" and ikind != "explicit":
-            raise r.error("anchor.state", "can be 'init' only with init.kind = 'explicit'")
-    else:
-        vec = _numeric_matrix(r, "anchor.state", [astate] if isinstance(astate, list) else astate, 1, manifold.ambient_dim)
-        if not bool(np.asarray(manifold.belongs(vec, ON_MANIFOLD_ATOL))[0]):
-            raise r.error("anchor.state", f"is not on the {mkind} (within {ON_MANIFOLD_ATOL})")
-        astate = vec[0].tolist()
+    anchors = tuple(_read_anchor(r, key, t, labels, manifold, ikind) for key, t in anchor_tables)
+    seen: dict[int, str] = {}
+    for (key, _), spec in zip(anchor_tables, anchors, strict=True):
+        i = _anchor_index(labels, spec.node)
+        if i in seen:
+            raise r.error(f"{key}.node", f"names node {spec.node!r}, which {seen[i]} already anchors; one anchor per node")
+        seen[i] = key
 
     rule = r.get("dynamics", "rule", "str", "gradient")
     if rule not in BUILTIN_RULES:
@@ -450,7 +456,9 @@ def parse_scenario(text: str, file: str = "<scenario>", base: Path | None = None
         raise r.error("dynamics.options", f"applies to optax optimizers only, not to rule {rule!r}")
     _check_optax_options(r, rule, options)
 
+    confidence = r.get("dynamics", "confidence", "float", None, check=_positive)
     every = r.get("record", "every", "int", 10, check=_at_least(1))
+    cluster_tol = r.get("record", "cluster_tol", "float", 0.05, check=_positive)
 
     run_table = r.table("run")
     if "seed" in run_table and "seeds" in run_table:
@@ -472,7 +480,7 @@ def parse_scenario(text: str, file: str = "<scenario>", base: Path | None = None
     shard = r.get("run", "shard", "str", "none", check=_one_of(("none", "seeds", "agents")))
 
     inertia = r.get("agents", "inertia", "any", 1.0)
-    if inertia == "degree":
+    if inertia in ("degree", "active"):
         values = []
     elif isinstance(inertia, list):
         if len(inertia) != n_nodes:
@@ -482,7 +490,7 @@ def parse_scenario(text: str, file: str = "<scenario>", base: Path | None = None
         values = [inertia]
     for v in values:
         if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0:
-            raise r.error("agents.inertia", f"must be 'degree' or finite numbers > 0, got {_show(v)}")
+            raise r.error("agents.inertia", f"must be 'degree', 'active' or finite numbers > 0, got {_show(v)}")
     for node_label, m in [] if graph is None else graph.nodes(data="inertia"):
         if m is not None:
             try:
@@ -492,14 +500,17 @@ def parse_scenario(text: str, file: str = "<scenario>", base: Path | None = None
             if not ok:
                 raise r.error("graph.path", f"node {node_label} has inertia {m!r}; it must be a finite number > 0")
 
+    stubbornness = r.get("agents", "stubbornness", "any", 0.0)
+    _stubbornness_vector(stubbornness, labels, [_anchor_index(labels, a.node) for a in anchors], r)
+
     live = None
     if live_mode:
         from hivemind.live.config import parse_live
 
-        live = parse_live(r, labels, _anchor_index(labels, node))
+        live = parse_live(r, labels, _anchor_index(labels, anchors[0].node))
     r.finish(SECTIONS)
 
-    by_node = inertia if isinstance(inertia, (int, float)) else 1.0
+    by_node = inertia if isinstance(inertia, (int, float)) and not isinstance(inertia, bool) else 1.0
     if graph is None:
         arrays = direct._replace(inertia=np.asarray(values if isinstance(inertia, list) else [by_node] * n_nodes, float))
     else:
@@ -508,22 +519,120 @@ def parse_scenario(text: str, file: str = "<scenario>", base: Path | None = None
         )
     if inertia == "degree":
         arrays = arrays._replace(inertia=degree_inertia(arrays))
+
     return Scenario(
         name=name,
         description=description,
         manifold=ManifoldSpec(mkind, dim),
         graph=GraphSpec(gkind, n, params, gseed, edges, directed or arrays.directed, gpath),
-        anchor=AnchorSpec(node, astate, coupling, aseed),
+        anchors=anchors,
         init=InitSpec(ikind, spread, states, iseed),
-        dynamics=DynamicsSpec(rule, step_size, steps, noise, schedule, decay, prob, options),
-        record=RecordSpec(every),
+        dynamics=DynamicsSpec(rule, step_size, steps, noise, schedule, decay, prob, options, confidence),
+        record=RecordSpec(every, cluster_tol),
         run=RunSpec(seeds, precision, checkpoint_every, shard),
-        agents=AgentsSpec(tuple(inertia) if isinstance(inertia, list) else inertia if inertia == "degree" else float(inertia)),
+        agents=AgentsSpec(
+            tuple(inertia) if isinstance(inertia, list) else inertia if isinstance(inertia, str) else float(inertia),
+            tuple(stubbornness) if isinstance(stubbornness, list) else stubbornness,
+        ),
         live=live,
         source=file,
         text=text,
         arrays=arrays,
     )
+
+
+def _anchor_tables(r: _Reader) -> list[tuple[str, dict]]:
+    """(key path, table) of every anchor: ``[anchor]`` (one) or ``[[anchors]]`` (several)."""
+    data = r.data
+    if "anchors" in data:
+        if "anchor" in data:
+            raise r.error("anchors", "cannot be given together with [anchor]: use one [anchor] or several [[anchors]]")
+        tables = data["anchors"]
+        r.used.setdefault("anchors", set())
+        if not isinstance(tables, list):
+            raise r.error("anchors", f"must be an array of tables ([[anchors]] blocks), got {_show(tables)}")
+        if not tables:
+            raise r.error("anchors", "must hold at least one anchor")
+        for k, t in enumerate(tables):
+            if not isinstance(t, dict):
+                raise r.error(f"anchors[{k}]", f"must be a table with node, state and coupling, got {_show(t)}")
+        return [(f"anchors[{k}]", t) for k, t in enumerate(tables)]
+    return [("anchor", r.table("anchor"))]
+
+
+ANCHOR_KEYS = ("node", "state", "coupling", "seed")
+
+
+def _read_anchor(r: _Reader, key: str, table: dict, labels: list, manifold, ikind: str) -> AnchorSpec:
+    unknown = sorted(set(table) - set(ANCHOR_KEYS))
+    if unknown:
+        raise r.error(f"{key}.{unknown[0]}", f"is not a known key (keys: {', '.join(ANCHOR_KEYS)})")
+    if key == "anchor":
+        r.used.setdefault("anchor", set()).update(table)
+
+    def get(name, kind, default, check=None):
+        if name not in table:
+            return default
+        value = _typed(r, f"{key}.{name}", table[name], kind)
+        problem = check(value) if check else None
+        if problem:
+            raise r.error(f"{key}.{name}", f"{problem}, got {_show(value)}")
+        return value
+
+    node = get("node", "any", 0)
+    try:
+        _anchor_index(labels, node)
+    except (KeyError, TypeError):
+        raise r.error(f"{key}.node", f"is not a node of the graph ({len(labels)} nodes), got {_show(node)}") from None
+    coupling = get("coupling", "float", 1.0, _nonnegative)
+    seed = get("seed", "int", 0)
+    state = get("state", "any", "init" if ikind == "explicit" else "random")
+    if isinstance(state, str):
+        if state not in ("random", "init"):
+            raise r.error(
+                f"{key}.state", f"must be 'random', 'init' or a list of {manifold.ambient_dim} coordinates, got {_show(state)}"
+            )
+        if state == "init" and ikind != "explicit":
+            raise r.error(f"{key}.state", "can be 'init' only with init.kind = 'explicit'")
+    else:
+        vec = _numeric_matrix(r, f"{key}.state", [state] if isinstance(state, list) else state, 1, manifold.ambient_dim)
+        if not bool(np.asarray(manifold.belongs(vec, ON_MANIFOLD_ATOL))[0]):
+            raise r.error(f"{key}.state", f"is not on the {manifold.name} (within {ON_MANIFOLD_ATOL})")
+        state = vec[0].tolist()
+    return AnchorSpec(node, state, coupling, seed)
+
+
+def _stubbornness_vector(value: Any, labels: list, anchors, r: _Reader | None = None) -> np.ndarray:
+    """theta per node index from a number, a list (one per node) or a table keyed by node; 0 at anchors."""
+    n = len(labels)
+
+    def bad(message: str, key: str = "agents.stubbornness") -> ScenarioError:
+        return r.error(key, message) if r is not None else ScenarioError(None, key, message)
+
+    def number(v, key="agents.stubbornness") -> float:
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or not 0 <= v <= 1:
+            raise bad(f"must be numbers in [0, 1], got {_show(v)}", key)
+        return float(v)
+
+    if isinstance(value, (list, tuple)):
+        if len(value) != n:
+            raise bad(f"must have one value per node ({n}), got {len(value)}")
+        theta = np.asarray([number(v) for v in value])
+    elif isinstance(value, dict):
+        theta = np.zeros(n)
+        for node, v in value.items():
+            try:
+                i = _anchor_index(labels, node)
+            except KeyError:
+                try:
+                    i = _anchor_index(labels, int(node))
+                except (KeyError, ValueError):
+                    raise bad(f"is not a node of the graph, got {_show(node)}", f"agents.stubbornness.{node}") from None
+            theta[i] = number(v, f"agents.stubbornness.{node}")
+    else:
+        theta = np.full(n, number(value))
+    theta[list(anchors)] = 0.0
+    return theta
 
 
 def degree_inertia(arrays: GraphArrays) -> np.ndarray:

@@ -80,20 +80,32 @@ def shard(kind: str, states: jax.Array, keys: jax.Array, topology: Topology) -> 
     if kind != "agents":
         raise ValueError(f"run.shard must be one of {SHARD_KINDS}, got {kind!r}")
     pad = -layout.agents % n_dev
-    anchor_rows = states[:, topology.anchor][:, None]
+    anchor_rows = states[:, topology.anchors[0]][:, None]
     states = _pad_rows(states, pad, 1, anchor_rows)
-    topology = topology._replace(inv_inertia=_pad_rows(topology.inv_inertia, pad, 0, jnp.zeros((1,), topology.inv_inertia.dtype)))
+    zero = jnp.zeros((1,), topology.inv_inertia.dtype)
+    topology = topology._replace(
+        inv_inertia=_pad_rows(topology.inv_inertia, pad, 0, zero),
+        stubbornness=_pad_rows(topology.stubbornness, pad, 0, zero),
+        node_mask=_pad_rows(topology.node_mask, pad, 0, zero),
+    )
     topology = _pad_edges(topology, n_dev, states.shape[1] - 1)
     by_agent = NamedSharding(m, PartitionSpec(None, AXIS))
-    topology = Topology(
-        *(jax.device_put(a, split if a.ndim == 1 else whole) for a in topology[:-1]),
-        jax.device_put(topology.anchor, whole),
-    )
+    replicated = ("anchors", "sample")  # indices every device needs whole
+    topology = Topology(**{k: jax.device_put(a, whole if k in replicated else split) for k, a in topology._asdict().items()})
     return jax.device_put(states, by_agent), jax.device_put(keys, whole), topology, layout
 
 
-def trim(records: tuple, layout: Layout) -> tuple:
-    """Drop padded seeds and agents from (states, loss, distance) with seeds first and agents third."""
-    states, loss, dist = records
+def trim(records: dict, layout: Layout) -> dict:
+    """Drop padded seeds (axis 0) and agents (the ``agent`` axis) from records with seeds first."""
+    from hivemind.results import VARIABLES
+
     s, n = layout
-    return states[:s, :, :n], loss[:s], dist[:s, :, :n]
+    out = {}
+    for name, values in records.items():
+        dims = VARIABLES[name][0]
+        index = [slice(None)] * values.ndim
+        index[0] = slice(0, s)
+        if "agent" in dims:
+            index[dims.index("agent")] = slice(0, n)
+        out[name] = values[tuple(index)]
+    return out

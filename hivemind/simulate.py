@@ -62,6 +62,7 @@ class EngineConfig:
     rule: str
     schedule: str = "constant"
     static_options: tuple[tuple[str, Any], ...] = ()
+    features: energy.Features = energy.Features()
 
 
 class Carry(NamedTuple):
@@ -72,14 +73,35 @@ class Carry(NamedTuple):
 
 def _rule(config: EngineConfig, hyper: dict):
     options = dict(config.static_options) | dict(hyper.get("options", {}))
-    return make_rule(config.manifold, config.rule, hyper, config.schedule, options)
+    return make_rule(config.manifold, config.rule, hyper, config.schedule, options, config.features)
 
 
-def _observe(manifold: Manifold, states: jax.Array, topology: Topology):
-    """(states, loss, distance_to_anchor) of a batch of runs (S, N, D), computed agents-first."""
+def _observe(manifold: Manifold, states: jax.Array, topology: Topology, cluster_tol) -> dict[str, jax.Array]:
+    """What is recorded of a batch of runs (S, N, D), computed agents-first; see ``results.VARIABLES``."""
     x, n = energy.agents_first(states), states.shape[0]
-    loss = energy.seeds_first(energy.loss(manifold, x, topology), n, agent_axis=False)
-    return states, loss, energy.seeds_first(energy.distance_to_anchor(manifold, x, topology.anchor), n)
+
+    def per_run(a):
+        return energy.seeds_first(a, n, agent_axis=False)
+
+    dist, nearest = energy.distance_to_anchors(manifold, x, topology.anchors)
+    n_clusters, largest = energy.clusters(manifold, x, topology, cluster_tol)
+    out = {
+        "state": states,
+        "loss": per_run(energy.loss(manifold, x, topology)),
+        "distance_to_anchor": energy.seeds_first(dist, n),
+        "dispersion": per_run(energy.dispersion(manifold, x, topology.sample)),
+        "clusters": per_run(n_clusters),
+        "largest_cluster_share": per_run(largest),
+    }
+    n_anchors = topology.anchors.shape[0]
+    if n_anchors > 1:
+        mobile = (topology.inv_inertia > 0).astype(states.dtype)
+        mobile = mobile.reshape(mobile.shape + (1,) * (nearest.ndim - 1))
+        onehot = jax.nn.one_hot(nearest, n_anchors, dtype=states.dtype) * mobile[..., None]  # (N, *batch, A)
+        share = jnp.sum(onehot, axis=0) / jnp.sum(mobile)
+        out["nearest_anchor"] = energy.seeds_first(nearest, n)
+        out["anchor_share"] = share if n > 1 else share[None]
+    return out
 
 
 @partial(jax.jit, static_argnames=("config",))
@@ -91,15 +113,15 @@ def start(config: EngineConfig, hyper: dict, topology: Topology, states: jax.Arr
         k_rule, k_run = jax.random.split(key)
         return Carry(x, rule.init(x, k_rule), k_run)
 
-    return jax.vmap(one)(states, keys), _observe(config.manifold, states, topology)
+    return jax.vmap(one)(states, keys), _observe(config.manifold, states, topology, hyper["cluster_tol"])
 
 
 @partial(jax.jit, static_argnames=("config", "n_records", "every"), donate_argnames=("carry",))
 def advance(config: EngineConfig, hyper: dict, topology: Topology, carry: Carry, n_records: int, every: int):
     """Run ``n_records * every`` steps for every seed, observing every ``every`` steps.
 
-    Returns the new carry and (states, loss, distance_to_anchor) with shapes
-    (S, n_records, N, D), (S, n_records), (S, n_records, N).
+    Returns the new carry and the observations (``_observe``), each with the seed axis
+    first and the record axis second: state (S, n_records, N, D), loss (S, n_records), ...
     """
     rule = _rule(config, hyper)
 
@@ -113,10 +135,10 @@ def advance(config: EngineConfig, hyper: dict, topology: Topology, carry: Carry,
 
     def record(c: Carry, _):
         c, _ = jax.lax.scan(step, c, None, length=every)
-        return c, _observe(config.manifold, c.states, topology)
+        return c, _observe(config.manifold, c.states, topology, hyper["cluster_tol"])
 
     carry, recs = jax.lax.scan(record, carry, None, length=n_records)
-    return carry, tuple(jnp.swapaxes(r, 0, 1) for r in recs)
+    return carry, {k: jnp.swapaxes(r, 0, 1) for k, r in recs.items()}
 
 
 def engine_inputs(scenario: Scenario, dtype) -> tuple[EngineConfig, dict, Topology]:
@@ -124,25 +146,37 @@ def engine_inputs(scenario: Scenario, dtype) -> tuple[EngineConfig, dict, Topolo
     dyn = scenario.dynamics
     manifold = get_manifold(scenario.manifold.kind, scenario.manifold.dim)
     static_opts = tuple(sorted((k, v) for k, v in dyn.options.items() if isinstance(v, (bool, str, int))))
-    config = EngineConfig(manifold, dyn.rule, dyn.noise_schedule, static_opts)
+    theta = scenario.stubbornness
+    features = energy.Features(
+        stubborn=bool(np.any(theta > 0)),
+        bounded=dyn.confidence is not None,
+        active_inertia=scenario.agents.inertia == "active",
+    )
+    config = EngineConfig(manifold, dyn.rule, dyn.noise_schedule, static_opts, features)
     hyper = {
         "step_size": jnp.asarray(dyn.step_size, dtype),
         "noise": jnp.asarray(dyn.noise, dtype),
         "noise_decay": jnp.asarray(dyn.noise_decay, dtype),
         "gossip_prob": jnp.asarray(dyn.gossip_prob, dtype),
+        "confidence": jnp.asarray(np.inf if dyn.confidence is None else dyn.confidence, dtype),
+        "cluster_tol": jnp.asarray(scenario.record.cluster_tol, dtype),
         "options": {k: jnp.asarray(v, dtype) for k, v in dyn.options.items() if isinstance(v, float)},
     }
-    topo = build_topology(scenario.arrays, scenario.anchor_index, scenario.anchor.coupling, dtype=np.dtype(dtype))
+    couplings = [a.coupling for a in scenario.anchors]
+    topo = build_topology(scenario.arrays, scenario.anchor_indices, couplings, dtype=np.dtype(dtype), stubbornness=theta)
     topology = Topology(*(jnp.asarray(a) for a in topo))
     return config, hyper, topology
 
 
-def anchor_state(scenario: Scenario, manifold: Manifold, dtype) -> jax.Array:
-    a = scenario.anchor
+def anchor_state(scenario: Scenario, manifold: Manifold, dtype, k: int = 0) -> jax.Array:
+    """The state of anchor ``k`` (in the order the scenario gives them)."""
+    a = scenario.anchors[k]
     if a.state == "random":
-        return manifold.random_point(jax.random.fold_in(jax.random.key(a.seed), TAG_ANCHOR), (), dtype)
+        key = jax.random.fold_in(jax.random.key(a.seed), TAG_ANCHOR)
+        # Anchor k > 0 folds in its position too: anchors with the default seed 0 must not coincide.
+        return manifold.random_point(key if k == 0 else jax.random.fold_in(key, k), (), dtype)
     if a.state == "init":
-        return manifold.projx(jnp.asarray(scenario.init.states[scenario.anchor_index], dtype))
+        return manifold.projx(jnp.asarray(scenario.init.states[scenario.anchor_indices[k]], dtype))
     return manifold.projx(jnp.asarray(a.state, dtype))
 
 
@@ -151,7 +185,7 @@ def initial_configuration(scenario: Scenario, seed: int, dtype) -> jax.Array:
     manifold = get_manifold(scenario.manifold.kind, scenario.manifold.dim)
     init = scenario.init
     key = jax.random.fold_in(jax.random.key(seed if init.seed is None else init.seed), TAG_INIT)
-    return initial_states(
+    x = initial_states(
         manifold,
         init.kind,
         key,
@@ -161,6 +195,9 @@ def initial_configuration(scenario: Scenario, seed: int, dtype) -> jax.Array:
         init.spread,
         init.states,
     )
+    for k in range(1, len(scenario.anchors)):
+        x = x.at[scenario.anchor_indices[k]].set(anchor_state(scenario, manifold, dtype, k))
+    return x
 
 
 def record_steps(steps: int, every: int) -> np.ndarray:
@@ -195,7 +232,9 @@ def chunk_plan(scenario: Scenario) -> list[tuple[int, int]]:
 def output_record_bytes(scenario: Scenario) -> int:
     manifold = get_manifold(scenario.manifold.kind, scenario.manifold.dim)
     itemsize = np.dtype(scenario.run.precision).itemsize
-    return records.record_bytes(len(scenario.run.seeds), scenario.arrays.n_nodes, manifold.ambient_dim, itemsize)
+    return records.record_bytes(
+        len(scenario.run.seeds), scenario.arrays.n_nodes, manifold.ambient_dim, itemsize, len(scenario.anchors)
+    )
 
 
 def output_bytes(scenario: Scenario, every: int | None = None) -> int:
@@ -299,7 +338,7 @@ def _simulate(scenario, progress, init_states, dtype, ckpt: Path | None, resume:
     keys = jnp.stack([jax.random.fold_in(jax.random.key(s), TAG_DYNAMICS) for s in seeds])
     x0, keys, topology, layout = sharding.shard(scenario.run.shard, x0, keys, topology)
     carry, first = start(config, hyper, topology, x0, keys)
-    first = sharding.trim(tuple(np.asarray(a)[:, None] for a in first), layout)
+    first = sharding.trim({k: np.asarray(a)[:, None] for k, a in first.items()}, layout)
 
     steps = scenario.dynamics.steps
     plan = chunk_plan(scenario)
@@ -348,12 +387,12 @@ def _simulate(scenario, progress, init_states, dtype, ckpt: Path | None, resume:
         for c in range(first_chunk, len(plan)):
             n_records, stride = plan[c]
             carry, out = advance(config, hyper, topology, carry, n_records, stride)
-            out = sharding.trim(tuple(np.asarray(a) for a in out), layout)
-            finite = np.isfinite(out[0]).all(axis=(0, 2, 3)) & np.isfinite(out[1]).all(axis=0)
+            out = sharding.trim({k: np.asarray(a) for k, a in out.items()}, layout)
+            finite = np.isfinite(out["state"]).all(axis=(0, 2, 3)) & np.isfinite(out["loss"]).all(axis=0)
             if not finite.all():
                 bad = int(np.argmin(finite))
                 if bad:
-                    rec.append(tuple(a[:, :bad] for a in out))
+                    rec.append({k: a[:, :bad] for k, a in out.items()})
                 diverged_at = (done + bad * stride, done + (bad + 1) * stride)
                 break
             rec.append(out)

@@ -1,12 +1,14 @@
 """A networkx graph turned into the sorted edge arrays the engine scans over.
 
 Convention: a directed edge (u, v) means *v hears u*: information flows along the
-edge and v moves toward u. An undirected edge is heard both ways. The anchor has
-infinite inertia, stored as inverse inertia 0, so it never moves whatever it hears.
+edge and v moves toward u. An undirected edge is heard both ways. Anchors (one or
+several) have infinite inertia, stored as inverse inertia 0, so they never move
+whatever they hear.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import NamedTuple
 
 import jax
@@ -32,8 +34,16 @@ class Topology(NamedTuple):
         Weight of each message in the global loss; half of ``weights`` for undirected
         graphs because every edge appears twice.
     inv_inertia : (N,)
-        1 / m_i, and 0 for the anchor.
-    anchor : int32 ()
+        1 / m_i, and 0 for every anchor.
+    stubbornness : (N,)
+        theta_i in [0, 1], the weight of the pull toward the agent's own initial state
+        (Friedkin–Johnsen); 0 for anchors.
+    node_mask : (N,)
+        1 for the graph's nodes, 0 for padding added to spread agents over devices.
+    anchors : int32 (A,)
+        Indices of the anchors; the first is "the" anchor of single-anchor scenarios.
+    sample : int32 (K,)
+        A fixed, evenly spaced sample of nodes for the dispersion observable.
     """
 
     senders: jax.Array
@@ -42,7 +52,10 @@ class Topology(NamedTuple):
     pair: jax.Array
     loss_weights: jax.Array
     inv_inertia: jax.Array
-    anchor: jax.Array
+    stubbornness: jax.Array
+    node_mask: jax.Array
+    anchors: jax.Array
+    sample: jax.Array
 
     @property
     def n_nodes(self) -> int:
@@ -102,19 +115,44 @@ def graph_arrays(graph: nx.Graph, inertia: float | dict | None = None) -> GraphA
     )
 
 
-def build_topology(arrays: GraphArrays, anchor: int, coupling: float = 1.0, dtype=np.float32) -> Topology:
+def _as_anchors(anchors: int | Sequence[int], couplings: float | Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
+    idx = np.atleast_1d(np.asarray(anchors, dtype=np.int64))
+    kappa = np.broadcast_to(np.asarray(couplings, dtype=np.float64), idx.shape)
+    return idx, kappa
+
+
+# Agents in the dispersion sample: mean pairwise distance over K(K-1)/2 pairs.
+DISPERSION_SAMPLE = 64
+
+
+def build_topology(
+    arrays: GraphArrays,
+    anchors: int | Sequence[int],
+    couplings: float | Sequence[float] = 1.0,
+    dtype=np.float32,
+    stubbornness: np.ndarray | float = 0.0,
+) -> Topology:
     """Sorted message arrays for the engine.
 
     Parameters
     ----------
     arrays : GraphArrays
-    anchor : int
-        Index (not label) of the anchor node.
-    coupling : float
-        kappa, multiplying the weight of every edge that touches the anchor.
+    anchors : int or sequence of int
+        Indices (not labels) of the anchor nodes.
+    couplings : float or sequence of float
+        kappa_a, multiplying the weight of every edge that touches anchor a (an edge
+        between two anchors moves nobody).
+    stubbornness : float or (N,) array
+        theta_i, the Friedkin–Johnsen weight of each agent's own initial state.
     """
     src, dst, w = arrays.src, arrays.dst, arrays.weight
-    kappa = np.where((src == anchor) | (dst == anchor), coupling, 1.0)
+    n = arrays.n_nodes
+    idx, kappa_a = _as_anchors(anchors, couplings)
+    node_kappa = np.ones(n)
+    node_kappa[idx] = kappa_a
+    is_anchor = np.zeros(n, dtype=bool)
+    is_anchor[idx] = True
+    kappa = np.where(is_anchor[src], node_kappa[src], np.where(is_anchor[dst], node_kappa[dst], 1.0))
     w = w * kappa
     pair = np.arange(src.shape[0])
     if arrays.directed:
@@ -127,7 +165,10 @@ def build_topology(arrays: GraphArrays, anchor: int, coupling: float = 1.0, dtyp
         loss_w = 0.5 * weights
     order = np.argsort(receivers, kind="stable")
     inv_m = 1.0 / arrays.inertia
-    inv_m[anchor] = 0.0
+    inv_m[idx] = 0.0
+    theta = np.broadcast_to(np.asarray(stubbornness, np.float64), (n,)).copy()
+    theta[idx] = 0.0
+    sample = np.unique(np.linspace(0, n - 1, min(n, DISPERSION_SAMPLE)).round().astype(np.int32))
     return Topology(
         senders=np.asarray(senders[order], np.int32),
         receivers=np.asarray(receivers[order], np.int32),
@@ -135,36 +176,47 @@ def build_topology(arrays: GraphArrays, anchor: int, coupling: float = 1.0, dtyp
         pair=np.asarray(pairs[order], np.int32),
         loss_weights=np.asarray(loss_w[order], dtype),
         inv_inertia=np.asarray(inv_m, dtype),
-        anchor=np.asarray(anchor, np.int32),
+        stubbornness=np.asarray(theta, dtype),
+        node_mask=np.ones(n, dtype),
+        anchors=np.asarray(idx, np.int32),
+        sample=sample,
     )
 
 
-def grounded_laplacian(arrays: GraphArrays, anchor: int, coupling: float = 1.0) -> np.ndarray:
-    """Dense M^-1 L_g: the weighted Laplacian with the anchor's row and column removed.
+def grounded_laplacian(arrays: GraphArrays, anchors: int | Sequence[int], couplings: float | Sequence[float] = 1.0) -> np.ndarray:
+    """Dense M^-1 L_g: the weighted Laplacian with every anchor's row and column removed.
 
     Row i of L holds what node i hears: L_ii = sum_j w_ji kappa_ji over the edges into i,
     L_ij = -w_ji kappa_ji. Scaled by 1/m_i (inertia as a preconditioner). Dense, so for
     analysis of small graphs only; the engine never builds it.
     """
-    topo = build_topology(arrays, anchor, coupling, dtype=np.float64)
+    lap = laplacian(arrays, anchors, couplings)
+    keep = np.ones(arrays.n_nodes, dtype=bool)
+    keep[np.atleast_1d(anchors)] = False
+    return lap[np.ix_(keep, keep)]
+
+
+def laplacian(arrays: GraphArrays, anchors: int | Sequence[int], couplings: float | Sequence[float] = 1.0) -> np.ndarray:
+    """Dense M^-1 L over all nodes, anchor rows included (they are what anchors would hear)."""
+    topo = build_topology(arrays, anchors, couplings, dtype=np.float64)
     n = arrays.n_nodes
     lap = np.zeros((n, n))
     np.add.at(lap, (topo.receivers, topo.senders), -topo.weights)
     np.add.at(lap, (topo.receivers, topo.receivers), topo.weights)
-    lap /= arrays.inertia[:, None]
-    keep = np.arange(n) != anchor
-    return lap[np.ix_(keep, keep)]
+    return lap / arrays.inertia[:, None]
 
 
-def reachable_from_anchor(arrays: GraphArrays, anchor: int) -> np.ndarray:
-    """Which nodes can hear the anchor, directly or through others (edges u -> v: v hears u).
+def reachable_from_anchor(arrays: GraphArrays, anchor: int | Sequence[int]) -> np.ndarray:
+    """Which nodes can hear an anchor, directly or through others (edges u -> v: v hears u).
 
     A breadth-first search on a sparse matrix: linear in the edges and a few bytes per
     edge, where a networkx graph would take hundreds at a million agents.
     """
     n = arrays.n_nodes
     adjacency = scipy.sparse.csr_matrix((np.ones(arrays.src.size, np.int8), (arrays.src, arrays.dst)), shape=(n, n))
-    order = scipy.sparse.csgraph.breadth_first_order(adjacency, anchor, directed=arrays.directed, return_predecessors=False)
     out = np.zeros(n, dtype=bool)
-    out[order] = True
+    for a in np.atleast_1d(anchor):
+        if not out[a]:
+            order = scipy.sparse.csgraph.breadth_first_order(adjacency, a, directed=arrays.directed, return_predecessors=False)
+            out[order] = True
     return out

@@ -53,7 +53,7 @@ BAD = [
     ({"graph": {"kind": "edges", "edges": [[0, 1, -2.0]]}}, "graph.edges[0]", "weight must be finite and >= 0"),
     ({"graph": {"kind": "file", "path": "missing.graphml"}}, "graph.path", "file not found"),
     ({"anchor": {"node": 99}}, "anchor.node", "is not a node of the graph (6 nodes), got 99"),
-    ({"anchor": {"coupling": -1.0}}, "anchor.coupling", "must be > 0"),
+    ({"anchor": {"coupling": -1.0}}, "anchor.coupling", "must be >= 0"),
     ({"anchor": {"state": [1.0, 0.0]}}, "anchor.state", "row 0 must have 3 numbers"),
     ({"anchor": {"state": [1.0, 1.0, 0.0]}}, "anchor.state", "is not on the sphere"),
     ({"anchor": {"state": "init"}}, "anchor.state", "can be 'init' only with init.kind = 'explicit'"),
@@ -68,9 +68,57 @@ BAD = [
     ({"run": {"seeds": [1, 1]}}, "run.seeds", "must not repeat a seed"),
     ({"run": {"seeds": [0], "seed": 0}}, "run.seeds", "cannot be given together with run.seed"),
     ({"run": {"precision": "float16"}}, "run.precision", "must be one of float32, float64"),
-    ({"agents": {"inertia": -1.0}}, "agents.inertia", "must be 'degree' or finite numbers > 0"),
+    ({"agents": {"inertia": -1.0}}, "agents.inertia", "must be 'degree', 'active' or finite numbers > 0"),
     ({"agents": {"inertia": [1.0, 2.0]}}, "agents.inertia", "must have one value per node (6), got 2"),
+    ({"agents": {"stubbornness": 1.5}}, "agents.stubbornness", "must be numbers in [0, 1], got 1.5"),
+    ({"agents": {"stubbornness": -0.1}}, "agents.stubbornness", "must be numbers in [0, 1]"),
+    ({"agents": {"stubbornness": [0.5, 0.5]}}, "agents.stubbornness", "must have one value per node (6), got 2"),
+    ({"agents": {"stubbornness": {"3": 2.0}}}, "agents.stubbornness.3", "must be numbers in [0, 1], got 2.0"),
+    ({"agents": {"stubbornness": {"nine": 0.5}}}, "agents.stubbornness.nine", "is not a node of the graph"),
+    ({"agents": {"stubbornness": "high"}}, "agents.stubbornness", "must be numbers in [0, 1], got 'high'"),
+    ({"dynamics": {"confidence": 0.0}}, "dynamics.confidence", "must be > 0, got 0.0"),
+    ({"dynamics": {"confidence": -1.0}}, "dynamics.confidence", "must be > 0"),
+    ({"record": {"cluster_tol": 0.0}}, "record.cluster_tol", "must be > 0"),
 ]
+
+ANCHORS = scenario_text(anchor=None)
+
+
+@pytest.mark.parametrize(
+    ("anchors", "key", "words"),
+    [
+        ("[[anchors]]\nnode = 0\n[[anchors]]\nnode = 0\n", "anchors[1].node", "names node 0, which anchors[0] already anchors"),
+        ("[anchors]\nnode = 0\n", "anchors", "must be an array of tables ([[anchors]] blocks)"),
+        ("anchors = []\n", "anchors", "must hold at least one anchor"),
+        ("[anchor]\nnode = 1\n[[anchors]]\nnode = 0\n", "anchors", "cannot be given together with [anchor]"),
+        ("[[anchors]]\nnode = 0\ncoupling = -2.0\n", "anchors[0].coupling", "must be >= 0"),
+        ("[[anchors]]\nnode = 0\n[[anchors]]\nnode = 77\n", "anchors[1].node", "is not a node of the graph"),
+        ("[[anchors]]\nnode = 0\nweight = 3\n", "anchors[0].weight", "is not a known key"),
+        ("[[anchors]]\nnode = 0\nstate = [1.0, 1.0, 1.0]\n", "anchors[0].state", "is not on the sphere"),
+    ],
+)
+def test_bad_anchor_tables_name_the_key(tmp_path, anchors, key, words):
+    text = (
+        ANCHORS.replace('name = "test"\n', 'name = "test"\n' + anchors) if anchors.startswith("anchors =") else ANCHORS + anchors
+    )
+    path = write(tmp_path, text)
+    with pytest.raises(ScenarioError) as info:
+        load_scenario(path)
+    message = str(info.value)
+    assert message.startswith(f"{path}: {key} "), message
+    assert words in message and "\n" not in message
+
+
+def test_several_anchors_and_per_node_stubbornness_are_read(tmp_path):
+    text = ANCHORS.replace("[agents]", "") + (
+        "[[anchors]]\nnode = 0\ncoupling = 2.0\n[[anchors]]\nnode = 3\nstate = [0.0, 0.0, 1.0]\n"
+        "[agents]\nstubbornness = { 1 = 0.25, 4 = 1.0 }\n"
+    )
+    s = load_scenario(write(tmp_path, text))
+    assert s.anchor_indices == (0, 3) and [a.coupling for a in s.anchors] == [2.0, 1.0]
+    np.testing.assert_array_equal(s.stubbornness, [0, 0.25, 0, 0, 1.0, 0])
+    single = load_scenario(write(tmp_path, scenario_text(agents={"stubbornness": 0.5})))
+    np.testing.assert_array_equal(single.stubbornness, [0, 0.5, 0.5, 0.5, 0.5, 0.5])  # never at the anchor
 
 
 @pytest.mark.parametrize(("sections", "key", "words"), BAD, ids=[b[1] + ":" + b[2][:20] for b in BAD])

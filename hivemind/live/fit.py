@@ -66,7 +66,7 @@ def theory_scenario(scenario: Scenario, anchor_vec: np.ndarray, rounds: int, arr
     return dataclasses.replace(
         scenario,
         manifold=ManifoldSpec("sphere", int(anchor_vec.size) - 1),
-        anchor=dataclasses.replace(scenario.anchor, state=np.asarray(anchor_vec, float).tolist()),
+        anchors=(dataclasses.replace(scenario.anchor, state=np.asarray(anchor_vec, float).tolist()),),
         dynamics=DynamicsSpec(rule="gradient", step_size=1.0, steps=rounds),
         record=RecordSpec(every=1),
         run=RunSpec(seeds=(0,), precision="float64", checkpoint_every=0, shard="none"),
