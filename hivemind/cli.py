@@ -294,11 +294,22 @@ def cmd_run(args) -> int:
         print(f"the run is complete in {out}/run.nc, but manifest.json cannot be written: {e.strerror or e}", file=sys.stderr)
         return EXIT_FAILED
     s = summarize(ds)
+    nearest = "the nearest anchor" if len(scenario.anchors) > 1 else "the anchor"
     print(
-        f"done in {ds.attrs['wall_time_s']:.1f} s: mean distance to anchor {s['initial_distance_mean']:.3g} -> "
+        f"done in {ds.attrs['wall_time_s']:.1f} s: mean distance to {nearest} {s['initial_distance_mean']:.3g} -> "
         f"{s['final_distance_mean']:.3g}; {s['agents_reached']:g}/{s['agents']} agents within {s['reached_tol']:g} "
-        f"of the anchor ({s['agents_reachable']} can hear it)"
+        f"of {nearest} ({s['agents_reachable']} can hear {'one' if len(scenario.anchors) > 1 else 'it'})"
     )
+    split = (
+        f"clusters (within {ds.attrs['cluster_tol']:g}): {s['final_clusters']:g}, the largest holding "
+        f"{s['final_largest_cluster_share']:.0%} of the agents; dispersion {s['final_dispersion']:.3g}"
+    )
+    if "final_anchor_share" in s:
+        labels = [str(scenario.arrays.labels[i]) for i in scenario.anchor_indices]
+        split += "; nearest anchor: " + ", ".join(
+            f"{lab} {v:.0%}" for lab, v in zip(labels, s["final_anchor_share"], strict=True)
+        )
+    print(split)
     print(f"results: {out / 'run.nc'} and {out / 'manifest.json'}")
     if args.plot:
         _plot(out, None, ("png", "pdf"), animate=True)
@@ -358,7 +369,22 @@ def cmd_theory(args) -> int:
         print("measured:  too few points above the precision floor to fit a rate (run longer or with a smaller step)")
     below = np.flatnonzero(mean < args.tol)
     print(f"measured steps to reach {args.tol:g}: {int(ds.step.values[below[0]]) if below.size else 'not reached'}")
+    _print_equilibrium(scenario, ds)
     return EXIT_OK
+
+
+def _print_equilibrium(scenario: Scenario, ds) -> None:
+    """Where the run should end (not only how fast), against where it ended, agent by agent."""
+    from hivemind.theory import equilibrium_report
+
+    report = equilibrium_report(scenario, ds)
+    if report is None:
+        return
+    print(
+        f"equilibrium ({report['method']}): {report['iterations']} iterations, residual {report['residual']:.2g}; "
+        f"the run's endpoint is {report['max_error']:.3g} from it at most ({report['mean_error']:.3g} on average), "
+        f"and {report['mean_distance_to_anchor']:.3g} from the nearest anchor on average"
+    )
 
 
 def _formats(text: str) -> tuple[str, ...]:

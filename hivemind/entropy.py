@@ -264,7 +264,7 @@ def predicted_collapse_slope(scenario: Scenario) -> float | None:
     if scenario.dynamics.rule != "gradient" or scenario.arrays.n_nodes > MAX_DENSE_AGENTS:
         return None
     dyn = scenario.dynamics
-    pred = predicted_rate(scenario.arrays, scenario.anchor_index, scenario.anchor.coupling, dyn.step_size)
+    pred = predicted_rate(scenario.arrays, scenario.anchor_indices, [a.coupling for a in scenario.anchors], dyn.step_size)
     return -scenario.manifold.dim * pred.rate if pred.stable else None
 
 

@@ -84,7 +84,7 @@ def default_tolerance(scenario: Scenario) -> tuple[float, str]:
     eps = float(np.finfo(scenario.run.precision).eps)
     tol, why = 3 * math.sqrt(eps), f"3 sqrt(eps) for {scenario.run.precision}"
     if scenario.arrays.n_nodes <= MAX_DENSE_AGENTS:
-        lam = grounded_spectrum(scenario.arrays, scenario.anchor_index, scenario.anchor.coupling)
+        lam = grounded_spectrum(scenario.arrays, scenario.anchor_indices, [a.coupling for a in scenario.anchors])
         lam_min = float(np.min(lam.real)) if lam.size else 0.0
         if lam_min > 0:
             floor = 10 * eps / (scenario.dynamics.step_size * lam_min)
@@ -138,12 +138,14 @@ class PathsReport:
     gap: np.ndarray  # (N,) largest endpoint-to-anchor distance (inf where no path)
     runs: list[PathRun]
     notes: list[str] = field(default_factory=list)
+    anchors: list[int] = field(default_factory=list)  # every anchor; ``anchor`` is the first
+    causes: list[str] = field(default_factory=list)  # what in the scenario keeps agents off the anchors
 
     @property
     def disagreeing(self) -> np.ndarray:
         """Indices of the agents whose endpoints disagree, worst first."""
         bad = ~self.reachable | ~(self.spread <= self.tol) | ~(self.gap <= self.tol)
-        bad[self.anchor] = False
+        bad[self.anchors or [self.anchor]] = False
         idx = np.flatnonzero(bad)
         worst = np.nan_to_num(np.maximum(self.spread, self.gap)[idx], nan=np.inf)
         return idx[np.argsort(-worst, kind="stable")]
@@ -159,15 +161,18 @@ class PathsReport:
             return "a run diverged"
         parts = []
         if self.gap[i] > self.tol:
-            parts.append(f"ends {self.gap[i]:.3g} from the anchor's state")
+            which = "the nearest anchor's state" if len(self.anchors) > 1 else "the anchor's state"
+            parts.append(f"ends {self.gap[i]:.3g} from {which}")
         if self.spread[i] > self.tol:
             parts.append(f"endpoints differ by {self.spread[i]:.3g}")
+        if self.gap[i] > self.tol and self.causes:
+            parts.append("because " + " and ".join(self.causes))
         return ", ".join(parts)
 
     def rule_rows(self) -> list[dict]:
         """Per rule: how far its endpoints are from the anchor over the agents that can hear it."""
         hears = self.reachable.copy()
-        hears[self.anchor] = False
+        hears[self.anchors or [self.anchor]] = False
         rows = {}
         for run in self.runs:
             row = rows.setdefault(run.rule, {"rule": run.rule, "runs": 0, "diverged": 0, "mean_gap": [], "max_gap": []})
@@ -261,25 +266,46 @@ def _report(scenario: Scenario, runs: list[PathRun], tol: float, tol_reason: str
     with jax.enable_x64(precision == "float64"):
         manifold = get_manifold(scenario.manifold.kind, scenario.manifold.dim)
         dtype = jnp.dtype(precision)
-        target = np.asarray(anchor_state(scenario, manifold, dtype))
+        targets = [np.asarray(anchor_state(scenario, manifold, dtype, k)) for k in range(len(scenario.anchors))]
         finals = np.concatenate([r.finals for r in runs]).astype(np.float64)  # (R, N, D)
         # Distances in float64 so that the comparison itself adds no rounding of its own.
         with jax.enable_x64(True):
             f = jnp.asarray(finals)
-            gaps = np.asarray(manifold.dist(f, jnp.asarray(target, jnp.float64)))  # (R, N)
+            gaps = np.min([np.asarray(manifold.dist(f, jnp.asarray(t, jnp.float64))) for t in targets], axis=0)  # (R, N)
             spread = np.zeros(finals.shape[1])
             for r in range(f.shape[0]):
                 spread = np.fmax(spread, np.asarray(manifold.dist(f[r][None], f)).max(axis=0))
     nan_rows = ~np.isfinite(finals).all(axis=2)  # (R, N)
     spread = np.where(nan_rows.any(axis=0), np.nan, spread)
     gaps = np.where(nan_rows, np.inf, gaps)
-    reachable = reachable_from_anchor(scenario.arrays, scenario.anchor_index)
+    anchors = list(scenario.anchor_indices)
+    reachable = reachable_from_anchor(scenario.arrays, anchors)
     gap = np.where(reachable, gaps.max(axis=0), np.inf)
-    hears = reachable & (np.arange(reachable.size) != scenario.anchor_index)
+    hears = reachable.copy()
+    hears[anchors] = False
     k = 0
     for r in runs:
         n = r.finals.shape[0]
         r.final_gap_max = float(np.max(gaps[k : k + n][:, hears], initial=0.0))
         k += n
     labels = [str(v) for v in scenario.arrays.labels]
-    return PathsReport(scenario.name, tol, tol_reason, labels, scenario.anchor_index, reachable, spread, gap, runs, notes)
+    return PathsReport(
+        scenario.name, tol, tol_reason, labels, anchors[0], reachable, spread, gap, runs, notes, anchors, split_causes(scenario)
+    )
+
+
+def split_causes(scenario: Scenario) -> list[str]:
+    """What in a scenario can keep agents away from every anchor: the paper's collapse needs none of it."""
+    causes = []
+    labels = scenario.arrays.labels
+    if len(scenario.anchors) > 1:
+        names = ", ".join(str(labels[i]) for i in scenario.anchor_indices)
+        causes.append(f"{len(scenario.anchors)} anchors ({names}) pull against each other: agents between them settle in between")
+    if scenario.dynamics.confidence is not None:
+        causes.append(
+            f"dynamics.confidence = {scenario.dynamics.confidence:g} silences edges between agents farther apart, "
+            "so clusters can settle away from the anchor"
+        )
+    if np.any(scenario.stubbornness > 0):
+        causes.append("agents.stubbornness keeps each agent partly at its initial state")
+    return causes

@@ -9,11 +9,12 @@ eigenvalues lambda_i of M^-1 L_g: exactly on R^n, asymptotically on S^n and H^n.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from hivemind.topology import GraphArrays, grounded_laplacian, reachable_from_anchor
+from hivemind.topology import GraphArrays, laplacian, reachable_from_anchor
 
 # Steps read at a time when averaging a long run's distances.
 STEP_BLOCK_BYTES = 64 * 2**20
@@ -48,30 +49,69 @@ class RatePrediction:
         return asdict(self)
 
 
-def grounded_spectrum(arrays: GraphArrays, anchor: int, coupling: float = 1.0) -> np.ndarray:
-    """Eigenvalues of M^-1 L_g restricted to the agents that can hear the anchor.
+def grounded_operator(
+    arrays: GraphArrays,
+    anchors: int | Sequence[int],
+    couplings: float | Sequence[float] = 1.0,
+    stubbornness: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The linear dynamics of the mobile agents: (A, B, mobile).
 
-    Agents that cannot hear it sit on zero eigenvalues: they never converge, and are
-    left out so that the rate describes the ones that do.
+    Near a fixed point (exactly, on R^n) the ``gradient`` rule's drift is
+    -(A x_mobile - B x_anchors - Theta p): A = (I - Theta) M^-1 L_g + Theta, with L_g the
+    Laplacian restricted to the mobile agents, B = (I - Theta) M^-1 times the columns of
+    -L that belong to the anchors, and Theta the diagonal of stubbornness. ``mobile`` is
+    the boolean mask of the agents A acts on.
+    """
+    n = arrays.n_nodes
+    idx = np.atleast_1d(np.asarray(anchors))
+    lap = laplacian(arrays, idx, couplings)
+    mobile = np.ones(n, dtype=bool)
+    mobile[idx] = False
+    theta = np.zeros(n) if stubbornness is None else np.asarray(stubbornness, float)
+    t = theta[mobile]
+    a = (1.0 - t)[:, None] * lap[np.ix_(mobile, mobile)] + np.diag(t)
+    b = -(1.0 - t)[:, None] * lap[np.ix_(mobile, ~mobile)]
+    return a, b, mobile
+
+
+def grounded_spectrum(
+    arrays: GraphArrays,
+    anchor: int | Sequence[int],
+    coupling: float | Sequence[float] = 1.0,
+    stubbornness: np.ndarray | None = None,
+) -> np.ndarray:
+    """Eigenvalues of the grounded operator A (M^-1 L_g without stubbornness) over the agents that settle.
+
+    Agents that hear no anchor and are not stubborn sit on zero eigenvalues: they never
+    converge, and are left out so that the rate describes the ones that do.
     """
     if arrays.n_nodes > MAX_DENSE_AGENTS:
         raise ValueError(f"{arrays.n_nodes} agents: dense spectrum limited to {MAX_DENSE_AGENTS}")
-    lap = grounded_laplacian(arrays, anchor, coupling)
-    keep = np.delete(reachable_from_anchor(arrays, anchor), anchor)
-    lap = lap[np.ix_(keep, keep)]
-    if lap.size == 0:
+    op, _, mobile = grounded_operator(arrays, anchor, coupling, stubbornness)
+    settles = reachable_from_anchor(arrays, anchor)[mobile]
+    if stubbornness is not None:
+        settles |= np.asarray(stubbornness, float)[mobile] > 0
+    op = op[np.ix_(settles, settles)]
+    if op.size == 0:
         return np.zeros(0)
-    if not arrays.directed:
+    if not arrays.directed and (stubbornness is None or not np.any(stubbornness)):
         # M^-1 L is similar to the symmetric M^-1/2 L M^-1/2: real spectrum, stable solver.
-        m = np.delete(arrays.inertia, anchor)[keep]
+        m = arrays.inertia[mobile][settles]
         s = np.sqrt(m)
-        return np.linalg.eigvalsh((lap * s[:, None]) / s[None, :])
-    return np.sort_complex(np.linalg.eigvals(lap))
+        return np.linalg.eigvalsh((op * s[:, None]) / s[None, :])
+    return np.sort_complex(np.linalg.eigvals(op))
 
 
-def predicted_rate(arrays: GraphArrays, anchor: int, coupling: float, step_size: float) -> RatePrediction:
+def predicted_rate(
+    arrays: GraphArrays,
+    anchor: int | Sequence[int],
+    coupling: float | Sequence[float],
+    step_size: float,
+    stubbornness: np.ndarray | None = None,
+) -> RatePrediction:
     """The linear convergence rate of the ``gradient`` rule with step size ``step_size``."""
-    lam = grounded_spectrum(arrays, anchor, coupling)
+    lam = grounded_spectrum(arrays, anchor, coupling, stubbornness)
     if lam.size == 0:
         return RatePrediction(0.0, 0.0, 1.0, 0.0, False)
     rho = float(np.max(np.abs(1.0 - step_size * lam)))
@@ -82,6 +122,34 @@ def predicted_rate(arrays: GraphArrays, anchor: int, coupling: float, step_size:
         rate=-math.log(rho) if rho > 0 else math.inf,
         stable=rho < 1.0,
     )
+
+
+def linear_equilibrium(
+    arrays: GraphArrays,
+    anchors: int | Sequence[int],
+    couplings: float | Sequence[float],
+    x0: np.ndarray,
+    stubbornness: np.ndarray | None = None,
+) -> np.ndarray:
+    """Where the ``gradient`` rule ends on R^n: one linear solve, A x* = B x_anchors + Theta p.
+
+    With anchors alone this is the harmonic extension of the anchors' states (each
+    agent at the weighted mean of its neighbours); with stubbornness it is the
+    Friedkin–Johnsen equilibrium x* = (I - (I - Theta) W)^-1 Theta x(0) generalised to
+    anchors and inertia. ``x0`` (N, D) gives the anchors' states and the prejudices.
+    Agents that settle nowhere (no anchor heard, not stubborn) are NaN.
+    """
+    x0 = np.asarray(x0, float)
+    a, b, mobile = grounded_operator(arrays, anchors, couplings, stubbornness)
+    theta = np.zeros(arrays.n_nodes) if stubbornness is None else np.asarray(stubbornness, float)
+    rhs = b @ x0[~mobile] + theta[mobile][:, None] * x0[mobile]
+    out = x0.copy()
+    settles = reachable_from_anchor(arrays, anchors)[mobile] | (theta[mobile] > 0)
+    sol = np.full((int(mobile.sum()), x0.shape[1]), np.nan)
+    keep = np.ix_(settles, settles)
+    sol[settles] = np.linalg.solve(a[keep], rhs[settles])
+    out[mobile] = sol
+    return out
 
 
 # Below these mean distances a run is at its precision floor (updates round away), so the
@@ -135,15 +203,21 @@ def prediction_for(ds, arrays: GraphArrays | None = None) -> RatePrediction | No
     """
     if ds.attrs.get("rule") != "gradient" or ds.sizes["agent"] > MAX_DENSE_AGENTS:
         return None
-    from hivemind.results import graph_arrays_of
+    if np.isfinite(float(ds.attrs.get("confidence", np.inf))) or ds.attrs.get("inertia_kind") == "active":
+        return None  # edges switch on and off: no fixed linear operator
+    from hivemind.results import anchor_indices, graph_arrays_of
 
     arrays = graph_arrays_of(ds) if arrays is None else arrays
-    return predicted_rate(arrays, int(ds.attrs["anchor"]), float(ds.attrs["coupling"]), float(ds.attrs["step_size"]))
+    couplings = ds.anchor_coupling.values if "anchor_coupling" in ds else float(ds.attrs["coupling"])
+    theta = ds.stubbornness.values if "stubbornness" in ds else None
+    return predicted_rate(arrays, anchor_indices(ds), couplings, float(ds.attrs["step_size"]), theta)
 
 
 def hearers(ds) -> np.ndarray:
-    """Mask over ``agent`` of the agents that can hear the anchor (the anchor itself excluded)."""
-    return (ds.reachable.values == 1) & (ds.agent.values != int(ds.attrs["anchor"]))
+    """Mask over ``agent`` of the agents that can hear an anchor (anchors themselves excluded)."""
+    from hivemind.results import mobile_mask
+
+    return (ds.reachable.values == 1) & mobile_mask(ds)
 
 
 def mean_distance_of_hearers(ds) -> np.ndarray:
@@ -169,3 +243,92 @@ def rate_report(ds, arrays: GraphArrays | None = None) -> dict | None:
     if meas and pred.rate != 0:
         out["relative_error"] = abs(meas.rate - pred.rate) / abs(pred.rate)
     return out
+
+
+def equilibrium(scenario, x0: np.ndarray, tol: float = 1e-12, max_iter: int = 200_000) -> tuple[np.ndarray, int, float]:
+    """Where the ``gradient`` rule ends, on any manifold: (x*, iterations, largest |drift|).
+
+    The fixed point of drift(x) = 0 (``energy.drift``: the neighbours' pull scaled by
+    inertia, mixed with each agent's pull toward its own start by its stubbornness),
+    found by the Riemannian fixed-point iteration x <- Exp_x(alpha drift(x)) in float64,
+    from ``x0`` (N, D), which also gives the anchors' states and the prejudices.
+    alpha = 1 / lambda_max of the grounded operator makes the iteration a contraction
+    near the fixed point (on R^n it is Jacobi-like and converges to ``linear_equilibrium``);
+    it is independent of the run's rule, step size and noise. Stops when the largest
+    drift is below ``tol`` or after ``max_iter`` iterations.
+    """
+    import jax
+    import jax.numpy as jnp
+
+    from hivemind import energy
+    from hivemind.manifolds import get_manifold
+    from hivemind.topology import Topology, build_topology
+
+    theta = scenario.stubbornness
+    couplings = [a.coupling for a in scenario.anchors]
+    lam = grounded_spectrum(scenario.arrays, scenario.anchor_indices, couplings, theta if np.any(theta) else None)
+    alpha = 1.0 / float(np.max(lam.real)) if lam.size else 1.0
+    with jax.enable_x64(True):
+        manifold = get_manifold(scenario.manifold.kind, scenario.manifold.dim)
+        topo = build_topology(scenario.arrays, scenario.anchor_indices, couplings, np.float64, theta)
+        topology = Topology(*(jnp.asarray(a) for a in topo))
+        features = energy.Features(stubborn=bool(np.any(theta)))
+        p = jnp.asarray(x0, jnp.float64)
+
+        def body(carry):
+            x, k, _ = carry
+            v = energy.drift(manifold, x, topology, features, None, p)
+            size = jnp.max(manifold.norm(x, v))
+            return manifold.exp(x, alpha * v), k + 1, size
+
+        def going(carry):
+            _, k, size = carry
+            return (size > tol) & (k < max_iter)
+
+        x, k, size = jax.jit(lambda x: jax.lax.while_loop(going, body, (x, 0, jnp.inf)))(p)
+        return np.asarray(x), int(k), float(size)
+
+
+def equilibrium_report(scenario, ds) -> dict | None:
+    """The fixed point of seed 0's run against its endpoint, agent by agent; None where theory has none.
+
+    On R^n the fixed point is the linear solve (``linear_equilibrium``); elsewhere the
+    Riemannian fixed-point iteration (``equilibrium``). Bounded confidence switches edges
+    on and off, so it has no fixed operator, and dense solves stop at ``MAX_DENSE_AGENTS``.
+    """
+    if scenario.dynamics.confidence is not None or scenario.agents.inertia == "active":
+        return None
+    if scenario.arrays.n_nodes > MAX_DENSE_AGENTS:
+        return None
+    import jax
+    import jax.numpy as jnp
+
+    from hivemind.manifolds import get_manifold
+
+    x0 = np.asarray(ds.state.isel(seed=0, step=0).values, np.float64)
+    end = np.asarray(ds.state.isel(seed=0, step=-1).values, np.float64)
+    theta = scenario.stubbornness
+    if scenario.manifold.kind == "euclidean":
+        couplings = [a.coupling for a in scenario.anchors]
+        fixed = linear_equilibrium(scenario.arrays, scenario.anchor_indices, couplings, x0, theta if np.any(theta) else None)
+        iterations, residual, method = 1, 0.0, "linear solve"
+    else:
+        fixed, iterations, residual = equilibrium(scenario, x0)
+        method = "Riemannian fixed-point iteration"
+    settled = np.isfinite(fixed).all(axis=1)
+    with jax.enable_x64(True):
+        manifold = get_manifold(scenario.manifold.kind, scenario.manifold.dim)
+        err = np.asarray(manifold.dist(jnp.asarray(end[settled]), jnp.asarray(fixed[settled])))
+        anchors = jnp.asarray(fixed[list(scenario.anchor_indices)])
+        to_anchor = np.asarray(jnp.min(manifold.dist(jnp.asarray(fixed)[:, None], anchors[None]), axis=1))
+    mobile = np.ones(len(fixed), dtype=bool)
+    mobile[list(scenario.anchor_indices)] = False
+    return {
+        "method": method,
+        "iterations": iterations,
+        "residual": residual,
+        "max_error": float(err.max()) if err.size else 0.0,
+        "mean_error": float(err.mean()) if err.size else 0.0,
+        "mean_distance_to_anchor": float(np.nanmean(to_anchor[mobile & settled])) if np.any(mobile & settled) else 0.0,
+        "fixed_point": fixed,
+    }

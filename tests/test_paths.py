@@ -124,3 +124,34 @@ def test_bad_rules_flag_is_one_line_exit_2(tmp_path, capsys):
     code, printed, _ = run_paths(tmp_path, capsys, "--rules", "gradient,telepathy")
     assert code == 2
     assert printed.err.count("\n") == 1 and "telepathy" in printed.err
+
+
+def test_a_second_anchor_is_named_as_the_reason_agents_disagree(tmp_path, capsys):
+    path = tmp_path / "two.toml"
+    path.write_text(
+        scenario_text(anchor=None, graph={"kind": "path", "n": 7}, dynamics={"steps": 600})
+        + "[[anchors]]\nnode = 0\n[[anchors]]\nnode = 6\n"
+    )
+    code = main(["paths", str(path), "--out", str(tmp_path / "out"), "--formats", "png", "--rules", "gradient,gossip"])
+    out = capsys.readouterr().out
+    assert code == 1
+    verdict = out.split("verdict: ")[1]
+    assert "DISAGREE" in verdict and "2 anchors (0, 6) pull against each other" in verdict
+
+
+def test_a_confidence_bound_is_named_as_the_reason_agents_disagree(tmp_path, capsys):
+    code, printed, _ = run_paths(
+        tmp_path,
+        capsys,
+        "--rules",
+        "gradient",
+        manifold={"kind": "euclidean", "dim": 1},
+        graph={"kind": "path", "n": 5},
+        init={"kind": "explicit", "states": [[0.0], [0.1], [3.0], [3.1], [3.2]]},
+        anchor={"state": "init"},
+        dynamics={"confidence": 0.5, "steps": 300},
+    )
+    assert code == 1
+    verdict = printed.out.split("verdict: ")[1]
+    assert "DISAGREE" in verdict and "dynamics.confidence = 0.5 silences edges" in verdict
+    assert verdict.count("(") >= 3  # agents 2, 3 and 4 are named
