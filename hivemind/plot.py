@@ -20,7 +20,7 @@ from matplotlib.colors import LogNorm, Normalize
 from matplotlib.figure import Figure
 
 from hivemind.manifolds import get_manifold
-from hivemind.results import load_run
+from hivemind.results import anchor_indices, load_run, mobile_mask
 
 # Okabe-Ito: distinguishable under the common colour-vision deficiencies.
 OKABE_ITO = ["#000000", "#E69F00", "#56B4E9", "#009E73", "#F0E442", "#0072B2", "#D55E00", "#CC79A7"]
@@ -55,7 +55,7 @@ def house_style():
 
 def sample_agents(ds: xr.Dataset, limit: int = MAX_AGENTS) -> np.ndarray:
     """Up to ``limit`` non-anchor agents, the same ones on every call (seeded, sorted)."""
-    others = np.flatnonzero(ds.agent.values != ds.attrs["anchor"])
+    others = np.flatnonzero(mobile_mask(ds))
     if others.size <= limit:
         return others
     return np.sort(np.random.default_rng(0).choice(others, limit, replace=False))
@@ -189,7 +189,10 @@ def states(ds: xr.Dataset, max_agents: int = MAX_AGENTS) -> Figure:
             for c, a in zip(colors, agents, strict=True):
                 ax.plot(*x[keep, a].T, color=c, lw=0.7, alpha=0.7)
                 ax.scatter(*x[0, a], color=c, s=6)
-            ax.scatter(*x[0, anchor], marker="*", s=250, color=ANCHOR_COLOR, edgecolor="black", label="anchor", zorder=5)
+            for k, i in enumerate(anchor_indices(ds)):
+                ax.scatter(
+                    *x[0, i], marker="*", s=250, color=ANCHOR_COLOR, edgecolor="black", label=None if k else "anchor", zorder=5
+                )
             ax.set_xlabel("x1")
             ax.set_ylabel("x2")
             ax.set_zlabel("x3")
@@ -202,6 +205,10 @@ def states(ds: xr.Dataset, max_agents: int = MAX_AGENTS) -> Figure:
             segs = [xy[keep, k] for k in range(len(agents))]
             ax.add_collection(LineCollection(segs, colors=colors, linewidths=0.7, alpha=0.7))
             ax.scatter(xy[0, :, 0], xy[0, :, 1], color=colors, s=8, label="start")
+            others = [i for i in anchor_indices(ds) if i != anchor]
+            if others:  # the other anchors, through the same projection as the agents
+                o_xy, _, _ = planar(ds, np.asarray(others))
+                ax.scatter(o_xy[0, :, 0], o_xy[0, :, 1], marker="*", s=250, color=ANCHOR_COLOR, edgecolor="black", zorder=5)
             ax.scatter(*a_xy, marker="*", s=250, color=ANCHOR_COLOR, edgecolor="black", label="anchor", zorder=5)
             ax.set_xlabel(xl)
             ax.set_ylabel(yl)
@@ -251,16 +258,20 @@ def graph(ds: xr.Dataset, max_nodes: int = MAX_GRAPH_NODES) -> Figure:
         n_steps = ds.sizes["step"]
         picks = [0, n_steps // 2, n_steps - 1]
         d = np.maximum(ds.distance_to_anchor.isel(seed=0).values[:, nodes], FLOOR)
-        mobile = nodes != anchor
+        anchors = [i for i in anchor_indices(ds) if i in where]
+        mobile = mobile_mask(ds)[nodes]
         norm = LogNorm(vmin=max(FLOOR, float(d[:, mobile].min())), vmax=float(d.max()))
-        fig = Figure(figsize=(13, 4.6), layout="constrained")
-        axes = fig.subplots(1, 3)
-        for ax, k in zip(axes, picks, strict=True):
+        split = _split(ds)
+        fig = Figure(figsize=(17.5 if split else 13, 4.6), layout="constrained")
+        axes = fig.subplots(1, 4 if split else 3)
+        for ax, k in zip(axes, picks, strict=False):
             ax.add_collection(LineCollection(segs, colors="0.75", linewidths=0.4, zorder=1))
             sc = ax.scatter(
                 xy[mobile, 0], xy[mobile, 1], c=d[k, mobile], cmap=AGENT_CMAP, norm=norm, s=18, edgecolor="none", zorder=2
             )
-            ax.scatter(*xy[where[anchor]], marker="*", s=300, color=ANCHOR_COLOR, edgecolor="black", zorder=3, label="anchor")
+            for j, i in enumerate(anchors):
+                label = None if j else "anchor"
+                ax.scatter(*xy[where[i]], marker="*", s=300, color=ANCHOR_COLOR, edgecolor="black", zorder=3, label=label)
             ax.set_title(f"step {int(ds.step.values[k])}")
             ax.set_xlabel("layout x (spring layout, no units)")
             ax.set_ylabel("layout y")
@@ -270,8 +281,46 @@ def graph(ds: xr.Dataset, max_nodes: int = MAX_GRAPH_NODES) -> Figure:
         axes[0].legend(loc="upper right")
         shown = f"{nodes.size} of {ds.sizes['agent']} nodes" if nodes.size < ds.sizes["agent"] else f"{nodes.size} nodes"
         fig.suptitle(_title(ds, f"the graph, {shown}, coloured by distance to the anchor"))
-        fig.colorbar(sc, ax=list(axes), label="distance to anchor (log scale)", shrink=0.85)
+        fig.colorbar(sc, ax=list(axes[:3]), label="distance to the nearest anchor (log scale)", shrink=0.85)
+        if split:
+            _clusters_panel(axes[3], ds, nodes, xy, segs, [where[i] for i in anchors])
         return fig
+
+
+def _split(ds: xr.Dataset) -> bool:
+    """Whether the run ends split: several anchors, or more than one cluster."""
+    several = len(anchor_indices(ds)) > 1
+    return several or ("clusters" in ds and int(ds.clusters.isel(seed=0, step=-1)) > 1)
+
+
+def cluster_labels(ds: xr.Dataset, step: int = -1) -> np.ndarray:
+    """Cluster of every agent at ``step`` (seed 0): components of the edges no longer than ``cluster_tol``."""
+    import scipy.sparse
+    import scipy.sparse.csgraph
+
+    x = ds.state.isel(seed=0, step=step).values
+    src, dst = ds.edge_src.values, ds.edge_dst.values
+    close = np.asarray(_manifold(ds).dist(x[src], x[dst])) <= float(ds.attrs.get("cluster_tol", 0.05))
+    n = ds.sizes["agent"]
+    adjacency = scipy.sparse.coo_matrix((np.ones(int(close.sum())), (src[close], dst[close])), shape=(n, n))
+    return scipy.sparse.csgraph.connected_components(adjacency, directed=False)[1]
+
+
+def _clusters_panel(ax, ds: xr.Dataset, nodes: np.ndarray, xy: np.ndarray, segs, anchor_rows: list[int]) -> None:
+    labels = cluster_labels(ds)[nodes]
+    sizes = np.bincount(labels)
+    rank = np.argsort(np.argsort(-sizes, kind="stable"), kind="stable")[labels]  # 0 for the largest cluster
+    palette = mpl.colormaps["tab10"]
+    colors = [palette(r) if r < 9 else "0.6" for r in rank]
+    ax.add_collection(LineCollection(segs, colors="0.85", linewidths=0.4, zorder=1))
+    ax.scatter(xy[:, 0], xy[:, 1], c=colors, s=18, edgecolor="none", zorder=2)
+    for i in anchor_rows:
+        ax.scatter(*xy[i], marker="*", s=300, color=ANCHOR_COLOR, edgecolor="black", zorder=3)
+    n_clusters = int(ds.clusters.isel(seed=0, step=-1)) if "clusters" in ds else len(set(labels.tolist()))
+    ax.set_title(f"step {int(ds.step.values[-1])}: {n_clusters} clusters (largest 9 coloured)")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.set_aspect("equal", adjustable="datalim")
 
 
 def animation(ds: xr.Dataset, path: str | Path, max_agents: int = MAX_AGENTS, frames: int = 60, fps: int = 12) -> Path:

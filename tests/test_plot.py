@@ -122,3 +122,31 @@ def test_long_runs_are_thinned_to_evenly_spaced_steps_first_and_last_kept():
     gaps = np.diff(steps)
     assert gaps.min() >= 20 and gaps.max() <= 30  # 5001 records in 2000: every 2nd or 3rd
     assert thin_steps(ds.isel(step=slice(0, 100)), 2000).sizes["step"] == 100
+
+
+@pytest.mark.parametrize(
+    "manifold", [{"kind": "sphere", "dim": 2}, {"kind": "hyperbolic", "dim": 2}, {"kind": "sphere", "dim": 4}]
+)
+def test_a_split_population_gets_every_anchor_marked_and_its_clusters_coloured(manifold):
+    from hivemind import parse_scenario
+    from hivemind.plot import cluster_labels
+    from tests.helpers import scenario_text
+
+    text = scenario_text(anchor=None, manifold=manifold, graph={"kind": "path", "n": 9}, dynamics={"steps": 300})
+    ds = simulate(parse_scenario(text + "[[anchors]]\nnode = 0\n[[anchors]]\nnode = 8\n"))
+    fig = graph(ds)
+    assert len([a for a in fig.axes if a.get_label() != "<colorbar>"]) == 4  # three steps and the clusters
+    clusters_ax = fig.axes[3]
+    assert "clusters" in clusters_ax.get_title()
+    stars = [c for ax in fig.axes[:3] for c in ax.collections if _marker_size(c) == 300]
+    assert len(stars) == 3 * 2  # both anchors on every step panel
+    labels = cluster_labels(ds)
+    mobile = ds.is_anchor.values == 0
+    assert len(set(labels[mobile].tolist())) == int(ds.clusters.isel(seed=0, step=-1))  # scipy agrees with the engine
+    fig = states(ds)
+    assert sum(1 for c in fig.axes[0].collections if _marker_size(c) == 250) == 2
+
+
+def _marker_size(collection) -> float | None:
+    sizes = collection.get_sizes() if hasattr(collection, "get_sizes") else []
+    return float(sizes[0]) if len(sizes) else None

@@ -48,6 +48,31 @@ CHILD = textwrap.dedent(
             }
             for shard in ("seeds", "agents")
         }
+    # Two anchors, stubborn agents and a confidence bound: padding must not add anchors, clusters or pull.
+    runs = {}
+    for shard in ("none", "seeds", "agents"):
+        text = scenario_text(
+            anchor=None,
+            manifold={"kind": "sphere", "dim": 3},
+            graph={"kind": "barabasi_albert", "n": 37, "params": {"m": 2}},
+            dynamics={"rule": "gradient", "step_size": 0.05, "steps": 40, "confidence": 1.5},
+            agents={"stubbornness": 0.2},
+            run={"seeds": [0, 1, 2], "shard": shard},
+        ) + "[[anchors]]\\nnode = 0\\n[[anchors]]\\nnode = 5\\n"
+        runs[shard] = simulate(parse_scenario(text))
+    ref = runs["none"]
+    out["split"] = {
+        shard: {
+            "shape_equal": runs[shard].state.shape == ref.state.shape,
+            "state_max_diff": float(np.max(np.abs(runs[shard].state.values - ref.state.values))),
+            "loss_max_diff": float(np.max(np.abs(runs[shard].loss.values - ref.loss.values))),
+            "moved": float(np.max(np.abs(ref.state.values[:, -1] - ref.state.values[:, 0]))),
+            "clusters_equal": bool(np.array_equal(runs[shard].clusters.values, ref.clusters.values)),
+            "share_diff": float(np.max(np.abs(runs[shard].anchor_share.values - ref.anchor_share.values))),
+            "largest_diff": float(np.max(np.abs(runs[shard].largest_cluster_share.values - ref.largest_cluster_share.values))),
+        }
+        for shard in ("seeds", "agents")
+    }
     print(json.dumps(out))
     """
 )
@@ -83,3 +108,12 @@ def test_agent_sharding_equals_one_device_to_rounding(sharded_runs, rule):
     # Partitioned sums may add in another order: float32 rounding over 40 steps, no more.
     assert r["state_max_diff"] < 1e-5, r
     assert r["loss_max_diff"] < 1e-4, r
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("shard", ["seeds", "agents"])
+def test_split_populations_shard_like_one_device(sharded_runs, shard):
+    r = sharded_runs["split"][shard]
+    assert r["shape_equal"] and r["moved"] > 0.01
+    assert r["state_max_diff"] < 1e-5 and r["loss_max_diff"] < 1e-4, r
+    assert r["clusters_equal"] and r["share_diff"] == 0 and r["largest_diff"] == 0, r
