@@ -126,7 +126,7 @@ class Engine:
             # A copy: ``start`` may hand x0's buffer through to the carry that ``advance`` donates.
             carry, _ = start(self.config, self.hyper, self.topology, jnp.copy(self.x0), self.keys)
             carry, rec = advance(self.config, self.hyper, self.topology, carry, 1, steps)
-            states = np.asarray(rec[0][:, -1])
+            states = np.asarray(rec["state"][:, -1])
             times.append(time.perf_counter() - t)
         return times[0], times[1], states
 

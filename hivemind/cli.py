@@ -353,7 +353,7 @@ def cmd_theory(args) -> int:
     print(f"grounded Laplacian M^-1 L_g: lambda_min {pred['lambda_min']:.6g}, lambda_max {pred['lambda_max']:.6g}")
     stable = "stable" if pred["stable"] else "UNSTABLE: step_size * lambda_max >= 2 (or no agent hears the anchor)"
     print(f"predicted: x{pred['rho']:.6f} per step (rate {pred['rate']:.6g}), {stable}")
-    if pred["stable"]:
+    if pred["stable"] and not report.get("note"):
         need = math.log(mean[0] / args.tol) / pred["rate"] if mean[0] > args.tol else 0.0
         print(
             f"predicted steps for the mean distance {mean[0]:.3g} to reach {args.tol:g}: {need:.0f} (asymptotic rate from step 0)"
@@ -365,10 +365,13 @@ def cmd_theory(args) -> int:
             f"fit over steps {meas['first_step']}-{meas['last_step']}, "
             f"R^2 {meas['r2']:.5f}; relative error {err:.2%}"
         )
+    elif report.get("note"):
+        print(f"measured:  the run {report['note']} (below)")
     else:
         print("measured:  too few points above the precision floor to fit a rate (run longer or with a smaller step)")
-    below = np.flatnonzero(mean < args.tol)
-    print(f"measured steps to reach {args.tol:g}: {int(ds.step.values[below[0]]) if below.size else 'not reached'}")
+    if not report.get("note"):
+        below = np.flatnonzero(mean < args.tol)
+        print(f"measured steps to reach {args.tol:g}: {int(ds.step.values[below[0]]) if below.size else 'not reached'}")
     _print_equilibrium(scenario, ds)
     return EXIT_OK
 
@@ -385,6 +388,12 @@ def _print_equilibrium(scenario: Scenario, ds) -> None:
         f"the run's endpoint is {report['max_error']:.3g} from it at most ({report['mean_error']:.3g} on average), "
         f"and {report['mean_distance_to_anchor']:.3g} from the nearest anchor on average"
     )
+    meas = report["measured_rate_to_fixed_point"]
+    if meas:
+        print(
+            f"measured approach to the equilibrium: x{meas['rho']:.6f} per step (rate {meas['rate']:.6g}), "
+            f"fit over steps {meas['first_step']}-{meas['last_step']}, R^2 {meas['r2']:.5f}"
+        )
 
 
 def _formats(text: str) -> tuple[str, ...]:

@@ -10,6 +10,7 @@ import copy
 import hashlib
 import json
 import math
+import re
 import tomllib
 from dataclasses import asdict, dataclass, field
 from functools import cached_property
@@ -319,13 +320,26 @@ def parse_override(text: str) -> tuple[str, Any]:
     return key, value
 
 
+_INDEXED = re.compile(r"^(.+)\[(\d+)\]$")
+
+
 def apply_overrides(data: dict, overrides: list[str] | tuple[str, ...], file: str) -> dict:
+    """Set ``key=value`` overrides; ``anchors[1].coupling`` reaches into an array of tables."""
     data = copy.deepcopy(data)
     for text in overrides:
         key, value = parse_override(text)
         table = data
         parts = key.split(".")
         for part in parts[:-1]:
+            indexed = _INDEXED.match(part)
+            if indexed:
+                name, k = indexed.group(1), int(indexed.group(2))
+                items = table.get(name)
+                if not isinstance(items, list) or k >= len(items) or not isinstance(items[k], dict):
+                    have = len(items) if isinstance(items, list) else 0
+                    raise ScenarioError(file, key, f"cannot be set: {name} has {have} tables, no [{k}]")
+                table = items[k]
+                continue
             nxt = table.setdefault(part, {})
             if not isinstance(nxt, dict):
                 raise ScenarioError(file, key, f"cannot be set: {part} is not a table")

@@ -237,12 +237,21 @@ def rate_report(ds, arrays: GraphArrays | None = None) -> dict | None:
     pred = prediction_for(ds, arrays)
     if pred is None:
         return None
+    if _split(ds):  # the run converges to a fixed point away from the anchors: see equilibrium_report
+        return {"predicted": pred.to_dict(), "measured": None, "note": "converges to the equilibrium, not to an anchor"}
     mean = mean_distance_of_hearers(ds)
     meas = measured_rate(ds.step.values, mean, FIT_FLOOR.get(ds.attrs.get("precision"), 1e-4))
     out = {"predicted": pred.to_dict(), "measured": meas.to_dict() if meas else None}
     if meas and pred.rate != 0:
         out["relative_error"] = abs(meas.rate - pred.rate) / abs(pred.rate)
     return out
+
+
+def _split(ds) -> bool:
+    """Several anchors or stubborn agents: the gradient rule ends at a fixed point off the anchors."""
+    several = "anchor_agent" in ds and ds.sizes.get("anchor", 1) > 1
+    stubborn = "stubbornness" in ds and bool(np.any(ds.stubbornness.values > 0))
+    return several or stubborn
 
 
 def equilibrium(scenario, x0: np.ndarray, tol: float = 1e-12, max_iter: int = 200_000) -> tuple[np.ndarray, int, float]:
@@ -289,6 +298,10 @@ def equilibrium(scenario, x0: np.ndarray, tol: float = 1e-12, max_iter: int = 20
         return np.asarray(x), int(k), float(size)
 
 
+# Steps read one by one to measure the approach to the fixed point.
+MAX_APPROACH_STEPS = 5000
+
+
 def equilibrium_report(scenario, ds) -> dict | None:
     """The fixed point of seed 0's run against its endpoint, agent by agent; None where theory has none.
 
@@ -321,9 +334,31 @@ def equilibrium_report(scenario, ds) -> dict | None:
         err = np.asarray(manifold.dist(jnp.asarray(end[settled]), jnp.asarray(fixed[settled])))
         anchors = jnp.asarray(fixed[list(scenario.anchor_indices)])
         to_anchor = np.asarray(jnp.min(manifold.dist(jnp.asarray(fixed)[:, None], anchors[None]), axis=1))
+        # How fast the run approaches the fixed point: the rate the grounded operator predicts.
+        states = ds.state.isel(seed=0)
+        approach = (
+            np.asarray(
+                [
+                    np.mean(
+                        np.asarray(
+                            manifold.dist(
+                                jnp.asarray(states.isel(step=k).values, jnp.float64)[settled], jnp.asarray(fixed[settled])
+                            )
+                        )
+                    )
+                    for k in range(ds.sizes["step"])
+                ]
+            )
+            if ds.sizes["step"] <= MAX_APPROACH_STEPS
+            else None
+        )
     mobile = np.ones(len(fixed), dtype=bool)
     mobile[list(scenario.anchor_indices)] = False
+    meas = None
+    if approach is not None:
+        meas = measured_rate(ds.step.values, approach, FIT_FLOOR.get(scenario.run.precision, 1e-4))
     return {
+        "measured_rate_to_fixed_point": meas.to_dict() if meas else None,
         "method": method,
         "iterations": iterations,
         "residual": residual,

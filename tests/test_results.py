@@ -32,7 +32,7 @@ def test_run_writes_labelled_dataset_and_manifest(tmp_path, capsys):
     assert main(["run", str(src), "--out", str(out), "--quiet"]) == 0
     assert "results:" in capsys.readouterr().out
     ds = load_run(out)
-    assert dict(ds.sizes) == {"seed": 2, "step": 11, "agent": 4, "coord": 3, "edge": 4}
+    assert dict(ds.sizes) == {"seed": 2, "step": 11, "agent": 4, "coord": 3, "edge": 4, "anchor": 1}
     np.testing.assert_array_equal(ds.step.values, [0, 10, 20, 30, 40, 50, 60, 70, 80, 90, 95])
     np.testing.assert_array_equal(ds.seed.values, [4, 9])
     assert ds.attrs["anchor"] == 2 and ds.attrs["manifold"] == "sphere"

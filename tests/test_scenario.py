@@ -236,3 +236,12 @@ def test_file_graph_size_must_match_n(tmp_path):
     write(tmp_path, "0 1\n1 2\n", "g.txt")
     with pytest.raises(ScenarioError, match=r"graph.n is 6 but g.txt has 3 nodes"):
         load_scenario(write(tmp_path, scenario_text(graph={"kind": "file", "path": "g.txt"})))
+
+
+def test_set_reaches_into_an_array_of_anchor_tables(tmp_path):
+    text = ANCHORS + "[[anchors]]\nnode = 0\n[[anchors]]\nnode = 3\ncoupling = 1.0\n"
+    path = write(tmp_path, text)
+    s = load_scenario(path, ["anchors[1].coupling=2.5", "anchors[0].node=1"])
+    assert [a.coupling for a in s.anchors] == [1.0, 2.5] and s.anchor_indices == (1, 3)
+    with pytest.raises(ScenarioError, match=r"anchors\[2\]\.coupling cannot be set: anchors has 2 tables, no \[2\]"):
+        load_scenario(path, ["anchors[2].coupling=1"])
