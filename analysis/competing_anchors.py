@@ -22,7 +22,7 @@ import numpy as np
 from _common import FIGURES, SCENARIOS, write_numbers
 
 from hivemind import load_scenario, simulate
-from hivemind.manifolds import get_manifold
+from hivemind.engine.manifolds import get_manifold
 from hivemind.theory import equilibrium
 
 COUPLINGS = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0)

@@ -2,7 +2,7 @@
 
 Runs ``scenarios/quickstart.toml`` (S^15) and ``scenarios/hyperbolic.toml`` (H^2) with 64
 independent starts each, and estimates every node's entropy at entanglement
-lambda = 0, 0.25, 0.5, 0.75, 1 (see ``hivemind.entropy``). Writes
+lambda = 0, 0.25, 0.5, 0.75, 1 (see ``hivemind.theory.entropy``). Writes
 figures/entropy_collapse_{sphere,hyperbolic}.png and figures/entropy_collapse.json.
 
     .venv/bin/python analysis/entropy_collapse.py
@@ -13,9 +13,9 @@ from __future__ import annotations
 from _common import FIGURES, SCENARIOS, write_numbers
 
 from hivemind import load_scenario
-from hivemind.entropy import collapse_slope, entropy_collapse, predicted_collapse_slope, summary_table
+from hivemind.io.results import finite_or_none
 from hivemind.plot import entropy_figure, save_figure
-from hivemind.results import finite_or_none
+from hivemind.theory.entropy import collapse_slope, entropy_collapse, predicted_collapse_slope, summary_table
 
 CASES = {"sphere": "quickstart.toml", "hyperbolic": "hyperbolic.toml"}
 

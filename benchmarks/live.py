@@ -29,11 +29,11 @@ import tempfile
 import time
 from pathlib import Path
 
+from hivemind.io.results import versions
+from hivemind.io.scenario import load_scenario
 from hivemind.live.backend import LlamaBackend, quiet_stderr
 from hivemind.live.conversation import Transcript, converse, header_for
 from hivemind.live.model import resolve_model
-from hivemind.results import versions
-from hivemind.scenario import load_scenario
 
 LONG_ANCHOR = " ".join(
     f"Article {k}: every member of the group follows the river, speaks of the river, and agrees with the leader."

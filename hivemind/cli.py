@@ -9,11 +9,11 @@ from pathlib import Path
 
 import numpy as np
 
-from hivemind import outdir
-from hivemind.checkpoint import CheckpointError
-from hivemind.manifolds import get_manifold
-from hivemind.results import RunDirError, summarize
-from hivemind.scenario import Scenario, ScenarioError, load_scenario
+from hivemind.engine.checkpoint import CheckpointError
+from hivemind.engine.manifolds import get_manifold
+from hivemind.io import outdir
+from hivemind.io.results import RunDirError, summarize
+from hivemind.io.scenario import Scenario, ScenarioError, load_scenario
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -174,7 +174,7 @@ def _prepare_out(out: Path, scenario: Scenario, resume: bool, force: bool) -> st
     Job scripts that may be requeued pass --resume every time, so --resume with no
     checkpoint starts from step 0, unless OUT holds a finished run of another scenario.
     """
-    from hivemind import checkpoint
+    from hivemind.engine import checkpoint
 
     _check_out(out, resume, force)
     if not resume:
@@ -205,8 +205,8 @@ def _check_space(out: Path, scenario: Scenario) -> None:
     """Refuse a run whose records cannot fit the free space of OUT's filesystem, before it starts."""
     import shutil
 
-    from hivemind.records import partial_path
-    from hivemind.simulate import output_bytes
+    from hivemind.engine.records import partial_path
+    from hivemind.engine.simulate import output_bytes
 
     grown = partial_path(out / "run.nc")
     need = output_bytes(scenario) - (grown.stat().st_size if grown.is_file() else 0)  # a resumed run has part of it
@@ -239,8 +239,8 @@ def _bytes(n: float) -> str:
 
 
 def cmd_run(args) -> int:
-    from hivemind.results import save_manifest
-    from hivemind.simulate import RecordsWriteError, SimulationDiverged, SimulationInterrupted, simulate
+    from hivemind.engine.simulate import RecordsWriteError, SimulationDiverged, SimulationInterrupted, simulate
+    from hivemind.io.results import save_manifest
 
     scenario = load_scenario(args.scenario, args.overrides)
     out = _out_dir(args.out)
@@ -328,7 +328,7 @@ def cmd_theory(args) -> int:
     import dataclasses
     import math
 
-    from hivemind.simulate import SimulationDiverged, simulate
+    from hivemind.engine.simulate import SimulationDiverged, simulate
     from hivemind.theory import mean_distance_of_hearers, rate_report
 
     _positive("--tol", args.tol)
@@ -420,9 +420,9 @@ def _positive(name: str, value, integer: bool = False):
 
 
 def cmd_paths(args) -> int:
-    from hivemind.paths import compare_paths, parse_rules
+    from hivemind.io.results import save_json
     from hivemind.plot import paths_figure, save_figure
-    from hivemind.results import save_json
+    from hivemind.theory.paths import compare_paths, parse_rules
 
     _positive("--seeds", args.seeds, integer=True)
     _positive("--init-seeds", args.init_seeds, integer=True)
@@ -477,10 +477,10 @@ def _lambdas(text: str) -> list[float]:
 
 
 def cmd_entropy(args) -> int:
-    from hivemind.entropy import collapse_slope, entropy_collapse, predicted_collapse_slope, summary_table
+    from hivemind.engine.simulate import SimulationDiverged
+    from hivemind.io.results import finite_or_none, save_csv, save_dataset, save_json
     from hivemind.plot import entropy_figure, save_figure
-    from hivemind.results import finite_or_none, save_csv, save_dataset, save_json
-    from hivemind.simulate import SimulationDiverged
+    from hivemind.theory.entropy import collapse_slope, entropy_collapse, predicted_collapse_slope, summary_table
 
     lambdas = _lambdas(args.lambdas)
     _positive("--samples", args.samples, integer=True)

@@ -19,8 +19,9 @@ from matplotlib.collections import LineCollection
 from matplotlib.colors import LogNorm, Normalize
 from matplotlib.figure import Figure
 
-from hivemind.manifolds import get_manifold
-from hivemind.results import anchor_indices, load_run, mobile_mask
+from hivemind.engine.manifolds import get_manifold
+from hivemind.engine.records import anchor_indices, mobile_mask
+from hivemind.io.results import load_run
 
 # Okabe-Ito: distinguishable under the common colour-vision deficiencies.
 OKABE_ITO = ["#000000", "#E69F00", "#56B4E9", "#009E73", "#F0E442", "#0072B2", "#D55E00", "#CC79A7"]
@@ -281,7 +282,8 @@ def graph(ds: xr.Dataset, max_nodes: int = MAX_GRAPH_NODES) -> Figure:
         axes[0].legend(loc="upper right")
         shown = f"{nodes.size} of {ds.sizes['agent']} nodes" if nodes.size < ds.sizes["agent"] else f"{nodes.size} nodes"
         fig.suptitle(_title(ds, f"the graph, {shown}, coloured by distance to the anchor"))
-        fig.colorbar(sc, ax=list(axes[:3]), label="distance to the nearest anchor (log scale)", shrink=0.85)
+        nearest = "distance to the nearest anchor" if len(anchor_indices(ds)) > 1 else "distance to anchor"
+        fig.colorbar(sc, ax=list(axes[:3]), label=f"{nearest} (log scale)", shrink=0.85)
         if split:
             _clusters_panel(axes[3], ds, nodes, xy, segs, [where[i] for i in anchors])
         return fig
@@ -454,7 +456,7 @@ def paths_figure(report) -> Figure:
 
 def entropy_figure(result: xr.Dataset, predicted_slope: float | None = None) -> Figure:
     """Entropy against entanglement lambda (final step), and entropy and degrees of freedom against time."""
-    from hivemind.entropy import summary_table
+    from hivemind.theory.entropy import summary_table
 
     table = summary_table(result)
     lams, steps = table.lam.values, table.step.values

@@ -12,13 +12,13 @@ import pytest
 from helpers import scenario
 
 from hivemind import SimulationDiverged, simulate
-from hivemind.energy import loss, riemannian_gradient
-from hivemind.manifolds import get_manifold
-from hivemind.simulate import engine_inputs
+from hivemind.engine.energy import loss, riemannian_gradient
+from hivemind.engine.manifolds import get_manifold
+from hivemind.engine.simulate import engine_inputs
 
 
 def grounded_laplacian_nx(graph: nx.Graph, anchor: int, coupling: float, inertia: np.ndarray) -> np.ndarray:
-    """M^-1 L_g built with networkx, independently of hivemind.topology."""
+    """M^-1 L_g built with networkx, independently of hivemind.engine.topology."""
     g = graph.copy()
     for u, v, data in g.edges(data=True):
         data["weight"] = data.get("weight", 1.0) * (coupling if anchor in (u, v) else 1.0)
@@ -150,7 +150,7 @@ def test_stochastic_noise_has_the_requested_scale():
 
 
 def test_noise_schedules_decay_as_documented():
-    from hivemind.schedules import make_schedule
+    from hivemind.engine.schedules import make_schedule
 
     t = jnp.arange(0.0, 500.0, 50.0)
     np.testing.assert_allclose(make_schedule("constant", 0.3, 10.0)(t), 0.3)

@@ -12,7 +12,9 @@ import pytest
 from scipy.special import digamma
 
 from hivemind.cli import main
-from hivemind.entropy import (
+from hivemind.engine.manifolds import get_manifold
+from hivemind.theory import predicted_rate
+from hivemind.theory.entropy import (
     collapse_slope,
     entangle,
     entropy_collapse,
@@ -25,8 +27,6 @@ from hivemind.entropy import (
     tangent_basis,
     tangent_coordinates,
 )
-from hivemind.manifolds import get_manifold
-from hivemind.theory import predicted_rate
 from tests.helpers import scenario, scenario_text
 
 

@@ -130,7 +130,7 @@ def mutated(draw):
 
 
 def small_enough_to_run(path) -> bool:
-    from hivemind.scenario import load_scenario
+    from hivemind.io.scenario import load_scenario
 
     s = load_scenario(path)
     return s.arrays.n_nodes <= 200 and s.dynamics.steps <= 500 and s.manifold.dim <= 16 and len(s.run.seeds) <= 4
@@ -154,11 +154,12 @@ def check_one(path, out, capsys) -> str:
     return "ran" if code == 0 else "diverged"
 
 
-def test_fuzzed_scenarios_run_or_fail_in_one_line(tmp_path, capsys):
+def fuzz(strategy, examples: int, tmp_path, capsys, label: str) -> dict[str, int]:
+    """Feed ``examples`` files drawn from ``strategy`` through ``check_one``; print and return the tally."""
     tally = {}
 
-    @settings(max_examples=250, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
-    @given(text=mutated())
+    @settings(max_examples=examples, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
+    @given(text=strategy)
     def one(text):
         path = tmp_path / "fuzz.toml"
         path.write_text(text, encoding="utf-8")
@@ -167,7 +168,12 @@ def test_fuzzed_scenarios_run_or_fail_in_one_line(tmp_path, capsys):
 
     one()
     with capsys.disabled():
-        print(f"\nfuzzed scenario files: {sum(tally.values())} tried: {tally}")
+        print(f"\n{label}: {sum(tally.values())} tried: {tally}")
+    return tally
+
+
+def test_fuzzed_scenarios_run_or_fail_in_one_line(tmp_path, capsys):
+    tally = fuzz(mutated(), 250, tmp_path, capsys, "fuzzed scenario files")
     assert tally.get("refused", 0) > 50 and tally.get("ran", 0) > 10  # both sides were exercised
 
 
@@ -226,19 +232,7 @@ def optax_rules(draw):
 
 def test_fuzzed_optax_rules_and_options_run_or_fail_in_one_line(tmp_path, capsys):
     """Every name in optax as a rule (optimizers, transformations, functions, classes), options of every type."""
-    tally = {}
-
-    @settings(max_examples=200, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
-    @given(text=optax_rules())
-    def one(text):
-        path = tmp_path / "fuzz.toml"
-        path.write_text(text, encoding="utf-8")
-        outcome = check_one(path, tmp_path / "out", capsys)
-        tally[outcome] = tally.get(outcome, 0) + 1
-
-    one()
-    with capsys.disabled():
-        print(f"\nfuzzed optax rules and options: {sum(tally.values())} tried: {tally}")
+    tally = fuzz(optax_rules(), 200, tmp_path, capsys, "fuzzed optax rules and options")
     assert tally.get("refused", 0) > 50 and tally.get("ran", 0) > 10
 
 

@@ -19,12 +19,12 @@ import numpy as np
 import pytest
 
 from hivemind.cli import main
+from hivemind.io.scenario import ScenarioError, parse_scenario
 from hivemind.live.backend import FakeBackend
 from hivemind.live.conversation import in_neighbours, message_seeds
 from hivemind.live.fit import fit_step_size
 from hivemind.live.prompts import build_prompt
 from hivemind.live.run import run_live
-from hivemind.scenario import ScenarioError, parse_scenario
 
 ANCHOR = "the river is the only road home"
 

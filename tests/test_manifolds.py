@@ -11,7 +11,7 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from hivemind.manifolds import Euclidean, Hyperbolic, Sphere, get_manifold
+from hivemind.engine.manifolds import Euclidean, Hyperbolic, Sphere, get_manifold
 
 # Tolerances per dtype: a few hundred ulps for compositions of several transcendental steps.
 TOL = {jnp.float32: 2e-4, jnp.float64: 1e-10}
@@ -202,7 +202,7 @@ def test_sphere_uniform_points_have_zero_mean():
 def test_random_tangent_is_a_standard_gaussian_in_an_orthonormal_frame(kind):
     # Far from the origin (x_0 = cosh 3 on the hyperboloid) the noise must still be
     # N(0, I_d) in the metric: coordinates in an orthonormal basis have identity covariance.
-    from hivemind.entropy import tangent_basis
+    from hivemind.theory.entropy import tangent_basis
 
     m = get_manifold(kind, 3)
     o = m.origin(jnp.float64)

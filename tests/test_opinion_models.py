@@ -42,24 +42,19 @@ def ndlib_fj(graph: nx.Graph, x0: dict, theta: dict, iterations: int) -> dict:
     return model.status
 
 
-def test_friedkin_johnsen_on_the_real_line_equals_ndlib_to_1e12():
-    rng = np.random.default_rng(7)
-    graph = nx.barabasi_albert_graph(40, 2, seed=3)
-    n = graph.number_of_nodes()
-    x0 = rng.uniform(-1, 1, n)
-    theta = rng.uniform(0, 1, n)
-    theta[0] = 0.0  # node 0 is the anchor: theta = 1 on NDlib's side, infinite inertia on ours
+def fj_line(graph: nx.Graph, x0: np.ndarray, theta: np.ndarray, anchor: int, steps: int) -> str:
+    """R^1, degree inertia, step size 1, float64: the setting in which hivemind's update is FJ's."""
     edges = "[" + ", ".join(f"[{u}, {v}]" for u, v in graph.edges) + "]"
-    text = f"""
+    return f"""
 [manifold]
 kind = "euclidean"
 dim = 1
 [graph]
 kind = "edges"
-n = {n}
+n = {len(x0)}
 edges = {edges}
 [anchor]
-node = 0
+node = {anchor}
 state = "init"
 [init]
 kind = "explicit"
@@ -67,15 +62,25 @@ states = [{", ".join(f"[{float(v)!r}]" for v in x0)}]
 [dynamics]
 rule = "gradient"
 step_size = 1.0
-steps = 100
+steps = {steps}
 [record]
-every = 100
+every = {steps}
 [agents]
 inertia = "degree"
 stubbornness = {toml_list(theta)}
 [run]
 precision = "float64"
 """
+
+
+def test_friedkin_johnsen_on_the_real_line_equals_ndlib_to_1e12():
+    rng = np.random.default_rng(7)
+    graph = nx.barabasi_albert_graph(40, 2, seed=3)
+    n = graph.number_of_nodes()
+    x0 = rng.uniform(-1, 1, n)
+    theta = rng.uniform(0, 1, n)
+    theta[0] = 0.0  # node 0 is the anchor: theta = 1 on NDlib's side, infinite inertia on ours
+    text = fj_line(graph, x0, theta, 0, 100)
     ours = simulate(parse_scenario(text)).state.isel(seed=0, step=-1, coord=0).values
     theirs = ndlib_fj(graph, dict(enumerate(x0)), {i: (1.0 if i == 0 else t) for i, t in enumerate(theta)}, 100)
     theirs = np.asarray([theirs[i] for i in range(n)])
@@ -94,33 +99,8 @@ def test_friedkin_johnsen_equilibrium_formula_matches_the_run():
     w = adjacency / adjacency.sum(1, keepdims=True)
     big_theta = np.diag(theta)
     closed = np.linalg.solve(np.eye(n) - (np.eye(n) - big_theta) @ w, big_theta @ x0)
-    edges = "[" + ", ".join(f"[{u}, {v}]" for u, v in graph.edges) + "]"
     # An extra node 30, the anchor, joined to nobody: it changes nothing.
-    text = f"""
-[manifold]
-kind = "euclidean"
-dim = 1
-[graph]
-kind = "edges"
-n = {n + 1}
-edges = {edges}
-[anchor]
-node = {n}
-state = "init"
-[init]
-kind = "explicit"
-states = [{", ".join(f"[{float(v)!r}]" for v in [*x0, 0.0])}]
-[dynamics]
-step_size = 1.0
-steps = 2000
-[record]
-every = 2000
-[agents]
-inertia = "degree"
-stubbornness = {toml_list([*theta, 0.0])}
-[run]
-precision = "float64"
-"""
+    text = fj_line(graph, np.asarray([*x0, 0.0]), np.asarray([*theta, 0.0]), n, 2000)
     s = parse_scenario(text)
     ran = simulate(s).state.isel(seed=0, step=-1, coord=0).values[:n]
     x_init = np.asarray([*x0, 0.0])[:, None]

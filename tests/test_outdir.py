@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from hivemind.cli import main
-from hivemind.outdir import LOCK_NAME, DirectoryBusy, locked
+from hivemind.io.outdir import LOCK_NAME, DirectoryBusy, locked
 from tests.helpers import scenario_text
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # Holds the lock of argv[1] until killed, and says when it has it.
 HOLDER = """
 import sys, time
-from hivemind.outdir import locked
+from hivemind.io.outdir import locked
 with locked(sys.argv[1]):
     print("held", flush=True)
     time.sleep(600)

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from hivemind.cli import main
-from hivemind.manifolds import get_manifold
-from hivemind.paths import RuleSpec, compare_paths, default_tolerance, parse_rules
-from hivemind.simulate import anchor_state
+from hivemind.engine.manifolds import get_manifold
+from hivemind.engine.simulate import anchor_state
+from hivemind.theory.paths import RuleSpec, compare_paths, default_tolerance, parse_rules
 from tests.helpers import scenario, scenario_text
 
 FAST = {"rule": "gradient", "step_size": 0.2, "steps": 400}

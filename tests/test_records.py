@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from hivemind import records, results
 from hivemind.cli import main
-from hivemind.simulate import output_bytes, record_steps, simulate
+from hivemind.engine import records
+from hivemind.engine.simulate import output_bytes, record_steps, simulate
 from tests.helpers import scenario, scenario_text
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -46,7 +46,7 @@ def test_estimated_size_matches_the_written_file(tmp_path):
 
 
 def test_chunks_stay_small_however_long_the_run():
-    from hivemind.simulate import CHUNK_RECORD_BYTES, chunk_plan, output_record_bytes
+    from hivemind.engine.simulate import CHUNK_RECORD_BYTES, chunk_plan, output_record_bytes
 
     s = scenario(
         graph={"kind": "cycle", "n": 200}, manifold={"kind": "sphere", "dim": 15}, dynamics={"steps": 10**6}, record={"every": 1}
@@ -57,7 +57,7 @@ def test_chunks_stay_small_however_long_the_run():
 
 
 def test_a_large_result_comes_back_backed_by_its_file(tmp_path, monkeypatch):
-    monkeypatch.setattr(results, "IN_MEMORY_BYTES", 10_000)
+    monkeypatch.setattr(records, "IN_MEMORY_BYTES", 10_000)
     s = scenario(dynamics={"steps": 500}, record={"every": 1})
     ds = simulate(s)  # no out_file: records above the limit go to a temporary file
     source = Path(ds.encoding["source"])
@@ -104,7 +104,7 @@ def failing_append(n: int):
     def append(self, rec):
         calls.append(1)
         if len(calls) == n:
-            self._resize(self.count + rec[0].shape[1])  # HDF5 grew the file, then the disk filled
+            self._resize(self.count + rec["loss"].shape[1])  # HDF5 grew the file, then the disk filled
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(self.path))
         return real(self, rec)
 
@@ -136,7 +136,7 @@ def test_a_full_disk_keeps_the_checkpoint_says_so_and_resume_is_bitwise_equal(tm
 
 
 def test_a_checkpoint_that_cannot_be_written_keeps_the_previous_one(tmp_path, monkeypatch, capsys):
-    from hivemind import checkpoint
+    from hivemind.engine import checkpoint
 
     path = tmp_path / "s.toml"
     path.write_text(scenario_text(dynamics={"steps": 2000}, record={"every": 10}))
@@ -171,7 +171,7 @@ def test_a_run_larger_than_the_free_space_is_refused_before_it_starts(tmp_path, 
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "only 100.0 KB are free" in err
     every = int(err.split("record.every = ")[-1].split()[0])
-    from hivemind.scenario import load_scenario
+    from hivemind.io.scenario import load_scenario
 
     s = load_scenario(path)
     assert output_bytes(s, every) <= free < output_bytes(s, every // 2)  # the suggestion fits, half of it would not

@@ -11,7 +11,7 @@ from helpers import scenario_text
 
 from hivemind import load_run, load_scenario, simulate
 from hivemind.cli import main
-from hivemind.results import RunDirError
+from hivemind.io.results import RunDirError
 
 ROOT = Path(__file__).resolve().parents[1]
 

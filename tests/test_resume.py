@@ -15,7 +15,7 @@ import pytest
 import xarray as xr
 
 from hivemind.cli import main
-from hivemind.simulate import simulate
+from hivemind.engine.simulate import simulate
 from tests.helpers import scenario, scenario_text
 
 # Long enough (a few seconds) to be caught mid-run; 20 chunks, so a checkpoint every ~5 %.
@@ -196,7 +196,7 @@ def test_checkpoint_every_zero_writes_nothing(tmp_path):
 
 
 def test_a_write_that_fails_halfway_leaves_the_old_file_and_no_debris(tmp_path, monkeypatch):
-    from hivemind import results
+    from hivemind.io import results
 
     path = tmp_path / "manifest.json"
     results.save_json({"status": "complete"}, path)

@@ -11,8 +11,8 @@ from helpers import scenario
 
 from hivemind import simulate
 from hivemind.cli import main
+from hivemind.engine.topology import graph_arrays
 from hivemind.theory import grounded_spectrum, measured_rate, predicted_rate, rate_report
-from hivemind.topology import graph_arrays
 
 
 def test_star_around_the_anchor_has_spectrum_kappa():

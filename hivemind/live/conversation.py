@@ -22,11 +22,11 @@ from pathlib import Path
 
 import numpy as np
 
+from hivemind.io.scenario import Scenario
 from hivemind.live.backend import Backend
 from hivemind.live.config import DECODINGS, LiveSpec
 from hivemind.live.metrics import round_metrics, state_id
 from hivemind.live.prompts import PromptTooLong, build_prompt
-from hivemind.scenario import Scenario
 
 TRANSCRIPT = "transcript.jsonl"
 FORMAT_VERSION = 1

@@ -18,12 +18,14 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from hivemind.engine.atomic import atomic_write
+from hivemind.engine.records import NETCDF_ENGINE
+from hivemind.io.results import finite_or_none, save_csv, save_json, versions
+from hivemind.io.scenario import Scenario
 from hivemind.live.backend import Backend, LlamaBackend
 from hivemind.live.conversation import TRANSCRIPT, LiveError, Trajectory, Transcript, converse, header_for
 from hivemind.live.fit import TheoryFit, fit_step_size
 from hivemind.live.model import resolve_model
-from hivemind.results import NETCDF_ENGINE, atomic_write, finite_or_none, save_csv, save_json, versions
-from hivemind.scenario import Scenario
 
 OUTPUTS = (TRANSCRIPT, "rounds.csv", "agents.csv", "live.nc", "summary.json", "live.png", "live.pdf", "live.svg")
 

@@ -15,10 +15,10 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from hivemind.energy import PLAIN, Features, drift
-from hivemind.manifolds import Manifold
-from hivemind.schedules import make_schedule
-from hivemind.topology import Topology
+from hivemind.engine.energy import PLAIN, Features, drift
+from hivemind.engine.manifolds import Manifold
+from hivemind.engine.schedules import make_schedule
+from hivemind.engine.topology import Topology
 
 Array = jax.Array
 

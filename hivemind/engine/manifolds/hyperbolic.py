@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import jax
 import jax.numpy as jnp
 
-from hivemind.manifolds.base import Array, ManifoldBase, dot, ratio_or_one, safe_sqrt, sinhc
+from hivemind.engine.manifolds.base import Array, ManifoldBase, dot, ratio_or_one, safe_sqrt, sinhc
 
 
 def minkowski(u: Array, v: Array) -> Array:

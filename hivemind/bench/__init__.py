@@ -29,9 +29,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from hivemind import baselines
-from hivemind.scenario import Scenario, parse_scenario
-from hivemind.simulate import TAG_DYNAMICS, advance, engine_inputs, initial_configuration, simulate, start
+from hivemind.bench import baselines
+from hivemind.engine.simulate import TAG_DYNAMICS, advance, engine_inputs, initial_configuration, simulate, start
+from hivemind.io.scenario import Scenario, parse_scenario
 
 # Implementations agree when their states after the same steps differ by less than this
 # (float32 engine against float32 numpy and float64 Python: rounding, not mathematics).
@@ -242,7 +242,7 @@ def geometry_kernel(opts: BenchOptions, n_pairs: int, log: Callable[[str], None]
     if kernel is None:
         log("  geomstats not installed (pip install 'hivemind[bench]'): kernel comparison skipped")
         return None
-    from hivemind.manifolds import get_manifold
+    from hivemind.engine.manifolds import get_manifold
 
     sphere = get_manifold("sphere", opts.dim)
     rng = np.random.default_rng(0)
@@ -428,8 +428,8 @@ def report(result: dict) -> str:
 
 def save(result: dict, out: Path, formats: tuple[str, ...] = ("png",)) -> list[Path]:
     """``bench.json`` and the log-log figure ``bench.<fmt>`` in ``out``."""
+    from hivemind.io.results import save_json
     from hivemind.plot import bench_figure, save_figure
-    from hivemind.results import save_json
 
     out.mkdir(parents=True, exist_ok=True)
     save_json(result, out / "bench.json")

@@ -23,7 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from hivemind.topology import Topology
+from hivemind.engine.topology import Topology
 
 AXIS = "devices"
 SHARD_KINDS = ("none", "seeds", "agents")
@@ -97,7 +97,7 @@ def shard(kind: str, states: jax.Array, keys: jax.Array, topology: Topology) -> 
 
 def trim(records: dict, layout: Layout) -> dict:
     """Drop padded seeds (axis 0) and agents (the ``agent`` axis) from records with seeds first."""
-    from hivemind.results import VARIABLES
+    from hivemind.engine.records import VARIABLES
 
     s, n = layout
     out = {}

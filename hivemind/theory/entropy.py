@@ -34,9 +34,9 @@ import jax.numpy as jnp
 import numpy as np
 import xarray as xr
 
-from hivemind.manifolds import Manifold, get_manifold
-from hivemind.scenario import Scenario
-from hivemind.simulate import anchor_state, simulate
+from hivemind.engine.manifolds import Manifold, get_manifold
+from hivemind.engine.simulate import anchor_state, simulate
+from hivemind.io.scenario import Scenario
 from hivemind.theory import FIT_FLOOR, MAX_DENSE_AGENTS, hearers, predicted_rate
 
 DEFAULT_LAMBDAS = (0.0, 0.25, 0.5, 0.75, 1.0)

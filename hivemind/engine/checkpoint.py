@@ -3,7 +3,7 @@
 A checkpoint directory holds ``carry.npz``: the engine's carry after chunk k (states,
 the rule's state, the PRNG keys), the step reached, how many recorded steps the records
 file held then, and the scenario's fingerprint. The records themselves grow in one
-NetCDF file (``hivemind.records``); ``carry.npz`` is written atomically and only after
+NetCDF file (``hivemind.engine.records``); ``carry.npz`` is written atomically and only after
 the records it counts were flushed, so whatever a kill leaves on disk is consistent.
 Resuming cuts the records file back to that count, restores the carry bit for bit and
 replays the same chunk plan, so a resumed run ends with the same arrays as one that was
@@ -19,7 +19,7 @@ from typing import Any
 import jax
 import numpy as np
 
-from hivemind.results import atomic_write
+from hivemind.engine.atomic import atomic_write
 
 CARRY = "carry.npz"
 
@@ -85,7 +85,7 @@ def load(directory: Path, fingerprint: str, template: Any) -> tuple[Any, int, in
 
 def open_records(path: Path, steps: np.ndarray, n_records: int):
     """The records file a checkpoint points at, cut back to the ``n_records`` steps it counted."""
-    from hivemind.records import FileRecords
+    from hivemind.engine.records import FileRecords
 
     try:
         rec = FileRecords.open(path, steps)

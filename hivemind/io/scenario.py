@@ -19,11 +19,11 @@ from typing import Any
 
 import numpy as np
 
-from hivemind import graphs
-from hivemind.manifolds import MANIFOLDS, get_manifold
-from hivemind.rules import BUILTIN_RULES
-from hivemind.schedules import SCHEDULES
-from hivemind.topology import GraphArrays, graph_arrays
+from hivemind.engine.manifolds import MANIFOLDS, get_manifold
+from hivemind.engine.rules import BUILTIN_RULES
+from hivemind.engine.schedules import SCHEDULES
+from hivemind.engine.topology import GraphArrays, graph_arrays
+from hivemind.io import graphs
 
 
 class ScenarioError(ValueError):
@@ -670,7 +670,7 @@ def _check_optax_options(r: _Reader, rule: str, options: dict) -> None:
 
     import optax
 
-    from hivemind.rules import optimizer_problem
+    from hivemind.engine.rules import optimizer_problem
 
     try:
         accepted = set(inspect.signature(getattr(optax, rule)).parameters)

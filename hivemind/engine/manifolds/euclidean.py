@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import jax
 import jax.numpy as jnp
 
-from hivemind.manifolds.base import Array, ManifoldBase, dot, safe_sqrt
+from hivemind.engine.manifolds.base import Array, ManifoldBase, dot, safe_sqrt
 
 
 @dataclass(frozen=True)

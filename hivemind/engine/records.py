@@ -1,4 +1,5 @@
-"""Where a run's observations go while it runs: memory, or a ``run.nc`` that grows on disk.
+"""What a run records, labelled as an xarray Dataset, and where it goes while it runs:
+memory, or a ``run.nc`` that grows on disk.
 
 A long run records more than fits in memory (10^6 recorded steps of the quickstart are
 13 GB), so ``simulate`` streams its records chunk by chunk into a NetCDF/HDF5 file whose
@@ -23,10 +24,11 @@ from typing import TYPE_CHECKING
 import numpy as np
 import xarray as xr
 
-from hivemind.results import NETCDF_ENGINE, VARIABLES, _fsync_dir, build_dataset
+from hivemind.engine.atomic import fsync_dir
+from hivemind.engine.topology import GraphArrays, reachable_from_anchor
 
 if TYPE_CHECKING:
-    from hivemind.scenario import Scenario
+    from hivemind.io.scenario import Scenario
 
 # Free space kept in hand beyond a chunk's own bytes: HDF5's metadata, the checkpoint.
 SPACE_MARGIN = 4 * 2**20
@@ -34,6 +36,130 @@ SPACE_MARGIN = 4 * 2**20
 # HDF5 chunks of about this size: large enough for fast appends, small enough to read a
 # few steps of a long run without touching the rest.
 CHUNK_BYTES = 4 * 2**20
+
+
+NETCDF_ENGINE = "h5netcdf"
+# A results file larger than this is opened backed by the file instead of loaded into memory.
+IN_MEMORY_BYTES = 256 * 2**20
+
+# What the engine records at every recorded step: dimensions and description.
+VARIABLES = {
+    "state": (("seed", "step", "agent", "coord"), "agent state (ambient coordinates)"),
+    "loss": (("seed", "step"), "global loss 1/2 sum w kappa d^2"),
+    "distance_to_anchor": (("seed", "step", "agent"), "geodesic distance to the nearest anchor"),
+    "dispersion": (("seed", "step"), "mean pairwise geodesic distance over a fixed sample of agents"),
+    "clusters": (("seed", "step"), "connected components once edges longer than cluster_tol are dropped"),
+    "largest_cluster_share": (("seed", "step"), "share of the nodes in the largest cluster"),
+    "nearest_anchor": (("seed", "step", "agent"), "index (into the anchor dimension) of the nearest anchor"),
+    "anchor_share": (("seed", "step", "anchor"), "share of the mobile agents nearest to each anchor"),
+}
+
+
+def build_dataset(scenario: Scenario, steps, records: dict, wall_time: float = float("nan")) -> xr.Dataset:
+    """Label the engine's records (``VARIABLES``): dimensions (seed, step, agent, coord), the graph on (edge)."""
+    arrays = scenario.arrays
+    anchors = list(scenario.anchor_indices)
+    _, _, n, d = records["state"].shape
+    data = {}
+    for name, values in records.items():
+        dims, long_name = VARIABLES[name]
+        attrs = {"long_name": long_name}
+        if name in ("distance_to_anchor", "dispersion"):
+            attrs["units"] = "radians" if scenario.manifold.kind == "sphere" else "geodesic length"
+        data[name] = (dims, values, attrs)
+    is_anchor = np.zeros(n, dtype=np.int8)
+    is_anchor[anchors] = 1
+    inertia = arrays.inertia.copy()
+    inertia[anchors] = np.inf
+    ds = xr.Dataset(
+        data_vars={
+            **data,
+            "edge_src": (("edge",), arrays.src.astype(np.int64)),
+            "edge_dst": (("edge",), arrays.dst.astype(np.int64)),
+            "edge_weight": (("edge",), arrays.weight.astype(np.float64)),
+            "inertia": (("agent",), inertia),
+            "stubbornness": (("agent",), scenario.stubbornness, {"long_name": "theta: weight of the agent's own initial state"}),
+            "is_anchor": (("agent",), is_anchor, {"long_name": "1 for anchors (infinite inertia)"}),
+            "anchor_agent": (("anchor",), np.asarray(anchors, np.int64), {"long_name": "agent index of each anchor"}),
+            "anchor_coupling": (("anchor",), np.asarray([a.coupling for a in scenario.anchors]), {"long_name": "kappa"}),
+            "reachable": (
+                ("agent",),
+                reachable_from_anchor(arrays, anchors).astype(np.int8),
+                {"long_name": "1 if the agent can hear an anchor through the graph"},
+            ),
+        },
+        coords={
+            "seed": ("seed", np.asarray(scenario.run.seeds, np.int64)),
+            "step": ("step", np.asarray(steps, np.int64)),
+            "agent": ("agent", np.arange(n, dtype=np.int64)),
+            "node": ("agent", np.asarray([str(label) for label in arrays.labels], dtype=object)),
+            "coord": ("coord", np.arange(d, dtype=np.int64)),
+            "anchor": ("anchor", np.arange(len(anchors), dtype=np.int64)),
+        },
+        attrs={
+            "scenario": scenario.name,
+            "manifold": scenario.manifold.kind,
+            "dim": scenario.manifold.dim,
+            "anchor": anchors[0],
+            "anchors": np.asarray(anchors, np.int64),
+            "anchor_node": str(scenario.anchor.node),
+            "coupling": scenario.anchor.coupling,
+            "directed": int(arrays.directed),
+            "rule": scenario.dynamics.rule,
+            "step_size": scenario.dynamics.step_size,
+            "noise": scenario.dynamics.noise,
+            "noise_schedule": scenario.dynamics.noise_schedule,
+            "confidence": np.inf if scenario.dynamics.confidence is None else scenario.dynamics.confidence,
+            "cluster_tol": scenario.record.cluster_tol,
+            "inertia_kind": scenario.agents.inertia if isinstance(scenario.agents.inertia, str) else "given",
+            "precision": scenario.run.precision,
+            "wall_time_s": float(wall_time),
+            "status": "complete",
+        },
+    )
+    return ds
+
+
+def anchor_indices(ds: xr.Dataset) -> np.ndarray:
+    """The agent indices of a run's anchors (runs written before several anchors existed have one)."""
+    if "anchor_agent" in ds:
+        return np.asarray(ds.anchor_agent.values, dtype=np.int64)
+    return np.asarray([int(ds.attrs["anchor"])])
+
+
+def mobile_mask(ds: xr.Dataset) -> np.ndarray:
+    """True for every agent that is not an anchor."""
+    mask = np.ones(ds.sizes["agent"], dtype=bool)
+    mask[anchor_indices(ds)] = False
+    return mask
+
+
+def open_result(path: str | Path) -> xr.Dataset:
+    """A results file: loaded into memory up to ``IN_MEMORY_BYTES``, else backed by the file.
+
+    A file-backed Dataset reads what is indexed (``ds.state.isel(step=-1)`` reads one
+    step), so a run of any length can be opened.
+    """
+    path = Path(path)
+    ds = xr.open_dataset(path, engine=NETCDF_ENGINE)
+    if path.stat().st_size <= IN_MEMORY_BYTES:
+        with ds:
+            return ds.load()
+    return ds
+
+
+def graph_arrays_of(ds: xr.Dataset) -> GraphArrays:
+    """The graph stored in a results Dataset, as the engine indexed it."""
+    inertia = ds.inertia.values.astype(np.float64).copy()
+    inertia[anchor_indices(ds)] = 1.0  # stored as inf; only 1/m = 0 matters to the engine
+    return GraphArrays(
+        labels=[str(v) for v in ds.node.values],
+        src=ds.edge_src.values.astype(np.int64),
+        dst=ds.edge_dst.values.astype(np.int64),
+        weight=ds.edge_weight.values.astype(np.float64),
+        directed=bool(ds.attrs.get("directed", 0)),
+        inertia=inertia,
+    )
 
 
 def record_bytes(n_seeds: int, n_agents: int, ambient_dim: int, itemsize: int, n_anchors: int = 1) -> int:
@@ -167,7 +293,7 @@ class FileRecords:
         with open(self.path, "rb+") as fh:
             os.fsync(fh.fileno())
         os.replace(self.path, final)
-        _fsync_dir(final.parent)
+        fsync_dir(final.parent)
         self.path = final
 
     def snapshot(self, final: Path, status: str, wall_time: float) -> bool:

@@ -17,8 +17,8 @@ import jax
 import jax.numpy as jnp
 from jax.custom_batching import custom_vmap
 
-from hivemind.manifolds import Manifold
-from hivemind.topology import Topology
+from hivemind.engine.manifolds import Manifold
+from hivemind.engine.topology import Topology
 
 
 def agents_first(batch: jax.Array) -> jax.Array:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from hivemind.manifolds import Manifold
+from hivemind.engine.manifolds import Manifold
 
 Array = jax.Array
 

@@ -16,7 +16,7 @@ from xml.etree.ElementTree import ParseError
 import networkx as nx
 import numpy as np
 
-from hivemind.topology import GraphArrays
+from hivemind.engine.topology import GraphArrays
 
 
 class GraphError(ValueError):

@@ -5,10 +5,10 @@ Adding a geometry means adding one module here and one entry in ``MANIFOLDS``.
 
 from __future__ import annotations
 
-from hivemind.manifolds.base import Manifold
-from hivemind.manifolds.euclidean import Euclidean
-from hivemind.manifolds.hyperbolic import Hyperbolic
-from hivemind.manifolds.sphere import Sphere
+from hivemind.engine.manifolds.base import Manifold
+from hivemind.engine.manifolds.euclidean import Euclidean
+from hivemind.engine.manifolds.hyperbolic import Hyperbolic
+from hivemind.engine.manifolds.sphere import Sphere
 
 MANIFOLDS: dict[str, type] = {"sphere": Sphere, "hyperbolic": Hyperbolic, "euclidean": Euclidean}
 

@@ -21,12 +21,12 @@ import jax.numpy as jnp
 import numpy as np
 import xarray as xr
 
-from hivemind import checkpoint, energy, records, results, sharding
-from hivemind.initial import initial_states
-from hivemind.manifolds import Manifold, get_manifold
-from hivemind.rules import make_rule
-from hivemind.scenario import Scenario
-from hivemind.topology import Topology, build_topology
+from hivemind.engine import checkpoint, energy, records, sharding
+from hivemind.engine.initial import initial_states
+from hivemind.engine.manifolds import Manifold, get_manifold
+from hivemind.engine.rules import make_rule
+from hivemind.engine.topology import Topology, build_topology
+from hivemind.io.scenario import Scenario
 
 # Purpose tags folded into seeds, so the anchor, the initial configuration and the
 # dynamics draw from independent streams even when their seeds are equal.
@@ -265,7 +265,7 @@ def simulate(
         Start from these states instead of the scenario's ``[init]``.
     checkpoint_dir : path, optional
         Save the engine's state here every ``run.checkpoint_every`` steps (by default
-        after every chunk); see ``hivemind.checkpoint``.
+        after every chunk); see ``hivemind.engine.checkpoint``.
     resume : bool
         Continue from the checkpoint in ``checkpoint_dir`` if there is one. The result
         is bitwise equal to an uninterrupted run's.
@@ -280,7 +280,7 @@ def simulate(
         With ``state(seed, step, agent, coord)``, ``loss(seed, step)``,
         ``distance_to_anchor(seed, step, agent)`` and the graph; see ``results``.
         Records stream to a file whenever ``out_file`` or ``checkpoint_dir`` is given,
-        or when they would exceed ``results.IN_MEMORY_BYTES`` (256 MiB): then into a
+        or when they would exceed ``records.IN_MEMORY_BYTES`` (256 MiB): then into a
         temporary directory, whose path is ``ds.encoding["source"]``. A result file up
         to that size is loaded into memory; a larger one is returned lazily backed by
         the file (xarray reads what is indexed), so memory does not grow with steps.
@@ -319,7 +319,7 @@ def _record_target(scenario: Scenario, ckpt: Path | None, out_file) -> tuple[Pat
         return records.partial_path(final), final
     if ckpt is not None:
         return ckpt / "records.nc", None
-    if output_bytes(scenario) > results.IN_MEMORY_BYTES:
+    if output_bytes(scenario) > records.IN_MEMORY_BYTES:
         import tempfile
 
         final = Path(tempfile.mkdtemp(prefix="hivemind-")) / "run.nc"
@@ -381,7 +381,7 @@ def _simulate(scenario, progress, init_states, dtype, ckpt: Path | None, resume:
         if not shown:
             rec.set_attrs(status=status)
         rec.close()  # HDF5 will not open a file twice in one process
-        return results.open_result(final if shown else rec.path)
+        return records.open_result(final if shown else rec.path)
 
     try:
         for c in range(first_chunk, len(plan)):
@@ -422,11 +422,11 @@ def _simulate(scenario, progress, init_states, dtype, ckpt: Path | None, resume:
         ds = rec.dataset(None, wall())
     elif final is not None:
         rec.finish(final, wall())
-        ds = results.open_result(final)
+        ds = records.open_result(final)
     else:  # records in the checkpoint directory, which is about to go: keep them in memory
         rec.set_attrs(status="complete", wall_time_s=wall())
         rec.close()
-        with xr.open_dataset(rec.path, engine=results.NETCDF_ENGINE) as f:
+        with xr.open_dataset(rec.path, engine=records.NETCDF_ENGINE) as f:
             ds = f.load()
     if ckpt is not None:
         checkpoint.clear(ckpt)

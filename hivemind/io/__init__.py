@@ -1,0 +1,1 @@
+"""Files in and out: scenario TOML, graph files, run directories (``run.nc``, ``manifest.json``), locks."""
