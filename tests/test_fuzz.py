@@ -314,3 +314,16 @@ def test_fuzzed_live_sections_validate_or_fail_in_one_line(tmp_path, capsys):
     with capsys.disabled():
         print(f"\nfuzzed [live] sections: {sum(tally.values())} tried: {tally}")
     assert tally.get("refused", 0) > 50 and tally.get("valid", 0) > 5
+
+
+def test_a_float_option_the_optimizer_branches_on_is_refused_before_the_run(tmp_path, capsys):
+    """Found by the fuzzer: optax.nadam(nesterov=0.9) builds eagerly, but the engine traces float
+    options, and `if nesterov:` on a tracer fails mid-run. Validation traces them the same way."""
+    doc = json.loads(json.dumps(BASE))
+    doc["dynamics"].update(rule="nadam", options={"nesterov": 0.9})
+    path = tmp_path / "nadam.toml"
+    path.write_text(render(doc))
+    assert check_one(path, tmp_path / "out", capsys) == "refused"
+    doc["dynamics"]["options"] = {"nesterov": True}
+    path.write_text(render(doc))
+    assert check_one(path, tmp_path / "out", capsys) == "ran"

@@ -183,6 +183,18 @@ def optimizer_problem(name: str, options: dict) -> str | None:
             for _ in range(3):
                 updates, state = optimizer.update(grad, state, params)
                 descent += float(jnp.sum(jnp.asarray(updates, jnp.float32) * grad))
+        # The engine passes the learning rate and float options as traced values: Python
+        # control flow on them (``if nesterov:``) only fails under tracing, so trace it too.
+        floats = {k: v for k, v in opts.items() if isinstance(options[k], float)}
+
+        def traced(lr, traced_floats):
+            optimizer = optax_optimizer(name, lr, opts | traced_floats)
+            state = optimizer.init(params)
+            return optimizer.update(grad, state, params)[0]
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            jax.eval_shape(traced, jnp.asarray(0.01, jnp.float32), floats)
     except Exception as e:  # anything optax raises for a bad name or option: reported, not a traceback
         text = str(e).strip().splitlines()[0] if str(e).strip() else ""
         text = text if len(text) <= 100 else text[:97] + "..."
