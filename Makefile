@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 # Compiling llama-cpp-python is the slow part of `make test`'s first run; use both cores.
 export CMAKE_BUILD_PARALLEL_LEVEL ?= 2
 
-.PHONY: demo test lint clean readme-figures analysis bench live bench-live
+.PHONY: demo test lint clean readme-figures analysis bench live bench-live bench-sweep
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -42,6 +42,10 @@ analysis: $(VENV)/.installed
 # Speed and scale against numpy, a per-agent loop and geomstats; see benchmarks/README.md.
 bench: $(VENV)/.installed-dev
 	$(BIN)/hivemind bench --out benchmarks/results
+
+# A grid of 64 step sizes x 8 seeds as one batched sweep, against a loop of simulate.
+bench-sweep: $(VENV)/.installed
+	$(BIN)/python benchmarks/sweep.py --out benchmarks/results
 
 # Live mode: orchestration overhead against bare llama-cpp-python, shared-prefix reuse.
 bench-live: $(VENV)/.installed

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 import time
 from pathlib import Path
@@ -99,6 +100,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="only the summary table")
     p.set_defaults(func=cmd_live)
 
+    p = sub.add_parser("sweep", help="a grid of scenarios (phase diagram) as one compiled, batched computation")
+    _add_scenario_args(p)
+    p.add_argument(
+        "--grid",
+        action="append",
+        default=[],
+        metavar="KEY=VALUES",
+        help="a swept key: comma-separated values, lin:A:B:N or log:A:B:N; repeat for more keys (the grid is their product)",
+    )
+    p.add_argument("--seeds", type=int, default=1, help="seeds 0..K-1 at every grid point (default 1)")
+    p.add_argument("--out", required=True, help="output directory for sweep.nc, sweep.json and the figure")
+    p.add_argument("--tol", type=float, default=1e-3, help="distance for steps_to_tolerance (default 1e-3)")
+    p.add_argument("--memory", type=float, default=2048, help="MB a batch of grid points may take (default 2048)")
+    p.add_argument("--resume", action="store_true", help="continue a killed sweep in OUT, skipping finished batches")
+    p.add_argument("--force", action="store_true", help="overwrite a non-empty OUT")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--formats", default="png,pdf", help="figure formats (default: png,pdf)")
+    p.set_defaults(func=cmd_sweep)
+
     p = sub.add_parser("validate", help="check a scenario file without running it")
     _add_scenario_args(p)
     p.set_defaults(func=cmd_validate)
@@ -127,14 +147,20 @@ class ProgressBar:
     def __init__(self, enabled: bool):
         self.enabled = enabled and sys.stderr.isatty()
         self.t0 = time.perf_counter()
+        self.first: tuple[int, float] | None = None
 
-    def __call__(self, done: int, total: int) -> None:
+    def __call__(self, done: int, total: int, unit: str = "step") -> None:
         if not self.enabled:
             return
         width = 30
         filled = int(width * done / max(total, 1))
         elapsed = time.perf_counter() - self.t0
-        sys.stderr.write(f"\r  [{'#' * filled}{'.' * (width - filled)}] step {done}/{total}  {elapsed:5.1f} s")
+        if self.first is None:
+            self.first = (done, elapsed)  # resumed work is not this process's speed
+        d0, t0 = self.first
+        eta = (elapsed - t0) / (done - d0) * (total - done) if done > d0 else float("nan")
+        left = f", about {eta:.0f} s left" if math.isfinite(eta) and done < total else ""
+        sys.stderr.write(f"\r  [{'#' * filled}{'.' * (width - filled)}] {unit} {done}/{total}  {elapsed:5.1f} s{left}   ")
         sys.stderr.flush()
 
     def close(self) -> None:
@@ -620,9 +646,98 @@ def cmd_live(args) -> int:
     return EXIT_OK
 
 
+def cmd_sweep(args) -> int:
+    from hivemind.engine.sweep import SweepError, make_grid, parse_values, save_sweep, sweep, sweep_manifest
+
+    formats = _formats(args.formats)
+    _positive("--seeds", args.seeds, integer=True)
+    _positive("--tol", args.tol)
+    _positive("--memory", args.memory)
+    try:
+        grid = {}
+        for item in args.grid:
+            key, sep, spec = item.partition("=")
+            if not sep or not key.strip():
+                raise UsageError(f"--grid expects KEY=VALUES, got {item!r}")
+            if key.strip() in grid:
+                raise UsageError(f"--grid {key.strip()}: given twice")
+            grid[key.strip()] = parse_values(key.strip(), spec)
+        grid = make_grid(grid)
+    except SweepError as e:
+        raise UsageError(str(e)) from None
+    scenario = load_scenario(args.scenario, args.overrides)
+    out = _claim(args, _out_dir(args.out))
+    _check_out(out, args.resume, args.force)
+    shape = " x ".join(f"{len(v)} {k}" for k, v in zip(grid.keys, grid.values, strict=True))
+    total = int(np.prod(grid.shape))
+    if not args.quiet:
+        print(f"{describe(scenario)}\nsweep: {shape} = {total} points x {args.seeds} seeds")
+    bar = ProgressBar(not args.quiet)
+    try:
+        ds = sweep(
+            scenario,
+            grid,
+            seeds=args.seeds,
+            tol=args.tol,
+            progress=lambda d, t: bar(d, t, unit="point"),
+            out=out,
+            resume=args.resume,
+            memory=int(args.memory * 2**20),
+        )
+    except SweepError as e:
+        bar.close()
+        raise UsageError(str(e)) from None
+    bar.close()
+    path = save_sweep(ds, out)
+    from hivemind.io.results import save_json
+
+    save_json(sweep_manifest(scenario, grid, ds), out / "sweep.json")
+    figures = _sweep_figures(ds, out, formats)
+    _print_sweep(ds)
+    print(f"results: {path}, {out / 'sweep.json'}" + (f"; figure {', '.join(str(f) for f in figures)}" if figures else ""))
+    return EXIT_OK
+
+
+def _sweep_figures(ds, out: Path, formats) -> list[Path]:
+    from hivemind.plot import save_figure, sweep_figure
+
+    return save_figure(sweep_figure(ds), out / "sweep", formats)
+
+
+def _print_sweep(ds) -> None:
+    """The grid as a table: one row per point, the seeds' mean."""
+    from hivemind.engine.sweep import swept_keys
+
+    keys = swept_keys(ds)
+    flat = ds[["final_mean_distance", "steps_to_tolerance", "clusters", "diverged"]].mean("seed").stack(point=keys)
+    header = "".join(f"{k:>22}" for k in keys) + f"{'final mean dist':>17}{'steps to tol':>14}{'clusters':>10}{'diverged':>10}"
+    print(header)
+    rows = flat.point.size
+    shown = range(rows) if rows <= 40 else [*range(20), *range(rows - 20, rows)]
+    for i in shown:
+        p = flat.isel(point=i)
+        cells = "".join(
+            f"{str(p[k].item()):>22}" if not isinstance(p[k].item(), float) else f"{p[k].item():>22.4g}" for k in keys
+        )
+        steps = p.steps_to_tolerance.item()
+        print(
+            f"{cells}{p.final_mean_distance.item():>17.3g}{'never' if steps != steps else f'{steps:.0f}':>14}"
+            f"{p.clusters.item():>10.3g}{p.diverged.item():>10.2g}"
+        )
+        if rows > 40 and i == 19:
+            print(f"{'...':>22}")
+
+
 def cmd_plot(args) -> int:
     formats = _formats(args.formats)
     run_dir = Path(args.run_dir)
+    if (run_dir / "sweep.nc").is_file():
+        from hivemind.engine.records import open_result
+
+        out = _claim(args, _out_dir(args.out or str(run_dir)))
+        paths = _sweep_figures(open_result(run_dir / "sweep.nc"), out, formats)
+        print(f"figures: {', '.join(str(p) for p in paths)}")
+        return EXIT_OK
     if not (run_dir / "run.nc").is_file():
         raise RunDirError(f"{run_dir}: not a hivemind run (no run.nc)")
     _claim(args, _out_dir(args.out or str(run_dir / "figures")))

@@ -104,8 +104,28 @@ def _observe(manifold: Manifold, states: jax.Array, topology: Topology, cluster_
     return out
 
 
-@partial(jax.jit, static_argnames=("config",))
-def start(config: EngineConfig, hyper: dict, topology: Topology, states: jax.Array, keys: jax.Array):
+def _observe_summary(manifold: Manifold, states: jax.Array, topology: Topology, cluster_tol) -> dict[str, jax.Array]:
+    """A few numbers per run instead of every agent's state: what a sweep keeps of each step it records."""
+    x, n = energy.agents_first(states), states.shape[0]
+
+    def per_run(a):
+        return energy.seeds_first(a, n, agent_axis=False)
+
+    dist, _ = energy.distance_to_anchors(manifold, x, topology.anchors)
+    mobile = ((topology.inv_inertia > 0) & (topology.node_mask > 0)).astype(states.dtype)
+    mobile = mobile.reshape(mobile.shape + (1,) * (dist.ndim - 1))
+    n_clusters, largest = energy.clusters(manifold, x, topology, cluster_tol)
+    return {
+        "mean_distance": per_run(jnp.sum(dist * mobile, axis=0) / jnp.sum(mobile)),
+        "loss": per_run(energy.loss(manifold, x, topology)),
+        "clusters": per_run(n_clusters),
+        "largest_cluster_share": per_run(largest),
+        "dispersion": per_run(energy.dispersion(manifold, x, topology.sample)),
+    }
+
+
+@partial(jax.jit, static_argnames=("config", "summary"))
+def start(config: EngineConfig, hyper: dict, topology: Topology, states: jax.Array, keys: jax.Array, summary: bool = False):
     """Initial carries and observations for a batch of seeds: ``states`` (S, N, D), ``keys`` (S,)."""
     rule = _rule(config, hyper)
 
@@ -113,15 +133,19 @@ def start(config: EngineConfig, hyper: dict, topology: Topology, states: jax.Arr
         k_rule, k_run = jax.random.split(key)
         return Carry(x, rule.init(x, k_rule), k_run)
 
-    return jax.vmap(one)(states, keys), _observe(config.manifold, states, topology, hyper["cluster_tol"])
+    observe = _observe_summary if summary else _observe
+    return jax.vmap(one)(states, keys), observe(config.manifold, states, topology, hyper["cluster_tol"])
 
 
-@partial(jax.jit, static_argnames=("config", "n_records", "every"), donate_argnames=("carry",))
-def advance(config: EngineConfig, hyper: dict, topology: Topology, carry: Carry, n_records: int, every: int):
+@partial(jax.jit, static_argnames=("config", "n_records", "every", "summary"), donate_argnames=("carry",))
+def advance(
+    config: EngineConfig, hyper: dict, topology: Topology, carry: Carry, n_records: int, every: int, summary: bool = False
+):
     """Run ``n_records * every`` steps for every seed, observing every ``every`` steps.
 
-    Returns the new carry and the observations (``_observe``), each with the seed axis
-    first and the record axis second: state (S, n_records, N, D), loss (S, n_records), ...
+    Returns the new carry and the observations (``_observe``, or ``_observe_summary``
+    with ``summary``), each with the seed axis first and the record axis second:
+    state (S, n_records, N, D), loss (S, n_records), ...
     """
     rule = _rule(config, hyper)
 
@@ -135,7 +159,8 @@ def advance(config: EngineConfig, hyper: dict, topology: Topology, carry: Carry,
 
     def record(c: Carry, _):
         c, _ = jax.lax.scan(step, c, None, length=every)
-        return c, _observe(config.manifold, c.states, topology, hyper["cluster_tol"])
+        observe = _observe_summary if summary else _observe
+        return c, observe(config.manifold, c.states, topology, hyper["cluster_tol"])
 
     carry, recs = jax.lax.scan(record, carry, None, length=n_records)
     return carry, {k: jnp.swapaxes(r, 0, 1) for k, r in recs.items()}

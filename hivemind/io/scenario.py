@@ -117,6 +117,8 @@ class Scenario:
     live: Any = None  # a hivemind.live.config.LiveSpec when the file has a [live] section
     source: str | None = None
     text: str = ""
+    overrides: tuple[str, ...] = ()  # the --set values applied to ``text``
+    base: str | None = field(default=None, compare=False, repr=False)  # where relative paths resolve
     arrays: GraphArrays | None = field(default=None, compare=False, repr=False)
 
     @property
@@ -374,13 +376,22 @@ def load_scenario(path: str | Path, overrides: list[str] | tuple[str, ...] = ())
     return parse_scenario(text, file=file, base=path.parent, overrides=overrides)
 
 
-def parse_scenario(text: str, file: str = "<scenario>", base: Path | None = None, overrides=()) -> Scenario:
-    """Like ``load_scenario``, from TOML text; relative graph paths resolve against ``base``."""
+def parse_scenario(
+    text: str, file: str = "<scenario>", base: Path | None = None, overrides=(), seeds: tuple[int, ...] | None = None
+) -> Scenario:
+    """Like ``load_scenario``, from TOML text; relative graph paths resolve against ``base``.
+
+    ``seeds`` replaces the file's ``run.seed``/``run.seeds`` (what a sweep runs).
+    """
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise ScenarioError(file, None, f"is not valid TOML: {e}") from None
     data = apply_overrides(data, overrides, file)
+    if seeds is not None and isinstance(data.get("run", {}), dict):
+        run = data.setdefault("run", {})
+        run.pop("seed", None)
+        run["seeds"] = list(seeds)
     r = _Reader(file, data)
     base = Path(".") if base is None else base
     r.check_top_level(SECTIONS, TOP_LEVEL_KEYS)
@@ -551,6 +562,8 @@ def parse_scenario(text: str, file: str = "<scenario>", base: Path | None = None
         live=live,
         source=file,
         text=text,
+        overrides=tuple(overrides),
+        base=str(base),
         arrays=arrays,
     )
 

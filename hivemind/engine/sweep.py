@@ -1,0 +1,586 @@
+"""Phase diagrams: a whole grid of scenarios as one compiled, batched computation.
+
+Step size, noise, its decay, the gossip probability, the confidence bound, anchor
+couplings and a uniform stubbornness are numbers the compiled program takes as
+arguments, so a grid of them is one ``jax.vmap`` over grid points (and, inside, over
+seeds): one compilation, however many points. Keys that change shapes or the program
+(graph size, dimension, rule, manifold, ...) split the grid into groups, compiled once
+per distinct value. Grid points run in batches sized to a memory bound, each batch is
+saved as it finishes (so a killed sweep redoes at most one), and with several devices a
+batch is spread over them along the grid axis.
+
+A sweep records a summary per point and seed, not every agent: the mean distance to the
+nearest anchor on a thinned trajectory, the loss, clusters and dispersion at the end,
+and the final states when they are small.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import xarray as xr
+
+from hivemind.engine import energy, sharding
+from hivemind.engine.atomic import atomic_write
+from hivemind.engine.records import NETCDF_ENGINE
+from hivemind.engine.simulate import (
+    TAG_DYNAMICS,
+    EngineConfig,
+    advance,
+    engine_inputs,
+    initial_configuration,
+    record_steps,
+    start,
+)
+
+# Keys that are numbers in the compiled program: swept inside one compilation.
+BATCHED = re.compile(
+    r"^(dynamics\.(step_size|noise|noise_decay|gossip_prob|confidence)|anchor\.coupling|anchors\[\d+\]\.coupling"
+    r"|agents\.stubbornness)$"
+)
+
+# The thinned trajectory keeps at most this many recorded steps per point.
+TRAJECTORY_POINTS = 200
+
+# Final states are kept (for bifurcation diagrams) when a point's are at most this many numbers.
+MAX_FINAL_STATE = 200_000
+
+# Memory a batch of grid points may take, in bytes (the state, the rule's state, the
+# per-edge temporaries, all seeds): ``--memory`` in the CLI.
+DEFAULT_MEMORY = 2 * 2**30
+
+
+class SweepError(ValueError):
+    """A grid that cannot be run: ``str(e)`` is one line naming the key."""
+
+
+@dataclass(frozen=True)
+class Grid:
+    """Swept keys and their values, in order: the Cartesian product is the grid."""
+
+    keys: tuple[str, ...]
+    values: tuple[tuple, ...]
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return tuple(len(v) for v in self.values)
+
+    def points(self) -> list[tuple]:
+        return list(itertools.product(*self.values))
+
+    def to_dict(self) -> dict:
+        return {k: list(v) for k, v in zip(self.keys, self.values, strict=True)}
+
+
+def parse_values(key: str, spec: str) -> tuple:
+    """``lin:A:B:N``, ``log:A:B:N`` or comma-separated values (each read as TOML, else a string)."""
+    import tomllib
+
+    spec = spec.strip()
+    if spec.startswith(("lin:", "log:")):
+        kind, *parts = spec.split(":")
+        if len(parts) != 3:
+            raise SweepError(f"--grid {key}: a range is {kind}:START:STOP:COUNT, got {spec!r}")
+        try:
+            a, b, n = float(parts[0]), float(parts[1]), int(parts[2])
+        except ValueError:
+            raise SweepError(f"--grid {key}: a range is {kind}:START:STOP:COUNT with numbers, got {spec!r}") from None
+        if n < 1 or not (math.isfinite(a) and math.isfinite(b)):
+            raise SweepError(f"--grid {key}: a range needs finite ends and a count >= 1, got {spec!r}")
+        if kind == "log":
+            if a <= 0 or b <= 0:
+                raise SweepError(f"--grid {key}: a log range needs ends > 0, got {spec!r}")
+            return tuple(float(v) for v in np.geomspace(a, b, n))
+        return tuple(float(v) for v in np.linspace(a, b, n))
+    items = [t.strip() for t in spec.split(",")]
+    if not spec or any(not t for t in items):
+        raise SweepError(f"--grid {key}: expected comma-separated values or a range, got {spec!r}")
+    out = []
+    for t in items:
+        try:
+            out.append(tomllib.loads(f"v = {t}")["v"])
+        except tomllib.TOMLDecodeError:
+            out.append(t)
+    if len(set(map(repr, out))) != len(out):
+        raise SweepError(f"--grid {key}: repeats a value, got {spec!r}")
+    return tuple(out)
+
+
+def make_grid(grid: dict[str, Sequence] | Grid) -> Grid:
+    if isinstance(grid, Grid):
+        return grid
+    if not grid:
+        raise SweepError("the grid is empty: give at least one --grid KEY=VALUES")
+    keys, values = [], []
+    for key, vals in grid.items():
+        vals = tuple(vals) if isinstance(vals, (list, tuple, np.ndarray)) else (vals,)
+        if not vals:
+            raise SweepError(f"--grid {key}: no values")
+        keys.append(key)
+        values.append(tuple(v.item() if isinstance(v, np.generic) else v for v in vals))
+    return Grid(tuple(keys), tuple(values))
+
+
+def _toml(v) -> str:
+    import json
+
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, str):
+        return json.dumps(v)
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(_toml(x) for x in v) + "]"
+    return repr(v)
+
+
+def point_scenarios(scenario, grid: Grid, seeds: tuple[int, ...]):
+    """Every grid point's scenario, validated like a file (the error names the swept key)."""
+    from hivemind.io.scenario import ScenarioError, parse_scenario
+
+    out = []
+    for point in grid.points():
+        sets = [f"{k}={_toml(v)}" for k, v in zip(grid.keys, point, strict=True)]
+        try:
+            s = parse_scenario(
+                scenario.text,
+                file=scenario.source or "<scenario>",
+                base=Path(scenario.base) if scenario.base else None,
+                overrides=(*scenario.overrides, *sets),
+                seeds=seeds,
+            )
+        except ScenarioError as e:
+            raise SweepError(str(e)) from None
+        out.append(s)
+    return out
+
+
+@dataclass
+class Batch:
+    """Grid points that share one compiled program."""
+
+    index: np.ndarray  # flat indices into the grid
+    config: EngineConfig
+    hyper: dict
+    topology: object
+    axes: tuple  # in_axes of (hyper, topology): 0 where points differ, None where they share
+
+
+def _stack(trees: list, leaf_equal) -> tuple[object, object]:
+    """Stack pytrees along a new axis where their leaves differ; axes tree of 0/None."""
+    flat = [jax.tree_util.tree_flatten(t) for t in trees]
+    treedef = flat[0][1]
+    columns = list(zip(*(f[0] for f in flat), strict=True))
+    leaves, axes = [], []
+    for col in columns:
+        if all(leaf_equal(col[0], c) for c in col[1:]):
+            leaves.append(col[0])
+            axes.append(None)
+        else:
+            leaves.append(jnp.stack(col))
+            axes.append(0)
+    return jax.tree_util.tree_unflatten(treedef, leaves), jax.tree_util.tree_unflatten(treedef, axes)
+
+
+def _equal(a, b) -> bool:
+    a, b = np.asarray(a), np.asarray(b)
+    return a.shape == b.shape and a.dtype == b.dtype and np.array_equal(a, b)
+
+
+def _structure(grid: Grid, point: tuple) -> tuple:
+    return tuple(repr(v) for k, v in zip(grid.keys, point, strict=True) if not BATCHED.match(k))
+
+
+def point_bytes(s) -> int:
+    """Memory one grid point needs: states, rule state and per-edge temporaries for every seed."""
+    from hivemind.engine.manifolds import get_manifold
+
+    d = get_manifold(s.manifold.kind, s.manifold.dim).ambient_dim
+    item = np.dtype(s.run.precision).itemsize
+    n, e = s.arrays.n_nodes, s.arrays.src.size * (1 if s.arrays.directed else 2)
+    rule_copies = 3 if s.dynamics.rule not in ("gradient", "stochastic", "gossip") else 1
+    return len(s.run.seeds) * ((4 + rule_copies) * n * d + 4 * e * d) * item
+
+
+def sweep(
+    scenario,
+    grid: dict[str, Sequence] | Grid,
+    seeds: int | Sequence[int] = 1,
+    tol: float = 1e-3,
+    progress: Callable[[int, int], None] | None = None,
+    out: str | Path | None = None,
+    resume: bool = False,
+    memory: int = DEFAULT_MEMORY,
+) -> xr.Dataset:
+    """Run ``scenario`` at every point of ``grid`` and every seed; return the summary Dataset.
+
+    Parameters
+    ----------
+    scenario : Scenario
+        From ``load_scenario``; its ``--set`` overrides are kept.
+    grid : dict
+        ``{"dynamics.step_size": [0.01, 0.02], "anchor.coupling": [1, 2]}``: any scenario
+        key; the grid is the Cartesian product.
+    seeds : int or sequence of int
+        K (seeds 0..K-1) or the seeds themselves; every point runs every seed.
+    tol : float
+        ``steps_to_tolerance`` is the first recorded step where the mean distance to the
+        nearest anchor falls below it.
+    progress : callable(done_points, total_points), optional
+    out : path, optional
+        Save each finished batch under ``out/batches/`` so that ``resume`` can skip it.
+    memory : int
+        Bytes a batch of points may take; see ``point_bytes``.
+
+    Returns
+    -------
+    xarray.Dataset
+        Dimensions: one per swept key (named by the key), ``seed``, and ``step`` for the
+        thinned trajectory ``mean_distance``; variables ``final_mean_distance``,
+        ``steps_to_tolerance``, ``final_loss``, ``diverged``, ``clusters``,
+        ``largest_cluster_share``, ``dispersion``, and ``final_state`` when small.
+    """
+    grid = make_grid(grid)
+    seeds = tuple(range(seeds)) if isinstance(seeds, int) else tuple(seeds)
+    if not seeds or any(s < 0 for s in seeds) or len(set(seeds)) != len(seeds):
+        raise SweepError(f"--seeds must be a count >= 1 or distinct seeds >= 0, got {seeds!r}")
+    scenarios = point_scenarios(scenario, grid, seeds)
+    base = scenarios[0]
+    steps = base.dynamics.steps
+    if any(s.dynamics.steps != steps for s in scenarios):
+        raise SweepError("--grid dynamics.steps: cannot be swept; every point must record the same steps")
+    every = max(base.record.every, math.ceil(steps / TRAJECTORY_POINTS))
+    check_resources(grid, scenarios, steps, every, memory, out)
+    batches = _batches(grid, scenarios, memory)
+    n_points = len(scenarios)
+    results: dict[int, dict] = {}
+    store = _BatchStore(Path(out) / "batches", _fingerprint(scenario, grid, seeds, tol)) if out is not None else None
+    if store is not None and resume:
+        results.update(store.load())
+    done = sum(len(r["index"]) for r in results.values())
+    if progress is not None:
+        progress(done, n_points)
+    for k, (batch, group) in enumerate(batches):
+        if k in results:
+            continue
+        part = _run_batch(batch, scenarios[int(batch.index[0])], group, seeds, steps, every, tol)
+        results[k] = part
+        if store is not None:
+            store.save(k, part)
+        done += len(batch.index)
+        if progress is not None:
+            progress(done, n_points)
+    return _dataset(scenario, grid, seeds, steps, every, tol, results, scenarios)
+
+
+def check_resources(grid: Grid, scenarios: list, steps: int, every: int, memory: int, out) -> None:
+    """Refuse, before anything runs, a grid whose points do not fit the memory bound or whose
+    results do not fit the free disk space; the message names the key that makes them big."""
+    import shutil
+
+    sizes = [point_bytes(s) for s in scenarios]
+    worst = int(np.argmax(sizes))
+    structural = [k for k in grid.keys if not BATCHED.match(k)]
+    blame = f"--grid {structural[0]}" if structural else "--memory"
+    if sizes[worst] > memory:
+        raise SweepError(
+            f"{blame}: one grid point needs about {sizes[worst] / 2**20:.0f} MB, more than --memory ({memory / 2**20:.0f} MB)"
+        )
+    available = _available_memory()
+    if available is not None and min(sizes[worst] * max(1, memory // sizes[worst]), memory) > available:
+        raise SweepError(f"--memory: {memory / 2**20:.0f} MB per batch, but only {available / 2**20:.0f} MB are free")
+    if out is not None:
+        n_records = record_steps(steps, every).size
+        per_run = (n_records + 8) * 8 + max(s.arrays.n_nodes * 17 * 8 for s in scenarios)
+        need = len(scenarios) * len(scenarios[0].run.seeds) * per_run
+        probe = Path(out) if Path(out).exists() else next((q for q in Path(out).parents if q.exists()), Path("."))
+        free = shutil.disk_usage(probe).free
+        if need > free:
+            raise SweepError(
+                f"--grid {grid.keys[0]}: the sweep would write about {need / 1e6:.0f} MB, only {free / 1e6:.0f} MB are free"
+            )
+
+
+def _available_memory() -> int | None:
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        return None
+    return None
+
+
+def sweep_manifest(scenario, grid: Grid, ds: xr.Dataset) -> dict:
+    """What ``sweep.json`` records: the grid, the scenario, the seeds and the versions, as ``manifest.json`` does."""
+    from hivemind.io.results import versions
+
+    return {
+        "grid": grid.to_dict(),
+        "seeds": [int(s) for s in ds.seed.values],
+        "tolerance": ds.attrs["tolerance"],
+        "scenario": scenario.to_dict(),
+        "scenario_file": scenario.source,
+        "scenario_sha256": scenario.sha256,
+        "scenario_fingerprint": scenario.fingerprint,
+        "scenario_text": scenario.text,
+        "devices": [str(d) for d in jax.devices()],
+        "versions": versions(),
+    }
+
+
+def _batches(grid: Grid, scenarios: list, memory: int) -> list[tuple[Batch, list]]:
+    """Points grouped by program, each group cut into batches that fit ``memory``; deterministic."""
+    groups: dict[tuple, list[int]] = {}
+    for i, point in enumerate(grid.points()):
+        groups.setdefault(_structure(grid, point), []).append(i)
+    out = []
+    n_dev = jax.device_count()
+    for members in groups.values():
+        first = scenarios[members[0]]
+        dtype = jnp.dtype(first.run.precision)
+        with jax.enable_x64(dtype == jnp.float64):
+            inputs = [engine_inputs(scenarios[i], dtype) for i in members]
+        # Stubbornness 0 and an infinite bound compute the plain drift exactly, so a group
+        # that sweeps into them runs the program of its points that need them: one compile.
+        features = energy.Features(*(any(getattr(c.features, f) for c, _, _ in inputs) for f in energy.Features._fields))
+        per = max(1, memory // max(point_bytes(first), 1))
+        if n_dev > 1:
+            per = max(n_dev, per - per % n_dev)
+        for lo in range(0, len(members), per):
+            out.append((_prepare(np.asarray(members[lo : lo + per]), inputs[lo : lo + per], features), members))
+    return out
+
+
+def _prepare(index: np.ndarray, inputs: list, features: energy.Features) -> Batch:
+    """One static config for the batch, its numbers stacked where the points differ."""
+    configs = {replace(c, features=features) for c, _, _ in inputs}
+    if len(configs) != 1:  # pragma: no cover - BATCHED keys never change the static config
+        raise SweepError("grid points of one batch compile differently; sweep that key on its own")
+    hypers = [h for _, h, _ in inputs]
+    hyper, h_axes = _stack(hypers, _equal)
+    topology, t_axes = _stack([t for _, _, t in inputs], _equal)
+    if all(a is None for a in jax.tree_util.tree_leaves((h_axes, t_axes), is_leaf=lambda x: x is None)):
+        # Nothing differs (one point, or structural keys only): vmap still needs one batched leaf.
+        hyper = dict(hyper, step_size=jnp.stack([h["step_size"] for h in hypers]))
+        h_axes = dict(h_axes, step_size=0)
+    return Batch(index, configs.pop(), hyper, topology, (h_axes, t_axes))
+
+
+_COMPILED: dict = {}
+
+
+def _vmapped(fn_name: str, config: EngineConfig, axes, **static):
+    """The grid-vmapped, jitted start or advance for this config and axes layout; cached, so a
+    batch with the same layout reuses the compiled program."""
+    key = (
+        fn_name,
+        config,
+        jax.tree_util.tree_structure(axes),
+        tuple(jax.tree_util.tree_leaves(axes, is_leaf=lambda x: x is None)),
+        tuple(sorted(static.items())),
+    )
+    if key not in _COMPILED:
+        h_axes, t_axes = axes
+        if fn_name == "start":
+            f = jax.vmap(lambda h, t, x, k: start(config, h, t, x, k, summary=True), in_axes=(h_axes, t_axes, None, None))
+        else:
+            f = jax.vmap(
+                lambda h, t, c: advance(config, h, t, c, static["n_records"], static["every"], summary=True),
+                in_axes=(h_axes, t_axes, 0),
+            )
+        _COMPILED[key] = jax.jit(f)
+    return _COMPILED[key]
+
+
+def _run_batch(batch: Batch, first, members, seeds, steps: int, every: int, tol: float) -> dict:
+    dtype = jnp.dtype(first.run.precision)
+    with jax.enable_x64(dtype == jnp.float64):
+        x0 = jnp.stack([initial_configuration(first, s, dtype) for s in seeds])
+        keys = jnp.stack([jax.random.fold_in(jax.random.key(s), TAG_DYNAMICS) for s in seeds])
+        hyper, topology, n_real = _spread(batch)
+        carry, obs = _vmapped("start", batch.config, batch.axes)(hyper, topology, x0, keys)
+        parts = [jax.tree.map(lambda a: np.asarray(a)[:, :, None], obs)]
+        n_full, rest = divmod(steps, every)
+        chunk = max(1, math.ceil(n_full / 20))
+        plan = [(min(chunk, n_full - k), every) for k in range(0, n_full, chunk)] + ([(1, rest)] if rest else [])
+        for n_records, stride in plan:
+            carry, obs = _vmapped("advance", batch.config, batch.axes, n_records=n_records, every=stride)(hyper, topology, carry)
+            parts.append(jax.tree.map(np.asarray, obs))
+        final_states = np.asarray(carry.states)[:n_real]
+    rec = {k: np.concatenate([p[k] for p in parts], axis=2)[:n_real] for k in parts[0]}  # (B, S, T)
+    recorded = record_steps(steps, every)
+    below = rec["mean_distance"] < tol
+    first_below = np.where(below.any(axis=2), recorded[np.argmax(below, axis=2)], -1)
+    out = {
+        "index": batch.index,
+        "trajectory": rec["mean_distance"],
+        "final_mean_distance": rec["mean_distance"][:, :, -1],
+        "steps_to_tolerance": first_below,
+        "final_loss": rec["loss"][:, :, -1],
+        "clusters": rec["clusters"][:, :, -1],
+        "largest_cluster_share": rec["largest_cluster_share"][:, :, -1],
+        "dispersion": rec["dispersion"][:, :, -1],
+        "diverged": ~np.isfinite(final_states).all(axis=(2, 3)) | ~np.isfinite(rec["loss"][:, :, -1]),
+    }
+    if final_states[0].size <= MAX_FINAL_STATE:
+        out["final_state"] = final_states
+    return out
+
+
+def _spread(batch: Batch):
+    """The batch on the devices: split along the grid axis when there are several (padded to fit)."""
+    n_real = len(batch.index)
+    n_dev = jax.device_count()
+    if n_dev == 1:
+        return batch.hyper, batch.topology, n_real
+    pad = -n_real % n_dev
+    split = jax.sharding.NamedSharding(sharding.mesh(), jax.sharding.PartitionSpec(sharding.AXIS))
+    whole = jax.sharding.NamedSharding(sharding.mesh(), jax.sharding.PartitionSpec())
+
+    def place(tree, axes):
+        def one(a, ax):
+            if ax is None:
+                return jax.device_put(a, whole)
+            a = jnp.concatenate([a, jnp.repeat(a[-1:], pad, axis=0)]) if pad else a
+            return jax.device_put(a, split)
+
+        return jax.tree.map(one, tree, axes, is_leaf=lambda x: x is None)
+
+    h_axes, t_axes = batch.axes
+    return place(batch.hyper, h_axes), place(batch.topology, t_axes), n_real
+
+
+def _fingerprint(scenario, grid: Grid, seeds, tol) -> str:
+    import hashlib
+    import json
+
+    data = {"scenario": scenario.fingerprint, "grid": grid.to_dict(), "seeds": list(seeds), "tol": tol}
+    return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()
+
+
+class _BatchStore:
+    """Finished batches on disk, each written atomically, tagged with the sweep's fingerprint."""
+
+    def __init__(self, directory: Path, fingerprint: str):
+        self.directory = directory
+        self.fingerprint = fingerprint
+
+    def save(self, k: int, part: dict) -> None:
+        def write(tmp):
+            with open(tmp, "wb") as f:
+                np.savez(f, fingerprint=np.asarray(self.fingerprint), **part)
+
+        atomic_write(self.directory / f"batch_{k:05d}.npz", write)
+
+    def load(self) -> dict[int, dict]:
+        out = {}
+        for path in sorted(self.directory.glob("batch_*.npz")):
+            try:
+                with np.load(path) as f:
+                    if str(f["fingerprint"]) != self.fingerprint:
+                        raise SweepError(
+                            f"{path.parent.parent}: the saved batches are of another sweep (scenario, grid, seeds or tol)"
+                        )
+                    out[int(path.stem.split("_")[1])] = {k: f[k] for k in f.files if k != "fingerprint"}
+            except (OSError, ValueError, KeyError, EOFError):
+                continue  # a batch torn by the kill: it runs again
+        return out
+
+
+def _coordinate(values: tuple) -> np.ndarray:
+    if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+        return np.asarray(values, dtype=float)
+    return np.asarray([str(v) for v in values], dtype=object)
+
+
+def _dataset(scenario, grid: Grid, seeds, steps: int, every: int, tol: float, results: dict, scenarios) -> xr.Dataset:
+    shape = grid.shape
+    n = int(np.prod(shape))
+    s = len(seeds)
+    recorded = record_steps(steps, every)
+
+    def gather(name, fill, extra=()):
+        first = next(iter(results.values()))[name]
+        out = np.full((n, s, *first.shape[2:]), fill, dtype=first.dtype if fill is not np.nan else float)
+        for part in results.values():
+            out[part["index"]] = part[name]
+        return out.reshape(*shape, s, *first.shape[2:])
+
+    dims = (*grid.keys, "seed")
+    steps_to = gather("steps_to_tolerance", -1)
+    data = {
+        "final_mean_distance": (
+            dims,
+            gather("final_mean_distance", np.nan),
+            {"long_name": "mean distance to the nearest anchor at the end"},
+        ),
+        "steps_to_tolerance": (
+            dims,
+            np.where(steps_to < 0, np.nan, steps_to),
+            {"long_name": f"first recorded step with mean distance below {tol:g} (NaN: never)"},
+        ),
+        "final_loss": (dims, gather("final_loss", np.nan), {"long_name": "global loss at the end"}),
+        "diverged": (dims, gather("diverged", True).astype(np.int8), {"long_name": "1 if the run blew up (NaN or Inf)"}),
+        "clusters": (dims, gather("clusters", -1), {"long_name": "clusters at the end"}),
+        "largest_cluster_share": (dims, gather("largest_cluster_share", np.nan), {"long_name": "the largest cluster's share"}),
+        "dispersion": (dims, gather("dispersion", np.nan), {"long_name": "mean pairwise distance of a sample at the end"}),
+        "mean_distance": (
+            (*dims, "step"),
+            gather("trajectory", np.nan),
+            {"long_name": "mean distance to the nearest anchor (thinned)"},
+        ),
+    }
+    coords = {k: (k, _coordinate(v)) for k, v in zip(grid.keys, grid.values, strict=True)}
+    coords |= {"seed": ("seed", np.asarray(seeds, np.int64)), "step": ("step", recorded)}
+    shapes = {part["final_state"].shape[2:] if "final_state" in part else None for part in results.values()}
+    if len(shapes) == 1 and None not in shapes:  # groups of different sizes (a swept graph.n) keep none
+        data["final_state"] = ((*dims, "agent", "coord"), gather("final_state", np.nan), {"long_name": "final states"})
+    from hivemind.theory.linear import MAX_DENSE_AGENTS, predicted_rate
+
+    ds = xr.Dataset(data, coords=coords)
+    lam_max = np.full(n, np.nan)
+    rate = np.full(n, np.nan)
+    for i, sc in enumerate(scenarios):
+        linear = sc.dynamics.rule == "gradient" and sc.dynamics.confidence is None and sc.agents.inertia != "active"
+        if not linear or sc.arrays.n_nodes > MAX_DENSE_AGENTS:
+            continue  # the linear theory needs a fixed operator and a dense spectrum
+        theta = sc.stubbornness if np.any(sc.stubbornness) else None
+        pred = predicted_rate(sc.arrays, sc.anchor_indices, [a.coupling for a in sc.anchors], sc.dynamics.step_size, theta)
+        lam_max[i], rate[i] = pred.lambda_max, pred.rate if pred.stable else np.nan
+    ds["lambda_max"] = (grid.keys, lam_max.reshape(shape), {"long_name": "largest eigenvalue of the grounded operator"})
+    ds["predicted_rate"] = (
+        grid.keys,
+        rate.reshape(shape),
+        {"long_name": "linear rate the grounded operator predicts (NaN: unstable or no theory)"},
+    )
+    ds.attrs.update(
+        scenario=scenario.name,
+        manifold=scenario.manifold.kind,
+        dim=scenario.manifold.dim,
+        rule=scenario.dynamics.rule,
+        steps=steps,
+        tolerance=tol,
+        swept=";".join(grid.keys),  # one string: NetCDF turns a one-item list of strings into a string
+        kind="sweep",
+    )
+    return ds
+
+
+def save_sweep(ds: xr.Dataset, out: str | Path) -> Path:
+    path = Path(out) / "sweep.nc"
+    atomic_write(path, lambda tmp: ds.to_netcdf(tmp, engine=NETCDF_ENGINE))
+    return path
+
+
+def swept_keys(ds: xr.Dataset) -> list[str]:
+    """The swept keys of a sweep's Dataset, in grid order."""
+    return str(ds.attrs["swept"]).split(";")
