@@ -172,9 +172,7 @@ def test_bad_grids_fail_in_one_line_before_anything_runs(small, tmp_path, capsys
 
 def test_cli_writes_the_dataset_the_manifest_and_a_figure_and_plot_recognises_it(small, tmp_path, capsys):
     out = tmp_path / "sw"
-    code = main(
-        ["sweep", str(small), "--grid", "dynamics.step_size=log:0.01:0.1:4", "--seeds", "2", "--out", str(out)]
-    )
+    code = main(["sweep", str(small), "--grid", "dynamics.step_size=log:0.01:0.1:4", "--seeds", "2", "--out", str(out)])
     assert code == 0
     printed = capsys.readouterr().out
     assert "4 dynamics.step_size = 4 points x 2 seeds" in printed and "steps to tol" in printed
