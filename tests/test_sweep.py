@@ -82,7 +82,7 @@ def test_numeric_keys_do_not_recompile_between_points(small):
     sweep_module._COMPILED.clear()
     ds = sweep(load_scenario(small), {"dynamics.step_size": list(np.geomspace(0.005, 0.1, 16))}, seeds=2)
     assert np.isfinite(ds.final_mean_distance.values).all()
-    programs = list(sweep_module._COMPILED.values())
+    programs = [f for pair in sweep_module._COMPILED.values() for f in pair if f._cache_size()]
     assert 2 <= len(programs) <= 3  # start, and the 15 chunks of 2 records share one shape
     assert all(f._cache_size() == 1 for f in programs)  # each traced and compiled exactly once
 

@@ -76,12 +76,14 @@ def _vmappable_pull(manifold: Manifold, bounded: bool):
     @pull_one.def_vmap
     def batched(axis_size, in_batched, states, senders, receivers, weights, confidence):
         s_b, snd_b, rcv_b, w_b, c_b = in_batched
-        if snd_b or rcv_b or c_b:  # a different graph or bound per run: nothing to share, batch the generic way
+        if snd_b or rcv_b:  # a different graph per run: nothing to share, batch the generic way
             axes = tuple(0 if b else None for b in in_batched)
             return jax.vmap(plain, in_axes=axes)(states, senders, receivers, weights, confidence), (True, True)
         x = states if s_b else jnp.broadcast_to(states, (axis_size, *states.shape))
         w = agents_first(weights) if w_b else weights
-        force, heard = plain(agents_first(x), senders, receivers, w, confidence)
+        # A bound per run (a swept confidence) broadcasts along the runs axis of the agents-first layout.
+        c = confidence if not c_b or axis_size > 1 else confidence[0]
+        force, heard = plain(agents_first(x), senders, receivers, w, c)
         return (seeds_first(force, axis_size), seeds_first(heard, axis_size)), (True, True)
 
     return pull_one

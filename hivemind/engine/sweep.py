@@ -21,6 +21,7 @@ import math
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 
 import jax
@@ -33,12 +34,13 @@ from hivemind.engine.atomic import atomic_write
 from hivemind.engine.records import NETCDF_ENGINE
 from hivemind.engine.simulate import (
     TAG_DYNAMICS,
+    Carry,
     EngineConfig,
-    advance,
+    _observe_summary,
+    _rule,
     engine_inputs,
     initial_configuration,
     record_steps,
-    start,
 )
 
 # Keys that are numbers in the compiled program: swept inside one compilation.
@@ -378,45 +380,78 @@ def _prepare(index: np.ndarray, inputs: list, features: energy.Features) -> Batc
 _COMPILED: dict = {}
 
 
-def _vmapped(fn_name: str, config: EngineConfig, axes, **static):
-    """The grid-vmapped, jitted start or advance for this config and axes layout; cached, so a
-    batch with the same layout reuses the compiled program."""
-    key = (
-        fn_name,
-        config,
-        jax.tree_util.tree_structure(axes),
-        tuple(jax.tree_util.tree_leaves(axes, is_leaf=lambda x: x is None)),
-        tuple(sorted(static.items())),
-    )
+def _one_init(config: EngineConfig, hyper: dict, x, key):
+    rule = _rule(config, hyper)
+    k_rule, k_run = jax.random.split(key)
+    return Carry(x, rule.init(x, k_rule), k_run)
+
+
+def _one_step(config: EngineConfig, hyper: dict, topology, c: Carry) -> Carry:
+    rule = _rule(config, hyper)
+    key, sub = jax.random.split(c.key)
+    states, rule_state = rule.step(c.states, c.rule_state, topology, sub)
+    return Carry(states, rule_state, key)
+
+
+def _one_observe(config: EngineConfig, hyper: dict, topology, x):
+    return {k: v[0] for k, v in _observe_summary(config.manifold, x[None], topology, hyper["cluster_tol"]).items()}
+
+
+def _programs(config: EngineConfig, axes, n_records: int, every: int):
+    """(start, advance) over a flat axis of runs (points x seeds), jitted and cached per layout.
+
+    Each run is one vmapped lane with its own numbers: the drift's custom batching rule
+    then sees one batch of runs and computes agents-first, instead of a vmap over points
+    around a vmap over seeds, which XLA's CPU backend runs as slow batched gathers.
+    """
+    flat = tuple(jax.tree_util.tree_leaves(axes, is_leaf=lambda x: x is None))
+    key = (config, jax.tree_util.tree_structure(axes, is_leaf=lambda x: x is None), flat, n_records, every)
     if key not in _COMPILED:
         h_axes, t_axes = axes
-        if fn_name == "start":
-            f = jax.vmap(lambda h, t, x, k: start(config, h, t, x, k, summary=True), in_axes=(h_axes, t_axes, None, None))
-        else:
-            f = jax.vmap(
-                lambda h, t, c: advance(config, h, t, c, static["n_records"], static["every"], summary=True),
-                in_axes=(h_axes, t_axes, 0),
-            )
-        _COMPILED[key] = jax.jit(f)
+
+        def start_runs(hyper, topology, x, keys):
+            carry = jax.vmap(partial(_one_init, config), in_axes=(h_axes, 0, 0))(hyper, x, keys)
+            return carry, jax.vmap(partial(_one_observe, config), in_axes=(h_axes, t_axes, 0))(hyper, topology, x)
+
+        def advance_runs(hyper, topology, carry):
+            def step(c, _):
+                return jax.vmap(partial(_one_step, config), in_axes=(h_axes, t_axes, 0))(hyper, topology, c), None
+
+            def record(c, _):
+                c, _ = jax.lax.scan(step, c, None, length=every)
+                return c, jax.vmap(partial(_one_observe, config), in_axes=(h_axes, t_axes, 0))(hyper, topology, c.states)
+
+            carry, recs = jax.lax.scan(record, carry, None, length=n_records)
+            return carry, {k: jnp.swapaxes(v, 0, 1) for k, v in recs.items()}
+
+        _COMPILED[key] = (jax.jit(start_runs), jax.jit(advance_runs, donate_argnums=(2,)))
     return _COMPILED[key]
 
 
 def _run_batch(batch: Batch, first, members, seeds, steps: int, every: int, tol: float) -> dict:
     dtype = jnp.dtype(first.run.precision)
+    n_points, n_seeds = len(batch.index), len(seeds)
+    n_full, rest = divmod(steps, every)
+    chunk = max(1, math.ceil(n_full / 20))
+    plan = [(min(chunk, n_full - k), every) for k in range(0, n_full, chunk)] + ([(1, rest)] if rest else [])
     with jax.enable_x64(dtype == jnp.float64):
         x0 = jnp.stack([initial_configuration(first, s, dtype) for s in seeds])
         keys = jnp.stack([jax.random.fold_in(jax.random.key(s), TAG_DYNAMICS) for s in seeds])
-        hyper, topology, n_real = _spread(batch)
-        carry, obs = _vmapped("start", batch.config, batch.axes)(hyper, topology, x0, keys)
-        parts = [jax.tree.map(lambda a: np.asarray(a)[:, :, None], obs)]
-        n_full, rest = divmod(steps, every)
-        chunk = max(1, math.ceil(n_full / 20))
-        plan = [(min(chunk, n_full - k), every) for k in range(0, n_full, chunk)] + ([(1, rest)] if rest else [])
+        hyper, topology, x0, keys, n_runs = _runs(batch, x0, keys)
+        start_runs, _ = _programs(batch.config, batch.axes, plan[0][0], plan[0][1])
+        carry, obs = start_runs(hyper, topology, x0, keys)
+        parts = [jax.tree.map(lambda a: np.asarray(a)[:, None], obs)]
         for n_records, stride in plan:
-            carry, obs = _vmapped("advance", batch.config, batch.axes, n_records=n_records, every=stride)(hyper, topology, carry)
+            _, advance_runs = _programs(batch.config, batch.axes, n_records, stride)
+            carry, obs = advance_runs(hyper, topology, carry)
             parts.append(jax.tree.map(np.asarray, obs))
-        final_states = np.asarray(carry.states)[:n_real]
-    rec = {k: np.concatenate([p[k] for p in parts], axis=2)[:n_real] for k in parts[0]}  # (B, S, T)
+        final_states = np.asarray(carry.states)[:n_runs]
+
+    def per_point(a):  # (runs, ...) -> (points, seeds, ...): runs are point-major
+        return a[:n_runs].reshape(n_points, n_seeds, *a.shape[1:])
+
+    rec = {k: per_point(np.concatenate([p[k] for p in parts], axis=1)) for k in parts[0]}  # (B, S, T)
+    final_states = per_point(final_states)
     recorded = record_steps(steps, every)
     below = rec["mean_distance"] < tol
     first_below = np.where(below.any(axis=2), recorded[np.argmax(below, axis=2)], -1)
@@ -436,27 +471,39 @@ def _run_batch(batch: Batch, first, members, seeds, steps: int, every: int, tol:
     return out
 
 
-def _spread(batch: Batch):
-    """The batch on the devices: split along the grid axis when there are several (padded to fit)."""
-    n_real = len(batch.index)
-    n_dev = jax.device_count()
-    if n_dev == 1:
-        return batch.hyper, batch.topology, n_real
-    pad = -n_real % n_dev
-    split = jax.sharding.NamedSharding(sharding.mesh(), jax.sharding.PartitionSpec(sharding.AXIS))
-    whole = jax.sharding.NamedSharding(sharding.mesh(), jax.sharding.PartitionSpec())
+def _runs(batch: Batch, x0: jax.Array, keys: jax.Array):
+    """Points x seeds as one flat axis of runs (point-major), on the devices: split along that
+    axis when there are several, padded to a multiple of their count with copies of the last run."""
+    n_points, n_seeds = len(batch.index), x0.shape[0]
+    n_runs = n_points * n_seeds
+    h_axes, t_axes = batch.axes
 
-    def place(tree, axes):
+    def per_run(tree, axes):
         def one(a, ax):
-            if ax is None:
-                return jax.device_put(a, whole)
-            a = jnp.concatenate([a, jnp.repeat(a[-1:], pad, axis=0)]) if pad else a
-            return jax.device_put(a, split)
+            return a if ax is None else jnp.repeat(a, n_seeds, axis=0)
 
         return jax.tree.map(one, tree, axes, is_leaf=lambda x: x is None)
 
-    h_axes, t_axes = batch.axes
-    return place(batch.hyper, h_axes), place(batch.topology, t_axes), n_real
+    hyper, topology = per_run(batch.hyper, h_axes), per_run(batch.topology, t_axes)
+    x0 = jnp.tile(x0, (n_points,) + (1,) * (x0.ndim - 1))
+    keys = jnp.tile(keys, (n_points,))
+    n_dev = jax.device_count()
+    if n_dev == 1:
+        return hyper, topology, x0, keys, n_runs
+    pad = -n_runs % n_dev
+    split = jax.sharding.NamedSharding(sharding.mesh(), jax.sharding.PartitionSpec(sharding.AXIS))
+    whole = jax.sharding.NamedSharding(sharding.mesh(), jax.sharding.PartitionSpec())
+
+    def place(a, ax=0):
+        if ax is None:
+            return jax.device_put(a, whole)
+        a = jnp.concatenate([a, jnp.repeat(a[-1:], pad, axis=0)]) if pad else a
+        return jax.device_put(a, split)
+
+    def place_tree(tree, axes):
+        return jax.tree.map(place, tree, axes, is_leaf=lambda x: x is None)
+
+    return place_tree(hyper, h_axes), place_tree(topology, t_axes), place(x0), place(keys), n_runs
 
 
 def _fingerprint(scenario, grid: Grid, seeds, tol) -> str:
