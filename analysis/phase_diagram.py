@@ -38,6 +38,7 @@ def main() -> None:
     steps = ds.steps_to_tolerance.median("seed")
     stable = ds["dynamics.step_size"] * ds.lambda_max < 2
     reached = np.isfinite(steps.values)
+    fastest = np.unravel_index(np.nanargmin(np.where(reached, steps.values, np.inf)), steps.shape)
     numbers["step_size_x_coupling"] = {
         "points": int(steps.size),
         "seeds": 2,
@@ -45,8 +46,8 @@ def main() -> None:
         "reached_but_predicted_unstable": int((reached & ~stable.values).sum()),
         "stable_but_not_reached_in_3000_steps": int((~reached & stable.values).sum()),
         "fastest": {
-            "step_size": float(steps.where(reached).idxmin(...)["dynamics.step_size"]),
-            "coupling": float(steps.where(reached).idxmin(...)["anchor.coupling"]),
+            "step_size": float(ds["dynamics.step_size"].values[fastest[0]]),
+            "coupling": float(ds["anchor.coupling"].values[fastest[1]]),
             "steps": float(np.nanmin(steps.values)),
         },
         "lambda_max_by_coupling": {
