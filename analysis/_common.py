@@ -9,6 +9,16 @@ ROOT = Path(__file__).resolve().parent.parent
 SCENARIOS = ROOT / "scenarios"
 FIGURES = ROOT / "figures"
 
+# hegselmann_krause.toml moved to the sphere S^2: uniform starts on the whole sphere, the
+# bystander anchor at the north pole, clusters counted within 1e-4 rad.
+HK_ON_SPHERE = [
+    'manifold.kind="sphere"',
+    "manifold.dim=2",
+    "anchor.state=[0.0, 0.0, 1.0]",
+    'init.kind="random"',
+    "record.cluster_tol=1e-4",
+]
+
 
 def write_numbers(name: str, numbers: dict) -> Path:
     """The numbers behind a figure, next to it, so the README's claims can be checked."""

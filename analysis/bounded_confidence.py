@@ -19,7 +19,7 @@ import dataclasses
 
 import matplotlib.pyplot as plt
 import numpy as np
-from _common import FIGURES, SCENARIOS, write_numbers
+from _common import FIGURES, HK_ON_SPHERE, SCENARIOS, write_numbers
 
 from hivemind import load_scenario, simulate
 
@@ -57,14 +57,7 @@ def main() -> None:
         span = f"{r['clusters_min']:g}-{r['clusters_max']:g}"
         print(f"R^1 epsilon {r['epsilon']:.2f}: {r['clusters_mean']:.1f} clusters ({span}); 1/(2 eps) = {0.5 / r['epsilon']:.1f}")
     numbers["line"] = line
-    sphere_overrides = [
-        'manifold.kind="sphere"',
-        "manifold.dim=2",
-        "anchor.state=[0.0, 0.0, 1.0]",
-        'init.kind="random"',
-        "record.cluster_tol=1e-4",
-    ]
-    sphere, _ = clusters_against_epsilon(sphere_overrides, SPHERE_EPSILONS, 300)
+    sphere, _ = clusters_against_epsilon(HK_ON_SPHERE, SPHERE_EPSILONS, 300)
     for r in sphere:
         print(f"S^2 epsilon {r['epsilon']:.2f}: {r['clusters_mean']:.1f} clusters ({r['clusters_min']:g}-{r['clusters_max']:g})")
     numbers["sphere"] = sphere

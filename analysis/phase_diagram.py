@@ -19,7 +19,7 @@ from __future__ import annotations
 import time
 
 import numpy as np
-from _common import FIGURES, SCENARIOS, write_numbers
+from _common import FIGURES, HK_ON_SPHERE, SCENARIOS, write_numbers
 
 from hivemind import load_scenario, sweep
 from hivemind.plot import save_figure, sweep_figure
@@ -75,15 +75,7 @@ def main() -> None:
     hk = load_scenario(SCENARIOS / "hegselmann_krause.toml", ["dynamics.steps=100"])
     line = sweep(hk, {"dynamics.confidence": [float(v) for v in np.linspace(0.02, 0.32, 31)]}, seeds=3)
     save_figure(sweep_figure(line), FIGURES / "phase_diagram_hk_line", ("png",))
-    sphere_overrides = [
-        'manifold.kind="sphere"',
-        "manifold.dim=2",
-        "anchor.state=[0.0, 0.0, 1.0]",
-        'init.kind="random"',
-        "record.cluster_tol=1e-4",
-        "dynamics.steps=300",
-    ]
-    hk_sphere = load_scenario(SCENARIOS / "hegselmann_krause.toml", sphere_overrides)
+    hk_sphere = load_scenario(SCENARIOS / "hegselmann_krause.toml", [*HK_ON_SPHERE, "dynamics.steps=300"])
     sphere = sweep(hk_sphere, {"dynamics.confidence": [float(v) for v in np.linspace(0.2, 1.6, 15)]}, seeds=3)
     save_figure(sweep_figure(sphere), FIGURES / "phase_diagram_hk_sphere", ("png",))
     numbers["hk_line"] = {
