@@ -31,6 +31,7 @@ import xarray as xr
 
 from hivemind.engine import energy, sharding
 from hivemind.engine.atomic import atomic_write
+from hivemind.engine.manifolds import get_manifold
 from hivemind.engine.records import NETCDF_ENGINE
 from hivemind.engine.simulate import (
     TAG_DYNAMICS,
@@ -207,8 +208,6 @@ def _structure(grid: Grid, point: tuple) -> tuple:
 
 def point_bytes(s) -> int:
     """Memory one grid point needs: states, rule state and per-edge temporaries for every seed."""
-    from hivemind.engine.manifolds import get_manifold
-
     d = get_manifold(s.manifold.kind, s.manifold.dim).ambient_dim
     item = np.dtype(s.run.precision).itemsize
     n, e = s.arrays.n_nodes, s.arrays.src.size * (1 if s.arrays.directed else 2)
@@ -274,10 +273,10 @@ def sweep(
     done = sum(len(r["index"]) for r in results.values())
     if progress is not None:
         progress(done, n_points)
-    for k, (batch, group) in enumerate(batches):
+    for k, batch in enumerate(batches):
         if k in results:
             continue
-        part = _run_batch(batch, scenarios[int(batch.index[0])], group, seeds, steps, every, tol)
+        part = _run_batch(batch, scenarios[int(batch.index[0])], seeds, steps, every, tol)
         results[k] = part
         if store is not None:
             store.save(k, part)
@@ -300,12 +299,14 @@ def check_resources(grid: Grid, scenarios: list, steps: int, every: int, memory:
         raise SweepError(
             f"{blame}: one grid point needs about {sizes[worst] / 2**20:.0f} MB, more than --memory ({memory / 2**20:.0f} MB)"
         )
+    batch = sizes[worst] * points_per_batch(sizes[worst], memory)
     available = _available_memory()
-    if available is not None and min(sizes[worst] * max(1, memory // sizes[worst]), memory) > available:
-        raise SweepError(f"--memory: {memory / 2**20:.0f} MB per batch, but only {available / 2**20:.0f} MB are free")
+    if available is not None and batch > available:
+        raise SweepError(f"--memory: a batch takes about {batch / 2**20:.0f} MB, but only {available / 2**20:.0f} MB are free")
     if out is not None:
         n_records = record_steps(steps, every).size
-        per_run = (n_records + 8) * 8 + max(s.arrays.n_nodes * 17 * 8 for s in scenarios)
+        final = max(s.arrays.n_nodes * get_manifold(s.manifold.kind, s.manifold.dim).ambient_dim for s in scenarios)
+        per_run = (n_records + 8) * 8 + (final * 8 if final <= MAX_FINAL_STATE else 0)
         need = len(scenarios) * len(scenarios[0].run.seeds) * per_run
         probe = Path(out) if Path(out).exists() else next((q for q in Path(out).parents if q.exists()), Path("."))
         free = shutil.disk_usage(probe).free
@@ -344,7 +345,12 @@ def sweep_manifest(scenario, grid: Grid, ds: xr.Dataset) -> dict:
     }
 
 
-def _batches(grid: Grid, scenarios: list, memory: int) -> list[tuple[Batch, list]]:
+def points_per_batch(point: int, memory: int) -> int:
+    """Grid points per batch: as many as fit ``BATCH_TARGET`` (or ``memory`` if smaller), at least one."""
+    return max(1, min(memory, BATCH_TARGET) // max(point, 1))
+
+
+def _batches(grid: Grid, scenarios: list, memory: int) -> list[Batch]:
     """Points grouped by program, each group cut into batches that fit ``memory``; deterministic."""
     groups: dict[tuple, list[int]] = {}
     for i, point in enumerate(grid.points()):
@@ -359,11 +365,11 @@ def _batches(grid: Grid, scenarios: list, memory: int) -> list[tuple[Batch, list
         # Stubbornness 0 and an infinite bound compute the plain drift exactly, so a group
         # that sweeps into them runs the program of its points that need them: one compile.
         features = energy.Features(*(any(getattr(c.features, f) for c, _, _ in inputs) for f in energy.Features._fields))
-        per = max(1, min(memory, BATCH_TARGET) // max(point_bytes(first), 1))
+        per = points_per_batch(point_bytes(first), memory)
         if n_dev > 1:
             per = max(n_dev, per - per % n_dev)
         for lo in range(0, len(members), per):
-            out.append((_prepare(np.asarray(members[lo : lo + per]), inputs[lo : lo + per], features), members))
+            out.append(_prepare(np.asarray(members[lo : lo + per]), inputs[lo : lo + per], features))
     return out
 
 
@@ -433,7 +439,7 @@ def _programs(config: EngineConfig, axes, n_records: int, every: int):
     return _COMPILED[key]
 
 
-def _run_batch(batch: Batch, first, members, seeds, steps: int, every: int, tol: float) -> dict:
+def _run_batch(batch: Batch, first, seeds, steps: int, every: int, tol: float) -> dict:
     dtype = jnp.dtype(first.run.precision)
     n_points, n_seeds = len(batch.index), len(seeds)
     n_full, rest = divmod(steps, every)
