@@ -71,7 +71,8 @@ class Carry(NamedTuple):
     key: jax.Array
 
 
-def _rule(config: EngineConfig, hyper: dict):
+def rule_for(config: EngineConfig, hyper: dict):
+    """The update rule of ``config`` with the numbers in ``hyper``."""
     options = dict(config.static_options) | dict(hyper.get("options", {}))
     return make_rule(config.manifold, config.rule, hyper, config.schedule, options, config.features)
 
@@ -104,7 +105,7 @@ def _observe(manifold: Manifold, states: jax.Array, topology: Topology, cluster_
     return out
 
 
-def _observe_summary(manifold: Manifold, states: jax.Array, topology: Topology, cluster_tol) -> dict[str, jax.Array]:
+def observe_summary(manifold: Manifold, states: jax.Array, topology: Topology, cluster_tol) -> dict[str, jax.Array]:
     """A few numbers per run instead of every agent's state: what a sweep keeps of each step it records."""
     x, n = energy.agents_first(states), states.shape[0]
 
@@ -124,30 +125,26 @@ def _observe_summary(manifold: Manifold, states: jax.Array, topology: Topology, 
     }
 
 
-@partial(jax.jit, static_argnames=("config", "summary"))
-def start(config: EngineConfig, hyper: dict, topology: Topology, states: jax.Array, keys: jax.Array, summary: bool = False):
+@partial(jax.jit, static_argnames=("config",))
+def start(config: EngineConfig, hyper: dict, topology: Topology, states: jax.Array, keys: jax.Array):
     """Initial carries and observations for a batch of seeds: ``states`` (S, N, D), ``keys`` (S,)."""
-    rule = _rule(config, hyper)
+    rule = rule_for(config, hyper)
 
     def one(x, key):
         k_rule, k_run = jax.random.split(key)
         return Carry(x, rule.init(x, k_rule), k_run)
 
-    observe = _observe_summary if summary else _observe
-    return jax.vmap(one)(states, keys), observe(config.manifold, states, topology, hyper["cluster_tol"])
+    return jax.vmap(one)(states, keys), _observe(config.manifold, states, topology, hyper["cluster_tol"])
 
 
-@partial(jax.jit, static_argnames=("config", "n_records", "every", "summary"), donate_argnames=("carry",))
-def advance(
-    config: EngineConfig, hyper: dict, topology: Topology, carry: Carry, n_records: int, every: int, summary: bool = False
-):
+@partial(jax.jit, static_argnames=("config", "n_records", "every"), donate_argnames=("carry",))
+def advance(config: EngineConfig, hyper: dict, topology: Topology, carry: Carry, n_records: int, every: int):
     """Run ``n_records * every`` steps for every seed, observing every ``every`` steps.
 
-    Returns the new carry and the observations (``_observe``, or ``_observe_summary``
-    with ``summary``), each with the seed axis first and the record axis second:
-    state (S, n_records, N, D), loss (S, n_records), ...
+    Returns the new carry and the observations (``_observe``), each with the seed axis
+    first and the record axis second: state (S, n_records, N, D), loss (S, n_records), ...
     """
-    rule = _rule(config, hyper)
+    rule = rule_for(config, hyper)
 
     def one(c: Carry) -> Carry:
         key, sub = jax.random.split(c.key)
@@ -159,8 +156,7 @@ def advance(
 
     def record(c: Carry, _):
         c, _ = jax.lax.scan(step, c, None, length=every)
-        observe = _observe_summary if summary else _observe
-        return c, observe(config.manifold, c.states, topology, hyper["cluster_tol"])
+        return c, _observe(config.manifold, c.states, topology, hyper["cluster_tol"])
 
     carry, recs = jax.lax.scan(record, carry, None, length=n_records)
     return carry, {k: jnp.swapaxes(r, 0, 1) for k, r in recs.items()}

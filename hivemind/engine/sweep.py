@@ -37,11 +37,11 @@ from hivemind.engine.simulate import (
     TAG_DYNAMICS,
     Carry,
     EngineConfig,
-    _observe_summary,
-    _rule,
     engine_inputs,
     initial_configuration,
+    observe_summary,
     record_steps,
+    rule_for,
 )
 
 # Keys that are numbers in the compiled program: swept inside one compilation.
@@ -392,20 +392,20 @@ _COMPILED: dict = {}
 
 
 def _one_init(config: EngineConfig, hyper: dict, x, key):
-    rule = _rule(config, hyper)
+    rule = rule_for(config, hyper)
     k_rule, k_run = jax.random.split(key)
     return Carry(x, rule.init(x, k_rule), k_run)
 
 
 def _one_step(config: EngineConfig, hyper: dict, topology, c: Carry) -> Carry:
-    rule = _rule(config, hyper)
+    rule = rule_for(config, hyper)
     key, sub = jax.random.split(c.key)
     states, rule_state = rule.step(c.states, c.rule_state, topology, sub)
     return Carry(states, rule_state, key)
 
 
 def _one_observe(config: EngineConfig, hyper: dict, topology, x):
-    return {k: v[0] for k, v in _observe_summary(config.manifold, x[None], topology, hyper["cluster_tol"]).items()}
+    return {k: v[0] for k, v in observe_summary(config.manifold, x[None], topology, hyper["cluster_tol"]).items()}
 
 
 def _programs(config: EngineConfig, axes, n_records: int, every: int):
