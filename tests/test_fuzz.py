@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -230,12 +231,14 @@ def optax_rules(draw):
     return render(doc)
 
 
+@pytest.mark.slow
 def test_fuzzed_optax_rules_and_options_run_or_fail_in_one_line(tmp_path, capsys):
     """Every name in optax as a rule (optimizers, transformations, functions, classes), options of every type."""
     tally = fuzz(optax_rules(), 200, tmp_path, capsys, "fuzzed optax rules and options")
     assert tally.get("refused", 0) > 50 and tally.get("ran", 0) > 10
 
 
+@pytest.mark.slow
 def test_every_optax_name_is_an_optimizer_that_runs_or_refused_in_one_line(tmp_path, capsys):
     """Not a sample: each public optax name once, through validation; the accepted ones must run."""
     accepted = []
@@ -292,6 +295,7 @@ def live_sections(draw):
     return render(doc)
 
 
+@pytest.mark.slow
 def test_fuzzed_live_sections_validate_or_fail_in_one_line(tmp_path, capsys):
     """The [live] section's keys, mutated; validation only (no model is loaded)."""
     tally = {}

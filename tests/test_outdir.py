@@ -45,6 +45,7 @@ def scenario_file(tmp_path):
     return path
 
 
+@pytest.mark.slow
 def test_a_second_writer_is_refused_at_once_with_the_holders_pid(tmp_path, scenario_file):
     out = tmp_path / "out"
     holder = hold(out)
@@ -77,6 +78,7 @@ def test_the_lock_of_a_killed_process_is_taken_over(tmp_path, scenario_file):
     assert (out / "run.nc").is_file()
 
 
+@pytest.mark.slow
 def test_two_real_runs_into_one_directory_one_wins(tmp_path, scenario_file):
     long = tmp_path / "long.toml"
     long.write_text(scenario_text(dynamics={"steps": 20000}, record={"every": 1000}))

@@ -101,6 +101,7 @@ def test_steps_to_tolerance_and_the_stability_boundary_follow_the_theory(small):
     assert ds.step.values[k] == steps[1] and recorded[1, k - 1] >= 1e-3
 
 
+@pytest.mark.slow
 def test_structural_keys_compile_once_per_value_and_group(small):
     ds = sweep(load_scenario(small), {"graph.n": [20, 30], "dynamics.step_size": [0.02, 0.05]}, seeds=1)
     assert ds.final_mean_distance.shape == (2, 2, 1)
@@ -189,6 +190,7 @@ def test_cli_writes_the_dataset_the_manifest_and_a_figure_and_plot_recognises_it
     assert main(["sweep", str(small), "--grid", "dynamics.step_size=0.1", "--out", str(out), "--quiet"]) == 2
 
 
+@pytest.mark.slow
 def test_a_killed_sweep_resumes_redoing_at_most_the_running_batch(small, tmp_path, monkeypatch, capsys):
     args = ["sweep", str(small), "--grid", "dynamics.step_size=lin:0.01:0.1:6", "--seeds", "2", "--quiet", "--memory", "0.05"]
     assert main([*args, "--out", str(tmp_path / "full")]) == 0
