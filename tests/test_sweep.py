@@ -156,6 +156,7 @@ def test_ranges_are_what_they_say():
         (["dynamics.step_size=-1,0.1"], "dynamics.step_size must be > 0"),
         (["agents.stubbornness=0.5,2"], "agents.stubbornness must be numbers in [0, 1]"),
         (["dynamics.steps=10,20"], "dynamics.steps: cannot be swept"),
+        (["run.seeds=1,2"], "--grid run.seeds: seeds are not a grid key"),
         (["dynamics.step_size=0.1", "dynamics.step_size=0.2"], "given twice"),
         (["dynamics.step_size"], "--grid expects KEY=VALUES"),
         (["graph.n=20,5000"], "--grid graph.n: one grid point needs about"),

@@ -254,6 +254,9 @@ def sweep(
         ``largest_cluster_share``, ``dispersion``, and ``final_state`` when small.
     """
     grid = make_grid(grid)
+    for key in grid.keys:
+        if key in ("run.seed", "run.seeds"):
+            raise SweepError(f"--grid {key}: seeds are not a grid key; every point runs every seed of --seeds")
     seeds = tuple(range(seeds)) if isinstance(seeds, int) else tuple(seeds)
     if not seeds or any(s < 0 for s in seeds) or len(set(seeds)) != len(seeds):
         raise SweepError(f"--seeds must be a count >= 1 or distinct seeds >= 0, got {seeds!r}")
