@@ -229,15 +229,13 @@ def _manifest_of(out: Path) -> dict:
 
 def _check_space(out: Path, scenario: Scenario) -> None:
     """Refuse a run whose records cannot fit the free space of OUT's filesystem, before it starts."""
-    import shutil
-
+    from hivemind.engine.atomic import free_bytes
     from hivemind.engine.records import partial_path
     from hivemind.engine.simulate import output_bytes
 
     grown = partial_path(out / "run.nc")
     need = output_bytes(scenario) - (grown.stat().st_size if grown.is_file() else 0)  # a resumed run has part of it
-    probe = out if out.exists() else next((p for p in out.parents if p.exists()), Path("."))
-    free = shutil.disk_usage(probe).free
+    free = free_bytes(out)
     if need <= free:
         return
     every = scenario.record.every

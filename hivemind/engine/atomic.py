@@ -7,6 +7,7 @@ is what run directories, checkpoints and the live transcript's tables rely on.
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -45,3 +46,10 @@ def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+def free_bytes(path: str | Path) -> int:
+    """Free space on the filesystem that ``path`` is (or will be) on: its nearest existing ancestor's."""
+    path = Path(path)
+    probe = path if path.exists() else next((p for p in path.parents if p.exists()), Path("."))
+    return shutil.disk_usage(probe).free

@@ -30,7 +30,7 @@ import numpy as np
 import xarray as xr
 
 from hivemind.engine import energy, sharding
-from hivemind.engine.atomic import atomic_write
+from hivemind.engine.atomic import atomic_write, free_bytes
 from hivemind.engine.manifolds import get_manifold
 from hivemind.engine.records import NETCDF_ENGINE
 from hivemind.engine.simulate import (
@@ -292,7 +292,6 @@ def sweep(
 def check_resources(grid: Grid, scenarios: list, steps: int, every: int, memory: int, out) -> None:
     """Refuse, before anything runs, a grid whose points do not fit the memory bound or whose
     results do not fit the free disk space; the message names the key that makes them big."""
-    import shutil
 
     sizes = [point_bytes(s) for s in scenarios]
     worst = int(np.argmax(sizes))
@@ -311,8 +310,7 @@ def check_resources(grid: Grid, scenarios: list, steps: int, every: int, memory:
         final = max(s.arrays.n_nodes * get_manifold(s.manifold.kind, s.manifold.dim).ambient_dim for s in scenarios)
         per_run = (n_records + 8) * 8 + (final * 8 if final <= MAX_FINAL_STATE else 0)
         need = len(scenarios) * len(scenarios[0].run.seeds) * per_run
-        probe = Path(out) if Path(out).exists() else next((q for q in Path(out).parents if q.exists()), Path("."))
-        free = shutil.disk_usage(probe).free
+        free = free_bytes(out)
         if need > free:
             raise SweepError(
                 f"--grid {grid.keys[0]}: the sweep would write about {need / 1e6:.0f} MB, only {free / 1e6:.0f} MB are free"
