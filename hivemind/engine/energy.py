@@ -64,50 +64,85 @@ def _pull(manifold: Manifold, bounded: bool, states, senders, receivers, weights
     return force, heard
 
 
+def _pull_pairs(manifold: Manifold, bounded: bool, states, senders, receivers, weights, confidence, half):
+    """``_pull`` for an undirected graph, each pair's geometry computed once (``manifold.log_pair``).
+
+    Half the gathers and half the transcendental functions; each direction is then
+    summed into its receiver, the one side in sorted order, the other not. With
+    ``bounded`` both directions act or neither, by the one distance.
+    """
+    a, b = receivers[half], senders[half]
+    w = weights[half]
+    log_ab, log_ba, d = manifold.log_pair(states[a], states[b])
+    if bounded:
+        w = _per_edge(w, d) * (d < confidence).astype(d.dtype)
+    n = states.shape[0]
+    force = jax.ops.segment_sum(_per_edge(w, log_ab) * log_ab, a, num_segments=n, indices_are_sorted=True)
+    force = force + jax.ops.segment_sum(_per_edge(w, log_ba) * log_ba, b, num_segments=n)
+    edge_w = jnp.broadcast_to(_per_edge(w, d), d.shape)
+    heard = jax.ops.segment_sum(edge_w, a, num_segments=n, indices_are_sorted=True)
+    heard = heard + jax.ops.segment_sum(edge_w, b, num_segments=n)
+    return force, heard
+
+
 @functools.cache
-def _vmappable_pull(manifold: Manifold, bounded: bool):
-    """``_pull`` whose vmap over seeds runs agents-first instead of as a batched gather."""
-    plain = functools.partial(_pull, manifold, bounded)
+def _vmappable_pull(manifold: Manifold, bounded: bool, pairs: bool):
+    """``_pull`` (or ``_pull_pairs``) whose vmap over seeds runs agents-first instead of as a batched gather."""
+    if pairs:
+        plain = functools.partial(_pull_pairs, manifold, bounded)
+    else:
+
+        def plain(states, senders, receivers, weights, confidence, half):
+            return _pull(manifold, bounded, states, senders, receivers, weights, confidence)
 
     @custom_vmap
-    def pull_one(states, senders, receivers, weights, confidence):
-        return plain(states, senders, receivers, weights, confidence)
+    def pull_one(states, senders, receivers, weights, confidence, half):
+        return plain(states, senders, receivers, weights, confidence, half)
 
     @pull_one.def_vmap
-    def batched(axis_size, in_batched, states, senders, receivers, weights, confidence):
-        s_b, snd_b, rcv_b, w_b, c_b = in_batched
-        if snd_b or rcv_b:  # a different graph per run: nothing to share, batch the generic way
+    def batched(axis_size, in_batched, states, senders, receivers, weights, confidence, half):
+        s_b, snd_b, rcv_b, w_b, c_b, h_b = in_batched
+        if snd_b or rcv_b or h_b:  # a different graph per run: nothing to share, batch the generic way
             axes = tuple(0 if b else None for b in in_batched)
-            return jax.vmap(plain, in_axes=axes)(states, senders, receivers, weights, confidence), (True, True)
+            return jax.vmap(plain, in_axes=axes)(states, senders, receivers, weights, confidence, half), (True, True)
         x = states if s_b else jnp.broadcast_to(states, (axis_size, *states.shape))
         w = agents_first(weights) if w_b else weights
         # A bound per run (a swept confidence) broadcasts along the runs axis of the agents-first layout.
         c = confidence if not c_b or axis_size > 1 else confidence[0]
-        force, heard = plain(agents_first(x), senders, receivers, w, c)
+        force, heard = plain(agents_first(x), senders, receivers, w, c, half)
         return (seeds_first(force, axis_size), seeds_first(heard, axis_size)), (True, True)
 
     return pull_one
 
 
 def pull_and_heard(
-    manifold: Manifold, states: jax.Array, topology: Topology, confidence: jax.Array | None = None
+    manifold: Manifold,
+    states: jax.Array,
+    topology: Topology,
+    confidence: jax.Array | None = None,
+    pairs: bool = False,
 ) -> tuple[jax.Array, jax.Array]:
     """``pull`` and the weight each node hears through the edges that act (for "active" inertia)."""
     bounded = confidence is not None
     c = jnp.asarray(jnp.inf if confidence is None else confidence, states.dtype)
-    return _vmappable_pull(manifold, bounded)(states, topology.senders, topology.receivers, topology.weights, c)
+    t = topology
+    return _vmappable_pull(manifold, bounded, pairs)(states, t.senders, t.receivers, t.weights, c, t.half)
 
 
-def pull(manifold: Manifold, states: jax.Array, topology: Topology, confidence: jax.Array | None = None) -> jax.Array:
+def pull(
+    manifold: Manifold, states: jax.Array, topology: Topology, confidence: jax.Array | None = None, pairs: bool = False
+) -> jax.Array:
     """sum_j w_ij kappa_ij Log_{x_i}(x_j) for every node i: the force each node feels.
 
     For an undirected graph this is minus the Riemannian gradient of ``loss``, since
     grad_x 1/2 d(x, y)^2 = -Log_x(y). One gather, one log and one sorted segment sum:
     nothing of size N x N. Under ``jax.vmap`` over runs it computes agents-first.
     With ``confidence``, only edges whose endpoints are closer than it act (bounded
-    confidence). Forward mode only (no ``jax.grad`` through it); differentiate ``loss`` instead.
+    confidence). With ``pairs`` (undirected graphs only) each edge's geometry is
+    computed once for both directions; equal to float rounding. Forward mode only
+    (no ``jax.grad`` through it); differentiate ``loss`` instead.
     """
-    return pull_and_heard(manifold, states, topology, confidence)[0]
+    return pull_and_heard(manifold, states, topology, confidence, pairs)[0]
 
 
 class Features(NamedTuple):
@@ -117,11 +152,14 @@ class Features(NamedTuple):
     bounded : edges act only between agents closer than the confidence bound
     active_inertia : m_i = 1 + the weight agent i hears through acting edges, per step
         (with ``bounded`` on R^1 and step size 1: synchronous Hegselmann–Krause)
+    pairs : the graph is undirected and each edge's geometry is computed once for
+        both directions (``pull``'s pair kernel); a choice of kernel, not of dynamics
     """
 
     stubborn: bool = False
     bounded: bool = False
     active_inertia: bool = False
+    pairs: bool = False
 
 
 # The paper's dynamics: no stubbornness, no confidence bound, fixed inertia.
@@ -143,7 +181,7 @@ def drift(
     agent's prejudice p_i (its initial state) by its stubbornness theta_i. Zero at every
     anchor. Without stubbornness or a bound it is exactly (1/m) * ``pull``.
     """
-    force, heard = pull_and_heard(manifold, states, topology, confidence if features.bounded else None)
+    force, heard = pull_and_heard(manifold, states, topology, confidence if features.bounded else None, features.pairs)
     inv_m = topology.inv_inertia
     if features.active_inertia:
         inv_m = jnp.where(inv_m > 0, 1.0 / (1.0 + heard), 0.0).astype(states.dtype)

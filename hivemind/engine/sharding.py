@@ -90,7 +90,7 @@ def shard(kind: str, states: jax.Array, keys: jax.Array, topology: Topology) -> 
     )
     topology = _pad_edges(topology, n_dev, states.shape[1] - 1)
     by_agent = NamedSharding(m, PartitionSpec(None, AXIS))
-    replicated = ("anchors", "sample")  # indices every device needs whole
+    replicated = ("anchors", "sample", "half")  # indices every device needs whole (no pair kernel when agents split)
     topology = Topology(**{k: jax.device_put(a, whole if k in replicated else split) for k, a in topology._asdict().items()})
     return jax.device_put(states, by_agent), jax.device_put(keys, whole), topology, layout
 

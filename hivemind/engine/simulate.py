@@ -172,6 +172,9 @@ def engine_inputs(scenario: Scenario, dtype) -> tuple[EngineConfig, dict, Topolo
         stubborn=bool(np.any(theta > 0)),
         bounded=dyn.confidence is not None,
         active_inertia=scenario.agents.inertia == "active",
+        # Agents split over devices would split the pairs too, and the pair kernel's
+        # unsorted second sum would cross devices: keep the message kernel there.
+        pairs=not scenario.arrays.directed and scenario.run.shard != "agents",
     )
     config = EngineConfig(manifold, dyn.rule, dyn.noise_schedule, static_opts, features)
     hyper = {

@@ -366,6 +366,8 @@ def _batches(grid: Grid, scenarios: list, memory: int) -> list[Batch]:
         # Stubbornness 0 and an infinite bound compute the plain drift exactly, so a group
         # that sweeps into them runs the program of its points that need them: one compile.
         features = energy.Features(*(any(getattr(c.features, f) for c, _, _ in inputs) for f in energy.Features._fields))
+        # The pair kernel is a choice of kernel that only undirected graphs allow: all points, or none.
+        features = features._replace(pairs=all(c.features.pairs for c, _, _ in inputs))
         per = points_per_batch(point_bytes(first), memory)
         if n_dev > 1:
             per = max(n_dev, per - per % n_dev)

@@ -44,6 +44,10 @@ class Topology(NamedTuple):
         Indices of the anchors; the first is "the" anchor of single-anchor scenarios.
     sample : int32 (K,)
         A fixed, evenly spaced sample of nodes for the dispersion observable.
+    half : int32 (P,)
+        For an undirected graph, one message of every pair (ascending, so their
+        receivers stay sorted): the pair kernel computes each edge's geometry once
+        there and sends it both ways. Empty for a directed graph.
     """
 
     senders: jax.Array
@@ -56,6 +60,7 @@ class Topology(NamedTuple):
     node_mask: jax.Array
     anchors: jax.Array
     sample: jax.Array
+    half: jax.Array
 
     @property
     def n_nodes(self) -> int:
@@ -164,6 +169,12 @@ def build_topology(
         pairs = np.concatenate([pair, pair])
         loss_w = 0.5 * weights
     order = np.argsort(receivers, kind="stable")
+    if arrays.directed:
+        half = np.zeros(0, np.int64)
+    else:
+        position = np.empty_like(order)
+        position[order] = np.arange(order.size)
+        half = np.sort(position[: src.size])
     inv_m = 1.0 / arrays.inertia
     inv_m[idx] = 0.0
     theta = np.broadcast_to(np.asarray(stubbornness, np.float64), (n,)).copy()
@@ -180,6 +191,7 @@ def build_topology(
         node_mask=np.ones(n, dtype),
         anchors=np.asarray(idx, np.int32),
         sample=sample,
+        half=np.asarray(half, np.int32),
     )
 
 

@@ -39,6 +39,10 @@ class Euclidean(ManifoldBase):
     def log(self, x: Array, y: Array) -> Array:
         return y - x
 
+    def log_pair(self, x: Array, y: Array) -> tuple[Array, Array, Array]:
+        d = y - x
+        return d, -d, safe_sqrt(dot(d, d))[..., 0]
+
     def retract(self, x: Array, v: Array) -> Array:
         return x + v
 

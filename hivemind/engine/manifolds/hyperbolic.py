@@ -51,6 +51,19 @@ class Hyperbolic(ManifoldBase):
         d = self.dist(x, y)[..., None]
         return ratio_or_one(d, self.norm(x, u)[..., None]) * u
 
+    def log_pair(self, x: Array, y: Array) -> tuple[Array, Array, Array]:
+        """(Log_x(y), Log_y(x), d): one distance (one asinh) and one norm for both directions.
+
+        |proj_x(y - x)|_L = |proj_y(x - y)|_L = sinh d, so one norm serves both.
+        """
+        diff = y - x
+        q = minkowski(diff, diff)
+        d = 2.0 * jnp.arcsinh(safe_sqrt(jnp.maximum(q, 0.0)) / 2.0)
+        ux = diff + minkowski(x, diff) * x
+        uy = -diff - minkowski(y, diff) * y
+        f = ratio_or_one(d, self.norm(x, ux)[..., None])
+        return f * ux, f * uy, d[..., 0]
+
     def retract(self, x: Array, v: Array) -> Array:
         return self.projx(x + v)
 

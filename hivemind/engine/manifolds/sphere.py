@@ -54,6 +54,24 @@ class Sphere(ManifoldBase):
         s = safe_sqrt(dot(u, u))
         return ratio_or_one(jnp.arctan2(s, 1.0 + c), s) * u
 
+    def log_pair(self, x: Array, y: Array) -> tuple[Array, Array, Array]:
+        """(Log_x(y), Log_y(x), d): one angle and one norm for both directions.
+
+        Log_y(x) = theta/sin(theta) (x - <x, y> y) has the same angle and the same norm
+        sin(theta) as Log_x(y); only the projected difference differs. Each direction is
+        computed from the small difference y - x as in ``log``, so both stay accurate
+        for nearby points.
+        """
+        d = y - x
+        cx = dot(x, d)  # <x, y> - 1, seen from x
+        cy = -dot(y, d)  # the same number, seen from y
+        ux = d - cx * x
+        uy = -d - cy * y
+        s = safe_sqrt(dot(ux, ux))
+        theta = jnp.arctan2(s, 1.0 + cx)
+        f = ratio_or_one(theta, s)
+        return f * ux, f * uy, theta[..., 0]
+
     def retract(self, x: Array, v: Array) -> Array:
         return self.projx(x + v)
 
