@@ -55,22 +55,23 @@ class Sphere(ManifoldBase):
         return ratio_or_one(jnp.arctan2(s, 1.0 + c), s) * u
 
     def log_pair(self, x: Array, y: Array) -> tuple[Array, Array, Array]:
-        """(Log_x(y), Log_y(x), d): one angle and one norm for both directions.
+        """(Log_x(y), Log_y(x), d): one angle and two coordinate reductions for both directions.
 
-        Log_y(x) = theta/sin(theta) (x - <x, y> y) has the same angle and the same norm
-        sin(theta) as Log_x(y); only the projected difference differs. Each direction is
-        computed from the small difference y - x as in ``log``, so both stay accurate
-        for nearby points.
+        With d = y - x and e = y + x, Kahan's angle 2 atan2(|d|, |e|) and
+        sin(theta) = |d||e|/2 come from sums of squares alone, accurate at 0 and at the
+        antipode alike; <x, y> = 1 - |d|^2/2 turns the projections y - <x, y> x and
+        x - <x, y> y into d + |d|^2/2 x and |d|^2/2 y - d. No inner product of x with
+        anything is left to cancel, and two reductions serve both directions where ``log``
+        twice would take four.
         """
         d = y - x
-        cx = dot(x, d)  # <x, y> - 1, seen from x
-        cy = -dot(y, d)  # the same number, seen from y
-        ux = d - cx * x
-        uy = -d - cy * y
-        s = safe_sqrt(dot(ux, ux))
-        theta = jnp.arctan2(s, 1.0 + cx)
-        f = ratio_or_one(theta, s)
-        return f * ux, f * uy, theta[..., 0]
+        e = y + x
+        dd = dot(d, d)
+        a, b = safe_sqrt(dd), safe_sqrt(dot(e, e))
+        theta = 2.0 * jnp.arctan2(a, b)
+        f = ratio_or_one(theta, 0.5 * a * b)
+        half = 0.5 * dd
+        return f * (d + half * x), f * (half * y - d), theta[..., 0]
 
     def retract(self, x: Array, v: Array) -> Array:
         return self.projx(x + v)
