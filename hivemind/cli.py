@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import sys
 import time
 from pathlib import Path
@@ -46,6 +47,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--plot", action="store_true", help="write the figures into OUT/figures after the run")
     p.add_argument("--resume", action="store_true", help="continue the interrupted run in OUT from its last checkpoint")
     p.add_argument("--force", action="store_true", help="overwrite a non-empty OUT")
+    g = p.add_argument_group("several processes (jax.distributed; run.shard = seeds or agents)")
+    g.add_argument("--coordinator", metavar="HOST:PORT", help="process 0's address, or 'auto' to read a SLURM (or similar) job")
+    g.add_argument("--num-processes", type=int, metavar="N", help="how many processes run this scenario together")
+    g.add_argument("--process-id", type=int, metavar="I", help="this process's index in [0, N); process 0 writes OUT")
+    g.add_argument(
+        "--timeout", type=float, default=60.0, metavar="S", help="seconds to wait for every process to connect (default 60)"
+    )
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("plot", help="write the figures of a run directory into DIR/figures")
@@ -262,23 +270,94 @@ def _bytes(n: float) -> str:
     return f"{n:.1f} TB"
 
 
+# The outcomes of preparing OUT, as process 0 tells the others.
+_MODES = ("fresh", "resume", "restart", "complete", "refused")
+
+
+def _join_processes(args, scenario: Scenario) -> bool:
+    """Connect to the other processes when --coordinator asks for it; whether there are several."""
+    from hivemind.engine import processes
+
+    if args.coordinator is None:
+        if args.num_processes is not None or args.process_id is not None:
+            raise UsageError("--num-processes and --process-id need --coordinator HOST:PORT (or --coordinator auto)")
+        return False
+    try:
+        processes.check_layout(args.num_processes, args.process_id)
+        if args.coordinator != "auto":
+            processes.parse_address(args.coordinator)
+            if args.num_processes is None or args.process_id is None:
+                raise processes.ProcessesError("--coordinator HOST:PORT needs --num-processes N and --process-id I")
+        if scenario.run.shard == "none":
+            raise processes.ProcessesError(
+                f'{scenario.source}: run.shard = "none" keeps a run in one process; '
+                'set run.shard = "seeds" or "agents" to spread it over several'
+            )
+        if args.timeout <= 0:
+            raise processes.ProcessesError(f"--timeout must be positive, got {args.timeout:g}")
+        processes.initialize(args.coordinator, args.num_processes, args.process_id, args.timeout)
+    except processes.ProcessesError as e:
+        raise UsageError(str(e)) from None
+    import jax
+
+    n_dev = jax.device_count()
+    if scenario.run.shard == "agents" and n_dev > scenario.arrays.n_nodes:
+        raise UsageError(
+            f'{scenario.source}: run.shard = "agents" splits {scenario.arrays.n_nodes} agents over {n_dev} devices '
+            f"of {jax.process_count()} processes: fewer agents than devices"
+        )
+    return jax.process_count() > 1
+
+
+def _prepare_run(args, out: Path, scenario: Scenario, several: bool) -> str:
+    """Process 0 claims and checks OUT; with several processes it tells the others what it found."""
+    from hivemind.engine import processes
+
+    refusal = None
+    mode = None
+    if processes.is_writer():
+        try:
+            _claim(args, out)
+            mode = _prepare_out(out, scenario, args.resume, args.force)
+            if mode != "complete":
+                _check_space(out, scenario)
+        except UsageError as e:
+            refusal, mode = e, "refused"
+    if several:
+        mode = _MODES[processes.broadcast_code(None if mode is None else _MODES.index(mode))]
+    if refusal is not None:
+        raise refusal
+    if mode == "refused":
+        raise UsageError(f"{out}: process 0 refused to run there (its own message says why)")
+    return mode
+
+
 def cmd_run(args) -> int:
+    from hivemind.engine import processes
     from hivemind.engine.simulate import RecordsWriteError, SimulationDiverged, SimulationInterrupted, simulate
     from hivemind.io.results import save_manifest
 
     scenario = load_scenario(args.scenario, args.overrides)
     out = _out_dir(args.out)
-    _claim(args, out)
-    mode = _prepare_out(out, scenario, args.resume, args.force)
+    several = _join_processes(args, scenario)
+    mode = _prepare_run(args, out, scenario, several)
+    writer = processes.is_writer()
+    me = f"process {processes.index()} of {processes.count()}"
     if mode == "complete":
-        print(f"{out}: the run of this scenario is already complete; nothing to resume")
+        if writer:
+            print(f"{out}: the run of this scenario is already complete; nothing to resume")
         return EXIT_OK
-    _check_space(out, scenario)
-    if not args.quiet:
+    if not writer:
+        print(f"{me}: computing its share of {scenario.name} (shard {scenario.run.shard}); process 0 writes {out}", flush=True)
+    elif not args.quiet:
         print(describe(scenario))
-    if mode == "restart":
+        if several:
+            import jax
+
+            print(f"{processes.count()} processes, {jax.device_count()} devices, run.shard = {scenario.run.shard}")
+    if mode == "restart" and writer:
         print(f"{out}: no checkpoint to resume from; starting from step 0", flush=True)
-    bar = ProgressBar(not args.quiet)
+    bar = ProgressBar(writer and not args.quiet)
     resumed = []
 
     def progress(done: int, total: int) -> None:
@@ -289,17 +368,31 @@ def cmd_run(args) -> int:
         bar(done, total)
 
     hint = " ".join(["hivemind run", args.scenario, "--out", str(out), *(f"--set {o}" for o in args.overrides), "--resume"])
+    if several:
+        hint += " --coordinator ... (every process, as before)"
     try:
         ds = simulate(
             scenario, progress=progress, checkpoint_dir=out / "checkpoint", resume=mode == "resume", out_file=out / "run.nc"
         )
+    except processes.PeerLost as e:
+        bar.close()
+        kept = "no checkpoint was kept" if e.step is None else f"the checkpoint at step {e.step} is kept in {out}/checkpoint"
+        print(f"{me}: another process of the run stopped ({e}); {kept}; resume with: {hint}", file=sys.stderr, flush=True)
+        sys.stdout.flush()
+        # A normal exit would wait in JAX's shutdown barrier for the process that is gone, then abort.
+        os._exit(EXIT_FAILED)
     except SimulationDiverged as e:
         bar.close()
+        if not writer:
+            print(f"{me}: {e}", file=sys.stderr)
+            return EXIT_FAILED
         save_manifest(out, scenario, e.dataset)
         print(f"{scenario.source}: {e}; steps up to {int(e.dataset.step[-1])} saved in {out}/run.nc", file=sys.stderr)
         return EXIT_FAILED
     except SimulationInterrupted as e:
         bar.close()
+        if not writer:
+            return EXIT_INTERRUPTED
         save_manifest(out, scenario, e.dataset)
         print(
             f"interrupted at step {e.step}: what was recorded is in {out}/run.nc; resume with: {hint}",
@@ -312,6 +405,9 @@ def cmd_run(args) -> int:
         print(f"{e}; {kept}; free space and resume with: {hint}", file=sys.stderr)
         return EXIT_FAILED
     bar.close()
+    if not writer:
+        print(f"{me}: done", flush=True)
+        return EXIT_OK
     try:
         save_manifest(out, scenario, ds)
     except OSError as e:

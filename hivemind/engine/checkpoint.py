@@ -20,6 +20,7 @@ import jax
 import numpy as np
 
 from hivemind.engine.atomic import atomic_write
+from hivemind.engine.processes import is_writer, to_host
 
 CARRY = "carry.npz"
 
@@ -41,9 +42,15 @@ def _is_key(leaf) -> bool:
 
 
 def save_carry(directory: Path, fingerprint: str, chunk: int, done: int, n_records: int, carry: Any) -> None:
-    """The carry after chunk ``chunk``, at step ``done``, with ``n_records`` steps on disk; keys as raw data."""
+    """The carry after chunk ``chunk``, at step ``done``, with ``n_records`` steps on disk; keys as raw data.
+
+    In a multi-process run every process calls it (the carry is gathered from all of
+    them) and process 0 alone writes.
+    """
     leaves = jax.tree_util.tree_leaves(carry)
-    arrays = {f"leaf{i}": np.asarray(jax.random.key_data(x) if _is_key(x) else x) for i, x in enumerate(leaves)}
+    arrays = {f"leaf{i}": to_host(jax.random.key_data(x) if _is_key(x) else x) for i, x in enumerate(leaves)}
+    if not is_writer():
+        return
     arrays["meta_chunk"] = np.asarray(chunk)
     arrays["meta_done"] = np.asarray(done)
     arrays["meta_records"] = np.asarray(n_records)

@@ -207,6 +207,21 @@ class MemoryRecords:
         self.parts = []
 
 
+class DiscardRecords:
+    """What a process other than 0 keeps of a multi-process run's records: their count (process 0 writes them)."""
+
+    path = None
+
+    def __init__(self, count: int):
+        self.count = count
+
+    def append(self, rec: dict[str, np.ndarray]) -> None:
+        self.count += rec["loss"].shape[1]
+
+    def close(self) -> None:
+        pass
+
+
 class FileRecords:
     """Records appended to a NetCDF file as they come.
 

@@ -10,8 +10,8 @@ Axes are padded to a multiple of the device count and trimmed afterwards: extra 
 repeat the last one, extra agents are immobile copies of the anchor with no edges, and
 extra edges have weight 0 from a node to itself, so none of them changes a result.
 
-Many processes (hosts) work the same way: call ``jax.distributed.initialize()`` in each
-before running, and ``jax.devices()`` lists the devices of all of them.
+Many processes (hosts) work the same way (``hivemind.engine.processes``): once
+connected, ``jax.devices()`` lists the devices of all of them and the mesh spans them.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
+from hivemind.engine.processes import place
 from hivemind.engine.topology import Topology
 
 AXIS = "devices"
@@ -76,7 +77,8 @@ def shard(kind: str, states: jax.Array, keys: jax.Array, topology: Topology) -> 
     if kind == "seeds":
         pad = -layout.seeds % n_dev
         states, keys = _pad_rows(states, pad, 0), _pad_rows(keys, pad, 0)
-        return jax.device_put(states, split), jax.device_put(keys, split), jax.device_put(topology, whole), layout
+        topology = Topology(*(place(a, whole) for a in topology))
+        return place(states, split), place(keys, split), topology, layout
     if kind != "agents":
         raise ValueError(f"run.shard must be one of {SHARD_KINDS}, got {kind!r}")
     pad = -layout.agents % n_dev
@@ -91,8 +93,8 @@ def shard(kind: str, states: jax.Array, keys: jax.Array, topology: Topology) -> 
     topology = _pad_edges(topology, n_dev, states.shape[1] - 1)
     by_agent = NamedSharding(m, PartitionSpec(None, AXIS))
     replicated = ("anchors", "sample", "half")  # indices every device needs whole (no pair kernel when agents split)
-    topology = Topology(**{k: jax.device_put(a, whole if k in replicated else split) for k, a in topology._asdict().items()})
-    return jax.device_put(states, by_agent), jax.device_put(keys, whole), topology, layout
+    topology = Topology(**{k: place(a, whole if k in replicated else split) for k, a in topology._asdict().items()})
+    return place(states, by_agent), place(keys, whole), topology, layout
 
 
 def trim(records: dict, layout: Layout) -> dict:

@@ -21,7 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 import xarray as xr
 
-from hivemind.engine import checkpoint, energy, records, sharding
+from hivemind.engine import checkpoint, energy, processes, records, sharding
 from hivemind.engine.initial import initial_states
 from hivemind.engine.manifolds import Manifold, get_manifold
 from hivemind.engine.rules import make_rule
@@ -276,7 +276,7 @@ def simulate(
     checkpoint_dir: str | Path | None = None,
     resume: bool = False,
     out_file: str | Path | None = None,
-) -> xr.Dataset:
+) -> xr.Dataset | None:
     """Run a scenario for all of its seeds at once and return the labelled results.
 
     Parameters
@@ -308,6 +308,9 @@ def simulate(
         temporary directory, whose path is ``ds.encoding["source"]``. A result file up
         to that size is loaded into memory; a larger one is returned lazily backed by
         the file (xarray reads what is indexed), so memory does not grow with steps.
+        In a multi-process run (``hivemind.engine.processes``) every process calls
+        ``simulate`` alike; process 0 gets the Dataset and writes ``out_file`` and the
+        checkpoints, the others get None and write nothing.
 
     Raises
     ------
@@ -320,6 +323,8 @@ def simulate(
         directory); the last checkpoint and the records it points at stay on disk.
     CheckpointError
         If ``resume`` finds a checkpoint of another scenario, or a damaged one.
+    PeerLost
+        In a multi-process run, when another process stopped; the last checkpoint stays.
     """
     precision = scenario.run.precision
     off = checkpoint_dir is None or scenario.run.checkpoint_every == 0
@@ -362,12 +367,15 @@ def _simulate(scenario, progress, init_states, dtype, ckpt: Path | None, resume:
     keys = jnp.stack([jax.random.fold_in(jax.random.key(s), TAG_DYNAMICS) for s in seeds])
     x0, keys, topology, layout = sharding.shard(scenario.run.shard, x0, keys, topology)
     carry, first = start(config, hyper, topology, x0, keys)
-    first = sharding.trim({k: np.asarray(a)[:, None] for k, a in first.items()}, layout)
+    first = sharding.trim({k: processes.to_host(a)[:, None] for k, a in first.items()}, layout)
 
     steps = scenario.dynamics.steps
     plan = chunk_plan(scenario)
     all_steps = record_steps(steps, scenario.record.every)
-    growing, final = _record_target(scenario, ckpt, out_file)
+    # In a multi-process run, process 0 writes; the others compute, join the gathers and
+    # read the checkpoint when resuming, and keep nothing.
+    writer = processes.is_writer()
+    growing, final = _record_target(scenario, ckpt, out_file) if writer else (None, None)
     done, diverged_at, first_chunk = 0, None, 0
     fingerprint = scenario.fingerprint if ckpt is not None else ""
 
@@ -378,17 +386,22 @@ def _simulate(scenario, progress, init_states, dtype, ckpt: Path | None, resume:
         if ckpt is not None and resume and checkpoint.exists(ckpt):
             template = carry
             carry, n_records, last, done = checkpoint.load(ckpt, fingerprint, carry)
-            carry = jax.tree.map(lambda a, t: jax.device_put(a, t.sharding), carry, template)
-            rec = checkpoint.open_records(growing, all_steps, n_records)
+            carry = jax.tree.map(lambda a, t: processes.place(a, t.sharding), carry, template)
+            if not writer:
+                rec = records.DiscardRecords(n_records)
+            else:
+                rec = checkpoint.open_records(growing, all_steps, n_records)
             if final is not None and final.exists() and growing.exists() and os.path.samefile(final, growing):
                 final.unlink()  # the snapshot of the interruption: it would grow with the resumed run
             first_chunk = last + 1
             if progress is not None:
                 progress(done, steps)
         else:
-            if ckpt is not None:
+            if ckpt is not None and writer:
                 checkpoint.clear(ckpt)
-            if growing is None:
+            if not writer:
+                rec = records.DiscardRecords(first["loss"].shape[1])
+            elif growing is None:
                 rec = records.MemoryRecords(scenario, all_steps, first)
             else:
                 rec = records.FileRecords.create(growing, scenario, all_steps, first)
@@ -397,8 +410,10 @@ def _simulate(scenario, progress, init_states, dtype, ckpt: Path | None, resume:
     interval = scenario.run.checkpoint_every
     saved_at = done
 
-    def result(status: str) -> xr.Dataset:
+    def result(status: str) -> xr.Dataset | None:
         """What was recorded so far, marked with ``status`` (at ``final`` too, when there is one)."""
+        if isinstance(rec, records.DiscardRecords):
+            return None
         if isinstance(rec, records.MemoryRecords):
             return rec.dataset(status, wall())
         shown = final is not None and rec.snapshot(final, status, wall())
@@ -410,8 +425,16 @@ def _simulate(scenario, progress, init_states, dtype, ckpt: Path | None, resume:
     try:
         for c in range(first_chunk, len(plan)):
             n_records, stride = plan[c]
-            carry, out = advance(config, hyper, topology, carry, n_records, stride)
-            out = sharding.trim({k: np.asarray(a) for k, a in out.items()}, layout)
+            try:
+                carry, out = advance(config, hyper, topology, carry, n_records, stride)
+                out = sharding.trim({k: processes.to_host(a) for k, a in out.items()}, layout)
+            except Exception as e:
+                if processes.count() == 1:
+                    raise
+                # A collective of a multi-process run failed: another process stopped.
+                rec.close()
+                kept = saved_at if ckpt is not None and checkpoint.exists(ckpt) else None
+                raise processes.PeerLost(_first_line(e), kept) from None
             finite = np.isfinite(out["state"]).all(axis=(0, 2, 3)) & np.isfinite(out["loss"]).all(axis=0)
             if not finite.all():
                 bad = int(np.argmin(finite))
@@ -442,7 +465,9 @@ def _simulate(scenario, progress, init_states, dtype, ckpt: Path | None, resume:
             f"try a smaller dynamics.step_size (now {scenario.dynamics.step_size:g})"
         )
         raise SimulationDiverged(message, result(f"diverged: {message}"), hi)
-    if isinstance(rec, records.MemoryRecords):
+    if isinstance(rec, records.DiscardRecords):
+        ds = None
+    elif isinstance(rec, records.MemoryRecords):
         ds = rec.dataset(None, wall())
     elif final is not None:
         rec.finish(final, wall())
@@ -452,9 +477,14 @@ def _simulate(scenario, progress, init_states, dtype, ckpt: Path | None, resume:
         rec.close()
         with xr.open_dataset(rec.path, engine=records.NETCDF_ENGINE) as f:
             ds = f.load()
-    if ckpt is not None:
+    if ckpt is not None and writer:
         checkpoint.clear(ckpt)
     return ds
+
+
+def _first_line(error: Exception) -> str:
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    return lines[0] if lines else type(error).__name__
 
 
 def _write_problem(error: OSError, where) -> str:

@@ -1,0 +1,193 @@
+"""One run across several processes: ``jax.distributed`` with gloo collectives on CPU.
+
+Every process owns its local devices; once connected, ``jax.devices()`` lists the
+devices of all of them, and ``run.shard`` (``"seeds"`` or ``"agents"``) spreads the
+run over the lot exactly as it spreads it over the devices of one process. Every
+process computes; only process 0 writes. Records and checkpoints reach process 0
+through an all-gather that every process joins, since a collective must be entered
+by all of them, in the same order.
+
+A process that dies breaks the gloo connections of the others: their next collective
+fails at once with "connection reset", which the engine turns into ``PeerLost``. A
+process that never arrives (or a coordinator nobody can reach) would make JAX abort
+the others with a fatal log after its own timeout; ``initialize`` probes the
+coordinator first and, behind that, keeps a watchdog that ends the process with one
+line instead.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import sys
+import threading
+import time
+
+import jax
+import numpy as np
+
+# Seconds to wait for the coordinator and for every process to connect.
+DEFAULT_TIMEOUT_S = 60.0
+
+# What ``hivemind run`` exits with when the processes cannot start together.
+EXIT_SETUP = 2
+
+
+class ProcessesError(ValueError):
+    """A multi-process setup that cannot work: a bad address, id or count, or a coordinator out of reach."""
+
+
+class PeerLost(RuntimeError):
+    """A collective failed because another process of the run stopped; ``step`` is the kept checkpoint's (or None)."""
+
+    def __init__(self, message: str, step: int | None):
+        super().__init__(message)
+        self.step = step
+
+
+def parse_address(address: str) -> tuple[str, int]:
+    """``HOST:PORT`` -> (host, port), with a one-line error for anything else."""
+    host, sep, port = address.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ProcessesError(f"--coordinator must be HOST:PORT (a port in 1..65535) or auto, got {address!r}")
+    return host.strip("[]"), int(port)
+
+
+def check_layout(num_processes: int | None, process_id: int | None) -> None:
+    if num_processes is not None and num_processes < 1:
+        raise ProcessesError(f"--num-processes must be at least 1, got {num_processes}")
+    if process_id is not None and num_processes is not None and not 0 <= process_id < num_processes:
+        raise ProcessesError(f"--process-id must be in [0, {num_processes}), got {process_id}")
+
+
+def _wait_reachable(host: str, port: int, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    last = None
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection((host, port), timeout=min(2.0, timeout_s)):
+                return
+        except OSError as e:
+            last = e
+            time.sleep(0.2)
+    reason = getattr(last, "strerror", None) or str(last)
+    raise ProcessesError(f"cannot reach the coordinator {host}:{port} within {timeout_s:g} s ({reason}); is process 0 running?")
+
+
+def _check_bindable(port: int) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("", port))
+        except OSError as e:
+            raise ProcessesError(f"process 0 cannot listen on port {port}: {e.strerror or e}") from None
+
+
+def _give_up(message: str) -> None:
+    """Runs on the watchdog's thread: JAX would abort with a page of log, so end with one line first."""
+    print(message, file=sys.stderr, flush=True)
+    sys.stdout.flush()
+    os._exit(EXIT_SETUP)
+
+
+def initialize(
+    coordinator: str = "auto",
+    num_processes: int | None = None,
+    process_id: int | None = None,
+    timeout_s: float = DEFAULT_TIMEOUT_S,
+) -> None:
+    """Join a multi-process run: gloo collectives on CPU, then ``jax.distributed.initialize``.
+
+    ``coordinator`` is ``HOST:PORT`` of process 0 (which listens there), or ``"auto"``
+    to let JAX read the cluster's environment (SLURM, Open MPI, Kubernetes and the
+    others it detects). Must run before anything touches a JAX device. If the
+    processes have not all connected within ``timeout_s`` this process ends with one
+    line on stderr and exit status 2 (JAX would otherwise abort it).
+    """
+    check_layout(num_processes, process_id)
+    jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    kwargs: dict = {}
+    if coordinator != "auto":
+        host, port = parse_address(coordinator)
+        if num_processes is None or process_id is None:
+            raise ProcessesError("--coordinator HOST:PORT needs --num-processes and --process-id")
+        if process_id == 0:
+            _check_bindable(port)
+        else:
+            _wait_reachable(host, port, timeout_s)
+        kwargs = {"coordinator_address": f"{host}:{port}", "num_processes": num_processes, "process_id": process_id}
+    elif num_processes is not None or process_id is not None:
+        kwargs = {"num_processes": num_processes, "process_id": process_id}
+    where = "the cluster's coordinator" if coordinator == "auto" else coordinator
+    watchdog = threading.Timer(
+        timeout_s,
+        _give_up,
+        (f"not every process connected to {where} within {timeout_s:g} s; start all {num_processes or 'the'} processes",),
+    )
+    watchdog.daemon = True
+    watchdog.start()
+    try:
+        jax.distributed.initialize(
+            **kwargs,
+            # JAX's own deadlines sit behind the watchdog's, so that ours speaks first.
+            initialization_timeout=int(timeout_s) + 30,
+            heartbeat_timeout_seconds=max(10, int(timeout_s)),
+            # At exit every process waits for the others; process 0 may still be writing
+            # figures of a large run, so wait long rather than abort it.
+            shutdown_timeout_seconds=3600,
+        )
+    finally:
+        watchdog.cancel()
+
+
+def count() -> int:
+    return jax.process_count()
+
+
+def index() -> int:
+    return jax.process_index()
+
+
+def is_writer() -> bool:
+    """Whether this process writes results: process 0, or the only one."""
+    return jax.process_index() == 0
+
+
+def to_host(a) -> np.ndarray:
+    """A numpy copy of a whole array, gathered from every process when it spans several.
+
+    A collective when it spans several: every process must call it, in the same order.
+    """
+    if not isinstance(a, jax.Array) or a.is_fully_addressable:
+        return np.asarray(a)
+    from jax.experimental import multihost_utils
+
+    return np.asarray(multihost_utils.process_allgather(a, tiled=True))
+
+
+def _is_key(a) -> bool:
+    return hasattr(a, "dtype") and jax.dtypes.issubdtype(a.dtype, jax.dtypes.prng_key)
+
+
+def place(a, sharding: jax.sharding.Sharding) -> jax.Array:
+    """``jax.device_put(a, sharding)``, also when the sharding spans devices of other processes.
+
+    Across processes ``device_put`` takes host (numpy) data that every process holds
+    alike, not a device array, and PRNG keys go as their raw data.
+    """
+    if sharding.is_fully_addressable:
+        return jax.device_put(a, sharding)
+    if _is_key(a):
+        data = place(np.asarray(jax.random.key_data(a)), sharding)
+        return jax.random.wrap_key_data(data, impl=jax.random.key_impl(a))
+    return jax.device_put(np.asarray(a), sharding)
+
+
+def broadcast_code(code: int | None) -> int:
+    """Process 0's ``code``, on every process (a collective); the code itself where there is one process."""
+    if count() == 1:
+        return int(code)
+    from jax.experimental import multihost_utils
+
+    value = np.int32(-1 if code is None else code)
+    return int(multihost_utils.broadcast_one_to_all(value))

@@ -1,0 +1,178 @@
+"""One run over two processes on 127.0.0.1 (jax.distributed, gloo): the same run.nc as one process, and clean failures."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import xarray as xr
+
+from hivemind.engine.simulate import simulate
+from hivemind.io.scenario import load_scenario
+
+SCENARIO = "scenarios/stochastic.toml"  # a stochastic rule: the noise must split the same way
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _cmd(out: Path, overrides: list[str], port: int, n: int, i: int, *extra: str) -> list[str]:
+    sets = [a for o in overrides for a in ("--set", o)]
+    return [sys.executable, "-m", "hivemind.cli", "run", SCENARIO, "--out", str(out), "--quiet", *sets, "--coordinator",
+            f"127.0.0.1:{port}", "--num-processes", str(n), "--process-id", str(i), "--timeout", "30", *extra]  # fmt: skip
+
+
+def _start(out: Path, overrides: list[str], *extra: str) -> list[subprocess.Popen]:
+    port = _free_port()
+    return [
+        subprocess.Popen(_cmd(out, overrides, port, 2, i, *extra), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for i in range(2)
+    ]
+
+
+def _finish(procs: list[subprocess.Popen], timeout: float = 240) -> list[tuple[int, str, str]]:
+    results = []
+    for p in procs:
+        try:
+            stdout, stderr = p.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            for q in procs:
+                q.kill()
+            raise
+        results.append((p.returncode, stdout, stderr))
+    return results
+
+
+def _one_process(overrides: list[str]) -> xr.Dataset:
+    return simulate(load_scenario(SCENARIO, overrides))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("shard", ["seeds", "agents"])
+def test_two_processes_write_what_one_process_computes(tmp_path, shard):
+    overrides = [f'run.shard="{shard}"', "run.seeds=[0, 1, 2]", "dynamics.steps=300", "record.every=50"]
+    out = tmp_path / "run"
+    (rc0, stdout0, err0), (rc1, stdout1, err1) = _finish(_start(out, overrides))
+    assert (rc0, rc1) == (0, 0), err0 + err1
+    assert "results:" in stdout0 and "process 1 of 2: done" in stdout1
+    # Only process 0 wrote OUT.
+    assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == ["manifest.json", "run.nc"]
+    with xr.open_dataset(out / "run.nc") as got:
+        got = got.load()
+    want = _one_process(overrides)
+    for name in ("state", "loss", "distance_to_anchor"):
+        if shard == "seeds":  # each process runs whole seeds with the same program: bit for bit
+            np.testing.assert_array_equal(got[name].values, want[name].values)
+        else:  # the agents' sums are split where one process adds them in one go: float rounding
+            np.testing.assert_allclose(got[name].values, want[name].values, rtol=1e-6, atol=2e-6)
+
+
+@pytest.mark.slow
+def test_a_dead_process_stops_the_other_in_one_line_and_resume_completes(tmp_path):
+    overrides = ['run.shard="seeds"', "run.seeds=[0, 1]", "dynamics.steps=40000", "record.every=1000"]
+    out = tmp_path / "run"
+    procs = _start(out, overrides)
+    deadline = time.monotonic() + 180
+    while not (out / "checkpoint" / "carry.npz").exists():
+        assert time.monotonic() < deadline and procs[0].poll() is None, "no checkpoint appeared"
+        time.sleep(0.1)
+    procs[1].send_signal(signal.SIGKILL)
+    killed = time.monotonic()
+    (rc0, _, err0), _ = _finish(procs, timeout=60)
+    assert time.monotonic() - killed < 30  # the heartbeat timeout is 30 s; the broken connection is seen at once
+    assert rc0 == 1
+    lines = err0.strip().splitlines()
+    assert len(lines) == 1, err0
+    assert "another process of the run stopped" in lines[0] and "--resume" in lines[0]
+    assert (out / "checkpoint" / "carry.npz").exists() and not (out / "run.nc").exists()
+
+    (rc0, stdout0, err0), (rc1, _, err1) = _finish(_start(out, overrides, "--resume"))
+    assert (rc0, rc1) == (0, 0), err0 + err1
+    with xr.open_dataset(out / "run.nc") as got:
+        got = got.load()
+    want = _one_process(overrides)
+    # One seed per process compiles the one-seed layout, where one process batches both: float rounding.
+    np.testing.assert_allclose(got.state.values, want.state.values, rtol=0, atol=1e-6)
+    np.testing.assert_array_equal(got.step.values, want.step.values)
+
+
+def _refused(args: list[str], timeout: float = 60) -> tuple[str, float]:
+    t = time.monotonic()
+    r = subprocess.run([sys.executable, "-m", "hivemind.cli", "run", SCENARIO, *args], capture_output=True, text=True,
+                       timeout=timeout, env=os.environ | {"PYTHONWARNINGS": "ignore"})  # fmt: skip
+    assert r.returncode == 2, r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1, r.stderr
+    return lines[0], time.monotonic() - t
+
+
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (["--coordinator", "127.0.0.1:1", "--num-processes", "2", "--process-id", "2"], "--process-id must be in [0, 2)"),
+        (["--coordinator", "127.0.0.1:1", "--num-processes", "0", "--process-id", "0"], "--num-processes must be at least 1"),
+        (["--coordinator", "localhost", "--num-processes", "2", "--process-id", "1"], "--coordinator must be HOST:PORT"),
+        (["--coordinator", "127.0.0.1:7000", "--num-processes", "2"], "needs --num-processes N and --process-id I"),
+        (["--num-processes", "2", "--process-id", "0"], "need --coordinator"),
+        (["--coordinator", "127.0.0.1:7000", "--num-processes", "2", "--process-id", "1"], 'run.shard = "none"'),
+    ],
+)
+def test_bad_process_setups_are_one_line(tmp_path, args, words):
+    line, _ = _refused(["--out", str(tmp_path / "o"), *args])
+    assert words in line
+    assert not (tmp_path / "o").exists()
+
+
+def test_an_unreachable_coordinator_is_one_line_within_the_timeout(tmp_path):
+    port = _free_port()  # nobody listens there
+    line, seconds = _refused(
+        [
+            "--out",
+            str(tmp_path / "o"),
+            "--set",
+            'run.shard="seeds"',
+            "--coordinator",
+            f"127.0.0.1:{port}",
+            "--num-processes",
+            "2",
+            "--process-id",
+            "1",
+            "--timeout",
+            "3",
+        ]  # fmt: skip
+    )
+    assert f"cannot reach the coordinator 127.0.0.1:{port} within 3 s" in line
+    assert seconds < 30
+
+
+@pytest.mark.slow
+def test_processes_that_never_arrive_end_process_0_in_one_line(tmp_path):
+    """Process 0 alone: the others never connect, and the watchdog ends it before JAX's fatal abort."""
+    line, seconds = _refused(
+        [
+            "--out",
+            str(tmp_path / "o"),
+            "--set",
+            'run.shard="seeds"',
+            "--coordinator",
+            f"127.0.0.1:{_free_port()}",
+            "--num-processes",
+            "2",
+            "--process-id",
+            "0",
+            "--timeout",
+            "3",
+        ]  # fmt: skip
+    )
+    assert "not every process connected" in line
+    assert seconds < 30
