@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 # Compiling llama-cpp-python is the slow part of `make test`'s first run; use both cores.
 export CMAKE_BUILD_PARALLEL_LEVEL ?= 2
 
-.PHONY: demo test lint clean readme-figures analysis bench live bench-live bench-sweep
+.PHONY: demo test lint clean readme-figures analysis bench live bench-live bench-sweep bench-processes
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -47,12 +47,17 @@ bench: $(VENV)/.installed-dev
 bench-sweep: $(VENV)/.installed
 	$(BIN)/python benchmarks/sweep.py --out benchmarks/results
 
+# One run over two processes (gloo on 127.0.0.1) against one process, 10^6 agents split by agents.
+bench-processes: $(VENV)/.installed
+	$(BIN)/python benchmarks/processes.py --out benchmarks/results
+
 # Live mode: orchestration overhead against bare llama-cpp-python, shared-prefix reuse.
 bench-live: $(VENV)/.installed
 	$(BIN)/python benchmarks/live.py --out benchmarks/results
 
+# Two workers: many tests wait on a subprocess, a compile or a file, so both cores stay busy.
 test: $(VENV)/.installed-dev
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 2
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check hivemind tests analysis benchmarks

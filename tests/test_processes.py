@@ -79,7 +79,7 @@ def test_two_processes_write_what_one_process_computes(tmp_path, shard):
 
 @pytest.mark.slow
 def test_a_dead_process_stops_the_other_in_one_line_and_resume_completes(tmp_path):
-    overrides = ['run.shard="seeds"', "run.seeds=[0, 1]", "dynamics.steps=40000", "record.every=1000"]
+    overrides = ['run.shard="seeds"', "run.seeds=[0, 1]", "dynamics.steps=20000", "record.every=500"]
     out = tmp_path / "run"
     procs = _start(out, overrides)
     deadline = time.monotonic() + 180

@@ -58,6 +58,7 @@ class BenchOptions:
     memory_n: int = 1_000_000
     memory_steps: int = 20
     memory_limit_gb: float = 4.0
+    repeats: int = 3  # steady runs per engine timing; the best counts
 
 
 QUICK = BenchOptions(
@@ -74,6 +75,7 @@ QUICK = BenchOptions(
     ensemble_steps=20,
     memory_n=10_000,
     memory_steps=5,
+    repeats=1,
 )
 
 
@@ -114,22 +116,23 @@ seeds = {list(seeds)}
 class Engine:
     """hivemind's compiled step loop on one scenario, timed apart from its compilation."""
 
-    def __init__(self, sc: Scenario, pairs: bool | None = None):
+    def __init__(self, sc: Scenario, pairs: bool | None = None, repeats: int = 3):
         dtype = jnp.float32
+        self.repeats = repeats
         self.config, self.hyper, self.topology = engine_inputs(sc, dtype)
         if pairs is not None:  # force the pair kernel on or off, to race the two
             self.config = replace(self.config, features=self.config.features._replace(pairs=pairs))
         self.x0 = jnp.stack([initial_configuration(sc, s, dtype) for s in sc.run.seeds])
         self.keys = jnp.stack([jax.random.fold_in(jax.random.key(s), TAG_DYNAMICS) for s in sc.run.seeds])
 
-    def run(self, steps: int, repeats: int = 3) -> tuple[float, float, np.ndarray]:
+    def run(self, steps: int, repeats: int | None = None) -> tuple[float, float, np.ndarray]:
         """(compile + first run seconds, best steady run seconds, final states) for ``steps`` steps.
 
         Best of ``repeats`` steady runs: on a shared 2-core machine one run in five is
         slowed by a neighbour by 20-50%, and the minimum is what the code costs.
         """
         times = []
-        for _ in range(1 + repeats):
+        for _ in range(1 + (self.repeats if repeats is None else repeats)):
             t = time.perf_counter()
             # A copy: ``start`` may hand x0's buffer through to the carry that ``advance`` donates.
             carry, _ = start(self.config, self.hyper, self.topology, jnp.copy(self.x0), self.keys)
@@ -196,7 +199,7 @@ def compare_sizes(opts: BenchOptions, log: Callable[[str], None]) -> list[dict]:
     rows = []
     for n in opts.sizes:
         sc = scenario(n, opts, opts.steps)
-        engine = Engine(sc)
+        engine = Engine(sc, repeats=opts.repeats)
         steps = opts.big_steps if n >= 1_000_000 else opts.steps
         first, steady, _ = engine.run(steps)
         row = {
@@ -213,7 +216,7 @@ def compare_sizes(opts: BenchOptions, log: Callable[[str], None]) -> list[dict]:
             row[f"{name}_steps"] = k
             row[f"{name}_max_diff"] = _agreement(engine, k, x)
         if n == opts.goal_n:  # the kernel before issue 16: every message's geometry on its own
-            _, steady_msg, x = Engine(sc, pairs=False).run(steps)
+            _, steady_msg, x = Engine(sc, pairs=False, repeats=opts.repeats).run(steps)
             row["message_kernel_step_s"] = steady_msg / steps
             row["message_kernel_max_diff"] = _agreement(engine, steps, x[0])
         if n in opts.loop_sizes:
@@ -237,7 +240,7 @@ def edge_sweep(opts: BenchOptions, log: Callable[[str], None]) -> dict:
     """Engine time per step at fixed N against the number of edges, and the log-log slope."""
     points = []
     for m in opts.edge_sweep_m:
-        engine = Engine(scenario(opts.edge_sweep_n, replace(opts, m=m), opts.steps))
+        engine = Engine(scenario(opts.edge_sweep_n, replace(opts, m=m), opts.steps), repeats=opts.repeats)
         _, steady, _ = engine.run(opts.steps)
         points.append({"m": m, "edges": engine.topology.n_messages, "engine_step_s": steady / opts.steps})
     e = np.log([p["edges"] for p in points])
@@ -331,9 +334,9 @@ def step_profile(opts: BenchOptions, log: Callable[[str], None], steps: int = 20
 
         run(x0, args, steps).block_until_ready()
         programs[name] = run
-    # Round robin, best of five: the machine's noise hits every prefix alike.
+    # Round robin, best of several: the machine's noise hits every prefix alike.
     seconds = dict.fromkeys(prefixes, np.inf)
-    for _ in range(5):
+    for _ in range(max(2, opts.repeats + 2)):
         for name, run in programs.items():
             seconds[name] = min(seconds[name], _timed(lambda run=run: run(x0, args, steps).block_until_ready()) / steps)
     parts = {
