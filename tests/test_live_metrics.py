@@ -67,3 +67,40 @@ def test_round_metrics_counts_duplicates_compliance_and_jaccard():
     # Word sets against {always, end, with, amen}: {we, agree, amen} 1/6 twice, {no} 0, equal 1.
     assert row["jaccard_per_agent"] == pytest.approx([1 / 6, 1 / 6, 0.0, 1.0])
     assert row["jaccard_to_anchor"] == pytest.approx((1 / 6 + 1 / 6 + 0 + 1) / 4)
+
+
+def test_distinct_2_counts_bigrams_within_texts():
+    from hivemind.live.metrics import distinct_n
+
+    # Bigrams: (the cat) (cat sat) | (the cat) (cat ran) | none in "hello": 3 distinct of 4.
+    assert distinct_n(["The cat sat", "the cat ran", "hello"], 2) == pytest.approx(3 / 4)
+    assert distinct_n(["a b a b"], 2) == pytest.approx(2 / 3)  # (a b) (b a) (a b)
+    assert distinct_n(["one", "two"], 2) != distinct_n(["one", "two"], 2)  # no bigram at all: NaN
+
+
+def test_vendi_score_is_the_effective_number_of_distinct_embeddings():
+    import numpy as np
+
+    from hivemind.live.metrics import vendi_score
+
+    e = np.eye(4)
+    assert vendi_score(e) == pytest.approx(4.0)  # orthogonal: four distinct messages
+    assert vendi_score(np.tile([[0.0, 3.0, 4.0]], (5, 1))) == pytest.approx(1.0)  # one message, five times
+    # Two identical rows and one orthogonal: K/n has eigenvalues 2/3 and 1/3.
+    lam = np.array([2 / 3, 1 / 3])
+    assert vendi_score(np.array([[1.0, 0], [2.0, 0], [0, 1.0]])) == pytest.approx(np.exp(-np.sum(lam * np.log(lam))))
+    # Two unit vectors at angle t: K = [[1, c], [c, 1]] has eigenvalues 1 +- c, over n = 2.
+    t = 0.7
+    lam = np.array([1 + np.cos(t), 1 - np.cos(t)]) / 2
+    v = np.array([[1.0, 0.0], [np.cos(t), np.sin(t)]])
+    assert vendi_score(v) == pytest.approx(np.exp(-np.sum(lam * np.log(lam))))
+
+
+def test_mean_pairwise_distance_is_the_mean_angle():
+    import numpy as np
+
+    from hivemind.live.metrics import mean_pairwise_distance
+
+    v = np.array([[1.0, 0.0, 0.0], [0.0, 2.0, 0.0], [-1.0, 0.0, 0.0]])  # angles pi/2, pi, pi/2
+    assert mean_pairwise_distance(v) == pytest.approx((np.pi / 2 + np.pi + np.pi / 2) / 3)
+    assert mean_pairwise_distance(v[:1]) == 0.0

@@ -51,6 +51,7 @@ class Backend(Protocol):
     def embed(self, text: str) -> np.ndarray: ...
 
     def close(self) -> None: ...
+    def runtime(self) -> dict: ...
 
 
 # ---------------------------------------------------------------------------
@@ -230,6 +231,23 @@ class LlamaBackend:
             self._embedder = self._load(embedding=True)
         return np.asarray(self._embedder.embed(text, truncate=True), dtype=np.float64).reshape(-1)
 
+    def runtime(self) -> dict:
+        """What the texts depend on besides the model and the seeds: llama.cpp's kernels differ by CPU and build."""
+        lc = self._llama_cpp
+        try:
+            system = lc.llama_print_system_info().decode("utf-8", "replace").strip()
+        except (AttributeError, TypeError):
+            system = None
+        return {
+            "backend": "llama.cpp",
+            "llama_cpp_python": getattr(lc, "__version__", None),
+            "system_info": system,
+            "threads": self.threads,
+            "n_ctx": self.n_ctx,
+            "batch": False,
+            "reuse_prefix": self.reuse_prefix,
+        }
+
     def close(self) -> None:
         for llm in (self.llm, self._embedder):
             if llm is not None:
@@ -321,6 +339,9 @@ class FakeBackend:
         for w in re.findall(r"[\w']+", text.lower()):
             v[int.from_bytes(hashlib.sha256(w.encode()).digest()[:4], "little") % self.dim] += 1.0
         return v
+
+    def runtime(self) -> dict:
+        return {"backend": "fake"}
 
     def close(self) -> None:
         pass

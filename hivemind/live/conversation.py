@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import platform
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -25,7 +26,7 @@ import numpy as np
 from hivemind.io.scenario import Scenario
 from hivemind.live.backend import Backend
 from hivemind.live.config import DECODINGS, LiveSpec
-from hivemind.live.metrics import round_metrics, state_id
+from hivemind.live.metrics import mean_pairwise_distance, round_metrics, state_id, vendi_score
 from hivemind.live.prompts import PromptTooLong, build_prompt
 
 TRANSCRIPT = "transcript.jsonl"
@@ -198,6 +199,8 @@ def header_for(scenario: Scenario, backend: Backend, model_path: str) -> dict:
         "rounds": spec.rounds,
         "decodings": list(spec.decodings),
         "seed": spec.seed,
+        # Informational, never compared on --resume: greedy texts differ between CPUs and llama.cpp builds.
+        "runtime": {**backend.runtime(), "machine": platform.machine(), "processor": platform.processor() or None},
     }
 
 
@@ -289,6 +292,8 @@ def _row(decoding, rnd, texts, vectors, anchor_vec, recs, names, spec) -> dict:
         "round": rnd,
         **{k: v for k, v in m.items() if k != "jaccard_per_agent"},
         "embedding_distance_to_anchor": float(np.mean(distances)),
+        "vendi_score": vendi_score(vectors),
+        "mean_pairwise_distance": mean_pairwise_distance(vectors),
         "empty_outputs": sum(bool(r.get("empty")) for r in recs),
         "truncated_prompts": sum(r.get("dropped_neighbours", 0) > 0 for r in recs),
         "dropped_neighbour_messages": sum(r.get("dropped_neighbours", 0) for r in recs),

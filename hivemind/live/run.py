@@ -170,7 +170,17 @@ def live_dataset(scenario: Scenario, trajectories: list[Trajectory], fits: dict[
         "fitted_step_size": (("decoding",), np.asarray([fits[d].step_size for d in decodings])),
         "r2_mean": (("decoding",), np.asarray([_nan(fits[d].r2_mean) for d in decodings])),
     }
-    for key in ("distinct_outputs", "duplicate_outputs", "hash_collisions", "compliance", "empty_outputs", "truncated_prompts"):
+    for key in (
+        "distinct_outputs",
+        "duplicate_outputs",
+        "hash_collisions",
+        "compliance",
+        "empty_outputs",
+        "truncated_prompts",
+        "distinct_2",
+        "vendi_score",
+        "mean_pairwise_distance",
+    ):
         data[f"round_{key}"] = per_round(key)
     return xr.Dataset(
         data,
@@ -211,6 +221,10 @@ def summarize_live(scenario: Scenario, trajectories: list[Trajectory], fits: dic
                 "initial_embedding_distance": float(t.rows[0]["embedding_distance_to_anchor"]),
                 "final_embedding_distance": float(t.rows[-1]["embedding_distance_to_anchor"]),
                 "final_distinct_outputs": int(t.rows[-1]["distinct_outputs"]),
+                "initial_vendi_score": float(t.rows[0]["vendi_score"]),
+                "final_vendi_score": float(t.rows[-1]["vendi_score"]),
+                "final_distinct_2": float(t.rows[-1]["distinct_2"]),
+                "final_mean_pairwise_distance": float(t.rows[-1]["mean_pairwise_distance"]),
                 "empty_outputs": int(sum(row["empty_outputs"] for row in t.rows)),
                 "truncated_prompts": int(sum(row["truncated_prompts"] for row in t.rows)),
                 "messages_generated": len(mine),
