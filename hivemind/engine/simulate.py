@@ -425,16 +425,8 @@ def _simulate(scenario, progress, init_states, dtype, ckpt: Path | None, resume:
     try:
         for c in range(first_chunk, len(plan)):
             n_records, stride = plan[c]
-            try:
-                carry, out = advance(config, hyper, topology, carry, n_records, stride)
-                out = sharding.trim({k: processes.to_host(a) for k, a in out.items()}, layout)
-            except Exception as e:
-                if processes.count() == 1:
-                    raise
-                # A collective of a multi-process run failed: another process stopped.
-                rec.close()
-                kept = saved_at if ckpt is not None and checkpoint.exists(ckpt) else None
-                raise processes.PeerLost(_first_line(e), kept) from None
+            carry, out = advance(config, hyper, topology, carry, n_records, stride)
+            out = sharding.trim({k: processes.to_host(a) for k, a in out.items()}, layout)
             finite = np.isfinite(out["state"]).all(axis=(0, 2, 3)) & np.isfinite(out["loss"]).all(axis=0)
             if not finite.all():
                 bad = int(np.argmin(finite))
@@ -457,6 +449,14 @@ def _simulate(scenario, progress, init_states, dtype, ckpt: Path | None, resume:
         rec.close()
         kept = saved_at if ckpt is not None and checkpoint.exists(ckpt) else None
         raise RecordsWriteError(_write_problem(e, growing or ckpt), kept) from None
+    except Exception as e:
+        if processes.count() == 1:
+            raise
+        # A collective of a multi-process run (a step, a gather, a checkpoint's gather)
+        # failed: another process stopped. What is on disk is consistent with the checkpoint.
+        rec.close()
+        kept = saved_at if ckpt is not None and checkpoint.exists(ckpt) else None
+        raise processes.PeerLost(_first_line(e), kept) from None
 
     if diverged_at is not None:
         lo, hi = diverged_at
