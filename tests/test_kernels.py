@@ -125,3 +125,53 @@ def test_directed_graphs_keep_the_message_kernel():
     pairs = {frozenset((int(und.senders[m]), int(und.receivers[m]))) for m in und.half}
     assert len(pairs) == und.half.size
     assert np.all(np.diff(und.receivers[und.half]) >= 0)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("pairs", [False, True])
+def test_gradient_through_a_run_matches_finite_differences(kind, pairs):
+    """d/d(eta, kappa) of the distance to the anchor after 10 gradient steps, by jax.grad and by central differences."""
+    from hivemind.engine.energy import Features
+    from hivemind.engine.rules import gradient
+
+    graph = nx.barabasi_albert_graph(30, 2, seed=4)
+    manifold = get_manifold(kind, 3)
+    features = Features(pairs=pairs, differentiable=True)
+    with jax.enable_x64(True):
+        base = _topology(graph, np.float64)
+        x0 = _states(kind, 30, 5, jnp.float64, 0.9)
+        anchor_edges = (base.senders == 0) | (base.receivers == 0)
+
+        def objective(params):
+            eta, kappa = params
+            # The anchor's coupling scales its edges' weights (built with kappa = 2 above).
+            topo = base._replace(weights=jnp.where(anchor_edges, base.weights / 2.0 * kappa, base.weights))
+            rule = gradient(manifold, eta, features)
+            state = rule.init(x0, jax.random.key(0))
+
+            def step(carry, _):
+                x, s = carry
+                return rule.step(x, s, topo, jax.random.key(1)), None
+
+            (x, _), _ = jax.lax.scan(step, (x0, state), None, length=10)
+            return jnp.mean(manifold.dist(x, x[0][None]))
+
+        # eta * lambda_max well below 2 (hubs of this graph hear about 12 neighbours): a contracting run,
+        # whose derivatives are smooth enough for central differences.
+        params = jnp.array([0.03, 1.5])
+        grad = np.asarray(jax.grad(objective)(params))
+        h = 1e-6
+        fd = np.array([(objective(params + h * e) - objective(params - h * e)) / (2 * h) for e in np.eye(2)])
+    assert np.all(np.abs(grad) > 1e-4)  # both parameters matter
+    np.testing.assert_allclose(grad, fd, rtol=1e-6, atol=1e-9)
+
+
+def test_the_fast_pull_is_forward_only_and_the_differentiable_one_is_not():
+    graph = nx.cycle_graph(6)
+    manifold = get_manifold("sphere", 2)
+    topo = _topology(graph, np.float32)
+    x = _states("sphere", 6, 0, jnp.float32, 0.5)
+    with pytest.raises(Exception):  # noqa: B017 (JAX's error type for custom_vmap under reverse mode varies)
+        jax.grad(lambda y: jnp.sum(energy.pull(manifold, y, topo)))(x)
+    g = jax.grad(lambda y: jnp.sum(energy.pull(manifold, y, topo, differentiable=True)))(x)
+    assert np.all(np.isfinite(np.asarray(g)))

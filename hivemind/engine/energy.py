@@ -121,16 +121,28 @@ def pull_and_heard(
     topology: Topology,
     confidence: jax.Array | None = None,
     pairs: bool = False,
+    differentiable: bool = False,
 ) -> tuple[jax.Array, jax.Array]:
     """``pull`` and the weight each node hears through the edges that act (for "active" inertia)."""
     bounded = confidence is not None
     c = jnp.asarray(jnp.inf if confidence is None else confidence, states.dtype)
     t = topology
+    if differentiable:
+        # JAX cannot differentiate through a custom_vmap rule in reverse mode; the plain
+        # kernel can, and under vmap it batches the generic way (slower, same values).
+        if pairs:
+            return _pull_pairs(manifold, bounded, states, t.senders, t.receivers, t.weights, c, t.half)
+        return _pull(manifold, bounded, states, t.senders, t.receivers, t.weights, c)
     return _vmappable_pull(manifold, bounded, pairs)(states, t.senders, t.receivers, t.weights, c, t.half)
 
 
 def pull(
-    manifold: Manifold, states: jax.Array, topology: Topology, confidence: jax.Array | None = None, pairs: bool = False
+    manifold: Manifold,
+    states: jax.Array,
+    topology: Topology,
+    confidence: jax.Array | None = None,
+    pairs: bool = False,
+    differentiable: bool = False,
 ) -> jax.Array:
     """sum_j w_ij kappa_ij Log_{x_i}(x_j) for every node i: the force each node feels.
 
@@ -139,10 +151,11 @@ def pull(
     nothing of size N x N. Under ``jax.vmap`` over runs it computes agents-first.
     With ``confidence``, only edges whose endpoints are closer than it act (bounded
     confidence). With ``pairs`` (undirected graphs only) each edge's geometry is
-    computed once for both directions; equal to float rounding. Forward mode only
-    (no ``jax.grad`` through it); differentiate ``loss`` instead.
+    computed once for both directions; equal to float rounding. Its fast batching rule
+    is forward mode only; ``differentiable=True`` takes the plain kernel, which
+    ``jax.grad`` goes through (to fit the dynamics' parameters through a run).
     """
-    return pull_and_heard(manifold, states, topology, confidence, pairs)[0]
+    return pull_and_heard(manifold, states, topology, confidence, pairs, differentiable)[0]
 
 
 class Features(NamedTuple):
@@ -154,12 +167,15 @@ class Features(NamedTuple):
         (with ``bounded`` on R^1 and step size 1: synchronous Hegselmann–Krause)
     pairs : the graph is undirected and each edge's geometry is computed once for
         both directions (``pull``'s pair kernel); a choice of kernel, not of dynamics
+    differentiable : the pull without its forward-only batching rule, so that
+        ``jax.grad`` goes through a whole run (fitting the dynamics to data)
     """
 
     stubborn: bool = False
     bounded: bool = False
     active_inertia: bool = False
     pairs: bool = False
+    differentiable: bool = False
 
 
 # The paper's dynamics: no stubbornness, no confidence bound, fixed inertia.
@@ -181,7 +197,9 @@ def drift(
     agent's prejudice p_i (its initial state) by its stubbornness theta_i. Zero at every
     anchor. Without stubbornness or a bound it is exactly (1/m) * ``pull``.
     """
-    force, heard = pull_and_heard(manifold, states, topology, confidence if features.bounded else None, features.pairs)
+    force, heard = pull_and_heard(
+        manifold, states, topology, confidence if features.bounded else None, features.pairs, features.differentiable
+    )
     inv_m = topology.inv_inertia
     if features.active_inertia:
         inv_m = jnp.where(inv_m > 0, 1.0 / (1.0 + heard), 0.0).astype(states.dtype)
