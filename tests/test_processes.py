@@ -124,6 +124,7 @@ def _refused(args: list[str], timeout: float = 60) -> tuple[str, float]:
         (["--coordinator", "localhost", "--num-processes", "2", "--process-id", "1"], "--coordinator must be HOST:PORT"),
         (["--coordinator", "127.0.0.1:7000", "--num-processes", "2"], "needs --num-processes N and --process-id I"),
         (["--num-processes", "2", "--process-id", "0"], "need --coordinator"),
+        (["--coordinator", "auto", "--set", 'run.shard="seeds"'], "outside a SLURM (or similar) job"),
         (["--coordinator", "127.0.0.1:7000", "--num-processes", "2", "--process-id", "1"], 'run.shard = "none"'),
     ],
 )

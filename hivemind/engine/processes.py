@@ -127,6 +127,13 @@ def initialize(
     watchdog.daemon = True
     watchdog.start()
     try:
+        _connect(kwargs, timeout_s)
+    finally:
+        watchdog.cancel()
+
+
+def _connect(kwargs: dict, timeout_s: float) -> None:
+    try:
         jax.distributed.initialize(
             **kwargs,
             # JAX's own deadlines sit behind the watchdog's, so that ours speaks first.
@@ -136,8 +143,10 @@ def initialize(
             # figures of a large run, so wait long rather than abort it.
             shutdown_timeout_seconds=3600,
         )
-    finally:
-        watchdog.cancel()
+    except (ValueError, RuntimeError) as e:  # e.g. --coordinator auto outside a cluster JAX recognises
+        lines = [line for line in str(e).splitlines() if line.strip()]
+        hint = "" if "coordinator_address" in kwargs else "; outside a SLURM (or similar) job, give --coordinator HOST:PORT"
+        raise ProcessesError(f"jax.distributed cannot start: {lines[0] if lines else type(e).__name__}{hint}") from None
 
 
 def count() -> int:
