@@ -1,0 +1,191 @@
+"""The engine's dynamics fitted to observed trajectories on the sphere, by gradient through the rounds.
+
+Observed: unit vectors y[r, i] of every agent i at rounds r = 0..R (embeddings of a
+conversation, or any run), an anchor a that never moves, and the graph the agents
+talked on. The model is the engine's geodesic step, one per round,
+
+    x_i <- Exp_{x_i}( eta / m_i sum_j w_ij Log_{x_i}(x_j)  +  kappa Log_{x_i}(a)  + sigma xi ),
+
+with m_i agent i's peer degree and xi a standard tangent Gaussian, in three nested models:
+
+- ``"anchor"``: the paper's, anchor pull kappa only (eta = 0, sigma = 0);
+- ``"peer"``: peer pull eta and a separate anchor coupling kappa;
+- ``"noise"``: ``"peer"`` plus tangent noise sigma, fitted by moment matching: sigma^2
+  is the mean squared one-round residual of the fitted mean dynamics, per tangent
+  dimension (the noise does not move the mean, so it is fitted after it).
+
+eta and kappa minimise the mean squared geodesic distance between the deterministic
+run from y[0] and the observations over the training rounds, with ``jax.value_and_grad``
+through the whole run (the pull's reverse-mode path) and Adam. Held out: the run
+continues from the observed state at the last training round and is scored on the
+rounds after it. ``anchor_interval`` bootstraps kappa over agents.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from hivemind.engine import energy
+from hivemind.engine.manifolds import get_manifold
+from hivemind.engine.topology import Topology
+
+MODELS = ("anchor", "peer", "noise")
+
+
+class DynamicsFit(NamedTuple):
+    model: str
+    params: dict  # peer_coupling (eta), anchor_coupling (kappa), noise (sigma)
+    train_rmse: float  # radians, over the training rounds
+    heldout_rmse: float  # radians, over the held-out rounds
+    heldout_r2: float | None  # of the mean distance to the anchor over the held-out rounds
+    predicted_mean_distance: np.ndarray  # (R + 1,): training run, then the held-out continuation
+
+
+def peer_topology(n: int, src: np.ndarray, dst: np.ndarray, directed: bool = False) -> Topology:
+    """Receiver-sorted messages of the agents' own graph (no anchor), with weights 1 / in-degree."""
+    if not directed:
+        src, dst = np.concatenate([src, dst]), np.concatenate([dst, src])
+    order = np.argsort(dst, kind="stable")
+    s, r = src[order], dst[order]
+    deg = np.bincount(r, minlength=n).astype(np.float64)
+    w = 1.0 / deg[r]
+    z = np.zeros(n)
+    return Topology(
+        senders=jnp.asarray(s, jnp.int32),
+        receivers=jnp.asarray(r, jnp.int32),
+        weights=jnp.asarray(w),
+        pair=jnp.arange(s.size, dtype=jnp.int32),
+        loss_weights=jnp.asarray(w),
+        inv_inertia=jnp.asarray(z + 1.0),
+        stubbornness=jnp.asarray(z),
+        node_mask=jnp.asarray(z + 1.0),
+        anchors=jnp.zeros((0,), jnp.int32),
+        sample=jnp.zeros((0,), jnp.int32),
+        half=jnp.zeros((0,), jnp.int32),
+    )
+
+
+def _step(manifold, topo: Topology, anchor, eta, kappa, x):
+    peers = energy.pull(manifold, x, topo, differentiable=True)
+    v = eta * peers + kappa * manifold.log(x, jnp.broadcast_to(anchor, x.shape))
+    return manifold.exp(x, v)
+
+
+def run(manifold, topo: Topology, anchor, eta, kappa, x0, rounds: int):
+    """States at rounds 0..rounds of the deterministic model from x0: (rounds + 1, N, D)."""
+
+    def body(x, _):
+        y = _step(manifold, topo, anchor, eta, kappa, x)
+        return y, y
+
+    _, xs = jax.lax.scan(body, x0, None, length=rounds)
+    return jnp.concatenate([x0[None], xs])
+
+
+def _r2(pred: np.ndarray, obs: np.ndarray) -> float | None:
+    ss = float(np.sum((obs - obs.mean()) ** 2))
+    return None if ss <= 1e-12 * max(obs.size, 1) else 1.0 - float(np.sum((obs - pred) ** 2)) / ss
+
+
+def fit(
+    y: np.ndarray,
+    anchor: np.ndarray,
+    topo: Topology,
+    model: str = "peer",
+    train_rounds: int | None = None,
+    iterations: int = 400,
+    learning_rate: float = 0.05,
+    agent_weights: np.ndarray | None = None,
+) -> DynamicsFit:
+    """Fit ``model`` to observed unit vectors ``y`` (R + 1, N, D) with fixed ``anchor`` (D,); see the module.
+
+    ``agent_weights`` (N,) weighs each agent's squared distances in the training loss
+    (the bootstrap's multiplicities); the dynamics always run on the whole graph.
+    """
+    if model not in MODELS:
+        raise ValueError(f"model must be one of {MODELS}, got {model!r}")
+    y = np.asarray(y, np.float64)
+    rounds = y.shape[0] - 1
+    train = rounds // 2 if train_rounds is None else train_rounds
+    if not 1 <= train < rounds:
+        raise ValueError(f"need at least one training and one held-out round, got {rounds} rounds and train_rounds={train}")
+    with jax.enable_x64(True):
+        manifold = get_manifold("sphere", y.shape[-1] - 1)
+        a = jnp.asarray(anchor, jnp.float64)
+        yj = jnp.asarray(y)
+        topo = Topology(*(jnp.asarray(t) for t in topo))
+
+        def unpack(theta):
+            # Couplings are positive: softplus keeps them so and leaves the optimum interior.
+            eta = jax.nn.softplus(theta[0]) if model != "anchor" else jnp.float64(0.0)
+            return eta, jax.nn.softplus(theta[1])
+
+        n = y.shape[1]
+        weights = jnp.ones(n) if agent_weights is None else jnp.asarray(agent_weights, jnp.float64)
+        weights = weights / jnp.sum(weights)
+
+        def loss(theta):
+            eta, kappa = unpack(theta)
+            xs = run(manifold, topo, a, eta, kappa, yj[0], train)
+            return jnp.sum(jnp.mean(manifold.dist(xs[1:], yj[1 : train + 1]) ** 2, axis=0) * weights)
+
+        opt = optax.adam(learning_rate)
+        theta = jnp.array([-2.0, -2.0])  # softplus -> 0.13: a small pull to start from
+        state = opt.init(theta)
+
+        @jax.jit
+        def update(theta, state):
+            value, g = jax.value_and_grad(loss)(theta)
+            updates, state = opt.update(g, state)
+            return optax.apply_updates(theta, updates), state, value
+
+        for _ in range(iterations):
+            theta, state, _ = update(theta, state)
+        eta, kappa = unpack(theta)
+        fitted = run(manifold, topo, a, eta, kappa, yj[0], train)
+        ahead = run(manifold, topo, a, eta, kappa, yj[train], rounds - train)
+        train_rmse = float(jnp.sqrt(jnp.mean(manifold.dist(fitted[1:], yj[1 : train + 1]) ** 2)))
+        heldout_rmse = float(jnp.sqrt(jnp.mean(manifold.dist(ahead[1:], yj[train + 1 :]) ** 2)))
+        sigma = 0.0
+        if model == "noise":
+            # One-round residuals of the mean dynamics from each observed state.
+            one = jax.vmap(lambda x: _step(manifold, topo, a, eta, kappa, x))(yj[:train])
+            resid = manifold.log(one, yj[1 : train + 1])
+            sigma = float(jnp.sqrt(jnp.mean(jnp.sum(resid**2, -1)) / manifold.dim))
+        pred = np.concatenate([np.asarray(fitted), np.asarray(ahead[1:])])
+        d_pred = np.asarray(manifold.dist(jnp.asarray(pred), a[None, None])).mean(axis=1)
+        d_obs = np.asarray(manifold.dist(yj, a[None, None])).mean(axis=1)
+    params = {"peer_coupling": float(eta), "anchor_coupling": float(kappa), "noise": sigma}
+    return DynamicsFit(model, params, train_rmse, heldout_rmse, _r2(d_pred[train + 1 :], d_obs[train + 1 :]), d_pred)
+
+
+def anchor_interval(
+    y: np.ndarray,
+    anchor: np.ndarray,
+    topo: Topology,
+    model: str = "peer",
+    resamples: int = 20,
+    seed: int = 0,
+    level: float = 0.9,
+    **fit_options,
+) -> tuple[float, float]:
+    """A percentile bootstrap interval for kappa over agents.
+
+    Each resample draws N agents with replacement and refits with every agent's loss
+    weighted by how often it was drawn. The agents stay coupled on the whole graph, so
+    no resample cuts a neighbour out of anyone's peer term, as dropping agents would.
+    """
+    n = y.shape[1]
+    rng = np.random.default_rng(seed)
+    kappas = []
+    for _ in range(resamples):
+        counts = np.bincount(rng.integers(0, n, size=n), minlength=n).astype(np.float64)
+        f = fit(y, anchor, topo, model, agent_weights=counts, **fit_options)
+        kappas.append(f.params["anchor_coupling"])
+    lo, hi = np.quantile(kappas, [(1 - level) / 2, (1 + level) / 2])
+    return float(lo), float(hi)

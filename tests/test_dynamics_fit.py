@@ -1,0 +1,89 @@
+"""The dynamics fitter recovers the peer pull, anchor coupling and noise of trajectories the engine's step made."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import networkx as nx
+import numpy as np
+import pytest
+
+from hivemind.engine.manifolds import get_manifold
+from hivemind.theory.dynamics_fit import _step, anchor_interval, fit, peer_topology
+
+N, D, R = 40, 16, 12
+
+
+def _synthetic(eta: float, kappa: float, sigma: float, seed: int = 0):
+    """R rounds of the model on S^15 with known parameters: (observations, anchor, graph arrays, topology)."""
+    g = nx.watts_strogatz_graph(N, 4, 0.2, seed=1)
+    src = np.array([u for u, _ in g.edges])
+    dst = np.array([v for _, v in g.edges])
+    topo = peer_topology(N, src, dst)
+    with jax.enable_x64(True):
+        manifold = get_manifold("sphere", D - 1)
+        k_anchor, k_start, key = jax.random.split(jax.random.key(seed), 3)
+        a = manifold.random_point(k_anchor, (), jnp.float64)
+        o = jnp.broadcast_to(a, (N, D))
+        x = manifold.exp(o, 1.2 * jax.vmap(manifold.random_tangent)(jax.random.split(k_start, N), o))
+        ys = [x]
+        for _ in range(R):
+            key, k = jax.random.split(key)
+            mean = _step(manifold, _as_jax(topo), a, eta, kappa, x)
+            x = manifold.exp(mean, sigma * jax.vmap(manifold.random_tangent)(jax.random.split(k, N), mean))
+            ys.append(x)
+        return np.asarray(jnp.stack(ys)), np.asarray(a), src, dst, topo
+
+
+def _as_jax(topo):
+    return type(topo)(*(jnp.asarray(t) for t in topo))
+
+
+@pytest.mark.slow
+def test_the_three_models_recover_known_parameters():
+    eta, kappa, sigma = 0.3, 0.1, 0.02
+    y, a, _, _, topo = _synthetic(eta, kappa, sigma)
+    fits = {m: fit(y, a, topo, m) for m in ("anchor", "peer", "noise")}
+    p = fits["noise"].params
+    assert p["peer_coupling"] == pytest.approx(eta, rel=0.1)
+    assert p["anchor_coupling"] == pytest.approx(kappa, rel=0.15)
+    assert p["noise"] == pytest.approx(sigma, rel=0.2)
+    # The paper's model has no peer term: it fits worse, and its pull stands in for the peers'.
+    assert fits["anchor"].params["peer_coupling"] == 0.0
+    assert fits["anchor"].train_rmse > 3 * fits["peer"].train_rmse
+    assert fits["peer"].heldout_rmse < fits["anchor"].heldout_rmse
+    assert fits["peer"].heldout_r2 > 0.9
+
+
+def test_noiseless_trajectories_are_fitted_exactly():
+    y, a, _, _, topo = _synthetic(0.25, 0.15, 0.0, seed=3)
+    f = fit(y, a, topo, "noise", iterations=600)
+    assert f.params["peer_coupling"] == pytest.approx(0.25, rel=1e-3)
+    assert f.params["anchor_coupling"] == pytest.approx(0.15, rel=1e-3)
+    assert f.params["noise"] < 1e-4
+    assert f.heldout_rmse < 1e-4 and f.heldout_r2 > 0.9999
+
+
+@pytest.mark.slow
+def test_the_bootstrap_interval_over_agents_has_the_spread_of_independent_datasets():
+    """The interval's width matches how kappa-hat varies across datasets drawn from the same model."""
+    kappa = 0.1
+    across = []
+    for seed in range(6):
+        y, a, _, _, topo = _synthetic(0.3, kappa, 0.02, seed=seed)
+        across.append(fit(y, a, topo, "peer", iterations=200).params["anchor_coupling"])
+    y, a, _, _, topo = _synthetic(0.3, kappa, 0.02, seed=2)
+    point = fit(y, a, topo, "peer", iterations=200).params["anchor_coupling"]
+    lo, hi = anchor_interval(y, a, topo, "peer", resamples=10, iterations=200)
+    assert lo <= point <= hi
+    spread = 2 * 1.645 * np.std(across, ddof=1)  # a 90% interval's width, from six independent datasets
+    assert 0.5 * spread < hi - lo < 2 * spread
+    assert 0.97 * kappa < lo and hi < 1.03 * kappa  # noise biases the deterministic fit by about 1%
+
+
+def test_bad_models_and_too_few_rounds_are_refused():
+    y, a, _, _, topo = _synthetic(0.3, 0.1, 0.0)
+    with pytest.raises(ValueError, match="model must be one of"):
+        fit(y, a, topo, "drift")
+    with pytest.raises(ValueError, match="held-out"):
+        fit(y, a, topo, "peer", train_rounds=R)
