@@ -175,3 +175,11 @@ def test_the_fast_pull_is_forward_only_and_the_differentiable_one_is_not():
         jax.grad(lambda y: jnp.sum(energy.pull(manifold, y, topo)))(x)
     g = jax.grad(lambda y: jnp.sum(energy.pull(manifold, y, topo, differentiable=True)))(x)
     assert np.all(np.isfinite(np.asarray(g)))
+
+
+def test_the_pair_kernel_refuses_a_directed_topology():
+    topo = build_topology(graph_arrays(nx.gnp_random_graph(10, 0.4, seed=1, directed=True)), 0)
+    topo = Topology(*(jnp.asarray(a) for a in topo))
+    x = _states("sphere", 10, 0, jnp.float32)
+    with pytest.raises(ValueError, match="undirected"):
+        energy.pull(get_manifold("sphere", 3), x, topo, pairs=True)

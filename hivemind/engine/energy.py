@@ -127,6 +127,9 @@ def pull_and_heard(
     bounded = confidence is not None
     c = jnp.asarray(jnp.inf if confidence is None else confidence, states.dtype)
     t = topology
+    if pairs and 2 * t.half.shape[-1] != t.senders.shape[-1]:
+        # A directed topology has no pairs: the pair kernel would silently pull nobody.
+        raise ValueError("pairs=True needs an undirected topology (Topology.half holding one message of every pair)")
     if differentiable:
         # JAX cannot differentiate through a custom_vmap rule in reverse mode; the plain
         # kernel can, and under vmap it batches the generic way (slower, same values).
