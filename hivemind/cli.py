@@ -283,18 +283,12 @@ def _join_processes(args, scenario: Scenario) -> bool:
             raise UsageError("--num-processes and --process-id need --coordinator HOST:PORT (or --coordinator auto)")
         return False
     try:
-        processes.check_layout(args.num_processes, args.process_id)
-        if args.coordinator != "auto":
-            processes.parse_address(args.coordinator)
-            if args.num_processes is None or args.process_id is None:
-                raise processes.ProcessesError("--coordinator HOST:PORT needs --num-processes N and --process-id I")
+        processes.check_setup(args.coordinator, args.num_processes, args.process_id, args.timeout)
         if scenario.run.shard == "none":
             raise processes.ProcessesError(
                 f'{scenario.source}: run.shard = "none" keeps a run in one process; '
                 'set run.shard = "seeds" or "agents" to spread it over several'
             )
-        if args.timeout <= 0:
-            raise processes.ProcessesError(f"--timeout must be positive, got {args.timeout:g}")
         processes.initialize(args.coordinator, args.num_processes, args.process_id, args.timeout)
     except processes.ProcessesError as e:
         raise UsageError(str(e)) from None

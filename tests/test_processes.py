@@ -125,6 +125,8 @@ def _refused(args: list[str], timeout: float = 60) -> tuple[str, float]:
         (["--coordinator", "127.0.0.1:7000", "--num-processes", "2"], "needs --num-processes N and --process-id I"),
         (["--num-processes", "2", "--process-id", "0"], "need --coordinator"),
         (["--coordinator", "auto", "--set", 'run.shard="seeds"'], "outside a SLURM (or similar) job"),
+        (["--coordinator", "127.0.0.1:7000", "--num-processes", "2", "--process-id", "1", "--timeout", "nan"], "--timeout must"),
+        (["--coordinator", "127.0.0.1:7000", "--num-processes", "2", "--process-id", "1", "--timeout", "1e12"], "(0, 86400]"),
         (["--coordinator", "127.0.0.1:7000", "--num-processes", "2", "--process-id", "1"], 'run.shard = "none"'),
     ],
 )
@@ -134,24 +136,15 @@ def test_bad_process_setups_are_one_line(tmp_path, args, words):
     assert not (tmp_path / "o").exists()
 
 
+def _alone(tmp_path, port: int, process_id: int) -> list[str]:
+    """The arguments of one process of two whose partner never comes, with a 3 s timeout."""
+    return ["--out", str(tmp_path / "o"), "--set", 'run.shard="seeds"', "--coordinator", f"127.0.0.1:{port}",
+            "--num-processes", "2", "--process-id", str(process_id), "--timeout", "3"]  # fmt: skip
+
+
 def test_an_unreachable_coordinator_is_one_line_within_the_timeout(tmp_path):
     port = _free_port()  # nobody listens there
-    line, seconds = _refused(
-        [
-            "--out",
-            str(tmp_path / "o"),
-            "--set",
-            'run.shard="seeds"',
-            "--coordinator",
-            f"127.0.0.1:{port}",
-            "--num-processes",
-            "2",
-            "--process-id",
-            "1",
-            "--timeout",
-            "3",
-        ]  # fmt: skip
-    )
+    line, seconds = _refused(_alone(tmp_path, port, 1))
     assert f"cannot reach the coordinator 127.0.0.1:{port} within 3 s" in line
     assert seconds < 30
 
@@ -159,21 +152,6 @@ def test_an_unreachable_coordinator_is_one_line_within_the_timeout(tmp_path):
 @pytest.mark.slow
 def test_processes_that_never_arrive_end_process_0_in_one_line(tmp_path):
     """Process 0 alone: the others never connect, and the watchdog ends it before JAX's fatal abort."""
-    line, seconds = _refused(
-        [
-            "--out",
-            str(tmp_path / "o"),
-            "--set",
-            'run.shard="seeds"',
-            "--coordinator",
-            f"127.0.0.1:{_free_port()}",
-            "--num-processes",
-            "2",
-            "--process-id",
-            "0",
-            "--timeout",
-            "3",
-        ]  # fmt: skip
-    )
+    line, seconds = _refused(_alone(tmp_path, _free_port(), 0))
     assert "not every process connected" in line
     assert seconds < 30

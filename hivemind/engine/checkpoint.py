@@ -20,7 +20,7 @@ import jax
 import numpy as np
 
 from hivemind.engine.atomic import atomic_write
-from hivemind.engine.processes import is_writer, to_host
+from hivemind.engine.processes import is_key, is_writer, to_host
 
 CARRY = "carry.npz"
 
@@ -37,10 +37,6 @@ def _save_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
     atomic_write(path, write)
 
 
-def _is_key(leaf) -> bool:
-    return hasattr(leaf, "dtype") and jax.dtypes.issubdtype(leaf.dtype, jax.dtypes.prng_key)
-
-
 def save_carry(directory: Path, fingerprint: str, chunk: int, done: int, n_records: int, carry: Any) -> None:
     """The carry after chunk ``chunk``, at step ``done``, with ``n_records`` steps on disk; keys as raw data.
 
@@ -48,7 +44,7 @@ def save_carry(directory: Path, fingerprint: str, chunk: int, done: int, n_recor
     them) and process 0 alone writes.
     """
     leaves = jax.tree_util.tree_leaves(carry)
-    arrays = {f"leaf{i}": to_host(jax.random.key_data(x) if _is_key(x) else x) for i, x in enumerate(leaves)}
+    arrays = {f"leaf{i}": to_host(jax.random.key_data(x) if is_key(x) else x) for i, x in enumerate(leaves)}
     if not is_writer():
         return
     arrays["meta_chunk"] = np.asarray(chunk)
@@ -78,7 +74,7 @@ def load(directory: Path, fingerprint: str, template: Any) -> tuple[Any, int, in
         data = saved.get(f"leaf{i}")
         if data is None:
             raise CheckpointError(f"{directory / CARRY}: missing part {i} of the engine state")
-        if _is_key(leaf):
+        if is_key(leaf):
             restored.append(jax.random.wrap_key_data(data, impl=jax.random.key_impl(leaf)))
         else:
             if data.shape != leaf.shape or data.dtype != leaf.dtype:

@@ -53,11 +53,24 @@ def parse_address(address: str) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
-def check_layout(num_processes: int | None, process_id: int | None) -> None:
+# The longest --timeout: JAX takes its deadlines as C ints of seconds, and a day is plenty.
+MAX_TIMEOUT_S = 86400.0
+
+
+def check_setup(
+    coordinator: str, num_processes: int | None, process_id: int | None, timeout_s: float = DEFAULT_TIMEOUT_S
+) -> None:
+    """Every check that needs no network: the address, the count, the id and the timeout; one line each."""
     if num_processes is not None and num_processes < 1:
         raise ProcessesError(f"--num-processes must be at least 1, got {num_processes}")
     if process_id is not None and num_processes is not None and not 0 <= process_id < num_processes:
         raise ProcessesError(f"--process-id must be in [0, {num_processes}), got {process_id}")
+    if coordinator != "auto":
+        parse_address(coordinator)
+        if num_processes is None or process_id is None:
+            raise ProcessesError("--coordinator HOST:PORT needs --num-processes N and --process-id I")
+    if not (timeout_s > 0 and timeout_s <= MAX_TIMEOUT_S):  # also refuses NaN
+        raise ProcessesError(f"--timeout must be a number of seconds in (0, {MAX_TIMEOUT_S:g}], got {timeout_s:g}")
 
 
 def _wait_reachable(host: str, port: int, timeout_s: float) -> None:
@@ -104,13 +117,11 @@ def initialize(
     processes have not all connected within ``timeout_s`` this process ends with one
     line on stderr and exit status 2 (JAX would otherwise abort it).
     """
-    check_layout(num_processes, process_id)
+    check_setup(coordinator, num_processes, process_id, timeout_s)
     jax.config.update("jax_cpu_collectives_implementation", "gloo")
     kwargs: dict = {}
     if coordinator != "auto":
         host, port = parse_address(coordinator)
-        if num_processes is None or process_id is None:
-            raise ProcessesError("--coordinator HOST:PORT needs --num-processes and --process-id")
         if process_id == 0:
             _check_bindable(port)
         else:
@@ -174,7 +185,8 @@ def to_host(a) -> np.ndarray:
     return np.asarray(multihost_utils.process_allgather(a, tiled=True))
 
 
-def _is_key(a) -> bool:
+def is_key(a) -> bool:
+    """Whether ``a`` is an array of typed PRNG keys (which travel and are saved as their raw data)."""
     return hasattr(a, "dtype") and jax.dtypes.issubdtype(a.dtype, jax.dtypes.prng_key)
 
 
@@ -186,7 +198,7 @@ def place(a, sharding: jax.sharding.Sharding) -> jax.Array:
     """
     if sharding.is_fully_addressable:
         return jax.device_put(a, sharding)
-    if _is_key(a):
+    if is_key(a):
         data = place(np.asarray(jax.random.key_data(a)), sharding)
         return jax.random.wrap_key_data(data, impl=jax.random.key_impl(a))
     return jax.device_put(np.asarray(a), sharding)
