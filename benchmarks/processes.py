@@ -70,12 +70,18 @@ def _child(args) -> None:
         print("RESULT " + json.dumps(result), flush=True)
 
 
+def _result_of(stdout: str) -> dict | None:
+    """The measurement a child printed as its last ``RESULT {json}`` line."""
+    lines = [line for line in stdout.splitlines() if line.startswith("RESULT ")]
+    return json.loads(lines[-1][len("RESULT ") :]) if lines else None
+
+
 def _run(cmd: list[str], env: dict) -> dict:
     out = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
-    lines = [line for line in out.stdout.splitlines() if line.startswith("RESULT ")]
-    if out.returncode != 0 or not lines:
+    result = _result_of(out.stdout)
+    if out.returncode != 0 or result is None:
         raise SystemExit(f"{' '.join(cmd)} failed: {out.stderr.strip().splitlines()[-1:]}")
-    return json.loads(lines[-1][len("RESULT ") :])
+    return result
 
 
 def main() -> None:
@@ -93,6 +99,8 @@ def main() -> None:
         return
 
     import numpy as np
+
+    from hivemind.io.results import save_json
 
     me = [sys.executable, __file__, "--child", "--n", str(args.n), "--steps", str(args.steps)]
     tmp = Path(os.environ.get("TMPDIR", "/tmp")) / f"hivemind-bench-processes-{os.getpid()}"
@@ -122,7 +130,7 @@ def main() -> None:
     outs = [p.communicate() for p in procs]
     if any(p.returncode for p in procs):
         raise SystemExit(f"two-process run failed: {outs[0][1].strip().splitlines()[-1:]} {outs[1][1].strip().splitlines()[-1:]}")
-    two = json.loads(next(line for line in outs[0][0].splitlines() if line.startswith("RESULT "))[len("RESULT ") :])
+    two = _result_of(outs[0][0])
     print(f"  2 processes, 1 core each{' (taskset)' if pin else ''}, agents split, gloo: {two['step_s'] * 1e3:8.1f} ms/step")
 
     ref = np.load(tmp / "single.npy")
@@ -148,7 +156,7 @@ def main() -> None:
     )
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "processes.json").write_text(json.dumps(result, indent=2) + "\n")
+    save_json(result, out / "processes.json")
     print(f"wrote {out / 'processes.json'}")
 
 

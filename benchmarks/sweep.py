@@ -18,7 +18,6 @@ go to ``OUT/sweep.json``.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import time
 from pathlib import Path
@@ -28,7 +27,7 @@ import numpy as np
 
 from hivemind import load_scenario, simulate
 from hivemind.engine.sweep import sweep
-from hivemind.io.results import versions
+from hivemind.io.results import save_json, versions
 from hivemind.io.scenario import parse_scenario
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -105,7 +104,7 @@ def main() -> None:
     )
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "sweep.json").write_text(json.dumps(result, indent=2) + "\n")
+    save_json(result, out / "sweep.json")
     print(f"wrote {out / 'sweep.json'}")
 
 
