@@ -23,6 +23,7 @@ rounds after it. ``anchor_interval`` bootstraps kappa over agents.
 
 from __future__ import annotations
 
+import functools
 from typing import NamedTuple
 
 import jax
@@ -32,7 +33,7 @@ import optax
 
 from hivemind.engine import energy
 from hivemind.engine.manifolds import get_manifold
-from hivemind.engine.topology import Topology
+from hivemind.engine.topology import GraphArrays, Topology, build_topology
 
 MODELS = ("anchor", "peer", "noise")
 
@@ -47,27 +48,12 @@ class DynamicsFit(NamedTuple):
 
 
 def peer_topology(n: int, src: np.ndarray, dst: np.ndarray, directed: bool = False) -> Topology:
-    """Receiver-sorted messages of the agents' own graph (no anchor), with weights 1 / in-degree."""
-    if not directed:
-        src, dst = np.concatenate([src, dst]), np.concatenate([dst, src])
-    order = np.argsort(dst, kind="stable")
-    s, r = src[order], dst[order]
-    deg = np.bincount(r, minlength=n).astype(np.float64)
-    w = 1.0 / deg[r]
-    z = np.zeros(n)
-    return Topology(
-        senders=jnp.asarray(s, jnp.int32),
-        receivers=jnp.asarray(r, jnp.int32),
-        weights=jnp.asarray(w),
-        pair=jnp.arange(s.size, dtype=jnp.int32),
-        loss_weights=jnp.asarray(w),
-        inv_inertia=jnp.asarray(z + 1.0),
-        stubbornness=jnp.asarray(z),
-        node_mask=jnp.asarray(z + 1.0),
-        anchors=jnp.zeros((0,), jnp.int32),
-        sample=jnp.zeros((0,), jnp.int32),
-        half=jnp.zeros((0,), jnp.int32),
-    )
+    """The agents' own graph (no anchor) as the engine's topology, each message weighted 1 / in-degree."""
+    src, dst = np.asarray(src, np.int64), np.asarray(dst, np.int64)
+    arrays = GraphArrays(list(range(n)), src, dst, np.ones(src.size), directed, np.ones(n))
+    topo = build_topology(arrays, anchors=[], dtype=np.float64)
+    deg = np.bincount(topo.receivers, minlength=n).astype(np.float64)
+    return topo._replace(weights=topo.weights / deg[topo.receivers])
 
 
 def _step(manifold, topo: Topology, anchor, eta, kappa, x):
@@ -90,6 +76,30 @@ def run(manifold, topo: Topology, anchor, eta, kappa, x0, rounds: int):
 def _r2(pred: np.ndarray, obs: np.ndarray) -> float | None:
     ss = float(np.sum((obs - obs.mean()) ** 2))
     return None if ss <= 1e-12 * max(obs.size, 1) else 1.0 - float(np.sum((obs - pred) ** 2)) / ss
+
+
+def _unpack(model: str, theta):
+    # Couplings are positive: softplus keeps them so and leaves the optimum interior.
+    eta = jax.nn.softplus(theta[0]) if model != "anchor" else jnp.zeros((), theta.dtype)
+    return eta, jax.nn.softplus(theta[1])
+
+
+@functools.partial(jax.jit, static_argnums=(0, 1, 2))
+def _update(model: str, train: int, learning_rate: float, theta, state, y, anchor, topo: Topology, weights):
+    """One Adam step on the weighted mean squared distance of the run from y[0] to the training rounds.
+
+    Jitted once per model, round count and shape: the bootstrap's refits reuse it.
+    """
+    manifold = get_manifold("sphere", y.shape[-1] - 1)
+
+    def loss(theta):
+        eta, kappa = _unpack(model, theta)
+        xs = run(manifold, topo, anchor, eta, kappa, y[0], train)
+        return jnp.sum(jnp.mean(manifold.dist(xs[1:], y[1 : train + 1]) ** 2, axis=0) * weights)
+
+    g = jax.grad(loss)(theta)
+    updates, state = optax.adam(learning_rate).update(g, state)
+    return optax.apply_updates(theta, updates), state
 
 
 def fit(
@@ -119,34 +129,13 @@ def fit(
         a = jnp.asarray(anchor, jnp.float64)
         yj = jnp.asarray(y)
         topo = Topology(*(jnp.asarray(t) for t in topo))
-
-        def unpack(theta):
-            # Couplings are positive: softplus keeps them so and leaves the optimum interior.
-            eta = jax.nn.softplus(theta[0]) if model != "anchor" else jnp.float64(0.0)
-            return eta, jax.nn.softplus(theta[1])
-
-        n = y.shape[1]
-        weights = jnp.ones(n) if agent_weights is None else jnp.asarray(agent_weights, jnp.float64)
-        weights = weights / jnp.sum(weights)
-
-        def loss(theta):
-            eta, kappa = unpack(theta)
-            xs = run(manifold, topo, a, eta, kappa, yj[0], train)
-            return jnp.sum(jnp.mean(manifold.dist(xs[1:], yj[1 : train + 1]) ** 2, axis=0) * weights)
-
+        weights = jnp.ones(y.shape[1]) if agent_weights is None else jnp.asarray(agent_weights, jnp.float64)
         opt = optax.adam(learning_rate)
         theta = jnp.array([-2.0, -2.0])  # softplus -> 0.13: a small pull to start from
         state = opt.init(theta)
-
-        @jax.jit
-        def update(theta, state):
-            value, g = jax.value_and_grad(loss)(theta)
-            updates, state = opt.update(g, state)
-            return optax.apply_updates(theta, updates), state, value
-
         for _ in range(iterations):
-            theta, state, _ = update(theta, state)
-        eta, kappa = unpack(theta)
+            theta, state = _update(model, train, learning_rate, theta, state, yj, a, topo, weights / jnp.sum(weights))
+        eta, kappa = _unpack(model, theta)
         fitted = run(manifold, topo, a, eta, kappa, yj[0], train)
         ahead = run(manifold, topo, a, eta, kappa, yj[train], rounds - train)
         train_rmse = float(jnp.sqrt(jnp.mean(manifold.dist(fitted[1:], yj[1 : train + 1]) ** 2)))
