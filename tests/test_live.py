@@ -164,9 +164,13 @@ class Killed(KeyboardInterrupt):
     pass
 
 
-def test_a_killed_run_resumes_to_the_same_results(tmp_path):
+@pytest.mark.parametrize("batch, regenerated", [("false", 2 * 3 * 4 - 6), ("true", 2 * 3 * 4 - 4)])
+def test_a_killed_run_resumes_to_the_same_results(tmp_path, batch, regenerated):
+    """Killed at the 7th message (round 2's second agent): sequentially, 6 messages are kept; in a
+    batch, round 2's batch died whole, so 4 are kept and round 2 is decoded again in the same batch."""
     full, cut = tmp_path / "full", tmp_path / "cut"
-    run_live(scenario(), full, backend=FakeBackend(), say=lambda s: None, formats=("png",))
+    sc = lambda: scenario(overrides=[f"live.batch={batch}"])  # noqa: E731
+    run_live(sc(), full, backend=FakeBackend(), say=lambda s: None, formats=("png",))
     calls = []
     fake = FakeBackend()
 
@@ -178,16 +182,17 @@ def test_a_killed_run_resumes_to_the_same_results(tmp_path):
             return super().generate(prefix, suffix, sampling, seed)
 
     with pytest.raises(Killed):
-        run_live(scenario(), cut, backend=Dying(), say=lambda s: None, formats=("png",))
+        run_live(sc(), cut, backend=Dying(), say=lambda s: None, formats=("png",))
     with open(cut / "transcript.jsonl", "a") as f:
         f.write('{"kind": "message", "decoding": "gre')  # a write torn by the kill
     assert (cut / "rounds.csv").is_file()  # finished rounds are saved as they finish
-    run_live(scenario(), cut, backend=fake, resume=True, say=lambda s: None, formats=("png",))
+    run_live(sc(), cut, backend=fake, resume=True, say=lambda s: None, formats=("png",))
     _, a = messages(full / "transcript.jsonl")
     _, b = messages(cut / "transcript.jsonl")
     strip = lambda recs: [{k: v for k, v in r.items() if k not in ("seconds", "prefix_cached")} for r in recs]  # noqa: E731
     assert strip(a) == strip(b)
-    assert len(fake.prompts) == 2 * 3 * 4 - 6  # only the unfinished messages were generated again
+    assert len(fake.prompts) == regenerated  # only the unfinished messages (or batches) were generated again
+    assert fake.batches == ([] if batch == "false" else [4] * 5)
     for name in ("rounds.csv", "agents.csv"):
         assert (full / name).read_text() == (cut / name).read_text()
 
@@ -287,7 +292,7 @@ initial_texts = ["a", "b", "c", "d", "e", "f"]
         ('live.prompt="{anchor} only"', "live.prompt"),
         ('live.initial_texts=["a", "b"]', "live.initial_texts"),
         ("live.top_p=1.5", "live.top_p"),
-        ("live.temperature=0", "live.temperature"),
+        ("live.temperature=-0.1", "live.temperature"),
         ('live.anchor_text=" "', "live.anchor_text"),
         ("live.colour=1", "live.colour"),
     ],
@@ -422,7 +427,10 @@ def test_resume_repairs_a_last_record_without_its_newline(tmp_path):
     fake = FakeBackend()
     run_live(scenario(), tmp_path, backend=fake, resume=True, say=lambda s: None, formats=("png",))
     assert (tmp_path / "transcript.jsonl").read_text().count("\n") == full.count("\n")
-    assert len(fake.prompts) == 2 * 3 * 4 - 1  # five records kept: four given first messages and one generated
+    # Five records kept: four given first messages and one generated, whose batch (round 1) is decoded
+    # again whole so that the round's other messages see the same batch as in the uninterrupted run.
+    assert len(fake.prompts) == 2 * 3 * 4
+    assert fake.batches == [4] * 6
 
 
 def test_resuming_a_finished_run_changes_nothing(tmp_path):

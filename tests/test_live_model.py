@@ -77,11 +77,55 @@ def test_files_and_transcript(first_run):
     assert len(recs) == 2 * 3 * 3  # two decodings, rounds 0..2, three agents
     generated = [r for r in recs if r["generated"]]
     assert all(0 < r["completion_tokens"] <= 8 for r in generated if not r["empty"])
-    # One prefix for the whole run: only the very first generated message evaluates it.
-    assert [r["prefix_cached"] for r in generated] == [False] + [True] * (len(generated) - 1)
+    # Batched by default: each round's three agents are decoded together.
+    assert all(r["batch_size"] == 3 for r in generated)
+    assert header["batch"] is True and header["runtime"]["batch"] == 3
     summary = json.loads((first_run / "summary.json").read_text())
     assert [row["decoding"] for row in summary["table"]] == ["greedy", "stochastic"]
     assert summary["table"][0]["hash_collisions"] == 0
+
+
+def test_the_sequential_path_evaluates_the_prefix_once(live_file, tmp_path):
+    argv = ["live", str(live_file), "--out", str(tmp_path), "--formats", "png", "--quiet"]
+    assert main([*argv, "--set", "live.batch=false", "--set", "live.rounds=1"]) == 0
+    header, recs = records(tmp_path)
+    generated = [r for r in recs if r["generated"]]
+    assert header["runtime"]["batch"] == 0 and all(r["batch_size"] == 0 for r in generated)
+    # One prefix for the whole run: only the very first generated message evaluates it.
+    assert [r["prefix_cached"] for r in generated] == [False] + [True] * (len(generated) - 1)
+
+
+def test_batched_logits_match_one_prompt_at_a_time():
+    """The batch's logits after each prompt (one shared prefix, its cells given to every sequence, all
+    suffixes in one decode) against a plain llama_cpp.Llama evaluating each whole prompt alone."""
+    from hivemind.live.batched import BatchDecoder
+
+    llm = llama_cpp.Llama(model_path=str(default_model(lambda s: None)), n_ctx=256, n_threads=2, verbose=False)
+    prefix = llm.tokenize(b"A discussion group. The leader says: the river is the only road home.\n", add_bos=True)
+    suffixes = [llm.tokenize(t.encode(), add_bos=False) for t in ("Anna: I prefer", "Ben (last round): the hills.\nBen:", "C:")]
+    decoder = BatchDecoder(llm, n_ctx=512, n_seq=3, threads=2)
+    batched = decoder.prompt_logits(prefix, suffixes)
+
+    def last_logits():
+        return np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(llm.ctx, -1), shape=(llm.n_vocab(),)).copy()
+
+    for k, suffix in enumerate(suffixes):
+        llm.reset()
+        llm.eval(prefix + suffix)
+        alone = last_logits()
+        # llama.cpp's own noise floor: the same prompt fed one token at a time (other kernels, other sums).
+        llm.reset()
+        for t in prefix + suffix:
+            llm.eval([t])
+        floor = np.max(np.abs(last_logits() - alone))
+        assert 0 < floor < 0.05 * np.ptp(alone)
+        assert np.max(np.abs(batched[k] - alone)) < 2 * floor, k
+        assert np.corrcoef(batched[k], alone)[0, 1] > 0.999
+        assert np.argmax(batched[k]) == np.argmax(alone)
+    # A sequence that saw another's cells would not match; check the three differ from each other.
+    assert np.max(np.abs(batched[0] - batched[1])) > 0.1 * np.ptp(batched[0])
+    decoder.close()
+    llm.close()
 
 
 def test_greedy_and_seeded_reruns_are_identical(first_run, live_file, tmp_path):

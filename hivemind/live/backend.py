@@ -48,9 +48,14 @@ class Backend(Protocol):
 
     def generate(self, prefix: Sequence[int], suffix: Sequence[int], sampling: Sampling, seed: int) -> Generation: ...
 
+    def generate_batch(
+        self, prefix: Sequence[int], suffixes: Sequence[Sequence[int]], samplings: Sequence[Sampling], seeds: Sequence[int]
+    ) -> list[Generation]: ...
+
     def embed(self, text: str) -> np.ndarray: ...
 
     def close(self) -> None: ...
+
     def runtime(self) -> dict: ...
 
 
@@ -135,7 +140,7 @@ class LlamaBackend:
     way, because the prefix is always evaluated on its own, in the same batches.
     """
 
-    def __init__(self, path: Path, n_ctx: int, threads: int, chat: str = "auto", reuse_prefix: bool = True):
+    def __init__(self, path: Path, n_ctx: int, threads: int, chat: str = "auto", reuse_prefix: bool = True, batch: int = 0):
         try:
             import llama_cpp
         except ImportError:
@@ -151,6 +156,8 @@ class LlamaBackend:
         self._embedder = None
         self._chat = chat
         self.prefix_evaluations = 0
+        self.batch = int(batch)  # sequences per batched call; 0: generate() only
+        self._decoder = None
 
     def _load(self, embedding: bool):
         kwargs = dict(
@@ -226,6 +233,29 @@ class LlamaBackend:
             seconds=time.perf_counter() - t0,
         )
 
+    def generate_batch(
+        self, prefix: Sequence[int], suffixes: Sequence[Sequence[int]], samplings: Sequence[Sampling], seeds: Sequence[int]
+    ) -> list[Generation]:
+        """Every suffix after one shared prefix, decoded together (see ``hivemind.live.batched``)."""
+        from hivemind.live.batched import BatchDecoder
+
+        if not 1 <= len(suffixes) <= self.batch:
+            raise ValueError(f"{len(suffixes)} prompts for a batch of {self.batch}")
+        if self._decoder is None:
+            try:
+                with quiet_stderr():
+                    # Every sequence may fill its own window of n_ctx cells (the prompt budget guarantees it).
+                    self._decoder = BatchDecoder(self.llm, self.batch * self.n_ctx, self.batch, self.threads)
+            except (ValueError, RuntimeError) as e:
+                raise ModelError(
+                    f"live.batch: llama.cpp cannot make a context for {self.batch} sequences of {self.n_ctx} tokens "
+                    f"({e}); lower live.batch or live.n_ctx"
+                ) from None
+        gens, seconds = self._decoder.generate(prefix, suffixes, samplings, seeds)
+        self.prefix_evaluations += 1
+        share = seconds / len(gens)
+        return [Generation(g.text, g.prompt_tokens, g.completion_tokens, False, g.finish_reason, share) for g in gens]
+
     def embed(self, text: str) -> np.ndarray:
         if self._embedder is None:
             self._embedder = self._load(embedding=True)
@@ -244,11 +274,14 @@ class LlamaBackend:
             "system_info": system,
             "threads": self.threads,
             "n_ctx": self.n_ctx,
-            "batch": False,
+            "batch": self.batch,
             "reuse_prefix": self.reuse_prefix,
         }
 
     def close(self) -> None:
+        if self._decoder is not None:
+            self._decoder.close()
+            self._decoder = None
         for llm in (self.llm, self._embedder):
             if llm is not None:
                 llm.close()
@@ -299,6 +332,7 @@ class FakeBackend:
         self.prefix_evaluations = 0
         self._cached_prefix: tuple[int, ...] | None = None
         self.prompts: list[str] = []
+        self.batches: list[int] = []  # the size of every generate_batch call
 
     def _id(self, word: str) -> int:
         i = int.from_bytes(hashlib.sha256(word.encode()).digest()[:4], "little")
@@ -333,6 +367,16 @@ class FakeBackend:
                 chosen = list(rng.choice(ranked, size=n, replace=False, p=p / p.sum())) if n else []
             text = " ".join(chosen)
         return Generation(text.strip(), len(prefix) + len(suffix), len(text.split()), cached, "stop", 0.0)
+
+    def generate_batch(self, prefix, suffixes, samplings, seeds) -> list[Generation]:
+        """Each prompt as ``generate`` writes it, except that a stochastic message's draw depends on the
+        batch's size too, as a real batch's logits depend on its composition: a resume that decoded a
+        round in other batches than the uninterrupted run would show."""
+        self.batches.append(len(suffixes))
+        return [
+            self.generate(prefix, s, sampling, seed if sampling.greedy else seed + 7919 * len(suffixes))
+            for s, sampling, seed in zip(suffixes, samplings, seeds, strict=True)
+        ]
 
     def embed(self, text: str) -> np.ndarray:
         v = np.full(self.dim, 0.05)  # an offset, so that no text embeds to the zero vector

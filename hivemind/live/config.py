@@ -16,6 +16,8 @@ from hivemind.live.prompts import DEFAULT_OPENING, DEFAULT_PROMPT, TemplateError
 
 DECODINGS = ("greedy", "stochastic")
 DEFAULT_MODEL = "default"
+# llama.cpp's llama_max_parallel_sequences(): the most sequences one context decodes.
+MAX_SEQUENCES = 256
 
 
 @dataclass(frozen=True)
@@ -68,10 +70,33 @@ class LiveSpec:
     n_ctx: int = 2048
     threads: int = 2
     chat: str = "auto"
+    batch: bool | int = True  # True: a round's agents in one batch; False: one after another; K: K agents per batch
+    models: tuple[str, ...] | None = None  # per peripheral agent, when they differ
+    temperatures: tuple[float, ...] | None = None  # per peripheral agent, when they differ
+    embedding_model: str | None = None  # None: the (first agent's) generation model embeds
     rule: Rule = field(default=None, compare=False, repr=False)
 
-    def sampling(self, decoding: str) -> Sampling:
-        return Sampling(decoding, self.temperature, self.top_p, self.top_k, self.max_tokens, self.stop)
+    def sampling(self, decoding: str, agent: int | None = None) -> Sampling:
+        """How peripheral agent number ``agent`` (in graph order) decodes; a temperature of 0 is greedy."""
+        t = self.temperature if self.temperatures is None or agent is None else self.temperatures[agent]
+        if decoding == "stochastic" and t == 0:
+            decoding = "greedy"
+        return Sampling(decoding, t, self.top_p, self.top_k, self.max_tokens, self.stop)
+
+    def model_of(self, agent: int) -> str:
+        """The model (as written) of peripheral agent number ``agent``."""
+        return self.model if self.models is None else self.models[agent]
+
+    @property
+    def distinct_models(self) -> tuple[str, ...]:
+        """Every generation model once, in the order agents first use it."""
+        return tuple(dict.fromkeys(self.models or (self.model,)))
+
+    def batch_size(self, agents: int) -> int:
+        """How many agents one call decodes (0: the sequential path)."""
+        if self.batch is False:
+            return 0
+        return max(1, min(agents, MAX_SEQUENCES) if self.batch is True else int(self.batch))
 
     def to_dict(self) -> dict:
         """Plain data for the fingerprint and the manifest: the rule as written, tuples as lists."""
@@ -84,8 +109,12 @@ class LiveSpec:
         return out
 
 
-def _per_agent(r, key: str, labels: list, anchor: int) -> tuple[str, ...] | None:
-    """A list with one string per peripheral agent, or a table keyed by node label."""
+def _per_agent(r, key: str, labels: list, anchor: int, kind: str = "str", check=None, what: str = "text"):
+    """A value per peripheral agent, as a list in graph order or a table keyed by node label.
+
+    Returns a tuple in the order of the peripheral agents, or None if ``key`` is absent.
+    A scalar is returned as it is (for keys that take one value for everyone).
+    """
     value = r.get("live", key, "any", None)
     if value is None:
         return None
@@ -93,8 +122,8 @@ def _per_agent(r, key: str, labels: list, anchor: int) -> tuple[str, ...] | None
     peripheral = [label for i, label in enumerate(labels) if i != anchor]
     if isinstance(value, list):
         if len(value) != len(peripheral):
-            raise r.error(path, f"must have one text per peripheral agent ({len(peripheral)}), got {len(value)}")
-        texts = value
+            raise r.error(path, f"must have one {what} per peripheral agent ({len(peripheral)}), got {len(value)}")
+        values, paths = value, [f"{path}[{k}]" for k in range(len(value))]
     elif isinstance(value, dict):
         by_name = {str(label): label for label in peripheral}
         unknown = [k for k in value if k not in by_name]
@@ -102,14 +131,29 @@ def _per_agent(r, key: str, labels: list, anchor: int) -> tuple[str, ...] | None
             raise r.error(f"{path}.{unknown[0]}", "is not a peripheral agent of the graph")
         missing = [str(label) for label in peripheral if str(label) not in value]
         if missing:
-            raise r.error(path, f"has no text for agent {missing[0]} (give one per peripheral agent)")
-        texts = [value[str(label)] for label in peripheral]
+            raise r.error(path, f"has no {what} for agent {missing[0]} (give one per peripheral agent)")
+        values, paths = [value[str(label)] for label in peripheral], [f"{path}.{label}" for label in peripheral]
     else:
-        raise r.error(path, f"must be a list of strings (one per peripheral agent) or a table keyed by node, got {value!r}"[:200])
-    for k, t in enumerate(texts):
-        if not isinstance(t, str):
-            raise r.error(path, f"entry {k} must be a string, got {t!r}")
-    return tuple(texts)
+        return value
+    out = []
+    for v, p in zip(values, paths, strict=True):
+        from hivemind.io.scenario import _typed
+
+        v = _typed(r, p, v, kind)
+        problem = check(v) if check else None
+        if problem:
+            raise r.error(p, f"{problem}, got {v!r}"[:200])
+        out.append(v)
+    return tuple(out)
+
+
+def _texts(r, key: str, labels: list, anchor: int) -> tuple[str, ...] | None:
+    value = _per_agent(r, key, labels, anchor, "str")
+    if value is not None and not isinstance(value, tuple):
+        raise r.error(
+            f"live.{key}", f"must be a list of strings (one per peripheral agent) or a table keyed by node, got {value!r}"[:200]
+        )
+    return value
 
 
 def parse_live(r, labels: list, anchor: int) -> LiveSpec:
@@ -118,9 +162,18 @@ def parse_live(r, labels: list, anchor: int) -> LiveSpec:
     def positive_int(v):
         return None if v >= 1 else "must be >= 1"
 
-    model = r.get("live", "model", "str", DEFAULT_MODEL)
-    if not model.strip():
-        raise r.error("live.model", "must be a path to a GGUF file or 'default'")
+    def model_path(v):
+        return None if v.strip() else "must be a path to a GGUF file or 'default'"
+
+    models = _per_agent(r, "model", labels, anchor, "str", model_path, "model")
+    if models is None or isinstance(models, str):
+        model = r.get("live", "model", "str", DEFAULT_MODEL, check=model_path)
+        models = None
+    else:
+        model = models[0]
+        if len(set(models)) == 1:
+            models = None
+    embedding_model = r.get("live", "embedding_model", "str", None, check=model_path)
     rounds = r.get("live", "rounds", "int", 4, check=positive_int)
     decoding = r.get("live", "decoding", "any", "greedy")
     decodings = tuple(decoding) if isinstance(decoding, list) else (decoding,)
@@ -128,7 +181,27 @@ def parse_live(r, labels: list, anchor: int) -> LiveSpec:
         raise r.error("live.decoding", f"must be 'greedy', 'stochastic' or a list of both, got {decoding!r}")
     seed = r.get("live", "seed", "int", 0, check=lambda v: None if v >= 0 else "must be >= 0")
     max_tokens = r.get("live", "max_tokens", "int", 48, check=positive_int)
-    temperature = r.get("live", "temperature", "float", 0.8, check=lambda v: None if v > 0 else "must be > 0")
+
+    def temperature_ok(v):
+        return None if v >= 0 else "must be >= 0 (0: greedy)"
+
+    temperatures = _per_agent(r, "temperature", labels, anchor, "float", temperature_ok, "temperature")
+    if temperatures is None or not isinstance(temperatures, tuple):
+        temperature = r.get("live", "temperature", "float", 0.8, check=temperature_ok)
+        temperatures = None
+    else:
+        temperature = temperatures[0]
+    batch = r.get("live", "batch", "any", True)
+    if isinstance(batch, bool):
+        pass
+    elif isinstance(batch, int) and 1 <= batch <= MAX_SEQUENCES:
+        pass
+    else:
+        raise r.error(
+            "live.batch",
+            f"must be true, false or a number of agents per batch from 1 to {MAX_SEQUENCES} "
+            f"(llama.cpp's most sequences in one context), got {batch!r}"[:200],
+        )
     top_p = r.get("live", "top_p", "float", 0.95, check=lambda v: None if 0 < v <= 1 else "must be in (0, 1]")
     top_k = r.get("live", "top_k", "int", 40, check=lambda v: None if v >= 0 else "must be >= 0 (0: no limit)")
     stop = r.get("live", "stop", "any", ["\n"])
@@ -147,8 +220,8 @@ def parse_live(r, labels: list, anchor: int) -> LiveSpec:
         rule = parse_rule(rule_spec, "live.rule")
     except RuleError as e:
         raise r.error(e.key, e.message) from None
-    personas = _per_agent(r, "personas", labels, anchor)
-    initial = _per_agent(r, "initial_texts", labels, anchor)
+    personas = _texts(r, "personas", labels, anchor)
+    initial = _texts(r, "initial_texts", labels, anchor)
     if initial is not None:
         for k, t in enumerate(initial):
             if not t.strip():
@@ -182,5 +255,9 @@ def parse_live(r, labels: list, anchor: int) -> LiveSpec:
         n_ctx=n_ctx,
         threads=threads,
         chat=chat,
+        batch=batch,
+        models=models,
+        temperatures=temperatures,
+        embedding_model=embedding_model,
         rule=rule,
     )

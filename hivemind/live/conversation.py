@@ -123,9 +123,10 @@ class Transcript:
             keep += len(piece)
         if old is None or old.get("kind") != "header":
             raise LiveError(f"{path}: has no header line; it was not written by hivemind live")
-        for key, what in (("fingerprint", "scenario"), ("model_sha256", "model file")):
-            if old.get(key) != header[key]:
-                raise LiveError(f"{path}: was written for another {what} ({key} differs); use --force to start over")
+        if old.get("fingerprint") != header["fingerprint"]:
+            raise LiveError(f"{path}: was written for another scenario (fingerprint differs); use --force to start over")
+        if _model_files(old) != _model_files(header):
+            raise LiveError(f"{path}: was written for another model file (model_sha256 differs); use --force to start over")
         with open(path, "r+b") as f:
             f.truncate(keep)
             if keep and not raw[:keep].endswith(b"\n"):  # a whole last record whose newline was lost
@@ -140,6 +141,13 @@ class Transcript:
 
     def close(self) -> None:
         self._file.close()
+
+
+def _model_files(header: dict) -> tuple:
+    """The SHA-256 of every model a header names (a header from before several models names one)."""
+    first = header.get("model_sha256")
+    models = tuple(m.get("sha256") for m in header.get("models", [])) or (first,)
+    return first, models, header.get("embedding_model", {}).get("sha256", first)
 
 
 # ---------------------------------------------------------------------------
@@ -183,53 +191,91 @@ class Embedder:
         return self.cache[text]
 
 
-def header_for(scenario: Scenario, backend: Backend, model_path: str) -> dict:
+@dataclass
+class Population:
+    """The backends of a run: one per distinct generation model (keyed as ``live.model`` writes it)
+    and the one that embeds every text, so that distances do not depend on who wrote it."""
+
+    generators: dict[str, Backend]
+    embedder: Backend
+
+    @classmethod
+    def of(cls, spec: LiveSpec, backend: Backend | Population) -> Population:
+        """``backend`` as it is, or one backend serving every model of ``spec`` and the embeddings."""
+        if isinstance(backend, Population):
+            return backend
+        return cls({m: backend for m in spec.distinct_models}, backend)
+
+    def for_agent(self, spec: LiveSpec, k: int) -> Backend:
+        return self.generators[spec.model_of(k)]
+
+    @property
+    def first(self) -> Backend:
+        return next(iter(self.generators.values()))
+
+
+def header_for(scenario: Scenario, backend: Backend | Population, model_path: str | dict[str, str]) -> dict:
+    """The transcript's first line; ``model_path`` is the label of the model (or of each, by name as written)."""
     spec = scenario.live
+    pop = Population.of(spec, backend)
+    labels = model_path if isinstance(model_path, dict) else {m: model_path for m in pop.generators}
+    models = [{"model": m, "path": labels.get(m, m), "sha256": b.model_sha256} for m, b in pop.generators.items()]
     return {
         "kind": "header",
         "format": FORMAT_VERSION,
         "scenario": scenario.name,
         "source": scenario.source,
         "fingerprint": scenario.fingerprint,
-        "model": model_path,
-        "model_sha256": backend.model_sha256,
+        "model": models[0]["path"],
+        "model_sha256": pop.first.model_sha256,
+        "models": models,
+        "embedding_model": {"path": labels.get("embedding", models[0]["path"]), "sha256": pop.embedder.model_sha256},
         "anchor": str(scenario.arrays.labels[scenario.anchor_index]),
         "anchor_text": spec.anchor_text,
         "rule": spec.rule.describe(),
         "rounds": spec.rounds,
         "decodings": list(spec.decodings),
         "seed": spec.seed,
+        "batch": spec.batch,
         # Informational, never compared on --resume: greedy texts differ between CPUs and llama.cpp builds.
-        "runtime": {**backend.runtime(), "machine": platform.machine(), "processor": platform.processor() or None},
+        "runtime": {**pop.first.runtime(), "machine": platform.machine(), "processor": platform.processor() or None},
     }
 
 
 def converse(
     scenario: Scenario,
-    backend: Backend,
+    backend: Backend | Population,
     transcript: Transcript,
     say: Callable[[str], None] = print,
     on_round: Callable[[list[Trajectory]], None] | None = None,
 ) -> list[Trajectory]:
     """Run (or finish) every decoding's rounds; messages already in ``transcript`` are reused.
 
+    With ``live.batch``, a round's generated messages are decoded in batches of agents
+    that share a model, in graph order. A batch of which the transcript holds only some
+    messages is decoded again whole and only the missing messages are kept, so a resumed
+    round sees the same batches, and the same numbers, as an uninterrupted one.
+
     ``on_round(trajectories)`` is called after each finished round, to save what exists.
     """
     spec: LiveSpec = scenario.live
+    pop = Population.of(spec, backend)
     labels = [str(v) for v in scenario.arrays.labels]
     anchor = scenario.anchor_index
     agents = [i for i in range(len(labels)) if i != anchor]
     hears = in_neighbours(scenario)
     seeds = message_seeds(spec.seed, spec.decodings, spec.rounds, len(labels))
     done = {(r["decoding"], r["round"], r["index"]): r for r in transcript.records}
-    embed = Embedder(backend)
-    anchor_vec = embed(spec.anchor_text)
-    wrap = backend.chat_wrap()
-    budget = backend.n_ctx - spec.max_tokens
+    embed = Embedder(pop.embedder)
+    try:
+        anchor_vec = embed(spec.anchor_text)
+    except LiveError as e:
+        key = "live.embedding_model" if spec.embedding_model is not None else "live.model"
+        raise LiveError(f"{scenario.source}: {key}: {e} (it gives no usable embeddings)") from None
+    wraps = {m: b.chat_wrap() for m, b in pop.generators.items()}
     shared = {"anchor": spec.anchor_text, "rule": spec.rule.describe()}
     trajectories = []
     for d, decoding in enumerate(spec.decodings):
-        sampling = spec.sampling(decoding)
         traj = Trajectory(decoding, agents, anchor_embedding=anchor_vec)
         trajectories.append(traj)
         latest: dict[int, tuple[str, int]] = {}  # agent -> (text, round written)
@@ -237,27 +283,62 @@ def converse(
             t0 = time.perf_counter()
             made = reused = 0
             outputs: dict[int, dict] = {}
+            to_generate: dict[str, list[tuple[int, dict]]] = {}  # model -> [(agent, record before generation)]
             for k, i in enumerate(agents):
-                if (decoding, rnd, i) in done:
-                    outputs[i], reused = done[(decoding, rnd, i)], reused + 1
-                    continue
-                rec = _message(scenario, backend, sampling, wrap, budget, shared, rnd, i, k, labels, hears, latest)
-                rec |= {"seed": int(seeds[d, rnd, i]), "model_sha256": backend.model_sha256}
+                model = spec.model_of(k)
+                b = pop.generators[model]
+                sampling = spec.sampling(decoding, k)
+                budget = b.n_ctx - spec.max_tokens
+                rec = _message(scenario, b, sampling, wraps[model], budget, shared, rnd, i, k, labels, hears, latest)
+                # The run's decoding, even for an agent whose temperature 0 makes it decode greedily.
+                rec |= {"decoding": decoding, "seed": int(seeds[d, rnd, i]), "model_sha256": b.model_sha256}
                 if rec["generated"]:
-                    gen = backend.generate(rec.pop("_prefix"), rec.pop("_suffix"), sampling, rec["seed"])
-                    rec |= {
-                        "text": gen.text,
-                        "sha256": state_id(gen.text),
-                        "empty": not gen.text,
-                        "completion_tokens": gen.completion_tokens,
-                        "prefix_cached": gen.prefix_cached,
-                        "finish_reason": gen.finish_reason,
-                        "seconds": round(gen.seconds, 4),
-                    }
-                transcript.append(rec)
-                outputs[i], made = rec, made + 1
+                    to_generate.setdefault(model, []).append((i, rec | {"_sampling": sampling}))
+                elif (decoding, rnd, i) in done:
+                    outputs[i], reused = done[(decoding, rnd, i)], reused + 1
+                else:
+                    transcript.append(rec)
+                    outputs[i], made = rec, made + 1
+            for model, pending in to_generate.items():
+                b = pop.generators[model]
+                size = spec.batch_size(len(pending))
+                for start in range(0, len(pending), max(size, 1)):
+                    group = pending[start : start + max(size, 1)]
+                    missing = [(i, rec) for i, rec in group if (decoding, rnd, i) not in done]
+                    for i, _ in group:
+                        if (decoding, rnd, i) in done:
+                            outputs[i], reused = done[(decoding, rnd, i)], reused + 1
+                    if not missing:
+                        continue
+                    if size == 0:
+                        ((i, rec),) = group
+                        gens = [b.generate(rec["_prefix"], rec["_suffix"], rec["_sampling"], rec["seed"])]
+                    else:
+                        gens = b.generate_batch(
+                            group[0][1]["_prefix"],
+                            [rec["_suffix"] for _, rec in group],
+                            [rec["_sampling"] for _, rec in group],
+                            [rec["seed"] for _, rec in group],
+                        )
+                    for (i, rec), gen in zip(group, gens, strict=True):
+                        if (decoding, rnd, i) in done:
+                            continue
+                        rec = {k: v for k, v in rec.items() if not k.startswith("_")}
+                        rec |= {
+                            "text": gen.text,
+                            "sha256": state_id(gen.text),
+                            "empty": not gen.text,
+                            "completion_tokens": gen.completion_tokens,
+                            "prefix_cached": gen.prefix_cached,
+                            "finish_reason": gen.finish_reason,
+                            "batch_size": len(group) if size else 0,
+                            "seconds": round(gen.seconds, 4),
+                        }
+                        transcript.append(rec)
+                        outputs[i], made = rec, made + 1
             # Simultaneous update: nobody saw this round's messages while writing theirs.
-            for i, rec in outputs.items():
+            for i in agents:
+                rec = outputs[i]
                 if rec["text"]:
                     latest[i] = (rec["text"], rnd)
                 elif rnd == 0 and spec.personas is not None and spec.personas[agents.index(i)].strip():

@@ -23,9 +23,9 @@ from hivemind.engine.records import NETCDF_ENGINE
 from hivemind.io.results import finite_or_none, save_csv, save_json, versions
 from hivemind.io.scenario import Scenario
 from hivemind.live.backend import Backend, LlamaBackend
-from hivemind.live.conversation import TRANSCRIPT, LiveError, Trajectory, Transcript, converse, header_for
+from hivemind.live.conversation import TRANSCRIPT, LiveError, Population, Trajectory, Transcript, converse, header_for
 from hivemind.live.fit import TheoryFit, fit_step_size
-from hivemind.live.model import resolve_model
+from hivemind.live.model import ModelError, resolve_model
 
 OUTPUTS = (TRANSCRIPT, "rounds.csv", "agents.csv", "live.nc", "summary.json", "live.png", "live.pdf", "live.svg")
 
@@ -52,7 +52,7 @@ def run_live(
     out: str | Path,
     *,
     resume: bool = False,
-    backend: Backend | None = None,
+    backend: Backend | Population | None = None,
     say: Callable[[str], None] = print,
     formats: tuple[str, ...] = ("png", "pdf"),
 ) -> LiveResult:
@@ -63,7 +63,9 @@ def run_live(
     scenario : a scenario with a ``[live]`` section.
     out : the run directory.
     resume : continue the transcript in ``out`` instead of starting a new one.
-    backend : a model backend; by default llama.cpp on ``live.model``.
+    backend : a model backend for every agent, or a ``Population`` (one backend per model as
+        ``live.model`` writes it, and the embedder); by default llama.cpp on ``live.model``,
+        one load per distinct file.
     say : where progress lines go.
     formats : figure formats.
 
@@ -78,13 +80,9 @@ def run_live(
     out = Path(out)
     own = backend is None
     if own:
-        base = Path(scenario.source).parent if scenario.source else None
-        path = resolve_model(spec.model, base, say)
-        say(f"model {path} ({spec.n_ctx} tokens of context, {spec.threads} threads)")
-        backend = LlamaBackend(path, spec.n_ctx, spec.threads, spec.chat)
-        model_label = str(path)
+        backend, model_label = load_population(scenario, say)
     else:
-        model_label = backend.name
+        model_label = backend.name if not isinstance(backend, Population) else {m: b.name for m, b in backend.generators.items()}
     try:
         header = header_for(scenario, backend, model_label)
         if resume:
@@ -98,7 +96,8 @@ def run_live(
             transcript.close()
     finally:
         if own:
-            backend.close()
+            for b in {id(b): b for b in [*backend.generators.values(), backend.embedder]}.values():
+                b.close()
 
     fits = {}
     for t in trajectories:
@@ -114,6 +113,45 @@ def run_live(
 
     files += save_figure(live_figure(ds), out / "live", formats)
     return LiveResult(out, trajectories, fits, summary, ds, [out / TRANSCRIPT, *files])
+
+
+def load_population(scenario: Scenario, say: Callable[[str], None] = print) -> tuple[Population, dict[str, str]]:
+    """One llama.cpp backend per distinct model file, and the embedder; (population, path of each model as written).
+
+    Raises
+    ------
+    ModelError
+        With a one-line message naming ``live.model`` or ``live.embedding_model``.
+    """
+    spec = scenario.live
+    base = Path(scenario.source).parent if scenario.source else None
+    by_file: dict[Path, LlamaBackend] = {}
+    generators, labels = {}, {}
+    n_agents = scenario.arrays.n_nodes - 1
+    try:
+        for written in spec.distinct_models:
+            path = resolve_model(written, base, say)
+            if path not in by_file:
+                say(f"model {path} ({spec.n_ctx} tokens of context, {spec.threads} threads)")
+                batch = spec.batch_size(n_agents)
+                by_file[path] = LlamaBackend(path, spec.n_ctx, spec.threads, spec.chat, batch=batch)
+            generators[written], labels[written] = by_file[path], str(path)
+        embedder = generators[spec.distinct_models[0]]
+        if spec.embedding_model is not None:
+            try:
+                path = resolve_model(spec.embedding_model, base, say)
+            except ModelError as e:
+                raise ModelError(str(e).replace("live.model", "live.embedding_model", 1)) from None
+            if path not in by_file:
+                say(f"embedding model {path}")
+                by_file[path] = LlamaBackend(path, spec.n_ctx, spec.threads, spec.chat)
+            embedder = by_file[path]
+            labels["embedding"] = str(path)
+    except BaseException:
+        for b in by_file.values():
+            b.close()
+        raise
+    return Population(generators, embedder), labels
 
 
 def save_tables(trajectories: list[Trajectory], out: Path) -> list[Path]:

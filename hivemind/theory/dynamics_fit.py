@@ -84,22 +84,29 @@ def _unpack(model: str, theta):
     return eta, jax.nn.softplus(theta[1])
 
 
-@functools.partial(jax.jit, static_argnums=(0, 1, 2))
-def _update(model: str, train: int, learning_rate: float, theta, state, y, anchor, topo: Topology, weights):
-    """One Adam step on the weighted mean squared distance of the run from y[0] to the training rounds.
+@functools.partial(jax.jit, static_argnums=(0, 1, 2, 3))
+def _descend(model: str, train: int, learning_rate: float, iterations: int, y, anchor, topo: Topology, weights):
+    """Adam on the weighted mean squared distance of the run from y[0] to the training rounds: theta.
 
-    Jitted once per model, round count and shape: the bootstrap's refits reuse it.
+    The whole descent is one compiled loop (one dispatch per fit), and ``weights`` may
+    carry a leading batch axis under ``jax.vmap``: the bootstrap fits all resamples at once.
     """
     manifold = get_manifold("sphere", y.shape[-1] - 1)
+    opt = optax.adam(learning_rate)
 
     def loss(theta):
         eta, kappa = _unpack(model, theta)
         xs = run(manifold, topo, anchor, eta, kappa, y[0], train)
         return jnp.sum(jnp.mean(manifold.dist(xs[1:], y[1 : train + 1]) ** 2, axis=0) * weights)
 
-    g = jax.grad(loss)(theta)
-    updates, state = optax.adam(learning_rate).update(g, state)
-    return optax.apply_updates(theta, updates), state
+    def body(_, carry):
+        theta, state = carry
+        updates, state = opt.update(jax.grad(loss)(theta), state)
+        return optax.apply_updates(theta, updates), state
+
+    theta = jnp.array([-2.0, -2.0], y.dtype)  # softplus -> 0.13: a small pull to start from
+    theta, _ = jax.lax.fori_loop(0, iterations, body, (theta, opt.init(theta)))
+    return theta
 
 
 def fit(
@@ -130,11 +137,7 @@ def fit(
         yj = jnp.asarray(y)
         topo = Topology(*(jnp.asarray(t) for t in topo))
         weights = jnp.ones(y.shape[1]) if agent_weights is None else jnp.asarray(agent_weights, jnp.float64)
-        opt = optax.adam(learning_rate)
-        theta = jnp.array([-2.0, -2.0])  # softplus -> 0.13: a small pull to start from
-        state = opt.init(theta)
-        for _ in range(iterations):
-            theta, state = _update(model, train, learning_rate, theta, state, yj, a, topo, weights / jnp.sum(weights))
+        theta = _descend(model, train, learning_rate, iterations, yj, a, topo, weights / jnp.sum(weights))
         eta, kappa = _unpack(model, theta)
         fitted = run(manifold, topo, a, eta, kappa, yj[0], train)
         ahead = run(manifold, topo, a, eta, kappa, yj[train], rounds - train)
@@ -161,20 +164,30 @@ def anchor_interval(
     resamples: int = 20,
     seed: int = 0,
     level: float = 0.9,
-    **fit_options,
+    train_rounds: int | None = None,
+    iterations: int = 400,
+    learning_rate: float = 0.05,
 ) -> tuple[float, float]:
     """A percentile bootstrap interval for kappa over agents.
 
-    Each resample draws N agents with replacement and refits with every agent's loss
-    weighted by how often it was drawn. The agents stay coupled on the whole graph, so
-    no resample cuts a neighbour out of anyone's peer term, as dropping agents would.
+    Each resample draws N agents with replacement (from ``jax.random.key(seed)``) and
+    refits with every agent's loss weighted by how often it was drawn. The agents stay
+    coupled on the whole graph, so no resample cuts a neighbour out of anyone's peer
+    term, as dropping agents would. All resamples are fitted in one vectorised descent.
     """
-    n = y.shape[1]
-    rng = np.random.default_rng(seed)
-    kappas = []
-    for _ in range(resamples):
-        counts = np.bincount(rng.integers(0, n, size=n), minlength=n).astype(np.float64)
-        f = fit(y, anchor, topo, model, agent_weights=counts, **fit_options)
-        kappas.append(f.params["anchor_coupling"])
+    if model not in ("anchor", "peer", "noise"):
+        raise ValueError(f"model must be one of {MODELS}, got {model!r}")
+    y = np.asarray(y, np.float64)
+    n, rounds = y.shape[1], y.shape[0] - 1
+    train = rounds // 2 if train_rounds is None else train_rounds
+    draws = jax.vmap(lambda k: jax.random.randint(k, (n,), 0, n))(jax.random.split(jax.random.key(seed), resamples))
+    counts = jax.vmap(lambda d: jnp.bincount(d, length=n))(draws)
+    mean_model = "peer" if model == "noise" else model  # the noise does not move the mean: same kappa
+    with jax.enable_x64(True):
+        weights = counts.astype(jnp.float64) / n
+        topo = Topology(*(jnp.asarray(t) for t in topo))
+        yj, a = jnp.asarray(y), jnp.asarray(anchor, jnp.float64)
+        thetas = jax.vmap(lambda w: _descend(mean_model, train, learning_rate, iterations, yj, a, topo, w))(weights)
+        kappas = np.asarray(jax.nn.softplus(thetas[:, 1]))
     lo, hi = np.quantile(kappas, [(1 - level) / 2, (1 + level) / 2])
     return float(lo), float(hi)
