@@ -12,8 +12,13 @@
    shared prefix kept in the KV cache, against ``reuse_prefix=False`` (the prefix
    evaluated again for every message), at the scenario's prefix and at a prefix of
    several hundred tokens (a long anchor message).
-3. **Memory.** Peak resident memory of a whole ``hivemind live`` process (one round,
-   greedy) with 8 and with 32 agents on a wheel graph: one model serves them all.
+3. **Batched decoding.** The prompts of two recorded rounds with 8 and with 32 agents
+   (a wheel graph), decoded one agent after another (``live.batch = false``) and as one
+   llama.cpp batch per round (``live.batch = true``): population completion tokens per
+   second, and how much of the batched time goes to the prompts (prefix and suffixes)
+   rather than to generating. Goals: >= 2x at 8 agents, >= 2.5x at 32.
+4. **Memory.** Peak resident memory of a whole ``hivemind live`` process (one round,
+   greedy) with 8 and with 32 agents on a wheel graph, batched and sequential.
 
 Timings are the median of ``--repeats`` runs; results go to ``OUT/live.json``.
 """
@@ -123,13 +128,76 @@ sys.exit(code)
 """
 
 
-def peak_memory_mb(scenario_path: str, agents: int) -> float:
+def agent_texts(agents: int) -> str:
+    places = ["east", "west", "north", "south"]
+    ways = ["road", "hill", "lake"]
+    return "[" + ",".join(f'"Agent {k} thinks we should go {places[k % 4]} by the {ways[k % 3]}."' for k in range(agents)) + "]"
+
+
+def batched_race(scenario_path: str, model: Path, agents: int, repeats: int) -> dict:
+    """Two recorded rounds of ``agents`` agents, decoded sequentially and batched (one batch per round)."""
+    over = [f"graph.n={agents + 1}", "live.rounds=2", 'live.decoding="greedy"', "live.batch=false"]
+    sc = load_scenario(scenario_path, [*over, f"live.initial_texts={agent_texts(agents)}"])
+    live = sc.live
+    _, rec = live_rounds(sc, model)
+    rounds = [rec.calls[k : k + agents] for k in range(0, len(rec.calls), agents)]
+
+    def sequential():
+        backend = LlamaBackend(model, live.n_ctx, live.threads, live.chat)
+        t0 = time.perf_counter()
+        tokens = sum(backend.generate(p, s, sm, seed).completion_tokens for calls in rounds for p, s, sm, seed, _, _ in calls)
+        seconds = time.perf_counter() - t0
+        backend.close()
+        return seconds, tokens, 0.0
+
+    def batched():
+        backend = LlamaBackend(model, live.n_ctx, live.threads, live.chat, batch=agents)
+        backend.generate_batch(rounds[0][0][0], [rounds[0][0][1]], [rounds[0][0][2]], [0])  # make the context
+        backend._decoder.prompt_seconds = 0.0
+        t0 = time.perf_counter()
+        tokens = 0
+        for calls in rounds:
+            gens = backend.generate_batch(calls[0][0], [c[1] for c in calls], [c[2] for c in calls], [c[3] for c in calls])
+            tokens += sum(g.completion_tokens for g in gens)
+        seconds = time.perf_counter() - t0
+        prompt = backend._decoder.prompt_seconds
+        backend.close()
+        return seconds, tokens, prompt
+
+    t_seq, (_, tok_seq, _) = median_of(repeats, sequential)
+    t_bat, (_, tok_bat, prompt) = median_of(repeats, batched)
+    ratio = (tok_bat / t_bat) / (tok_seq / t_seq)
+    goal = 2.0 if agents <= 8 else 2.5
+    prompt_tokens = sum(len(c[1]) for calls in rounds for c in calls)
+    print(
+        f"batched decoding, {agents} agents, {len(rounds)} rounds: {tok_seq / t_seq:.1f} tokens/s one after another, "
+        f"{tok_bat / t_bat:.1f} batched: {ratio:.2f}x (goal {goal}x); batched time {t_bat:.2f} s, of which "
+        f"{prompt:.2f} s ({prompt / t_bat:.0%}) on {prompt_tokens} prompt tokens"
+    )
+    return {
+        "agents": agents,
+        "rounds": len(rounds),
+        "sequential_seconds": t_seq,
+        "sequential_completion_tokens": tok_seq,
+        "batched_seconds": t_bat,
+        "batched_completion_tokens": tok_bat,
+        "sequential_tokens_per_second": tok_seq / t_seq,
+        "batched_tokens_per_second": tok_bat / t_bat,
+        "speedup": ratio,
+        "goal": goal,
+        "batched_prompt_seconds": prompt,
+        "prompt_tokens": prompt_tokens,
+    }
+
+
+def peak_memory_mb(scenario_path: str, agents: int, batch: bool = True) -> float:
     """Peak RSS (VmHWM, which counts from the child's exec) of a ``hivemind live`` run with ``agents`` agents."""
     texts = "[" + ",".join(f'"Agent {k} thinks we should go east."' for k in range(agents)) + "]"
     with tempfile.TemporaryDirectory() as tmp:
         argv = [sys.executable, "-c", CHILD, "live", scenario_path, "--out", tmp, "--force", "--quiet"]
         argv += ["--formats", "png", "--set", f"graph.n={agents + 1}", "--set", "live.rounds=1"]
         argv += ["--set", 'live.decoding="greedy"', "--set", f"live.initial_texts={texts}"]
+        argv += ["--set", f"live.batch={'true' if batch else 'false'}", "--set", "live.fit=false"]
         out = subprocess.run(argv, capture_output=True, text=True, check=False)
     if out.returncode != 0:
         raise RuntimeError(f"the {agents}-agent run failed: {out.stderr.strip()[-300:]}")
@@ -148,7 +216,7 @@ def main(argv=None) -> int:
     p.add_argument("--out", default="benchmarks/results")
     args = p.parse_args(argv)
 
-    scenario = load_scenario(args.scenario, ['live.decoding="greedy"'])
+    scenario = load_scenario(args.scenario, ['live.decoding="greedy"', "live.batch=false"])
     model = resolve_model(scenario.live.model, Path(args.scenario).parent)
     live = scenario.live
     print(f"{scenario.name}: {scenario.arrays.n_nodes - 1} agents, {live.rounds} rounds, greedy, {live.max_tokens} tokens max")
@@ -168,7 +236,9 @@ def main(argv=None) -> int:
     print(f"orchestration overhead per token: {overhead:+.1%} (goal < 10%); embeddings apart: {rec.embed_seconds:.2f} s")
 
     reuse = {}
-    long_scenario = load_scenario(args.scenario, ['live.decoding="greedy"', f'live.anchor_text="{LONG_ANCHOR}"'])
+    long_scenario = load_scenario(
+        args.scenario, ['live.decoding="greedy"', "live.batch=false", f'live.anchor_text="{LONG_ANCHOR}"']
+    )
     for label, sc in (("scenario prefix", scenario), ("long anchor message", long_scenario)):
         calls_here = calls if sc is scenario else live_rounds(sc, model)[1].calls
         t_on, (_, ev_on, txt_on) = median_of(args.repeats, lambda c=calls_here: replay(model, live, c, True))
@@ -190,10 +260,15 @@ def main(argv=None) -> int:
             f"(same texts: {r['same_texts']})"
         )
 
-    memory = {}
+    memory, batching = {}, {}
     if "wheel_graph" in Path(args.scenario).read_text():
+        batching = {str(n): batched_race(args.scenario, model, n, args.repeats) for n in (8, 32)}
         memory = {str(n): peak_memory_mb(args.scenario, n) for n in (8, 32)}
-        print(f"peak memory of a whole run: {memory['8']:.0f} MB with 8 agents, {memory['32']:.0f} MB with 32")
+        sequential_memory = {str(n): peak_memory_mb(args.scenario, n, batch=False) for n in (8, 32)}
+        print(
+            f"peak memory of a whole run: {memory['8']:.0f} MB with 8 agents, {memory['32']:.0f} MB with 32 batched; "
+            f"{sequential_memory['8']:.0f} and {sequential_memory['32']:.0f} MB one after another"
+        )
 
     result = {
         "scenario": scenario.name,
@@ -211,7 +286,9 @@ def main(argv=None) -> int:
         "bare_texts_differing": differ,
         "embedding_seconds": rec.embed_seconds,
         "prefix_reuse": reuse,
+        "batched_decoding": batching,
         "peak_memory_mb_by_agents": memory,
+        "peak_memory_mb_by_agents_sequential": sequential_memory if memory else {},
         "versions": versions(),
     }
     out = Path(args.out)

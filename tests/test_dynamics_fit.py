@@ -87,3 +87,39 @@ def test_bad_models_and_too_few_rounds_are_refused():
         fit(y, a, topo, "drift")
     with pytest.raises(ValueError, match="held-out"):
         fit(y, a, topo, "peer", train_rounds=R)
+
+
+def test_long_run_rate_and_noise_floor_match_closed_forms():
+    """One agent, no peers, on S^64: a geodesic step moves the fraction kappa of the way, so the
+    distance is (1 - kappa)^t d0 and the half-life ln 2 / -ln(1 - kappa). With tangent noise the
+    small-distance dynamics are v <- (1 - kappa) v + sigma xi, whose stationary E|v|^2 is
+    D sigma^2 / (1 - (1 - kappa)^2); E|v| is that root times the chi mean factor."""
+    import math
+
+    from scipy.special import gammaln
+
+    from hivemind.live.fit import long_run
+    from hivemind.theory.dynamics_fit import mean_distance_ahead, noisy_mean_distance
+
+    d, kappa, d0 = 64, 0.2, 0.8
+    anchor = np.zeros(d + 1)
+    anchor[0] = 1.0
+    x0 = np.zeros((1, d + 1))
+    x0[0, 0], x0[0, 1] = np.cos(d0), np.sin(d0)
+    topo = peer_topology(1, np.zeros(0, np.int64), np.zeros(0, np.int64), directed=True)
+    with jax.enable_x64(True):
+        dist = np.asarray(mean_distance_ahead(10, topo, jnp.asarray(anchor), 0.0, kappa, jnp.asarray(x0)))
+    np.testing.assert_allclose(dist, d0 * (1 - kappa) ** np.arange(11), rtol=1e-10)
+    lr = long_run({"peer_coupling": 0.0, "anchor_coupling": kappa, "noise": 0.0}, x0, anchor, topo)
+    assert lr["half_life_rounds"] == pytest.approx(math.log(2) / -math.log(1 - kappa))
+    assert lr["verdict"] == "collapse"
+
+    sigma = 0.005
+    with jax.enable_x64(True):
+        noisy = noisy_mean_distance(400, 64, topo, jnp.asarray(anchor), 0.0, kappa, sigma, jnp.asarray(x0), jax.random.key(3))
+    floor = float(np.asarray(noisy)[200:].mean())
+    chi_mean = math.sqrt(2) * math.exp(gammaln((d + 1) / 2) - gammaln(d / 2)) / math.sqrt(d)
+    expected = math.sqrt(d * sigma**2 / (1 - (1 - kappa) ** 2)) * chi_mean
+    assert floor == pytest.approx(expected, rel=0.02)
+    lr = long_run({"peer_coupling": 0.0, "anchor_coupling": kappa, "noise": sigma}, x0, anchor, topo)
+    assert lr["verdict"] == "floor" and lr["mean_distance"] == pytest.approx(expected, rel=0.05)

@@ -24,7 +24,7 @@ from hivemind.live.backend import FakeBackend
 from hivemind.live.conversation import in_neighbours, message_seeds
 from hivemind.live.fit import fit_step_size
 from hivemind.live.prompts import build_prompt
-from hivemind.live.run import run_live
+from hivemind.live.run import format_table, run_live
 
 ANCHOR = "the river is the only road home"
 
@@ -44,6 +44,7 @@ decoding = ["greedy", "stochastic"]
 anchor_text = "{ANCHOR}"
 rule = [{{ kind = "phrase", text = "the river" }}, {{ kind = "max_words", n = 6 }}]
 initial_texts = ["alpha one start", "bravo two start", "charlie three start", "delta four start"]
+fit = false  # the fit's own tests switch it on
 """
 
 
@@ -200,7 +201,13 @@ def test_a_killed_run_resumes_to_the_same_results(tmp_path, batch, regenerated):
 def test_resume_refuses_another_scenario(tmp_path):
     run_live(scenario(), tmp_path, backend=FakeBackend(), say=lambda s: None, formats=("png",))
     with pytest.raises(Exception, match="another scenario"):
-        run_live(scenario(overrides=["live.rounds=4"]), tmp_path, backend=FakeBackend(), resume=True, say=lambda s: None)
+        run_live(
+            scenario(overrides=["live.rounds=4", "live.fit=true"]),
+            tmp_path,
+            backend=FakeBackend(),
+            resume=True,
+            say=lambda s: None,
+        )
 
 
 def test_an_empty_answer_is_counted_and_leaves_the_state(tmp_path):
@@ -295,6 +302,17 @@ initial_texts = ["a", "b", "c", "d", "e", "f"]
         ("live.temperature=-0.1", "live.temperature"),
         ('live.anchor_text=" "', "live.anchor_text"),
         ("live.colour=1", "live.colour"),
+        ('live.personas={"9"="a sailor"}', "live.personas.9"),
+        ('live.temperature={"1"=0.5, "7"=0.3}', "live.temperature.7"),
+        ("live.temperature=[0.5, 0.5, -1, 0.5]", "live.temperature[2]"),
+        ('live.temperature=[0.5, "hot", 0.5, 0.5]', "live.temperature[1]"),
+        ('live.model=["a.gguf", "b.gguf"]', "live.model"),
+        ('live.model=["a.gguf", "", "a.gguf", "a.gguf"]', "live.model[1]"),
+        ('live.embedding_model=""', "live.embedding_model"),
+        ("live.batch=0", "live.batch"),
+        ("live.batch=300", "live.batch"),
+        ('live.batch="yes"', "live.batch"),
+        ("live.fit_resamples=-1", "live.fit_resamples"),
     ],
 )
 def test_bad_live_sections_name_the_key(override, key):
@@ -440,3 +458,98 @@ def test_resuming_a_finished_run_changes_nothing(tmp_path):
     run_live(scenario(), tmp_path, backend=fake, resume=True, say=lambda s: None, formats=("png",))
     assert fake.prompts == []
     assert {name: (tmp_path / name).read_bytes() for name in before} == before
+
+
+def test_summary_fits_the_three_models_and_the_table_says_what_they_predict(tmp_path):
+    res = run_live(
+        scenario(overrides=["live.rounds=4", "live.fit=true"]),
+        tmp_path,
+        backend=FakeBackend(),
+        say=lambda s: None,
+        formats=("png",),
+    )
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    for decoding in ("greedy", "stochastic"):
+        f = summary["fit"][decoding]
+        assert f["train_rounds"] == 2 and set(f["models"]) == {"anchor", "peer", "noise"}
+        for name, m in f["models"].items():
+            assert set(m["params"]) == {"peer_coupling", "anchor_coupling", "noise"}
+            lo, hi = m["anchor_coupling_interval"]
+            assert 0 <= lo <= hi
+            assert len(m["predicted_mean_distance"]) == 5
+            assert m["long_run"]["verdict"] in ("collapse", "floor")
+            assert (m["params"]["peer_coupling"] == 0) == (name == "anchor")
+            assert (m["params"]["noise"] > 0) == (name == "noise")
+        # The nested models share the mean dynamics of "peer"; only the noise differs.
+        assert f["models"]["noise"]["params"]["anchor_coupling"] == f["models"]["peer"]["params"]["anchor_coupling"]
+        assert f["anchor_pull_measurable"] == (f["models"]["peer"]["anchor_coupling_interval"][0] > f["kappa_resolution"])
+    table = format_table(res.summary)
+    assert "anchor pull measurably above zero" in table and "predicts" in table
+    assert res.dataset.fitted_mean_distance.dims == ("decoding", "model", "round")
+
+
+def test_the_fit_needs_two_rounds_and_its_interval_can_be_switched_off(tmp_path):
+    res = run_live(
+        scenario(overrides=["live.rounds=1", "live.fit=true"]),
+        tmp_path / "a",
+        backend=FakeBackend(),
+        say=lambda s: None,
+        formats=("png",),
+    )
+    assert res.summary["fit"] == {"greedy": None, "stochastic": None}
+    off = run_live(scenario(overrides=["live.rounds=2"]), tmp_path / "c", backend=FakeBackend(), say=lambda s: None)
+    assert off.summary["fit"] == {} and "fitted" not in format_table(off.summary)
+    assert "too few rounds to fit" in format_table(res.summary)
+    over = ["live.rounds=2", "live.fit=true", "live.fit_resamples=0", 'live.decoding="greedy"']
+    res = run_live(scenario(overrides=over), tmp_path / "b", backend=FakeBackend(), say=lambda s: None, formats=("png",))
+    f = res.summary["fit"]["greedy"]
+    assert f["anchor_pull_measurable"] is None and f["models"]["peer"]["anchor_coupling_interval"] is None
+
+
+def test_per_agent_temperatures_and_models_reach_each_agent(tmp_path):
+    """Agents 1 and 3 on model "a", 2 and 4 on "b": one backend per model, each agent's own temperature,
+    a temperature of 0 decoding greedily, and a separate embedder for every text."""
+    from hivemind.live.conversation import Population
+
+    over = ['live.model=["a", "b", "a", "b"]', "live.temperature=[0.5, 0, 1.5, 0.9]", 'live.embedding_model="e"']
+    a, b, e = FakeBackend(), FakeBackend(), FakeBackend(dim=16)
+    seen = {}
+    for name, fake in (("a", a), ("b", b)):
+        original = fake.generate_batch
+
+        def record(prefix, suffixes, samplings, seeds, name=name, original=original):
+            seen.setdefault(name, []).append([(s.decoding, s.temperature) for s in samplings])
+            return original(prefix, suffixes, samplings, seeds)
+
+        fake.generate_batch = record
+    res = run_live(scenario(overrides=over), tmp_path, backend=Population({"a": a, "b": b}, e), say=lambda s: None)
+    assert res.dataset.sizes["coord"] == 16  # the embedder's dimension, not the generators'
+    stochastic = [batch for name in ("a", "b") for batch in seen[name] if any(d == "stochastic" for d, _ in batch)]
+    assert seen["a"][-1] == [("stochastic", 0.5), ("stochastic", 1.5)]
+    assert seen["b"][-1] == [("greedy", 0.0), ("stochastic", 0.9)]  # temperature 0: greedy
+    assert len(stochastic) == 2 * 3  # per model, one batch per stochastic round
+    _, recs = messages(tmp_path / "transcript.jsonl")
+    assert {r["decoding"] for r in recs} == {"greedy", "stochastic"}  # the run's decoding, whatever the agent's
+    header = json.loads((tmp_path / "transcript.jsonl").read_text().splitlines()[0])
+    assert [m["model"] for m in header["models"]] == ["a", "b"]
+
+
+def test_an_embedding_model_without_embeddings_is_one_line_and_keeps_the_transcript(tmp_path):
+    from hivemind.live.conversation import LiveError, Population
+
+    class Blank(FakeBackend):
+        def embed(self, text):
+            return np.zeros(8)
+
+    sc = scenario(overrides=['live.embedding_model="blank.gguf"'])
+    with pytest.raises(LiveError) as err:
+        run_live(sc, tmp_path, backend=Population({"default": FakeBackend()}, Blank()), say=lambda s: None)
+    assert str(err.value).startswith("fake.toml: live.embedding_model: ") and "\n" not in str(err.value)
+    assert (tmp_path / "transcript.jsonl").read_text().startswith('{"kind": "header"')
+
+
+def test_cli_embedding_model_that_is_not_gguf(live_file, tmp_path, capsys):
+    text = tmp_path / "notes.gguf"
+    text.write_text("hello")
+    code, _, err = run_cli(capsys, "live", live_file, "--out", tmp_path / "b", "--set", f'live.embedding_model="{text}"')
+    assert code == 2 and err.startswith("live.embedding_model: ") and "is not a GGUF file" in err and err.count("\n") == 1

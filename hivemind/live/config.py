@@ -74,6 +74,8 @@ class LiveSpec:
     models: tuple[str, ...] | None = None  # per peripheral agent, when they differ
     temperatures: tuple[float, ...] | None = None  # per peripheral agent, when they differ
     embedding_model: str | None = None  # None: the (first agent's) generation model embeds
+    fit: bool = True  # fit the engine's dynamics to the embeddings after the run
+    fit_resamples: int = 20  # bootstrap draws for the interval of the fitted anchor coupling (0: none)
     rule: Rule = field(default=None, compare=False, repr=False)
 
     def sampling(self, decoding: str, agent: int | None = None) -> Sampling:
@@ -191,6 +193,8 @@ def parse_live(r, labels: list, anchor: int) -> LiveSpec:
         temperatures = None
     else:
         temperature = temperatures[0]
+    fit = r.get("live", "fit", "bool", True)
+    fit_resamples = r.get("live", "fit_resamples", "int", 20, check=lambda v: None if v >= 0 else "must be >= 0 (0: no interval)")
     batch = r.get("live", "batch", "any", True)
     if isinstance(batch, bool):
         pass
@@ -259,5 +263,7 @@ def parse_live(r, labels: list, anchor: int) -> LiveSpec:
         models=models,
         temperatures=temperatures,
         embedding_model=embedding_model,
+        fit=fit,
+        fit_resamples=fit_resamples,
         rule=rule,
     )

@@ -137,3 +137,112 @@ def fit_step_size(scenario: Scenario, anchor_vec: np.ndarray, start: np.ndarray,
         r2_agents=r_squared(observed[1:], predicted[1:]),
         added_anchor_edges=added,
     )
+
+
+# ---------------------------------------------------------------------------
+# The engine's dynamics fitted to the embeddings (hivemind.theory.dynamics_fit)
+
+# Below this anchor coupling per round the anchor would need ln 2 / 1e-3 ~ 700 rounds to halve a
+# distance: the pull is called measurable when the bootstrap interval's lower end is above it.
+KAPPA_RESOLUTION = 1e-3
+LONG_RUN = 2000
+COLLAPSED = 0.01  # radians: a long-run mean distance below this is a collapse into the anchor, above it a floor
+
+
+def peer_graph(scenario: Scenario):
+    """The agents' graph without the anchor, agents numbered in graph order: who hears whom in the prompts."""
+    from hivemind.live.conversation import in_neighbours
+    from hivemind.theory.dynamics_fit import peer_topology
+
+    hears = in_neighbours(scenario)
+    agents = sorted(hears)
+    index = {i: k for k, i in enumerate(agents)}
+    pairs = [(index[j], index[i]) for i in agents for j in hears[i]]
+    src = np.asarray([s for s, _ in pairs], np.int64)
+    dst = np.asarray([d for _, d in pairs], np.int64)
+    return peer_topology(len(agents), src, dst, directed=True)
+
+
+def long_run(params: dict, start: np.ndarray, anchor_vec: np.ndarray, topo, rounds: int = LONG_RUN, seed: int = 0) -> dict:
+    """Where the fitted dynamics take the population from ``start`` and how fast.
+
+    The rate is the linear theory's near the anchor: each mode of the agents' tangent
+    displacements shrinks by |1 - kappa - eta lambda_k| per round, lambda_k the eigenvalues
+    of the peer graph's random-walk Laplacian; the slowest mode sets the rate (with noise,
+    the rate of relaxation to the noise floor). The mean distance after ``rounds`` rounds
+    comes from running the fitted model itself; with noise, averaged over the last tenth
+    of the rounds and 8 paths (the stationary floor).
+    """
+    import jax
+    import jax.numpy as jnp
+
+    from hivemind.theory.dynamics_fit import mean_distance_ahead, noisy_mean_distance
+
+    eta, kappa = params["peer_coupling"], params["anchor_coupling"]
+    n = start.shape[0]
+    w = np.zeros((n, n))
+    np.add.at(w, (np.asarray(topo.receivers), np.asarray(topo.senders)), np.asarray(topo.weights))
+    lam = np.linalg.eigvals(np.diag(w.sum(axis=1)) - w)
+    factor = float(np.max(np.abs(1.0 - kappa - eta * lam)))
+    rate = -math.log(factor) if 0 < factor < 1 else (math.inf if factor == 0 else 0.0)
+    sigma = params.get("noise", 0.0)
+    with jax.enable_x64(True):
+        a, x0 = jnp.asarray(anchor_vec), jnp.asarray(start)
+        if sigma > 0:
+            d = np.asarray(noisy_mean_distance(rounds, 8, topo, a, eta, kappa, sigma, x0, jax.random.key(seed)))
+            end = float(d[-max(rounds // 10, 1) :].mean())
+        else:
+            d = np.asarray(mean_distance_ahead(rounds, topo, a, eta, kappa, x0))
+            end = float(d[-1])
+    return {
+        "rounds": rounds,
+        "mean_distance_now": float(d[0]),
+        "mean_distance": end,
+        "rate_per_round": rate,
+        "half_life_rounds": math.log(2) / rate if 0 < rate < math.inf else None,
+        "verdict": "collapse" if end < COLLAPSED else "floor",
+    }
+
+
+def fit_dynamics(
+    scenario: Scenario, embeddings: np.ndarray, anchor_vec: np.ndarray, resamples: int = 20, seed: int = 0
+) -> dict | None:
+    """The three nested models of ``dynamics_fit`` on one decoding's (rounds + 1, agents, D) embeddings.
+
+    Fitted on the first half of the rounds, scored on the second (continued from the observed
+    state); kappa's interval is a 90% percentile bootstrap over agents with ``resamples``
+    draws (none when 0). None when there are fewer than two rounds to split.
+    """
+    from hivemind.theory.dynamics_fit import MODELS, anchor_interval, fit
+
+    y = np.asarray(embeddings, np.float64)
+    rounds = y.shape[0] - 1
+    if rounds < 2:
+        return None
+    topo = peer_graph(scenario)
+    models = {}
+    intervals: dict[str, tuple[float, float] | None] = {}
+    for m in MODELS:
+        f = fit(y, anchor_vec, topo, m, seed=seed)
+        mean_model = "peer" if m == "noise" else m  # the noise does not move kappa: one interval for both
+        if mean_model not in intervals:
+            intervals[mean_model] = anchor_interval(y, anchor_vec, topo, mean_model, resamples, seed) if resamples else None
+        interval = intervals[mean_model]
+        models[m] = {
+            "params": f.params,
+            "train_rmse": f.train_rmse,
+            "heldout_rmse": f.heldout_rmse,
+            "heldout_r2": f.heldout_r2,
+            "anchor_coupling_interval": None if interval is None else list(interval),
+            "predicted_mean_distance": f.predicted_mean_distance.tolist(),
+            "long_run": long_run(f.params, y[-1], anchor_vec, topo, seed=seed),
+        }
+    peer = models["peer"]
+    lo = None if peer["anchor_coupling_interval"] is None else peer["anchor_coupling_interval"][0]
+    return {
+        "train_rounds": rounds // 2,
+        "interval": {"method": "percentile bootstrap over agents", "resamples": resamples, "level": 0.9, "seed": seed},
+        "kappa_resolution": KAPPA_RESOLUTION,
+        "anchor_pull_measurable": None if lo is None else bool(lo > KAPPA_RESOLUTION),
+        "models": models,
+    }

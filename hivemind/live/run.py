@@ -10,6 +10,7 @@ DIR/live.png (, .pdf)  observed against fitted theory, Jaccard and compliance ov
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +25,7 @@ from hivemind.io.results import finite_or_none, save_csv, save_json, versions
 from hivemind.io.scenario import Scenario
 from hivemind.live.backend import Backend, LlamaBackend
 from hivemind.live.conversation import TRANSCRIPT, LiveError, Population, Trajectory, Transcript, converse, header_for
-from hivemind.live.fit import TheoryFit, fit_step_size
+from hivemind.live.fit import TheoryFit, fit_dynamics, fit_step_size
 from hivemind.live.model import ModelError, resolve_model
 
 OUTPUTS = (TRANSCRIPT, "rounds.csv", "agents.csv", "live.nc", "summary.json", "live.png", "live.pdf", "live.svg")
@@ -103,8 +104,15 @@ def run_live(
     for t in trajectories:
         observed = np.asarray([row["_distance_per_agent"] for row in t.rows])
         fits[t.decoding] = fit_step_size(scenario, t.anchor_embedding, t.embeddings[0], observed)
-    ds = live_dataset(scenario, trajectories, fits)
-    summary = summarize_live(scenario, trajectories, fits, header, transcript.records)
+    dynamics = {}
+    if spec.fit:
+        say("fitting the engine's dynamics to the embeddings")
+        for t in trajectories:
+            dynamics[t.decoding] = fit_dynamics(
+                scenario, np.stack(t.embeddings), t.anchor_embedding, spec.fit_resamples, spec.seed
+            )
+    ds = live_dataset(scenario, trajectories, fits, dynamics)
+    summary = summarize_live(scenario, trajectories, fits, header, transcript.records, dynamics)
     files = [out / "rounds.csv", out / "agents.csv"]  # written by save_tables after each round
     atomic_write(out / "live.nc", lambda tmp: ds.to_netcdf(tmp, engine=NETCDF_ENGINE))
     save_json(summary, out / "summary.json")
@@ -175,7 +183,9 @@ def save_tables(trajectories: list[Trajectory], out: Path) -> list[Path]:
     return [out / "rounds.csv", out / "agents.csv"]
 
 
-def live_dataset(scenario: Scenario, trajectories: list[Trajectory], fits: dict[str, TheoryFit]) -> xr.Dataset:
+def live_dataset(
+    scenario: Scenario, trajectories: list[Trajectory], fits: dict[str, TheoryFit], dynamics: dict | None = None
+) -> xr.Dataset:
     """Everything per (decoding, round, agent) as labelled arrays."""
     t0 = trajectories[0]
     labels = [str(scenario.arrays.labels[i]) for i in t0.agents]
@@ -208,6 +218,23 @@ def live_dataset(scenario: Scenario, trajectories: list[Trajectory], fits: dict[
         "fitted_step_size": (("decoding",), np.asarray([fits[d].step_size for d in decodings])),
         "r2_mean": (("decoding",), np.asarray([_nan(fits[d].r2_mean) for d in decodings])),
     }
+    if dynamics and all(dynamics.values()):
+        from hivemind.theory.dynamics_fit import MODELS
+
+        data["fitted_mean_distance"] = (
+            ("decoding", "model", "round"),
+            np.asarray([[dynamics[d]["models"][m]["predicted_mean_distance"] for m in MODELS] for d in decodings]),
+            {"long_name": "mean distance to the anchor of the fitted dynamics (first half fitted, second predicted)"},
+        )
+        for key in ("peer_coupling", "anchor_coupling", "noise"):
+            data[f"fitted_{key}"] = (
+                ("decoding", "model"),
+                np.asarray([[dynamics[d]["models"][m]["params"][key] for m in MODELS] for d in decodings]),
+            )
+        data["fitted_heldout_r2"] = (
+            ("decoding", "model"),
+            np.asarray([[_nan(dynamics[d]["models"][m]["heldout_r2"]) for m in MODELS] for d in decodings]),
+        )
     for key in (
         "distinct_outputs",
         "duplicate_outputs",
@@ -227,6 +254,7 @@ def live_dataset(scenario: Scenario, trajectories: list[Trajectory], fits: dict[
             "round": np.arange(len(t0.rows)),
             "agent": labels,
             "coord": np.arange(t0.anchor_embedding.size),
+            **({"model": list(next(iter(dynamics.values()))["models"])} if dynamics and all(dynamics.values()) else {}),
         },
         attrs={
             "scenario": scenario.name,
@@ -241,7 +269,14 @@ def _nan(x):
     return np.nan if x is None else x
 
 
-def summarize_live(scenario: Scenario, trajectories: list[Trajectory], fits: dict, header: dict, records: list[dict]) -> dict:
+def summarize_live(
+    scenario: Scenario,
+    trajectories: list[Trajectory],
+    fits: dict,
+    header: dict,
+    records: list[dict],
+    dynamics: dict | None = None,
+) -> dict:
     table = []
     for t in trajectories:
         later = t.rows[1:] or t.rows
@@ -284,6 +319,7 @@ def summarize_live(scenario: Scenario, trajectories: list[Trajectory], fits: dic
         "rule": spec.rule.describe(),
         "table": table,
         "theory": {d: f.to_dict() for d, f in fits.items()},
+        "fit": dynamics or {},
         "paper": PAPER,
         "versions": versions(),
     }
@@ -308,4 +344,51 @@ def format_table(summary: dict) -> str:
         lines.append(
             f"{'paper ' + d:<18}{paper['hash_collisions']:>16}{p['mean_compliance']:>17.3f}{p['final_jaccard_to_anchor']:>15.3f}"
         )
+    lines += format_fit(summary.get("fit") or {})
     return "\n".join(lines)
+
+
+def _num(x, spec: str = ".3f") -> str:
+    return "-" if x is None else format(x, spec)
+
+
+def format_fit(fit: dict) -> list[str]:
+    """The engine's dynamics fitted to the embeddings: one line per (decoding, model), then the verdicts."""
+    if not fit:
+        return []
+    lines = ["", "the engine's dynamics fitted to the embeddings (first half of the rounds fitted, second half predicted):"]
+    lines.append(
+        f"{'decoding':<12}{'model':<8}{'eta (peers)':>12}{'kappa (anchor)':>16}{'90% interval':>20}{'sigma':>8}"
+        f"{'held-out RMSE':>15}{'held-out R^2':>14}  long run"
+    )
+    verdicts = []
+    for decoding, f in fit.items():
+        if f is None:
+            lines.append(f"{decoding:<12}too few rounds to fit (needs 2 or more)")
+            continue
+        for model, m in f["models"].items():
+            p, ci, lr = m["params"], m["anchor_coupling_interval"], m["long_run"]
+            interval = "-" if ci is None else f"[{ci[0]:.4f}, {ci[1]:.4f}]"
+            half = _num(lr["half_life_rounds"], ".1f")
+            if lr["verdict"] == "collapse":
+                run = f"collapse, half-life {half} rounds"
+            else:
+                run = f"floor at {lr['mean_distance']:.3f} rad (half-life {half} rounds)"
+            lines.append(
+                f"{decoding:<12}{model:<8}{p['peer_coupling']:>12.4f}{p['anchor_coupling']:>16.4f}{interval:>20}"
+                f"{p['noise']:>8.4f}{m['heldout_rmse']:>15.4f}{_num(m['heldout_r2']):>14}  {run}"
+            )
+        measurable = f["anchor_pull_measurable"]
+        best = max(f["models"], key=lambda k: -math.inf if f["models"][k]["heldout_r2"] is None else f["models"][k]["heldout_r2"])
+        what = {True: "yes", False: "no", None: "not tested (live.fit_resamples = 0)"}[measurable]
+        lr = f["models"][best]["long_run"]
+        verdicts.append(
+            f"{decoding}: anchor pull measurably above zero (peer model, 90% interval above {f['kappa_resolution']:g} per round)? "
+            f"{what}. The best held-out model ({best}) predicts "
+            + (
+                f"collapse into the anchor, the mean distance halving every {_num(lr['half_life_rounds'], '.1f')} rounds."
+                if lr["verdict"] == "collapse"
+                else f"a floor at {lr['mean_distance']:.3f} rad from the anchor after {lr['rounds']} rounds (now {lr['mean_distance_now']:.3f})."
+            )
+        )
+    return lines + verdicts

@@ -78,24 +78,28 @@ def _r2(pred: np.ndarray, obs: np.ndarray) -> float | None:
     return None if ss <= 1e-12 * max(obs.size, 1) else 1.0 - float(np.sum((obs - pred) ** 2)) / ss
 
 
-def _unpack(model: str, theta):
-    # Couplings are positive: softplus keeps them so and leaves the optimum interior.
-    eta = jax.nn.softplus(theta[0]) if model != "anchor" else jnp.zeros((), theta.dtype)
-    return eta, jax.nn.softplus(theta[1])
+def _unpack(free_eta, theta):
+    # Couplings are positive: softplus keeps them so and leaves the optimum interior. The
+    # anchor-only model multiplies eta by free_eta = 0 (traced, so every model shares one compile).
+    return free_eta * jax.nn.softplus(theta[0]), jax.nn.softplus(theta[1])
 
 
-@functools.partial(jax.jit, static_argnums=(0, 1, 2, 3))
-def _descend(model: str, train: int, learning_rate: float, iterations: int, y, anchor, topo: Topology, weights):
+def _free_eta(model: str) -> float:
+    return 0.0 if model == "anchor" else 1.0
+
+
+@functools.partial(jax.jit, static_argnums=(0, 1, 2))
+def _descend(train: int, learning_rate: float, iterations: int, free_eta, y, anchor, topo: Topology, weights):
     """Adam on the weighted mean squared distance of the run from y[0] to the training rounds: theta.
 
     The whole descent is one compiled loop (one dispatch per fit), and ``weights`` may
-    carry a leading batch axis under ``jax.vmap``: the bootstrap fits all resamples at once.
+    be mapped over with ``jax.vmap``: the bootstrap fits all resamples at once.
     """
     manifold = get_manifold("sphere", y.shape[-1] - 1)
     opt = optax.adam(learning_rate)
 
     def loss(theta):
-        eta, kappa = _unpack(model, theta)
+        eta, kappa = _unpack(free_eta, theta)
         xs = run(manifold, topo, anchor, eta, kappa, y[0], train)
         return jnp.sum(jnp.mean(manifold.dist(xs[1:], y[1 : train + 1]) ** 2, axis=0) * weights)
 
@@ -109,6 +113,60 @@ def _descend(model: str, train: int, learning_rate: float, iterations: int, y, a
     return theta
 
 
+@functools.partial(jax.jit, static_argnums=(0,))
+def _evaluate(train: int, free_eta, theta, y, anchor, topo: Topology):
+    """Fitted run, held-out continuation, their RMSEs, sigma by moment matching, and mean distances."""
+    manifold = get_manifold("sphere", y.shape[-1] - 1)
+    rounds = y.shape[0] - 1
+    eta, kappa = _unpack(free_eta, theta)
+    fitted = run(manifold, topo, anchor, eta, kappa, y[0], train)
+    ahead = run(manifold, topo, anchor, eta, kappa, y[train], rounds - train)
+    train_rmse = jnp.sqrt(jnp.mean(manifold.dist(fitted[1:], y[1 : train + 1]) ** 2))
+    heldout_rmse = jnp.sqrt(jnp.mean(manifold.dist(ahead[1:], y[train + 1 :]) ** 2))
+    # One-round residuals of the mean dynamics from each observed training state.
+    one = jax.vmap(lambda x: _step(manifold, topo, anchor, eta, kappa, x))(y[:train])
+    resid = manifold.log(one, y[1 : train + 1])
+    sigma = jnp.sqrt(jnp.mean(jnp.sum(resid**2, -1)) / manifold.dim)
+    pred = jnp.concatenate([fitted, ahead[1:]])
+    d_pred = manifold.dist(pred, anchor[None, None]).mean(axis=1)
+    d_obs = manifold.dist(y, anchor[None, None]).mean(axis=1)
+    return eta, kappa, train_rmse, heldout_rmse, sigma, d_pred, d_obs
+
+
+@functools.partial(jax.jit, static_argnums=(0,))
+def mean_distance_ahead(rounds: int, topo: Topology, anchor, eta, kappa, x0):
+    """The mean distance to the anchor at rounds 0..rounds of the deterministic model from x0,
+    without keeping the states (a long run of many agents in high dimension stays small)."""
+    manifold = get_manifold("sphere", x0.shape[-1] - 1)
+
+    def body(x, _):
+        y = _step(manifold, topo, anchor, eta, kappa, x)
+        return y, manifold.dist(y, anchor[None]).mean()
+
+    _, d = jax.lax.scan(body, x0, None, length=rounds)
+    return jnp.concatenate([manifold.dist(x0, anchor[None]).mean()[None], d])
+
+
+@functools.partial(jax.jit, static_argnums=(0, 1))
+def noisy_mean_distance(rounds: int, paths: int, topo: Topology, anchor, eta, kappa, sigma, x0, key):
+    """The mean distance to the anchor at rounds 0..rounds of the noisy model from x0, averaged
+    over agents and ``paths`` independent paths (tangent Gaussian noise from ``key``)."""
+    manifold = get_manifold("sphere", x0.shape[-1] - 1)
+
+    def one_path(key):
+        def body(x, k):
+            peers = energy.pull(manifold, x, topo, differentiable=True)
+            xi = manifold.proj(x, jax.random.normal(k, x.shape, x.dtype))
+            y = manifold.exp(x, eta * peers + kappa * manifold.log(x, jnp.broadcast_to(anchor, x.shape)) + sigma * xi)
+            return y, manifold.dist(y, anchor[None]).mean()
+
+        _, d = jax.lax.scan(body, x0, jax.random.split(key, rounds))
+        return d
+
+    d = jax.vmap(one_path)(jax.random.split(key, paths)).mean(axis=0)
+    return jnp.concatenate([manifold.dist(x0, anchor[None]).mean()[None], d])
+
+
 def fit(
     y: np.ndarray,
     anchor: np.ndarray,
@@ -118,11 +176,16 @@ def fit(
     iterations: int = 400,
     learning_rate: float = 0.05,
     agent_weights: np.ndarray | None = None,
+    seed: int = 0,
+    paths: int = 16,
 ) -> DynamicsFit:
     """Fit ``model`` to observed unit vectors ``y`` (R + 1, N, D) with fixed ``anchor`` (D,); see the module.
 
     ``agent_weights`` (N,) weighs each agent's squared distances in the training loss
-    (the bootstrap's multiplicities); the dynamics always run on the whole graph.
+    (the bootstrap's multiplicities); the dynamics always run on the whole graph. The
+    ``"noise"`` model's mean distance curve (and so its R^2) is the average of ``paths``
+    noisy runs from ``jax.random.key(seed)``: noise keeps agents off the anchor, so it
+    predicts a floor where the deterministic models predict collapse.
     """
     if model not in MODELS:
         raise ValueError(f"model must be one of {MODELS}, got {model!r}")
@@ -137,23 +200,20 @@ def fit(
         yj = jnp.asarray(y)
         topo = Topology(*(jnp.asarray(t) for t in topo))
         weights = jnp.ones(y.shape[1]) if agent_weights is None else jnp.asarray(agent_weights, jnp.float64)
-        theta = _descend(model, train, learning_rate, iterations, yj, a, topo, weights / jnp.sum(weights))
-        eta, kappa = _unpack(model, theta)
-        fitted = run(manifold, topo, a, eta, kappa, yj[0], train)
-        ahead = run(manifold, topo, a, eta, kappa, yj[train], rounds - train)
-        train_rmse = float(jnp.sqrt(jnp.mean(manifold.dist(fitted[1:], yj[1 : train + 1]) ** 2)))
-        heldout_rmse = float(jnp.sqrt(jnp.mean(manifold.dist(ahead[1:], yj[train + 1 :]) ** 2)))
-        sigma = 0.0
-        if model == "noise":
-            # One-round residuals of the mean dynamics from each observed state.
-            one = jax.vmap(lambda x: _step(manifold, topo, a, eta, kappa, x))(yj[:train])
-            resid = manifold.log(one, yj[1 : train + 1])
-            sigma = float(jnp.sqrt(jnp.mean(jnp.sum(resid**2, -1)) / manifold.dim))
-        pred = np.concatenate([np.asarray(fitted), np.asarray(ahead[1:])])
-        d_pred = np.asarray(manifold.dist(jnp.asarray(pred), a[None, None])).mean(axis=1)
-        d_obs = np.asarray(manifold.dist(yj, a[None, None])).mean(axis=1)
+        free = _free_eta(model)
+        theta = _descend(train, learning_rate, iterations, free, yj, a, topo, weights / jnp.sum(weights))
+        out = _evaluate(train, free, theta, yj, a, topo)
+        eta, kappa, train_rmse, heldout_rmse, sigma, d_pred, d_obs = (np.asarray(v) for v in out)
+    sigma = float(sigma) if model == "noise" else 0.0
+    if model == "noise":
+        with jax.enable_x64(True):
+            k_train, k_ahead = jax.random.split(jax.random.key(seed))
+            before = noisy_mean_distance(train, paths, topo, a, eta, kappa, sigma, yj[0], k_train)
+            after = noisy_mean_distance(rounds - train, paths, topo, a, eta, kappa, sigma, yj[train], k_ahead)
+            d_pred = np.concatenate([np.asarray(before), np.asarray(after)[1:]])
     params = {"peer_coupling": float(eta), "anchor_coupling": float(kappa), "noise": sigma}
-    return DynamicsFit(model, params, train_rmse, heldout_rmse, _r2(d_pred[train + 1 :], d_obs[train + 1 :]), d_pred)
+    r2 = _r2(d_pred[train + 1 :], d_obs[train + 1 :])
+    return DynamicsFit(model, params, float(train_rmse), float(heldout_rmse), r2, d_pred)
 
 
 def anchor_interval(
@@ -182,12 +242,12 @@ def anchor_interval(
     train = rounds // 2 if train_rounds is None else train_rounds
     draws = jax.vmap(lambda k: jax.random.randint(k, (n,), 0, n))(jax.random.split(jax.random.key(seed), resamples))
     counts = jax.vmap(lambda d: jnp.bincount(d, length=n))(draws)
-    mean_model = "peer" if model == "noise" else model  # the noise does not move the mean: same kappa
+    free = _free_eta(model)  # the noise does not move the mean: "noise" has "peer"'s kappa
     with jax.enable_x64(True):
         weights = counts.astype(jnp.float64) / n
         topo = Topology(*(jnp.asarray(t) for t in topo))
         yj, a = jnp.asarray(y), jnp.asarray(anchor, jnp.float64)
-        thetas = jax.vmap(lambda w: _descend(mean_model, train, learning_rate, iterations, yj, a, topo, w))(weights)
+        thetas = jax.vmap(lambda w: _descend(train, learning_rate, iterations, free, yj, a, topo, w))(weights)
         kappas = np.asarray(jax.nn.softplus(thetas[:, 1]))
     lo, hi = np.quantile(kappas, [(1 - level) / 2, (1 + level) / 2])
     return float(lo), float(hi)
