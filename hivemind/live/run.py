@@ -382,13 +382,15 @@ def format_fit(fit: dict) -> list[str]:
         best = max(f["models"], key=lambda k: -math.inf if f["models"][k]["heldout_r2"] is None else f["models"][k]["heldout_r2"])
         what = {True: "yes", False: "no", None: "not tested (live.fit_resamples = 0)"}[measurable]
         lr = f["models"][best]["long_run"]
-        verdicts.append(
-            f"{decoding}: anchor pull measurably above zero (peer model, 90% interval above {f['kappa_resolution']:g} per round)? "
-            f"{what}. The best held-out model ({best}) predicts "
-            + (
-                f"collapse into the anchor, the mean distance halving every {_num(lr['half_life_rounds'], '.1f')} rounds."
-                if lr["verdict"] == "collapse"
-                else f"a floor at {lr['mean_distance']:.3f} rad from the anchor after {lr['rounds']} rounds (now {lr['mean_distance_now']:.3f})."
+        if lr["verdict"] == "collapse":
+            future = f"collapse into the anchor, the mean distance halving every {_num(lr['half_life_rounds'], '.1f')} rounds."
+        else:
+            future = (
+                f"a floor at {lr['mean_distance']:.3f} rad from the anchor after {lr['rounds']} rounds "
+                f"(now {lr['mean_distance_now']:.3f})."
             )
+        verdicts.append(
+            f"{decoding}: anchor pull measurably above zero (peer model, 90% interval above {f['kappa_resolution']:g} "
+            f"per round)? {what}. The best held-out model ({best}) predicts {future}"
         )
     return lines + verdicts

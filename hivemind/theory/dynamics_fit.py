@@ -195,7 +195,6 @@ def fit(
     if not 1 <= train < rounds:
         raise ValueError(f"need at least one training and one held-out round, got {rounds} rounds and train_rounds={train}")
     with jax.enable_x64(True):
-        manifold = get_manifold("sphere", y.shape[-1] - 1)
         a = jnp.asarray(anchor, jnp.float64)
         yj = jnp.asarray(y)
         topo = Topology(*(jnp.asarray(t) for t in topo))
