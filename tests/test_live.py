@@ -553,3 +553,12 @@ def test_cli_embedding_model_that_is_not_gguf(live_file, tmp_path, capsys):
     text.write_text("hello")
     code, _, err = run_cli(capsys, "live", live_file, "--out", tmp_path / "b", "--set", f'live.embedding_model="{text}"')
     assert code == 2 and err.startswith("live.embedding_model: ") and "is not a GGUF file" in err and err.count("\n") == 1
+
+
+def test_the_fit_settings_do_not_block_a_resume(tmp_path):
+    """Refitting a finished conversation with other fit settings reuses every message."""
+    run_live(scenario(overrides=["live.rounds=2"]), tmp_path, backend=FakeBackend(), say=lambda s: None, formats=("png",))
+    fake = FakeBackend()
+    over = ["live.rounds=2", "live.fit=true", "live.fit_resamples=0"]
+    res = run_live(scenario(overrides=over), tmp_path, backend=fake, resume=True, say=lambda s: None, formats=("png",))
+    assert fake.prompts == [] and res.summary["fit"]["greedy"]["models"]["peer"]["anchor_coupling_interval"] is None
