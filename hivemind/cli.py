@@ -106,6 +106,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="overwrite the results of an earlier live run in OUT")
     p.add_argument("--formats", default="png,pdf", help="figure formats (default: png,pdf)")
     p.add_argument("--quiet", action="store_true", help="only the summary table")
+    p.add_argument(
+        "--grid",
+        action="append",
+        default=[],
+        metavar="KEY=VALUES",
+        help="sweep live runs over a key (as in hivemind sweep: comma-separated values, lin:A:B:N, log:A:B:N); repeatable",
+    )
+    p.add_argument("--seeds", type=int, default=1, help="live.seed, live.seed + 1, ... at every grid point (default 1)")
     p.set_defaults(func=cmd_live)
 
     p = sub.add_parser("sweep", help="a grid of scenarios (phase diagram) as one compiled, batched computation")
@@ -690,13 +698,67 @@ def cmd_bench(args) -> int:
     return EXIT_OK if result["agree"] else EXIT_FAILED
 
 
+def _parse_grid(items: list[str]):
+    from hivemind.engine.sweep import SweepError, make_grid, parse_values
+
+    try:
+        grid = {}
+        for item in items:
+            key, sep, spec = item.partition("=")
+            if not sep or not key.strip():
+                raise UsageError(f"--grid expects KEY=VALUES, got {item!r}")
+            if key.strip() in grid:
+                raise UsageError(f"--grid {key.strip()}: given twice")
+            grid[key.strip()] = parse_values(key.strip(), spec)
+        return make_grid(grid)
+    except SweepError as e:
+        raise UsageError(str(e)) from None
+
+
+def cmd_live_sweep(args, scenario) -> int:
+    from hivemind.engine.sweep import Grid, SweepError
+    from hivemind.live.conversation import LiveError
+    from hivemind.live.model import ModelError
+    from hivemind.live.sweep import format_sweep, sweep_live
+
+    formats = _formats(args.formats)
+    grid = _parse_grid(args.grid) if args.grid else Grid(("live.seed",), ((scenario.live.seed,),))
+    out = _claim(args, _out_dir(args.out or str(Path("runs") / f"{scenario.name}_sweep")))
+    busy = _check_out(out, args.resume, args.force)
+    if busy and args.force:
+        for name in ("live_sweep.csv", "live_sweep.json", "live_sweep.png", "live_sweep.pdf", "live_sweep.svg"):
+            (out / name).unlink(missing_ok=True)
+    say = (lambda line: None) if args.quiet else (lambda line: print(line, flush=True))
+    total = int(np.prod(grid.shape))
+    plural = lambda n, what: f"{n} {what}{'s' if n > 1 else ''}"  # noqa: E731
+    say(f"live sweep of {scenario.name}: {plural(total, 'point')} x {plural(args.seeds, 'seed')}")
+    hint = " ".join(["hivemind live", args.scenario, "--out", str(out), *(f"--grid {g}" for g in args.grid)])
+    hint += f" --seeds {args.seeds}" + "".join(f" --set {o}" for o in args.overrides) + " --resume"
+    try:
+        result = sweep_live(scenario, grid, out, seeds=args.seeds, resume=args.resume, say=say, formats=formats)
+    except KeyboardInterrupt:
+        print(f"interrupted: every finished message is kept under {out}; resume with: {hint}", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except (LiveError, ModelError, SweepError) as e:
+        print(str(e), file=sys.stderr)
+        return EXIT_USAGE
+    print(format_sweep(result.table, grid.keys))
+    print(f"results: {', '.join(str(p) for p in result.files)}")
+    return EXIT_OK
+
+
 def cmd_live(args) -> int:
     from hivemind.live.conversation import TRANSCRIPT, LiveError
     from hivemind.live.model import ModelError
     from hivemind.live.run import OUTPUTS, format_table, run_live
 
     formats = _formats(args.formats)
+    _positive("--seeds", args.seeds, integer=True)
+    if args.grid:
+        _parse_grid(args.grid)  # a malformed --grid is refused before the scenario is read
     scenario = load_scenario(args.scenario, args.overrides)
+    if scenario.live is not None and (args.grid or args.seeds > 1):
+        return cmd_live_sweep(args, scenario)
     if scenario.live is None:
         raise UsageError(f"{args.scenario}: has no [live] section (see scenarios/live_quickstart.toml)")
     out = _claim(args, _out_dir(args.out or str(Path("runs") / scenario.name)))

@@ -579,6 +579,43 @@ def live_figure(ds: xr.Dataset) -> Figure:
     return fig
 
 
+def live_sweep_figure(table, key: str) -> Figure:
+    """A live sweep (``live_sweep.csv``): compliance, Jaccard, Vendi score and the fitted anchor coupling
+    against ``key``, one line per decoding (the mean over seeds) with a band from the lowest to the
+    highest seed."""
+    import pandas as pd
+
+    panels = (
+        ("mean_compliance", "mean compliance"),
+        ("final_jaccard_to_anchor", "final Jaccard similarity to the anchor"),
+        ("final_vendi_score", "final Vendi score (effective messages)"),
+        ("anchor_coupling", "fitted anchor coupling kappa (peer model)"),
+    )
+    numeric = pd.api.types.is_numeric_dtype(table[key])
+    with house_style():
+        fig = Figure(figsize=(14, 3.8), layout="constrained")
+        axes = fig.subplots(1, len(panels))
+        for k, (decoding, g) in enumerate(table.groupby("decoding", sort=False)):
+            color = CATEGORY_COLORS[k % len(CATEGORY_COLORS)]
+            for ax, (col, title) in zip(axes, panels, strict=True):
+                v = g.assign(_v=pd.to_numeric(g[col], errors="coerce")).groupby(key, sort=False)["_v"]
+                xs = list(v.mean().index)
+                x = np.asarray(xs, float) if numeric else np.arange(len(xs))
+                ax.plot(x, v.mean().values, "o-", color=color, label=decoding)
+                ax.fill_between(x, v.min().values, v.max().values, color=color, alpha=0.2, lw=0)
+                ax.set_title(title, fontsize="medium")
+                if col in ("mean_compliance", "final_jaccard_to_anchor"):
+                    ax.set_ylim(-0.03, 1.03)
+                if not numeric:
+                    ax.set_xticks(x, [str(s) for s in xs])
+        for ax in axes:
+            ax.set_xlabel(key)
+        axes[0].legend()
+        seeds = table["seed"].nunique()
+        fig.suptitle(f"live sweep over {key}: mean of {seeds} seed{'s' if seeds > 1 else ''}, band from lowest to highest")
+    return fig
+
+
 def sweep_figure(ds: xr.Dataset) -> Figure:
     """A sweep's picture: the bifurcation diagram for a confidence bound, a heatmap for two
     keys (with the stability boundary step_size * lambda_max = 2 where step size is swept),

@@ -8,6 +8,7 @@ import networkx as nx
 import numpy as np
 import pytest
 
+from hivemind.engine import energy
 from hivemind.engine.manifolds import get_manifold
 from hivemind.theory.dynamics_fit import _step, anchor_interval, fit, peer_topology
 
@@ -29,10 +30,26 @@ def _synthetic(eta: float, kappa: float, sigma: float, seed: int = 0):
         ys = [x]
         for _ in range(R):
             key, k = jax.random.split(key)
-            mean = _step(manifold, _as_jax(topo), a, eta, kappa, x)
+            mean = _engine_step(manifold, _as_jax(topo), a, eta, kappa, x)
             x = manifold.exp(mean, sigma * jax.vmap(manifold.random_tangent)(jax.random.split(k, N), mean))
             ys.append(x)
         return np.asarray(jnp.stack(ys)), np.asarray(a), src, dst, topo
+
+
+def _engine_step(manifold, topo, a, eta, kappa, x):
+    """The data come from the engine's own pull (energy.pull), not from the fitter's."""
+    return manifold.exp(x, eta * energy.pull(manifold, x, topo) + kappa * manifold.log(x, jnp.broadcast_to(a, x.shape)))
+
+
+def test_the_fitters_step_is_the_engines_step():
+    _, _, _, _, topo = _synthetic(0.3, 0.1, 0.0)
+    with jax.enable_x64(True):
+        manifold = get_manifold("sphere", D - 1)
+        x = manifold.random_point(jax.random.key(5), (N,), jnp.float64)
+        a = manifold.random_point(jax.random.key(6), (), jnp.float64)
+        mine = _step(manifold, _as_jax(topo), a, 0.3, 0.1, x)
+        engine = _engine_step(manifold, _as_jax(topo), a, 0.3, 0.1, x)
+    np.testing.assert_allclose(np.asarray(mine), np.asarray(engine), atol=1e-12)
 
 
 def _as_jax(topo):

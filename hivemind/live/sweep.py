@@ -1,0 +1,197 @@
+"""Sweeps of live runs: every grid point and seed is a whole ``hivemind live`` run, then one table.
+
+    OUT/<key=value,...>/seed-<s>/   each point's run directory (transcript, tables, live.nc, summary.json)
+    OUT/live_sweep.csv              one row per (point, seed, decoding): compliance, Jaccard, Vendi, fitted kappa
+    OUT/live_sweep.json             the grid, the seeds and the rows
+    OUT/live_sweep.png (, .pdf)     those measures against the first swept key, with seed bands
+
+Seed ``s`` sets ``live.seed`` to the scenario's seed plus ``s``. Models are loaded once and
+shared by every point that uses the same files and context settings. Each point's run
+directory resumes like any live run, so ``--resume`` finishes a killed sweep without
+regenerating a message.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from hivemind.engine.sweep import Grid, SweepError, _toml
+from hivemind.io.results import save_csv, save_json, versions
+from hivemind.io.scenario import Scenario, ScenarioError, parse_scenario
+from hivemind.live.conversation import TRANSCRIPT
+
+MEASURES = ("mean_compliance", "final_jaccard_to_anchor", "final_vendi_score", "anchor_coupling")
+
+
+@dataclass
+class LiveSweep:
+    out: Path
+    grid: Grid
+    seeds: int
+    table: pd.DataFrame
+    files: list[Path]
+
+
+def point_name(keys: tuple[str, ...], point: tuple) -> str:
+    return ",".join(f"{k}={v}" for k, v in zip(keys, point, strict=True)).replace("/", "_")
+
+
+def live_points(scenario: Scenario, grid: Grid, seeds: int) -> list[tuple[tuple, int, Scenario]]:
+    """(point, seed, scenario) for every grid point and seed, each validated like a file."""
+    if scenario.live is None:
+        raise SweepError(f"{scenario.source}: has no [live] section")
+    out = []
+    for point in grid.points():
+        sets = [f"{k}={_toml(v)}" for k, v in zip(grid.keys, point, strict=True)]
+        for s in range(seeds):
+            try:
+                sc = parse_scenario(
+                    scenario.text,
+                    file=scenario.source or "<scenario>",
+                    base=Path(scenario.base) if scenario.base else None,
+                    overrides=(*scenario.overrides, *sets),
+                )
+                sc = parse_scenario(
+                    scenario.text,
+                    file=scenario.source or "<scenario>",
+                    base=Path(scenario.base) if scenario.base else None,
+                    overrides=(*scenario.overrides, *sets, f"live.seed={sc.live.seed + s}"),
+                )
+            except ScenarioError as e:
+                raise SweepError(str(e)) from None
+            if sc.live is None:
+                raise SweepError(f"{scenario.source}: has no [live] section")
+            out.append((point, s, sc))
+    return out
+
+
+def _load_key(sc: Scenario) -> tuple:
+    """What decides which backends a point needs: points that agree share one load."""
+    live = sc.live
+    return (
+        live.distinct_models,
+        live.embedding_model,
+        live.n_ctx,
+        live.threads,
+        live.chat,
+        live.batch_size(sc.arrays.n_nodes - 1),
+    )
+
+
+def rows_of(point: dict, seed: int, summary: dict) -> list[dict]:
+    """One row per decoding of a finished point: the measures the sweep compares."""
+    rows = []
+    for row in summary["table"]:
+        fit = (summary.get("fit") or {}).get(row["decoding"])
+        peer = fit["models"]["peer"] if fit else None
+        interval = peer["anchor_coupling_interval"] if peer else None
+        rows.append(
+            {
+                **point,
+                "seed": seed,
+                "decoding": row["decoding"],
+                "mean_compliance": row["mean_compliance"],
+                "final_jaccard_to_anchor": row["final_jaccard_to_anchor"],
+                "initial_vendi_score": row["initial_vendi_score"],
+                "final_vendi_score": row["final_vendi_score"],
+                "final_embedding_distance": row["final_embedding_distance"],
+                "anchor_coupling": peer["params"]["anchor_coupling"] if peer else None,
+                "anchor_coupling_lo": interval[0] if interval else None,
+                "anchor_coupling_hi": interval[1] if interval else None,
+                "peer_coupling": peer["params"]["peer_coupling"] if peer else None,
+                **{f"heldout_r2_{m}": (fit["models"][m]["heldout_r2"] if fit else None) for m in ("anchor", "peer", "noise")},
+                "tokens_per_second": row["tokens_per_second"],
+            }
+        )
+    return rows
+
+
+def sweep_live(
+    scenario: Scenario,
+    grid: Grid,
+    out: str | Path,
+    *,
+    seeds: int = 1,
+    resume: bool = False,
+    backend=None,
+    say: Callable[[str], None] = print,
+    formats: tuple[str, ...] = ("png", "pdf"),
+) -> LiveSweep:
+    """Run every grid point and seed of ``scenario``'s ``[live]`` section into ``out`` and tabulate them.
+
+    ``backend`` (a backend or a ``Population``, as for ``run_live``) serves every point;
+    by default llama.cpp, one load per distinct set of model files and context settings.
+
+    Raises
+    ------
+    SweepError
+        For a grid key or value the scenario refuses (one line naming the key).
+    LiveError, ModelError
+        As ``run_live``; every finished point stays on disk.
+    """
+    from hivemind.live.run import load_population, run_live
+
+    out = Path(out)
+    points = live_points(scenario, grid, seeds)
+    loaded: dict[tuple, object] = {}
+    rows = []
+    try:
+        for k, (point, s, sc) in enumerate(points):
+            where = out / point_name(grid.keys, point) / f"seed-{s}"
+            say(f"point {k + 1}/{len(points)}: {point_name(grid.keys, point)}, seed {s} -> {where}")
+            if backend is not None:
+                pop = backend
+            else:
+                key = _load_key(sc)
+                if key not in loaded:
+                    for old in loaded.values():  # one set of models in memory at a time
+                        _close(old)
+                    loaded.clear()
+                    loaded[key] = load_population(sc, say)[0]
+                pop = loaded[key]
+            again = resume and (where / TRANSCRIPT).is_file()
+            result = run_live(sc, where, resume=again, backend=pop, say=lambda line: say("  " + line), formats=formats)
+            rows += rows_of(dict(zip(grid.keys, point, strict=True)), s, result.summary)
+    finally:
+        for pop in loaded.values():
+            _close(pop)
+    table = pd.DataFrame(rows)
+    save_csv(table, out / "live_sweep.csv")
+    files = [out / "live_sweep.csv"]
+    save_json({"grid": grid.to_dict(), "seeds": seeds, "rows": rows, "versions": versions()}, out / "live_sweep.json")
+    files.append(out / "live_sweep.json")
+    if formats:
+        from hivemind.plot import live_sweep_figure, save_figure
+
+        files += save_figure(live_sweep_figure(table, grid.keys[0]), out / "live_sweep", formats)
+    return LiveSweep(out, grid, seeds, table, files)
+
+
+def _close(pop) -> None:
+    for b in {id(b): b for b in [*pop.generators.values(), pop.embedder]}.values():
+        b.close()
+
+
+def format_sweep(table: pd.DataFrame, keys: tuple[str, ...]) -> str:
+    """Mean and spread over seeds of each measure, per grid point and decoding."""
+    lines = [
+        f"{' '.join(keys):<24}{'decoding':<12}{'compliance':>14}{'Jaccard':>14}{'Vendi':>14}{'kappa (peer)':>16}{'seeds':>7}"
+    ]
+    for (point, decoding), g in table.groupby([*keys, "decoding"] if len(keys) > 1 else [keys[0], "decoding"], sort=False):
+        label = " ".join(str(v) for v in (point if isinstance(point, tuple) else (point,)))
+
+        def cell(col, g=g):
+            v = pd.to_numeric(g[col], errors="coerce").dropna()
+            if v.empty:
+                return "-"
+            return f"{v.mean():.3f}" + (f"±{v.std(ddof=1):.3f}" if len(v) > 1 else "")
+
+        lines.append(
+            f"{label:<24}{decoding:<12}{cell('mean_compliance'):>14}{cell('final_jaccard_to_anchor'):>14}"
+            f"{cell('final_vendi_score'):>14}{cell('anchor_coupling'):>16}{len(g):>7}"
+        )
+    return "\n".join(lines)
