@@ -313,6 +313,8 @@ initial_texts = ["a", "b", "c", "d", "e", "f"]
         ("live.batch=300", "live.batch"),
         ('live.batch="yes"', "live.batch"),
         ("live.fit_resamples=-1", "live.fit_resamples"),
+        ("live.model=true", "live.model"),  # found by the fuzzer: a scalar of the wrong type
+        ("live.temperature=true", "live.temperature"),
     ],
 )
 def test_bad_live_sections_name_the_key(override, key):

@@ -168,7 +168,7 @@ def parse_live(r, labels: list, anchor: int) -> LiveSpec:
         return None if v.strip() else "must be a path to a GGUF file or 'default'"
 
     models = _per_agent(r, "model", labels, anchor, "str", model_path, "model")
-    if models is None or isinstance(models, str):
+    if not isinstance(models, tuple):  # absent or one value for everyone (r.get checks its type)
         model = r.get("live", "model", "str", DEFAULT_MODEL, check=model_path)
         models = None
     else:
