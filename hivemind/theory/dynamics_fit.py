@@ -117,7 +117,7 @@ def _descend(train: int, learning_rate: float, iterations: int, free_eta, y, anc
 
     def body(_, carry):
         theta, state = carry
-        updates, state = opt.update(jax.grad(loss)(theta), state)
+        updates, state = opt.update(jax.jacfwd(loss)(theta), state)
         return optax.apply_updates(theta, updates), state
 
     theta, _ = jax.lax.fori_loop(0, iterations, body, (theta, opt.init(theta)))
