@@ -564,3 +564,13 @@ def test_the_fit_settings_do_not_block_a_resume(tmp_path):
     over = ["live.rounds=2", "live.fit=true", "live.fit_resamples=0"]
     res = run_live(scenario(overrides=over), tmp_path, backend=fake, resume=True, say=lambda s: None, formats=("png",))
     assert fake.prompts == [] and res.summary["fit"]["greedy"]["models"]["peer"]["anchor_coupling_interval"] is None
+
+
+def test_live_batch_of_k_decodes_k_agents_at_a_time(tmp_path):
+    """live.batch = 3 with four agents: batches of 3 and 1 per round; a batch larger than the
+    population is the population."""
+    fake = FakeBackend()
+    run_live(scenario(overrides=["live.batch=3", "live.rounds=2"]), tmp_path / "a", backend=fake, say=lambda s: None)
+    assert fake.batches == [3, 1] * 4  # two decodings, rounds 1 and 2
+    assert scenario(overrides=["live.batch=64"]).live.batch_size(4) == 4
+    assert scenario(overrides=["live.batch=false"]).live.batch_size(4) == 0

@@ -98,7 +98,7 @@ class LiveSpec:
         """How many agents one call decodes (0: the sequential path)."""
         if self.batch is False:
             return 0
-        return max(1, min(agents, MAX_SEQUENCES) if self.batch is True else int(self.batch))
+        return max(1, min(agents, MAX_SEQUENCES if self.batch is True else int(self.batch)))
 
     def to_dict(self) -> dict:
         """Plain data for the fingerprint and the manifest: the rule as written, tuples as lists."""
