@@ -43,6 +43,7 @@ threads = 2
 anchor_text = "Blue is the colour of the sky."
 rule = { kind = "phrase", text = "blue" }
 initial_texts = ["Red is the best colour.", "Green is calm.", "I prefer yellow."]
+fit = false   # the first run fits (not part of the fingerprint, so the others resume its transcript)
 """
 
 
@@ -56,7 +57,7 @@ def live_file(tmp_path_factory):
 @pytest.fixture(scope="module")
 def first_run(live_file, tmp_path_factory):
     out = tmp_path_factory.mktemp("first")
-    assert main(["live", str(live_file), "--out", str(out), "--formats", "png", "--force"]) == 0
+    assert main(["live", str(live_file), "--out", str(out), "--formats", "png", "--force", "--set", "live.fit=true"]) == 0
     return out
 
 
@@ -83,6 +84,11 @@ def test_files_and_transcript(first_run):
     summary = json.loads((first_run / "summary.json").read_text())
     assert [row["decoding"] for row in summary["table"]] == ["greedy", "stochastic"]
     assert summary["table"][0]["hash_collisions"] == 0
+    # The dynamics fit on the real embeddings: three models, an interval for kappa, a long-run verdict.
+    fit = summary["fit"]["greedy"]
+    assert set(fit["models"]) == {"anchor", "peer", "noise"} and fit["train_rounds"] == 1
+    lo, hi = fit["models"]["peer"]["anchor_coupling_interval"]
+    assert 0 <= lo <= hi and fit["models"]["noise"]["params"]["noise"] > 0
 
 
 def test_the_sequential_path_evaluates_the_prefix_once(live_file, tmp_path):
