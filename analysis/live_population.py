@@ -120,7 +120,7 @@ def figure(greedy: dict, seeds: list[dict], temps: dict) -> Figure:
                 rounds, m["predicted_mean_distance"], "-", color=CATEGORY_COLORS[(k + 2) % len(CATEGORY_COLORS)], label=label
             )
         ax_f.axvline(greedy["fit"]["train_rounds"], color="0.5", lw=0.8, ls=":")
-        ax_f.set_title("fitted dynamics: first half fitted, second predicted")
+        ax_f.set_title("greedy: models fitted to rounds 0-10, then predicted")
         ts = sorted(temps)
         kap = [temps[t]["fit"]["models"]["peer"]["params"]["anchor_coupling"] for t in ts]
         lo = [temps[t]["fit"]["models"]["peer"]["anchor_coupling_interval"][0] for t in ts]
@@ -130,7 +130,7 @@ def figure(greedy: dict, seeds: list[dict], temps: dict) -> Figure:
         )
         ax_t.plot(ts, [temps[t]["final_jaccard_to_anchor"] for t in ts], "s--", color=g, label="final Jaccard")
         ax_t.set_xlabel("temperature")
-        ax_t.set_title("anchor coupling (90% bootstrap) and Jaccard by temperature")
+        ax_t.set_title("kappa (90% interval), final Jaccard")
         for ax in (ax_d, ax_v, ax_f):
             ax.set_xlabel("round")
         for ax in (ax_d, ax_v, ax_f, ax_t):
@@ -139,5 +139,16 @@ def figure(greedy: dict, seeds: list[dict], temps: dict) -> Figure:
     return fig
 
 
+def redraw() -> None:
+    """The figure again from figures/live_population.json, without rerunning anything."""
+    import json
+
+    numbers = json.loads((FIGURES / "live_population.json").read_text())
+    temps = {float(t): v for t, v in numbers["temperatures"].items()}
+    save_figure(figure(numbers["greedy"], numbers["stochastic_seeds"], temps), FIGURES / "live_population", ("png",))
+
+
 if __name__ == "__main__":
-    main()
+    import sys
+
+    redraw() if sys.argv[1:] == ["--redraw"] else main()
