@@ -206,9 +206,6 @@ class Population:
             return backend
         return cls({m: backend for m in spec.distinct_models}, backend)
 
-    def for_agent(self, spec: LiveSpec, k: int) -> Backend:
-        return self.generators[spec.model_of(k)]
-
     @property
     def first(self) -> Backend:
         return next(iter(self.generators.values()))
