@@ -106,25 +106,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="overwrite the results of an earlier live run in OUT")
     p.add_argument("--formats", default="png,pdf", help="figure formats (default: png,pdf)")
     p.add_argument("--quiet", action="store_true", help="only the summary table")
-    p.add_argument(
-        "--grid",
-        action="append",
-        default=[],
-        metavar="KEY=VALUES",
-        help="sweep live runs over a key (as in hivemind sweep: comma-separated values, lin:A:B:N, log:A:B:N); repeatable",
-    )
+    _add_grid_arg(p, "sweep live runs over a key (as in hivemind sweep); repeat for more keys")
     p.add_argument("--seeds", type=int, default=1, help="live.seed, live.seed + 1, ... at every grid point (default 1)")
     p.set_defaults(func=cmd_live)
 
     p = sub.add_parser("sweep", help="a grid of scenarios (phase diagram) as one compiled, batched computation")
     _add_scenario_args(p)
-    p.add_argument(
-        "--grid",
-        action="append",
-        default=[],
-        metavar="KEY=VALUES",
-        help="a swept key: comma-separated values, lin:A:B:N or log:A:B:N; repeat for more keys (the grid is their product)",
-    )
+    _add_grid_arg(p, "a swept key; repeat for more keys (the grid is their product)")
     p.add_argument("--seeds", type=int, default=1, help="seeds 0..K-1 at every grid point (default 1)")
     p.add_argument("--out", required=True, help="output directory for sweep.nc, sweep.json and the figure")
     p.add_argument("--tol", type=float, default=1e-3, help="distance for steps_to_tolerance (default 1e-3)")
@@ -698,6 +686,16 @@ def cmd_bench(args) -> int:
     return EXIT_OK if result["agree"] else EXIT_FAILED
 
 
+def _add_grid_arg(p, what: str) -> None:
+    p.add_argument(
+        "--grid",
+        action="append",
+        default=[],
+        metavar="KEY=VALUES",
+        help=f"{what}: comma-separated values, lin:A:B:N or log:A:B:N",
+    )
+
+
 def _parse_grid(items: list[str]):
     from hivemind.engine.sweep import SweepError, make_grid, parse_values
 
@@ -797,24 +795,13 @@ def cmd_live(args) -> int:
 
 
 def cmd_sweep(args) -> int:
-    from hivemind.engine.sweep import SweepError, make_grid, parse_values, save_sweep, sweep, sweep_manifest
+    from hivemind.engine.sweep import SweepError, save_sweep, sweep, sweep_manifest
 
     formats = _formats(args.formats)
     _positive("--seeds", args.seeds, integer=True)
     _positive("--tol", args.tol)
     _positive("--memory", args.memory)
-    try:
-        grid = {}
-        for item in args.grid:
-            key, sep, spec = item.partition("=")
-            if not sep or not key.strip():
-                raise UsageError(f"--grid expects KEY=VALUES, got {item!r}")
-            if key.strip() in grid:
-                raise UsageError(f"--grid {key.strip()}: given twice")
-            grid[key.strip()] = parse_values(key.strip(), spec)
-        grid = make_grid(grid)
-    except SweepError as e:
-        raise UsageError(str(e)) from None
+    grid = _parse_grid(args.grid)
     scenario = load_scenario(args.scenario, args.overrides)
     out = _claim(args, _out_dir(args.out))
     _check_out(out, args.resume, args.force)

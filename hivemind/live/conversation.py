@@ -210,6 +210,11 @@ class Population:
     def first(self) -> Backend:
         return next(iter(self.generators.values()))
 
+    def close(self) -> None:
+        """Close every backend once (one may serve several models and the embeddings)."""
+        for b in {id(b): b for b in [*self.generators.values(), self.embedder]}.values():
+            b.close()
+
 
 def header_for(scenario: Scenario, backend: Backend | Population, model_path: str | dict[str, str]) -> dict:
     """The transcript's first line; ``model_path`` is the label of the model (or of each, by name as written)."""

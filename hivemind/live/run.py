@@ -97,8 +97,7 @@ def run_live(
             transcript.close()
     finally:
         if own:
-            for b in {id(b): b for b in [*backend.generators.values(), backend.embedder]}.values():
-                b.close()
+            backend.close()
 
     fits = {}
     for t in trajectories:

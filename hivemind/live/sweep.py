@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from hivemind.engine.sweep import Grid, SweepError, _toml
+from hivemind.engine.sweep import Grid, SweepError, point_scenarios
 from hivemind.io.results import save_csv, save_json, versions
 from hivemind.io.scenario import Scenario, ScenarioError, parse_scenario
 from hivemind.live.conversation import TRANSCRIPT
@@ -45,27 +45,22 @@ def live_points(scenario: Scenario, grid: Grid, seeds: int) -> list[tuple[tuple,
     if scenario.live is None:
         raise SweepError(f"{scenario.source}: has no [live] section")
     out = []
-    for point in grid.points():
-        sets = [f"{k}={_toml(v)}" for k, v in zip(grid.keys, point, strict=True)]
+    for point, sc in zip(grid.points(), point_scenarios(scenario, grid, scenario.run.seeds), strict=True):
         for s in range(seeds):
             try:
-                sc = parse_scenario(
-                    scenario.text,
-                    file=scenario.source or "<scenario>",
-                    base=Path(scenario.base) if scenario.base else None,
-                    overrides=(*scenario.overrides, *sets),
-                )
-                sc = parse_scenario(
-                    scenario.text,
-                    file=scenario.source or "<scenario>",
-                    base=Path(scenario.base) if scenario.base else None,
-                    overrides=(*scenario.overrides, *sets, f"live.seed={sc.live.seed + s}"),
+                one = (
+                    sc
+                    if s == 0
+                    else parse_scenario(
+                        sc.text,
+                        file=sc.source or "<scenario>",
+                        base=Path(sc.base) if sc.base else None,
+                        overrides=(*sc.overrides, f"live.seed={sc.live.seed + s}"),
+                    )
                 )
             except ScenarioError as e:
                 raise SweepError(str(e)) from None
-            if sc.live is None:
-                raise SweepError(f"{scenario.source}: has no [live] section")
-            out.append((point, s, sc))
+            out.append((point, s, one))
     return out
 
 
@@ -149,7 +144,7 @@ def sweep_live(
                 key = _load_key(sc)
                 if key not in loaded:
                     for old in loaded.values():  # one set of models in memory at a time
-                        _close(old)
+                        old.close()
                     loaded.clear()
                     loaded[key] = load_population(sc, say)[0]
                 pop = loaded[key]
@@ -158,7 +153,7 @@ def sweep_live(
             rows += rows_of(dict(zip(grid.keys, point, strict=True)), s, result.summary)
     finally:
         for pop in loaded.values():
-            _close(pop)
+            pop.close()
     table = pd.DataFrame(rows)
     save_csv(table, out / "live_sweep.csv")
     files = [out / "live_sweep.csv"]
@@ -169,11 +164,6 @@ def sweep_live(
 
         files += save_figure(live_sweep_figure(table, grid.keys[0]), out / "live_sweep", formats)
     return LiveSweep(out, grid, seeds, table, files)
-
-
-def _close(pop) -> None:
-    for b in {id(b): b for b in [*pop.generators.values(), pop.embedder]}.values():
-        b.close()
 
 
 def format_sweep(table: pd.DataFrame, keys: tuple[str, ...]) -> str:

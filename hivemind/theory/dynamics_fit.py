@@ -64,10 +64,12 @@ def peer_pull(manifold, topo: Topology, x):
     return incidence @ logs
 
 
+def _velocity(manifold, topo: Topology, anchor, eta, kappa, x):
+    return eta * peer_pull(manifold, topo, x) + kappa * manifold.log(x, jnp.broadcast_to(anchor, x.shape))
+
+
 def _step(manifold, topo: Topology, anchor, eta, kappa, x):
-    peers = peer_pull(manifold, topo, x)
-    v = eta * peers + kappa * manifold.log(x, jnp.broadcast_to(anchor, x.shape))
-    return manifold.exp(x, v)
+    return manifold.exp(x, _velocity(manifold, topo, anchor, eta, kappa, x))
 
 
 def run(manifold, topo: Topology, anchor, eta, kappa, x0, rounds: int):
@@ -166,9 +168,8 @@ def noisy_mean_distance(rounds: int, paths: int, topo: Topology, anchor, eta, ka
 
     def one_path(key):
         def body(x, k):
-            peers = peer_pull(manifold, topo, x)
             xi = manifold.proj(x, jax.random.normal(k, x.shape, x.dtype))
-            y = manifold.exp(x, eta * peers + kappa * manifold.log(x, jnp.broadcast_to(anchor, x.shape)) + sigma * xi)
+            y = manifold.exp(x, _velocity(manifold, topo, anchor, eta, kappa, x) + sigma * xi)
             return y, manifold.dist(y, anchor[None]).mean()
 
         _, d = jax.lax.scan(body, x0, jax.random.split(key, rounds))
