@@ -313,6 +313,7 @@ initial_texts = ["a", "b", "c", "d", "e", "f"]
         ("live.batch=300", "live.batch"),
         ('live.batch="yes"', "live.batch"),
         ("live.fit_resamples=-1", "live.fit_resamples"),
+        ("live.fit_resamples=1000000000", "live.fit_resamples"),  # all resamples are fitted in one vmap
         ("live.model=true", "live.model"),  # found by the fuzzer: a scalar of the wrong type
         ("live.temperature=true", "live.temperature"),
     ],

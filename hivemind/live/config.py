@@ -194,7 +194,9 @@ def parse_live(r, labels: list, anchor: int) -> LiveSpec:
     else:
         temperature = temperatures[0]
     fit = r.get("live", "fit", "bool", True)
-    fit_resamples = r.get("live", "fit_resamples", "int", 20, check=lambda v: None if v >= 0 else "must be >= 0 (0: no interval)")
+    fit_resamples = r.get(
+        "live", "fit_resamples", "int", 20, check=lambda v: None if 0 <= v <= 10_000 else "must be from 0 (no interval) to 10000"
+    )
     batch = r.get("live", "batch", "any", True)
     if isinstance(batch, bool):
         pass
