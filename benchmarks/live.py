@@ -154,25 +154,50 @@ def batched_race(scenario_path: str, model: Path, agents: int, repeats: int) -> 
         backend = LlamaBackend(model, live.n_ctx, live.threads, live.chat, batch=agents)
         backend.generate_batch(rounds[0][0][0], [rounds[0][0][1]], [rounds[0][0][2]], [0])  # make the context
         backend._decoder.prompt_seconds = 0.0
+        backend._decoder.steps = []
         t0 = time.perf_counter()
         tokens = 0
         for calls in rounds:
             gens = backend.generate_batch(calls[0][0], [c[1] for c in calls], [c[2] for c in calls], [c[3] for c in calls])
             tokens += sum(g.completion_tokens for g in gens)
         seconds = time.perf_counter() - t0
-        prompt = backend._decoder.prompt_seconds
+        prompt, steps = backend._decoder.prompt_seconds, backend._decoder.steps
         backend.close()
-        return seconds, tokens, prompt
+        return seconds, tokens, prompt, steps
+
+    # Weights read per token, for the FLOP accounting: a prompt token goes through the blocks, a generated
+    # token also through the output layer (Gemma ties it to the token embedding, a lookup for the input).
+    probe = LlamaBackend(model, live.n_ctx, live.threads, live.chat)
+    import llama_cpp
+
+    n_params = llama_cpp.llama_model_n_params(probe.llm._model.model)
+    lookup = probe.llm.n_vocab() * probe.llm.n_embd()
+    probe.close()
 
     t_seq, (_, tok_seq, _) = median_of(repeats, sequential)
-    t_bat, (_, tok_bat, prompt) = median_of(repeats, batched)
+    t_bat, (_, tok_bat, prompt, steps) = median_of(repeats, batched)
     ratio = (tok_bat / t_bat) / (tok_seq / t_seq)
     goal = 2.0 if agents <= 8 else 2.5
-    prompt_tokens = sum(len(c[1]) for calls in rounds for c in calls)
+    prompt_tokens = sum(len(c[1]) for calls in rounds for c in calls) + sum(len(calls[0][0]) for calls in rounds)
+    # Matrix FLOPs (attention apart, small at these lengths): 2 per weight per token.
+    prompt_rate = 2 * (n_params - lookup) * prompt_tokens / prompt / 1e9
+    generation_rate = 2 * n_params * tok_bat / (t_bat - prompt) / 1e9
+    # If the generated tokens ran at the best rate measured here (the prompt's 512-token micro-batches, or
+    # generation itself with 32 sequences), and the prompts cost no less when decoded one agent at a time:
+    # the most batching could give on this machine.
+    peak = max(prompt_rate, generation_rate)
+    ceiling = t_seq / (prompt + 2 * n_params * tok_bat / (peak * 1e9))
+    # The longest message of a round sets its number of steps: once most sequences have stopped, a step
+    # decodes a few tokens at nearly the cost of a full one.
+    occupancy = sum(n for n, _ in steps) / (len(steps) * agents)
+    tail = [t for n, t in steps if n <= agents // 4]
     print(
         f"batched decoding, {agents} agents, {len(rounds)} rounds: {tok_seq / t_seq:.1f} tokens/s one after another, "
         f"{tok_bat / t_bat:.1f} batched: {ratio:.2f}x (goal {goal}x); batched time {t_bat:.2f} s, of which "
-        f"{prompt:.2f} s ({prompt / t_bat:.0%}) on {prompt_tokens} prompt tokens"
+        f"{prompt:.2f} s ({prompt / t_bat:.0%}) on {prompt_tokens} prompt tokens at {prompt_rate:.0f} GFLOP/s "
+        f"and {t_bat - prompt:.2f} s on {tok_bat} generated tokens at {generation_rate:.0f} GFLOP/s: "
+        f"compute-bound, at most {ceiling:.2f}x here; {len(steps)} generation steps, {occupancy:.0%} full on average, "
+        f"{len(tail)} of them with a quarter of the sequences or fewer, taking {sum(tail):.2f} s"
     )
     return {
         "agents": agents,
@@ -187,6 +212,13 @@ def batched_race(scenario_path: str, model: Path, agents: int, repeats: int) -> 
         "goal": goal,
         "batched_prompt_seconds": prompt,
         "prompt_tokens": prompt_tokens,
+        "prompt_gflops_per_second": prompt_rate,
+        "generation_gflops_per_second": generation_rate,
+        "compute_bound_ceiling": ceiling,
+        "generation_steps": len(steps),
+        "generation_step_occupancy": occupancy,
+        "tail_steps": len(tail),
+        "tail_seconds": sum(tail),
     }
 
 

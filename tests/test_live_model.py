@@ -105,6 +105,7 @@ def test_batched_logits_match_one_prompt_at_a_time():
     """The batch's logits after each prompt (one shared prefix, its cells given to every sequence, all
     suffixes in one decode) against a plain llama_cpp.Llama evaluating each whole prompt alone."""
     from hivemind.live.batched import BatchDecoder
+    from hivemind.live.config import Sampling
 
     llm = llama_cpp.Llama(model_path=str(default_model(lambda s: None)), n_ctx=256, n_threads=2, verbose=False)
     prefix = llm.tokenize(b"A discussion group. The leader says: the river is the only road home.\n", add_bos=True)
@@ -130,6 +131,16 @@ def test_batched_logits_match_one_prompt_at_a_time():
         assert np.argmax(batched[k]) == np.argmax(alone)
     # A sequence that saw another's cells would not match; check the three differ from each other.
     assert np.max(np.abs(batched[0] - batched[1])) > 0.1 * np.ptp(batched[0])
+
+    # Greedy decoding takes the argmax in place of llama.cpp's greedy sampler: both must pick the same
+    # first token. The suffixes went in one decode, so sequence k's logits are output sum(len[:k+1]) - 1.
+    greedy = llama_cpp.llama_sampler_init_greedy()
+    ends = np.cumsum([len(s) for s in suffixes]) - 1
+    picked = [int(llama_cpp.llama_sampler_sample(greedy, decoder._ctx.ctx, int(i))) for i in ends]
+    llama_cpp.llama_sampler_free(greedy)
+    one = Sampling(decoding="greedy", temperature=0.8, top_p=0.95, top_k=40, max_tokens=1, stop=())
+    gens, _ = decoder.generate(prefix, suffixes, [one] * 3, [0, 1, 2])
+    assert [g.text for g in gens] == [llm.detokenize([t]).decode().strip() for t in picked]
     decoder.close()
     llm.close()
 
