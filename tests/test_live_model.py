@@ -205,6 +205,28 @@ def test_any_gguf_path_works(first_run, live_file, tmp_path):
     assert greedy_start(out) == greedy_start(first_run)
 
 
+def test_two_model_files_decode_their_own_agents(live_file, tmp_path):
+    """Agents 1 and 3 on one file, agent 2 on another (the same bytes under another name: the only
+    GGUF model offline), a third name embedding: one load per file, one batch per file and round."""
+    default = default_model(lambda s: None)
+    second, embedder = tmp_path / "second.gguf", tmp_path / "embedder.gguf"
+    for copy in (second, embedder):
+        shutil.copyfile(default, copy)
+    out = tmp_path / "out"
+    argv = ["live", str(live_file), "--out", str(out), "--formats", "png", "--quiet", "--set", "live.rounds=1"]
+    argv += ["--set", f'live.model=["{second}", "default", "{second}"]', "--set", f'live.embedding_model="{embedder}"']
+    argv += ["--set", 'live.decoding="greedy"']
+    assert main(argv) == 0
+    header, recs = records(out)
+    assert sorted(m["path"] for m in header["models"]) == sorted([str(second), str(default)])
+    assert len({m["sha256"] for m in header["models"]}) == 1
+    assert header["embedding_model"]["path"] == str(embedder)
+    generated = [r for r in recs if r["generated"]]
+    assert {r["agent"] for r in generated} == {"1", "2", "3"} and {r["round"] for r in generated} == {1}
+    assert {r["agent"]: r["batch_size"] for r in generated} == {"1": 2, "2": 1, "3": 2}
+    assert all(r["text"] for r in generated)
+
+
 def test_ctrl_c_keeps_the_transcript_and_resume_finishes_it(first_run, live_file, tmp_path):
     """SIGINT to a real `hivemind live` mid-run: exit 130, one line, then --resume ends like an uninterrupted run."""
     argv = [sys.executable, "-m", "hivemind.cli", "live", str(live_file), "--out", str(tmp_path), "--formats", "png"]
