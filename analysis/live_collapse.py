@@ -3,12 +3,14 @@
 Runs ``scenarios/live_quickstart.toml`` (8 Gemma 3 270M agents on a wheel around a fixed
 anchor message) for 10 rounds: once with greedy decoding, which is deterministic, and
 with stochastic decoding for 5 seeds, so that the paper's single stochastic numbers get
-a spread. For every run it reports the paper's table (hash collisions, mean compliance,
+a spread; and all of it twice, decoding a round's agents in one batch (the default) and one
+after another, because the two paths sum the same arithmetic in different orders and the
+texts drift apart from there. For every run it reports the paper's table (hash collisions, mean compliance,
 final Jaccard similarity to the anchor), the embedding distance to the anchor, and the
 R^2 of the engine with a fitted step size. Writes figures/live_collapse.png and
 figures/live_collapse.json; the runs themselves stay in runs/analysis_live/.
 
-    .venv/bin/python analysis/live_collapse.py          (about 2 minutes on 2 cores)
+    .venv/bin/python analysis/live_collapse.py          (about 8 minutes on 2 cores)
 """
 
 from __future__ import annotations
@@ -25,23 +27,32 @@ ROUNDS = 10
 SEEDS = range(5)
 
 
-def one(decoding: str, seed: int) -> dict:
-    scenario = load_scenario(
-        SCENARIOS / "live_quickstart.toml", [f"live.rounds={ROUNDS}", f'live.decoding="{decoding}"', f"live.seed={seed}"]
-    )
-    out = ROOT / "runs" / "analysis_live" / f"{decoding}_{seed}"
+BATCH = {"batched": "true", "one_after_another": "false"}
+
+
+def one(decoding: str, seed: int, batch: str) -> dict:
+    over = [f"live.rounds={ROUNDS}", f'live.decoding="{decoding}"', f"live.seed={seed}", f"live.batch={BATCH[batch]}"]
+    scenario = load_scenario(SCENARIOS / "live_quickstart.toml", over)
+    out = ROOT / "runs" / "analysis_live" / f"{batch}_{decoding}_{seed}"
     if out.exists():
         for f in out.iterdir():
             f.unlink()
     result = run_live(scenario, out, say=lambda s: None, formats=("png",))
     row = result.summary["table"][0]
     ds = result.dataset.sel(decoding=decoding)
+    # The three fitted models (anchor only, peers and anchor, plus noise): trained on rounds 0-5, scored on 5-10.
+    models = result.summary["fit"][decoding]["models"]
+    kappa = models["peer"]["params"]["anchor_coupling"]
+    lo, hi = models["peer"]["anchor_coupling_interval"]
     print(
-        f"  {decoding} seed {seed}: collisions {row['hash_collisions']}, mean compliance {row['mean_compliance']:.3f}, "
+        f"  {batch}, {decoding} seed {seed}: collisions {row['hash_collisions']}, mean compliance {row['mean_compliance']:.3f}, "
         f"final Jaccard {row['final_jaccard_to_anchor']:.3f}, distance {row['initial_embedding_distance']:.3f} -> "
-        f"{row['final_embedding_distance']:.3f}, theory R^2 {row['theory_r2_mean']:.2f}"
+        f"{row['final_embedding_distance']:.3f}, theory R^2 {row['theory_r2_mean']:.2f}; fitted kappa {kappa:.3f} "
+        f"[{lo:.3f}, {hi:.3f}], eta {models['peer']['params']['peer_coupling']:.3f}, held-out R^2 "
+        + " / ".join("-" if m["heldout_r2"] is None else f"{m['heldout_r2']:.2f}" for m in models.values())
     )
     return {
+        "batch": batch,
         "decoding": decoding,
         "seed": seed,
         **{k: row[k] for k in ("hash_collisions", "mean_compliance", "final_jaccard_to_anchor", "final_distinct_outputs")},
@@ -51,31 +62,39 @@ def one(decoding: str, seed: int) -> dict:
         "compliance": ds.compliant.mean("agent").values.tolist(),
         "theory_step_size": row["theory_step_size"],
         "theory_r2_mean": row["theory_r2_mean"],
+        "fit": {name: {k: m[k] for k in ("params", "heldout_r2", "anchor_coupling_interval")} for name, m in models.items()},
     }
 
 
-def main() -> None:
-    print(f"live_quickstart for {ROUNDS} rounds: greedy once, stochastic with seeds {list(SEEDS)}")
-    runs = [one("greedy", 0)] + [one("stochastic", s) for s in SEEDS]
+def table(runs: list[dict]) -> dict:
+    """The paper's numbers for one decoding path: greedy, and the stochastic seeds' mean and sd."""
     greedy, stochastic = runs[0], runs[1:]
-    rounds = np.arange(ROUNDS + 1)
 
     def spread(key: str) -> tuple[float, float]:
         values = np.asarray([r[key] for r in stochastic], float)
         return float(values.mean()), float(values.std(ddof=1))
 
-    numbers = {
-        "rounds": ROUNDS,
-        "runs": runs,
+    keys = ("mean_compliance", "final_jaccard_to_anchor", "theory_r2_mean")
+    return {
         "hash_collisions": int(sum(r["hash_collisions"] for r in runs)),
-        "greedy": {k: greedy[k] for k in ("mean_compliance", "final_jaccard_to_anchor", "theory_r2_mean")},
-        "stochastic_mean_sd": {k: spread(k) for k in ("mean_compliance", "final_jaccard_to_anchor", "theory_r2_mean")},
+        "greedy": {k: greedy[k] for k in keys},
+        "stochastic_mean_sd": {k: spread(k) for k in keys},
         "final_over_initial_distance": {
             "greedy": greedy["distance"][-1] / greedy["distance"][0],
             "stochastic": [r["distance"][-1] / r["distance"][0] for r in stochastic],
         },
-        "paper": PAPER,
     }
+
+
+def main() -> None:
+    print(
+        f"live_quickstart for {ROUNDS} rounds: greedy once, stochastic with seeds {list(SEEDS)}; batched, then one after another"
+    )
+    by_path = {b: [one("greedy", 0, b)] + [one("stochastic", s, b) for s in SEEDS] for b in BATCH}
+    greedy, stochastic = by_path["batched"][0], by_path["batched"][1:]
+    rounds = np.arange(ROUNDS + 1)
+    numbers = {"rounds": ROUNDS, "runs": [r for runs in by_path.values() for r in runs], "paper": PAPER}
+    numbers |= {b: table(runs) for b, runs in by_path.items()}
 
     with house_style():
         fig = Figure(figsize=(13, 4.2), layout="constrained")
@@ -90,6 +109,7 @@ def main() -> None:
                 label = f"stochastic, {len(stochastic)} seeds" if k == 0 else None
                 ax.plot(rounds, r[key], color=CATEGORY_COLORS[1], lw=1, alpha=0.6, label=label)
             ax.plot(rounds, greedy[key], "o-", color=CATEGORY_COLORS[0], label="greedy")
+            ax.plot(rounds, by_path["one_after_another"][0][key], "s:", color="0.45", label="greedy, one after another")
             if key == "distance":
                 ax.plot(rounds, greedy["theory"], "--", color=CATEGORY_COLORS[0], label="theory fitted to greedy")
                 ax.set_ylim(bottom=0)
@@ -102,24 +122,25 @@ def main() -> None:
             ax.set_title(title)
             ax.set_xlabel("round")
             ax.legend(fontsize="small")
-        fig.suptitle("8 Gemma 3 270M agents around a fixed anchor: no collapse")
+        fig.suptitle("8 Gemma 3 270M agents around a fixed anchor, decoded in one batch per round: no collapse")
     paths = save_figure(fig, FIGURES / "live_collapse", ("png",))
     write_numbers("live_collapse", numbers)
-    g, s = numbers["greedy"], numbers["stochastic_mean_sd"]
-    print(f"hash collisions in all runs: {numbers['hash_collisions']} (paper: 0)")
-    print(
-        f"mean compliance: greedy {g['mean_compliance']:.3f}, stochastic {s['mean_compliance'][0]:.3f} +- "
-        f"{s['mean_compliance'][1]:.3f} (paper: 0.50 and 0.531)"
-    )
-    print(
-        f"final Jaccard to the anchor: greedy {g['final_jaccard_to_anchor']:.3f}, stochastic "
-        f"{s['final_jaccard_to_anchor'][0]:.3f} +- {s['final_jaccard_to_anchor'][1]:.3f} (paper: 0.295 and 0.224)"
-    )
-    ratio = numbers["final_over_initial_distance"]
-    print(
-        f"embedding distance, final / initial: greedy {ratio['greedy']:.2f}, stochastic "
-        f"{min(ratio['stochastic']):.2f} to {max(ratio['stochastic']):.2f} (the theory: 0 in the limit)"
-    )
+    for b in BATCH:
+        t = numbers[b]
+        g, sd, ratio = t["greedy"], t["stochastic_mean_sd"], t["final_over_initial_distance"]
+        print(f"{b}: hash collisions in all runs: {t['hash_collisions']} (paper: 0)")
+        print(
+            f"{b}: mean compliance: greedy {g['mean_compliance']:.3f}, stochastic {sd['mean_compliance'][0]:.3f} +- "
+            f"{sd['mean_compliance'][1]:.3f} (paper: 0.50 and 0.531)"
+        )
+        print(
+            f"{b}: final Jaccard to the anchor: greedy {g['final_jaccard_to_anchor']:.3f}, stochastic "
+            f"{sd['final_jaccard_to_anchor'][0]:.3f} +- {sd['final_jaccard_to_anchor'][1]:.3f} (paper: 0.295 and 0.224)"
+        )
+        print(
+            f"{b}: embedding distance, final / initial: greedy {ratio['greedy']:.2f}, stochastic "
+            f"{min(ratio['stochastic']):.2f} to {max(ratio['stochastic']):.2f} (the theory: 0 in the limit)"
+        )
     print(f"figure: {paths[0]}")
 
 
