@@ -72,13 +72,24 @@ def test_the_three_models_recover_known_parameters():
     assert fits["peer"].heldout_r2 > 0.9
 
 
-def test_noiseless_trajectories_are_fitted_exactly():
-    y, a, _, _, topo = _synthetic(0.25, 0.15, 0.0, seed=3)
-    f = fit(y, a, topo, "noise", iterations=600)
-    assert f.params["peer_coupling"] == pytest.approx(0.25, rel=1e-3)
-    assert f.params["anchor_coupling"] == pytest.approx(0.15, rel=1e-3)
+@pytest.mark.parametrize("eta, kappa", [(0.25, 0.15), (0.6, 0.003)])
+def test_noiseless_trajectories_are_fitted_exactly(eta, kappa):
+    """Including a kappa as small as the real populations': there the loss is nearly flat in kappa,
+    and a descent stopped after a fixed number of steps lands far from it."""
+    y, a, _, _, topo = _synthetic(eta, kappa, 0.0, seed=3)
+    f = fit(y, a, topo, "noise")
+    assert f.params["peer_coupling"] == pytest.approx(eta, rel=1e-3)
+    assert f.params["anchor_coupling"] == pytest.approx(kappa, rel=1e-3)
     assert f.params["noise"] < 1e-4
-    assert f.heldout_rmse < 1e-4 and f.heldout_r2 > 0.9999
+    assert f.heldout_rmse < 1e-4
+
+
+def test_no_anchor_pull_is_fitted_as_zero():
+    """kappa = 0 lies on the boundary: the fit must run down to it, not stop at a small positive value."""
+    y, a, _, _, topo = _synthetic(0.4, 0.0, 0.0, seed=4)
+    f = fit(y, a, topo, "peer")
+    assert f.params["peer_coupling"] == pytest.approx(0.4, rel=1e-3)
+    assert f.params["anchor_coupling"] < 1e-6
 
 
 @pytest.mark.slow
@@ -88,10 +99,10 @@ def test_the_bootstrap_interval_over_agents_has_the_spread_of_independent_datase
     across = []
     for seed in range(6):
         y, a, _, _, topo = _synthetic(0.3, kappa, 0.02, seed=seed)
-        across.append(fit(y, a, topo, "peer", iterations=200).params["anchor_coupling"])
+        across.append(fit(y, a, topo, "peer").params["anchor_coupling"])
     y, a, _, _, topo = _synthetic(0.3, kappa, 0.02, seed=2)
-    point = fit(y, a, topo, "peer", iterations=200).params["anchor_coupling"]
-    lo, hi = anchor_interval(y, a, topo, "peer", resamples=10, iterations=200)
+    point = fit(y, a, topo, "peer").params["anchor_coupling"]
+    lo, hi = anchor_interval(y, a, topo, "peer", resamples=10)
     assert lo <= point <= hi
     spread = 2 * 1.645 * np.std(across, ddof=1)  # a 90% interval's width, from six independent datasets
     assert 0.5 * spread < hi - lo < 2 * spread
