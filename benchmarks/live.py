@@ -167,9 +167,9 @@ def batched_race(scenario_path: str, model: Path, agents: int, repeats: int) -> 
 
     # Weights read per token, for the FLOP accounting: a prompt token goes through the blocks, a generated
     # token also through the output layer (Gemma ties it to the token embedding, a lookup for the input).
-    probe = LlamaBackend(model, live.n_ctx, live.threads, live.chat)
     import llama_cpp
 
+    probe = LlamaBackend(model, live.n_ctx, live.threads, live.chat)
     n_params = llama_cpp.llama_model_n_params(probe.llm._model.model)
     lookup = probe.llm.n_vocab() * probe.llm.n_embd()
     probe.close()

@@ -16,9 +16,9 @@ with m_i agent i's peer degree and xi a standard tangent Gaussian, in three nest
 
 eta and kappa minimise the mean squared geodesic distance between the deterministic
 run from y[0] and the observations over the training rounds, with ``jax.value_and_grad``
-through the whole run (the pull's reverse-mode path) and optax's L-BFGS, to convergence. Held out: the run
-continues from the observed state at the last training round and is scored on the
-rounds after it. ``anchor_interval`` bootstraps kappa over agents.
+through the whole run (the pull's reverse-mode path) and optax's L-BFGS, to convergence.
+Held out: the run continues from the observed state at the last training round and is
+scored on the rounds after it. ``anchor_interval`` bootstraps kappa over agents.
 """
 
 from __future__ import annotations
