@@ -58,7 +58,8 @@ def peer_topology(n: int, src: np.ndarray, dst: np.ndarray, directed: bool = Fal
 def peer_pull(manifold, topo: Topology, x):
     """sum over messages j -> i of w_ij Log_{x_i}(x_j): the engine's pull (``energy.pull``), summed
     by a dense (agents, messages) matmul instead of a scatter. A fit has few agents, and under
-    ``jax.vmap`` (the bootstrap) XLA's CPU scatter runs element by element, a matmul does not."""
+    ``jax.vmap`` (the noise model's paths) XLA's CPU scatter runs element by element, a matmul
+    does not."""
     logs = manifold.log(x[topo.receivers], x[topo.senders])
     incidence = jax.nn.one_hot(topo.receivers, x.shape[0], dtype=x.dtype).T * topo.weights.astype(x.dtype)
     return incidence @ logs
@@ -115,8 +116,8 @@ def _descend(train: int, iterations: int, free_eta, y, anchor, topo: Topology, w
     rounds, until the gradient's norm is below ``GRADIENT_TOLERANCE`` or after ``iterations``
     steps. A fixed number of first-order steps is not enough: the loss is nearly flat in a
     small kappa (on 32 real agents, 400 Adam steps stopped at 2.4 times the optimum). The
-    whole descent is one compiled loop, and ``weights`` may be mapped over with ``jax.vmap``:
-    the bootstrap fits all resamples at once.
+    whole descent is one compiled loop; ``weights`` is an argument, so the bootstrap's
+    resamples reuse the compilation.
     """
     manifold = get_manifold("sphere", y.shape[-1] - 1)
     opt = optax.lbfgs()
@@ -260,9 +261,9 @@ def anchor_interval(
     Each resample draws N agents with replacement (from ``jax.random.key(seed)``) and
     refits with every agent's loss weighted by how often it was drawn. The agents stay
     coupled on the whole graph, so no resample cuts a neighbour out of anyone's peer
-    term, as dropping agents would. All resamples are fitted in one vectorised descent,
-    each started from the whole data's optimum (a resample's optimum is near it) and run
-    to the same tolerance.
+    term, as dropping agents would. Each resample is fitted by the same compiled descent,
+    started from the whole data's optimum (a resample's optimum is near it) and run to
+    the same tolerance.
     """
     if model not in ("anchor", "peer", "noise"):
         raise ValueError(f"model must be one of {MODELS}, got {model!r}")
@@ -278,7 +279,8 @@ def anchor_interval(
         yj, a = jnp.asarray(y), jnp.asarray(anchor, jnp.float64)
         even = jnp.full(n, 1.0 / n)
         best = _descend(train, iterations, free, yj, a, topo, even, START)
-        thetas = jax.vmap(lambda w: _descend(train, iterations, free, yj, a, topo, w, best))(weights)
-        kappas = np.asarray(jax.nn.softplus(thetas[:, 1]))
+        # One resample after another through the same compiled descent: under vmap every resample
+        # would run as many line-search steps as the slowest, and the vmapped loop compiles again.
+        kappas = np.array([float(jax.nn.softplus(_descend(train, iterations, free, yj, a, topo, w, best)[1])) for w in weights])
     lo, hi = np.quantile(kappas, [(1 - level) / 2, (1 + level) / 2])
     return float(lo), float(hi)
