@@ -713,14 +713,14 @@ def _parse_grid(items: list[str]):
         raise UsageError(str(e)) from None
 
 
-def cmd_live_sweep(args, scenario) -> int:
+def cmd_live_sweep(args, scenario, grid) -> int:
     from hivemind.engine.sweep import Grid, SweepError
     from hivemind.live.conversation import LiveError
     from hivemind.live.model import ModelError
     from hivemind.live.sweep import format_sweep, sweep_live
 
     formats = _formats(args.formats)
-    grid = _parse_grid(args.grid) if args.grid else Grid(("live.seed",), ((scenario.live.seed,),))
+    grid = grid or Grid(("live.seed",), ((scenario.live.seed,),))
     out = _claim(args, _out_dir(args.out or str(Path("runs") / f"{scenario.name}_sweep")))
     busy = _check_out(out, args.resume, args.force)
     if busy and args.force:
@@ -752,11 +752,10 @@ def cmd_live(args) -> int:
 
     formats = _formats(args.formats)
     _positive("--seeds", args.seeds, integer=True)
-    if args.grid:
-        _parse_grid(args.grid)  # a malformed --grid is refused before the scenario is read
+    grid = _parse_grid(args.grid) if args.grid else None  # a malformed --grid is refused before the scenario is read
     scenario = load_scenario(args.scenario, args.overrides)
     if scenario.live is not None and (args.grid or args.seeds > 1):
-        return cmd_live_sweep(args, scenario)
+        return cmd_live_sweep(args, scenario, grid)
     if scenario.live is None:
         raise UsageError(f"{args.scenario}: has no [live] section (see scenarios/live_quickstart.toml)")
     out = _claim(args, _out_dir(args.out or str(Path("runs") / scenario.name)))

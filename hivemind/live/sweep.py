@@ -24,8 +24,6 @@ from hivemind.io.results import save_csv, save_json, versions
 from hivemind.io.scenario import Scenario, ScenarioError, parse_scenario
 from hivemind.live.conversation import TRANSCRIPT
 
-MEASURES = ("mean_compliance", "final_jaccard_to_anchor", "final_vendi_score", "anchor_coupling")
-
 
 @dataclass
 class LiveSweep:
