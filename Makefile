@@ -8,8 +8,10 @@ export CMAKE_BUILD_PARALLEL_LEVEL ?= 2
 # kernels where the CPU lists AMX; in VMs that do not grant the AMX register state
 # (Firecracker's, Xeon Sapphire Rapids) the first matrix product then segfaults. So: the
 # native instruction set without AMX (the flags are harmless on CPUs without it).
+ifeq ($(shell uname -m),x86_64)
 NATIVE_NO_AMX := -march=native -mno-amx-tile -mno-amx-int8 -mno-amx-bf16
 export CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DCMAKE_C_FLAGS='$(NATIVE_NO_AMX)' -DCMAKE_CXX_FLAGS='$(NATIVE_NO_AMX)'
+endif
 # pip's cache of the wheels it built does not know CMAKE_ARGS, and would hand back a wheel
 # built with them otherwise: llama-cpp-python is built here, first, without that cache.
 LLAMA := $(BIN)/python -m pip install --quiet --no-cache-dir --no-binary llama-cpp-python 'llama-cpp-python>=0.3'
