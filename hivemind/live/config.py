@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from hivemind.live.compliance import Rule, RuleError, parse_rule
-from hivemind.live.prompts import DEFAULT_OPENING, DEFAULT_PROMPT, TemplateError, check_template
+from hivemind.live.prompts import DEFAULT_OPENING, DEFAULT_PROMPT, LINE_FIELDS, NEIGHBOUR_LINE, TemplateError, check_template
 
 DECODINGS = ("greedy", "stochastic")
 DEFAULT_MODEL = "default"
@@ -62,6 +62,7 @@ class LiveSpec:
     prompt: str
     opening_prompt: str
     seed: int = 0
+    neighbour_line: str = NEIGHBOUR_LINE
     max_tokens: int = 48
     temperature: float = 0.8
     top_p: float = 0.95
@@ -73,7 +74,7 @@ class LiveSpec:
     batch: bool | int = True  # True: a round's agents in one batch; False: one after another; K: K agents per batch
     models: tuple[str, ...] | None = None  # per peripheral agent, when they differ
     temperatures: tuple[float, ...] | None = None  # per peripheral agent, when they differ
-    embedding_model: str | None = None  # None: the (first agent's) generation model embeds
+    embedding_model: str = "minilm"  # "self": the first agent's generation model embeds; see live.embedders
     fit: bool = True  # fit the engine's dynamics to the embeddings after the run
     fit_resamples: int = 20  # bootstrap draws for the interval of the fitted anchor coupling (0: none)
     rule: Rule = field(default=None, compare=False, repr=False)
@@ -175,7 +176,13 @@ def parse_live(r, labels: list, anchor: int) -> LiveSpec:
         model = models[0]
         if len(set(models)) == 1:
             models = None
-    embedding_model = r.get("live", "embedding_model", "str", None, check=model_path)
+    embedding_model = r.get(
+        "live",
+        "embedding_model",
+        "str",
+        "minilm",
+        check=lambda v: None if v.strip() else "must be 'minilm', 'self', a named model, or a path to a GGUF or ONNX file",
+    )
     rounds = r.get("live", "rounds", "int", 4, check=positive_int)
     decoding = r.get("live", "decoding", "any", "greedy")
     decodings = tuple(decoding) if isinstance(decoding, list) else (decoding,)
@@ -236,12 +243,17 @@ def parse_live(r, labels: list, anchor: int) -> LiveSpec:
         raise r.error("live", "needs personas or initial_texts (one per peripheral agent) to start the conversation")
     prompt = r.get("live", "prompt", "str", DEFAULT_PROMPT)
     opening = r.get("live", "opening_prompt", "str", DEFAULT_OPENING)
+    line = r.get("live", "neighbour_line", "str", NEIGHBOUR_LINE)
     try:
         check_template(prompt, required=("anchor", "neighbours"))
         check_template(opening, required=())
     except TemplateError as e:
         key = "live.prompt" if e.template == prompt else "live.opening_prompt"
         raise r.error(key, e.message) from None
+    try:
+        check_template(line, required=("text",), known=LINE_FIELDS)
+    except TemplateError as e:
+        raise r.error("live.neighbour_line", e.message) from None
     return LiveSpec(
         model=model,
         rounds=rounds,
@@ -253,6 +265,7 @@ def parse_live(r, labels: list, anchor: int) -> LiveSpec:
         prompt=prompt,
         opening_prompt=opening,
         seed=seed,
+        neighbour_line=line,
         max_tokens=max_tokens,
         temperature=temperature,
         top_p=top_p,

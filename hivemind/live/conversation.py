@@ -25,6 +25,7 @@ import numpy as np
 
 from hivemind.io.scenario import Scenario
 from hivemind.live.backend import Backend
+from hivemind.live.cleaner import Scaffold
 from hivemind.live.config import DECODINGS, LiveSpec
 from hivemind.live.metrics import mean_pairwise_distance, round_metrics, state_id, vendi_score
 from hivemind.live.prompts import PromptTooLong, build_prompt
@@ -144,10 +145,14 @@ class Transcript:
 
 
 def _model_files(header: dict) -> tuple:
-    """The SHA-256 of every model a header names (a header from before several models names one)."""
+    """The SHA-256 of every generation model a header names (a header from before several models names one).
+
+    The embedder is left out: it measures the texts after they are written, so a
+    transcript can be resumed (and re-measured) with another one.
+    """
     first = header.get("model_sha256")
     models = tuple(m.get("sha256") for m in header.get("models", [])) or (first,)
-    return first, models, header.get("embedding_model", {}).get("sha256", first)
+    return first, models
 
 
 # ---------------------------------------------------------------------------
@@ -272,9 +277,10 @@ def converse(
     try:
         anchor_vec = embed(spec.anchor_text)
     except LiveError as e:
-        key = "live.embedding_model" if spec.embedding_model is not None else "live.model"
+        key = "live.model" if spec.embedding_model == "self" else "live.embedding_model"
         raise LiveError(f"{scenario.source}: {key}: {e} (it gives no usable embeddings)") from None
     wraps = {m: b.chat_wrap() for m, b in pop.generators.items()}
+    scaffold = Scaffold.of((spec.prompt, spec.opening_prompt, spec.neighbour_line), labels)
     shared = {"anchor": spec.anchor_text, "rule": spec.rule.describe()}
     trajectories = []
     for d, decoding in enumerate(spec.decodings):
@@ -326,10 +332,14 @@ def converse(
                         if (decoding, rnd, i) in done:
                             continue
                         rec = {k: v for k, v in rec.items() if not k.startswith("_")}
+                        cleaned = scaffold.clean(gen.text)
+                        if cleaned.malformed:  # the raw output stays in the transcript beside what was kept
+                            rec |= {"raw_text": cleaned.raw, "removed": list(cleaned.removed)}
                         rec |= {
-                            "text": gen.text,
-                            "sha256": state_id(gen.text),
-                            "empty": not gen.text,
+                            "text": cleaned.text,
+                            "sha256": state_id(cleaned.text),
+                            "empty": not cleaned.text,
+                            "malformed": cleaned.malformed,
                             "completion_tokens": gen.completion_tokens,
                             "prefix_cached": gen.prefix_cached,
                             "finish_reason": gen.finish_reason,
@@ -378,6 +388,8 @@ def _row(decoding, rnd, texts, vectors, anchor_vec, recs, names, spec) -> dict:
         "vendi_score": vendi_score(vectors),
         "mean_pairwise_distance": mean_pairwise_distance(vectors),
         "empty_outputs": sum(bool(r.get("empty")) for r in recs),
+        # Messages of this round whose raw output held prompt scaffolding (cleaned before use).
+        "malformed_outputs": sum(bool(r.get("malformed")) for r in recs),
         "truncated_prompts": sum(r.get("dropped_neighbours", 0) > 0 for r in recs),
         "dropped_neighbour_messages": sum(r.get("dropped_neighbours", 0) for r in recs),
         "prompt_tokens": sum(r.get("prompt_tokens", 0) for r in recs),
@@ -413,7 +425,7 @@ def _message(scenario, backend, sampling, wrap, budget, shared, rnd, i, k, label
         neighbours = [(labels[j], latest[j][0]) for _, _, j in heard]
     fields = {"agent": labels[i], "persona": persona, "own": own, "round": rnd}
     try:
-        prompt = build_prompt(template, shared, fields, neighbours, backend.tokenize, budget, wrap)
+        prompt = build_prompt(template, shared, fields, neighbours, backend.tokenize, budget, wrap, spec.neighbour_line)
     except PromptTooLong as e:
         raise LiveError(
             f"{scenario.source}: live.n_ctx = {backend.n_ctx} is too small for agent {labels[i]} in round {rnd}: {e}"

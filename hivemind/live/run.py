@@ -24,9 +24,11 @@ from hivemind.engine.records import NETCDF_ENGINE
 from hivemind.io.results import finite_or_none, save_csv, save_json, versions
 from hivemind.io.scenario import Scenario
 from hivemind.live.backend import Backend, LlamaBackend
-from hivemind.live.conversation import TRANSCRIPT, LiveError, Population, Trajectory, Transcript, converse, header_for
+from hivemind.live.conversation import TRANSCRIPT, Embedder, LiveError, Population, Trajectory, Transcript, converse, header_for
 from hivemind.live.fit import TheoryFit, fit_dynamics, fit_step_size
-from hivemind.live.model import ModelError, resolve_model
+from hivemind.live.geometry import describe as describe_separation
+from hivemind.live.geometry import separation
+from hivemind.live.model import NAMED_MODELS, ModelError, resolve_model
 
 OUTPUTS = (TRANSCRIPT, "rounds.csv", "agents.csv", "live.nc", "summary.json", "live.png", "live.pdf", "live.svg")
 
@@ -92,6 +94,7 @@ def run_live(
         else:
             transcript = Transcript.create(out / TRANSCRIPT, header)
         try:
+            embedder = check_embedder(scenario, Population.of(spec, backend).embedder, say)
             trajectories = converse(scenario, backend, transcript, say, on_round=lambda t: save_tables(t, out))
         finally:
             transcript.close()
@@ -112,6 +115,8 @@ def run_live(
             )
     ds = live_dataset(scenario, trajectories, fits, dynamics)
     summary = summarize_live(scenario, trajectories, fits, header, transcript.records, dynamics)
+    summary["embedder"] = embedder
+    ds.attrs.update(embedder=embedder["name"], embedder_agreement_auc=embedder["check_set"]["agreement_auc"])
     files = [out / "rounds.csv", out / "agents.csv"]  # written by save_tables after each round
     atomic_write(out / "live.nc", lambda tmp: ds.to_netcdf(tmp, engine=NETCDF_ENGINE))
     save_json(summary, out / "summary.json")
@@ -120,6 +125,25 @@ def run_live(
 
     files += save_figure(live_figure(ds), out / "live", formats)
     return LiveResult(out, trajectories, fits, summary, ds, [out / TRANSCRIPT, *files])
+
+
+def check_embedder(scenario: Scenario, embedder: Backend, say: Callable[[str], None] = print) -> dict:
+    """The embedder measured on the shipped check set (``hivemind.live.geometry``), said in one line.
+
+    Raises
+    ------
+    LiveError
+        If it gives a zero or non-finite vector: one line naming the key that chose it.
+    """
+    spec = scenario.live
+    name = getattr(embedder, "name", spec.embedding_model)
+    try:
+        sep = separation(Embedder(embedder))
+    except LiveError as e:
+        key = "live.model" if spec.embedding_model == "self" else "live.embedding_model"
+        raise LiveError(f"{scenario.source}: {key}: {e} (it gives no usable embeddings)") from None
+    say(describe_separation(name, sep))
+    return {"name": name, "as_written": spec.embedding_model, "sha256": embedder.model_sha256, "check_set": sep}
 
 
 def load_population(scenario: Scenario, say: Callable[[str], None] = print) -> tuple[Population, dict[str, str]]:
@@ -143,22 +167,41 @@ def load_population(scenario: Scenario, say: Callable[[str], None] = print) -> t
                 batch = spec.batch_size(n_agents)
                 by_file[path] = LlamaBackend(path, spec.n_ctx, spec.threads, spec.chat, batch=batch)
             generators[written], labels[written] = by_file[path], str(path)
-        embedder = generators[spec.distinct_models[0]]
-        if spec.embedding_model is not None:
-            try:
-                path = resolve_model(spec.embedding_model, base, say)
-            except ModelError as e:
-                raise ModelError(str(e).replace("live.model", "live.embedding_model", 1)) from None
-            if path not in by_file:
-                say(f"embedding model {path}")
-                by_file[path] = LlamaBackend(path, spec.n_ctx, spec.threads, spec.chat)
-            embedder = by_file[path]
-            labels["embedding"] = str(path)
+        embedder = load_embedder(spec.embedding_model, base, generators[spec.distinct_models[0]], by_file, spec, say)
+        labels["embedding"] = str(embedder.path)
     except BaseException:
         for b in by_file.values():
             b.close()
         raise
     return Population(generators, embedder), labels
+
+
+def load_embedder(written: str, base: Path | None, first: LlamaBackend, by_file: dict, spec, say: Callable[[str], None] = print):
+    """The backend that embeds every text, as ``live.embedding_model`` names it (see ``hivemind.live.embedders``).
+
+    ``first`` is the first agent's generator ("self"); a GGUF file already loaded for
+    generation in ``by_file`` is shared rather than loaded twice.
+    """
+    from hivemind.live import embedders
+
+    if written == "self":
+        return first
+    if written == embedders.DEFAULT_EMBEDDER:
+        say("embedder minilm: all-MiniLM-L6-v2 (int8 ONNX) through onnxruntime")
+        return embedders.minilm(spec.threads, say)
+    path = Path(written).expanduser()
+    if not path.is_absolute() and base is not None and written not in NAMED_MODELS:
+        path = base / path
+    if path.suffix == ".onnx":
+        return embedders.onnx_file(path, spec.threads)
+    try:
+        path = resolve_model(written, base, say)
+    except ModelError as e:
+        raise ModelError(str(e).replace("live.model", "live.embedding_model", 1)) from None
+    if path not in by_file:
+        say(f"embedding model {path}")
+        by_file[path] = LlamaBackend(path, spec.n_ctx, spec.threads, spec.chat)
+    return by_file[path]
 
 
 def save_tables(trajectories: list[Trajectory], out: Path) -> list[Path]:
@@ -240,6 +283,7 @@ def live_dataset(
         "hash_collisions",
         "compliance",
         "empty_outputs",
+        "malformed_outputs",
         "truncated_prompts",
         "distinct_2",
         "vendi_score",
@@ -298,6 +342,7 @@ def summarize_live(
                 "final_distinct_2": float(t.rows[-1]["distinct_2"]),
                 "final_mean_pairwise_distance": float(t.rows[-1]["mean_pairwise_distance"]),
                 "empty_outputs": int(sum(row["empty_outputs"] for row in t.rows)),
+                "malformed_outputs": int(sum(row.get("malformed_outputs", 0) for row in t.rows)),
                 "truncated_prompts": int(sum(row["truncated_prompts"] for row in t.rows)),
                 "messages_generated": len(mine),
                 "completion_tokens": int(tokens),
@@ -328,14 +373,15 @@ def format_table(summary: dict) -> str:
     """The paper's table: hash collisions, mean compliance, final Jaccard to the anchor, per decoding."""
     lines = [
         f"{'decoding':<18}{'hash collisions':>16}{'mean compliance':>17}{'final Jaccard':>15}"
-        f"{'emb. distance':>18}{'theory R^2':>12}{'empty':>7}{'truncated':>11}"
+        f"{'emb. distance':>18}{'theory R^2':>12}{'empty':>7}{'scaffold':>10}{'truncated':>11}"
     ]
     for row in summary["table"]:
         r2 = "-" if row["theory_r2_mean"] is None else f"{row['theory_r2_mean']:.3f}"
         dist = f"{row['initial_embedding_distance']:.3f}->{row['final_embedding_distance']:.3f}"
         lines.append(
             f"{row['decoding']:<18}{row['hash_collisions']:>16}{row['mean_compliance']:>17.3f}"
-            f"{row['final_jaccard_to_anchor']:>15.3f}{dist:>18}{r2:>12}{row['empty_outputs']:>7}{row['truncated_prompts']:>11}"
+            f"{row['final_jaccard_to_anchor']:>15.3f}{dist:>18}{r2:>12}{row['empty_outputs']:>7}"
+            f"{row['malformed_outputs']:>10}{row['truncated_prompts']:>11}"
         )
     paper = summary["paper"]
     for d in ("greedy", "stochastic"):
