@@ -85,6 +85,14 @@ def test_malformed_outputs_are_counted_per_round_and_kept_raw(tmp_path):
         assert int(row["malformed_outputs"]) == expected
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["table"][0]["malformed_outputs"] == len(bad)
+    # live.clean = false keeps the messages as written, and still counts them.
+    calls = iter(range(10_000))
+    over = ['live.decoding="greedy"', "live.clean=false"]
+    run_live(scenario(overrides=over), tmp_path / "raw", backend=FakeBackend(respond=respond), say=lambda s: None)
+    _, raw = messages(tmp_path / "raw" / "transcript.jsonl")
+    kept = [r for r in raw if r["generated"] and r["malformed"]]
+    assert len(kept) == len(bad) and all(r["text"] == r["raw_text"] and r["text"].startswith("2: ") for r in kept)
+    assert scenario(overrides=over).fingerprint != scenario(overrides=['live.decoding="greedy"']).fingerprint
 
 
 def test_the_embedder_check_is_said_and_saved(tmp_path):

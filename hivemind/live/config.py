@@ -16,6 +16,9 @@ from hivemind.live.prompts import DEFAULT_OPENING, DEFAULT_PROMPT, LINE_FIELDS, 
 
 DECODINGS = ("greedy", "stochastic")
 DEFAULT_MODEL = "default"
+# Keys added after transcripts were written: left out of to_dict (and so of the fingerprint) at
+# their default, so that a transcript written before them still resumes.
+ADDED_WITH_DEFAULTS = ("clean",)
 # llama.cpp's llama_max_parallel_sequences(): the most sequences one context decodes.
 MAX_SEQUENCES = 256
 
@@ -63,6 +66,7 @@ class LiveSpec:
     opening_prompt: str
     seed: int = 0
     neighbour_line: str = NEIGHBOUR_LINE
+    clean: bool = True  # strip prompt scaffolding from messages (it is counted either way)
     max_tokens: int = 48
     temperature: float = 0.8
     top_p: float = 0.95
@@ -105,7 +109,7 @@ class LiveSpec:
         """Plain data for the fingerprint and the manifest: the rule as written, tuples as lists."""
         out = {}
         for f in fields(self):
-            if f.name == "rule":
+            if f.name == "rule" or (f.name in ADDED_WITH_DEFAULTS and getattr(self, f.name) == f.default):
                 continue
             value = getattr(self, f.name)
             out["rule" if f.name == "rule_spec" else f.name] = list(value) if isinstance(value, tuple) else value
@@ -244,6 +248,7 @@ def parse_live(r, labels: list, anchor: int) -> LiveSpec:
     prompt = r.get("live", "prompt", "str", DEFAULT_PROMPT)
     opening = r.get("live", "opening_prompt", "str", DEFAULT_OPENING)
     line = r.get("live", "neighbour_line", "str", NEIGHBOUR_LINE)
+    clean = r.get("live", "clean", "bool", True)
     try:
         check_template(prompt, required=("anchor", "neighbours"))
         check_template(opening, required=())
@@ -266,6 +271,7 @@ def parse_live(r, labels: list, anchor: int) -> LiveSpec:
         opening_prompt=opening,
         seed=seed,
         neighbour_line=line,
+        clean=clean,
         max_tokens=max_tokens,
         temperature=temperature,
         top_p=top_p,

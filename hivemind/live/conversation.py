@@ -333,12 +333,13 @@ def converse(
                             continue
                         rec = {k: v for k, v in rec.items() if not k.startswith("_")}
                         cleaned = scaffold.clean(gen.text)
+                        text = cleaned.text if spec.clean else gen.text
                         if cleaned.malformed:  # the raw output stays in the transcript beside what was kept
                             rec |= {"raw_text": cleaned.raw, "removed": list(cleaned.removed)}
                         rec |= {
-                            "text": cleaned.text,
-                            "sha256": state_id(cleaned.text),
-                            "empty": not cleaned.text,
+                            "text": text,
+                            "sha256": state_id(text),
+                            "empty": not text,
                             "malformed": cleaned.malformed,
                             "completion_tokens": gen.completion_tokens,
                             "prefix_cached": gen.prefix_cached,
@@ -388,7 +389,7 @@ def _row(decoding, rnd, texts, vectors, anchor_vec, recs, names, spec) -> dict:
         "vendi_score": vendi_score(vectors),
         "mean_pairwise_distance": mean_pairwise_distance(vectors),
         "empty_outputs": sum(bool(r.get("empty")) for r in recs),
-        # Messages of this round whose raw output held prompt scaffolding (cleaned before use).
+        # Messages of this round whose raw output held prompt scaffolding (cleaned before use unless live.clean = false).
         "malformed_outputs": sum(bool(r.get("malformed")) for r in recs),
         "truncated_prompts": sum(r.get("dropped_neighbours", 0) > 0 for r in recs),
         "dropped_neighbour_messages": sum(r.get("dropped_neighbours", 0) for r in recs),
