@@ -123,6 +123,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--formats", default="png,pdf", help="figure formats (default: png,pdf)")
     p.set_defaults(func=cmd_sweep)
 
+    p = sub.add_parser("fit", help="fit and score forecast models of any conversation's embeddings (a live run or a NetCDF file)")
+    p.add_argument("data", help="a live run's directory, or a NetCDF file with embedding(round, agent, coord)")
+    p.add_argument("--out", required=True, help="output directory for fit.json and fit.png")
+    p.add_argument("--resamples", type=int, default=1000, help="block-bootstrap resamples for the intervals (0: none)")
+    p.add_argument("--train", type=int, default=None, help="transitions to fit on (default: half); the rest are scored")
+    p.add_argument("--horizon", type=int, default=3, help="longest lead time scored, in rounds")
+    p.add_argument("--seed", type=int, default=0, help="the bootstrap's seed")
+    p.set_defaults(func=cmd_fit)
+
     p = sub.add_parser("validate", help="check a scenario file without running it")
     _add_scenario_args(p)
     p.set_defaults(func=cmd_validate)
@@ -878,6 +887,28 @@ def cmd_plot(args) -> int:
         raise RunDirError(f"{run_dir}: not a hivemind run (no run.nc)")
     _claim(args, _out_dir(args.out or str(run_dir / "figures")))
     _plot(args.run_dir, args.out, formats, animate=not args.no_animation)
+    return EXIT_OK
+
+
+def cmd_fit(args) -> int:
+    from hivemind.fitting import fit, format_forecast
+    from hivemind.io.trajectories import DataError
+
+    if args.resamples < 0 or args.resamples > 100_000:
+        raise UsageError(f"--resamples must be from 0 to 100000, got {args.resamples}")
+    if args.horizon < 1:
+        raise UsageError(f"--horizon must be >= 1, got {args.horizon}")
+    out = _claim(args, _out_dir(args.out))
+    try:
+        results = fit(args.data, out, resamples=args.resamples, train=args.train, horizon=args.horizon, seed=args.seed)
+    except DataError as e:
+        print(str(e), file=sys.stderr)
+        return EXIT_USAGE
+    except ValueError as e:  # a --train that leaves no held-out round
+        print(f"--train: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    print(format_forecast(results))
+    print(f"results: {out / 'fit.json'}, {out / 'fit.png'}")
     return EXIT_OK
 
 

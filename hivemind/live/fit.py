@@ -149,18 +149,23 @@ LONG_RUN = 2000
 COLLAPSED = 0.01  # radians: a long-run mean distance below this is a collapse into the anchor, above it a floor
 
 
-def peer_graph(scenario: Scenario):
-    """The agents' graph without the anchor, agents numbered in graph order: who hears whom in the prompts."""
+def peer_edges(scenario: Scenario) -> tuple[np.ndarray, np.ndarray]:
+    """(src, dst) of the agents' graph without the anchor, agents numbered in graph order: dst hears src."""
     from hivemind.live.conversation import in_neighbours
-    from hivemind.theory.dynamics_fit import peer_topology
 
     hears = in_neighbours(scenario)
     agents = sorted(hears)
     index = {i: k for k, i in enumerate(agents)}
     pairs = [(index[j], index[i]) for i in agents for j in hears[i]]
-    src = np.asarray([s for s, _ in pairs], np.int64)
-    dst = np.asarray([d for _, d in pairs], np.int64)
-    return peer_topology(len(agents), src, dst, directed=True)
+    return np.asarray([s for s, _ in pairs], np.int64), np.asarray([d for _, d in pairs], np.int64)
+
+
+def peer_graph(scenario: Scenario):
+    """The agents' graph without the anchor as the engine's topology: who hears whom in the prompts."""
+    from hivemind.theory.dynamics_fit import peer_topology
+
+    src, dst = peer_edges(scenario)
+    return peer_topology(scenario.arrays.n_nodes - 1, src, dst, directed=True)
 
 
 def long_run(params: dict, start: np.ndarray, anchor_vec: np.ndarray, topo, rounds: int = LONG_RUN, seed: int = 0) -> dict:
@@ -246,3 +251,18 @@ def fit_dynamics(
         "anchor_pull_measurable": None if lo is None else bool(lo > KAPPA_RESOLUTION),
         "models": models,
     }
+
+
+def fit_forecast(scenario: Scenario, embeddings: np.ndarray, anchor_vec: np.ndarray, resamples: int = 20, seed: int = 0):
+    """The forecast models of ``hivemind.theory.forecast`` on one decoding's embeddings: fitted by the
+    one-step loss on the first half of the transitions, scored one round ahead on the rest against
+    persistence, the neighbours, the centroid and the anchor; block-bootstrap intervals with
+    ``resamples`` draws. None with fewer than two transitions."""
+    from hivemind.theory.forecast import fit_all
+
+    y = np.asarray(embeddings, np.float64)
+    if y.shape[0] - 1 < 2:
+        return None
+    src, dst = peer_edges(scenario)
+    out = fit_all(y, anchor_vec, peer_graph(scenario), src, dst, resamples=resamples, seed=seed)
+    return out | {"agents": int(y.shape[1]), "rounds": int(y.shape[0] - 1), "dims": int(y.shape[2])}

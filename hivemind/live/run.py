@@ -25,7 +25,7 @@ from hivemind.io.results import finite_or_none, save_csv, save_json, versions
 from hivemind.io.scenario import Scenario
 from hivemind.live.backend import Backend, LlamaBackend
 from hivemind.live.conversation import TRANSCRIPT, Embedder, LiveError, Population, Trajectory, Transcript, converse, header_for
-from hivemind.live.fit import TheoryFit, fit_dynamics, fit_step_size
+from hivemind.live.fit import TheoryFit, fit_dynamics, fit_forecast, fit_step_size, peer_edges
 from hivemind.live.geometry import describe as describe_separation
 from hivemind.live.geometry import separation
 from hivemind.live.model import NAMED_MODELS, ModelError, resolve_model
@@ -106,16 +106,20 @@ def run_live(
     for t in trajectories:
         observed = np.asarray([row["_distance_per_agent"] for row in t.rows])
         fits[t.decoding] = fit_step_size(scenario, t.anchor_embedding, t.embeddings[0], observed)
-    dynamics = {}
+    dynamics, forecasts = {}, {}
     if spec.fit:
         say("fitting the engine's dynamics to the embeddings")
         for t in trajectories:
             dynamics[t.decoding] = fit_dynamics(
                 scenario, np.stack(t.embeddings), t.anchor_embedding, spec.fit_resamples, spec.seed
             )
+            forecasts[t.decoding] = fit_forecast(
+                scenario, np.stack(t.embeddings), t.anchor_embedding, spec.fit_resamples, spec.seed
+            )
     ds = live_dataset(scenario, trajectories, fits, dynamics)
     summary = summarize_live(scenario, trajectories, fits, header, transcript.records, dynamics)
     summary["embedder"] = embedder
+    summary["forecast"] = forecasts
     ds.attrs.update(embedder=embedder["name"], embedder_agreement_auc=embedder["check_set"]["agreement_auc"])
     files = [out / "rounds.csv", out / "agents.csv"]  # written by save_tables after each round
     atomic_write(out / "live.nc", lambda tmp: ds.to_netcdf(tmp, engine=NETCDF_ENGINE))
@@ -256,6 +260,9 @@ def live_dataset(
             {"long_name": "the engine's distance to the anchor with the fitted step size", "units": "radians"},
         ),
         "jaccard_to_anchor": per_agent("_jaccard_per_agent"),
+        # The agents' graph (dst hears src, agent indices), so that `hivemind fit` can read this file.
+        "edge_src": (("edge",), peer_edges(scenario)[0]),
+        "edge_dst": (("edge",), peer_edges(scenario)[1]),
         "compliant": per_agent("_compliant"),
         "fitted_step_size": (("decoding",), np.asarray([fits[d].step_size for d in decodings])),
         "r2_mean": (("decoding",), np.asarray([_nan(fits[d].r2_mean) for d in decodings])),
@@ -390,6 +397,15 @@ def format_table(summary: dict) -> str:
             f"{'paper ' + d:<18}{paper['hash_collisions']:>16}{p['mean_compliance']:>17.3f}{p['final_jaccard_to_anchor']:>15.3f}"
         )
     lines += format_fit(summary.get("fit") or {})
+    forecast = {d: f for d, f in (summary.get("forecast") or {}).items() if f is not None}
+    if forecast:
+        from hivemind.fitting import format_forecast
+
+        lines += [
+            "",
+            "forecast models fitted by the one-step loss and scored one round ahead, per agent, on the held-out rounds:",
+        ]
+        lines += [format_forecast(forecast)]
     return "\n".join(lines)
 
 
