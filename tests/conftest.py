@@ -9,6 +9,11 @@ from __future__ import annotations
 import os
 
 os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1")
+# llama.cpp's OpenMP threads spin between graph computations by default; with two test workers
+# on two cores, each worker's spinning threads starve the other's (tests/test_live_model.py:
+# 300 s of worker time spinning, 91 s passive). Read by libgomp when llama.cpp loads, and
+# inherited by the CLI subprocesses the tests start.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import jax  # noqa: E402
 from hypothesis import HealthCheck, settings  # noqa: E402

@@ -108,25 +108,10 @@ def _free_eta(model: str) -> float:
     return 0.0 if model == "anchor" else 1.0
 
 
-@functools.partial(jax.jit, static_argnums=(0, 1))
-def _descend(train: int, iterations: int, free_eta, y, anchor, topo: Topology, weights, theta):
-    """theta minimising the weighted mean squared distance of the run from y[0] to the training rounds.
-
-    optax's L-BFGS with a zoom line search, gradients by ``jax.value_and_grad`` through the
-    rounds, until the gradient's norm is below ``GRADIENT_TOLERANCE`` or after ``iterations``
-    steps. A fixed number of first-order steps is not enough: the loss is nearly flat in a
-    small kappa (on 32 real agents, 400 Adam steps stopped at 2.4 times the optimum). The
-    whole descent is one compiled loop; ``weights`` is an argument, so the bootstrap's
-    resamples reuse the compilation.
-    """
-    manifold = get_manifold("sphere", y.shape[-1] - 1)
+def lbfgs_minimize(loss, theta, iterations: int, tolerance: float):
+    """``theta`` minimising ``loss`` by optax's L-BFGS (zoom line search), until the gradient's norm
+    is below ``tolerance`` or after ``iterations`` steps, as one traceable ``while_loop``."""
     opt = optax.lbfgs()
-
-    def loss(theta):
-        eta, kappa = _unpack(free_eta, theta)
-        xs = run(manifold, topo, anchor, eta, kappa, y[0], train)
-        return jnp.sum(jnp.mean(manifold.dist(xs[1:], y[1 : train + 1]) ** 2, axis=0) * weights)
-
     value_and_grad = optax.value_and_grad_from_state(loss)
 
     def step(carry):
@@ -139,10 +124,31 @@ def _descend(train: int, iterations: int, free_eta, y, anchor, topo: Topology, w
         _, state = carry
         count = optax.tree_utils.tree_get(state, "count")
         grad = optax.tree_utils.tree_get(state, "grad")
-        return (count == 0) | ((count < iterations) & (optax.tree_utils.tree_norm(grad) >= GRADIENT_TOLERANCE))
+        return (count == 0) | ((count < iterations) & (optax.tree_utils.tree_norm(grad) >= tolerance))
 
     theta, _ = jax.lax.while_loop(going, step, (theta, opt.init(theta)))
     return theta
+
+
+@functools.partial(jax.jit, static_argnums=(0, 1))
+def _descend(train: int, iterations: int, free_eta, y, anchor, topo: Topology, weights, theta):
+    """theta minimising the weighted mean squared distance of the run from y[0] to the training rounds.
+
+    optax's L-BFGS with a zoom line search, gradients by ``jax.value_and_grad`` through the
+    rounds, until the gradient's norm is below ``GRADIENT_TOLERANCE`` or after ``iterations``
+    steps. A fixed number of first-order steps is not enough: the loss is nearly flat in a
+    small kappa (on 32 real agents, 400 Adam steps stopped at 2.4 times the optimum). The
+    whole descent is one compiled loop; ``weights`` is an argument, so the bootstrap's
+    resamples reuse the compilation.
+    """
+    manifold = get_manifold("sphere", y.shape[-1] - 1)
+
+    def loss(theta):
+        eta, kappa = _unpack(free_eta, theta)
+        xs = run(manifold, topo, anchor, eta, kappa, y[0], train)
+        return jnp.sum(jnp.mean(manifold.dist(xs[1:], y[1 : train + 1]) ** 2, axis=0) * weights)
+
+    return lbfgs_minimize(loss, theta, iterations, GRADIENT_TOLERANCE)
 
 
 @functools.partial(jax.jit, static_argnums=(0,))

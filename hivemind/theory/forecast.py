@@ -39,11 +39,10 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 
 from hivemind.engine.manifolds import get_manifold
 from hivemind.engine.topology import Topology
-from hivemind.theory.dynamics_fit import peer_pull
+from hivemind.theory.dynamics_fit import lbfgs_minimize, peer_pull
 
 MODELS = ("anchor", "peer", "fj", "attractor")
 COUPLINGS = ("peer_coupling", "anchor_coupling", "stubbornness", "attractor_coupling")
@@ -105,29 +104,13 @@ def _descend(free, y, anchor, topo: Topology, weights, theta):
     """Parameters minimising the weighted one-step loss over the transitions y[t] -> y[t + 1]
     (``weights`` per transition: 1 for the training ones, the bootstrap's counts, 0 held out)."""
     manifold = _sphere(y.shape[-1])
-    opt = optax.lbfgs()
 
     def loss(theta):
         couplings, u = _unpack(free, theta)
         pred = _one_step(topo, anchor, y[0], couplings, u, y[:-1])
         return jnp.sum(jnp.mean(manifold.dist(pred, y[1:]) ** 2, axis=1) * weights) / jnp.sum(weights)
 
-    value_and_grad = optax.value_and_grad_from_state(loss)
-
-    def step(carry):
-        theta, state = carry
-        value, grad = value_and_grad(theta, state=state)
-        updates, state = opt.update(grad, state, theta, value=value, grad=grad, value_fn=loss)
-        return optax.apply_updates(theta, updates), state
-
-    def going(carry):
-        _, state = carry
-        count = optax.tree_utils.tree_get(state, "count")
-        grad = optax.tree_utils.tree_get(state, "grad")
-        return (count == 0) | ((count < MAX_ITERATIONS) & (optax.tree_utils.tree_norm(grad) >= GRADIENT_TOLERANCE))
-
-    theta, _ = jax.lax.while_loop(going, step, (theta, opt.init(theta)))
-    return theta
+    return lbfgs_minimize(loss, theta, MAX_ITERATIONS, GRADIENT_TOLERANCE)
 
 
 def _start(y: np.ndarray, model: str) -> np.ndarray:
