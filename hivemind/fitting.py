@@ -37,7 +37,6 @@ def fit(
     for t in runs:
         topo = peer_topology(t.y.shape[1], t.src, t.dst, directed=True)
         results[t.name] = fit_all(t.y, t.anchor, topo, t.src, t.dst, train, resamples=resamples, seed=seed, horizon=horizon)
-        results[t.name] |= {"agents": int(t.y.shape[1]), "rounds": int(t.y.shape[0] - 1), "dims": int(t.y.shape[2])}
         results[t.name]["interval"] = {"method": "moving-block bootstrap over rounds", "resamples": resamples, "level": 0.9}
     if out is not None:
         out = Path(out)

@@ -183,6 +183,11 @@ def geodesic(u: np.ndarray, a: np.ndarray) -> np.ndarray:
     return 2.0 * np.arcsin(np.clip(np.linalg.norm(u - a, axis=-1) / 2.0, 0.0, 1.0))
 
 
+def embedder_key(spec: LiveSpec) -> str:
+    """The scenario key that chose the embedder: the generation model's for "self"."""
+    return "live.model" if spec.embedding_model == "self" else "live.embedding_model"
+
+
 class Embedder:
     """Unit-norm embeddings, each text embedded once."""
 
@@ -277,8 +282,7 @@ def converse(
     try:
         anchor_vec = embed(spec.anchor_text)
     except LiveError as e:
-        key = "live.model" if spec.embedding_model == "self" else "live.embedding_model"
-        raise LiveError(f"{scenario.source}: {key}: {e} (it gives no usable embeddings)") from None
+        raise LiveError(f"{scenario.source}: {embedder_key(spec)}: {e} (it gives no usable embeddings)") from None
     wraps = {m: b.chat_wrap() for m, b in pop.generators.items()}
     scaffold = Scaffold.of((spec.prompt, spec.opening_prompt, spec.neighbour_line), labels)
     shared = {"anchor": spec.anchor_text, "rule": spec.rule.describe()}

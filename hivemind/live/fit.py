@@ -258,11 +258,12 @@ def fit_forecast(scenario: Scenario, embeddings: np.ndarray, anchor_vec: np.ndar
     one-step loss on the first half of the transitions, scored one round ahead on the rest against
     persistence, the neighbours, the centroid and the anchor; block-bootstrap intervals with
     ``resamples`` draws. None with fewer than two transitions."""
+    from hivemind.theory.dynamics_fit import peer_topology
     from hivemind.theory.forecast import fit_all
 
     y = np.asarray(embeddings, np.float64)
     if y.shape[0] - 1 < 2:
         return None
     src, dst = peer_edges(scenario)
-    out = fit_all(y, anchor_vec, peer_graph(scenario), src, dst, resamples=resamples, seed=seed)
-    return out | {"agents": int(y.shape[1]), "rounds": int(y.shape[0] - 1), "dims": int(y.shape[2])}
+    topo = peer_topology(y.shape[1], src, dst, directed=True)
+    return fit_all(y, anchor_vec, topo, src, dst, resamples=resamples, seed=seed)

@@ -96,5 +96,7 @@ def resolve_model(model: str, base: Path | None, say: Callable[[str], None] = pr
         path = Path(model).expanduser()
         if not path.is_absolute() and base is not None:
             path = base / path
+        if not path.exists() and not path.suffix:  # a misspelt name more likely than a file without an extension
+            raise ModelError(f"live.model: no such file: {path} (named models: {', '.join(NAMED_MODELS)})")
     check_gguf(path)
     return path

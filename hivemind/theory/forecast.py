@@ -326,7 +326,8 @@ def fit_all(
     models = [m for m in models if not (m == "anchor" and anchor is None)]
     fits = {m: fit(y, anchor, topo, m, train) for m in models}
     scores = score(y, anchor, topo, src, dst, fits, train, horizon)
-    out = {"train_transitions": train, "heldout_transitions": rounds - train, "baselines": scores["baselines"]}
+    out = {"agents": int(y.shape[1]), "rounds": rounds, "dims": int(y.shape[2])}
+    out |= {"train_transitions": train, "heldout_transitions": rounds - train, "baselines": scores["baselines"]}
     out["window_sd"] = scores["window_sd"]
     out["models"] = {}
     for m, f in fits.items():
