@@ -126,7 +126,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("fit", help="fit and score forecast models of any conversation's embeddings (a live run or a NetCDF file)")
     p.add_argument("data", help="a live run's directory, or a NetCDF file with embedding(round, agent, coord)")
     p.add_argument("--out", required=True, help="output directory for fit.json and fit.png")
-    p.add_argument("--resamples", type=int, default=1000, help="block-bootstrap resamples for the intervals (0: none)")
+    p.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples for the intervals (0: none)")
+    p.add_argument(
+        "--intervals",
+        choices=("parametric", "blocks", "refit"),
+        default="parametric",
+        help="parametric: conversations simulated from each fit; blocks: blocks of rounds resampled (default: parametric)",
+    )
     p.add_argument("--train", type=int, default=None, help="transitions to fit on (default: half); the rest are scored")
     p.add_argument("--horizon", type=int, default=3, help="longest lead time scored, in rounds")
     p.add_argument("--seed", type=int, default=0, help="the bootstrap's seed")
@@ -900,7 +906,15 @@ def cmd_fit(args) -> int:
         raise UsageError(f"--horizon must be >= 1, got {args.horizon}")
     out = _claim(args, _out_dir(args.out))
     try:
-        results = fit(args.data, out, resamples=args.resamples, train=args.train, horizon=args.horizon, seed=args.seed)
+        results = fit(
+            args.data,
+            out,
+            resamples=args.resamples,
+            train=args.train,
+            horizon=args.horizon,
+            seed=args.seed,
+            method=args.intervals,
+        )
     except DataError as e:
         print(str(e), file=sys.stderr)
         return EXIT_USAGE

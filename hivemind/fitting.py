@@ -10,6 +10,12 @@ from pathlib import Path
 
 from hivemind.io.trajectories import Trajectories, load
 
+INTERVAL_METHODS = {
+    "parametric": "parametric bootstrap: conversations simulated from the fit, basic intervals",
+    "blocks": "moving-block bootstrap over rounds, percentile intervals",
+    "refit": "moving-block bootstrap over rounds, each resample refitted",
+}
+
 
 def fit(
     data: str | Path | Trajectories,
@@ -19,6 +25,7 @@ def fit(
     train: int | None = None,
     horizon: int = 3,
     seed: int = 0,
+    method: str = "parametric",
     formats: tuple[str, ...] = ("png",),
 ) -> dict:
     """The forecast models of ``hivemind.theory.forecast`` fitted to ``data`` and scored.
@@ -26,7 +33,9 @@ def fit(
     ``data`` is a NetCDF file, a live run's directory or ``Trajectories``. Returns, per
     trajectory (``""`` for a plain file, else the decoding), ``{"models": {name: {"params",
     "n_params", "aic", "one_step", "by_lead", "intervals"}}, "best", "baselines", ...}``;
-    with ``out``, also writes ``out/fit.json`` and the figure ``out/fit.png``.
+    with ``out``, also writes ``out/fit.json`` and the figure ``out/fit.png``. Intervals come
+    from ``resamples`` draws of ``theory.forecast.bootstrap`` by ``method`` (``"parametric"``,
+    ``"blocks"`` or ``"refit"``), seeded by ``seed``.
     """
     from hivemind.io.results import save_json
     from hivemind.theory.dynamics_fit import peer_topology
@@ -36,8 +45,10 @@ def fit(
     results = {}
     for t in runs:
         topo = peer_topology(t.y.shape[1], t.src, t.dst, directed=True)
-        results[t.name] = fit_all(t.y, t.anchor, topo, t.src, t.dst, train, resamples=resamples, seed=seed, horizon=horizon)
-        results[t.name]["interval"] = {"method": "moving-block bootstrap over rounds", "resamples": resamples, "level": 0.9}
+        res = fit_all(t.y, t.anchor, topo, t.src, t.dst, train, resamples=resamples, seed=seed, horizon=horizon, method=method)
+        how = "blocks" if res["deterministic_decoder"]["detected"] else method
+        res["interval"] = {"method": INTERVAL_METHODS[how], "resamples": resamples, "level": 0.9, "seed": seed}
+        results[t.name] = res
     if out is not None:
         out = Path(out)
         out.mkdir(parents=True, exist_ok=True)
@@ -59,29 +70,36 @@ def format_forecast(results: dict) -> str:
             f"{head}{res['agents']} agents, {res['rounds']} rounds, {res['dims']} dims; fitted on {res['train_transitions']} "
             f"transitions, scored one round ahead on {res['heldout_transitions']} (held-out window sd: {sd} rad)"
         )
+        decoder = res.get("deterministic_decoder") or {}
+        if decoder.get("detected"):
+            lines.append(
+                f"  deterministic decoder: all {decoder['unchanged_prompts']} agents whose prompt did not change repeated "
+                "their message; every model forecasts those exactly"
+            )
         base = list(res["baselines"])
         lines.append(
-            f"  {'model':<10}{'k':>5}{'eta':>8}{'kappa':>8}{'theta':>8}{'gamma':>8}{'sigma':>8}{'MSE rad^2':>11}"
-            + "".join(f"{'vs ' + b:>16}" for b in base)
-            + f"{'AIC':>12}"
+            f"  {'model':<11}{'k':>4}{'eta':>7}{'kappa':>7}{'theta':>7}{'gamma':>7}{'eps':>7}{'sigma':>8}{'tau':>8}"
+            f"{'MSE rad^2':>11}" + "".join(f"{'vs ' + b:>16}" for b in base) + f"{'AIC':>12}"
         )
         for m, e in res["models"].items():
             p, one = e["params"], e["one_step"]
             skills = "".join(
                 f"{'-' if one.get('skill_vs_' + b) is None else format(one['skill_vs_' + b], '+.3f'):>16}" for b in base
             )
-            lines.append(
-                f"  {m:<10}{e['n_params']:>5}{p['peer_coupling']:>8.3f}{p['anchor_coupling']:>8.3f}{p['stubbornness']:>8.3f}"
-                f"{p['attractor_coupling']:>8.3f}{p['noise']:>8.4f}{one['mse']:>11.5f}{skills}{e['aic']:>12.0f}"
-            )
+            if m == "copy":
+                middle = f"{'repeat ' + format(p['repeat_rate'], '.2f') + ', copy ' + format(p['copy_rate'], '.2f'):>35}"
+                middle += f"{p['noise']:>8.4f}{'':>8}"
+            else:
+                eps = f"{p['confidence']:>7.2f}" if "confidence" in p else f"{'-':>7}"
+                middle = (
+                    f"{p['peer_coupling']:>7.3f}{p['anchor_coupling']:>7.3f}{p['stubbornness']:>7.3f}"
+                    f"{p['attractor_coupling']:>7.3f}{eps}{p['noise']:>8.4f}{p['observation_noise']:>8.4f}"
+                )
+            lines.append(f"  {m:<11}{e['n_params']:>4}{middle}{one['mse']:>11.5f}{skills}{e['aic']:>12.0f}")
             if "intervals" in e:
                 iv = e["intervals"]
-                lines.append(
-                    "  "
-                    + " " * 15
-                    + "90%: "
-                    + ", ".join(f"{k} [{v[0]:.3f}, {v[1]:.3f}]" for k, v in iv.items() if k != "noise" and v[1] > 0)
-                )
+                shown = [(k, v) for k, v in iv.items() if k not in ("gain", "new_rate") and v[1] > 0]
+                lines.append("  " + " " * 13 + "90%: " + ", ".join(f"{k} [{v[0]:.4g}, {v[1]:.4g}]" for k, v in shown))
         lines.append(
             "  baselines' MSE: "
             + ", ".join(f"{b} {v:.5f}" for b, v in res["baselines"].items())

@@ -39,23 +39,34 @@ def ring(n=N):
     return src, dst
 
 
-def engine_made(rounds, eta, kappa, theta, gamma, sigma, seed=0, n=N, d=D):
-    """Trajectories of the attractor model with process noise, on a ring, anchor e0, attractor e1."""
+def _noisy(rng, x, s):
+    xi = rng.normal(size=x.shape)
+    return _exp(x, s * (xi - np.sum(xi * x, -1, keepdims=True) * x))
+
+
+def engine_made(rounds, eta, kappa, theta, gamma, sigma, tau=0.0, seed=0, n=N, d=D, eps=None):
+    """Trajectories of the attractor model on a ring, anchor e0, attractor e1: hidden states with
+    process noise sigma, observed through observation noise tau. The stubbornness target is each
+    agent's first observed message; ``eps`` weighs each message by exp(-(d / eps)^4)."""
     rng = np.random.default_rng(seed)
     src, dst = ring(n)
     anchor, z = np.eye(d)[0], np.eye(d)[1]
-    y0 = rng.normal(size=(n, d))
-    y0 /= np.linalg.norm(y0, axis=1, keepdims=True)
-    x, ys = y0.copy(), [y0]
+    x = rng.normal(size=(n, d))
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    first = _noisy(rng, x, tau)
+    ys = [first]
     for _ in range(rounds):
+        logs = _log(x[dst], x[src])
+        w = 1.0 if eps is None else np.exp(-((np.linalg.norm(logs, axis=-1, keepdims=True) / eps) ** 4))
         pull = np.zeros_like(x)
-        np.add.at(pull, dst, _log(x[dst], x[src]))
-        v = eta * pull / 2 + kappa * _log(x, anchor) + theta * _log(x, y0) + gamma * _log(x, np.broadcast_to(z, x.shape))
-        x = _exp(x, v)
-        xi = rng.normal(size=x.shape)
-        x = _exp(x, sigma * (xi - np.sum(xi * x, -1, keepdims=True) * x))
-        ys.append(x)
+        np.add.at(pull, dst, w * logs)
+        v = eta * pull / 2 + kappa * _log(x, anchor) + theta * _log(x, first) + gamma * _log(x, np.broadcast_to(z, x.shape))
+        x = _noisy(rng, _exp(x, v), sigma)
+        ys.append(_noisy(rng, x, tau))
     return np.stack(ys), anchor, z, src, dst
+
+
+TRUTH = {"peer_coupling": 0.3, "anchor_coupling": 0.05, "stubbornness": 0.1, "attractor_coupling": 0.08}
 
 
 @pytest.fixture(scope="module")
@@ -66,17 +77,19 @@ def made():
 
 
 @pytest.mark.slow
-def test_the_attractor_model_recovers_every_parameter(made):
-    y, anchor, z, src, dst, topo = made
-    best, intervals = fc.block_bootstrap(y, anchor, topo, "attractor", train=30, resamples=60, seed=1)
+def test_the_attractor_model_recovers_every_parameter_under_both_noises():
+    y, anchor, z, src, dst = engine_made(40, eta=0.3, kappa=0.05, theta=0.1, gamma=0.08, sigma=0.05, tau=0.04, seed=5)
+    topo = peer_topology(N, src, dst, directed=True)
+    best, intervals = fc.bootstrap(y, anchor, topo, "attractor", train=30, resamples=60, seed=1)
     p = best.params
-    truth = {"peer_coupling": 0.3, "anchor_coupling": 0.05, "stubbornness": 0.1, "attractor_coupling": 0.08, "noise": 0.05}
+    truth = {**TRUTH, "noise": 0.05, "observation_noise": 0.04}
     for k, v in truth.items():
         assert p[k] == pytest.approx(v, rel=0.25, abs=0.01), k
     assert float(np.dot(p["attractor"], z)) > 0.97
-    # The block bootstrap's 90% intervals hold the truth (a weak check of calibration: one dataset).
-    covered = sum(lo <= truth[k] <= hi for k, (lo, hi) in intervals.items())
-    assert covered >= 4, intervals
+    covered = sum(intervals[k][0] <= v <= intervals[k][1] for k, v in truth.items())
+    assert covered >= 5, intervals
+    # Observation noise is not process noise: the model without it (gain 1) forecasts worse.
+    assert p["gain"] < 0.9
 
 
 def test_the_true_model_forecasts_better_than_the_baselines_and_wrong_models(made):
@@ -84,18 +97,97 @@ def test_the_true_model_forecasts_better_than_the_baselines_and_wrong_models(mad
     out = fc.fit_all(y, anchor, topo, src, dst, train=30)
     skill = {m: out["models"][m]["one_step"]["skill_vs_persistence"] for m in fc.MODELS}
     assert skill["attractor"] > 0.1
-    assert skill["attractor"] > skill["fj"] > skill["anchor"] and skill["attractor"] > skill["peer"]
-    assert out["best"] == "attractor"
+    assert skill["attractor"] > skill["fj"] > skill["anchor"] and skill["attractor"] > skill["peer"] > skill["copy"]
+    assert out["best"] == "attractor" and not out["deterministic_decoder"]["detected"]
     one = out["models"]["attractor"]["one_step"]
     assert all(one[f"skill_vs_{b}"] > 0 for b in fc.BASELINES)
-    # AIC agrees here, although the attractor's point costs D - 1 = 11 parameters.
-    assert out["models"]["attractor"]["n_params"] == 4 + 1 + (D - 1)
+    # Couplings, sigma, tau and the point's D - 1 coordinates; AIC agrees here despite them.
+    assert out["models"]["attractor"]["n_params"] == 4 + 2 + (D - 1)
     assert out["models"]["attractor"]["aic"] < min(out["models"][m]["aic"] for m in ("anchor", "peer", "fj"))
+    # Without observation noise in the data, none is fitted.
+    assert out["models"]["attractor"]["params"]["observation_noise"] < 0.01
     # The model's one-step MSE is what it says: recomputed here from its own prediction.
     f = fc.fit(y, anchor, topo, "attractor", 30)
     pred = fc.predict(y, anchor, topo, f, np.arange(30, 40))
     cos = np.clip(np.sum(pred * y[31:], -1), -1, 1)
     assert one["mse"] == pytest.approx(np.mean(np.arccos(cos) ** 2), rel=1e-6)
+
+
+def test_bounded_confidence_is_recovered_and_beats_plain_averaging():
+    y, anchor, _, src, dst = engine_made(30, eta=0.6, kappa=0.0, theta=0.0, gamma=0.0, sigma=0.03, seed=2, eps=0.8, d=4)
+    topo = peer_topology(N, src, dst, directed=True)
+    out = fc.fit_all(y, None, topo, src, dst, train=20, models=("peer", "confidence"))
+    conf = out["models"]["confidence"]
+    assert conf["params"]["confidence"] == pytest.approx(0.8, rel=0.25)
+    assert conf["params"]["peer_coupling"] == pytest.approx(0.6, rel=0.25)
+    assert conf["one_step"]["skill_vs_persistence"] > out["models"]["peer"]["one_step"]["skill_vs_persistence"]
+
+
+def test_copy_rates_and_the_deterministic_gate():
+    """Agents that repeat themselves, copy a neighbour or write anew with known probabilities; and a
+    deterministic 'decoder' (a fixed function of an agent's own and its neighbours' messages)."""
+    rng = np.random.default_rng(4)
+    n, d, rounds = 40, 6, 60
+    src, dst = ring(n)
+    x = _unit(rng.normal(size=(n, d)))
+    ys, counts = [x], {"repeat_rate": 0, "copy_rate": 0, "new_rate": 0}
+    for _ in range(rounds):
+        u = rng.uniform(size=n)
+        left = np.roll(x, 1, axis=0)
+        new = _unit(rng.normal(size=(n, d)))
+        # Copying a neighbour who already wrote one's own text leaves the text as it was: a repeat.
+        same = np.all(left == x, axis=1)
+        counts["repeat_rate"] += int(np.sum((u < 0.5) | ((u < 0.8) & same)))
+        counts["copy_rate"] += int(np.sum((u >= 0.5) & (u < 0.8) & ~same))
+        counts["new_rate"] += int(np.sum(u >= 0.8))
+        x = np.where((u < 0.5)[:, None], x, np.where((u < 0.8)[:, None], left, new))
+        ys.append(x)
+    y = np.stack(ys)
+    rates = fc.copy_rates(y, src, dst, np.ones(rounds))
+    for k, c in counts.items():
+        assert rates[k] == pytest.approx(c / (n * rounds), abs=1e-12), k
+    assert abs(rates["new_rate"] - 0.2) < 4 * np.sqrt(0.2 * 0.8 / (n * rounds))
+    assert not fc.deterministic(y, src, dst, rounds)["detected"]
+
+    # Deterministic: the next message is a fixed function of the prompt (own and both neighbours'
+    # messages): the one of the three with the smallest first coordinate. Agents whose
+    # neighbourhood holds the smallest message already stop changing, and so do their prompts.
+    x = _unit(rng.normal(size=(n, d)))
+    ys = [x]
+    for _ in range(12):
+        three = np.stack([x, np.roll(x, 1, axis=0), np.roll(x, -1, axis=0)])
+        x = three[np.argmin(three[..., 0], axis=0), np.arange(n)]
+        ys.append(x)
+    y = np.stack(ys)
+    decoder = fc.deterministic(y, src, dst, 10)
+    assert decoder["detected"] and decoder["unchanged_prompts"] > 0
+    open_ = fc.gate(y, src, dst)
+    topo = peer_topology(n, src, dst, directed=True)
+    f = fc.fit(y, None, topo, "peer", 10, open_=open_)
+    pred = fc.predict(y, None, topo, f, np.arange(12), open_=open_)
+    closed = ~open_
+    np.testing.assert_allclose(pred[closed], y[1:][closed], atol=1e-12)
+
+
+@pytest.mark.slow
+def test_parametric_intervals_cover_the_truth_in_a_small_study():
+    """A small version of analysis/forecast_calibration.py: 12 conversations of the fj model with
+    both noises, the 90 % parametric intervals of eta, kappa, theta, sigma and tau."""
+    truth = {"peer_coupling": 0.3, "anchor_coupling": 0.06, "stubbornness": 0.08, "noise": 0.06, "observation_noise": 0.04}
+    hits = []
+    for seed in range(12):
+        y, anchor, _, src, dst = engine_made(
+            16, eta=0.3, kappa=0.06, theta=0.08, gamma=0.0, sigma=0.06, tau=0.04, seed=100 + seed, n=16, d=8
+        )
+        topo = peer_topology(16, src, dst, directed=True)
+        _, iv = fc.bootstrap(y, anchor, topo, "fj", 10, resamples=100, seed=seed)
+        hits += [iv[k][0] <= v <= iv[k][1] for k, v in truth.items()]
+    # 60 intervals at 90 %: fewer than 45 hits has probability below 1e-4 if they are calibrated.
+    assert np.mean(hits) >= 0.75, np.mean(hits)
+
+
+def _unit(v):
+    return v / np.linalg.norm(v, axis=-1, keepdims=True)
 
 
 def test_the_baselines_by_hand():
@@ -131,7 +223,7 @@ def test_hivemind_fit_on_a_netcdf_file(made, tmp_path, capsys):
     assert doc["best"] == "attractor" and set(doc["models"]) == set(fc.MODELS)
     for key in ("skill_vs_persistence", "skill_vs_neighbours", "skill_vs_centroid", "skill_vs_anchor", "mse"):
         assert key in doc["models"]["peer"]["one_step"]
-    assert {"peer_coupling", "anchor_coupling", "stubbornness", "attractor_coupling", "noise"} <= set(
+    assert {"peer_coupling", "anchor_coupling", "stubbornness", "attractor_coupling", "noise", "observation_noise"} <= set(
         doc["models"]["fj"]["params"]
     )
     assert (tmp_path / "fit" / "fit.png").stat().st_size > 0

@@ -488,7 +488,19 @@ def test_summary_fits_the_three_models_and_the_table_says_what_they_predict(tmp_
             assert (m["params"]["noise"] > 0) == (name == "noise")
         # The nested models share the mean dynamics of "peer"; only the noise differs.
         assert f["models"]["noise"]["params"]["anchor_coupling"] == f["models"]["peer"]["params"]["anchor_coupling"]
-        assert f["anchor_pull_measurable"] == (f["models"]["peer"]["anchor_coupling_interval"][0] > f["kappa_resolution"])
+        # Persistence's R^2 on the held-out mean curve, by hand: the last training value held constant.
+        rows = [r for r in csv.DictReader((tmp_path / "rounds.csv").open()) if r["decoding"] == decoding]
+        dist = np.array([float(r["embedding_distance_to_anchor"]) for r in rows])
+        held = dist[3:]
+        if np.ptp(held) < 1e-9:  # a frozen window has no variance to explain
+            assert f["persistence_heldout_r2"] is None
+        else:
+            r2 = 1 - np.sum((held - dist[2]) ** 2) / np.sum((held - held.mean()) ** 2)
+            assert f["persistence_heldout_r2"] == pytest.approx(r2, rel=1e-4)
+        pull = summary["forecast"][decoding]["anchor_pull"]
+        assert pull["measurable"] == (pull["interval"][0] > pull["kappa_resolution"])
+        model = summary["forecast"][decoding]["models"][pull["model"]]
+        assert pull["interval"] == model["intervals"]["anchor_coupling"]
     table = format_table(res.summary)
     assert "anchor pull measurably above zero" in table and "predicts" in table
     assert res.dataset.fitted_mean_distance.dims == ("decoding", "model", "round")
@@ -509,7 +521,8 @@ def test_the_fit_needs_two_rounds_and_its_interval_can_be_switched_off(tmp_path)
     over = ["live.rounds=2", "live.fit=true", "live.fit_resamples=0", 'live.decoding="greedy"']
     res = run_live(scenario(overrides=over), tmp_path / "b", backend=FakeBackend(), say=lambda s: None, formats=("png",))
     f = res.summary["fit"]["greedy"]
-    assert f["anchor_pull_measurable"] is None and f["models"]["peer"]["anchor_coupling_interval"] is None
+    assert f["models"]["peer"]["anchor_coupling_interval"] is None
+    assert res.summary["forecast"]["greedy"]["anchor_pull"]["measurable"] is None
 
 
 def test_per_agent_temperatures_and_models_reach_each_agent(tmp_path):
