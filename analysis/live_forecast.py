@@ -1,19 +1,33 @@
 """The forecast models on the 32-agent conversations: one round ahead, per agent, against the baselines.
 
-Reads the runs of ``live_population.py`` (run it first) and fits the nested models of
-``hivemind.theory.forecast`` (anchor; peer; fj: + stubbornness toward each agent's first
-message; attractor: + a free point of the sphere) by the one-step loss on rounds 0-10,
-scoring them one round ahead on rounds 10-20 against persistence, copy-the-neighbours,
-the centroid and the anchor. The five seeds at T = 0.8 give the spread that matters: the
-interval of a skill is the mean over seeds +- t(0.95, 4) x sd / sqrt(5), and the
-leave-one-seed-out range of the mean says whether one run carries it.
+Reads the runs of ``live_population.py`` (run it first) and fits every model of
+``hivemind.theory.forecast`` (copy; anchor; peer; fj: + stubbornness toward each agent's first
+message; attractor: + a free point of the sphere; confidence: peer with bounded confidence;
+each with process and observation noise) by the one-step loss on rounds 0-10, scoring them
+one round ahead on rounds 10-20 against persistence, copy-the-neighbours, the centroid and
+the anchor, with parametric-bootstrap intervals for the parameters (by blocks of rounds for
+the greedy run, whose decoder is deterministic).
+
+The variation that matters:
+- T = 0.8, five seeds: a skill's interval is the mean over seeds +- t(0.95, 4) sd / sqrt(5),
+  and the leave-one-seed-out range of the mean says whether one run carries it; the same for
+  every parameter, beside the median width of the within-run intervals.
+- greedy, one run: a moving-block bootstrap (blocks of 3) over the ten held-out rounds of the
+  skill's numerator and denominator.
+
+With ``--second-embedder`` it copies the greedy and T = 0.8 runs to
+runs/analysis_population_self/ and measures them again with Gemma's own hidden states
+(``live.embedding_model = "self"``, no text regenerated), then fits those too.
 
 Writes figures/live_forecast.json.
 
-    .venv/bin/python analysis/live_forecast.py
+    .venv/bin/python analysis/live_forecast.py [--second-embedder]     (about 15 minutes on 2 cores)
 """
 
 from __future__ import annotations
+
+import shutil
+import sys
 
 import numpy as np
 import xarray as xr
@@ -26,48 +40,127 @@ from hivemind.theory.forecast import MODELS, fit_all
 
 SCENARIO = ROOT / "analysis" / "live32.toml"
 POPULATION = ROOT / "runs" / "analysis_population"
+SELF = ROOT / "runs" / "analysis_population_self"
 RUNS = ["greedy", *(f"seed_{s}" for s in range(5)), "temperature_0.4", "temperature_1.2"]
+SEEDS = [f"seed_{s}" for s in range(5)]
+RESAMPLES = 100
+PARAMS = ("peer_coupling", "anchor_coupling", "stubbornness", "attractor_coupling", "confidence", "noise", "observation_noise")
 
 
-def one(name: str, scenario) -> dict:
-    ds = xr.open_dataset(POPULATION / name / "live.nc")
+def one(path, scenario) -> dict:
+    ds = xr.open_dataset(path / "live.nc")
     y = ds.embedding.isel(decoding=0).values
     anchor = ds.anchor_embedding.values
     ds.close()
     src, dst = peer_edges(scenario)
-    return fit_all(y, anchor, peer_graph(scenario), src, dst)
+    return fit_all(y, anchor, peer_graph(scenario), src, dst, resamples=RESAMPLES, seed=0)
+
+
+def over_rounds(r: dict, model: str, baseline: str, resamples: int = 2000, block: int = 3, seed: int = 0) -> list[float]:
+    """90 % interval of 1 - sum(MSE_model) / sum(MSE_baseline) over held-out rounds drawn in blocks."""
+    a = np.asarray(r["models"][model]["one_step"]["mse_by_round"])
+    b = np.asarray(r["baselines_by_round"][baseline])
+    rng = np.random.default_rng(seed)
+    starts = rng.integers(0, len(a) - block + 1, size=(resamples, int(np.ceil(len(a) / block))))
+    idx = (starts[..., None] + np.arange(block)).reshape(resamples, -1)[:, : len(a)]
+    skill = 1 - a[idx].sum(1) / b[idx].sum(1)
+    return [float(v) for v in np.quantile(skill, [0.05, 0.95])]
+
+
+def across_seeds(values: np.ndarray) -> dict:
+    half = stats.t.ppf(0.95, len(values) - 1) * values.std(ddof=1) / np.sqrt(len(values))
+    loo = [float(np.delete(values, k).mean()) for k in range(len(values))]
+    return {
+        "mean": float(values.mean()),
+        "sd": float(values.std(ddof=1)),
+        "interval_90": [float(values.mean() - half), float(values.mean() + half)],
+        "leave_one_seed_out": [min(loo), max(loo)],
+        "per_seed": values.tolist(),
+    }
+
+
+def summarise(results: dict, label: str) -> dict:
+    out = {"greedy": {}, "seeds_t08": {}, "parameters_t08": {}}
+    if "greedy" in results:
+        g = results["greedy"]
+        for m in g["models"]:
+            o = g["models"][m]["one_step"]
+            out["greedy"][m] = {
+                b: {"skill": o[f"skill_vs_{b}"], "interval_over_rounds": over_rounds(g, m, b)}
+                for b in ("persistence", "neighbours")
+            }
+        best = g["best"]
+        p, n = out["greedy"][best]["persistence"], out["greedy"][best]["neighbours"]
+        print(
+            f"  {label} greedy, best {best}: skill vs persistence {p['skill']:+.3f} "
+            f"[{p['interval_over_rounds'][0]:+.3f}, {p['interval_over_rounds'][1]:+.3f}], vs neighbours {n['skill']:+.3f} "
+            f"[{n['interval_over_rounds'][0]:+.3f}, {n['interval_over_rounds'][1]:+.3f}] (blocks of held-out rounds)"
+        )
+    seeds = [results[s] for s in SEEDS if s in results]
+    if len(seeds) < 2:
+        return out
+    for m in MODELS:
+        for b in ("persistence", "neighbours", "centroid", "anchor"):
+            out["seeds_t08"][f"{m}_vs_{b}"] = across_seeds(np.array([s["models"][m]["one_step"][f"skill_vs_{b}"] for s in seeds]))
+        s, n = out["seeds_t08"][f"{m}_vs_persistence"], out["seeds_t08"][f"{m}_vs_neighbours"]
+        print(
+            f"  {label} T = 0.8, {len(seeds)} seeds, {m}: skill vs persistence {s['mean']:+.3f} "
+            f"[{s['interval_90'][0]:+.3f}, {s['interval_90'][1]:+.3f}] (leave one seed out {s['leave_one_seed_out'][0]:+.3f}"
+            f"..{s['leave_one_seed_out'][1]:+.3f}), vs neighbours {n['mean']:+.3f} "
+            f"[{n['interval_90'][0]:+.3f}, {n['interval_90'][1]:+.3f}]"
+        )
+        params = {}
+        for k in PARAMS:
+            if k not in seeds[0]["models"][m]["params"]:
+                continue
+            v = np.array([s["models"][m]["params"][k] for s in seeds])
+            params[k] = across_seeds(v)
+            widths = [s["models"][m]["intervals"][k][1] - s["models"][m]["intervals"][k][0] for s in seeds]
+            params[k]["median_within_run_width"] = float(np.median(widths))
+            params[k]["across_seed_width_90"] = params[k]["interval_90"][1] - params[k]["interval_90"][0]
+        out["parameters_t08"][m] = params
+        print(
+            "      "
+            + ", ".join(
+                f"{k} {p['mean']:.4f} (seed sd {p['sd']:.4f}, within-run 90% width {p['median_within_run_width']:.4f})"
+                for k, p in params.items()
+                if p["mean"] > 1e-4
+            )
+        )
+    return out
+
+
+def remeasure_with_self() -> None:
+    from hivemind.live.run import run_live
+
+    for name in ["greedy", *SEEDS]:
+        src, dst = POPULATION / name, SELF / name
+        if not (src / "transcript.jsonl").is_file():
+            continue
+        if not (dst / "live.nc").is_file():
+            shutil.rmtree(dst, ignore_errors=True)
+            shutil.copytree(src, dst)
+            decoding = "greedy" if name == "greedy" else "stochastic"
+            over = [f'live.decoding="{decoding}"', 'live.embedding_model="self"']
+            if name != "greedy":
+                over += ["live.temperature=0.8", f"live.seed={name.split('_')[1]}"]
+            run_live(load_scenario(SCENARIO, over), dst, resume=True, say=lambda s: None, formats=("png",))
+        print(f"  {name}: measured again with Gemma's own states", file=sys.stderr)
 
 
 def main() -> None:
     scenario = load_scenario(SCENARIO)
-    results = {name: one(name, scenario) for name in RUNS if (POPULATION / name / "live.nc").is_file()}
+    results = {name: one(POPULATION / name, scenario) for name in RUNS if (POPULATION / name / "live.nc").is_file()}
     for name, r in results.items():
-        cells = []
-        for m in MODELS:
-            o = r["models"][m]["one_step"]
-            cells.append(f"{m} {o['skill_vs_persistence']:+.3f}/{o['skill_vs_neighbours']:+.3f}")
-        print(f"  {name}: skill vs persistence / vs neighbours: " + ", ".join(cells) + f"; best {r['best']}")
-    seeds = [results[f"seed_{s}"] for s in range(5) if f"seed_{s}" in results]
-    summary = {}
-    for m in MODELS:
-        for b in ("persistence", "neighbours", "centroid", "anchor"):
-            v = np.array([s["models"][m]["one_step"][f"skill_vs_{b}"] for s in seeds])
-            half = stats.t.ppf(0.95, len(v) - 1) * v.std(ddof=1) / np.sqrt(len(v))
-            loo = [float(np.delete(v, k).mean()) for k in range(len(v))]
-            summary[f"{m}_vs_{b}"] = {
-                "mean": float(v.mean()),
-                "interval_90": [float(v.mean() - half), float(v.mean() + half)],
-                "leave_one_seed_out": [min(loo), max(loo)],
-                "per_seed": v.tolist(),
-            }
-        s = summary[f"{m}_vs_persistence"]
-        n = summary[f"{m}_vs_neighbours"]
-        print(
-            f"  T = 0.8, {len(seeds)} seeds, {m}: skill vs persistence {s['mean']:+.3f} "
-            f"[{s['interval_90'][0]:+.3f}, {s['interval_90'][1]:+.3f}], vs neighbours {n['mean']:+.3f} "
-            f"[{n['interval_90'][0]:+.3f}, {n['interval_90'][1]:+.3f}]"
-        )
-    write_numbers("live_forecast", {"runs": results, "seeds_t08": summary})
+        cells = [f"{m} {r['models'][m]['one_step']['skill_vs_persistence']:+.3f}" for m in MODELS]
+        print(f"  {name}: skill vs persistence: " + ", ".join(cells) + f"; best {r['best']}")
+    numbers = {"runs": results, "minilm": summarise(results, "MiniLM")}
+    if "--second-embedder" in sys.argv:
+        remeasure_with_self()
+        second = {name: one(SELF / name, scenario) for name in ["greedy", *SEEDS] if (SELF / name / "live.nc").is_file()}
+        numbers["runs_gemma_self"] = second
+        numbers["gemma_self"] = summarise(second, "Gemma's own states")
+    write_numbers("live_forecast", numbers)
 
 
 if __name__ == "__main__":

@@ -73,8 +73,8 @@ def format_forecast(results: dict) -> str:
         decoder = res.get("deterministic_decoder") or {}
         if decoder.get("detected"):
             lines.append(
-                f"  deterministic decoder: all {decoder['unchanged_prompts']} agents whose prompt did not change repeated "
-                "their message; every model forecasts those exactly"
+                f"  deterministic decoder: every agent whose prompt did not change repeated its message "
+                f"({decoder['unchanged_prompts']} in the training rounds); every model forecasts those exactly"
             )
         base = list(res["baselines"])
         lines.append(
@@ -90,7 +90,9 @@ def format_forecast(results: dict) -> str:
                 middle = f"{'repeat ' + format(p['repeat_rate'], '.2f') + ', copy ' + format(p['copy_rate'], '.2f'):>35}"
                 middle += f"{p['noise']:>8.4f}{'':>8}"
             else:
-                eps = f"{p['confidence']:>7.2f}" if "confidence" in p else f"{'-':>7}"
+                # Beyond the sphere's diameter every message is within confidence: no limit.
+                eps = "-" if "confidence" not in p else "none" if p["confidence"] > 3.2 else format(p["confidence"], ".2f")
+                eps = f"{eps:>7}"
                 middle = (
                     f"{p['peer_coupling']:>7.3f}{p['anchor_coupling']:>7.3f}{p['stubbornness']:>7.3f}"
                     f"{p['attractor_coupling']:>7.3f}{eps}{p['noise']:>8.4f}{p['observation_noise']:>8.4f}"
