@@ -19,23 +19,27 @@ With ``--second-embedder`` it copies the greedy and T = 0.8 runs to
 runs/analysis_population_self/ and measures them again with Gemma's own hidden states
 (``live.embedding_model = "self"``, no text regenerated), then fits those too.
 
-Writes figures/live_forecast.json.
+Writes figures/live_forecast.json and figures/live_forecast.png (``--figure`` redraws the
+figure from the json alone).
 
     .venv/bin/python analysis/live_forecast.py [--second-embedder]     (about 15 minutes on 2 cores)
 """
 
 from __future__ import annotations
 
+import json
 import shutil
 import sys
 
 import numpy as np
 import xarray as xr
-from _common import ROOT, write_numbers
+from _common import FIGURES, ROOT, write_numbers
+from matplotlib.figure import Figure
 from scipy import stats
 
 from hivemind import load_scenario
 from hivemind.live.fit import peer_edges, peer_graph
+from hivemind.plot import CATEGORY_COLORS, house_style, save_figure
 from hivemind.theory.forecast import MODELS, fit_all
 
 SCENARIO = ROOT / "analysis" / "live32.toml"
@@ -148,7 +152,46 @@ def remeasure_with_self() -> None:
         print(f"  {name}: measured again with Gemma's own states", file=sys.stderr)
 
 
+def figure(numbers: dict) -> Figure:
+    """Skill against persistence and against copy-the-neighbours per model: T = 0.8 as the mean over
+    seeds with its 90 % interval, greedy with its interval over held-out rounds; one panel per embedder."""
+    panels = [(k, label) for k, label in (("minilm", "MiniLM"), ("gemma_self", "Gemma's own states")) if k in numbers]
+    with house_style():
+        fig = Figure(figsize=(11, 3.8 * len(panels)), layout="constrained")
+        axes = np.atleast_2d(fig.subplots(len(panels), 2))
+        for row, (key, label) in enumerate(panels):
+            summary = numbers[key]
+            for col, base in enumerate(("persistence", "neighbours")):
+                ax = axes[row, col]
+                x = np.arange(len(MODELS))
+                seeds = [summary["seeds_t08"].get(f"{m}_vs_{base}") for m in MODELS]
+                mean = [s["mean"] if s else np.nan for s in seeds]
+                err = np.array(
+                    [[s["mean"] - s["interval_90"][0], s["interval_90"][1] - s["mean"]] if s else [0, 0] for s in seeds]
+                ).T
+                ax.bar(x - 0.2, mean, 0.4, yerr=err, color=CATEGORY_COLORS[0], label="T = 0.8, 5 seeds", capsize=3)
+                greedy = [summary["greedy"].get(m, {}).get(base) for m in MODELS]
+                g = [v["skill"] if v else np.nan for v in greedy]
+                gerr = np.array(
+                    [
+                        [v["skill"] - v["interval_over_rounds"][0], v["interval_over_rounds"][1] - v["skill"]] if v else [0, 0]
+                        for v in greedy
+                    ]
+                ).T
+                ax.bar(x + 0.2, g, 0.4, yerr=gerr, color=CATEGORY_COLORS[1], label="greedy (blocks of rounds)", capsize=3)
+                ax.axhline(0, color="0.4", lw=0.8)
+                ax.set_xticks(x, MODELS)
+                ax.set_ylabel(f"one-step skill vs {base}")
+                ax.set_title(f"{label}: one round ahead against {base}")
+                ax.legend(frameon=False, fontsize=8)
+    return fig
+
+
 def main() -> None:
+    if "--figure" in sys.argv:  # redraw from the numbers already written
+        numbers = json.loads((FIGURES / "live_forecast.json").read_text())
+        save_figure(figure(numbers), FIGURES / "live_forecast", ("png",))
+        return
     scenario = load_scenario(SCENARIO)
     results = {name: one(POPULATION / name, scenario) for name in RUNS if (POPULATION / name / "live.nc").is_file()}
     for name, r in results.items():
@@ -161,6 +204,7 @@ def main() -> None:
         numbers["runs_gemma_self"] = second
         numbers["gemma_self"] = summarise(second, "Gemma's own states")
     write_numbers("live_forecast", numbers)
+    save_figure(figure(numbers), FIGURES / "live_forecast", ("png",))
 
 
 if __name__ == "__main__":

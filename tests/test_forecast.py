@@ -80,7 +80,7 @@ def made():
 def test_the_attractor_model_recovers_every_parameter_under_both_noises():
     y, anchor, z, src, dst = engine_made(40, eta=0.3, kappa=0.05, theta=0.1, gamma=0.08, sigma=0.05, tau=0.04, seed=5)
     topo = peer_topology(N, src, dst, directed=True)
-    best, intervals = fc.bootstrap(y, anchor, topo, "attractor", train=30, resamples=60, seed=1)
+    best, intervals = fc.bootstrap(y, anchor, topo, "attractor", train=30, resamples=40, seed=1)
     p = best.params
     truth = {**TRUTH, "noise": 0.05, "observation_noise": 0.04}
     for k, v in truth.items():
@@ -171,18 +171,18 @@ def test_copy_rates_and_the_deterministic_gate():
 
 @pytest.mark.slow
 def test_parametric_intervals_cover_the_truth_in_a_small_study():
-    """A small version of analysis/forecast_calibration.py: 12 conversations of the fj model with
+    """A small version of analysis/forecast_calibration.py: 10 conversations of the fj model with
     both noises, the 90 % parametric intervals of eta, kappa, theta, sigma and tau."""
     truth = {"peer_coupling": 0.3, "anchor_coupling": 0.06, "stubbornness": 0.08, "noise": 0.06, "observation_noise": 0.04}
     hits = []
-    for seed in range(12):
+    for seed in range(10):
         y, anchor, _, src, dst = engine_made(
             16, eta=0.3, kappa=0.06, theta=0.08, gamma=0.0, sigma=0.06, tau=0.04, seed=100 + seed, n=16, d=8
         )
         topo = peer_topology(16, src, dst, directed=True)
-        _, iv = fc.bootstrap(y, anchor, topo, "fj", 10, resamples=100, seed=seed)
+        _, iv = fc.bootstrap(y, anchor, topo, "fj", 10, resamples=60, seed=seed)
         hits += [iv[k][0] <= v <= iv[k][1] for k, v in truth.items()]
-    # 60 intervals at 90 %: fewer than 45 hits has probability below 1e-4 if they are calibrated.
+    # 50 intervals at 90 %: fewer than 38 hits has probability below 1e-3 if they are calibrated.
     assert np.mean(hits) >= 0.75, np.mean(hits)
 
 
@@ -205,9 +205,10 @@ def test_the_baselines_by_hand():
 
 
 def test_no_model_beats_persistence_on_a_random_walk():
-    y, anchor, _, src, dst = engine_made(30, eta=0.0, kappa=0.0, theta=0.0, gamma=0.0, sigma=0.08, seed=3)
+    # 40 rounds on the ring of 24, as the fixture: the same shapes, the same compiled functions.
+    y, anchor, _, src, dst = engine_made(40, eta=0.0, kappa=0.0, theta=0.0, gamma=0.0, sigma=0.08, seed=3)
     topo = peer_topology(N, src, dst, directed=True)
-    out = fc.fit_all(y, anchor, topo, src, dst, train=20)
+    out = fc.fit_all(y, anchor, topo, src, dst, train=30)
     for m, e in out["models"].items():
         assert e["one_step"]["skill_vs_persistence"] < 0.02, m
     assert out["baselines"]["persistence"] < min(out["baselines"][b] for b in ("neighbours", "centroid", "anchor"))

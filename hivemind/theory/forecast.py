@@ -156,12 +156,12 @@ def _loss(free, y, anchor, topo: Topology, open_, weights, theta):
     return jnp.sum(jnp.mean(manifold.dist(f, y[1:]) ** 2, axis=1) * weights) / jnp.sum(weights)
 
 
-def _descend_one(free, y, anchor, topo: Topology, open_, weights, theta, tolerance=GRADIENT_TOLERANCE):
+def _descend_one(free, y, anchor, topo: Topology, open_, weights, theta):
     """Parameters minimising the weighted one-step loss over the transitions y[t] -> y[t + 1]
     (``weights`` per transition: 1 for the training ones, the bootstrap's counts, 0 held out),
     and that loss."""
     loss = functools.partial(_loss, free, y, anchor, topo, open_, weights)
-    theta = lbfgs_minimize(loss, theta, MAX_ITERATIONS, tolerance)
+    theta = lbfgs_minimize(loss, theta, MAX_ITERATIONS, GRADIENT_TOLERANCE)
     return theta, loss(theta)
 
 
@@ -593,7 +593,6 @@ def _refit_draws(y, anchor, topo: Topology, best: ForecastFit, weights: np.ndarr
     return draws
 
 
-NATURAL = (*COUPLINGS, "gain", "confidence")
 JVP_CHUNK = 32  # Jacobian columns pushed forward at once: memory ~ 32 x (R, N, D) per intermediate
 
 
