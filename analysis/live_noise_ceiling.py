@@ -13,12 +13,13 @@ forecast's one-step MSE. The best skill any model could reach against persistenc
 
 Writes figures/live_noise_ceiling.json.
 
-    .venv/bin/python analysis/live_noise_ceiling.py          (about 10 minutes on 2 cores)
+    .venv/bin/python analysis/live_noise_ceiling.py [--compare]     (about 10 minutes on 2 cores)
 """
 
 from __future__ import annotations
 
 import json
+import sys
 
 import jax
 import numpy as np
@@ -125,22 +126,30 @@ def main() -> None:
             b.close()
     out["floor_mse"], out["persistence_mse"] = float(np.mean(floors)), float(np.mean(pers))
     out["ceiling_skill_vs_persistence"] = 1 - out["floor_mse"] / out["persistence_mse"]
+    write_numbers("live_noise_ceiling", out)
+    compare()
+
+
+def compare() -> None:
+    """The ceiling beside the fitted models' skill on the same rounds (from live_forecast.py's numbers)."""
+    out = json.loads((FIGURES / "live_noise_ceiling.json").read_text())
     forecast = FIGURES / "live_forecast.json"
-    if forecast.is_file():
-        res = json.loads(forecast.read_text())["runs"]["seed_0"]
-        idx = [r - 1 - res["train_transitions"] for r in ROUNDS]
-        base = np.asarray(res["baselines_by_round"]["persistence"])[idx]
-        out["models_on_these_rounds"] = {
-            m: 1 - float(np.mean(np.asarray(e["one_step"]["mse_by_round"])[idx])) / float(np.mean(base))
-            for m, e in res["models"].items()
-        }
+    res = json.loads(forecast.read_text())["runs"]["seed_0"] if forecast.is_file() else {}
+    if "baselines_by_round" not in res:
+        print("run live_forecast.py, then live_noise_ceiling.py --compare, for the models' skill on these rounds")
+        return
+    idx = [r - 1 - res["train_transitions"] for r in out["rounds"]]
+    base = float(np.mean(np.asarray(res["baselines_by_round"]["persistence"])[idx]))
+    out["models_on_these_rounds"] = {
+        m: 1 - float(np.mean(np.asarray(e["one_step"]["mse_by_round"])[idx])) / base for m, e in res["models"].items()
+    }
     print(
-        f"seed 0, rounds {ROUNDS}: the best skill any model could reach against persistence is "
+        f"seed 0, rounds {out['rounds']}: the best skill any model could reach against persistence is "
         f"{out['ceiling_skill_vs_persistence']:+.3f}; fitted: "
-        + ", ".join(f"{m} {v:+.3f}" for m, v in out.get("models_on_these_rounds", {}).items())
+        + ", ".join(f"{m} {v:+.3f}" for m, v in out["models_on_these_rounds"].items())
     )
     write_numbers("live_noise_ceiling", out)
 
 
 if __name__ == "__main__":
-    main()
+    compare() if "--compare" in sys.argv else main()
