@@ -7,8 +7,6 @@ create float32 arrays explicitly, and ``simulate`` sets its own precision.
 from __future__ import annotations
 
 import os
-import tempfile
-from pathlib import Path
 
 os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1")
 # llama.cpp's OpenMP threads spin between graph computations by default; with two test workers
@@ -16,11 +14,6 @@ os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false intra_op_
 # 300 s of worker time spinning, 91 s passive). Read by libgomp when llama.cpp loads, and
 # inherited by the CLI subprocesses the tests start.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-# Both workers, and the CLI subprocesses the tests start, compile many of the same functions
-# for the same shapes; one on-disk compilation cache serves them all (a key is the program's
-# hash, so a stale entry is never used).
-os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", str(Path(tempfile.gettempdir()) / f"hivemind-tests-jax-{os.getuid()}"))
-os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.5")
 
 import jax  # noqa: E402
 from hypothesis import HealthCheck, settings  # noqa: E402
