@@ -174,7 +174,7 @@ def fuzz(strategy, examples: int, tmp_path, capsys, label: str) -> dict[str, int
 
 
 def test_fuzzed_scenarios_run_or_fail_in_one_line(tmp_path, capsys):
-    tally = fuzz(mutated(), 250, tmp_path, capsys, "fuzzed scenario files")
+    tally = fuzz(mutated(), 160, tmp_path, capsys, "fuzzed scenario files")
     assert tally.get("refused", 0) > 50 and tally.get("ran", 0) > 10  # both sides were exercised
 
 
@@ -234,8 +234,9 @@ def optax_rules(draw):
 @pytest.mark.slow
 def test_fuzzed_optax_rules_and_options_run_or_fail_in_one_line(tmp_path, capsys):
     """Every name in optax as a rule (optimizers, transformations, functions, classes), options of every type."""
-    tally = fuzz(optax_rules(), 200, tmp_path, capsys, "fuzzed optax rules and options")
-    assert tally.get("refused", 0) > 50 and tally.get("ran", 0) > 10
+    tally = fuzz(optax_rules(), 100, tmp_path, capsys, "fuzzed optax rules and options")
+    # Most draws are names that are not optimizers; every name is run once in the test below.
+    assert tally.get("refused", 0) > 50 and tally.get("ran", 0) > 5
 
 
 @pytest.mark.slow

@@ -16,7 +16,7 @@ with m_i agent i's peer degree and xi a standard tangent Gaussian, in three nest
 
 eta and kappa minimise the mean squared geodesic distance between the deterministic
 run from y[0] and the observations over the training rounds, with ``jax.value_and_grad``
-through the whole run (the pull's reverse-mode path) and optax's L-BFGS, to convergence.
+through the whole run (the pull's reverse-mode path) and L-BFGS, to convergence.
 Held out: the run continues from the observed state at the last training round and is
 scored on the rounds after it. ``anchor_interval`` bootstraps kappa over agents.
 """
@@ -29,10 +29,10 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 
 from hivemind.engine.manifolds import get_manifold
 from hivemind.engine.topology import GraphArrays, Topology, build_topology
+from hivemind.theory.minimize import lbfgs
 
 MODELS = ("anchor", "peer", "noise")
 
@@ -108,39 +108,10 @@ def _free_eta(model: str) -> float:
     return 0.0 if model == "anchor" else 1.0
 
 
-def lbfgs_minimize(loss, theta, iterations: int, tolerance: float):
-    """``theta`` minimising ``loss`` by optax's L-BFGS (zoom line search), until the gradient's norm
-    is below ``tolerance`` or after ``iterations`` steps, as one traceable ``while_loop``."""
-    opt = optax.lbfgs()
-    value_and_grad = optax.value_and_grad_from_state(loss)
-
-    def step(carry):
-        theta, state = carry
-        value, grad = value_and_grad(theta, state=state)
-        updates, state = opt.update(grad, state, theta, value=value, grad=grad, value_fn=loss)
-        return optax.apply_updates(theta, updates), state
-
-    def going(carry):
-        _, state = carry
-        count = optax.tree_utils.tree_get(state, "count")
-        grad = optax.tree_utils.tree_get(state, "grad")
-        return (count == 0) | ((count < iterations) & (optax.tree_utils.tree_norm(grad) >= tolerance))
-
-    theta, _ = jax.lax.while_loop(going, step, (theta, opt.init(theta)))
-    return theta
-
-
-@functools.partial(jax.jit, static_argnums=(0, 1))
-def _descend(train: int, iterations: int, free_eta, y, anchor, topo: Topology, weights, theta):
-    """theta minimising the weighted mean squared distance of the run from y[0] to the training rounds.
-
-    optax's L-BFGS with a zoom line search, gradients by ``jax.value_and_grad`` through the
-    rounds, until the gradient's norm is below ``GRADIENT_TOLERANCE`` or after ``iterations``
-    steps. A fixed number of first-order steps is not enough: the loss is nearly flat in a
-    small kappa (on 32 real agents, 400 Adam steps stopped at 2.4 times the optimum). The
-    whole descent is one compiled loop; ``weights`` is an argument, so the bootstrap's
-    resamples reuse the compilation.
-    """
+@functools.partial(jax.jit, static_argnums=(0,))
+def _loss_value_and_grad(train: int, free_eta, y, anchor, topo: Topology, weights, theta):
+    """The weighted mean squared distance of the run from y[0] to the training rounds, and its
+    gradient in theta, by ``jax.value_and_grad`` through the rounds."""
     manifold = get_manifold("sphere", y.shape[-1] - 1)
 
     def loss(theta):
@@ -148,7 +119,17 @@ def _descend(train: int, iterations: int, free_eta, y, anchor, topo: Topology, w
         xs = run(manifold, topo, anchor, eta, kappa, y[0], train)
         return jnp.sum(jnp.mean(manifold.dist(xs[1:], y[1 : train + 1]) ** 2, axis=0) * weights)
 
-    return lbfgs_minimize(loss, theta, iterations, GRADIENT_TOLERANCE)
+    return jax.value_and_grad(loss)(theta)
+
+
+def _descend(train: int, iterations: int, free_eta, y, anchor, topo: Topology, weights, theta) -> jax.Array:
+    """theta minimising that loss by L-BFGS (``minimize.lbfgs``), until the gradient is below
+    ``GRADIENT_TOLERANCE`` or after ``iterations`` steps. A fixed number of first-order steps is
+    not enough: the loss is nearly flat in a small kappa (on 32 real agents, 400 Adam steps
+    stopped at 2.4 times the optimum). ``weights`` is an argument, so the bootstrap's resamples
+    reuse the compilation."""
+    step = functools.partial(_loss_value_and_grad, train, free_eta, y, anchor, topo, weights)
+    return jnp.asarray(lbfgs(lambda t: step(jnp.asarray(t)), theta, iterations, GRADIENT_TOLERANCE))
 
 
 @functools.partial(jax.jit, static_argnums=(0,))
@@ -283,7 +264,7 @@ def anchor_interval(
         weights = counts.astype(jnp.float64) / n
         topo = Topology(*(jnp.asarray(t) for t in topo))
         yj, a = jnp.asarray(y), jnp.asarray(anchor, jnp.float64)
-        even = jnp.full(n, 1.0 / n)
+        even = jnp.full(n, 1.0 / n, jnp.float64)  # not weakly typed: the fit above compiled for that
         best = _descend(train, iterations, free, yj, a, topo, even, START)
         # One resample after another through the same compiled descent: under vmap every resample
         # would run as many line-search steps as the slowest, and the vmapped loop compiles again.

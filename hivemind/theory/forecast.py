@@ -60,7 +60,7 @@ import numpy as np
 
 from hivemind.engine.manifolds import get_manifold
 from hivemind.engine.topology import Topology
-from hivemind.theory.dynamics_fit import lbfgs_minimize
+from hivemind.theory.minimize import lbfgs
 
 MODELS = ("copy", "anchor", "peer", "fj", "attractor", "confidence")
 COUPLINGS = ("peer_coupling", "anchor_coupling", "stubbornness", "attractor_coupling")
@@ -156,16 +156,16 @@ def _loss(free, y, anchor, topo: Topology, open_, weights, theta):
     return jnp.sum(jnp.mean(manifold.dist(f, y[1:]) ** 2, axis=1) * weights) / jnp.sum(weights)
 
 
-def _descend_one(free, y, anchor, topo: Topology, open_, weights, theta):
+_loss_value_and_grad = jax.jit(jax.value_and_grad(_loss, argnums=6))
+
+
+def _descend(free, y, anchor, topo: Topology, open_, weights, theta):
     """Parameters minimising the weighted one-step loss over the transitions y[t] -> y[t + 1]
     (``weights`` per transition: 1 for the training ones, the bootstrap's counts, 0 held out),
-    and that loss."""
-    loss = functools.partial(_loss, free, y, anchor, topo, open_, weights)
-    theta = lbfgs_minimize(loss, theta, MAX_ITERATIONS, GRADIENT_TOLERANCE)
-    return theta, loss(theta)
-
-
-_descend = jax.jit(_descend_one)
+    and that loss. Arrays in, arrays out, under ``jax.enable_x64``."""
+    step = functools.partial(_loss_value_and_grad, free, y, anchor, topo, open_, weights)
+    theta = lbfgs(lambda t: step(jnp.asarray(t)), theta, MAX_ITERATIONS, GRADIENT_TOLERANCE)
+    return theta, step(jnp.asarray(theta))[0]
 
 
 def _start(y: np.ndarray) -> np.ndarray:

@@ -1,0 +1,37 @@
+"""L-BFGS on the host over a compiled ``jax.value_and_grad``: the fitters' optimiser.
+
+The fits used to run optax's L-BFGS inside one ``jax.jit``: its zoom line search traces the
+loss (a scan over the rounds) several times more, and XLA compiled that for 10-25 s per data
+shape on 2 cores, against 3-5 s for the loss's gradient alone, while the iterations themselves
+take a fraction of a second. So the loop runs in scipy (L-BFGS-B, the same method) and only
+the loss and its gradient are compiled: the same optimum, to the same tolerance.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import scipy.optimize
+
+# L-BFGS's memory, as optax's default.
+MEMORY = 10
+
+
+def lbfgs(value_and_grad: Callable, theta, iterations: int, tolerance: float) -> np.ndarray:
+    """``theta`` minimising the loss whose ``value_and_grad(theta) -> (value, grad)`` is given,
+    until every gradient component is below ``tolerance`` or after ``iterations`` steps.
+
+    No stop on a small relative decrease (``ftol=0``): a coupling whose best value is 0 has no
+    finite optimum in softplus coordinates and keeps creeping down while the loss barely
+    moves; it stops where the gradient, softplus(theta) times the loss's slope, is below the
+    tolerance, or where the line search can decrease the loss no further.
+    """
+
+    def fun(x):
+        value, grad = value_and_grad(x)
+        return float(value), np.asarray(grad, np.float64)
+
+    options = {"maxiter": iterations, "gtol": tolerance, "ftol": 0.0, "maxcor": MEMORY}
+    res = scipy.optimize.minimize(fun, np.asarray(theta, np.float64), jac=True, method="L-BFGS-B", options=options)
+    return res.x
