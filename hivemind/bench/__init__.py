@@ -3,10 +3,10 @@
 Every comparison runs the same anchored consensus (geodesic ``gradient`` rule on the
 sphere S^d, scale-free graphs from ``graphs.preferential_attachment``) from the same
 starting states, checks that the implementations agree, and reports ratios measured in
-the same process, never bare times alone. Goals (issue 6) are reported, not asserted:
+the same process, never bare times alone. Goals are reported, not asserted:
 
 - N = 10^5 agents, T = 200 steps: >= 15x the vectorized numpy step with ``np.add.at``
-  and >= 8x with a scipy sparse scatter (issue 16), >= 1000x the per-agent Python loop
+  and >= 8x with a scipy sparse scatter, >= 1000x the per-agent Python loop
   (timed on small N and extrapolated linearly in edges); the pair kernel against the
   message kernel it replaced, and a profile of the step (``step_profile``);
 - time per step linear in the number of edges (the log-log slope);
