@@ -12,6 +12,7 @@ coverage, with a Wilson 90 % interval for that share.
 Writes figures/forecast_calibration.json.
 
     .venv/bin/python analysis/forecast_calibration.py          (about 40 minutes on 2 cores)
+    .venv/bin/python analysis/forecast_calibration.py 40 --parametric   (one method: its own json)
 """
 
 from __future__ import annotations
@@ -75,21 +76,11 @@ def wilson(k: int, n: int, z: float = 1.645) -> list[float]:
     return [float(centre - half), float(centre + half)]
 
 
-def main(datasets: int = DATASETS) -> None:
-    t0 = time.perf_counter()
-    rows = []
-    for s in range(datasets):
-        y, anchor, src, dst = conversation(s)
-        topo = peer_topology(N, src, dst, directed=True)
-        row = {"seed": s}
-        for method in ("parametric", "blocks"):
-            best, iv = fc.bootstrap(y, anchor, topo, "fj", TRAIN, resamples=RESAMPLES, seed=s, method=method)
-            row[method] = {k: iv[k] for k in TRUTH}
-        row["estimate"] = {k: best.params[k] for k in TRUTH}
-        rows.append(row)
-        print(f"  {s + 1}/{datasets} ({time.perf_counter() - t0:.0f} s)", file=sys.stderr)
+def summarise(rows: list[dict], methods: tuple[str, ...]) -> dict:
+    """Coverage per method and parameter, with a Wilson interval, and the estimates' spread."""
+    datasets = len(rows)
     out = {"truth": TRUTH, "datasets": datasets, "resamples": RESAMPLES, "shape": [ROUNDS + 1, N, D], "train": TRAIN}
-    for method in ("parametric", "blocks"):
+    for method in methods:
         cover = {}
         for k, v in TRUTH.items():
             hits = sum(r[method][k][0] <= v <= r[method][k][1] for r in rows)
@@ -101,8 +92,27 @@ def main(datasets: int = DATASETS) -> None:
     out["estimates"] = {k: {"mean": float(v.mean()), "sd": float(v.std(ddof=1))} for k, v in est.items()}
     print("estimates: " + ", ".join(f"{k} {v.mean():.4f} (sd {v.std(ddof=1):.4f}, truth {TRUTH[k]})" for k, v in est.items()))
     out["rows"] = rows
-    write_numbers("forecast_calibration", out)
+    return out
+
+
+def main(datasets: int = DATASETS, methods: tuple[str, ...] = ("parametric", "blocks")) -> None:
+    t0 = time.perf_counter()
+    rows = []
+    for s in range(datasets):
+        y, anchor, src, dst = conversation(s)
+        topo = peer_topology(N, src, dst, directed=True)
+        row = {"seed": s}
+        for method in methods:
+            best, iv = fc.bootstrap(y, anchor, topo, "fj", TRAIN, resamples=RESAMPLES, seed=s, method=method)
+            row[method] = {k: iv[k] for k in TRUTH}
+        row["estimate"] = {k: best.params[k] for k in TRUTH}
+        rows.append(row)
+        print(f"  {s + 1}/{datasets} ({time.perf_counter() - t0:.0f} s)", file=sys.stderr)
+    name = "forecast_calibration" if len(methods) > 1 else f"forecast_calibration_{methods[0]}"
+    write_numbers(name, summarise(rows, methods))
 
 
 if __name__ == "__main__":
-    main(int(sys.argv[1]) if len(sys.argv) > 1 else DATASETS)
+    args = [a for a in sys.argv[1:] if not a.startswith("--")]
+    only = [a[2:] for a in sys.argv[1:] if a.startswith("--")]  # e.g. --parametric
+    main(int(args[0]) if args else DATASETS, tuple(only) or ("parametric", "blocks"))
