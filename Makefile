@@ -53,6 +53,7 @@ analysis: $(VENV)/.installed
 	for f in path_independence path_dependence rates entropy_collapse competing_anchors friedkin_johnsen bounded_confidence live_collapse live_population live_embedders forecast_calibration; do $(BIN)/python analysis/$$f.py || exit 1; done
 	$(BIN)/python analysis/live_forecast.py --second-embedder
 	$(BIN)/python analysis/live_noise_ceiling.py
+	$(BIN)/python analysis/live_confirmation.py
 
 # Speed and scale against numpy, a per-agent loop and geomstats; see benchmarks/README.md.
 bench: $(VENV)/.installed-dev
