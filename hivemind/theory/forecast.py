@@ -789,7 +789,7 @@ def _simulate(rounds: int, topo: Topology, anchor, p: _Params, sigma, tau, x0, k
 # own, -11 %), the basic interval is off by the difference: sigma's 90 % interval held the truth
 # in 66 of 100 synthetic conversations. So a first batch of simulations (this share of the
 # resamples) measures the bias, and the intervals' simulations start from the fit less that
-# bias: one step of an iterated bootstrap (Hall 1992, The Bootstrap and Edgeworth Expansion, 3.11).
+# bias: one step of an iterated bootstrap (Hall 1992, The Bootstrap and Edgeworth Expansion).
 BIAS_SHARE = 0.5
 
 
