@@ -115,4 +115,7 @@ def main(datasets: int = DATASETS, methods: tuple[str, ...] = ("parametric", "bl
 if __name__ == "__main__":
     args = [a for a in sys.argv[1:] if not a.startswith("--")]
     only = [a[2:] for a in sys.argv[1:] if a.startswith("--")]  # e.g. --parametric
+    if bad := [m for m in only if m not in ("parametric", "blocks")] or [a for a in args if not a.isdigit()]:
+        print(f"forecast_calibration.py: expected [DATASETS] [--parametric] [--blocks], got {bad[0]!r}", file=sys.stderr)
+        sys.exit(2)
     main(int(args[0]) if args else DATASETS, tuple(only) or ("parametric", "blocks"))

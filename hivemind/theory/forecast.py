@@ -295,8 +295,7 @@ def _theta(f: ForecastFit, y: np.ndarray) -> np.ndarray:
     return np.concatenate([raw, u])
 
 
-def _to_params(f: ForecastFit, d: int) -> _Params:
-    p = f.params
+def _to_params(p: dict, d: int) -> _Params:
     return _Params(
         jnp.asarray([p[c] for c in COUPLINGS]),
         jnp.asarray(p["gain"]),
@@ -328,7 +327,7 @@ def predict(
         return _copy_forecast(y, src, dst, f.params, origins, open_)
     with jax.enable_x64(True):
         yj, a, tj = _prepare(y, anchor, topo)
-        out = _ahead(h, tj, a, _to_params(f, d), yj, jnp.asarray(open_))
+        out = _ahead(h, tj, a, _to_params(f.params, d), yj, jnp.asarray(open_))
         return np.asarray(out)[origins]
 
 
@@ -801,7 +800,7 @@ def _simulated_draws(y, anchor, topo: Topology, g: _Newton, hessian, params: dic
     open_ = np.ones((rounds, n), bool)
     draws = []
     with jax.enable_x64(True):
-        p = _to_params(ForecastFit("", params, 0, 0.0, 0.0, 0.0), d)
+        p = _to_params(params, d)
         sigma, tau = params["noise"], params["observation_noise"]
         bounded, tj, a, _, oj, z, basis = g.args(y, anchor, topo, open_)
         x, wj, free = jnp.asarray(g.full), jnp.asarray(w), g.free
