@@ -16,7 +16,7 @@ endif
 # built with them otherwise: llama-cpp-python is built here, first, without that cache.
 LLAMA := $(BIN)/python -m pip install --quiet --no-cache-dir --no-binary llama-cpp-python 'llama-cpp-python>=0.3'
 
-.PHONY: demo test lint clean readme-figures analysis bench live bench-live bench-sweep bench-processes
+.PHONY: demo test lint clean readme-figures analysis bench live bench-live bench-sweep bench-processes bench-startup
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -58,6 +58,11 @@ analysis: $(VENV)/.installed
 # Speed and scale against numpy, a per-agent loop and geomstats; see benchmarks/README.md.
 bench: $(VENV)/.installed-dev
 	$(BIN)/hivemind bench --out benchmarks/results
+	$(BIN)/python benchmarks/startup.py --out benchmarks/results
+
+# How fast the command line answers: --help, validate, a first and a second quickstart run.
+bench-startup: $(VENV)/.installed
+	$(BIN)/python benchmarks/startup.py --out benchmarks/results
 
 # A grid of 64 step sizes x 8 seeds as one batched sweep, against a loop of simulate.
 bench-sweep: $(VENV)/.installed
@@ -75,9 +80,11 @@ bench-live: $(VENV)/.installed
 test: $(VENV)/.installed-dev
 	$(BIN)/python -m pytest -n 2
 
+# ruff, and the import contract of pyproject.toml: each layer imports only from those below it.
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check hivemind tests analysis benchmarks
 	$(BIN)/ruff format --check hivemind tests analysis benchmarks
+	$(BIN)/lint-imports
 
 clean:
 	rm -rf runs .pytest_cache .ruff_cache .hypothesis

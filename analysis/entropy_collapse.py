@@ -13,9 +13,9 @@ from __future__ import annotations
 from _common import FIGURES, SCENARIOS, write_numbers
 
 from hivemind import load_scenario
+from hivemind.experiments.entropy import collapse_slope, entropy_collapse, predicted_collapse_slope, summary_table
 from hivemind.io.results import finite_or_none
 from hivemind.plot import entropy_figure, save_figure
-from hivemind.theory.entropy import collapse_slope, entropy_collapse, predicted_collapse_slope, summary_table
 
 CASES = {"sphere": "quickstart.toml", "hyperbolic": "hyperbolic.toml"}
 

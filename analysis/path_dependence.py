@@ -18,8 +18,8 @@ import numpy as np
 from _common import FIGURES, SCENARIOS, write_numbers
 
 from hivemind import load_scenario
+from hivemind.experiments.paths import compare_paths, parse_rules
 from hivemind.plot import paths_figure, save_figure
-from hivemind.theory.paths import compare_paths, parse_rules
 
 
 def main() -> None:

@@ -13,8 +13,8 @@ from __future__ import annotations
 from _common import FIGURES, SCENARIOS, write_numbers
 
 from hivemind import load_scenario
+from hivemind.experiments.paths import compare_paths, parse_rules
 from hivemind.plot import paths_figure, save_figure
-from hivemind.theory.paths import compare_paths, parse_rules
 
 CASES = {
     # Adam's step is coordinate-wise normalised, so it gets its own, smaller step size.

@@ -34,8 +34,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from hivemind import load_scenario
 from hivemind.io.results import versions
-from hivemind.io.scenario import load_scenario
 from hivemind.live.backend import LlamaBackend, quiet_stderr
 from hivemind.live.conversation import Transcript, converse, header_for
 from hivemind.live.model import resolve_model

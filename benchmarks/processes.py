@@ -38,7 +38,7 @@ def _measure(n: int, steps: int, shard: str) -> dict:
 
     from hivemind.bench import BenchOptions, scenario
     from hivemind.engine import processes, sharding
-    from hivemind.engine.simulate import TAG_DYNAMICS, advance, engine_inputs, initial_configuration, start
+    from hivemind.runner.simulate import TAG_DYNAMICS, advance, engine_inputs, initial_configuration, start
 
     sc = scenario(n, BenchOptions(), steps)
     sc = dataclasses.replace(sc, run=dataclasses.replace(sc.run, shard=shard))

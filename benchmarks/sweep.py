@@ -26,9 +26,9 @@ import jax
 import numpy as np
 
 from hivemind import load_scenario, simulate
-from hivemind.engine.sweep import sweep
 from hivemind.io.results import save_json, versions
-from hivemind.io.scenario import parse_scenario
+from hivemind.runner.sweep import sweep
+from hivemind.scenario import parse_scenario
 
 ROOT = Path(__file__).resolve().parents[1]
 COMPILE_EVENT = "/jax/core/compile/backend_compile_duration"

@@ -1,18 +1,38 @@
-"""hivemind: simulate semantic consensus around an infinite-inertia anchor on Riemannian manifolds."""
+"""hivemind: simulate semantic consensus around an infinite-inertia anchor on Riemannian manifolds.
+
+The public names are imported on first use (PEP 562), so ``import hivemind`` and
+``hivemind --help`` do not load jax: each name below maps to the module that defines it.
+"""
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
+import importlib
+from typing import TYPE_CHECKING
 
-from hivemind.engine.manifolds import Euclidean, Hyperbolic, Sphere, get_manifold  # noqa: E402
-from hivemind.engine.simulate import SimulationDiverged, simulate  # noqa: E402
-from hivemind.engine.sweep import sweep  # noqa: E402
-from hivemind.fitting import fit  # noqa: E402
-from hivemind.io.results import load_run, save_run  # noqa: E402
-from hivemind.io.scenario import Scenario, ScenarioError, load_scenario, parse_scenario  # noqa: E402
-from hivemind.live.run import run_live  # noqa: E402
+from hivemind._version import __version__
+
+_EXPORTS = {
+    "Euclidean": "hivemind.engine.manifolds",
+    "Hyperbolic": "hivemind.engine.manifolds",
+    "Sphere": "hivemind.engine.manifolds",
+    "get_manifold": "hivemind.engine.manifolds",
+    "Scenario": "hivemind.scenario",
+    "ScenarioError": "hivemind.scenario",
+    # The whole file, [live] included (``hivemind.scenario``'s own leave [live] as a table).
+    "load_scenario": "hivemind.live.config",
+    "parse_scenario": "hivemind.live.config",
+    "SimulationDiverged": "hivemind.runner.simulate",
+    "simulate": "hivemind.runner.simulate",
+    "sweep": "hivemind.runner.sweep",
+    "load_run": "hivemind.io.results",
+    "save_run": "hivemind.runner.manifest",
+    "fit": "hivemind.live.forecast",
+    "read_live": "hivemind.live.config",
+    "run_live": "hivemind.live.run",
+}
 
 __all__ = [
+    "__version__",
     "Euclidean",
     "Hyperbolic",
     "Scenario",
@@ -24,8 +44,34 @@ __all__ = [
     "load_run",
     "load_scenario",
     "parse_scenario",
+    "read_live",
     "run_live",
     "save_run",
     "simulate",
     "sweep",
 ]
+
+
+def __getattr__(name: str):
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'hivemind' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # later lookups skip __getattr__
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))
+
+
+if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerly
+    from hivemind.engine.manifolds import Euclidean, Hyperbolic, Sphere, get_manifold
+    from hivemind.io.results import load_run
+    from hivemind.live.config import load_scenario, parse_scenario, read_live
+    from hivemind.live.forecast import fit
+    from hivemind.live.run import run_live
+    from hivemind.runner.manifest import save_run
+    from hivemind.runner.simulate import SimulationDiverged, simulate
+    from hivemind.runner.sweep import sweep
+    from hivemind.scenario import Scenario, ScenarioError

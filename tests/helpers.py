@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from hivemind.io.scenario import parse_scenario
+from hivemind.scenario import parse_scenario
 
 
 def toml_value(v) -> str:

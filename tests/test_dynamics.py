@@ -14,7 +14,7 @@ from helpers import scenario
 from hivemind import SimulationDiverged, simulate
 from hivemind.engine.energy import loss, riemannian_gradient
 from hivemind.engine.manifolds import get_manifold
-from hivemind.engine.simulate import engine_inputs
+from hivemind.runner.simulate import engine_inputs
 
 
 def grounded_laplacian_nx(graph: nx.Graph, anchor: int, coupling: float, inertia: np.ndarray) -> np.ndarray:

@@ -13,17 +13,15 @@ from scipy.special import digamma
 
 from hivemind.cli import main
 from hivemind.engine.manifolds import get_manifold
+from hivemind.experiments.entropy import collapse_slope, entropy_collapse, summary_table
 from hivemind.theory import predicted_rate
 from hivemind.theory.entropy import (
-    collapse_slope,
     entangle,
-    entropy_collapse,
     gaussian_entropy,
     gaussian_entropy_exact,
     knn_entropy,
     participation_ratio,
     resolved_dimension,
-    summary_table,
     tangent_basis,
     tangent_coordinates,
 )

@@ -234,7 +234,7 @@ def test_without_anchor_or_edges_everyone_hears_everyone(made, tmp_path):
     y, *_ = made
     [t] = load(write(tmp_path / "plain.nc", y[:6, :8]))
     assert t.anchor is None and len(t.src) == 8 * 7
-    from hivemind.fitting import fit
+    from hivemind.live.forecast import fit
 
     res = fit(t, resamples=0)[""]
     assert "anchor" not in res["models"] and "anchor" not in res["baselines"]

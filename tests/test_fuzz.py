@@ -131,7 +131,7 @@ def mutated(draw):
 
 
 def small_enough_to_run(path) -> bool:
-    from hivemind.io.scenario import load_scenario
+    from hivemind.scenario import load_scenario
 
     s = load_scenario(path)
     return s.arrays.n_nodes <= 200 and s.dynamics.steps <= 500 and s.manifold.dim <= 16 and len(s.run.seeds) <= 4

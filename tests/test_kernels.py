@@ -112,8 +112,8 @@ def test_pair_kernel_batched_over_seeds_and_near_antipodes(kind):
 
 
 def test_directed_graphs_keep_the_message_kernel():
-    from hivemind.engine.simulate import engine_inputs
-    from hivemind.io.scenario import load_scenario
+    from hivemind.runner.simulate import engine_inputs
+    from hivemind.scenario import load_scenario
 
     undirected = load_scenario("scenarios/quickstart.toml")
     assert engine_inputs(undirected, jnp.float32)[0].features.pairs

@@ -18,8 +18,8 @@ import networkx as nx
 import numpy as np
 import pytest
 
+from hivemind import ScenarioError, parse_scenario
 from hivemind.cli import main
-from hivemind.io.scenario import ScenarioError, parse_scenario
 from hivemind.live.backend import FakeBackend
 from hivemind.live.conversation import in_neighbours, message_seeds
 from hivemind.live.fit import fit_step_size

@@ -9,8 +9,8 @@ import pytest
 
 from hivemind.cli import main
 from hivemind.engine.manifolds import get_manifold
-from hivemind.engine.simulate import anchor_state
-from hivemind.theory.paths import RuleSpec, compare_paths, default_tolerance, parse_rules
+from hivemind.experiments.paths import RuleSpec, compare_paths, default_tolerance, parse_rules
+from hivemind.runner.simulate import anchor_state
 from tests.helpers import scenario, scenario_text
 
 FAST = {"rule": "gradient", "step_size": 0.2, "steps": 400}

@@ -8,8 +8,8 @@ from helpers import scenario
 
 from hivemind import simulate
 from hivemind.cli import main
-from hivemind.io.results import save_run
 from hivemind.plot import convergence, graph, planar, plot_run, sample_agents, states
+from hivemind.runner.manifest import save_run
 
 MANIFOLD_CASES = [("sphere", 2), ("sphere", 5), ("hyperbolic", 2), ("hyperbolic", 3), ("euclidean", 3)]
 

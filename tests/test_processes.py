@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from hivemind.engine.simulate import simulate
-from hivemind.io.scenario import load_scenario
+from hivemind.runner.simulate import simulate
+from hivemind.scenario import load_scenario
 
 SCENARIO = "scenarios/stochastic.toml"  # a stochastic rule: the noise must split the same way
 

@@ -13,8 +13,8 @@ import pytest
 import xarray as xr
 
 from hivemind.cli import main
-from hivemind.engine import records
-from hivemind.engine.simulate import output_bytes, record_steps, simulate
+from hivemind.io import records
+from hivemind.runner.simulate import output_bytes, record_steps, simulate
 from tests.helpers import scenario, scenario_text
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -46,7 +46,7 @@ def test_estimated_size_matches_the_written_file(tmp_path):
 
 
 def test_chunks_stay_small_however_long_the_run():
-    from hivemind.engine.simulate import CHUNK_RECORD_BYTES, chunk_plan, output_record_bytes
+    from hivemind.runner.simulate import CHUNK_RECORD_BYTES, chunk_plan, output_record_bytes
 
     s = scenario(
         graph={"kind": "cycle", "n": 200}, manifold={"kind": "sphere", "dim": 15}, dynamics={"steps": 10**6}, record={"every": 1}
@@ -136,7 +136,7 @@ def test_a_full_disk_keeps_the_checkpoint_says_so_and_resume_is_bitwise_equal(tm
 
 
 def test_a_checkpoint_that_cannot_be_written_keeps_the_previous_one(tmp_path, monkeypatch, capsys):
-    from hivemind.engine import checkpoint
+    from hivemind.io import checkpoint
 
     path = tmp_path / "s.toml"
     path.write_text(scenario_text(dynamics={"steps": 2000}, record={"every": 10}))
@@ -171,7 +171,7 @@ def test_a_run_larger_than_the_free_space_is_refused_before_it_starts(tmp_path, 
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "only 100.0 KB are free" in err
     every = int(err.split("record.every = ")[-1].split()[0])
-    from hivemind.io.scenario import load_scenario
+    from hivemind.scenario import load_scenario
 
     s = load_scenario(path)
     assert output_bytes(s, every) <= free < output_bytes(s, every // 2)  # the suggestion fits, half of it would not

@@ -15,7 +15,7 @@ import pytest
 import xarray as xr
 
 from hivemind.cli import main
-from hivemind.engine.simulate import simulate
+from hivemind.runner.simulate import simulate
 from tests.helpers import scenario, scenario_text
 
 # Long enough (a few seconds) to be caught mid-run; 20 chunks, so a checkpoint every ~5 %.

@@ -10,8 +10,8 @@ import networkx as nx
 import numpy as np
 import pytest
 
-from hivemind.engine.simulate import advance, simulate
-from hivemind.io import graphs
+from hivemind.runner.simulate import advance, simulate
+from hivemind.scenario import graphs
 from tests.helpers import scenario, scenario_text
 
 
@@ -100,7 +100,7 @@ def test_bench_refuses_bad_sizes_in_one_line():
 
 
 def test_inertia_string_other_than_degree_is_refused():
-    from hivemind.io.scenario import ScenarioError, parse_scenario
+    from hivemind.scenario import ScenarioError, parse_scenario
 
     with pytest.raises(ScenarioError, match="agents.inertia"):
         parse_scenario(scenario_text(agents={"inertia": "mass"}))

@@ -12,7 +12,7 @@ from helpers import scenario_text
 
 from hivemind import ScenarioError, load_scenario
 from hivemind.cli import main
-from hivemind.io.scenario import parse_override
+from hivemind.scenario import parse_override
 
 ROOT = Path(__file__).resolve().parents[1]
 

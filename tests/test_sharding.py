@@ -19,8 +19,8 @@ CHILD = textwrap.dedent(
     """
     import json, sys
     import jax, numpy as np
-    from hivemind.io.scenario import parse_scenario
-    from hivemind.engine.simulate import simulate
+    from hivemind.scenario import parse_scenario
+    from hivemind.runner.simulate import simulate
     from tests.helpers import scenario_text
 
     assert jax.device_count() == 4, jax.devices()

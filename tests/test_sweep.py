@@ -15,9 +15,9 @@ import xarray as xr
 
 from hivemind import simulate
 from hivemind.cli import main
-from hivemind.engine import sweep as sweep_module
-from hivemind.engine.sweep import SweepError, parse_values, sweep
-from hivemind.io.scenario import load_scenario, parse_scenario
+from hivemind.runner import sweep as sweep_module
+from hivemind.runner.sweep import SweepError, parse_values, sweep
+from hivemind.scenario import load_scenario, parse_scenario
 from tests.helpers import scenario_text
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -225,8 +225,8 @@ CHILD = textwrap.dedent(
     """
     import json, sys
     import jax, numpy as np
-    from hivemind.io.scenario import parse_scenario
-    from hivemind.engine.sweep import sweep
+    from hivemind.scenario import parse_scenario
+    from hivemind.runner.sweep import sweep
     assert jax.device_count() == 4
     s = parse_scenario(open(sys.argv[1]).read())
     ds = sweep(s, {"dynamics.step_size": [0.01, 0.02, 0.05, 0.08, 0.1]}, seeds=2)

@@ -32,8 +32,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from hivemind.bench import baselines
-from hivemind.engine.simulate import TAG_DYNAMICS, advance, engine_inputs, initial_configuration, simulate, start
-from hivemind.io.scenario import Scenario, parse_scenario
+from hivemind.runner.simulate import TAG_DYNAMICS, advance, engine_inputs, initial_configuration, simulate, start
+from hivemind.scenario import Scenario, parse_scenario
 
 # Implementations agree when their states after the same steps differ by less than this
 # (float32 engine against float32 numpy and float64 Python: rounding, not mathematics).

@@ -1,2 +1,3 @@
-"""The engine: manifolds, the graph as edge arrays, the drift, update rules, and the
-chunked, jitted, vmapped scan that runs them (``simulate``), with its records and checkpoints."""
+"""The engine, arrays in and arrays out: manifolds, the graph as edge arrays, the drift, update
+rules, and the compiled kernel (``kernel.start``/``advance``, a jitted, vmapped scan). It never
+sees a ``Scenario``: ``hivemind.runner`` builds its inputs."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 import jax
 import jax.numpy as jnp
 
@@ -25,13 +27,16 @@ def random_cap(manifold: Manifold, key: Array, center: Array, radius, n: int) ->
     return manifold.exp(c, r * u)
 
 
+# One compiled program rather than a dozen eager operations, each lowered and compiled on
+# its own: 0.9 s of a 4 s second run of the quickstart went there.
+@partial(jax.jit, static_argnames=("manifold", "kind", "anchor", "n"))
 def initial_states(
     manifold: Manifold, kind: str, key: Array, anchor_state: Array, anchor: int, n: int, spread=1.0, explicit=None
 ) -> Array:
     """The (n, D) starting configuration, with the anchor's row set to ``anchor_state``.
 
     ``kind`` is "random" (the manifold's ``random_point``), "cap" (``random_cap`` of
-    radius ``spread`` around the anchor) or "explicit" (the rows of ``explicit``).
+    radius ``spread`` around the anchor) or "explicit" (the rows of ``explicit``, an array).
     """
     if kind == "random":
         x = manifold.random_point(key, (n,), dtype=anchor_state.dtype)

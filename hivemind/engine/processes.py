@@ -26,6 +26,8 @@ import time
 import jax
 import numpy as np
 
+from hivemind.errors import InputError
+
 # Seconds to wait for the coordinator and for every process to connect.
 DEFAULT_TIMEOUT_S = 60.0
 
@@ -33,7 +35,7 @@ DEFAULT_TIMEOUT_S = 60.0
 EXIT_SETUP = 2
 
 
-class ProcessesError(ValueError):
+class ProcessesError(InputError, ValueError):
     """A multi-process setup that cannot work: a bad address, id or count, or a coordinator out of reach."""
 
 

@@ -23,6 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
+from hivemind.engine.kernel import VARIABLES
 from hivemind.engine.processes import place
 from hivemind.engine.topology import Topology
 
@@ -99,8 +100,6 @@ def shard(kind: str, states: jax.Array, keys: jax.Array, topology: Topology) -> 
 
 def trim(records: dict, layout: Layout) -> dict:
     """Drop padded seeds (axis 0) and agents (the ``agent`` axis) from records with seeds first."""
-    from hivemind.engine.records import VARIABLES
-
     s, n = layout
     out = {}
     for name, values in records.items():

@@ -1,1 +1,2 @@
-"""Files in and out: scenario TOML, graph files, run directories (``run.nc``, ``manifest.json``), locks."""
+"""Files in and out: records streamed to ``run.nc``, checkpoints, run directories and their
+locks (and the resume-or-restart rule), atomic writes, anyone's trajectories for ``hivemind fit``."""

@@ -16,10 +16,12 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
+from hivemind.errors import InputError
+
 LOCK_NAME = ".hivemind.lock"
 
 
-class DirectoryBusy(RuntimeError):
+class DirectoryBusy(InputError, RuntimeError):
     """Another live process holds the directory's lock."""
 
     def __init__(self, directory: Path, pid: int | None):
@@ -70,3 +72,54 @@ def _holder(fd: int) -> int | None:
         return int(os.pread(fd, 32, 0).decode().strip())
     except (OSError, ValueError):
         return None
+
+
+class OutError(InputError, ValueError):
+    """An output directory that may not be written as asked."""
+
+
+def check_out(out: Path, resume: bool, force: bool) -> bool:
+    """The --resume/--force rules every writing command shares; True if ``out`` already holds files."""
+    if resume and force:
+        raise OutError("--resume and --force contradict each other: pick one")
+    busy = out.is_dir() and any(not hidden(p.name) for p in out.iterdir())
+    if busy and not resume and not force:
+        raise OutError(f"{out}: --out is not empty; pass --resume to continue the run there, or --force to overwrite it")
+    return busy
+
+
+def manifest_of(out: Path) -> dict:
+    """``out/manifest.json``, or {} where there is none (or it cannot be read)."""
+    import json
+
+    try:
+        return json.loads((out / "manifest.json").read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+# What resuming into a directory means, decided once for run, live and sweep.
+MODES = ("fresh", "resume", "restart", "complete")
+
+
+def resume_mode(out: Path, fingerprint: str, resume: bool, force: bool, resumable: bool) -> str:
+    """'fresh', 'resume' (``resumable``: a checkpoint or transcript is there), 'restart' or 'complete'.
+
+    Job scripts that may be requeued pass --resume every time, so --resume with nothing to
+    resume starts afresh ('restart'), unless ``out`` holds a finished run of another
+    scenario (another ``fingerprint``), which is refused; a finished run of this one is 'complete'.
+    """
+    check_out(out, resume, force)
+    if not resume:
+        return "fresh"
+    if resumable:
+        return "resume"
+    meta = manifest_of(out)
+    if meta.get("status") == "complete":
+        if meta.get("scenario_fingerprint") == fingerprint:
+            return "complete"
+        raise OutError(
+            f"{out}: holds a finished run of another scenario (or other --set values); "
+            "choose another --out, or --force to overwrite it"
+        )
+    return "restart"

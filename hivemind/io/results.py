@@ -7,7 +7,6 @@ never holds a half-written result.
 from __future__ import annotations
 
 import json
-import os
 import platform
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -15,17 +14,18 @@ from typing import TYPE_CHECKING
 import numpy as np
 import xarray as xr
 
-from hivemind.engine.atomic import atomic_write
-from hivemind.engine.records import NETCDF_ENGINE, mobile_mask, open_result
+from hivemind.errors import InputError
+from hivemind.io.atomic import atomic_write
+from hivemind.io.records import NETCDF_ENGINE, mobile_mask, open_result
 
 if TYPE_CHECKING:
-    from hivemind.io.scenario import Scenario
+    pass
 
 # An agent counts as having reached the anchor when it is this close (geodesic distance).
 REACHED_TOL = 1e-3
 
 
-class RunDirError(ValueError):
+class RunDirError(InputError, ValueError):
     """A directory that is not a hivemind run."""
 
 
@@ -63,7 +63,7 @@ def versions() -> dict:
     import networkx
     import optax
 
-    from hivemind import __version__
+    from hivemind._version import __version__
 
     return {
         "hivemind": __version__,
@@ -74,33 +74,6 @@ def versions() -> dict:
         "networkx": networkx.__version__,
         "python": platform.python_version(),
     }
-
-
-def manifest(scenario: Scenario, ds: xr.Dataset) -> dict:
-    import jax
-
-    return {
-        "scenario": scenario.to_dict(),
-        "scenario_file": scenario.source,
-        "scenario_sha256": scenario.sha256,
-        "scenario_fingerprint": scenario.fingerprint,
-        "scenario_text": scenario.text,
-        "seeds": list(scenario.run.seeds),
-        "precision": scenario.run.precision,
-        "devices": [str(d) for d in jax.devices()],
-        "device_count": jax.device_count(),
-        "versions": versions(),
-        "wall_time_s": ds.attrs.get("wall_time_s"),
-        "status": ds.attrs.get("status", "complete"),
-        "summary": summarize(ds) if ds.sizes["step"] else {},
-        "theory": _theory(ds),
-    }
-
-
-def _theory(ds: xr.Dataset) -> dict | None:
-    from hivemind.theory import rate_report
-
-    return rate_report(ds) if ds.sizes["step"] > 1 else None
 
 
 def save_dataset(ds: xr.Dataset, path: str | Path) -> None:
@@ -135,22 +108,6 @@ def _json_default(obj):
     if isinstance(obj, (np.ndarray, tuple)):
         return list(obj)
     return str(obj)
-
-
-def save_run(out: str | Path, scenario: Scenario, ds: xr.Dataset) -> dict:
-    """Write ``run.nc`` (unless ``ds`` is already backed by it) and ``manifest.json`` into ``out``; returns the manifest."""
-    out = Path(out)
-    source = ds.encoding.get("source")
-    if not (source and (out / "run.nc").exists() and os.path.samefile(source, out / "run.nc")):
-        save_dataset(ds, out / "run.nc")
-    return save_manifest(out, scenario, ds)
-
-
-def save_manifest(out: str | Path, scenario: Scenario, ds: xr.Dataset) -> dict:
-    """Write ``manifest.json`` for the run ``ds`` into ``out``; returns it."""
-    meta = manifest(scenario, ds)
-    save_json(meta, Path(out) / "manifest.json")
-    return meta
 
 
 def load_run(path: str | Path) -> xr.Dataset:

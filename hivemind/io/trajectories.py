@@ -14,8 +14,10 @@ from pathlib import Path
 
 import numpy as np
 
+from hivemind.errors import InputError
 
-class DataError(ValueError):
+
+class DataError(InputError, ValueError):
     """``str(e)`` is one line: the file, the variable, what is wrong."""
 
 

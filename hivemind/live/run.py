@@ -18,11 +18,11 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from hivemind.engine.atomic import atomic_write
-from hivemind.engine.records import NETCDF_ENGINE
+from hivemind.io.atomic import atomic_write
+from hivemind.io.records import NETCDF_ENGINE
 from hivemind.io.results import finite_or_none, save_csv, save_json, versions
-from hivemind.io.scenario import Scenario
 from hivemind.live.backend import Backend, LlamaBackend
+from hivemind.live.config import read_live
 from hivemind.live.conversation import (
     TRANSCRIPT,
     Embedder,
@@ -38,6 +38,7 @@ from hivemind.live.fit import TheoryFit, fit_dynamics, fit_forecast, fit_step_si
 from hivemind.live.geometry import describe as describe_separation
 from hivemind.live.geometry import separation
 from hivemind.live.model import NAMED_MODELS, ModelError, resolve_model
+from hivemind.scenario import Scenario
 
 OUTPUTS = (TRANSCRIPT, "rounds.csv", "agents.csv", "live.nc", "summary.json", "live.png", "live.pdf", "live.svg")
 
@@ -57,6 +58,21 @@ class LiveResult:
     summary: dict
     dataset: xr.Dataset
     files: list[Path]
+
+
+def execution_changes(old: dict, new: dict, greedy: bool) -> str | None:
+    """One line saying which execution settings differ from the transcript's, or None.
+
+    Threads and batch sizes are not part of the scenario's identity (a job requeued on a
+    smaller node resumes), but llama.cpp sums in another order with them, so greedy texts
+    written after the resume may differ from those an uninterrupted run would have written.
+    """
+    before, after = old.get("execution"), new.get("execution", {})
+    if before is None or before == after:
+        return None
+    what = ", ".join(f"live.{k} {before.get(k)!r} -> {after.get(k)!r}" for k in sorted(after) if before.get(k) != after.get(k))
+    note = "; greedy texts after this point may differ from an uninterrupted run's" if greedy else ""
+    return f"resuming with other execution settings: {what}{note}"
 
 
 def run_live(
@@ -86,6 +102,7 @@ def run_live(
     LiveError, ModelError
         With a one-line message; whatever the transcript holds stays on disk.
     """
+    scenario = read_live(scenario)
     spec = scenario.live
     if spec is None:
         raise LiveError(f"{scenario.source}: has no [live] section; see scenarios/live_quickstart.toml")
@@ -100,6 +117,9 @@ def run_live(
         if resume:
             transcript = Transcript.resume(out / TRANSCRIPT, header)
             say(f"resuming: {len(transcript.records)} messages already in {out / TRANSCRIPT}")
+            changed = execution_changes(transcript.header, header, greedy="greedy" in spec.decodings)
+            if changed:
+                say(changed)
         else:
             transcript = Transcript.create(out / TRANSCRIPT, header)
         try:
@@ -408,7 +428,7 @@ def format_table(summary: dict) -> str:
     lines += format_fit(summary.get("fit") or {})
     forecast = {d: f for d, f in (summary.get("forecast") or {}).items() if f is not None}
     if forecast:
-        from hivemind.fitting import format_forecast
+        from hivemind.live.forecast import format_forecast
 
         lines += [
             "",

@@ -19,10 +19,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from hivemind.engine.sweep import Grid, SweepError, point_scenarios
 from hivemind.io.results import save_csv, save_json, versions
-from hivemind.io.scenario import Scenario, ScenarioError, parse_scenario
+from hivemind.live.config import read_live
 from hivemind.live.conversation import TRANSCRIPT
+from hivemind.scenario import Scenario, ScenarioError, parse_scenario
+from hivemind.scenario.grid import Grid, SweepError, point_scenarios
 
 
 @dataclass
@@ -46,14 +47,17 @@ def live_points(scenario: Scenario, grid: Grid, seeds: int) -> list[tuple[tuple,
     for point, sc in zip(grid.points(), point_scenarios(scenario, grid, scenario.run.seeds), strict=True):
         for s in range(seeds):
             try:
+                sc = read_live(sc)
                 one = (
                     sc
                     if s == 0
-                    else parse_scenario(
-                        sc.text,
-                        file=sc.source or "<scenario>",
-                        base=Path(sc.base) if sc.base else None,
-                        overrides=(*sc.overrides, f"live.seed={sc.live.seed + s}"),
+                    else read_live(
+                        parse_scenario(
+                            sc.text,
+                            file=sc.source or "<scenario>",
+                            base=Path(sc.base) if sc.base else None,
+                            overrides=(*sc.overrides, f"live.seed={sc.live.seed + s}"),
+                        )
                     )
                 )
             except ScenarioError as e:
@@ -128,6 +132,7 @@ def sweep_live(
     """
     from hivemind.live.run import load_population, run_live
 
+    scenario = read_live(scenario)
     out = Path(out)
     points = live_points(scenario, grid, seeds)
     loaded: dict[tuple, object] = {}

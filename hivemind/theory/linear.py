@@ -14,8 +14,8 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from hivemind.engine.records import anchor_indices, graph_arrays_of, mobile_mask
 from hivemind.engine.topology import GraphArrays, laplacian, reachable_from_anchor
+from hivemind.io.records import anchor_indices, graph_arrays_of, mobile_mask
 
 # Steps read at a time when averaging a long run's distances.
 STEP_BLOCK_BYTES = 64 * 2**20

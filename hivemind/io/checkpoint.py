@@ -3,7 +3,7 @@
 A checkpoint directory holds ``carry.npz``: the engine's carry after chunk k (states,
 the rule's state, the PRNG keys), the step reached, how many recorded steps the records
 file held then, and the scenario's fingerprint. The records themselves grow in one
-NetCDF file (``hivemind.engine.records``); ``carry.npz`` is written atomically and only after
+NetCDF file (``hivemind.io.records``); ``carry.npz`` is written atomically and only after
 the records it counts were flushed, so whatever a kill leaves on disk is consistent.
 Resuming cuts the records file back to that count, restores the carry bit for bit and
 replays the same chunk plan, so a resumed run ends with the same arrays as one that was
@@ -19,13 +19,14 @@ from typing import Any
 import jax
 import numpy as np
 
-from hivemind.engine.atomic import atomic_write
 from hivemind.engine.processes import is_key, is_writer, to_host
+from hivemind.errors import InputError
+from hivemind.io.atomic import atomic_write
 
 CARRY = "carry.npz"
 
 
-class CheckpointError(ValueError):
+class CheckpointError(InputError, ValueError):
     """A checkpoint that cannot be resumed: another scenario's, or damaged."""
 
 
@@ -88,7 +89,7 @@ def load(directory: Path, fingerprint: str, template: Any) -> tuple[Any, int, in
 
 def open_records(path: Path, steps: np.ndarray, n_records: int):
     """The records file a checkpoint points at, cut back to the ``n_records`` steps it counted."""
-    from hivemind.engine.records import FileRecords
+    from hivemind.io.records import FileRecords
 
     try:
         rec = FileRecords.open(path, steps)

@@ -16,9 +16,7 @@ and the final states when they are small.
 
 from __future__ import annotations
 
-import itertools
 import math
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from functools import partial
@@ -30,25 +28,12 @@ import numpy as np
 import xarray as xr
 
 from hivemind.engine import energy, sharding
-from hivemind.engine.atomic import atomic_write, free_bytes
+from hivemind.engine.kernel import EngineConfig, chunk_plan, init_run, observe_summary, record_steps, step_run
 from hivemind.engine.manifolds import get_manifold
-from hivemind.engine.records import NETCDF_ENGINE
-from hivemind.engine.simulate import (
-    TAG_DYNAMICS,
-    Carry,
-    EngineConfig,
-    engine_inputs,
-    initial_configuration,
-    observe_summary,
-    record_steps,
-    rule_for,
-)
-
-# Keys that are numbers in the compiled program: swept inside one compilation.
-BATCHED = re.compile(
-    r"^(dynamics\.(step_size|noise|noise_decay|gossip_prob|confidence)|anchor\.coupling|anchors\[\d+\]\.coupling"
-    r"|agents\.stubbornness)$"
-)
+from hivemind.io.atomic import atomic_write, free_bytes
+from hivemind.io.records import NETCDF_ENGINE
+from hivemind.runner.simulate import TAG_DYNAMICS, engine_inputs, initial_configuration
+from hivemind.scenario.grid import BATCHED, Grid, SweepError, make_grid, parse_values, point_scenarios  # noqa: F401
 
 # The thinned trajectory keeps at most this many recorded steps per point.
 TRAJECTORY_POINTS = 200
@@ -64,110 +49,6 @@ DEFAULT_MEMORY = 2 * 2**30
 # per-edge temporaries fall out of cache and a bigger batch runs slower (32 step sizes
 # x 8 seeds of the quickstart: 50 s in one batch, 38 s in batches of 8 points, 44 s in 2).
 BATCH_TARGET = 24 * 2**20
-
-
-class SweepError(ValueError):
-    """A grid that cannot be run: ``str(e)`` is one line naming the key."""
-
-
-@dataclass(frozen=True)
-class Grid:
-    """Swept keys and their values, in order: the Cartesian product is the grid."""
-
-    keys: tuple[str, ...]
-    values: tuple[tuple, ...]
-
-    @property
-    def shape(self) -> tuple[int, ...]:
-        return tuple(len(v) for v in self.values)
-
-    def points(self) -> list[tuple]:
-        return list(itertools.product(*self.values))
-
-    def to_dict(self) -> dict:
-        return {k: list(v) for k, v in zip(self.keys, self.values, strict=True)}
-
-
-def parse_values(key: str, spec: str) -> tuple:
-    """``lin:A:B:N``, ``log:A:B:N`` or comma-separated values (each read as TOML, else a string)."""
-    import tomllib
-
-    spec = spec.strip()
-    if spec.startswith(("lin:", "log:")):
-        kind, *parts = spec.split(":")
-        if len(parts) != 3:
-            raise SweepError(f"--grid {key}: a range is {kind}:START:STOP:COUNT, got {spec!r}")
-        try:
-            a, b, n = float(parts[0]), float(parts[1]), int(parts[2])
-        except ValueError:
-            raise SweepError(f"--grid {key}: a range is {kind}:START:STOP:COUNT with numbers, got {spec!r}") from None
-        if n < 1 or not (math.isfinite(a) and math.isfinite(b)):
-            raise SweepError(f"--grid {key}: a range needs finite ends and a count >= 1, got {spec!r}")
-        if kind == "log":
-            if a <= 0 or b <= 0:
-                raise SweepError(f"--grid {key}: a log range needs ends > 0, got {spec!r}")
-            return tuple(float(v) for v in np.geomspace(a, b, n))
-        return tuple(float(v) for v in np.linspace(a, b, n))
-    items = [t.strip() for t in spec.split(",")]
-    if not spec or any(not t for t in items):
-        raise SweepError(f"--grid {key}: expected comma-separated values or a range, got {spec!r}")
-    out = []
-    for t in items:
-        try:
-            out.append(tomllib.loads(f"v = {t}")["v"])
-        except tomllib.TOMLDecodeError:
-            out.append(t)
-    if len(set(map(repr, out))) != len(out):
-        raise SweepError(f"--grid {key}: repeats a value, got {spec!r}")
-    return tuple(out)
-
-
-def make_grid(grid: dict[str, Sequence] | Grid) -> Grid:
-    if isinstance(grid, Grid):
-        return grid
-    if not grid:
-        raise SweepError("the grid is empty: give at least one --grid KEY=VALUES")
-    keys, values = [], []
-    for key, vals in grid.items():
-        vals = tuple(vals) if isinstance(vals, (list, tuple, np.ndarray)) else (vals,)
-        if not vals:
-            raise SweepError(f"--grid {key}: no values")
-        keys.append(key)
-        values.append(tuple(v.item() if isinstance(v, np.generic) else v for v in vals))
-    return Grid(tuple(keys), tuple(values))
-
-
-def _toml(v) -> str:
-    import json
-
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, str):
-        return json.dumps(v)
-    if isinstance(v, (list, tuple)):
-        return "[" + ", ".join(_toml(x) for x in v) + "]"
-    return repr(v)
-
-
-def point_scenarios(scenario, grid: Grid, seeds: tuple[int, ...]):
-    """Every grid point's scenario, validated like a file (the error names the swept key)."""
-    from hivemind.io.scenario import ScenarioError, parse_scenario
-
-    out = []
-    for point in grid.points():
-        sets = [f"{k}={_toml(v)}" for k, v in zip(grid.keys, point, strict=True)]
-        try:
-            s = parse_scenario(
-                scenario.text,
-                file=scenario.source or "<scenario>",
-                base=Path(scenario.base) if scenario.base else None,
-                overrides=(*scenario.overrides, *sets),
-                seeds=seeds,
-            )
-        except ScenarioError as e:
-            raise SweepError(str(e)) from None
-        out.append(s)
-    return out
 
 
 @dataclass
@@ -318,14 +199,13 @@ def check_resources(grid: Grid, scenarios: list, steps: int, every: int, memory:
 
 
 def _available_memory() -> int | None:
+    """Memory the system can give without swapping (psutil: Linux, macOS, Windows), or None if unknown."""
     try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
+        import psutil
+
+        return int(psutil.virtual_memory().available)
+    except (ImportError, OSError):
         return None
-    return None
 
 
 def sweep_manifest(scenario, grid: Grid, ds: xr.Dataset) -> dict:
@@ -394,19 +274,6 @@ def _prepare(index: np.ndarray, inputs: list, features: energy.Features) -> Batc
 _COMPILED: dict = {}
 
 
-def _one_init(config: EngineConfig, hyper: dict, x, key):
-    rule = rule_for(config, hyper)
-    k_rule, k_run = jax.random.split(key)
-    return Carry(x, rule.init(x, k_rule), k_run)
-
-
-def _one_step(config: EngineConfig, hyper: dict, topology, c: Carry) -> Carry:
-    rule = rule_for(config, hyper)
-    key, sub = jax.random.split(c.key)
-    states, rule_state = rule.step(c.states, c.rule_state, topology, sub)
-    return Carry(states, rule_state, key)
-
-
 def _one_observe(config: EngineConfig, hyper: dict, topology, x):
     return {k: v[0] for k, v in observe_summary(config.manifold, x[None], topology, hyper["cluster_tol"]).items()}
 
@@ -424,12 +291,12 @@ def _programs(config: EngineConfig, axes, n_records: int, every: int):
         h_axes, t_axes = axes
 
         def start_runs(hyper, topology, x, keys):
-            carry = jax.vmap(partial(_one_init, config), in_axes=(h_axes, 0, 0))(hyper, x, keys)
+            carry = jax.vmap(partial(init_run, config), in_axes=(h_axes, 0, 0))(hyper, x, keys)
             return carry, jax.vmap(partial(_one_observe, config), in_axes=(h_axes, t_axes, 0))(hyper, topology, x)
 
         def advance_runs(hyper, topology, carry):
             def step(c, _):
-                return jax.vmap(partial(_one_step, config), in_axes=(h_axes, t_axes, 0))(hyper, topology, c), None
+                return jax.vmap(partial(step_run, config), in_axes=(h_axes, t_axes, 0))(hyper, topology, c), None
 
             def record(c, _):
                 c, _ = jax.lax.scan(step, c, None, length=every)
@@ -445,9 +312,7 @@ def _programs(config: EngineConfig, axes, n_records: int, every: int):
 def _run_batch(batch: Batch, first, seeds, steps: int, every: int, tol: float) -> dict:
     dtype = jnp.dtype(first.run.precision)
     n_points, n_seeds = len(batch.index), len(seeds)
-    n_full, rest = divmod(steps, every)
-    chunk = max(1, math.ceil(n_full / 20))
-    plan = [(min(chunk, n_full - k), every) for k in range(0, n_full, chunk)] + ([(1, rest)] if rest else [])
+    plan = chunk_plan(steps, every)
     with jax.enable_x64(dtype == jnp.float64):
         x0 = jnp.stack([initial_configuration(first, s, dtype) for s in seeds])
         keys = jnp.stack([jax.random.fold_in(jax.random.key(s), TAG_DYNAMICS) for s in seeds])

@@ -25,11 +25,11 @@ import jax.numpy as jnp
 import numpy as np
 
 from hivemind.engine.manifolds import get_manifold
-from hivemind.engine.rules import BUILTIN_RULES
-from hivemind.engine.simulate import SimulationDiverged, anchor_state, simulate
 from hivemind.engine.topology import reachable_from_anchor
 from hivemind.io.results import finite_or_none
-from hivemind.io.scenario import Scenario
+from hivemind.runner.simulate import SimulationDiverged, anchor_state, simulate
+from hivemind.scenario import Scenario
+from hivemind.scenario.names import BUILTIN_RULES
 from hivemind.theory import MAX_DENSE_AGENTS, grounded_spectrum, hearers
 
 DEFAULT_RULES = ("gradient", "stochastic", "gossip", "adam")

@@ -7,33 +7,29 @@ states) is a traced argument, so changing one does not recompile.
 
 from __future__ import annotations
 
-import math
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from functools import partial
 from pathlib import Path
-from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import xarray as xr
 
-from hivemind.engine import checkpoint, energy, processes, records, sharding
+from hivemind.engine import energy, kernel, processes, sharding
 from hivemind.engine.initial import initial_states
+from hivemind.engine.kernel import EngineConfig, advance, record_steps, start
 from hivemind.engine.manifolds import Manifold, get_manifold
-from hivemind.engine.rules import make_rule
 from hivemind.engine.topology import Topology, build_topology
-from hivemind.io.scenario import Scenario
+from hivemind.errors import InputError
+from hivemind.io import checkpoint, records
+from hivemind.io.atomic import free_bytes
+from hivemind.scenario import Scenario
 
 # Purpose tags folded into seeds, so the anchor, the initial configuration and the
 # dynamics draw from independent streams even when their seeds are equal.
 TAG_ANCHOR, TAG_INIT, TAG_DYNAMICS = 1, 2, 3
-
-# About this many progress updates (and NaN checks) per run.
-CHUNKS = 20
 
 
 class SimulationInterrupted(KeyboardInterrupt):
@@ -52,114 +48,6 @@ class SimulationDiverged(RuntimeError):
         super().__init__(message)
         self.dataset = dataset
         self.step = step
-
-
-@dataclass(frozen=True)
-class EngineConfig:
-    """The static half of a run: hashable, so it can key jit's cache."""
-
-    manifold: Manifold
-    rule: str
-    schedule: str = "constant"
-    static_options: tuple[tuple[str, Any], ...] = ()
-    features: energy.Features = energy.Features()
-
-
-class Carry(NamedTuple):
-    states: jax.Array
-    rule_state: Any
-    key: jax.Array
-
-
-def rule_for(config: EngineConfig, hyper: dict):
-    """The update rule of ``config`` with the numbers in ``hyper``."""
-    options = dict(config.static_options) | dict(hyper.get("options", {}))
-    return make_rule(config.manifold, config.rule, hyper, config.schedule, options, config.features)
-
-
-def _observe(manifold: Manifold, states: jax.Array, topology: Topology, cluster_tol) -> dict[str, jax.Array]:
-    """What is recorded of a batch of runs (S, N, D), computed agents-first; see ``results.VARIABLES``."""
-    x, n = energy.agents_first(states), states.shape[0]
-
-    def per_run(a):
-        return energy.seeds_first(a, n, agent_axis=False)
-
-    dist, nearest = energy.distance_to_anchors(manifold, x, topology.anchors)
-    n_clusters, largest = energy.clusters(manifold, x, topology, cluster_tol)
-    out = {
-        "state": states,
-        "loss": per_run(energy.loss(manifold, x, topology)),
-        "distance_to_anchor": energy.seeds_first(dist, n),
-        "dispersion": per_run(energy.dispersion(manifold, x, topology.sample)),
-        "clusters": per_run(n_clusters),
-        "largest_cluster_share": per_run(largest),
-    }
-    n_anchors = topology.anchors.shape[0]
-    if n_anchors > 1:
-        mobile = (topology.inv_inertia > 0).astype(states.dtype)
-        mobile = mobile.reshape(mobile.shape + (1,) * (nearest.ndim - 1))
-        onehot = jax.nn.one_hot(nearest, n_anchors, dtype=states.dtype) * mobile[..., None]  # (N, *batch, A)
-        share = jnp.sum(onehot, axis=0) / jnp.sum(mobile)
-        out["nearest_anchor"] = energy.seeds_first(nearest, n)
-        out["anchor_share"] = share if n > 1 else share[None]
-    return out
-
-
-def observe_summary(manifold: Manifold, states: jax.Array, topology: Topology, cluster_tol) -> dict[str, jax.Array]:
-    """A few numbers per run instead of every agent's state: what a sweep keeps of each step it records."""
-    x, n = energy.agents_first(states), states.shape[0]
-
-    def per_run(a):
-        return energy.seeds_first(a, n, agent_axis=False)
-
-    dist, _ = energy.distance_to_anchors(manifold, x, topology.anchors)
-    mobile = ((topology.inv_inertia > 0) & (topology.node_mask > 0)).astype(states.dtype)
-    mobile = mobile.reshape(mobile.shape + (1,) * (dist.ndim - 1))
-    n_clusters, largest = energy.clusters(manifold, x, topology, cluster_tol)
-    return {
-        "mean_distance": per_run(jnp.sum(dist * mobile, axis=0) / jnp.sum(mobile)),
-        "loss": per_run(energy.loss(manifold, x, topology)),
-        "clusters": per_run(n_clusters),
-        "largest_cluster_share": per_run(largest),
-        "dispersion": per_run(energy.dispersion(manifold, x, topology.sample)),
-    }
-
-
-@partial(jax.jit, static_argnames=("config",))
-def start(config: EngineConfig, hyper: dict, topology: Topology, states: jax.Array, keys: jax.Array):
-    """Initial carries and observations for a batch of seeds: ``states`` (S, N, D), ``keys`` (S,)."""
-    rule = rule_for(config, hyper)
-
-    def one(x, key):
-        k_rule, k_run = jax.random.split(key)
-        return Carry(x, rule.init(x, k_rule), k_run)
-
-    return jax.vmap(one)(states, keys), _observe(config.manifold, states, topology, hyper["cluster_tol"])
-
-
-@partial(jax.jit, static_argnames=("config", "n_records", "every"), donate_argnames=("carry",))
-def advance(config: EngineConfig, hyper: dict, topology: Topology, carry: Carry, n_records: int, every: int):
-    """Run ``n_records * every`` steps for every seed, observing every ``every`` steps.
-
-    Returns the new carry and the observations (``_observe``), each with the seed axis
-    first and the record axis second: state (S, n_records, N, D), loss (S, n_records), ...
-    """
-    rule = rule_for(config, hyper)
-
-    def one(c: Carry) -> Carry:
-        key, sub = jax.random.split(c.key)
-        states, rule_state = rule.step(c.states, c.rule_state, topology, sub)
-        return Carry(states, rule_state, key)
-
-    def step(c: Carry, _):
-        return jax.vmap(one)(c), None
-
-    def record(c: Carry, _):
-        c, _ = jax.lax.scan(step, c, None, length=every)
-        return c, _observe(config.manifold, c.states, topology, hyper["cluster_tol"])
-
-    carry, recs = jax.lax.scan(record, carry, None, length=n_records)
-    return carry, {k: jnp.swapaxes(r, 0, 1) for k, r in recs.items()}
 
 
 def engine_inputs(scenario: Scenario, dtype) -> tuple[EngineConfig, dict, Topology]:
@@ -217,19 +105,11 @@ def initial_configuration(scenario: Scenario, seed: int, dtype) -> jax.Array:
         scenario.anchor_index,
         scenario.arrays.n_nodes,
         init.spread,
-        init.states,
+        None if init.states is None else np.asarray(init.states, np.dtype(dtype)),
     )
     for k in range(1, len(scenario.anchors)):
         x = x.at[scenario.anchor_indices[k]].set(anchor_state(scenario, manifold, dtype, k))
     return x
-
-
-def record_steps(steps: int, every: int) -> np.ndarray:
-    """0, every, 2 every, ..., and always the final step."""
-    out = list(range(0, steps + 1, every))
-    if out[-1] != steps:
-        out.append(steps)
-    return np.asarray(out, dtype=np.int64)
 
 
 # One chunk of the scan returns its records to the host at once: at most this many bytes,
@@ -238,19 +118,9 @@ CHUNK_RECORD_BYTES = 64 * 2**20
 
 
 def chunk_plan(scenario: Scenario) -> list[tuple[int, int]]:
-    """(records, stride) of every chunk: about ``CHUNKS`` chunks, none above ``CHUNK_RECORD_BYTES``.
-
-    The plan depends on the scenario alone, so a resumed run replays the same chunks and
-    ends bitwise equal to an uninterrupted one.
-    """
-    steps, every = scenario.dynamics.steps, scenario.record.every
-    n_full, rest = divmod(steps, every)
+    """The engine's chunk plan for ``scenario``, no chunk holding more than ``CHUNK_RECORD_BYTES`` of records."""
     per_record = output_record_bytes(scenario)
-    chunk = max(1, min(math.ceil(n_full / CHUNKS), CHUNK_RECORD_BYTES // per_record))
-    plan = [(min(chunk, n_full - k), every) for k in range(0, n_full, chunk)]
-    if rest:
-        plan.append((1, rest))
-    return plan
+    return kernel.chunk_plan(scenario.dynamics.steps, scenario.record.every, max(1, CHUNK_RECORD_BYTES // per_record))
 
 
 def output_record_bytes(scenario: Scenario) -> int:
@@ -267,6 +137,41 @@ def output_bytes(scenario: Scenario, every: int | None = None) -> int:
     n_records = record_steps(scenario.dynamics.steps, every).size
     graph = scenario.arrays.src.size * 24 + scenario.arrays.n_nodes * 32
     return n_records * (output_record_bytes(scenario) + 8) + graph
+
+
+class OutOfSpace(InputError, OSError):
+    """The records of a run cannot fit the free space where they would be written."""
+
+
+def check_space(out: Path, scenario: Scenario) -> None:
+    """Refuse a run whose records cannot fit the free space of ``out``'s filesystem, before it starts."""
+    grown = records.partial_path(out / "run.nc")
+    need = output_bytes(scenario) - (grown.stat().st_size if grown.is_file() else 0)  # a resumed run has part of it
+    free = free_bytes(out)
+    if need <= free:
+        return
+    every = scenario.record.every
+    fits = next((k for k in _doublings(every, scenario.dynamics.steps) if output_bytes(scenario, k) <= 0.9 * free), None)
+    hint = f"record.every = {fits} would fit" if fits else "even one record per run would not fit"
+    raise OutOfSpace(
+        f"{scenario.source}: record.every = {every} would write about {_bytes(need)} into {out}, "
+        f"but only {_bytes(free)} are free; {hint}"
+    )
+
+
+def _doublings(start: int, stop: int):
+    k = start
+    while k < stop:
+        k = min(2 * k, stop)
+        yield k
+
+
+def _bytes(n: float) -> str:
+    for unit in ("bytes", "KB", "MB", "GB", "TB"):
+        if n < 1000 or unit == "TB":
+            return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n:.1f} TB"
 
 
 def simulate(
@@ -289,7 +194,7 @@ def simulate(
         Start from these states instead of the scenario's ``[init]``.
     checkpoint_dir : path, optional
         Save the engine's state here every ``run.checkpoint_every`` steps (by default
-        after every chunk); see ``hivemind.engine.checkpoint``.
+        after every chunk); see ``hivemind.io.checkpoint``.
     resume : bool
         Continue from the checkpoint in ``checkpoint_dir`` if there is one. The result
         is bitwise equal to an uninterrupted run's.

@@ -11,12 +11,60 @@ import inspect
 import math
 import stat
 from pathlib import Path
+from typing import NamedTuple
 from xml.etree.ElementTree import ParseError
 
 import networkx as nx
 import numpy as np
 
-from hivemind.engine.topology import GraphArrays
+
+class GraphArrays(NamedTuple):
+    """The graph in plain numpy: what results files store and what ``Topology`` is built from."""
+
+    labels: list  # node labels in index order
+    src: np.ndarray  # int64 (M,), graph edges once each
+    dst: np.ndarray
+    weight: np.ndarray  # float64 (M,)
+    directed: bool
+    inertia: np.ndarray  # float64 (N,)
+
+    @property
+    def n_nodes(self) -> int:
+        return len(self.labels)
+
+
+def graph_arrays(graph: nx.Graph, inertia: float | dict | None = None) -> GraphArrays:
+    """Index a networkx graph: nodes in iteration order, self-loops dropped.
+
+    Edge weights come from the ``weight`` attribute (default 1); inertia from ``inertia``
+    (a scalar or ``{node: m}``, default 1) overridden by a node attribute ``inertia``.
+    """
+    labels = list(graph.nodes)
+    index = {node: i for i, node in enumerate(labels)}
+    src, dst, weight = [], [], []
+    for u, v, data in graph.edges(data=True):
+        if u == v:
+            continue  # Log_x(x) = 0: a self-loop carries no force
+        src.append(index[u])
+        dst.append(index[v])
+        weight.append(float(data.get("weight", 1.0)))
+    m = np.ones(len(labels))
+    if isinstance(inertia, dict):
+        for node, value in inertia.items():
+            m[index[node]] = float(value)
+    elif inertia is not None:
+        m[:] = float(inertia)
+    for node, value in graph.nodes(data="inertia"):
+        if value is not None:
+            m[index[node]] = float(value)
+    return GraphArrays(
+        labels=labels,
+        src=np.asarray(src, dtype=np.int64),
+        dst=np.asarray(dst, dtype=np.int64),
+        weight=np.asarray(weight, dtype=np.float64),
+        directed=graph.is_directed(),
+        inertia=m,
+    )
 
 
 class GraphError(ValueError):

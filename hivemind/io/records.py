@@ -24,11 +24,12 @@ from typing import TYPE_CHECKING
 import numpy as np
 import xarray as xr
 
-from hivemind.engine.atomic import fsync_dir
+from hivemind.engine.kernel import VARIABLES
 from hivemind.engine.topology import GraphArrays, reachable_from_anchor
+from hivemind.io.atomic import fsync_dir
 
 if TYPE_CHECKING:
-    from hivemind.io.scenario import Scenario
+    from hivemind.scenario import Scenario
 
 # Free space kept in hand beyond a chunk's own bytes: HDF5's metadata, the checkpoint.
 SPACE_MARGIN = 4 * 2**20
@@ -43,16 +44,6 @@ NETCDF_ENGINE = "h5netcdf"
 IN_MEMORY_BYTES = 256 * 2**20
 
 # What the engine records at every recorded step: dimensions and description.
-VARIABLES = {
-    "state": (("seed", "step", "agent", "coord"), "agent state (ambient coordinates)"),
-    "loss": (("seed", "step"), "global loss 1/2 sum w kappa d^2"),
-    "distance_to_anchor": (("seed", "step", "agent"), "geodesic distance to the nearest anchor"),
-    "dispersion": (("seed", "step"), "mean pairwise geodesic distance over a fixed sample of agents"),
-    "clusters": (("seed", "step"), "connected components once edges longer than cluster_tol are dropped"),
-    "largest_cluster_share": (("seed", "step"), "share of the nodes in the largest cluster"),
-    "nearest_anchor": (("seed", "step", "agent"), "index (into the anchor dimension) of the nearest anchor"),
-    "anchor_share": (("seed", "step", "anchor"), "share of the mobile agents nearest to each anchor"),
-}
 
 
 def build_dataset(scenario: Scenario, steps, records: dict, wall_time: float = float("nan")) -> xr.Dataset:

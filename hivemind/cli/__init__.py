@@ -1,0 +1,52 @@
+"""The ``hivemind`` command: one module per subcommand, each parsing, calling the API and printing.
+
+Commands compute nothing themselves. The library is imported inside each command, so
+``hivemind --help`` loads argparse and little else. Every ``InputError`` the library raises
+(a scenario key, a grid, a run directory, ...) is printed as one line with exit status 2.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+
+from hivemind.cli import bench, entropy, fit, live, paths, plot, run, sweep, theory, validate
+from hivemind.cli.common import EXIT_USAGE, Parser, UsageError, use_compile_cache
+from hivemind.errors import InputError
+
+COMMANDS = (run, plot, theory, paths, entropy, bench, live, sweep, fit, validate)
+
+__all__ = ["UsageError", "build_parser", "main"]
+
+
+def build_parser() -> Parser:
+    parser = Parser(prog="hivemind", description="Semantic consensus around an infinite-inertia anchor.")
+    parser.add_argument(
+        "--no-compile-cache",
+        dest="compile_cache",
+        action="store_false",
+        help="compile every program afresh (default: reuse JAX's compiled programs from earlier runs, "
+        "kept in $HIVEMIND_CACHE_DIR or ~/.cache/hivemind/jax; HIVEMIND_COMPILE_CACHE=0 also turns this off)",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
+    for command in COMMANDS:
+        command.add_parser(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as e:  # --help (0) or a bad flag (2, one line already printed)
+        return int(e.code or 0)
+    use_compile_cache(args.compile_cache)
+    with contextlib.ExitStack() as args.exit_stack:
+        try:
+            return args.func(args)
+        except InputError as e:
+            print(str(e), file=sys.stderr)
+            return EXIT_USAGE
+
+
+if __name__ == "__main__":
+    sys.exit(main())

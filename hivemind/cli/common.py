@@ -1,0 +1,213 @@
+"""What every command shares: exit codes, one-line errors, the scenario loader, the output
+directory, the progress meter, and the argparse types.
+
+Nothing here imports jax: the library is imported inside each command, so ``hivemind --help``
+and ``hivemind validate`` answer at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import sys
+from pathlib import Path
+
+from hivemind.errors import InputError
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+FORMATS = ("png", "pdf", "svg")
+
+
+class UsageError(InputError):
+    """Bad input on the command line: one line, exit status 2."""
+
+
+# --- JAX's persistent compilation cache ---------------------------------------------------
+
+# Compilations shorter than this are not worth a file read: most of the engine's take 0.3-4 s.
+CACHE_MIN_COMPILE_S = 0.2
+
+
+def cache_dir() -> Path:
+    """Where compiled programs are kept: $HIVEMIND_CACHE_DIR, else the user's cache folder."""
+    if os.environ.get("HIVEMIND_CACHE_DIR"):
+        return Path(os.environ["HIVEMIND_CACHE_DIR"])
+    base = os.environ.get("XDG_CACHE_HOME") or (
+        Path.home() / "Library" / "Caches" if sys.platform == "darwin" else Path.home() / ".cache"
+    )
+    return Path(base) / "hivemind" / "jax"
+
+
+def use_compile_cache(enabled: bool = True) -> Path | None:
+    """Turn on JAX's persistent compilation cache (unless ``enabled`` is false or HIVEMIND_COMPILE_CACHE=0).
+
+    A second ``hivemind run`` of the same scenario then loads its programs instead of
+    compiling them. JAX keys each entry by the program, the jax and jaxlib versions, the
+    backend and the compile options, so an upgrade never reads a stale entry, and writes
+    entries atomically, so processes may share the folder. Set before jax is imported,
+    through jax's own environment variables, so that this costs no import here.
+    """
+    if not enabled or os.environ.get("HIVEMIND_COMPILE_CACHE", "1").strip().lower() in ("0", "off", "false", "no"):
+        return None
+    directory = cache_dir()
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return None  # a read-only home: compile every time, as without the cache
+    if "jax" in sys.modules:
+        import jax
+
+        if jax.config.jax_compilation_cache_dir is None:
+            jax.config.update("jax_compilation_cache_dir", str(directory))
+            jax.config.update("jax_persistent_cache_min_compile_time_secs", CACHE_MIN_COMPILE_S)
+    else:
+        os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", str(directory))
+        os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", str(CACHE_MIN_COMPILE_S))
+    return directory
+
+
+# --- argparse types: argparse reports a bad value in one line with the flag's name --------
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an integer > 0, got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be an integer > 0, got {value}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text!r}") from None
+    if not (value > 0 and math.isfinite(value)):
+        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {value}")
+    return value
+
+
+def formats(text: str) -> tuple[str, ...]:
+    out = tuple(f.strip().lower() for f in text.split(",") if f.strip())
+    if not out or not set(out) <= set(FORMATS):
+        raise argparse.ArgumentTypeError(f"must be a comma-separated subset of {', '.join(FORMATS)}, got {text!r}")
+    return out
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, with its errors as one line and exit status 2 (no usage block)."""
+
+    def error(self, message: str):
+        self.exit(EXIT_USAGE, f"{self.prog}: {message}\n")
+
+
+def add_scenario_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("scenario", help="a scenario TOML file")
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a scenario key, e.g. --set dynamics.steps=500 (value read as TOML, else a string)",
+    )
+
+
+def add_grid_arg(p: argparse.ArgumentParser, what: str) -> None:
+    p.add_argument(
+        "--grid",
+        action="append",
+        default=[],
+        metavar="KEY=VALUES",
+        help=f"{what}: comma-separated values, lin:A:B:N or log:A:B:N",
+    )
+
+
+def add_formats_arg(p: argparse.ArgumentParser, default: str = "png,pdf") -> None:
+    p.add_argument(
+        "--formats", type=formats, default=formats(default), help=f"comma-separated figure formats (default: {default})"
+    )
+
+
+# --- the scenario and the output directory ---------------------------------------------------
+
+
+def load(args):
+    """The scenario of ``args`` with its ``[live]`` section read, so that every command checks all of it."""
+    from hivemind.live.config import load_scenario
+
+    return load_scenario(args.scenario, args.overrides)
+
+
+def describe(s) -> str:
+    from hivemind.scenario.names import SYMBOLS
+
+    a = s.arrays
+    seeds = f"{len(s.run.seeds)} seed{'s' if len(s.run.seeds) > 1 else ''}"
+    text = (
+        f"{s.name}: {s.manifold.kind} {SYMBOLS[s.manifold.kind]}^{s.manifold.dim}, {a.n_nodes} agents, {a.src.size} "
+        f"{'directed ' if a.directed else ''}edges, rule {s.dynamics.rule}, {s.dynamics.steps} steps, {seeds}"
+    )
+    if s.live is not None:
+        text += (
+            f"; live: {a.n_nodes - 1} language-model agents, {s.live.rounds} rounds, "
+            f"{' and '.join(s.live.decodings)} decoding, model {s.live.model}"
+        )
+    return text
+
+
+def out_dir(path: str) -> Path:
+    out = Path(path)
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"{out}: --out exists and is not a directory")
+    return out
+
+
+def claim(args, out: Path) -> Path:
+    """Take OUT's writer lock until the command returns (a second writer gets exit status 2)."""
+    from hivemind.io import outdir
+
+    try:
+        return args.exit_stack.enter_context(outdir.locked(out))
+    except OSError as e:
+        raise UsageError(f"{out}: --out cannot be written: {e.strerror or e}") from None
+
+
+def fmt(x, none: str = "-") -> str:
+    return none if x is None else f"{x:.4g}"
+
+
+def say(quiet: bool):
+    """``print`` with flush, or nothing when ``quiet``."""
+    return (lambda line: None) if quiet else (lambda line: print(line, flush=True))
+
+
+class Progress:
+    """A tqdm bar on stderr with an ETA: off when ``enabled`` is false or stderr is not a terminal.
+
+    Called as ``progress(done, total)``; the first call of a resumed run sets tqdm's
+    ``initial``, so the rate and the ETA count this process's work only.
+    """
+
+    def __init__(self, enabled: bool, unit: str = "step"):
+        self.enabled = enabled and sys.stderr.isatty()
+        self.unit = unit
+        self.bar = None
+
+    def __call__(self, done: int, total: int) -> None:
+        if not self.enabled:
+            return
+        if self.bar is None:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, initial=done, unit=self.unit, file=sys.stderr, dynamic_ncols=True, leave=False)
+            return
+        self.bar.update(done - self.bar.n)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None

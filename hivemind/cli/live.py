@@ -1,0 +1,125 @@
+"""``hivemind live``: language-model agents converse around the anchor; with --grid or --seeds, a live sweep."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from hivemind.cli.common import (
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    UsageError,
+    add_formats_arg,
+    add_grid_arg,
+    add_scenario_args,
+    claim,
+    load,
+    out_dir,
+    positive_int,
+)
+from hivemind.cli.common import say as make_say
+from hivemind.errors import InputError
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("live", help="language-model agents converse around the anchor (the [live] section), against the theory")
+    add_scenario_args(p)
+    p.add_argument("--out", default=None, help="output directory (default: runs/<scenario name>)")
+    p.add_argument("--resume", action="store_true", help="continue the transcript in OUT without regenerating its messages")
+    p.add_argument("--force", action="store_true", help="overwrite the results of an earlier live run in OUT")
+    add_formats_arg(p)
+    p.add_argument("--quiet", action="store_true", help="only the summary table")
+    add_grid_arg(p, "sweep live runs over a key (as in hivemind sweep); repeat for more keys")
+    p.add_argument("--seeds", type=positive_int, default=1, help="live.seed, live.seed + 1, ... at every grid point (default 1)")
+    p.set_defaults(func=cmd_live)
+
+
+def parse_grid(items: list[str]):
+    from hivemind.scenario.grid import make_grid, parse_values
+
+    grid = {}
+    for item in items:
+        key, sep, spec = item.partition("=")
+        if not sep or not key.strip():
+            raise UsageError(f"--grid expects KEY=VALUES, got {item!r}")
+        if key.strip() in grid:
+            raise UsageError(f"--grid {key.strip()}: given twice")
+        grid[key.strip()] = parse_values(key.strip(), spec)
+    return make_grid(grid)
+
+
+def cmd_live_sweep(args, scenario, grid) -> int:
+    from hivemind.io import outdir
+    from hivemind.live.sweep import format_sweep, sweep_live
+    from hivemind.scenario.grid import Grid
+
+    formats = args.formats
+    grid = grid or Grid(("live.seed",), ((scenario.live.seed,),))
+    out = claim(args, out_dir(args.out or str(Path("runs") / f"{scenario.name}_sweep")))
+    busy = outdir.check_out(out, args.resume, args.force)
+    if busy and args.force:
+        for name in ("live_sweep.csv", "live_sweep.json", "live_sweep.png", "live_sweep.pdf", "live_sweep.svg"):
+            (out / name).unlink(missing_ok=True)
+    say = make_say(args.quiet)
+    total = int(np.prod(grid.shape))
+    plural = lambda n, what: f"{n} {what}{'s' if n > 1 else ''}"  # noqa: E731
+    say(f"live sweep of {scenario.name}: {plural(total, 'point')} x {plural(args.seeds, 'seed')}")
+    hint = " ".join(["hivemind live", args.scenario, "--out", str(out), *(f"--grid {g}" for g in args.grid)])
+    hint += f" --seeds {args.seeds}" + "".join(f" --set {o}" for o in args.overrides) + " --resume"
+    try:
+        result = sweep_live(scenario, grid, out, seeds=args.seeds, resume=args.resume, say=say, formats=formats)
+    except KeyboardInterrupt:
+        print(f"interrupted: every finished message is kept under {out}; resume with: {hint}", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    print(format_sweep(result.table, grid.keys))
+    print(f"results: {', '.join(str(p) for p in result.files)}")
+    return EXIT_OK
+
+
+def cmd_live(args) -> int:
+    from hivemind.io import outdir
+    from hivemind.live.conversation import TRANSCRIPT
+    from hivemind.live.run import OUTPUTS, format_table, run_live
+
+    formats = args.formats
+    grid = parse_grid(args.grid) if args.grid else None  # a malformed --grid is refused before the scenario is read
+    scenario = load(args)
+    if scenario.live is not None and (args.grid or args.seeds > 1):
+        return cmd_live_sweep(args, scenario, grid)
+    if scenario.live is None:
+        raise UsageError(f"{args.scenario}: has no [live] section (see scenarios/live_quickstart.toml)")
+    out = claim(args, out_dir(args.out or str(Path("runs") / scenario.name)))
+    busy = outdir.check_out(out, args.resume, args.force)
+    resume = args.resume
+    if resume and not (out / TRANSCRIPT).is_file():
+        # Requeued job scripts pass --resume every time: the first attempt starts afresh.
+        print(f"{out}: no {TRANSCRIPT} to resume from; starting from round 0", flush=True)
+        resume = False
+    if busy and (args.force or (args.resume and not resume)):
+        for name in OUTPUTS:
+            (out / name).unlink(missing_ok=True)
+    say = make_say(args.quiet)
+    live = scenario.live
+    a = scenario.arrays
+    rounds = f"{live.rounds} round{'s' if live.rounds > 1 else ''}"
+    say(
+        f"{scenario.name}: {a.n_nodes - 1} agents around anchor {a.labels[scenario.anchor_index]}, {rounds}, "
+        f"{' and '.join(live.decodings)} decoding, rule: {live.rule.describe()}"
+    )
+    hint = " ".join(["hivemind live", args.scenario, "--out", str(out), *(f"--set {o}" for o in args.overrides), "--resume"])
+    try:
+        result = run_live(scenario, out, resume=resume, say=say, formats=formats)
+    except KeyboardInterrupt:
+        print(f"interrupted: every finished message is in {out / TRANSCRIPT}; resume with: {hint}", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except InputError:  # a model file, a key, a prompt: named in one line by main
+        raise
+    except RuntimeError as e:  # llama.cpp failing mid-run: the transcript so far is kept
+        print(f"llama.cpp failed: {str(e).splitlines()[0] if str(e) else type(e).__name__}; resume with: {hint}", file=sys.stderr)
+        return EXIT_FAILED
+    print(format_table(result.summary))
+    print(f"results: {', '.join(str(p) for p in result.files)}")
+    return EXIT_OK

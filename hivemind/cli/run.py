@@ -1,0 +1,206 @@
+"""``hivemind run``: simulate a scenario into a run directory, resumable, over one or several processes."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+from hivemind.cli.common import (
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    Progress,
+    UsageError,
+    add_scenario_args,
+    claim,
+    describe,
+    load,
+    out_dir,
+)
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("run", help="simulate a scenario and write run.nc + manifest.json")
+    add_scenario_args(p)
+    p.add_argument("--out", required=True, help="output directory")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--plot", action="store_true", help="write the figures into OUT/figures after the run")
+    p.add_argument("--resume", action="store_true", help="continue the interrupted run in OUT from its last checkpoint")
+    p.add_argument("--force", action="store_true", help="overwrite a non-empty OUT")
+    g = p.add_argument_group("several processes (jax.distributed; run.shard = seeds or agents)")
+    g.add_argument("--coordinator", metavar="HOST:PORT", help="process 0's address, or 'auto' to read a SLURM (or similar) job")
+    g.add_argument("--num-processes", type=int, metavar="N", help="how many processes run this scenario together")
+    g.add_argument("--process-id", type=int, metavar="I", help="this process's index in [0, N); process 0 writes OUT")
+    g.add_argument(
+        "--timeout",
+        type=float,  # processes.check_setup says what a usable timeout is
+        default=60.0,
+        metavar="S",
+        help="seconds to wait for every process to connect (default 60)",
+    )
+    p.set_defaults(func=cmd_run)
+
+
+# The outcomes of preparing OUT, as process 0 tells the others.
+_MODES = ("fresh", "resume", "restart", "complete", "refused")
+
+
+def _join_processes(args, scenario) -> bool:
+    """Connect to the other processes when --coordinator asks for it; whether there are several."""
+    from hivemind.engine import processes
+
+    if args.coordinator is None:
+        if args.num_processes is not None or args.process_id is not None:
+            raise UsageError("--num-processes and --process-id need --coordinator HOST:PORT (or --coordinator auto)")
+        return False
+    processes.check_setup(args.coordinator, args.num_processes, args.process_id, args.timeout)
+    if scenario.run.shard == "none":
+        raise UsageError(
+            f'{scenario.source}: run.shard = "none" keeps a run in one process; '
+            'set run.shard = "seeds" or "agents" to spread it over several'
+        )
+    processes.initialize(args.coordinator, args.num_processes, args.process_id, args.timeout)
+    import jax
+
+    n_dev = jax.device_count()
+    if scenario.run.shard == "agents" and n_dev > scenario.arrays.n_nodes:
+        raise UsageError(
+            f'{scenario.source}: run.shard = "agents" splits {scenario.arrays.n_nodes} agents over {n_dev} devices '
+            f"of {jax.process_count()} processes: fewer agents than devices"
+        )
+    return jax.process_count() > 1
+
+
+def _prepare_run(args, out: Path, scenario, several: bool) -> str:
+    """Process 0 claims and checks OUT; with several processes it tells the others what it found."""
+    from hivemind.engine import processes
+    from hivemind.errors import InputError
+    from hivemind.io import checkpoint, outdir
+    from hivemind.runner.simulate import check_space
+
+    refusal = None
+    mode = None
+    if processes.is_writer():
+        try:
+            claim(args, out)
+            resumable = args.resume and checkpoint.exists(out / "checkpoint")
+            mode = outdir.resume_mode(out, scenario.fingerprint, args.resume, args.force, resumable)
+            if mode != "complete":
+                check_space(out, scenario)
+        except InputError as e:
+            refusal, mode = e, "refused"
+    if several:
+        mode = _MODES[processes.broadcast_code(None if mode is None else _MODES.index(mode))]
+    if refusal is not None:
+        raise refusal
+    if mode == "refused":
+        raise UsageError(f"{out}: process 0 refused to run there (its own message says why)")
+    return mode
+
+
+def cmd_run(args) -> int:
+    from hivemind.engine import processes
+    from hivemind.io.results import summarize
+    from hivemind.runner.manifest import save_manifest
+    from hivemind.runner.simulate import RecordsWriteError, SimulationDiverged, SimulationInterrupted, simulate
+
+    scenario = load(args)
+    out = out_dir(args.out)
+    several = _join_processes(args, scenario)
+    mode = _prepare_run(args, out, scenario, several)
+    writer = processes.is_writer()
+    me = f"process {processes.index()} of {processes.count()}"
+    if mode == "complete":
+        if writer:
+            print(f"{out}: the run of this scenario is already complete; nothing to resume")
+        return EXIT_OK
+    if not writer:
+        print(f"{me}: computing its share of {scenario.name} (shard {scenario.run.shard}); process 0 writes {out}", flush=True)
+    elif not args.quiet:
+        print(describe(scenario))
+        if several:
+            import jax
+
+            print(f"{processes.count()} processes, {jax.device_count()} devices, run.shard = {scenario.run.shard}")
+    if mode == "restart" and writer:
+        print(f"{out}: no checkpoint to resume from; starting from step 0", flush=True)
+    bar = Progress(writer and not args.quiet)
+    resumed = []
+
+    def progress(done: int, total: int) -> None:
+        if mode == "resume" and not resumed:
+            resumed.append(done)
+            if not args.quiet:
+                print(f"resuming from step {done} of {total}", flush=True)
+        bar(done, total)
+
+    hint = " ".join(["hivemind run", args.scenario, "--out", str(out), *(f"--set {o}" for o in args.overrides), "--resume"])
+    if several:
+        hint += " --coordinator ... (every process, as before)"
+    try:
+        ds = simulate(
+            scenario, progress=progress, checkpoint_dir=out / "checkpoint", resume=mode == "resume", out_file=out / "run.nc"
+        )
+    except processes.PeerLost as e:
+        bar.close()
+        kept = "no checkpoint was kept" if e.step is None else f"the checkpoint at step {e.step} is kept in {out}/checkpoint"
+        print(f"{me}: another process of the run stopped ({e}); {kept}; resume with: {hint}", file=sys.stderr, flush=True)
+        sys.stdout.flush()
+        # A normal exit would wait in JAX's shutdown barrier for the process that is gone, then abort.
+        os._exit(EXIT_FAILED)
+    except SimulationDiverged as e:
+        bar.close()
+        if not writer:
+            print(f"{me}: {e}", file=sys.stderr)
+            return EXIT_FAILED
+        save_manifest(out, scenario, e.dataset)
+        print(f"{scenario.source}: {e}; steps up to {int(e.dataset.step[-1])} saved in {out}/run.nc", file=sys.stderr)
+        return EXIT_FAILED
+    except SimulationInterrupted as e:
+        bar.close()
+        if not writer:
+            return EXIT_INTERRUPTED
+        save_manifest(out, scenario, e.dataset)
+        print(f"interrupted at step {e.step}: what was recorded is in {out}/run.nc; resume with: {hint}", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except RecordsWriteError as e:
+        bar.close()
+        kept = "nothing could be kept" if e.step is None else f"the checkpoint at step {e.step} is kept in {out}/checkpoint"
+        print(f"{e}; {kept}; free space and resume with: {hint}", file=sys.stderr)
+        return EXIT_FAILED
+    bar.close()
+    if not writer:
+        print(f"{me}: done", flush=True)
+        return EXIT_OK
+    try:
+        save_manifest(out, scenario, ds)
+    except OSError as e:
+        print(f"the run is complete in {out}/run.nc, but manifest.json cannot be written: {e.strerror or e}", file=sys.stderr)
+        return EXIT_FAILED
+    _print_summary(scenario, ds, summarize(ds))
+    print(f"results: {out / 'run.nc'} and {out / 'manifest.json'}")
+    if args.plot:
+        from hivemind.cli.plot import plot_run_dir
+
+        plot_run_dir(out, None, ("png", "pdf"), animate=True)
+    return EXIT_OK
+
+
+def _print_summary(scenario, ds, s: dict) -> None:
+    nearest = "the nearest anchor" if len(scenario.anchors) > 1 else "the anchor"
+    print(
+        f"done in {ds.attrs['wall_time_s']:.1f} s: mean distance to {nearest} {s['initial_distance_mean']:.3g} -> "
+        f"{s['final_distance_mean']:.3g}; {s['agents_reached']:g}/{s['agents']} agents within {s['reached_tol']:g} "
+        f"of {nearest} ({s['agents_reachable']} can hear {'one' if len(scenario.anchors) > 1 else 'it'})"
+    )
+    split = (
+        f"clusters (within {ds.attrs['cluster_tol']:g}): {s['final_clusters']:g}, the largest holding "
+        f"{s['final_largest_cluster_share']:.0%} of the agents; dispersion {s['final_dispersion']:.3g}"
+    )
+    if "final_anchor_share" in s:
+        labels = [str(scenario.arrays.labels[i]) for i in scenario.anchor_indices]
+        split += "; nearest anchor: " + ", ".join(
+            f"{lab} {v:.0%}" for lab, v in zip(labels, s["final_anchor_share"], strict=True)
+        )
+    print(split)

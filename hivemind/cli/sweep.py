@@ -1,0 +1,96 @@
+"""``hivemind sweep``: a grid of scenarios (a phase diagram) as one compiled, batched computation."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from hivemind.cli.common import (
+    EXIT_OK,
+    Progress,
+    add_formats_arg,
+    add_grid_arg,
+    add_scenario_args,
+    claim,
+    describe,
+    load,
+    out_dir,
+    positive_float,
+    positive_int,
+)
+from hivemind.cli.live import parse_grid
+from hivemind.cli.plot import sweep_figures
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("sweep", help="a grid of scenarios (phase diagram) as one compiled, batched computation")
+    add_scenario_args(p)
+    add_grid_arg(p, "a swept key; repeat for more keys (the grid is their product)")
+    p.add_argument("--seeds", type=positive_int, default=1, help="seeds 0..K-1 at every grid point (default 1)")
+    p.add_argument("--out", required=True, help="output directory for sweep.nc, sweep.json and the figure")
+    p.add_argument("--tol", type=positive_float, default=1e-3, help="distance for steps_to_tolerance (default 1e-3)")
+    p.add_argument("--memory", type=positive_float, default=2048, help="MB a batch of grid points may take (default 2048)")
+    p.add_argument("--resume", action="store_true", help="continue a killed sweep in OUT, skipping finished batches")
+    p.add_argument("--force", action="store_true", help="overwrite a non-empty OUT")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_formats_arg(p)
+    p.set_defaults(func=cmd_sweep)
+
+
+def cmd_sweep(args) -> int:
+    from hivemind.io import outdir
+    from hivemind.io.results import save_json
+    from hivemind.runner.sweep import save_sweep, sweep, sweep_manifest
+
+    formats = args.formats
+    grid = parse_grid(args.grid)
+    scenario = load(args)
+    out = claim(args, out_dir(args.out))
+    outdir.check_out(out, args.resume, args.force)
+    shape = " x ".join(f"{len(v)} {k}" for k, v in zip(grid.keys, grid.values, strict=True))
+    total = int(np.prod(grid.shape))
+    if not args.quiet:
+        print(f"{describe(scenario)}\nsweep: {shape} = {total} points x {args.seeds} seeds")
+    bar = Progress(not args.quiet, unit="point")
+    try:
+        ds = sweep(
+            scenario,
+            grid,
+            seeds=args.seeds,
+            tol=args.tol,
+            progress=bar,
+            out=out,
+            resume=args.resume,
+            memory=int(args.memory * 2**20),
+        )
+    finally:
+        bar.close()
+    path = save_sweep(ds, out)
+    save_json(sweep_manifest(scenario, grid, ds), out / "sweep.json")
+    figures = sweep_figures(ds, out, formats)
+    _print_sweep(ds)
+    print(f"results: {path}, {out / 'sweep.json'}" + (f"; figure {', '.join(str(f) for f in figures)}" if figures else ""))
+    return EXIT_OK
+
+
+def _print_sweep(ds) -> None:
+    """The grid as a table: one row per point, the seeds' mean."""
+    from hivemind.runner.sweep import swept_keys
+
+    keys = swept_keys(ds)
+    flat = ds[["final_mean_distance", "steps_to_tolerance", "clusters", "diverged"]].mean("seed").stack(point=keys)
+    header = "".join(f"{k:>22}" for k in keys) + f"{'final mean dist':>17}{'steps to tol':>14}{'clusters':>10}{'diverged':>10}"
+    print(header)
+    rows = flat.point.size
+    shown = range(rows) if rows <= 40 else [*range(20), *range(rows - 20, rows)]
+    for i in shown:
+        p = flat.isel(point=i)
+        cells = "".join(
+            f"{str(p[k].item()):>22}" if not isinstance(p[k].item(), float) else f"{p[k].item():>22.4g}" for k in keys
+        )
+        steps = p.steps_to_tolerance.item()
+        print(
+            f"{cells}{p.final_mean_distance.item():>17.3g}{'never' if steps != steps else f'{steps:.0f}':>14}"
+            f"{p.clusters.item():>10.3g}{p.diverged.item():>10.2g}"
+        )
+        if rows > 40 and i == 19:
+            print(f"{'...':>22}")

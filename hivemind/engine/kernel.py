@@ -1,0 +1,173 @@
+"""The compiled engine: a batch of runs started and advanced by one jitted, vmapped scan.
+
+Arrays in, arrays out: ``start`` and ``advance`` take the static ``EngineConfig``, the
+numeric hyperparameters (traced, so changing a number does not recompile), the topology
+and the states. ``hivemind.runner`` builds these from a scenario; the sweep vmaps the same
+``one_step`` and ``observe_summary`` over grid points.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from functools import partial
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from hivemind.engine import energy
+from hivemind.engine.manifolds import Manifold
+from hivemind.engine.rules import make_rule
+from hivemind.engine.topology import Topology
+
+# What ``_observe`` records, with its dimensions (seed first) and meaning: the result file's variables.
+VARIABLES = {
+    "state": (("seed", "step", "agent", "coord"), "agent state (ambient coordinates)"),
+    "loss": (("seed", "step"), "global loss 1/2 sum w kappa d^2"),
+    "distance_to_anchor": (("seed", "step", "agent"), "geodesic distance to the nearest anchor"),
+    "dispersion": (("seed", "step"), "mean pairwise geodesic distance over a fixed sample of agents"),
+    "clusters": (("seed", "step"), "connected components once edges longer than cluster_tol are dropped"),
+    "largest_cluster_share": (("seed", "step"), "share of the nodes in the largest cluster"),
+    "nearest_anchor": (("seed", "step", "agent"), "index (into the anchor dimension) of the nearest anchor"),
+    "anchor_share": (("seed", "step", "anchor"), "share of the mobile agents nearest to each anchor"),
+}
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    """The static half of a run: hashable, so it can key jit's cache."""
+
+    manifold: Manifold
+    rule: str
+    schedule: str = "constant"
+    static_options: tuple[tuple[str, Any], ...] = ()
+    features: energy.Features = energy.Features()
+
+
+class Carry(NamedTuple):
+    states: jax.Array
+    rule_state: Any
+    key: jax.Array
+
+
+def rule_for(config: EngineConfig, hyper: dict):
+    """The update rule of ``config`` with the numbers in ``hyper``."""
+    options = dict(config.static_options) | dict(hyper.get("options", {}))
+    return make_rule(config.manifold, config.rule, hyper, config.schedule, options, config.features)
+
+
+def _observe(manifold: Manifold, states: jax.Array, topology: Topology, cluster_tol) -> dict[str, jax.Array]:
+    """What is recorded of a batch of runs (S, N, D), computed agents-first; see ``VARIABLES``."""
+    x, n = energy.agents_first(states), states.shape[0]
+
+    def per_run(a):
+        return energy.seeds_first(a, n, agent_axis=False)
+
+    dist, nearest = energy.distance_to_anchors(manifold, x, topology.anchors)
+    n_clusters, largest = energy.clusters(manifold, x, topology, cluster_tol)
+    out = {
+        "state": states,
+        "loss": per_run(energy.loss(manifold, x, topology)),
+        "distance_to_anchor": energy.seeds_first(dist, n),
+        "dispersion": per_run(energy.dispersion(manifold, x, topology.sample)),
+        "clusters": per_run(n_clusters),
+        "largest_cluster_share": per_run(largest),
+    }
+    n_anchors = topology.anchors.shape[0]
+    if n_anchors > 1:
+        mobile = (topology.inv_inertia > 0).astype(states.dtype)
+        mobile = mobile.reshape(mobile.shape + (1,) * (nearest.ndim - 1))
+        onehot = jax.nn.one_hot(nearest, n_anchors, dtype=states.dtype) * mobile[..., None]  # (N, *batch, A)
+        share = jnp.sum(onehot, axis=0) / jnp.sum(mobile)
+        out["nearest_anchor"] = energy.seeds_first(nearest, n)
+        out["anchor_share"] = share if n > 1 else share[None]
+    return out
+
+
+def observe_summary(manifold: Manifold, states: jax.Array, topology: Topology, cluster_tol) -> dict[str, jax.Array]:
+    """A few numbers per run instead of every agent's state: what a sweep keeps of each step it records."""
+    x, n = energy.agents_first(states), states.shape[0]
+
+    def per_run(a):
+        return energy.seeds_first(a, n, agent_axis=False)
+
+    dist, _ = energy.distance_to_anchors(manifold, x, topology.anchors)
+    mobile = ((topology.inv_inertia > 0) & (topology.node_mask > 0)).astype(states.dtype)
+    mobile = mobile.reshape(mobile.shape + (1,) * (dist.ndim - 1))
+    n_clusters, largest = energy.clusters(manifold, x, topology, cluster_tol)
+    return {
+        "mean_distance": per_run(jnp.sum(dist * mobile, axis=0) / jnp.sum(mobile)),
+        "loss": per_run(energy.loss(manifold, x, topology)),
+        "clusters": per_run(n_clusters),
+        "largest_cluster_share": per_run(largest),
+        "dispersion": per_run(energy.dispersion(manifold, x, topology.sample)),
+    }
+
+
+def init_run(config: EngineConfig, hyper: dict, x: jax.Array, key: jax.Array) -> Carry:
+    """One run's carry at step 0: the rule's state drawn from its own half of ``key``."""
+    rule = rule_for(config, hyper)
+    k_rule, k_run = jax.random.split(key)
+    return Carry(x, rule.init(x, k_rule), k_run)
+
+
+def step_run(config: EngineConfig, hyper: dict, topology: Topology, c: Carry) -> Carry:
+    """One run, one step; the key is split, never reused."""
+    rule = rule_for(config, hyper)
+    key, sub = jax.random.split(c.key)
+    states, rule_state = rule.step(c.states, c.rule_state, topology, sub)
+    return Carry(states, rule_state, key)
+
+
+@partial(jax.jit, static_argnames=("config",))
+def start(config: EngineConfig, hyper: dict, topology: Topology, states: jax.Array, keys: jax.Array):
+    """Initial carries and observations for a batch of seeds: ``states`` (S, N, D), ``keys`` (S,)."""
+    carry = jax.vmap(partial(init_run, config, hyper))(states, keys)
+    return carry, _observe(config.manifold, states, topology, hyper["cluster_tol"])
+
+
+@partial(jax.jit, static_argnames=("config", "n_records", "every"), donate_argnames=("carry",))
+def advance(config: EngineConfig, hyper: dict, topology: Topology, carry: Carry, n_records: int, every: int):
+    """Run ``n_records * every`` steps for every seed, observing every ``every`` steps.
+
+    Returns the new carry and the observations (``_observe``), each with the seed axis
+    first and the record axis second: state (S, n_records, N, D), loss (S, n_records), ...
+    """
+
+    def step(c: Carry, _):
+        return jax.vmap(partial(step_run, config, hyper, topology))(c), None
+
+    def record(c: Carry, _):
+        c, _ = jax.lax.scan(step, c, None, length=every)
+        return c, _observe(config.manifold, c.states, topology, hyper["cluster_tol"])
+
+    carry, recs = jax.lax.scan(record, carry, None, length=n_records)
+    return carry, {k: jnp.swapaxes(r, 0, 1) for k, r in recs.items()}
+
+
+# About this many progress updates (and NaN checks) per run.
+CHUNKS = 20
+
+
+def chunk_plan(steps: int, every: int, max_records: int | None = None) -> list[tuple[int, int]]:
+    """(records, stride) of every chunk: about ``CHUNKS`` chunks of at most ``max_records`` records.
+
+    The plan depends on its arguments alone, so a resumed run replays the same chunks and
+    ends bitwise equal to an uninterrupted one.
+    """
+    n_full, rest = divmod(steps, every)
+    chunk = max(1, math.ceil(n_full / CHUNKS) if max_records is None else min(math.ceil(n_full / CHUNKS), max_records))
+    plan = [(min(chunk, n_full - k), every) for k in range(0, n_full, chunk)]
+    if rest:
+        plan.append((1, rest))
+    return plan
+
+
+def record_steps(steps: int, every: int) -> np.ndarray:
+    """0, every, 2 every, ..., and always the final step."""
+    out = list(range(0, steps + 1, every))
+    if out[-1] != steps:
+        out.append(steps)
+    return np.asarray(out, dtype=np.int64)

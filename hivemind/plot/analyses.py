@@ -1,0 +1,144 @@
+"""Figures of the analyses: path independence, entropy collapse, the forecast models."""
+
+from __future__ import annotations
+
+import matplotlib as mpl
+import numpy as np
+import xarray as xr
+from matplotlib.colors import Normalize
+from matplotlib.figure import Figure
+
+# Okabe-Ito: distinguishable under the common colour-vision deficiencies.
+from hivemind.plot.style import (
+    AGENT_CMAP,
+    ANCHOR_COLOR,
+    CATEGORY_COLORS,
+    FLOOR,
+    PREDICTION_COLOR,
+    house_style,
+    manifold_of,
+)
+
+
+def paths_figure(report) -> Figure:
+    """Left: mean distance to the anchor over time, one line per run, coloured by rule.
+    Right: per agent, the spread of endpoints across runs and the distance to the anchor's state."""
+    with house_style():
+        fig = Figure(figsize=(11, 4.2), layout="constrained")
+        ax, ax_agents = fig.subplots(1, 2, width_ratios=[1.4, 1])
+        rules = list(dict.fromkeys(r.rule for r in report.runs))
+        color = {rule: CATEGORY_COLORS[k % len(CATEGORY_COLORS)] for k, rule in enumerate(rules)}
+        for run in report.runs:
+            for s in range(run.mean_distance.shape[0]):
+                ax.plot(run.steps, np.maximum(run.mean_distance[s], FLOOR), color=color[run.rule], lw=1, alpha=0.7)
+        for rule in rules:
+            ax.plot([], [], color=color[rule], label=rule)
+        ax.axhline(report.tol, color="0.4", ls="--", lw=1, label=f"tolerance {report.tol:.2g}")
+        ax.set(yscale="log", xlabel="step", ylabel="mean distance to the anchor", title="different paths")
+        ax.legend(loc="upper right")
+
+        others = np.delete(np.arange(len(report.labels)), report.anchor)
+        finite_max = np.nanmax(np.where(np.isfinite(report.gap[others]), report.gap[others], np.nan), initial=report.tol)
+        ceiling = max(finite_max, report.tol) * 10
+        order = np.argsort(-np.nan_to_num(np.maximum(report.spread, report.gap)[others], nan=np.inf, posinf=np.inf))
+        rank = np.arange(others.size)
+        gap = np.where(np.isfinite(report.gap), report.gap, ceiling)[others][order]
+        spread = np.where(np.isfinite(report.spread), report.spread, ceiling)[others][order]
+        ax_agents.plot(rank, np.maximum(gap, FLOOR), ".", ms=3, color=ANCHOR_COLOR, label="distance to the anchor's state")
+        ax_agents.plot(rank, np.maximum(spread, FLOOR), ".", ms=3, color="#0072B2", label="spread of endpoints")
+        cut = ~report.reachable[others][order]
+        if cut.any():
+            ax_agents.plot(rank[cut], np.full(cut.sum(), ceiling), "x", color="k", label="no path to the anchor")
+        ax_agents.axhline(report.tol, color="0.4", ls="--", lw=1)
+        verdict = "agree" if report.agrees else f"{report.disagreeing.size} disagree"
+        ax_agents.set(yscale="log", xlabel="agent (worst first)", ylabel="geodesic distance", title=f"same end? {verdict}")
+        ax_agents.legend(loc="upper right")
+        fig.suptitle(f"{report.scenario}: path independence over {len(report.runs)} rule x start combinations")
+    return fig
+
+
+def entropy_figure(result: xr.Dataset, predicted_slope: float | None = None) -> Figure:
+    """Entropy against entanglement lambda (final step), and entropy and degrees of freedom against time."""
+    from hivemind.experiments.entropy import summary_table
+
+    table = summary_table(result)
+    lams, steps = table.lam.values, table.step.values
+    d = int(result.attrs["dim"])
+    with house_style():
+        fig = Figure(figsize=(13, 4.2), layout="constrained")
+        ax_lam, ax_time, ax_dof = fig.subplots(1, 3)
+        final = table.isel(step=-1)
+        ax_lam.plot(lams, final.gaussian_entropy, "o-", color="#0072B2", label="Gaussian (log det)")
+        ax_lam.plot(lams, final.knn_entropy, "s--", color="#009E73", label="Kozachenko-Leonenko kNN")
+        inside = lams < 1
+        h0 = float(final.gaussian_entropy.sel(lam=lams[0]))
+        ref = h0 + d * np.log1p(-lams[inside]) - d * np.log1p(-lams[0])
+        ax_lam.plot(lams[inside], ref, ":", color="0.3", label=r"$H_0 + d\,\log(1-\lambda)$ (context = a point)")
+        ax_lam.set(xlabel=r"entanglement $\lambda$", ylabel="entropy per node (nats)", title=f"at step {int(steps[-1])}")
+        ax_lam.legend(loc="lower left")
+
+        cmap = mpl.colormaps[AGENT_CMAP]
+        norm = Normalize(0, 1)
+        for lam in lams:
+            ax_time.plot(steps, table.gaussian_entropy.sel(lam=lam), color=cmap(norm(lam)), label=rf"$\lambda$ = {lam:g}")
+            ax_dof.plot(steps, table.resolved_dimension.sel(lam=lam), color=cmap(norm(lam)))
+            ax_dof.plot(steps, table.participation_ratio.sel(lam=lam), color=cmap(norm(lam)), ls="--", lw=1)
+        if predicted_slope is not None and 1.0 in lams:
+            h1 = table.gaussian_entropy.sel(lam=1.0).values
+            mid = len(steps) // 2
+            if np.isfinite(h1[mid]):
+                line = h1[mid] + predicted_slope * (steps - steps[mid])
+                ax_time.plot(steps, line, ":", color=PREDICTION_COLOR, lw=2, label=f"theory: {predicted_slope:.3g} nats/step")
+        ax_time.set(xlabel="step", ylabel="Gaussian entropy per node (nats)", title="entropy over time")
+        ax_time.legend(loc="lower left")
+        ax_dof.plot([], [], color="0.3", label=f"resolved dimension (at {result.attrs['resolution']:g})")
+        ax_dof.plot([], [], color="0.3", ls="--", lw=1, label="participation ratio")
+        ax_dof.set(xlabel="step", ylabel="degrees of freedom", ylim=(-0.3, d + 0.5), title="degrees of freedom")
+        ax_dof.legend(loc="center right")
+        fig.colorbar(mpl.cm.ScalarMappable(norm=norm, cmap=cmap), ax=ax_dof, label=r"$\lambda$", shrink=0.8)
+        symbol = manifold_of(result).symbol
+        fig.suptitle(
+            f"{result.attrs['scenario']}: entropy collapse on {symbol}^{d} "
+            f"({result.attrs['samples']} samples, mean over agents that hear the anchor)"
+        )
+    return fig
+
+
+def forecast_figure(results: dict) -> Figure:
+    """``hivemind fit``: each model's one-step skill against the four baselines, and its skill
+    against persistence by lead time (states and the macro curves), one row per trajectory."""
+    rows = list(results)
+    with house_style():
+        fig = Figure(figsize=(11, 3.6 * len(rows)), layout="constrained")
+        axes = np.atleast_2d(fig.subplots(len(rows), 2))
+        for r, name in enumerate(rows):
+            res = results[name]
+            models = list(res["models"])
+            base = [b for b in ("persistence", "neighbours", "centroid", "anchor") if b in res["baselines"]]
+            ax = axes[r, 0]
+            width = 0.8 / max(len(models), 1)
+            for k, m in enumerate(models):
+                one = res["models"][m]["one_step"]
+                vals = [one.get(f"skill_vs_{b}") or 0.0 for b in base]
+                x = np.arange(len(base)) + (k - (len(models) - 1) / 2) * width
+                ax.bar(x, vals, width, label=m, color=CATEGORY_COLORS[k % len(CATEGORY_COLORS)])
+            ax.axhline(0, color="0.4", lw=0.8)
+            ax.set_xticks(np.arange(len(base)), [f"vs {b}" for b in base])
+            ax.set_ylabel("one-step skill (1 - MSE / MSE baseline)")
+            ax.set_title(f"{name + ': ' if name else ''}one round ahead, held-out rounds (best: {res['best']})")
+            ax.legend(frameon=False, fontsize=8)
+            ax = axes[r, 1]
+            for k, m in enumerate(models):
+                leads = res["models"][m]["by_lead"]
+                hs = sorted(leads, key=int)
+                c = CATEGORY_COLORS[k % len(CATEGORY_COLORS)]
+                ax.plot([int(h) for h in hs], [leads[h]["states"] for h in hs], "o-", color=c, label=f"{m}: states")
+                key = "anchor_distance" if "anchor_distance" in leads[hs[0]] else "pairwise"
+                macro = [leads[h][key] for h in hs]
+                ax.plot([int(h) for h in hs], macro, "x--", color=c, label=f"{m}: {key.replace('_', ' ')}")
+            ax.axhline(0, color="0.4", lw=0.8)
+            ax.set_xlabel("lead time (rounds)")
+            ax.set_ylabel("skill against persistence")
+            ax.set_title("free-running from every observed origin")
+            ax.legend(frameon=False, fontsize=7, ncol=2)
+    return fig

@@ -1,0 +1,124 @@
+"""Sweep grids: swept keys and their values, and every grid point's scenario.
+
+A grid point is the scenario with ``key=value`` overrides, validated like a file, so a bad
+value is a one-line error naming the swept key.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import tomli_w
+
+from hivemind.errors import InputError
+from hivemind.scenario.parse import parse_scenario
+from hivemind.scenario.spec import ScenarioError
+
+# Keys that are numbers in the compiled program: swept inside one compilation.
+BATCHED = re.compile(
+    r"^(dynamics\.(step_size|noise|noise_decay|gossip_prob|confidence)|anchor\.coupling|anchors\[\d+\]\.coupling"
+    r"|agents\.stubbornness)$"
+)
+
+
+class SweepError(InputError, ValueError):
+    """A grid that cannot be run: ``str(e)`` is one line naming the key."""
+
+
+@dataclass(frozen=True)
+class Grid:
+    """Swept keys and their values, in order: the Cartesian product is the grid."""
+
+    keys: tuple[str, ...]
+    values: tuple[tuple, ...]
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return tuple(len(v) for v in self.values)
+
+    def points(self) -> list[tuple]:
+        return list(itertools.product(*self.values))
+
+    def to_dict(self) -> dict:
+        return {k: list(v) for k, v in zip(self.keys, self.values, strict=True)}
+
+
+def parse_values(key: str, spec: str) -> tuple:
+    """``lin:A:B:N``, ``log:A:B:N`` or comma-separated values (each read as TOML, else a string)."""
+    import tomllib
+
+    spec = spec.strip()
+    if spec.startswith(("lin:", "log:")):
+        kind, *parts = spec.split(":")
+        if len(parts) != 3:
+            raise SweepError(f"--grid {key}: a range is {kind}:START:STOP:COUNT, got {spec!r}")
+        try:
+            a, b, n = float(parts[0]), float(parts[1]), int(parts[2])
+        except ValueError:
+            raise SweepError(f"--grid {key}: a range is {kind}:START:STOP:COUNT with numbers, got {spec!r}") from None
+        if n < 1 or not (math.isfinite(a) and math.isfinite(b)):
+            raise SweepError(f"--grid {key}: a range needs finite ends and a count >= 1, got {spec!r}")
+        if kind == "log":
+            if a <= 0 or b <= 0:
+                raise SweepError(f"--grid {key}: a log range needs ends > 0, got {spec!r}")
+            return tuple(float(v) for v in np.geomspace(a, b, n))
+        return tuple(float(v) for v in np.linspace(a, b, n))
+    items = [t.strip() for t in spec.split(",")]
+    if not spec or any(not t for t in items):
+        raise SweepError(f"--grid {key}: expected comma-separated values or a range, got {spec!r}")
+    out = []
+    for t in items:
+        try:
+            out.append(tomllib.loads(f"v = {t}")["v"])
+        except tomllib.TOMLDecodeError:
+            out.append(t)
+    if len(set(map(repr, out))) != len(out):
+        raise SweepError(f"--grid {key}: repeats a value, got {spec!r}")
+    return tuple(out)
+
+
+def make_grid(grid: dict[str, Sequence] | Grid) -> Grid:
+    if isinstance(grid, Grid):
+        return grid
+    if not grid:
+        raise SweepError("the grid is empty: give at least one --grid KEY=VALUES")
+    keys, values = [], []
+    for key, vals in grid.items():
+        vals = tuple(vals) if isinstance(vals, (list, tuple, np.ndarray)) else (vals,)
+        if not vals:
+            raise SweepError(f"--grid {key}: no values")
+        keys.append(key)
+        values.append(tuple(v.item() if isinstance(v, np.generic) else v for v in vals))
+    return Grid(tuple(keys), tuple(values))
+
+
+def _toml(v) -> str:
+    """``v`` as a TOML value, for an override ``key=value``."""
+    if isinstance(v, (list, tuple)):  # on one line: tomli-w writes arrays one item per line
+        return "[" + ", ".join(_toml(x) for x in v) + "]"
+    return tomli_w.dumps({"v": v}).split("=", 1)[1].strip()
+
+
+def point_scenarios(scenario, grid: Grid, seeds: tuple[int, ...]):
+    """Every grid point's scenario, validated like a file (the error names the swept key)."""
+    out = []
+    for point in grid.points():
+        sets = [f"{k}={_toml(v)}" for k, v in zip(grid.keys, point, strict=True)]
+        try:
+            s = parse_scenario(
+                scenario.text,
+                file=scenario.source or "<scenario>",
+                base=Path(scenario.base) if scenario.base else None,
+                overrides=(*scenario.overrides, *sets),
+                seeds=seeds,
+            )
+        except ScenarioError as e:
+            raise SweepError(str(e)) from None
+        out.append(s)
+    return out

@@ -1,0 +1,422 @@
+"""Scenario files: TOML in, validated frozen dataclasses out.
+
+Every problem with a file is a ``ScenarioError`` that renders as one line naming the
+file and the key, e.g. ``scenarios/x.toml: dynamics.step_size must be > 0, got -1``.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import re
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from hivemind.scenario import graphs
+from hivemind.scenario.graphs import GraphArrays, graph_arrays
+from hivemind.scenario.names import BUILTIN_RULES, MANIFOLD_KINDS, SCHEDULES, ambient_dim, on_manifold
+from hivemind.scenario.reader import Reader, at_least, nonnegative, numeric_matrix, one_of, positive, typed
+from hivemind.scenario.spec import (
+    AgentsSpec,
+    AnchorSpec,
+    DynamicsSpec,
+    GraphSpec,
+    InitSpec,
+    ManifoldSpec,
+    RecordSpec,
+    RunSpec,
+    Scenario,
+    ScenarioError,
+    node_index,
+    show,
+    stubbornness_vector,
+)
+
+
+class _Geometry:
+    """What the reader needs of a manifold (its name, coordinates per point, membership), without jax."""
+
+    def __init__(self, kind: str, dim: int):
+        self.name, self.dim, self.ambient_dim = kind, dim, ambient_dim(kind, dim)
+
+    def belongs(self, x, atol: float) -> np.ndarray:
+        return on_manifold(self.name, self.dim, x, atol)
+
+
+SECTIONS = ("manifold", "graph", "anchor", "anchors", "init", "dynamics", "record", "run", "agents", "live")
+TOP_LEVEL_KEYS = ("name", "description")
+
+# Tolerance for explicit coordinates typed by hand: they are projected exactly afterwards.
+ON_MANIFOLD_ATOL = 1e-4
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """``"dynamics.steps=500"`` -> ("dynamics.steps", 500); the value is read as TOML, else a string."""
+    if "=" not in text:
+        raise ScenarioError("--set", None, f"expected key=value, got {text!r}")
+    key, raw = text.split("=", 1)
+    key = key.strip()
+    if not key or any(not part for part in key.split(".")):
+        raise ScenarioError("--set", None, f"expected key=value, got {text!r}")
+    try:
+        value = tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = raw.strip()
+    return key, value
+
+
+_INDEXED = re.compile(r"^(.+)\[(\d+)\]$")
+
+
+def apply_overrides(data: dict, overrides: list[str] | tuple[str, ...], file: str) -> dict:
+    """Set ``key=value`` overrides; ``anchors[1].coupling`` reaches into an array of tables."""
+    data = copy.deepcopy(data)
+    for text in overrides:
+        key, value = parse_override(text)
+        table = data
+        parts = key.split(".")
+        for part in parts[:-1]:
+            indexed = _INDEXED.match(part)
+            if indexed:
+                name, k = indexed.group(1), int(indexed.group(2))
+                items = table.get(name)
+                if not isinstance(items, list) or k >= len(items) or not isinstance(items[k], dict):
+                    have = len(items) if isinstance(items, list) else 0
+                    raise ScenarioError(file, key, f"cannot be set: {name} has {have} tables, no [{k}]")
+                table = items[k]
+                continue
+            nxt = table.setdefault(part, {})
+            if not isinstance(nxt, dict):
+                raise ScenarioError(file, key, f"cannot be set: {part} is not a table")
+            table = nxt
+        table[parts[-1]] = value
+    return data
+
+
+def load_scenario(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Scenario:
+    """Read, validate and resolve a scenario file (graph included).
+
+    Parameters
+    ----------
+    path : path to a TOML file.
+    overrides : ``"key=value"`` strings applied before validation (the CLI's ``--set``).
+
+    Raises
+    ------
+    ScenarioError
+        for anything wrong with the file, with the file and the key in its message.
+    """
+    path = Path(path)
+    file = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ScenarioError(file, None, "file not found") from None
+    except IsADirectoryError:
+        raise ScenarioError(file, None, "is a directory, not a scenario file") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise ScenarioError(file, None, f"cannot be read: {e}") from None
+    return parse_scenario(text, file=file, base=path.parent, overrides=overrides)
+
+
+def parse_scenario(
+    text: str, file: str = "<scenario>", base: Path | None = None, overrides=(), seeds: tuple[int, ...] | None = None
+) -> Scenario:
+    """Like ``load_scenario``, from TOML text; relative graph paths resolve against ``base``.
+
+    ``seeds`` replaces the file's ``run.seed``/``run.seeds`` (what a sweep runs).
+    """
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise ScenarioError(file, None, f"is not valid TOML: {e}") from None
+    data = apply_overrides(data, overrides, file)
+    if seeds is not None and isinstance(data.get("run", {}), dict):
+        run = data.setdefault("run", {})
+        run.pop("seed", None)
+        run["seeds"] = list(seeds)
+    r = Reader(file, data)
+    base = Path(".") if base is None else base
+    r.check_top_level(SECTIONS, TOP_LEVEL_KEYS)
+
+    name = r.get("", "name", "str", Path(file).stem)
+    description = r.get("", "description", "str", "")
+
+    # A live scenario's states are the model's embeddings: [manifold] and [dynamics] then
+    # only serve `hivemind run` on the same graph, so they may be left out.
+    live_mode = "live" in data
+    mkind = r.get("manifold", "kind", "str", "sphere" if live_mode else ..., check=one_of(MANIFOLD_KINDS))
+    dim = r.get("manifold", "dim", "int", 2 if live_mode else ..., check=at_least(1))
+    manifold = _Geometry(mkind, dim)
+
+    gkind = r.get("graph", "kind", "str")
+    gseed = r.get("graph", "seed", "int", 0)
+    directed = r.get("graph", "directed", "bool", False)
+    n = r.get("graph", "n", "int", None, check=at_least(2))
+    params, edges, gpath, direct = {}, None, None, None
+    try:
+        if gkind == "edges":
+            if n is None:
+                raise r.error("graph.n", "is required with graph.kind = 'edges'")
+            edges = r.get("graph", "edges", "list")
+            graph = graphs.from_edges(n, edges, directed)
+        elif gkind == "file":
+            gpath = r.get("graph", "path", "str")
+            resolved = Path(gpath) if Path(gpath).is_absolute() else base / gpath
+            graph = graphs.from_file(resolved, directed if "directed" in r.table("graph") else None)
+            if n is not None and n != graph.number_of_nodes():
+                raise r.error("graph.n", f"is {n} but {gpath} has {graph.number_of_nodes()} nodes")
+        elif gkind in graphs.ARRAY_GENERATORS:
+            params = r.get("graph", "params", "table", {})
+            direct = graphs.from_arrays_generator(gkind, n, params, gseed)
+            graph = None
+        else:
+            params = r.get("graph", "params", "table", {})
+            graph = graphs.from_generator(gkind, n, params, gseed)
+    except graphs.GraphError as e:
+        raise r.error(e.key, e.message) from None
+    labels = direct.labels if graph is None else list(graph.nodes)
+    n_nodes = len(labels)
+    if n_nodes < 2:
+        raise r.error("graph", f"must have at least 2 nodes, got {n_nodes}")
+
+    anchor_tables = _anchor_tables(r)
+    ikind = r.get("init", "kind", "str", "cap", check=one_of(("random", "cap", "explicit")))
+    spread_check = positive
+    if mkind == "sphere":
+        spread_check = lambda v: positive(v) or (None if v <= math.pi else "must be <= pi on the sphere")  # noqa: E731
+    spread = r.get("init", "spread", "float", 1.0, check=spread_check)
+    iseed = r.get("init", "seed", "int", None)
+    states = None
+    if ikind == "explicit":
+        raw_states = r.get("init", "states", "any")
+        matrix = numeric_matrix(r, "init.states", raw_states, n_nodes, manifold.ambient_dim)
+        if not np.all(np.asarray(manifold.belongs(matrix, ON_MANIFOLD_ATOL))):
+            bad = int(np.argmin(np.asarray(manifold.belongs(matrix, ON_MANIFOLD_ATOL))))
+            raise r.error("init.states", f"row {bad} is not on the {mkind} (within {ON_MANIFOLD_ATOL})")
+        states = matrix.tolist()
+
+    anchors = tuple(_read_anchor(r, key, t, labels, manifold, ikind) for key, t in anchor_tables)
+    seen: dict[int, str] = {}
+    for (key, _), spec in zip(anchor_tables, anchors, strict=True):
+        i = node_index(labels, spec.node)
+        if i in seen:
+            raise r.error(f"{key}.node", f"names node {spec.node!r}, which {seen[i]} already anchors; one anchor per node")
+        seen[i] = key
+
+    rule = r.get("dynamics", "rule", "str", "gradient")
+    if rule not in BUILTIN_RULES:
+        import optax
+
+        if not callable(getattr(optax, rule, None)) or rule.startswith("_"):
+            raise r.error(
+                "dynamics.rule",
+                f"must be one of {', '.join(BUILTIN_RULES)} or an optax optimizer (adam, sgd, ...), got {show(rule)}",
+            )
+    step_size = r.get("dynamics", "step_size", "float", 0.1 if live_mode else ..., check=positive)
+    steps = r.get("dynamics", "steps", "int", 100 if live_mode else ..., check=at_least(1))
+    noise = r.get("dynamics", "noise", "float", 0.0, check=nonnegative)
+    schedule = r.get("dynamics", "noise_schedule", "str", "constant", check=one_of(SCHEDULES))
+    decay = r.get("dynamics", "noise_decay", "float", 100.0, check=positive)
+    prob = r.get("dynamics", "gossip_prob", "float", 0.5, check=lambda v: None if 0 < v <= 1 else "must be in (0, 1]")
+    options = r.get("dynamics", "options", "table", {})
+    if options and rule in BUILTIN_RULES:
+        raise r.error("dynamics.options", f"applies to optax optimizers only, not to rule {rule!r}")
+    _check_optax_options(r, rule, options)
+
+    confidence = r.get("dynamics", "confidence", "float", None, check=positive)
+    every = r.get("record", "every", "int", 10, check=at_least(1))
+    cluster_tol = r.get("record", "cluster_tol", "float", 0.05, check=positive)
+
+    run_table = r.table("run")
+    if "seed" in run_table and "seeds" in run_table:
+        raise r.error("run.seeds", "cannot be given together with run.seed")
+    if "seeds" in run_table:
+        seeds = r.get("run", "seeds", "list")
+        if not seeds:
+            raise r.error("run.seeds", "must not be empty")
+        for s in seeds:
+            if isinstance(s, bool) or not isinstance(s, int) or s < 0:
+                raise r.error("run.seeds", f"must be non-negative integers, got {show(s)}")
+        if len(set(seeds)) != len(seeds):
+            raise r.error("run.seeds", f"must not repeat a seed, got {show(seeds)}")
+        seeds = tuple(seeds)
+    else:
+        seeds = (r.get("run", "seed", "int", 0, check=nonnegative),)
+    precision = r.get("run", "precision", "str", "float32", check=one_of(("float32", "float64")))
+    checkpoint_every = r.get("run", "checkpoint_every", "int", None, check=nonnegative)
+    shard = r.get("run", "shard", "str", "none", check=one_of(("none", "seeds", "agents")))
+
+    inertia = r.get("agents", "inertia", "any", 1.0)
+    if inertia in ("degree", "active"):
+        values = []
+    elif isinstance(inertia, list):
+        if len(inertia) != n_nodes:
+            raise r.error("agents.inertia", f"must have one value per node ({n_nodes}), got {len(inertia)}")
+        values = inertia
+    else:
+        values = [inertia]
+    for v in values:
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0:
+            raise r.error("agents.inertia", f"must be 'degree', 'active' or finite numbers > 0, got {show(v)}")
+    for node_label, m in [] if graph is None else graph.nodes(data="inertia"):
+        if m is not None:
+            try:
+                ok = float(m) > 0 and math.isfinite(float(m))
+            except (TypeError, ValueError):
+                ok = False
+            if not ok:
+                raise r.error("graph.path", f"node {node_label} has inertia {m!r}; it must be a finite number > 0")
+
+    stubbornness = r.get("agents", "stubbornness", "any", 0.0)
+    stubbornness_vector(stubbornness, labels, [node_index(labels, a.node) for a in anchors], r)
+
+    # [live] stays a raw table here: ``hivemind.live.read_live`` reads it (live depends on the
+    # scenario, never the reverse), so its keys are not checked by ``finish``.
+    live = dict(r.table("live")) if live_mode else None
+    r.used["live"] = set(live or ())
+    r.finish(SECTIONS)
+
+    by_node = inertia if isinstance(inertia, (int, float)) and not isinstance(inertia, bool) else 1.0
+    if graph is None:
+        arrays = direct._replace(inertia=np.asarray(values if isinstance(inertia, list) else [by_node] * n_nodes, float))
+    else:
+        arrays = graph_arrays(
+            graph, {lab: v for lab, v in zip(graph.nodes, inertia, strict=False)} if isinstance(inertia, list) else by_node
+        )
+    if inertia == "degree":
+        arrays = arrays._replace(inertia=degree_inertia(arrays))
+
+    return Scenario(
+        name=name,
+        description=description,
+        manifold=ManifoldSpec(mkind, dim),
+        graph=GraphSpec(gkind, n, params, gseed, edges, directed or arrays.directed, gpath),
+        anchors=anchors,
+        init=InitSpec(ikind, spread, states, iseed),
+        dynamics=DynamicsSpec(rule, step_size, steps, noise, schedule, decay, prob, options, confidence),
+        record=RecordSpec(every, cluster_tol),
+        run=RunSpec(seeds, precision, checkpoint_every, shard),
+        agents=AgentsSpec(
+            tuple(inertia) if isinstance(inertia, list) else inertia if isinstance(inertia, str) else float(inertia),
+            tuple(stubbornness) if isinstance(stubbornness, list) else stubbornness,
+        ),
+        live=live,
+        source=file,
+        text=text,
+        overrides=tuple(overrides),
+        base=str(base),
+        arrays=arrays,
+    )
+
+
+def _anchor_tables(r: Reader) -> list[tuple[str, dict]]:
+    """(key path, table) of every anchor: ``[anchor]`` (one) or ``[[anchors]]`` (several)."""
+    data = r.data
+    if "anchors" in data:
+        if "anchor" in data:
+            raise r.error("anchors", "cannot be given together with [anchor]: use one [anchor] or several [[anchors]]")
+        tables = data["anchors"]
+        r.used.setdefault("anchors", set())
+        if not isinstance(tables, list):
+            raise r.error("anchors", f"must be an array of tables ([[anchors]] blocks), got {show(tables)}")
+        if not tables:
+            raise r.error("anchors", "must hold at least one anchor")
+        for k, t in enumerate(tables):
+            if not isinstance(t, dict):
+                raise r.error(f"anchors[{k}]", f"must be a table with node, state and coupling, got {show(t)}")
+        return [(f"anchors[{k}]", t) for k, t in enumerate(tables)]
+    return [("anchor", r.table("anchor"))]
+
+
+ANCHOR_KEYS = ("node", "state", "coupling", "seed")
+
+
+def _read_anchor(r: Reader, key: str, table: dict, labels: list, manifold, ikind: str) -> AnchorSpec:
+    unknown = sorted(set(table) - set(ANCHOR_KEYS))
+    if unknown:
+        raise r.error(f"{key}.{unknown[0]}", f"is not a known key (keys: {', '.join(ANCHOR_KEYS)})")
+    if key == "anchor":
+        r.used.setdefault("anchor", set()).update(table)
+
+    def get(name, kind, default, check=None):
+        if name not in table:
+            return default
+        value = typed(r, f"{key}.{name}", table[name], kind)
+        problem = check(value) if check else None
+        if problem:
+            raise r.error(f"{key}.{name}", f"{problem}, got {show(value)}")
+        return value
+
+    node = get("node", "any", 0)
+    try:
+        node_index(labels, node)
+    except (KeyError, TypeError):
+        raise r.error(f"{key}.node", f"is not a node of the graph ({len(labels)} nodes), got {show(node)}") from None
+    coupling = get("coupling", "float", 1.0, nonnegative)
+    seed = get("seed", "int", 0)
+    state = get("state", "any", "init" if ikind == "explicit" else "random")
+    if isinstance(state, str):
+        if state not in ("random", "init"):
+            raise r.error(
+                f"{key}.state", f"must be 'random', 'init' or a list of {manifold.ambient_dim} coordinates, got {show(state)}"
+            )
+        if state == "init" and ikind != "explicit":
+            raise r.error(f"{key}.state", "can be 'init' only with init.kind = 'explicit'")
+    else:
+        vec = numeric_matrix(r, f"{key}.state", [state] if isinstance(state, list) else state, 1, manifold.ambient_dim)
+        if not bool(np.asarray(manifold.belongs(vec, ON_MANIFOLD_ATOL))[0]):
+            raise r.error(f"{key}.state", f"is not on the {manifold.name} (within {ON_MANIFOLD_ATOL})")
+        state = vec[0].tolist()
+    return AnchorSpec(node, state, coupling, seed)
+
+
+def _check_optax_options(r: Reader, rule: str, options: dict) -> None:
+    """Options by name and type first (cheap), then the optimizer itself, built and stepped once."""
+    if rule in BUILTIN_RULES:
+        return
+    import inspect
+
+    import optax
+
+    from hivemind.scenario.optax_rules import optimizer_problem
+
+    try:
+        accepted = set(inspect.signature(getattr(optax, rule)).parameters)
+    except (TypeError, ValueError):
+        accepted = None
+    for key, value in options.items():
+        if accepted is not None and (key not in accepted or key == "learning_rate"):
+            hint = " (the learning rate is dynamics.step_size)" if key == "learning_rate" else ""
+            raise r.error(f"dynamics.options.{key}", f"is not an option of optax.{rule}{hint}")
+        if isinstance(value, (dict, list)):
+            raise r.error(f"dynamics.options.{key}", f"must be a number, string or boolean, got {show(value)}")
+        if isinstance(value, float) and not math.isfinite(value):
+            raise r.error(f"dynamics.options.{key}", f"must be finite, got {value}")
+    problem = optimizer_problem(rule, {})
+    if problem:
+        raise r.error("dynamics.rule", f"{rule!r} is not usable as an optax optimizer: optax.{rule}(learning_rate) {problem}")
+    for key, value in options.items():
+        problem = optimizer_problem(rule, {key: value})
+        if problem:
+            raise r.error(f"dynamics.options.{key}", f"= {show(value)} is refused: optax.{rule} {problem}")
+    if len(options) > 1:
+        problem = optimizer_problem(rule, options)
+        if problem:
+            raise r.error("dynamics.options", f"together are refused: optax.{rule} {problem}")
+
+
+def degree_inertia(arrays: GraphArrays) -> np.ndarray:
+    """m_i = the weight node i hears (its weighted in-degree), 1 where it hears nothing.
+
+    With this inertia the gradient step moves each agent toward the weighted mean of
+    its neighbours (DeGroot's normalisation), so one step size is stable on graphs
+    whose degrees span orders of magnitude: the spectrum of M^-1 L lies in [0, 2].
+    """
+    heard = np.bincount(arrays.dst, arrays.weight, minlength=arrays.n_nodes)
+    if not arrays.directed:
+        heard += np.bincount(arrays.src, arrays.weight, minlength=arrays.n_nodes)
+    return np.where(heard > 0, heard, 1.0)
