@@ -1,6 +1,6 @@
 """The speed-and-scale harness: ``python benchmarks/run.py [--quick]`` is ``hivemind bench``.
 
-The implementation lives in ``hivemind/bench/__init__.py`` (the harness) and
+The implementation lives in ``hivemind/bench/harness.py`` (the harness) and
 ``hivemind/bench/baselines.py`` (the numpy, per-agent loop and geomstats references), so that
 the installed package can run it too; results land in ``benchmarks/results/``.
 """

@@ -15,10 +15,22 @@ os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false intra_op_
 # inherited by the CLI subprocesses the tests start.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
+import tempfile  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+# The CLI's compilation cache, shared by both workers and every CLI process the tests start
+# (they inherit the variable): the same small programs are compiled by dozens of them. A test
+# that needs its own cache, or none, sets these variables itself.
+os.environ.setdefault("HIVEMIND_CACHE_DIR", str(Path(tempfile.gettempdir()) / f"hivemind-tests-jax-{os.getuid()}"))
+
 import jax  # noqa: E402
 from hypothesis import HealthCheck, settings  # noqa: E402
 
+from hivemind.cli.common import use_compile_cache  # noqa: E402
+
 jax.config.update("jax_enable_x64", True)
+# Before the first compilation: JAX decides once per process whether it uses the cache.
+use_compile_cache()
 
 # JAX compiles on first use of each shape: deadlines would measure compilation.
 settings.register_profile("hivemind", deadline=None, max_examples=60, suppress_health_check=[HealthCheck.too_slow])

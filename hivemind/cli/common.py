@@ -60,7 +60,8 @@ def use_compile_cache(enabled: bool = True) -> Path | None:
 
         if jax.config.jax_compilation_cache_dir is None:
             jax.config.update("jax_compilation_cache_dir", str(directory))
-            jax.config.update("jax_persistent_cache_min_compile_time_secs", CACHE_MIN_COMPILE_S)
+            least = float(os.environ.get("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", CACHE_MIN_COMPILE_S))
+            jax.config.update("jax_persistent_cache_min_compile_time_secs", least)
     else:
         os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", str(directory))
         os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", str(CACHE_MIN_COMPILE_S))

@@ -30,7 +30,7 @@ LONG = scenario_text(
 
 def cli(*args: str) -> subprocess.Popen:
     code = "import sys; from hivemind.cli import main; sys.exit(main(sys.argv[1:]))"
-    root = Path(__file__).parent.parent
+    root = Path(__file__).resolve().parents[2]
     return subprocess.Popen(
         [sys.executable, "-c", code, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=root
     )

@@ -13,7 +13,7 @@ from hivemind import load_run, load_scenario, simulate
 from hivemind.cli import main
 from hivemind.io.results import RunDirError
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_run_writes_labelled_dataset_and_manifest(tmp_path, capsys):

@@ -50,7 +50,7 @@ def test_million_edge_file_runs_through_the_cli_in_linear_memory(tmp_path):
         capture_output=True,
         text=True,
         timeout=300,
-        cwd=Path(__file__).parent.parent,
+        cwd=Path(__file__).resolve().parents[2],
     )
     assert proc.returncode == 0, proc.stderr
     peak_gb = int(proc.stdout.split("peak_kb")[1].split()[0]) / 2**20

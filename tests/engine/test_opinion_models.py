@@ -16,7 +16,7 @@ import pytest
 from hivemind import load_scenario, parse_scenario, simulate
 from hivemind.theory import equilibrium, linear_equilibrium
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def toml_list(xs) -> str:

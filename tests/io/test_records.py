@@ -17,7 +17,7 @@ from hivemind.io import records
 from hivemind.runner.simulate import output_bytes, record_steps, simulate
 from tests.helpers import scenario, scenario_text
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def arrays(path: Path) -> dict[str, np.ndarray]:

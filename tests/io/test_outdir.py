@@ -15,7 +15,7 @@ from hivemind.cli import main
 from hivemind.io.outdir import LOCK_NAME, DirectoryBusy, locked
 from tests.helpers import scenario_text
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 # Holds the lock of argv[1] until killed, and says when it has it.
 HOLDER = """

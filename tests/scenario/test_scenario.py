@@ -14,7 +14,7 @@ from hivemind import ScenarioError, load_scenario
 from hivemind.cli import main
 from hivemind.scenario import parse_override
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def write(tmp_path: Path, text: str, name: str = "s.toml") -> Path:

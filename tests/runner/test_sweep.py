@@ -20,7 +20,7 @@ from hivemind.runner.sweep import SweepError, parse_values, sweep
 from hivemind.scenario import load_scenario, parse_scenario
 from tests.helpers import scenario_text
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 SMALL = scenario_text(
     manifold={"kind": "sphere", "dim": 3},

@@ -12,7 +12,7 @@ import pytest
 from hivemind.cli import main
 from tests.helpers import scenario_text
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def graph_scenario(tmp_path: Path, path: str, anchor=0) -> Path:

@@ -591,3 +591,57 @@ def test_live_batch_of_k_decodes_k_agents_at_a_time(tmp_path):
     assert fake.batches == [3, 1] * 4  # two decodings, rounds 1 and 2
     assert scenario(overrides=["live.batch=64"]).live.batch_size(4) == 4
     assert scenario(overrides=["live.batch=false"]).live.batch_size(4) == 0
+
+
+# --- execution settings: how texts are produced, not which ----------------------------------
+
+
+def test_execution_settings_leave_the_fingerprint_and_the_rest_stays_in_it():
+    base = scenario(overrides=["live.threads=1", "live.batch=false"])
+    assert scenario(overrides=["live.threads=7", "live.batch=3"]).fingerprint == base.fingerprint
+    assert scenario(overrides=["live.threads=1", "live.batch=false", "live.rounds=4"]).fingerprint != base.fingerprint
+    assert scenario(overrides=["live.threads=1", "live.batch=false", "live.seed=1"]).fingerprint != base.fingerprint
+    assert base.live.execution() == {"threads": 1, "batch": False}
+
+
+def test_a_resume_on_other_threads_and_batches_goes_on_and_says_what_changed(tmp_path):
+    """Killed at the 7th message of a sequential run on one thread, resumed in batches on two."""
+    quiet = lambda s: None  # noqa: E731
+    before, after = ["live.threads=1", "live.batch=false"], ["live.threads=2", "live.batch=true"]
+    run_live(scenario(overrides=before), tmp_path / "full", backend=FakeBackend(), say=quiet, formats=("png",))
+    calls = []
+
+    class Dying(FakeBackend):
+        def generate(self, prefix, suffix, sampling, seed):
+            calls.append(seed)
+            if len(calls) == 7:
+                raise Killed
+            return super().generate(prefix, suffix, sampling, seed)
+
+    with pytest.raises(Killed):
+        run_live(scenario(overrides=before), tmp_path / "cut", backend=Dying(), say=quiet, formats=("png",))
+    said = []
+    run_live(scenario(overrides=after), tmp_path / "cut", backend=FakeBackend(), resume=True, say=said.append, formats=("png",))
+    changes = [line for line in said if "other execution settings" in line]
+    assert changes == [
+        "resuming with other execution settings: live.batch False -> True, live.threads 1 -> 2; "
+        "greedy texts after this point may differ from an uninterrupted run's"
+    ]
+    header, cut = messages(tmp_path / "cut" / "transcript.jsonl")
+    assert header["execution"] == {"threads": 1, "batch": False}  # the header is the first run's
+    _, full = messages(tmp_path / "full" / "transcript.jsonl")
+    which = lambda recs: [(r["decoding"], r["round"], r["index"]) for r in recs]  # noqa: E731
+    assert which(cut) == which(full)  # every message, once
+    assert [r["text"] for r in cut[:6]] == [r["text"] for r in full[:6]]  # the six kept are reused as they were
+    # The fake, like llama.cpp, samples other digits in a batch: what came after the resume may differ.
+    assert [r["text"] for r in cut[6:]] != [r["text"] for r in full[6:]]
+
+
+def test_a_resume_with_the_same_settings_says_nothing_about_them(tmp_path):
+    quiet = lambda s: None  # noqa: E731
+    run_live(scenario(overrides=["live.rounds=1"]), tmp_path, backend=FakeBackend(), say=quiet, formats=("png",))
+    said = []
+    run_live(
+        scenario(overrides=["live.rounds=1"]), tmp_path, backend=FakeBackend(), resume=True, say=said.append, formats=("png",)
+    )
+    assert not [line for line in said if "execution" in line]

@@ -1,0 +1,90 @@
+"""The command line answers without loading jax, and a second run reads its programs from the cache."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def python(code: str, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", code, *args], cwd=ROOT, capture_output=True, text=True, env=env)
+
+
+def loaded_after(call: str) -> set[str]:
+    """Which of jax, xarray, matplotlib, networkx a fresh interpreter holds after ``call``."""
+    heavy = ("jax", "xarray", "matplotlib", "networkx")
+    code = f"import sys\n{call}\nprint('loaded:', *(m for m in {heavy!r} if m in sys.modules))"
+    proc = python(code)
+    assert proc.returncode == 0, proc.stderr
+    return set(proc.stdout.splitlines()[-1].split()[1:])
+
+
+def test_import_hivemind_loads_no_library_until_a_name_is_used():
+    assert loaded_after("import hivemind") == set()
+    assert "jax" in loaded_after("import hivemind; hivemind.simulate")
+
+
+def test_help_loads_neither_jax_nor_xarray():
+    code = "from hivemind.cli import main\ntry:\n    main(['--help'])\nexcept SystemExit:\n    pass"
+    assert loaded_after(code) == set()
+
+
+def test_validate_reads_the_whole_scenario_without_jax():
+    scenario = ROOT / "scenarios" / "live_quickstart.toml"  # [live] included: it is read by hivemind.live
+    assert "jax" not in loaded_after(f"from hivemind.cli import main\nassert main(['validate', {str(scenario)!r}]) == 0")
+
+
+def test_lazy_names_resolve_to_their_modules_and_unknown_ones_fail():
+    import hivemind
+    from hivemind.runner.simulate import simulate
+    from hivemind.scenario import ScenarioError
+
+    assert hivemind.simulate is simulate and hivemind.ScenarioError is ScenarioError
+    assert set(hivemind.__all__) <= set(dir(hivemind))
+    with pytest.raises(AttributeError, match="no attribute 'simulte'"):
+        hivemind.simulte  # noqa: B018
+
+
+@pytest.mark.slow
+def test_a_second_run_reads_the_compiled_programs_from_the_cache(tmp_path):
+    """The first process writes compiled programs into HIVEMIND_CACHE_DIR; the second compiles
+    nothing the first compiled (jax.monitoring's cache-miss event counts what it compiles);
+    with HIVEMIND_COMPILE_CACHE=0 nothing is written."""
+    scenario = tmp_path / "s.toml"
+    scenario.write_text(
+        '[manifold]\nkind = "sphere"\ndim = 2\n[graph]\nkind = "cycle"\nn = 12\n'
+        "[dynamics]\nstep_size = 0.1\nsteps = 40\n[record]\nevery = 10\n"
+    )
+    code = (
+        "import sys, jax\n"
+        "misses = []\n"
+        "jax.monitoring.register_event_listener(lambda e, **k: misses.append(e) if e.endswith('cache_misses') else None)\n"
+        "from hivemind.cli import main\n"
+        "code = main(['run', sys.argv[1], '--out', sys.argv[2], '--force', '--quiet'])\n"
+        "print(code, len(misses))"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("JAX_", "HIVEMIND_"))}
+    cache = tmp_path / "cache"
+    on, off = env | {"HIVEMIND_CACHE_DIR": str(cache)}, env | {"HIVEMIND_CACHE_DIR": str(cache), "HIVEMIND_COMPILE_CACHE": "0"}
+    first = python(code, str(scenario), str(tmp_path / "a"), env=on)
+    assert first.returncode == 0, first.stderr
+    code_1, misses_1 = map(int, first.stdout.split()[-2:])
+    entries = {p.name for p in cache.iterdir()}
+    assert code_1 == 0 and misses_1 > 0 and entries
+    second = python(code, str(scenario), str(tmp_path / "b"), env=on)
+    code_2, misses_2 = map(int, second.stdout.split()[-2:])
+    assert code_2 == 0 and misses_2 == 0, second.stderr
+    assert {p.name for p in cache.iterdir()} == entries
+    import xarray as xr
+
+    with xr.open_dataset(tmp_path / "a" / "run.nc") as a, xr.open_dataset(tmp_path / "b" / "run.nc") as b:
+        assert (a.state.values == b.state.values).all()  # a program read back computes the same bits
+    other = tmp_path / "other-cache"
+    third = python(code, str(scenario), str(tmp_path / "c"), env=off | {"HIVEMIND_CACHE_DIR": str(other)})
+    assert third.returncode == 0 and not other.exists()
