@@ -10,15 +10,16 @@ import itertools
 import math
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import tomli_w
 
 from hivemind.errors import InputError
-from hivemind.scenario.parse import parse_scenario
-from hivemind.scenario.spec import ScenarioError
+from hivemind.scenario.parse import TRACED_DYNAMICS, parse_scenario
+from hivemind.scenario.reader import Reader, typed
+from hivemind.scenario.spec import Scenario, ScenarioError, show
 
 # Keys that are numbers in the compiled program: swept inside one compilation.
 BATCHED = re.compile(
@@ -105,13 +106,42 @@ def _toml(v) -> str:
     return tomli_w.dumps({"v": v}).split("=", 1)[1].strip()
 
 
+_DYNAMICS_KEY = re.compile(r"^dynamics\.(" + "|".join(TRACED_DYNAMICS) + r")$")
+
+
+def _replaced(scenario: Scenario, keys: tuple[str, ...], point: tuple, sets: list[str], seeds) -> Scenario | None:
+    """The grid point as ``scenario`` with its traced [dynamics] numbers replaced, checked as
+    ``parse_scenario`` checks them; None when a key needs the file read again (the graph,
+    the rule, anchors, ...). No graph is rebuilt, no TOML written and re-read."""
+    changes = {}
+    for key, value in zip(keys, point, strict=True):
+        match = _DYNAMICS_KEY.match(key)
+        if match is None:
+            return None
+        number = typed(Reader(scenario.source or "<scenario>", {}), key, value, "float")
+        problem = TRACED_DYNAMICS[match.group(1)](number)
+        if problem:
+            raise ScenarioError(scenario.source or "<scenario>", key, f"{problem}, got {show(number)}")
+        changes[match.group(1)] = number
+    return replace(
+        scenario,
+        dynamics=replace(scenario.dynamics, **changes),
+        run=replace(scenario.run, seeds=tuple(seeds)),
+        overrides=(*scenario.overrides, *sets),
+    )
+
+
 def point_scenarios(scenario, grid: Grid, seeds: tuple[int, ...]):
-    """Every grid point's scenario, validated like a file (the error names the swept key)."""
+    """Every grid point's scenario, validated like a file (the error names the swept key).
+
+    Points that change only traced numbers are data (``dataclasses.replace``); the others
+    are the scenario's text read again with the point's ``key=value`` overrides.
+    """
     out = []
     for point in grid.points():
         sets = [f"{k}={_toml(v)}" for k, v in zip(grid.keys, point, strict=True)]
         try:
-            s = parse_scenario(
+            s = _replaced(scenario, grid.keys, point, sets, seeds) or parse_scenario(
                 scenario.text,
                 file=scenario.source or "<scenario>",
                 base=Path(scenario.base) if scenario.base else None,

@@ -46,6 +46,16 @@ class _Geometry:
         return on_manifold(self.name, self.dim, x, atol)
 
 
+# The [dynamics] numbers the engine traces, with the check each must pass: a sweep point that
+# changes only these is the scenario with them replaced (``scenario.grid``), not a re-read file.
+TRACED_DYNAMICS = {
+    "step_size": positive,
+    "noise": nonnegative,
+    "noise_decay": positive,
+    "gossip_prob": lambda v: None if 0 < v <= 1 else "must be in (0, 1]",
+    "confidence": positive,
+}
+
 SECTIONS = ("manifold", "graph", "anchor", "anchors", "init", "dynamics", "record", "run", "agents", "live")
 TOP_LEVEL_KEYS = ("name", "description")
 
@@ -216,18 +226,18 @@ def parse_scenario(
                 "dynamics.rule",
                 f"must be one of {', '.join(BUILTIN_RULES)} or an optax optimizer (adam, sgd, ...), got {show(rule)}",
             )
-    step_size = r.get("dynamics", "step_size", "float", 0.1 if live_mode else ..., check=positive)
+    step_size = r.get("dynamics", "step_size", "float", 0.1 if live_mode else ..., check=TRACED_DYNAMICS["step_size"])
     steps = r.get("dynamics", "steps", "int", 100 if live_mode else ..., check=at_least(1))
-    noise = r.get("dynamics", "noise", "float", 0.0, check=nonnegative)
+    noise = r.get("dynamics", "noise", "float", 0.0, check=TRACED_DYNAMICS["noise"])
     schedule = r.get("dynamics", "noise_schedule", "str", "constant", check=one_of(SCHEDULES))
-    decay = r.get("dynamics", "noise_decay", "float", 100.0, check=positive)
-    prob = r.get("dynamics", "gossip_prob", "float", 0.5, check=lambda v: None if 0 < v <= 1 else "must be in (0, 1]")
+    decay = r.get("dynamics", "noise_decay", "float", 100.0, check=TRACED_DYNAMICS["noise_decay"])
+    prob = r.get("dynamics", "gossip_prob", "float", 0.5, check=TRACED_DYNAMICS["gossip_prob"])
     options = r.get("dynamics", "options", "table", {})
     if options and rule in BUILTIN_RULES:
         raise r.error("dynamics.options", f"applies to optax optimizers only, not to rule {rule!r}")
     _check_optax_options(r, rule, options)
 
-    confidence = r.get("dynamics", "confidence", "float", None, check=positive)
+    confidence = r.get("dynamics", "confidence", "float", None, check=TRACED_DYNAMICS["confidence"])
     every = r.get("record", "every", "int", 10, check=at_least(1))
     cluster_tol = r.get("record", "cluster_tol", "float", 0.05, check=positive)
 
