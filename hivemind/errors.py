@@ -8,4 +8,8 @@ so every layer may use it.
 
 
 class InputError(Exception):
-    """Bad input, named in one line: the CLI prints ``str(e)`` and exits with status 2."""
+    """Bad input, named in one line: the CLI prints ``command_line()`` and exits with status 2."""
+
+    def command_line(self) -> str:
+        """The message as the command line prints it (a subclass may name the flag a key came from)."""
+        return str(self)

@@ -44,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             return args.func(args)
         except InputError as e:
-            print(str(e), file=sys.stderr)
+            print(e.command_line(), file=sys.stderr)
             return EXIT_USAGE
 
 

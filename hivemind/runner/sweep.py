@@ -33,7 +33,7 @@ from hivemind.engine.manifolds import get_manifold
 from hivemind.io.atomic import atomic_write, free_bytes
 from hivemind.io.records import NETCDF_ENGINE
 from hivemind.runner.simulate import TAG_DYNAMICS, engine_inputs, initial_configuration
-from hivemind.scenario.grid import BATCHED, Grid, SweepError, make_grid, parse_values, point_scenarios  # noqa: F401
+from hivemind.scenario.grid import BATCHED, GRID, Grid, SweepError, make_grid, parse_values, point_scenarios  # noqa: F401
 
 # The thinned trajectory keeps at most this many recorded steps per point.
 TRAJECTORY_POINTS = 200
@@ -137,15 +137,15 @@ def sweep(
     grid = make_grid(grid)
     for key in grid.keys:
         if key in ("run.seed", "run.seeds"):
-            raise SweepError(f"--grid {key}: seeds are not a grid key; every point runs every seed of --seeds")
+            raise SweepError(f"{key}: seeds are not a grid key; every point runs every seed of the sweep", GRID)
     seeds = tuple(range(seeds)) if isinstance(seeds, int) else tuple(seeds)
     if not seeds or any(s < 0 for s in seeds) or len(set(seeds)) != len(seeds):
-        raise SweepError(f"--seeds must be a count >= 1 or distinct seeds >= 0, got {seeds!r}")
+        raise SweepError(f"seeds: must be a count >= 1 or distinct seeds >= 0, got {seeds!r}", "--")
     scenarios = point_scenarios(scenario, grid, seeds)
     base = scenarios[0]
     steps = base.dynamics.steps
     if any(s.dynamics.steps != steps for s in scenarios):
-        raise SweepError("--grid dynamics.steps: cannot be swept; every point must record the same steps")
+        raise SweepError("dynamics.steps: cannot be swept; every point must record the same steps", GRID)
     every = max(base.record.every, math.ceil(steps / TRAJECTORY_POINTS))
     check_resources(grid, scenarios, steps, every, memory, out)
     batches = _batches(grid, scenarios, memory)
@@ -177,15 +177,19 @@ def check_resources(grid: Grid, scenarios: list, steps: int, every: int, memory:
     sizes = [point_bytes(s) for s in scenarios]
     worst = int(np.argmax(sizes))
     structural = [k for k in grid.keys if not BATCHED.match(k)]
-    blame = f"--grid {structural[0]}" if structural else "--memory"
+    blame, prefix = (structural[0], GRID) if structural else ("memory", "--")
     if sizes[worst] > memory:
         raise SweepError(
-            f"{blame}: one grid point needs about {sizes[worst] / 2**20:.0f} MB, more than --memory ({memory / 2**20:.0f} MB)"
+            f"{blame}: one grid point needs about {sizes[worst] / 2**20:.0f} MB, more than the memory bound "
+            f"({memory / 2**20:.0f} MB)",
+            prefix,
         )
     batch = sizes[worst] * points_per_batch(sizes[worst], memory)
     available = _available_memory()
     if available is not None and batch > available:
-        raise SweepError(f"--memory: a batch takes about {batch / 2**20:.0f} MB, but only {available / 2**20:.0f} MB are free")
+        raise SweepError(
+            f"memory: a batch takes about {batch / 2**20:.0f} MB, but only {available / 2**20:.0f} MB are free", "--"
+        )
     if out is not None:
         n_records = record_steps(steps, every).size
         final = max(s.arrays.n_nodes * get_manifold(s.manifold.kind, s.manifold.dim).ambient_dim for s in scenarios)
@@ -194,7 +198,7 @@ def check_resources(grid: Grid, scenarios: list, steps: int, every: int, memory:
         free = free_bytes(out)
         if need > free:
             raise SweepError(
-                f"--grid {grid.keys[0]}: the sweep would write about {need / 1e6:.0f} MB, only {free / 1e6:.0f} MB are free"
+                f"{grid.keys[0]}: the sweep would write about {need / 1e6:.0f} MB, only {free / 1e6:.0f} MB are free", GRID
             )
 
 

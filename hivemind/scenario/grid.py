@@ -28,8 +28,23 @@ BATCHED = re.compile(
 )
 
 
+GRID = "--grid "  # the flag a swept key comes from on the command line
+
+
 class SweepError(InputError, ValueError):
-    """A grid that cannot be run: ``str(e)`` is one line naming the key."""
+    """A grid that cannot be run: ``str(e)`` is one line that starts with the key it is about.
+
+    ``prefix`` is what the command line puts before it, the flag the key came from
+    ("--grid " before a swept key, "--" before "memory"), so that the library's message
+    names no flag and the CLI's names the one the user typed.
+    """
+
+    def __init__(self, message: str, prefix: str = ""):
+        super().__init__(message)
+        self.prefix = prefix
+
+    def command_line(self) -> str:
+        return self.prefix + str(self)
 
 
 @dataclass(frozen=True)
@@ -58,21 +73,21 @@ def parse_values(key: str, spec: str) -> tuple:
     if spec.startswith(("lin:", "log:")):
         kind, *parts = spec.split(":")
         if len(parts) != 3:
-            raise SweepError(f"--grid {key}: a range is {kind}:START:STOP:COUNT, got {spec!r}")
+            raise SweepError(f"{key}: a range is {kind}:START:STOP:COUNT, got {spec!r}", GRID)
         try:
             a, b, n = float(parts[0]), float(parts[1]), int(parts[2])
         except ValueError:
-            raise SweepError(f"--grid {key}: a range is {kind}:START:STOP:COUNT with numbers, got {spec!r}") from None
+            raise SweepError(f"{key}: a range is {kind}:START:STOP:COUNT with numbers, got {spec!r}", GRID) from None
         if n < 1 or not (math.isfinite(a) and math.isfinite(b)):
-            raise SweepError(f"--grid {key}: a range needs finite ends and a count >= 1, got {spec!r}")
+            raise SweepError(f"{key}: a range needs finite ends and a count >= 1, got {spec!r}", GRID)
         if kind == "log":
             if a <= 0 or b <= 0:
-                raise SweepError(f"--grid {key}: a log range needs ends > 0, got {spec!r}")
+                raise SweepError(f"{key}: a log range needs ends > 0, got {spec!r}", GRID)
             return tuple(float(v) for v in np.geomspace(a, b, n))
         return tuple(float(v) for v in np.linspace(a, b, n))
     items = [t.strip() for t in spec.split(",")]
     if not spec or any(not t for t in items):
-        raise SweepError(f"--grid {key}: expected comma-separated values or a range, got {spec!r}")
+        raise SweepError(f"{key}: expected comma-separated values or a range, got {spec!r}", GRID)
     out = []
     for t in items:
         try:
@@ -80,7 +95,7 @@ def parse_values(key: str, spec: str) -> tuple:
         except tomllib.TOMLDecodeError:
             out.append(t)
     if len(set(map(repr, out))) != len(out):
-        raise SweepError(f"--grid {key}: repeats a value, got {spec!r}")
+        raise SweepError(f"{key}: repeats a value, got {spec!r}", GRID)
     return tuple(out)
 
 
@@ -88,12 +103,12 @@ def make_grid(grid: dict[str, Sequence] | Grid) -> Grid:
     if isinstance(grid, Grid):
         return grid
     if not grid:
-        raise SweepError("the grid is empty: give at least one --grid KEY=VALUES")
+        raise SweepError("grid: is empty; give at least one key and its values", "--")
     keys, values = [], []
     for key, vals in grid.items():
         vals = tuple(vals) if isinstance(vals, (list, tuple, np.ndarray)) else (vals,)
         if not vals:
-            raise SweepError(f"--grid {key}: no values")
+            raise SweepError(f"{key}: no values", GRID)
         keys.append(key)
         values.append(tuple(v.item() if isinstance(v, np.generic) else v for v in vals))
     return Grid(tuple(keys), tuple(values))
