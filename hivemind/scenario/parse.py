@@ -11,7 +11,7 @@ import math
 import re
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -137,7 +137,8 @@ def parse_scenario(
 ) -> Scenario:
     """Like ``load_scenario``, from TOML text; relative graph paths resolve against ``base``.
 
-    ``seeds`` replaces the file's ``run.seed``/``run.seeds`` (what a sweep runs).
+    ``seeds`` replaces the file's ``run.seed``/``run.seeds`` (what a sweep runs). Sections
+    are read in a fixed order, so that of several problems the same one is reported first.
     """
     try:
         data = tomllib.loads(text)
@@ -154,69 +155,131 @@ def parse_scenario(
 
     name = r.get("", "name", "str", Path(file).stem)
     description = r.get("", "description", "str", "")
-
     # A live scenario's states are the model's embeddings: [manifold] and [dynamics] then
     # only serve `hivemind run` on the same graph, so they may be left out.
     live_mode = "live" in data
     mkind = r.get("manifold", "kind", "str", "sphere" if live_mode else ..., check=one_of(MANIFOLD_KINDS))
     dim = r.get("manifold", "dim", "int", 2 if live_mode else ..., check=at_least(1))
     manifold = _Geometry(mkind, dim)
+    g = _read_graph(r, base)
+    anchor_tables = _anchor_tables(r)
+    init = _read_init(r, manifold, len(g.labels))
+    anchors = _read_anchors(r, anchor_tables, g.labels, manifold, init.kind)
+    dynamics = _read_dynamics(r, live_mode)
+    record = RecordSpec(
+        r.get("record", "every", "int", 10, check=at_least(1)), r.get("record", "cluster_tol", "float", 0.05, check=positive)
+    )
+    run = _read_run(r)
+    inertia, values = _read_inertia(r, g)
+    stubbornness = r.get("agents", "stubbornness", "any", 0.0)
+    stubbornness_vector(stubbornness, g.labels, [node_index(g.labels, a.node) for a in anchors], r)
+    # [live] stays a raw table here: ``hivemind.live.read_live`` reads it (live depends on the
+    # scenario, never the reverse), so its keys are not checked by ``finish``.
+    live = dict(r.table("live")) if live_mode else None
+    r.used["live"] = set(live or ())
+    r.finish(SECTIONS)
 
-    gkind = r.get("graph", "kind", "str")
-    gseed = r.get("graph", "seed", "int", 0)
+    arrays = _arrays(g, inertia, values)
+    return Scenario(
+        name=name,
+        description=description,
+        manifold=ManifoldSpec(mkind, dim),
+        graph=GraphSpec(g.kind, g.n, g.params, g.seed, g.edges, g.directed or arrays.directed, g.path),
+        anchors=anchors,
+        init=init,
+        dynamics=dynamics,
+        record=record,
+        run=run,
+        agents=AgentsSpec(
+            tuple(inertia) if isinstance(inertia, list) else inertia if isinstance(inertia, str) else float(inertia),
+            tuple(stubbornness) if isinstance(stubbornness, list) else stubbornness,
+        ),
+        live=live,
+        source=file,
+        text=text,
+        overrides=tuple(overrides),
+        base=str(base),
+        arrays=arrays,
+    )
+
+
+class _Graph(NamedTuple):
+    """[graph] as read: the keys as written, and the graph (networkx, or arrays from a fast generator)."""
+
+    kind: str
+    n: int | None
+    params: dict
+    seed: int
+    edges: list | None
+    directed: bool
+    path: str | None
+    graph: Any  # networkx graph, or None when ``direct`` holds the arrays
+    direct: GraphArrays | None
+    labels: list
+
+
+def _read_graph(r: Reader, base: Path) -> _Graph:
+    kind = r.get("graph", "kind", "str")
+    seed = r.get("graph", "seed", "int", 0)
     directed = r.get("graph", "directed", "bool", False)
     n = r.get("graph", "n", "int", None, check=at_least(2))
-    params, edges, gpath, direct = {}, None, None, None
+    params, edges, path, direct = {}, None, None, None
     try:
-        if gkind == "edges":
+        if kind == "edges":
             if n is None:
                 raise r.error("graph.n", "is required with graph.kind = 'edges'")
             edges = r.get("graph", "edges", "list")
             graph = graphs.from_edges(n, edges, directed)
-        elif gkind == "file":
-            gpath = r.get("graph", "path", "str")
-            resolved = Path(gpath) if Path(gpath).is_absolute() else base / gpath
+        elif kind == "file":
+            path = r.get("graph", "path", "str")
+            resolved = Path(path) if Path(path).is_absolute() else base / path
             graph = graphs.from_file(resolved, directed if "directed" in r.table("graph") else None)
             if n is not None and n != graph.number_of_nodes():
-                raise r.error("graph.n", f"is {n} but {gpath} has {graph.number_of_nodes()} nodes")
-        elif gkind in graphs.ARRAY_GENERATORS:
+                raise r.error("graph.n", f"is {n} but {path} has {graph.number_of_nodes()} nodes")
+        elif kind in graphs.ARRAY_GENERATORS:
             params = r.get("graph", "params", "table", {})
-            direct = graphs.from_arrays_generator(gkind, n, params, gseed)
+            direct = graphs.from_arrays_generator(kind, n, params, seed)
             graph = None
         else:
             params = r.get("graph", "params", "table", {})
-            graph = graphs.from_generator(gkind, n, params, gseed)
+            graph = graphs.from_generator(kind, n, params, seed)
     except graphs.GraphError as e:
         raise r.error(e.key, e.message) from None
     labels = direct.labels if graph is None else list(graph.nodes)
-    n_nodes = len(labels)
-    if n_nodes < 2:
-        raise r.error("graph", f"must have at least 2 nodes, got {n_nodes}")
+    if len(labels) < 2:
+        raise r.error("graph", f"must have at least 2 nodes, got {len(labels)}")
+    return _Graph(kind, n, params, seed, edges, directed, path, graph, direct, labels)
 
-    anchor_tables = _anchor_tables(r)
-    ikind = r.get("init", "kind", "str", "cap", check=one_of(("random", "cap", "explicit")))
+
+def _read_init(r: Reader, manifold: _Geometry, n_nodes: int) -> InitSpec:
+    kind = r.get("init", "kind", "str", "cap", check=one_of(("random", "cap", "explicit")))
     spread_check = positive
-    if mkind == "sphere":
+    if manifold.name == "sphere":
         spread_check = lambda v: positive(v) or (None if v <= math.pi else "must be <= pi on the sphere")  # noqa: E731
     spread = r.get("init", "spread", "float", 1.0, check=spread_check)
-    iseed = r.get("init", "seed", "int", None)
+    seed = r.get("init", "seed", "int", None)
     states = None
-    if ikind == "explicit":
-        raw_states = r.get("init", "states", "any")
-        matrix = numeric_matrix(r, "init.states", raw_states, n_nodes, manifold.ambient_dim)
-        if not np.all(np.asarray(manifold.belongs(matrix, ON_MANIFOLD_ATOL))):
-            bad = int(np.argmin(np.asarray(manifold.belongs(matrix, ON_MANIFOLD_ATOL))))
-            raise r.error("init.states", f"row {bad} is not on the {mkind} (within {ON_MANIFOLD_ATOL})")
+    if kind == "explicit":
+        matrix = numeric_matrix(r, "init.states", r.get("init", "states", "any"), n_nodes, manifold.ambient_dim)
+        on = np.asarray(manifold.belongs(matrix, ON_MANIFOLD_ATOL))
+        if not np.all(on):
+            raise r.error("init.states", f"row {int(np.argmin(on))} is not on the {manifold.name} (within {ON_MANIFOLD_ATOL})")
         states = matrix.tolist()
+    return InitSpec(kind, spread, states, seed)
 
-    anchors = tuple(_read_anchor(r, key, t, labels, manifold, ikind) for key, t in anchor_tables)
+
+def _read_anchors(r: Reader, tables: list[tuple[str, dict]], labels: list, manifold: _Geometry, ikind: str):
+    anchors = tuple(_read_anchor(r, key, t, labels, manifold, ikind) for key, t in tables)
     seen: dict[int, str] = {}
-    for (key, _), spec in zip(anchor_tables, anchors, strict=True):
+    for (key, _), spec in zip(tables, anchors, strict=True):
         i = node_index(labels, spec.node)
         if i in seen:
             raise r.error(f"{key}.node", f"names node {spec.node!r}, which {seen[i]} already anchors; one anchor per node")
         seen[i] = key
+    return anchors
 
+
+def _read_dynamics(r: Reader, live_mode: bool) -> DynamicsSpec:
     rule = r.get("dynamics", "rule", "str", "gradient")
     if rule not in BUILTIN_RULES:
         import optax
@@ -236,15 +299,15 @@ def parse_scenario(
     if options and rule in BUILTIN_RULES:
         raise r.error("dynamics.options", f"applies to optax optimizers only, not to rule {rule!r}")
     _check_optax_options(r, rule, options)
-
     confidence = r.get("dynamics", "confidence", "float", None, check=TRACED_DYNAMICS["confidence"])
-    every = r.get("record", "every", "int", 10, check=at_least(1))
-    cluster_tol = r.get("record", "cluster_tol", "float", 0.05, check=positive)
+    return DynamicsSpec(rule, step_size, steps, noise, schedule, decay, prob, options, confidence)
 
-    run_table = r.table("run")
-    if "seed" in run_table and "seeds" in run_table:
+
+def _read_run(r: Reader) -> RunSpec:
+    table = r.table("run")
+    if "seed" in table and "seeds" in table:
         raise r.error("run.seeds", "cannot be given together with run.seed")
-    if "seeds" in run_table:
+    if "seeds" in table:
         seeds = r.get("run", "seeds", "list")
         if not seeds:
             raise r.error("run.seeds", "must not be empty")
@@ -259,20 +322,24 @@ def parse_scenario(
     precision = r.get("run", "precision", "str", "float32", check=one_of(("float32", "float64")))
     checkpoint_every = r.get("run", "checkpoint_every", "int", None, check=nonnegative)
     shard = r.get("run", "shard", "str", "none", check=one_of(("none", "seeds", "agents")))
+    return RunSpec(seeds, precision, checkpoint_every, shard)
 
+
+def _read_inertia(r: Reader, g: _Graph) -> tuple[Any, list]:
+    """agents.inertia as written, and its numbers (checked, with those of a graph file's nodes)."""
     inertia = r.get("agents", "inertia", "any", 1.0)
     if inertia in ("degree", "active"):
         values = []
     elif isinstance(inertia, list):
-        if len(inertia) != n_nodes:
-            raise r.error("agents.inertia", f"must have one value per node ({n_nodes}), got {len(inertia)}")
+        if len(inertia) != len(g.labels):
+            raise r.error("agents.inertia", f"must have one value per node ({len(g.labels)}), got {len(inertia)}")
         values = inertia
     else:
         values = [inertia]
     for v in values:
         if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0:
             raise r.error("agents.inertia", f"must be 'degree', 'active' or finite numbers > 0, got {show(v)}")
-    for node_label, m in [] if graph is None else graph.nodes(data="inertia"):
+    for node_label, m in [] if g.graph is None else g.graph.nodes(data="inertia"):
         if m is not None:
             try:
                 ok = float(m) > 0 and math.isfinite(float(m))
@@ -280,47 +347,20 @@ def parse_scenario(
                 ok = False
             if not ok:
                 raise r.error("graph.path", f"node {node_label} has inertia {m!r}; it must be a finite number > 0")
+    return inertia, values
 
-    stubbornness = r.get("agents", "stubbornness", "any", 0.0)
-    stubbornness_vector(stubbornness, labels, [node_index(labels, a.node) for a in anchors], r)
 
-    # [live] stays a raw table here: ``hivemind.live.read_live`` reads it (live depends on the
-    # scenario, never the reverse), so its keys are not checked by ``finish``.
-    live = dict(r.table("live")) if live_mode else None
-    r.used["live"] = set(live or ())
-    r.finish(SECTIONS)
-
+def _arrays(g: _Graph, inertia: Any, values: list) -> GraphArrays:
     by_node = inertia if isinstance(inertia, (int, float)) and not isinstance(inertia, bool) else 1.0
-    if graph is None:
-        arrays = direct._replace(inertia=np.asarray(values if isinstance(inertia, list) else [by_node] * n_nodes, float))
+    if g.graph is None:
+        n_nodes = len(g.labels)
+        arrays = g.direct._replace(inertia=np.asarray(values if isinstance(inertia, list) else [by_node] * n_nodes, float))
     else:
-        arrays = graph_arrays(
-            graph, {lab: v for lab, v in zip(graph.nodes, inertia, strict=False)} if isinstance(inertia, list) else by_node
-        )
+        per_node = {lab: v for lab, v in zip(g.graph.nodes, inertia, strict=False)} if isinstance(inertia, list) else by_node
+        arrays = graph_arrays(g.graph, per_node)
     if inertia == "degree":
         arrays = arrays._replace(inertia=degree_inertia(arrays))
-
-    return Scenario(
-        name=name,
-        description=description,
-        manifold=ManifoldSpec(mkind, dim),
-        graph=GraphSpec(gkind, n, params, gseed, edges, directed or arrays.directed, gpath),
-        anchors=anchors,
-        init=InitSpec(ikind, spread, states, iseed),
-        dynamics=DynamicsSpec(rule, step_size, steps, noise, schedule, decay, prob, options, confidence),
-        record=RecordSpec(every, cluster_tol),
-        run=RunSpec(seeds, precision, checkpoint_every, shard),
-        agents=AgentsSpec(
-            tuple(inertia) if isinstance(inertia, list) else inertia if isinstance(inertia, str) else float(inertia),
-            tuple(stubbornness) if isinstance(stubbornness, list) else stubbornness,
-        ),
-        live=live,
-        source=file,
-        text=text,
-        overrides=tuple(overrides),
-        base=str(base),
-        arrays=arrays,
-    )
+    return arrays
 
 
 def _anchor_tables(r: Reader) -> list[tuple[str, dict]]:
