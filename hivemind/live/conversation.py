@@ -316,58 +316,10 @@ def converse(
                     transcript.append(rec)
                     outputs[i], made = rec, made + 1
             for model, pending in to_generate.items():
-                b = pop.generators[model]
                 size = spec.batch_size(len(pending))
-                for start in range(0, len(pending), max(size, 1)):
-                    group = pending[start : start + max(size, 1)]
-                    missing = [(i, rec) for i, rec in group if (decoding, rnd, i) not in done]
-                    for i, _ in group:
-                        if (decoding, rnd, i) in done:
-                            outputs[i], reused = done[(decoding, rnd, i)], reused + 1
-                    if not missing:
-                        continue
-                    if size == 0:
-                        ((i, rec),) = group
-                        gens = [b.generate(rec["_prefix"], rec["_suffix"], rec["_sampling"], rec["seed"])]
-                    else:
-                        gens = b.generate_batch(
-                            group[0][1]["_prefix"],
-                            [rec["_suffix"] for _, rec in group],
-                            [rec["_sampling"] for _, rec in group],
-                            [rec["seed"] for _, rec in group],
-                        )
-                    for (i, rec), gen in zip(group, gens, strict=True):
-                        if (decoding, rnd, i) in done:
-                            continue
-                        rec = {k: v for k, v in rec.items() if not k.startswith("_")}
-                        cleaned = scaffold.clean(gen.text)
-                        text = cleaned.text if spec.clean else gen.text
-                        if cleaned.malformed:  # the raw output stays in the transcript beside what was kept
-                            rec |= {"raw_text": cleaned.raw, "removed": list(cleaned.removed)}
-                        rec |= {
-                            "text": text,
-                            "sha256": state_id(text),
-                            "empty": not text,
-                            "malformed": cleaned.malformed,
-                            "completion_tokens": gen.completion_tokens,
-                            "prefix_cached": gen.prefix_cached,
-                            "finish_reason": gen.finish_reason,
-                            "batch_size": len(group) if size else 0,
-                            "seconds": round(gen.seconds, 4),
-                        }
-                        transcript.append(rec)
-                        outputs[i], made = rec, made + 1
-            # Simultaneous update: nobody saw this round's messages while writing theirs.
-            for i in agents:
-                rec = outputs[i]
-                if rec["text"]:
-                    latest[i] = (rec["text"], rnd)
-                elif rnd == 0 and spec.personas is not None and spec.personas[agents.index(i)].strip():
-                    # An agent silent from the start speaks its persona: it needs a first state.
-                    latest[i] = (spec.personas[agents.index(i)], 0)
-            if any(i not in latest for i in agents):
-                silent = labels[next(i for i in agents if i not in latest)]
-                raise LiveError(f"agent {silent} wrote nothing in round 0 and has no persona, so it has no message to start from")
+                m, r = _decode(pop.generators[model], pending, size, (decoding, rnd), done, outputs, transcript, scaffold, spec)
+                made, reused = made + m, reused + r
+            _speak(latest, outputs, agents, rnd, spec, labels)
             texts = [latest[i][0] for i in agents]
             traj.texts.append(texts)
             vectors = np.stack([embed(t) for t in texts])
@@ -383,6 +335,74 @@ def converse(
                 f"({time.perf_counter() - t0:.1f} s)"
             )
     return trajectories
+
+
+def _decode(backend, pending, size: int, key: tuple, done: dict, outputs: dict, transcript, scaffold, spec) -> tuple[int, int]:
+    """Decode one model's ``pending`` messages of round ``key`` = (decoding, round) in batches of
+    ``size`` (0: one by one), into ``outputs`` and the transcript; returns (written, reused).
+
+    A batch of which the transcript holds only some messages is decoded again whole and only
+    the missing ones are kept, so a resumed round sees the same batches as an uninterrupted one.
+    """
+    made = reused = 0
+    step = max(size, 1)
+    for start in range(0, len(pending), step):
+        group = pending[start : start + step]
+        for i, _ in group:
+            if (*key, i) in done:
+                outputs[i], reused = done[(*key, i)], reused + 1
+        if all((*key, i) in done for i, _ in group):
+            continue
+        if size == 0:
+            ((i, rec),) = group
+            gens = [backend.generate(rec["_prefix"], rec["_suffix"], rec["_sampling"], rec["seed"])]
+        else:
+            gens = backend.generate_batch(
+                group[0][1]["_prefix"],
+                [rec["_suffix"] for _, rec in group],
+                [rec["_sampling"] for _, rec in group],
+                [rec["seed"] for _, rec in group],
+            )
+        for (i, rec), gen in zip(group, gens, strict=True):
+            if (*key, i) not in done:
+                rec = _generated(rec, gen, scaffold, spec.clean, len(group) if size else 0)
+                transcript.append(rec)
+                outputs[i], made = rec, made + 1
+    return made, reused
+
+
+def _generated(rec: dict, gen, scaffold, clean: bool, batch_size: int) -> dict:
+    """A generated message's record: its text (cleaned of prompt scaffolding) and how it was decoded."""
+    rec = {k: v for k, v in rec.items() if not k.startswith("_")}
+    cleaned = scaffold.clean(gen.text)
+    text = cleaned.text if clean else gen.text
+    if cleaned.malformed:  # the raw output stays in the transcript beside what was kept
+        rec |= {"raw_text": cleaned.raw, "removed": list(cleaned.removed)}
+    return rec | {
+        "text": text,
+        "sha256": state_id(text),
+        "empty": not text,
+        "malformed": cleaned.malformed,
+        "completion_tokens": gen.completion_tokens,
+        "prefix_cached": gen.prefix_cached,
+        "finish_reason": gen.finish_reason,
+        "batch_size": batch_size,
+        "seconds": round(gen.seconds, 4),
+    }
+
+
+def _speak(latest: dict, outputs: dict, agents: list[int], rnd: int, spec: LiveSpec, labels: list[str]) -> None:
+    """The simultaneous update: every agent's state becomes its message of this round (nobody
+    saw this round's messages while writing theirs); an empty message keeps the last state."""
+    for k, i in enumerate(agents):
+        if outputs[i]["text"]:
+            latest[i] = (outputs[i]["text"], rnd)
+        elif rnd == 0 and spec.personas is not None and spec.personas[k].strip():
+            # An agent silent from the start speaks its persona: it needs a first state.
+            latest[i] = (spec.personas[k], 0)
+    if any(i not in latest for i in agents):
+        silent = labels[next(i for i in agents if i not in latest)]
+        raise LiveError(f"agent {silent} wrote nothing in round 0 and has no persona, so it has no message to start from")
 
 
 def _row(decoding, rnd, texts, vectors, anchor_vec, recs, names, spec) -> dict:
