@@ -23,6 +23,7 @@ _EXPORTS = {
     "parse_scenario": "hivemind.live.config",
     "SimulationDiverged": "hivemind.runner.simulate",
     "simulate": "hivemind.runner.simulate",
+    "run_in": "hivemind.runner.rundir",
     "sweep": "hivemind.runner.sweep",
     "load_run": "hivemind.io.results",
     "save_run": "hivemind.runner.manifest",
@@ -45,6 +46,7 @@ __all__ = [
     "load_scenario",
     "parse_scenario",
     "read_live",
+    "run_in",
     "run_live",
     "save_run",
     "simulate",
@@ -72,6 +74,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerl
     from hivemind.live.forecast import fit
     from hivemind.live.run import run_live
     from hivemind.runner.manifest import save_run
+    from hivemind.runner.rundir import run_in
     from hivemind.runner.simulate import SimulationDiverged, simulate
     from hivemind.runner.sweep import sweep
     from hivemind.scenario import Scenario, ScenarioError

@@ -2,21 +2,9 @@
 
 from __future__ import annotations
 
-import json
+import tomli_w
 
 from hivemind.scenario import parse_scenario
-
-
-def toml_value(v) -> str:
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, str):
-        return json.dumps(v)
-    if isinstance(v, dict):
-        return "{ " + ", ".join(f"{k} = {toml_value(x)}" for k, x in v.items()) + " }"
-    if isinstance(v, (list, tuple)):
-        return "[" + ", ".join(toml_value(x) for x in v) + "]"
-    return repr(v)
 
 
 def scenario_text(**sections) -> str:
@@ -36,11 +24,7 @@ def scenario_text(**sections) -> str:
         else:
             merged = {**base.get(name, {}), **table}
             base[name] = {k: v for k, v in merged.items() if v is not None}
-    lines = ['name = "test"']
-    for name, table in base.items():
-        lines.append(f"[{name}]")
-        lines += [f"{k} = {toml_value(v)}" for k, v in table.items()]
-    return "\n".join(lines) + "\n"
+    return tomli_w.dumps({"name": "test", **base})
 
 
 def scenario(**sections):

@@ -1,0 +1,49 @@
+"""hivemind.run_in: a run into a directory with the command line's rules, from Python."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from hivemind import run_in, simulate
+from hivemind.io.outdir import OutError
+from hivemind.runner.simulate import SimulationInterrupted
+from tests.helpers import scenario
+
+SMALL = {"dynamics": {"steps": 400}, "record": {"every": 10}, "graph": {"kind": "cycle", "n": 12}}
+
+
+def test_a_run_lands_whole_and_a_second_call_needs_resume_or_force(tmp_path):
+    s = scenario(**SMALL)
+    ds = run_in(s, tmp_path / "out")
+    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    assert manifest["status"] == "complete" and manifest["scenario_fingerprint"] == s.fingerprint
+    np.testing.assert_array_equal(ds.state.values, simulate(s).state.values)
+    with pytest.raises(OutError, match="--out is not empty"):
+        run_in(s, tmp_path / "out")
+    written = (tmp_path / "out" / "run.nc").stat().st_mtime_ns
+    again = run_in(s, tmp_path / "out", resume=True)  # complete: read back, not run again
+    assert (tmp_path / "out" / "run.nc").stat().st_mtime_ns == written
+    np.testing.assert_array_equal(again.state.values, ds.state.values)
+    other = scenario(**(SMALL | {"dynamics": {"steps": 400, "step_size": 0.05}}))
+    with pytest.raises(OutError, match="finished run of another scenario"):
+        run_in(other, tmp_path / "out", resume=True)
+    assert run_in(other, tmp_path / "out", force=True).attrs["step_size"] == 0.05
+
+
+def test_an_interrupted_run_resumes_to_the_same_bits(tmp_path):
+    s = scenario(**SMALL)
+
+    def stop_halfway(done, total):
+        if done >= total // 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(SimulationInterrupted):
+        run_in(s, tmp_path / "out", progress=stop_halfway)
+    assert json.loads((tmp_path / "out" / "manifest.json").read_text())["status"] != "complete"
+    seen = []
+    ds = run_in(s, tmp_path / "out", resume=True, progress=lambda done, total: seen.append(done))
+    assert seen[0] >= 200  # went on from the checkpoint, not from step 0
+    np.testing.assert_array_equal(ds.state.values, simulate(s).state.values)
