@@ -136,6 +136,20 @@ def add_formats_arg(p: argparse.ArgumentParser, default: str = "png,pdf") -> Non
     )
 
 
+def parse_grid(items: list[str]):
+    from hivemind.scenario.grid import make_grid, parse_values
+
+    grid = {}
+    for item in items:
+        key, sep, spec = item.partition("=")
+        if not sep or not key.strip():
+            raise UsageError(f"--grid expects KEY=VALUES, got {item!r}")
+        if key.strip() in grid:
+            raise UsageError(f"--grid {key.strip()}: given twice")
+        grid[key.strip()] = parse_values(key.strip(), spec)
+    return make_grid(grid)
+
+
 # --- the scenario and the output directory ---------------------------------------------------
 
 

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
+import math
 import sys
 from pathlib import Path
-
-import numpy as np
 
 from hivemind.cli.common import (
     EXIT_FAILED,
@@ -18,6 +17,7 @@ from hivemind.cli.common import (
     claim,
     load,
     out_dir,
+    parse_grid,
     positive_int,
 )
 from hivemind.cli.common import say as make_say
@@ -37,20 +37,6 @@ def add_parser(sub) -> None:
     p.set_defaults(func=cmd_live)
 
 
-def parse_grid(items: list[str]):
-    from hivemind.scenario.grid import make_grid, parse_values
-
-    grid = {}
-    for item in items:
-        key, sep, spec = item.partition("=")
-        if not sep or not key.strip():
-            raise UsageError(f"--grid expects KEY=VALUES, got {item!r}")
-        if key.strip() in grid:
-            raise UsageError(f"--grid {key.strip()}: given twice")
-        grid[key.strip()] = parse_values(key.strip(), spec)
-    return make_grid(grid)
-
-
 def cmd_live_sweep(args, scenario, grid) -> int:
     from hivemind.io import outdir
     from hivemind.live.sweep import format_sweep, sweep_live
@@ -64,7 +50,7 @@ def cmd_live_sweep(args, scenario, grid) -> int:
         for name in ("live_sweep.csv", "live_sweep.json", "live_sweep.png", "live_sweep.pdf", "live_sweep.svg"):
             (out / name).unlink(missing_ok=True)
     say = make_say(args.quiet)
-    total = int(np.prod(grid.shape))
+    total = math.prod(grid.shape)
     plural = lambda n, what: f"{n} {what}{'s' if n > 1 else ''}"  # noqa: E731
     say(f"live sweep of {scenario.name}: {plural(total, 'point')} x {plural(args.seeds, 'seed')}")
     hint = " ".join(["hivemind live", args.scenario, "--out", str(out), *(f"--grid {g}" for g in args.grid)])

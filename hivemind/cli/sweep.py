@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import numpy as np
+import math
 
 from hivemind.cli.common import (
     EXIT_OK,
@@ -14,10 +14,10 @@ from hivemind.cli.common import (
     describe,
     load,
     out_dir,
+    parse_grid,
     positive_float,
     positive_int,
 )
-from hivemind.cli.live import parse_grid
 from hivemind.cli.plot import sweep_figures
 
 
@@ -47,7 +47,7 @@ def cmd_sweep(args) -> int:
     out = claim(args, out_dir(args.out))
     outdir.check_out(out, args.resume, args.force)
     shape = " x ".join(f"{len(v)} {k}" for k, v in zip(grid.keys, grid.values, strict=True))
-    total = int(np.prod(grid.shape))
+    total = math.prod(grid.shape)
     if not args.quiet:
         print(f"{describe(scenario)}\nsweep: {shape} = {total} points x {args.seeds} seeds")
     bar = Progress(not args.quiet, unit="point")

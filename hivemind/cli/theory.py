@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import numpy as np
-
 from hivemind.cli.common import EXIT_OK, UsageError, add_scenario_args, describe, load, positive_float
 
 
@@ -61,6 +59,8 @@ def cmd_theory(args) -> int:
     else:
         print("measured:  too few points above the precision floor to fit a rate (run longer or with a smaller step)")
     if not report.get("note"):
+        import numpy as np
+
         below = np.flatnonzero(mean < args.tol)
         print(f"measured steps to reach {args.tol:g}: {int(ds.step.values[below[0]]) if below.size else 'not reached'}")
     _print_equilibrium(scenario, ds)
