@@ -78,14 +78,13 @@ def cmd_live(args) -> int:
     if scenario.live is None:
         raise UsageError(f"{args.scenario}: has no [live] section (see scenarios/live_quickstart.toml)")
     out = claim(args, out_dir(args.out or str(Path("runs") / scenario.name)))
-    busy = outdir.check_out(out, args.resume, args.force)
     # The rule `hivemind run` follows: requeued job scripts pass --resume every time, so the
     # first attempt, with no transcript yet, starts afresh.
     mode = outdir.resume_mode(out, scenario.fingerprint, args.resume, args.force, (out / TRANSCRIPT).is_file())
     resume = mode == "resume"
     if mode == "restart":
         print(f"{out}: no {TRANSCRIPT} to resume from; starting from round 0", flush=True)
-    if busy and mode != "resume":
+    if mode != "resume":  # --force, or a restart: no earlier result may stay beside the new one
         for name in OUTPUTS:
             (out / name).unlink(missing_ok=True)
     say = make_say(args.quiet)

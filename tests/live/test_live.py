@@ -165,6 +165,20 @@ class Killed(KeyboardInterrupt):
     pass
 
 
+class DiesAt(FakeBackend):
+    """The fake, killed as it starts its ``n``-th message."""
+
+    def __init__(self, n: int):
+        super().__init__()
+        self.n, self.calls = n, 0
+
+    def generate(self, prefix, suffix, sampling, seed):
+        self.calls += 1
+        if self.calls == self.n:
+            raise Killed
+        return super().generate(prefix, suffix, sampling, seed)
+
+
 @pytest.mark.parametrize("batch, regenerated", [("false", 2 * 3 * 4 - 6), ("true", 2 * 3 * 4 - 4)])
 def test_a_killed_run_resumes_to_the_same_results(tmp_path, batch, regenerated):
     """Killed at the 7th message (round 2's second agent): sequentially, 6 messages are kept; in a
@@ -172,18 +186,10 @@ def test_a_killed_run_resumes_to_the_same_results(tmp_path, batch, regenerated):
     full, cut = tmp_path / "full", tmp_path / "cut"
     sc = lambda: scenario(overrides=[f"live.batch={batch}"])  # noqa: E731
     run_live(sc(), full, backend=FakeBackend(), say=lambda s: None, formats=("png",))
-    calls = []
     fake = FakeBackend()
 
-    class Dying(FakeBackend):
-        def generate(self, prefix, suffix, sampling, seed):
-            calls.append(seed)
-            if len(calls) == 7:
-                raise Killed
-            return super().generate(prefix, suffix, sampling, seed)
-
     with pytest.raises(Killed):
-        run_live(sc(), cut, backend=Dying(), say=lambda s: None, formats=("png",))
+        run_live(sc(), cut, backend=DiesAt(7), say=lambda s: None, formats=("png",))
     with open(cut / "transcript.jsonl", "a") as f:
         f.write('{"kind": "message", "decoding": "gre')  # a write torn by the kill
     assert (cut / "rounds.csv").is_file()  # finished rounds are saved as they finish
@@ -609,17 +615,9 @@ def test_a_resume_on_other_threads_and_batches_goes_on_and_says_what_changed(tmp
     quiet = lambda s: None  # noqa: E731
     before, after = ["live.threads=1", "live.batch=false"], ["live.threads=2", "live.batch=true"]
     run_live(scenario(overrides=before), tmp_path / "full", backend=FakeBackend(), say=quiet, formats=("png",))
-    calls = []
-
-    class Dying(FakeBackend):
-        def generate(self, prefix, suffix, sampling, seed):
-            calls.append(seed)
-            if len(calls) == 7:
-                raise Killed
-            return super().generate(prefix, suffix, sampling, seed)
 
     with pytest.raises(Killed):
-        run_live(scenario(overrides=before), tmp_path / "cut", backend=Dying(), say=quiet, formats=("png",))
+        run_live(scenario(overrides=before), tmp_path / "cut", backend=DiesAt(7), say=quiet, formats=("png",))
     said = []
     run_live(scenario(overrides=after), tmp_path / "cut", backend=FakeBackend(), resume=True, say=said.append, formats=("png",))
     changes = [line for line in said if "other execution settings" in line]
