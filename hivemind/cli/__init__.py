@@ -7,6 +7,7 @@ Commands compute nothing themselves. The library is imported inside each command
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import sys
 
@@ -21,16 +22,20 @@ __all__ = ["UsageError", "build_parser", "main"]
 
 def build_parser() -> Parser:
     parser = Parser(prog="hivemind", description="Semantic consensus around an infinite-inertia anchor.")
-    parser.add_argument(
-        "--no-compile-cache",
-        dest="compile_cache",
-        action="store_false",
-        help="compile every program afresh (default: reuse JAX's compiled programs from earlier runs, "
-        "kept in $HIVEMIND_CACHE_DIR or ~/.cache/hivemind/jax; HIVEMIND_COMPILE_CACHE=0 also turns this off)",
-    )
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
     for command in COMMANDS:
         command.add_parser(sub)
+    # Accepted before or after the command (`hivemind run ... --no-compile-cache`); in the
+    # commands it has no default, so that it cannot undo the flag given before them.
+    for p, default in [(parser, True), *((p, argparse.SUPPRESS) for p in sub.choices.values())]:
+        p.add_argument(
+            "--no-compile-cache",
+            dest="compile_cache",
+            action="store_false",
+            default=default,
+            help="compile every program afresh (default: reuse JAX's compiled programs from earlier runs, "
+            "kept in $HIVEMIND_CACHE_DIR or ~/.cache/hivemind/jax; HIVEMIND_COMPILE_CACHE=0 also turns this off)",
+        )
     return parser
 
 

@@ -52,3 +52,18 @@ def test_a_bad_flag_is_one_line_naming_it_with_exit_status_2(argv, words, capsys
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and words in err and err.startswith("hivemind ")
+
+
+@pytest.mark.parametrize(
+    "argv, cached",
+    [
+        (["run", "s.toml", "--out", "o"], True),
+        (["--no-compile-cache", "run", "s.toml", "--out", "o"], False),
+        (["run", "s.toml", "--out", "o", "--no-compile-cache"], False),
+        (["validate", "s.toml", "--no-compile-cache"], False),
+    ],
+)
+def test_the_compile_cache_flag_is_read_before_or_after_the_command(argv, cached):
+    from hivemind.cli import build_parser
+
+    assert build_parser().parse_args(argv).compile_cache is cached
