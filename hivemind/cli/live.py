@@ -103,8 +103,12 @@ def cmd_live(args) -> int:
         return EXIT_INTERRUPTED
     except InputError:  # a model file, a key, a prompt: named in one line by main
         raise
-    except RuntimeError as e:  # llama.cpp failing mid-run: the transcript so far is kept
-        print(f"llama.cpp failed: {str(e).splitlines()[0] if str(e) else type(e).__name__}; resume with: {hint}", file=sys.stderr)
+    except RuntimeError as e:  # llama.cpp or a server failing mid-run: the transcript so far is kept
+        from hivemind.live.server import ServerError
+
+        what = "" if isinstance(e, ServerError) else "llama.cpp failed: "
+        line = str(e).splitlines()[0] if str(e) else type(e).__name__
+        print(f"{what}{line}; every finished message is in {out / TRANSCRIPT}; resume with: {hint}", file=sys.stderr)
         return EXIT_FAILED
     print(format_table(result.summary))
     print(f"results: {', '.join(str(p) for p in result.files)}")

@@ -3,8 +3,9 @@
 A NetCDF file holds ``embedding(round, agent, coord)`` (vectors; hivemind normalises
 them), optionally ``anchor(coord)``, and the graph as ``edge_src(edge)``,
 ``edge_dst(edge)`` (agent indices; an edge means dst hears src; without edges everyone
-hears everyone). A live run's directory holds ``live.nc``, with one trajectory per
-decoding. Every problem is a ``DataError`` naming the file and the variable.
+hears everyone), and optionally each agent's group as a coordinate ``agent_group(agent)``
+(strings: a model family, a persona), for the group-coupling model. A live run's directory
+holds ``live.nc``, with one trajectory per decoding. Every problem is a ``DataError`` naming the file and the variable.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ class Trajectories:
     anchor: np.ndarray | None  # (D,), unit
     src: np.ndarray  # (edges,)
     dst: np.ndarray
+    group: tuple[str, ...] | None = None  # per agent, when the file names groups
 
 
 def _unit_rows(v: np.ndarray, path, var: str) -> np.ndarray:
@@ -116,21 +118,29 @@ def load(path: str | Path) -> list[Trajectories]:
             anchor = _unit_rows(anchor[None], file, anchor_var)[0]
         n = arrays[0].shape[1]
         src, dst = _edges(file, ds, n, live)
+        group = None
+        if "agent_group" in ds.variables:
+            g = ds["agent_group"]
+            if g.dims != ("agent",):
+                raise DataError(f"{file}: agent_group must have the dimension ('agent',), got {g.dims}")
+            group = tuple(str(v) for v in g.values)
     out = []
     for name, y in zip(names, arrays, strict=True):
         if y.shape[0] < 3:
             raise DataError(f"{file}: embedding has {y.shape[0]} round(s); a fit needs 3 or more (2 transitions)")
         if n < 2:
             raise DataError(f"{file}: embedding has {n} agent(s); a fit needs 2 or more")
-        out.append(Trajectories(name, _unit_rows(y, file, "embedding"), anchor, src, dst))
+        out.append(Trajectories(name, _unit_rows(y, file, "embedding"), anchor, src, dst, group))
     return out
 
 
-def write(path: str | Path, y: np.ndarray, anchor: np.ndarray | None = None, src=None, dst=None) -> Path:
+def write(path: str | Path, y: np.ndarray, anchor: np.ndarray | None = None, src=None, dst=None, group=None) -> Path:
     """A NetCDF file that ``load`` (and ``hivemind fit``) reads: the format, by example."""
     import xarray as xr
 
     data = {"embedding": (("round", "agent", "coord"), np.asarray(y, np.float64))}
+    if group is not None:
+        data["agent_group"] = (("agent",), np.asarray([str(g) for g in group]))
     if anchor is not None:
         data["anchor"] = (("coord",), np.asarray(anchor, np.float64))
     if src is not None:

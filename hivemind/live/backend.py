@@ -36,6 +36,7 @@ class Generation:
     prefix_cached: bool  # the shared prefix came from the cache, not from a new evaluation
     finish_reason: str
     seconds: float
+    extra: dict | None = None  # what else the transcript should keep (a server's endpoint and reported model)
 
 
 class Backend(Protocol):

@@ -20,12 +20,23 @@ DECODINGS = ("greedy", "stochastic")
 DEFAULT_MODEL = "default"
 # Keys added after transcripts were written: left out of to_dict (and so of the fingerprint) at
 # their default, so that a transcript written before them still resumes.
-ADDED_WITH_DEFAULTS = ("clean",)
+ADDED_WITH_DEFAULTS = (
+    "clean",
+    "groups",
+    "backend",
+    "endpoints",
+    "api_key_env",
+    "concurrency",
+    "timeout",
+    "retries",
+    "server_extras",
+)
 # How the texts are produced, not which: a run started with 8 threads resumes with 4. (With
 # greedy decoding llama.cpp's sums may round differently, so texts after the resume may differ.)
-EXECUTION_KEYS = ("threads", "batch")
+EXECUTION_KEYS = ("threads", "batch", "endpoints", "api_key_env", "concurrency", "timeout", "retries")
+BACKENDS = ("llama", "openai")
 # What is computed after the conversation, from its transcript: changing it keeps the transcript.
-AFTER_KEYS = ("fit", "fit_resamples", "embedding_model")
+AFTER_KEYS = ("fit", "fit_resamples", "embedding_model", "groups")
 # llama.cpp's llama_max_parallel_sequences(): the most sequences one context decodes.
 MAX_SEQUENCES = 256
 
@@ -88,6 +99,14 @@ class LiveSpec:
     embedding_model: str = "minilm"  # "self": the first agent's generation model embeds; see live.embedders
     fit: bool = True  # fit the engine's dynamics to the embeddings after the run
     fit_resamples: int = 20  # bootstrap draws for the interval of the fitted anchor coupling (0: none)
+    groups: tuple[str, ...] | None = None  # per peripheral agent: who is measured and fitted together
+    backend: str = "llama"  # "llama": llama.cpp in this process; "openai": OpenAI-compatible servers
+    endpoints: tuple[str, ...] = ()  # the servers' base URLs (".../v1"), requests spread over them
+    api_key_env: str | None = None  # the environment variable that holds the API key (the key is never stored)
+    concurrency: int = 4  # requests in flight per endpoint
+    timeout: float = 120.0  # seconds per request before it counts as failed
+    retries: int = 3  # further tries of a failed request, with back-off
+    server_extras: bool = True  # send top_k, min_p and repeat_penalty (llama.cpp's and vLLM's) besides OpenAI's fields
     rule: Rule = field(default=None, compare=False, repr=False)
 
     def sampling(self, decoding: str, agent: int | None = None) -> Sampling:
@@ -100,6 +119,14 @@ class LiveSpec:
     def model_of(self, agent: int) -> str:
         """The model (as written) of peripheral agent number ``agent``."""
         return self.model if self.models is None else self.models[agent]
+
+    @property
+    def group_of(self) -> tuple[str, ...] | None:
+        """Each peripheral agent's group: ``live.groups``, else its model as written when the
+        models differ, else None (one population)."""
+        if self.groups is not None:
+            return self.groups
+        return self.models
 
     @property
     def distinct_models(self) -> tuple[str, ...]:
@@ -119,7 +146,7 @@ class LiveSpec:
     def execution(self) -> dict:
         """The settings that say how the texts are produced (recorded, free to change on resume)."""
         out = self.to_dict()
-        return {k: out[k] for k in EXECUTION_KEYS}
+        return {k: out[k] for k in EXECUTION_KEYS if k in out}
 
     def to_dict(self) -> dict:
         """Plain data for the manifest: the rule as written, tuples as lists."""
@@ -252,6 +279,11 @@ def parse_live(r, labels: list, anchor: int) -> LiveSpec:
     except RuleError as e:
         raise r.error(e.key, e.message) from None
     personas = _texts(r, "personas", labels, anchor)
+    groups = _texts(r, "groups", labels, anchor)
+    if groups is not None:
+        for k, g in enumerate(groups):
+            if not g.strip():
+                raise r.error("live.groups", f"entry {k} is empty; name every agent's group (a model family, a persona)")
     initial = _texts(r, "initial_texts", labels, anchor)
     if initial is not None:
         for k, t in enumerate(initial):
@@ -273,7 +305,9 @@ def parse_live(r, labels: list, anchor: int) -> LiveSpec:
         check_template(line, required=("text",), known=LINE_FIELDS)
     except TemplateError as e:
         raise r.error("live.neighbour_line", e.message) from None
+    server = _server(r, models or (model,))
     return LiveSpec(
+        **server,
         model=model,
         rounds=rounds,
         decodings=decodings,
@@ -300,8 +334,47 @@ def parse_live(r, labels: list, anchor: int) -> LiveSpec:
         embedding_model=embedding_model,
         fit=fit,
         fit_resamples=fit_resamples,
+        groups=groups,
         rule=rule,
     )
+
+
+def _server(r, models) -> dict:
+    """The server keys (``live.backend = "openai"``): which servers, how hard to press them."""
+    backend = r.get("live", "backend", "str", "llama", check=lambda v: None if v in BACKENDS else f"must be one of {BACKENDS}")
+    keys = ("endpoints", "api_key_env", "concurrency", "timeout", "retries", "server_extras")
+    if backend != "openai":
+        given = [k for k in keys if r.get("live", k, "any", None) is not None]
+        if given:
+            raise r.error(f"live.{given[0]}", 'applies to live.backend = "openai" only')
+        return {}
+    endpoints = r.get("live", "endpoints", "any", None)
+    if isinstance(endpoints, str):
+        endpoints = [endpoints]
+    if not isinstance(endpoints, list) or not endpoints:
+        raise r.error(
+            "live.endpoints", 'must list the servers\' URLs for live.backend = "openai", e.g. ["http://127.0.0.1:8080/v1"]'
+        )
+    for k, url in enumerate(endpoints):
+        if not isinstance(url, str) or not url.startswith(("http://", "https://")) or len(url) < 10:
+            raise r.error(f"live.endpoints[{k}]", f"must be an http:// or https:// URL, got {url!r}"[:200])
+    if len(set(endpoints)) != len(endpoints):
+        raise r.error("live.endpoints", "names one server twice")
+    for m in dict.fromkeys(models):
+        if m == DEFAULT_MODEL:
+            raise r.error("live.model", 'must name the model the servers serve (as GET /v1/models lists it), not "default"')
+    env = r.get("live", "api_key_env", "str", None, check=lambda v: None if v.strip() else "must name an environment variable")
+    return {
+        "backend": backend,
+        "endpoints": tuple(u.rstrip("/") for u in endpoints),
+        "api_key_env": env,
+        "concurrency": r.get(
+            "live", "concurrency", "int", 4, check=lambda v: None if 1 <= v <= 1024 else "must be from 1 to 1024"
+        ),
+        "timeout": r.get("live", "timeout", "float", 120.0, check=lambda v: None if v > 0 else "must be > 0 seconds"),
+        "retries": r.get("live", "retries", "int", 3, check=lambda v: None if 0 <= v <= 20 else "must be from 0 to 20"),
+        "server_extras": r.get("live", "server_extras", "bool", True),
+    }
 
 
 def read_live(scenario: Scenario) -> Scenario:

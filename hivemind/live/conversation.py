@@ -315,7 +315,15 @@ def converse(
                 else:
                     transcript.append(rec)
                     outputs[i], made = rec, made + 1
+            concurrent = {m: p for m, p in to_generate.items() if hasattr(pop.generators[m], "generate_each")}
+            if concurrent:  # one server backend for all its models: the round's requests in flight together
+                m, r = _decode_each(
+                    pop.generators[next(iter(concurrent))], concurrent, (decoding, rnd), done, outputs, transcript, scaffold, spec
+                )
+                made, reused = made + m, reused + r
             for model, pending in to_generate.items():
+                if model in concurrent:
+                    continue
                 size = spec.batch_size(len(pending))
                 m, r = _decode(pop.generators[model], pending, size, (decoding, rnd), done, outputs, transcript, scaffold, spec)
                 made, reused = made + m, reused + r
@@ -371,6 +379,33 @@ def _decode(backend, pending, size: int, key: tuple, done: dict, outputs: dict, 
     return made, reused
 
 
+def _decode_each(backend, pending: dict, key: tuple, done: dict, outputs: dict, transcript, scaffold, spec) -> tuple[int, int]:
+    """Every message of round ``key`` that the transcript lacks, for all models of ``pending`` at
+    once through ``backend.generate_each``; each goes to the transcript as it arrives."""
+    from hivemind.live.server import Request
+
+    made = reused = 0
+    jobs = []
+    for model, items in pending.items():
+        for i, rec in items:
+            if (*key, i) in done:
+                outputs[i], reused = done[(*key, i)], reused + 1
+                continue
+            text = "".join(map(chr, list(rec["_prefix"]) + list(rec["_suffix"])))
+            label = f"{key[0]} round {key[1]}, agent {rec['agent']}"
+            jobs.append((i, rec, Request(model, text, rec["_sampling"], rec["seed"], label)))
+    for k, gen in backend.generate_each([req for _, _, req in jobs]):
+        i, rec, _ = jobs[k]
+        rec = _generated(rec, gen, scaffold, spec.clean, 0)
+        # The prompt's length in the server's tokens; the characters the budget counted instead.
+        rec["prompt_chars"] = rec.pop("prompt_tokens")
+        rec.pop("prefix_tokens", None)
+        rec["prompt_tokens"] = gen.prompt_tokens
+        transcript.append(rec)
+        outputs[i], made = rec, made + 1
+    return made, reused
+
+
 def _generated(rec: dict, gen, scaffold, clean: bool, batch_size: int) -> dict:
     """A generated message's record: its text (cleaned of prompt scaffolding) and how it was decoded."""
     rec = {k: v for k, v in rec.items() if not k.startswith("_")}
@@ -388,6 +423,7 @@ def _generated(rec: dict, gen, scaffold, clean: bool, batch_size: int) -> dict:
         "finish_reason": gen.finish_reason,
         "batch_size": batch_size,
         "seconds": round(gen.seconds, 4),
+        **(gen.extra or {}),
     }
 
 
@@ -427,7 +463,29 @@ def _row(decoding, rnd, texts, vectors, anchor_vec, recs, names, spec) -> dict:
         "_jaccard_per_agent": m["jaccard_per_agent"],
         "_compliant": [bool(spec.rule.check(t)) for t in texts],
         "_distance_per_agent": distances.tolist(),
+        "_groups": list(spec.group_of or ()),
+        "_by_group": _by_group(spec.group_of, texts, vectors, distances, m["jaccard_per_agent"], spec),
     }
+
+
+def _by_group(groups, texts, vectors, distances, jaccard, spec) -> dict:
+    """The round's measures within each group of agents ({} for one population)."""
+    if groups is None or len(set(groups)) < 2:
+        return {}
+    out = {}
+    for g in dict.fromkeys(groups):
+        k = [i for i, h in enumerate(groups) if h == g]
+        mine = [texts[i] for i in k]
+        out[g] = {
+            "agents": len(k),
+            "compliance": float(np.mean([bool(spec.rule.check(t)) for t in mine])),
+            "jaccard_to_anchor": float(np.mean([jaccard[i] for i in k])),
+            "embedding_distance_to_anchor": float(np.mean(distances[k])),
+            "vendi_score": vendi_score(vectors[k]),
+            "mean_pairwise_distance": mean_pairwise_distance(vectors[k]),
+            "distinct_outputs": len({state_id(t) for t in mine}),
+        }
+    return out
 
 
 def _message(scenario, backend, sampling, wrap, budget, shared, rnd, i, k, labels, hears, latest) -> dict:

@@ -281,3 +281,19 @@ def fit_forecast(scenario: Scenario, embeddings: np.ndarray, anchor_vec: np.ndar
         "measurable": None if interval is None else bool(interval[0] > KAPPA_RESOLUTION),
     }
     return out
+
+
+def fit_group_couplings(scenario: Scenario, embeddings: np.ndarray, anchor_vec: np.ndarray, resamples: int = 20, seed: int = 0):
+    """Who pulls whom (``hivemind.theory.groups``) among the groups of ``live.group_of``: fitted on
+    the first half of the transitions, scored on the rest, refit intervals from ``resamples``
+    draws. None for one population or fewer than two transitions."""
+    from hivemind.theory.dynamics_fit import peer_topology
+    from hivemind.theory.groups import fit_groups
+
+    groups = scenario.live.group_of
+    y = np.asarray(embeddings, np.float64)
+    if groups is None or len(set(groups)) < 2 or y.shape[0] - 1 < 2:
+        return None
+    src, dst = peer_edges(scenario)
+    topo = peer_topology(y.shape[1], src, dst, directed=True)
+    return fit_groups(y, anchor_vec, topo, src, dst, list(groups), resamples=resamples, seed=seed)

@@ -48,6 +48,10 @@ def fit(
         res = fit_all(t.y, t.anchor, topo, t.src, t.dst, train, resamples=resamples, seed=seed, horizon=horizon, method=method)
         how = "blocks" if res["deterministic_decoder"]["detected"] else method
         res["interval"] = {"method": INTERVAL_METHODS[how], "resamples": resamples, "level": 0.9, "seed": seed}
+        if t.group is not None and len(set(t.group)) > 1 and t.anchor is not None:
+            from hivemind.theory.groups import fit_groups
+
+            res["groups"] = fit_groups(t.y, t.anchor, topo, t.src, t.dst, list(t.group), train, min(resamples, 200), seed)
         results[t.name] = res
     if out is not None:
         out = Path(out)
@@ -107,4 +111,8 @@ def format_forecast(results: dict) -> str:
             + ", ".join(f"{b} {v:.5f}" for b, v in res["baselines"].items())
             + f"; best held-out one-step model: {res['best']}"
         )
+        if "groups" in res:
+            from hivemind.theory.groups import describe
+
+            lines += ["  " + line for line in describe(res["groups"])]
     return "\n".join(lines)

@@ -34,7 +34,7 @@ from hivemind.live.conversation import (
     embedder_key,
     header_for,
 )
-from hivemind.live.fit import TheoryFit, fit_dynamics, fit_forecast, fit_step_size, peer_edges
+from hivemind.live.fit import TheoryFit, fit_dynamics, fit_forecast, fit_group_couplings, fit_step_size, peer_edges
 from hivemind.live.geometry import describe as describe_separation
 from hivemind.live.geometry import separation
 from hivemind.live.model import NAMED_MODELS, ModelError, resolve_model
@@ -135,20 +135,21 @@ def run_live(
     for t in trajectories:
         observed = np.asarray([row["_distance_per_agent"] for row in t.rows])
         fits[t.decoding] = fit_step_size(scenario, t.anchor_embedding, t.embeddings[0], observed)
-    dynamics, forecasts = {}, {}
+    dynamics, forecasts, couplings = {}, {}, {}
     if spec.fit:
         say("fitting the engine's dynamics to the embeddings")
         for t in trajectories:
-            dynamics[t.decoding] = fit_dynamics(
-                scenario, np.stack(t.embeddings), t.anchor_embedding, spec.fit_resamples, spec.seed
-            )
-            forecasts[t.decoding] = fit_forecast(
-                scenario, np.stack(t.embeddings), t.anchor_embedding, spec.fit_resamples, spec.seed
-            )
-    ds = live_dataset(scenario, trajectories, fits, dynamics)
+            y = np.stack(t.embeddings)
+            dynamics[t.decoding] = fit_dynamics(scenario, y, t.anchor_embedding, spec.fit_resamples, spec.seed)
+            forecasts[t.decoding] = fit_forecast(scenario, y, t.anchor_embedding, spec.fit_resamples, spec.seed)
+            couplings[t.decoding] = fit_group_couplings(scenario, y, t.anchor_embedding, spec.fit_resamples, spec.seed)
+    couplings = {d: c for d, c in couplings.items() if c is not None}
+    ds = live_dataset(scenario, trajectories, fits, dynamics, couplings)
     summary = summarize_live(scenario, trajectories, fits, header, transcript.records, dynamics)
     summary["embedder"] = embedder
     summary["forecast"] = forecasts
+    if couplings:
+        summary["group_coupling"] = couplings
     ds.attrs.update(embedder=embedder["name"], embedder_agreement_auc=embedder["check_set"]["agreement_auc"])
     files = [out / "rounds.csv", out / "agents.csv"]  # written by save_tables after each round
     atomic_write(out / "live.nc", lambda tmp: ds.to_netcdf(tmp, engine=NETCDF_ENGINE))
@@ -188,6 +189,8 @@ def load_population(scenario: Scenario, say: Callable[[str], None] = print) -> t
     """
     spec = scenario.live
     base = Path(scenario.source).parent if scenario.source else None
+    if spec.backend == "openai":
+        return _server_population(spec, base, say)
     by_file: dict[Path, LlamaBackend] = {}
     generators, labels = {}, {}
     n_agents = scenario.arrays.n_nodes - 1
@@ -208,6 +211,28 @@ def load_population(scenario: Scenario, say: Callable[[str], None] = print) -> t
     return Population(generators, embedder), labels
 
 
+def _server_population(spec, base: Path | None, say: Callable[[str], None]) -> tuple[Population, dict[str, str]]:
+    """Every model on the servers of ``live.endpoints`` (checked before the first round), and the embedder."""
+    from hivemind.live.server import ServerBackend
+
+    server = ServerBackend(spec)
+    try:
+        server.check(spec.distinct_models)
+        for m in spec.distinct_models:
+            say(f"model {m} on {', '.join(server.routes[m])} (up to {spec.concurrency} requests in flight per endpoint)")
+        labels = {m: " ".join(server.routes[m]) for m in spec.distinct_models}
+        if spec.embedding_model in ("server", "self"):
+            embedder = server
+            labels["embedding"] = f"{server.routes[spec.distinct_models[0]][0]}/embeddings"
+        else:
+            embedder = load_embedder(spec.embedding_model, base, None, {}, spec, say)
+            labels["embedding"] = str(embedder.path)
+    except BaseException:
+        server.close()
+        raise
+    return Population(dict.fromkeys(spec.distinct_models, server), embedder), labels
+
+
 def load_embedder(written: str, base: Path | None, first: LlamaBackend, by_file: dict, spec, say: Callable[[str], None] = print):
     """The backend that embeds every text, as ``live.embedding_model`` names it (see ``hivemind.live.embedders``).
 
@@ -216,6 +241,10 @@ def load_embedder(written: str, base: Path | None, first: LlamaBackend, by_file:
     """
     from hivemind.live import embedders
 
+    if written == "server":
+        raise ModelError(
+            'live.embedding_model: "server" embeds on the servers of live.backend = "openai"; this run is in-process'
+        )
     if written == "self":
         return first
     if written == embedders.DEFAULT_EMBEDDER:
@@ -237,30 +266,44 @@ def load_embedder(written: str, base: Path | None, first: LlamaBackend, by_file:
 
 
 def save_tables(trajectories: list[Trajectory], out: Path) -> list[Path]:
-    """rounds.csv and agents.csv for every finished round so far."""
-    rounds = [{k: v for k, v in row.items() if not k.startswith("_")} for t in trajectories for row in t.rows]
-    agents = [
-        {
-            "decoding": t.decoding,
-            "round": row["round"],
-            "agent": label,
-            "jaccard_to_anchor": row["_jaccard_per_agent"][k],
-            "compliant": int(row["_compliant"][k]),
-            "embedding_distance_to_anchor": row["_distance_per_agent"][k],
-        }
-        for t in trajectories
-        for row in t.rows
-        for k, label in enumerate(row["_labels"])
-    ]
+    """rounds.csv and agents.csv for every finished round so far.
+
+    With groups of agents (a mixed population, ``live.groups``) rounds.csv has a ``group``
+    column: a row for everyone (``all``), then one per group, and agents.csv names each agent's.
+    """
+    rounds, agents = [], []
+    for t in trajectories:
+        for row in t.rows:
+            plain = {k: v for k, v in row.items() if not k.startswith("_")}
+            groups = row["_by_group"]
+            rounds.append({**plain, "group": "all"} if groups else plain)
+            rounds += [{"decoding": t.decoding, "round": row["round"], "group": g, **m} for g, m in groups.items()]
+            for k, label in enumerate(row["_labels"]):
+                agents.append(
+                    {
+                        "decoding": t.decoding,
+                        "round": row["round"],
+                        "agent": label,
+                        **({"group": row["_groups"][k]} if groups else {}),
+                        "jaccard_to_anchor": row["_jaccard_per_agent"][k],
+                        "compliant": int(row["_compliant"][k]),
+                        "embedding_distance_to_anchor": row["_distance_per_agent"][k],
+                    }
+                )
     save_csv(pd.DataFrame(rounds), out / "rounds.csv")
     save_csv(pd.DataFrame(agents), out / "agents.csv")
     return [out / "rounds.csv", out / "agents.csv"]
 
 
 def live_dataset(
-    scenario: Scenario, trajectories: list[Trajectory], fits: dict[str, TheoryFit], dynamics: dict | None = None
+    scenario: Scenario,
+    trajectories: list[Trajectory],
+    fits: dict[str, TheoryFit],
+    dynamics: dict | None = None,
+    couplings: dict | None = None,
 ) -> xr.Dataset:
-    """Everything per (decoding, round, agent) as labelled arrays."""
+    """Everything per (decoding, round, agent) as labelled arrays; with groups of agents, also per
+    (decoding, group, round) and the fitted group couplings per (decoding, hearer, speaker)."""
     t0 = trajectories[0]
     labels = [str(scenario.arrays.labels[i]) for i in t0.agents]
     src, dst = peer_edges(scenario)
@@ -326,9 +369,31 @@ def live_dataset(
         "mean_pairwise_distance",
     ):
         data[f"round_{key}"] = per_round(key)
+    coords = {}
+    groups = scenario.live.group_of
+    if groups is not None and len(set(groups)) > 1:
+        names = list(dict.fromkeys(groups))
+        coords = {"agent_group": ("agent", list(groups)), "group": names}
+        for key in ("compliance", "jaccard_to_anchor", "embedding_distance_to_anchor", "vendi_score", "mean_pairwise_distance"):
+            data[f"group_{key}"] = (
+                ("decoding", "group", "round"),
+                np.asarray([[[row["_by_group"][g][key] for row in t.rows] for g in names] for t in trajectories]),
+            )
+        if couplings and len(couplings) == len(decodings):
+            coords |= {"hearer": names, "speaker": names}
+            data["fitted_group_coupling"] = (
+                ("decoding", "hearer", "speaker"),
+                np.asarray([couplings[d]["params"]["group_coupling"] for d in decodings]),
+                {"long_name": "pull of the speaker's group on the hearer's (theory.groups)"},
+            )
+            data["fitted_group_anchor_coupling"] = (
+                ("decoding", "group"),
+                np.asarray([[couplings[d]["params"]["anchor_coupling"][g] for g in names] for d in decodings]),
+            )
     return xr.Dataset(
         data,
         coords={
+            **coords,
             "decoding": decodings,
             "round": np.arange(len(t0.rows)),
             "agent": labels,
@@ -342,6 +407,22 @@ def live_dataset(
             "rule": scenario.live.rule.describe(),
         },
     )
+
+
+def _group_summary(t: Trajectory, g: str) -> dict:
+    first, last = t.rows[0]["_by_group"][g], t.rows[-1]["_by_group"][g]
+    later = t.rows[1:] or t.rows
+    return {
+        "agents": first["agents"],
+        "mean_compliance": float(np.mean([row["_by_group"][g]["compliance"] for row in later])),
+        "final_compliance": last["compliance"],
+        "final_jaccard_to_anchor": last["jaccard_to_anchor"],
+        "initial_embedding_distance": first["embedding_distance_to_anchor"],
+        "final_embedding_distance": last["embedding_distance_to_anchor"],
+        "initial_vendi_score": first["vendi_score"],
+        "final_vendi_score": last["vendi_score"],
+        "final_distinct_outputs": last["distinct_outputs"],
+    }
 
 
 def _nan(x):
@@ -387,6 +468,8 @@ def summarize_live(
                 "theory_r2_mean": fit.r2_mean,
             }
         )
+        if t.rows[0]["_by_group"]:
+            table[-1]["by_group"] = {g: _group_summary(t, g) for g in t.rows[0]["_by_group"]}
     spec = scenario.live
     return {
         "scenario": scenario.name,
@@ -425,7 +508,20 @@ def format_table(summary: dict) -> str:
         lines.append(
             f"{'paper ' + d:<18}{paper['hash_collisions']:>16}{p['mean_compliance']:>17.3f}{p['final_jaccard_to_anchor']:>15.3f}"
         )
+    for row in summary["table"]:
+        for g, m in (row.get("by_group") or {}).items():
+            dist = f"{m['initial_embedding_distance']:.3f}->{m['final_embedding_distance']:.3f}"
+            vendi = f"Vendi {m['initial_vendi_score']:.2f}->{m['final_vendi_score']:.2f}"
+            lines.append(
+                f"{'  ' + g:<18}{'':>16}{m['mean_compliance']:>17.3f}{m['final_jaccard_to_anchor']:>15.3f}{dist:>18}"
+                f"   {vendi} ({m['agents']} agents, {row['decoding']})"
+            )
     lines += format_fit(summary.get("fit") or {})
+    for decoding, c in (summary.get("group_coupling") or {}).items():
+        from hivemind.theory.groups import describe
+
+        lines += ["", f"{decoding}: who pulls whom, the group-coupling model fitted by the one-step loss:"]
+        lines += describe(c)
     forecast = {d: f for d, f in (summary.get("forecast") or {}).items() if f is not None}
     if forecast:
         from hivemind.live.forecast import format_forecast

@@ -14,7 +14,7 @@ sample of agents; colours always mean the same thing: an agent's initial distanc
 
 from hivemind.plot.analyses import entropy_figure, forecast_figure, paths_figure
 from hivemind.plot.bench import bench_figure
-from hivemind.plot.live import live_figure, live_sweep_figure
+from hivemind.plot.live import groups_figure, live_figure, live_sweep_figure
 from hivemind.plot.run import FIGURES, animation, cluster_labels, convergence, graph, planar, plot_run, states
 from hivemind.plot.style import CATEGORY_COLORS, house_style, sample_agents, save_figure, thin_steps
 from hivemind.plot.sweep import sweep_figure
@@ -30,6 +30,7 @@ __all__ = [
     "forecast_figure",
     "graph",
     "house_style",
+    "groups_figure",
     "live_figure",
     "live_sweep_figure",
     "paths_figure",

@@ -17,7 +17,10 @@ from hivemind.plot.style import (
 
 def live_figure(ds: xr.Dataset) -> Figure:
     """A live run (``live.nc``): embedding distance to the anchor observed against the fitted
-    engine, then Jaccard similarity to the anchor's text and compliance, per round."""
+    engine, then Jaccard similarity to the anchor's text and compliance, per round. A mixed
+    population (``agent_group`` in ``ds``) is drawn by group instead (``groups_figure``)."""
+    if "group" in ds.coords:
+        return groups_figure(ds)
     rounds = ds["round"].values
     with house_style():
         fig = Figure(figsize=(13, 4.2), layout="constrained")
@@ -47,6 +50,58 @@ def live_figure(ds: xr.Dataset) -> Figure:
             ax.set_xlabel("round")
             ax.set_xticks(rounds)
         fig.suptitle(f"{ds.attrs.get('scenario', '')}: {ds.agent.size} language-model agents around a fixed anchor")
+    return fig
+
+
+LINESTYLES = ("-", "--", ":", "-.")
+
+
+def groups_figure(ds: xr.Dataset) -> Figure:
+    """A mixed population, coloured by group (model family or ``live.groups``), one line style per
+    decoding: distance to the anchor (every agent thin, the group's mean thick), Jaccard similarity
+    to the anchor's text, compliance and the Vendi score within each group; the fitted couplings
+    between the groups in the title when there are two."""
+    rounds = ds["round"].values
+    groups = [str(g) for g in ds.group.values]
+    with house_style():
+        fig = Figure(figsize=(16, 4.4), layout="constrained")
+        axes = fig.subplots(1, 4)
+        panels = (
+            ("group_embedding_distance_to_anchor", "embedding distance to the anchor (rad)"),
+            ("group_jaccard_to_anchor", "Jaccard similarity to the anchor's text"),
+            ("group_compliance", textwrap.fill(f"compliance: {ds.attrs.get('rule', '')}", 45)),
+            ("group_vendi_score", "Vendi score within the group (effective messages)"),
+        )
+        for d, decoding in enumerate(ds.decoding.values):
+            style = LINESTYLES[d % len(LINESTYLES)]
+            one = ds.sel(decoding=decoding)
+            for k, g in enumerate(groups):
+                color = CATEGORY_COLORS[k % len(CATEGORY_COLORS)]
+                members = one.agent.values[one.agent_group.values == g]
+                for agent in members:
+                    axes[0].plot(rounds, one.distance_to_anchor.sel(agent=agent), color=color, lw=0.5, alpha=0.25, ls=style)
+                for ax, (var, _) in zip(axes, panels, strict=True):
+                    label = f"{g} ({members.size}), {decoding}"
+                    ax.plot(rounds, one[var].sel(group=g), style, marker="o", ms=3, color=color, lw=2, label=label)
+        for ax, (var, title) in zip(axes, panels, strict=True):
+            ax.set_title(title, fontsize="medium")
+            ax.set_xlabel("round")
+            if var in ("group_jaccard_to_anchor", "group_compliance"):
+                ax.set_ylim(-0.03, 1.03)
+        axes[0].set_ylim(bottom=0)
+        axes[-1].set_ylim(bottom=0)
+        axes[0].legend(fontsize="small")
+        title = f"{ds.attrs.get('scenario', '')}: {ds.agent.size} language-model agents in {len(groups)} groups"
+        title += " around a fixed anchor"
+        if "fitted_group_coupling" in ds and len(groups) == 2:
+            eta = ds.fitted_group_coupling
+            parts = [
+                f"{decoding}: {groups[1]} pulls {groups[0]} {float(eta.sel(decoding=decoding)[0, 1]):.3f}, "
+                f"{groups[0]} pulls {groups[1]} {float(eta.sel(decoding=decoding)[1, 0]):.3f}"
+                for decoding in ds.decoding.values
+            ]
+            title += "\nfitted peer couplings between the groups: " + "; ".join(parts)
+        fig.suptitle(title)
     return fig
 
 

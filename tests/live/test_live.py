@@ -643,3 +643,57 @@ def test_a_resume_with_the_same_settings_says_nothing_about_them(tmp_path):
         scenario(overrides=["live.rounds=1"]), tmp_path, backend=FakeBackend(), resume=True, say=said.append, formats=("png",)
     )
     assert not [line for line in said if "execution" in line]
+
+
+def test_a_mixed_population_is_measured_per_group(tmp_path):
+    """Model "a" follows the anchor, model "b" writes its own words: rounds.csv, agents.csv,
+    summary.json and live.nc carry each group's measures, recomputed here from the transcript."""
+    from hivemind.live.conversation import Population
+
+    a = FakeBackend(respond=lambda prompt, seed: "the river is the road")
+    b = FakeBackend(respond=lambda prompt, seed: f"my own view number {seed % 7}")
+    over = ['live.model=["a", "b", "a", "b"]', "live.fit=true", "live.fit_resamples=4", "live.rounds=4"]
+    res = run_live(scenario(overrides=over), tmp_path, backend=Population({"a": a, "b": b}, FakeBackend()), say=lambda s: None)
+    _, recs = messages(tmp_path / "transcript.jsonl")
+    rows = read_csv(tmp_path / "rounds.csv")
+    assert {r["group"] for r in rows} == {"all", "a", "b"}
+    group_of = {"1": "a", "2": "b", "3": "a", "4": "b"}
+    anchor_words = set(ANCHOR.split())
+    for row in rows:
+        if row["group"] == "all":
+            continue
+        texts = [r["text"] for r in recs if r["decoding"] == row["decoding"] and r["round"] == int(row["round"])]
+        agents = [r["agent"] for r in recs if r["decoding"] == row["decoding"] and r["round"] == int(row["round"])]
+        mine = [t for t, who in zip(texts, agents, strict=True) if group_of[who] == row["group"]]
+        jac = np.mean([len(set(t.split()) & anchor_words) / len(set(t.split()) | anchor_words) for t in mine])
+        compliant = np.mean([("the river" in t) and len(t.split()) <= 6 for t in mine])
+        assert float(row["jaccard_to_anchor"]) == pytest.approx(jac), row
+        assert float(row["compliance"]) == pytest.approx(compliant), row
+        if int(row["round"]) > 0:
+            assert float(row["compliance"]) == (1.0 if row["group"] == "a" else 0.0)
+    assert {r["group"] for r in read_csv(tmp_path / "agents.csv")} == {"a", "b"}
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    greedy = summary["table"][0]["by_group"]
+    assert greedy["a"]["final_compliance"] == 1.0 and greedy["b"]["final_compliance"] == 0.0
+    assert greedy["a"]["final_vendi_score"] == pytest.approx(1.0)  # two agents, one text
+    assert set(summary["group_coupling"]) == {"greedy", "stochastic"}
+    eta = summary["group_coupling"]["greedy"]["params"]["group_coupling"]
+    assert np.shape(eta) == (2, 2) and summary["group_coupling"]["greedy"]["intervals"]
+    ds = res.dataset
+    assert list(ds["agent_group"].values) == ["a", "b", "a", "b"]
+    assert ds["group_compliance"].sel(decoding="greedy", group="a").values[1:].tolist() == [1.0] * 4
+    assert ds["fitted_group_coupling"].dims == ("decoding", "hearer", "speaker")
+    assert "times harder than the reverse" in format_table(summary)
+
+
+def test_groups_other_than_the_model_and_their_errors(tmp_path):
+    over = ['live.groups={1 = "calm", 2 = "calm", 3 = "loud", 4 = "loud"}']
+    res = run_live(scenario(overrides=over), tmp_path, backend=FakeBackend(), say=lambda s: None)
+    assert [r["group"] for r in read_csv(tmp_path / "rounds.csv")][:3] == ["all", "calm", "loud"]
+    assert res.summary["table"][0]["by_group"]["calm"]["agents"] == 2
+    before = scenario().fingerprint
+    assert scenario(overrides=over).fingerprint == before  # who is measured together does not change the texts
+    with pytest.raises(ScenarioError, match=r"live\.groups.*entry 1 is empty"):
+        scenario(overrides=['live.groups=["x", " ", "y", "y"]'])
+    with pytest.raises(ScenarioError, match=r"live\.groups.*one text per peripheral agent"):
+        scenario(overrides=['live.groups=["x", "y"]'])

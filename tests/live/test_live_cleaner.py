@@ -6,12 +6,12 @@ import json
 
 import numpy as np
 import pytest
-from test_live import SCENARIO, messages, read_csv, run_cli, scenario
 
 from hivemind.live.backend import FakeBackend
 from hivemind.live.cleaner import Scaffold
 from hivemind.live.prompts import DEFAULT_OPENING, DEFAULT_PROMPT, NEIGHBOUR_LINE, TRANSCRIPT_PROMPT
 from hivemind.live.run import run_live
+from tests.live.test_live import SCENARIO, messages, read_csv, run_cli, scenario
 
 NAMES = [str(i) for i in range(33)]
 OLD = Scaffold.of((TRANSCRIPT_PROMPT, "{persona}\n{agent} states an opinion in one sentence.\n{agent}:", NEIGHBOUR_LINE), NAMES)

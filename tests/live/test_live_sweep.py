@@ -6,12 +6,12 @@ import json
 
 import pandas as pd
 import pytest
-from test_live import SCENARIO, scenario
 
 from hivemind.cli import main
 from hivemind.live.backend import FakeBackend
 from hivemind.live.sweep import sweep_live
 from hivemind.runner.sweep import Grid, SweepError
+from tests.live.test_live import SCENARIO, scenario
 
 OVER = ['live.decoding="stochastic"', "live.rounds=2", "live.fit=true", "live.fit_resamples=0", "live.seed=5"]
 

@@ -242,10 +242,9 @@ def test_without_anchor_or_edges_everyone_hears_everyone(made, tmp_path):
 
 
 def test_hivemind_fit_on_a_live_run(tmp_path, capsys):
-    from test_live import scenario
-
     from hivemind.live.backend import FakeBackend
     from hivemind.live.run import run_live
+    from tests.live.test_live import scenario
 
     run_live(scenario(overrides=["live.rounds=4"]), tmp_path / "live", backend=FakeBackend(), say=lambda s: None)
     assert main(["fit", str(tmp_path / "live"), "--out", str(tmp_path / "fit"), "--resamples", "5"]) == 0

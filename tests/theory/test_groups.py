@@ -93,3 +93,20 @@ def test_the_held_out_score_is_recomputed_from_the_forecasts():
     assert out["one_step"]["mse"] == pytest.approx(np.mean(np.arccos(cos) ** 2), rel=1e-6)
     with pytest.raises(ValueError, match="one group per agent"):
         gr.fit_groups(y, anchor, topo, src, dst, group[:-1])
+
+
+def test_hivemind_fit_reads_agent_groups_from_a_netcdf_file(tmp_path, capsys):
+    import json
+
+    from hivemind.cli import main
+    from hivemind.io.trajectories import load, write
+
+    y, anchor, src, dst, group = engine_made(10, seed=11)
+    path = write(tmp_path / "mixed.nc", y, anchor, src, dst, group=group)
+    assert load(path)[0].group == tuple(group)
+    assert main(["fit", str(path), "--out", str(tmp_path / "fit"), "--resamples", "3"]) == 0
+    out = capsys.readouterr().out
+    assert "times harder than the reverse" in out
+    doc = json.loads((tmp_path / "fit" / "fit.json").read_text())
+    assert doc["groups"]["params"]["groups"] == ["a", "b"]
+    assert np.shape(doc["groups"]["intervals"]["group_coupling"]) == (2, 2, 2)

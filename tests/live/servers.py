@@ -1,0 +1,148 @@
+"""Servers for the server-backend tests: llama-cpp-python's own OpenAI-compatible server on the default
+GGUF file, and a tiny misbehaving one (``Stub``) that records what it was sent and how many requests
+it held at once."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import re
+import socket
+import subprocess
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import numpy as np
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def embedding(text: str, dim: int = 24) -> list[float]:
+    """A hashed bag of words with an offset (no text embeds to zero), as the fake backend's."""
+    v = np.full(dim, 0.05)
+    for w in re.findall(r"[\w']+", text.lower()):
+        v[int.from_bytes(hashlib.sha256(w.encode()).digest()[:4], "little") % dim] += 1.0
+    return v.tolist()
+
+
+class Stub:
+    """An OpenAI-compatible server in a thread. ``behaviour(n)`` decides the n-th completion request
+    (from 0): "ok", "malformed" (a body that is not JSON), "stall" (no answer for ``stall_s``),
+    "503" or "400". It answers "the river and <the prompt's last word>" after ``delay`` seconds."""
+
+    def __init__(self, models=("stub",), behaviour=lambda n: "ok", delay: float = 0.0, stall_s: float = 30.0):
+        self.models, self.behaviour, self.delay, self.stall_s = list(models), behaviour, delay, stall_s
+        self.bodies: list[dict] = []
+        self.headers: list[dict] = []
+        self.in_flight = self.max_in_flight = 0
+        self.lock = threading.Lock()
+        stub = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def _send(self, code: int, payload: bytes):
+                self.send_response(code)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                with contextlib.suppress(OSError):
+                    self.wfile.write(payload)
+
+            def do_GET(self):
+                if self.path == "/v1/models":
+                    self._send(200, json.dumps({"object": "list", "data": [{"id": m} for m in stub.models]}).encode())
+                else:
+                    self._send(404, b'{"error": "not found"}')
+
+            def do_POST(self):
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                if self.path == "/v1/embeddings":
+                    data = [{"embedding": embedding(body["input"]), "index": 0}]
+                    self._send(200, json.dumps({"data": data, "model": body["model"]}).encode())
+                    return
+                with stub.lock:
+                    n = len(stub.bodies)
+                    stub.bodies.append(body)
+                    stub.headers.append(dict(self.headers))
+                    stub.in_flight += 1
+                    stub.max_in_flight = max(stub.max_in_flight, stub.in_flight)
+                try:
+                    what = stub.behaviour(n)
+                    time.sleep(stub.stall_s if what == "stall" else stub.delay)
+                    if what == "malformed":
+                        self._send(200, b"<html>not json")
+                    elif what in ("503", "400"):
+                        self._send(int(what), b'{"error": {"message": "no"}}')
+                    else:
+                        prompt = body["messages"][-1]["content"] if "messages" in body else body["prompt"]
+                        words = re.findall(r"\w+", prompt) or ["nothing"]
+                        text = f"the river and {words[-1]}"
+                        choice = {"index": 0, "finish_reason": "stop"}
+                        choice |= {"message": {"role": "assistant", "content": text}} if "messages" in body else {"text": text}
+                        usage = {"prompt_tokens": len(prompt) // 4, "completion_tokens": 4, "total_tokens": len(prompt) // 4 + 4}
+                        self._send(
+                            200, json.dumps({"model": f"served-{body['model']}", "choices": [choice], "usage": usage}).encode()
+                        )
+                finally:
+                    with stub.lock:
+                        stub.in_flight -= 1
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+class LlamaServer:
+    """``python -m llama_cpp.server`` on ``model`` (served as ``alias``) on 127.0.0.1, started and stopped here."""
+
+    def __init__(self, model: Path, alias: str = "gemma3", port: int | None = None, log: Path | None = None):
+        self.model, self.alias, self.port = Path(model), alias, port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}/v1"
+        self.log = log
+        self.proc: subprocess.Popen | None = None
+
+    def start(self, wait_s: float = 120.0) -> LlamaServer:
+        import httpx
+
+        argv = [sys.executable, "-m", "llama_cpp.server", "--model", str(self.model), "--model_alias", self.alias]
+        argv += ["--host", "127.0.0.1", "--port", str(self.port), "--n_ctx", "1024", "--n_threads", "1"]
+        out = open(self.log, "ab") if self.log else subprocess.DEVNULL
+        self.proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + wait_s
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"llama_cpp.server exited with status {self.proc.returncode}")
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"{self.url}/models", timeout=2).status_code == 200:
+                    return self
+            time.sleep(0.2)
+        self.stop()
+        raise RuntimeError(f"llama_cpp.server did not answer within {wait_s} s")
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(30)
+        self.proc = None
