@@ -72,9 +72,11 @@ bench-sweep: $(VENV)/.installed
 bench-processes: $(VENV)/.installed
 	$(BIN)/python benchmarks/processes.py --out benchmarks/results
 
-# Live mode: orchestration overhead against bare llama-cpp-python, shared-prefix reuse.
-bench-live: $(VENV)/.installed
+# Live mode: orchestration overhead against bare llama-cpp-python, shared-prefix reuse; then
+# the OpenAI-compatible server backend against in-process decoding (needs the dev extra's server).
+bench-live: $(VENV)/.installed-dev
 	$(BIN)/python benchmarks/live.py --out benchmarks/results
+	$(BIN)/python benchmarks/live_server.py --out benchmarks/results
 
 # Two workers: many tests wait on a subprocess, a compile or a file, so both cores stay busy.
 test: $(VENV)/.installed-dev

@@ -22,7 +22,6 @@ the spread between seeds remains the check that does not condition on one conver
 from __future__ import annotations
 
 import functools
-import math
 
 import jax
 import jax.numpy as jnp
@@ -33,6 +32,10 @@ from hivemind.theory import forecast as fc
 from hivemind.theory.minimize import lbfgs
 
 LEVEL = 0.9
+# Pulls below this (per round) are not told apart from zero: a ratio's denominator is floored
+# here, so a pull that is not measurably above zero gives a lower bound on the ratio, not an
+# infinite one. The same resolution as the anchor coupling's verdict in ``live.fit``.
+RESOLUTION = 1e-3
 
 
 def _unpack(theta, g: int):
@@ -208,8 +211,9 @@ def _intervals(draws: list[dict], names: list, level: float) -> dict:
 
 
 def _ratio(eta, a: int, b: int) -> float:
-    """How many times harder group a pulls group b than b pulls a: eta[b, a] / eta[a, b]."""
-    return float(eta[b][a] / eta[a][b]) if eta[a][b] > 0 else math.inf
+    """How many times harder group a pulls group b than b pulls a: eta[b, a] / eta[a, b], both
+    floored at ``RESOLUTION``."""
+    return max(float(eta[b][a]), RESOLUTION) / max(float(eta[a][b]), RESOLUTION)
 
 
 def _dominance(params: dict, draws: list[dict], names: list, level: float) -> list[dict]:
@@ -219,12 +223,13 @@ def _dominance(params: dict, draws: list[dict], names: list, level: float) -> li
         for b in range(a + 1, len(names)):
             k = _ratio(eta, a, b)
             strong, weak = (a, b) if k >= 1 else (b, a)
-            ratio = max(k, 1 / k) if k > 0 else math.inf
-            entry = {"stronger": names[strong], "weaker": names[weak], "ratio": ratio}
+            entry = {"stronger": names[strong], "weaker": names[weak], "ratio": max(k, 1 / k)}
             entry |= {"pull_of_stronger": eta[weak][strong], "pull_of_weaker": eta[strong][weak]}
+            # Neither pull, or only the weaker one, is below the resolution: say which.
+            entry["measurable"] = eta[weak][strong] >= RESOLUTION
+            entry["lower_bound"] = entry["measurable"] and eta[strong][weak] < RESOLUTION
             if draws:
-                rs = [_ratio(d["group_coupling"], strong, weak) for d in draws]
-                entry["interval"] = _quantiles(np.minimum(rs, 1e12), level)
+                entry["interval"] = _quantiles([_ratio(d["group_coupling"], strong, weak) for d in draws], level)
             out.append(entry)
     return out
 
@@ -245,8 +250,15 @@ def describe(result: dict) -> list[str]:
         cells.append(cell(p["anchor_coupling"][row], iv and iv["anchor_coupling"][row]))
         lines.append(f"{row:<{width}}" + "".join(f"{c:>26}" for c in cells))
     for d in result["dominance"]:
-        interval = "" if "interval" not in d else f" (90% interval {d['interval'][0]:.2f} to {d['interval'][1]:.2f})"
-        lines.append(f"{d['stronger']} pulls {d['weaker']} {d['ratio']:.2f} times harder than the reverse{interval}")
+        if not d["measurable"]:
+            pair = f"neither {d['stronger']} nor {d['weaker']}"
+            lines.append(f"{pair} pulls the other measurably (both below {RESOLUTION:g} per round)")
+            continue
+        interval = "" if "interval" not in d else f" (90% interval {d['interval'][0]:.3g} to {d['interval'][1]:.3g})"
+        bound = "at least " if d["lower_bound"] else ""
+        lines.append(f"{d['stronger']} pulls {d['weaker']} {bound}{d['ratio']:.3g} times harder than the reverse{interval}")
+        if d["lower_bound"]:
+            lines.append(f"  ({d['weaker']}'s pull on {d['stronger']} is below the resolution, {RESOLUTION:g} per round)")
     skill = result["one_step"]["skill_vs_persistence"]
     lines.append(f"one-step skill against persistence on the held-out rounds: {'-' if skill is None else f'{skill:.3f}'}")
     return lines

@@ -1,6 +1,6 @@
 """Servers for the server-backend tests: llama-cpp-python's own OpenAI-compatible server on the default
-GGUF file, and a tiny misbehaving one (``Stub``) that records what it was sent and how many requests
-it held at once."""
+GGUF file (``hivemind.live.local_server``), and a tiny misbehaving one (``Stub``) that records what it
+was sent and how many requests it held at once."""
 
 from __future__ import annotations
 
@@ -8,21 +8,15 @@ import contextlib
 import hashlib
 import json
 import re
-import socket
-import subprocess
-import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 
 import numpy as np
 
+from hivemind.live.local_server import LlamaServer, free_port
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+__all__ = ["LlamaServer", "Stub", "embedding", "free_port"]
 
 
 def embedding(text: str, dim: int = 24) -> list[float]:
@@ -112,37 +106,3 @@ class Stub:
 
     def __exit__(self, *exc):
         self.close()
-
-
-class LlamaServer:
-    """``python -m llama_cpp.server`` on ``model`` (served as ``alias``) on 127.0.0.1, started and stopped here."""
-
-    def __init__(self, model: Path, alias: str = "gemma3", port: int | None = None, log: Path | None = None):
-        self.model, self.alias, self.port = Path(model), alias, port or free_port()
-        self.url = f"http://127.0.0.1:{self.port}/v1"
-        self.log = log
-        self.proc: subprocess.Popen | None = None
-
-    def start(self, wait_s: float = 120.0) -> LlamaServer:
-        import httpx
-
-        argv = [sys.executable, "-m", "llama_cpp.server", "--model", str(self.model), "--model_alias", self.alias]
-        argv += ["--host", "127.0.0.1", "--port", str(self.port), "--n_ctx", "1024", "--n_threads", "1"]
-        out = open(self.log, "ab") if self.log else subprocess.DEVNULL
-        self.proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + wait_s
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"llama_cpp.server exited with status {self.proc.returncode}")
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{self.url}/models", timeout=2).status_code == 200:
-                    return self
-            time.sleep(0.2)
-        self.stop()
-        raise RuntimeError(f"llama_cpp.server did not answer within {wait_s} s")
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(30)
-        self.proc = None

@@ -339,3 +339,32 @@ def test_the_default_model_is_assembled_once_and_repaired(tmp_path, monkeypatch)
         f.truncate(1000)
     assert default_model(said.append) == path and said[0].startswith("replacing a damaged copy")
     assert path.stat().st_size > 1000 and not list(tmp_path.glob(".*.part"))
+
+
+def test_a_mixed_population_of_the_two_real_families(live_file, tmp_path):
+    """Gemma 3 270M and SmolLM2-135M-Instruct agents in one run: both files and both pinned checksums
+    in the header, one batch per file and round, each family's measures in rounds.csv and the summary."""
+    from hivemind.live.model import SMOLLM2
+
+    out = tmp_path / "out"
+    argv = ["live", str(live_file), "--out", str(out), "--formats", "png", "--quiet", "--set", "live.rounds=1"]
+    argv += ["--set", 'live.model=["gemma3", "smollm2", "smollm2"]', "--set", 'live.decoding="greedy"']
+    assert main(argv) == 0
+    header, recs = records(out)
+    by_name = {m["model"]: m for m in header["models"]}
+    assert by_name["gemma3"]["sha256"] == package.EXPECTED_SHA256
+    assert by_name["smollm2"]["sha256"] == SMOLLM2.sha256 and by_name["smollm2"]["path"].endswith(".gguf")
+    generated = [r for r in recs if r["generated"]]
+    assert {r["agent"]: (r["model_sha256"], r["batch_size"]) for r in generated} == {
+        "1": (package.EXPECTED_SHA256, 1),
+        "2": (SMOLLM2.sha256, 2),
+        "3": (SMOLLM2.sha256, 2),
+    }
+    with open(out / "rounds.csv") as f:
+        rows = [r for r in csv.DictReader(f) if r["round"] == "1"]
+    assert [r["group"] for r in rows] == ["all", "gemma3", "smollm2"]
+    texts = {r["agent"]: r["text"] for r in generated}
+    smol_compliance = np.mean(["blue" in texts[a].lower() for a in ("2", "3")])
+    assert float(rows[2]["compliance"]) == pytest.approx(smol_compliance)
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["table"][0]["by_group"]["smollm2"]["agents"] == 2

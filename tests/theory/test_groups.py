@@ -110,3 +110,14 @@ def test_hivemind_fit_reads_agent_groups_from_a_netcdf_file(tmp_path, capsys):
     doc = json.loads((tmp_path / "fit" / "fit.json").read_text())
     assert doc["groups"]["params"]["groups"] == ["a", "b"]
     assert np.shape(doc["groups"]["intervals"]["group_coupling"]) == (2, 2, 2)
+
+
+def test_a_pull_below_the_resolution_gives_a_lower_bound_not_an_infinite_ratio():
+    y, anchor, src, dst, group = engine_made(16, eta=np.array([[0.25, 0.0], [0.35, 0.2]]), seed=2, sigma=0.02, tau=0.0)
+    topo = peer_topology(N, src, dst, directed=True)
+    out = gr.fit_groups(y, anchor, topo, src, dst, group, train=12)
+    (dom,) = out["dominance"]
+    assert dom["stronger"] == "a" and dom["measurable"] and dom["lower_bound"]
+    assert dom["pull_of_weaker"] < gr.RESOLUTION and dom["pull_of_stronger"] == pytest.approx(0.35, rel=0.2)
+    assert dom["ratio"] == pytest.approx(dom["pull_of_stronger"] / gr.RESOLUTION)
+    assert "a pulls b at least" in "\n".join(gr.describe(out))

@@ -1,0 +1,123 @@
+"""The server backend against in-process decoding: tokens per second on one machine.
+
+    python benchmarks/live_server.py [SCENARIO] [--repeats 3] [--out benchmarks/results]
+
+The rounds of ``SCENARIO`` (greedy; ``live.chat = "none"``, so both paths send the same text)
+run three ways through ``run_live`` with the same embedder: in-process llama.cpp one message
+after another (``live.batch = false``), and through llama-cpp-python's OpenAI-compatible
+server (``python -m llama_cpp.server``, started here on 127.0.0.1 with the same file and
+threads) with one request in flight and with the round's requests in flight together. That
+server decodes one request at a time, so most of either path's time is the same llama.cpp
+compute; the ratio is what HTTP, JSON and the server's own handling add. Goal: the server
+within 1.3x of in-process sequential decoding. Tokens per second = completion tokens / the
+time of the rounds, less the time spent embedding (a measurement, the same in every path).
+Results go to ``OUT/live_server.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+from hivemind import load_scenario
+from hivemind.io.results import versions
+from hivemind.live.backend import LlamaBackend
+from hivemind.live.conversation import Population
+from hivemind.live.local_server import LlamaServer
+from hivemind.live.model import resolve_model
+from hivemind.live.run import run_live
+from hivemind.live.server import ServerBackend
+
+GOAL = 1.3
+
+
+class Timed:
+    """An embedder that counts the seconds spent in it."""
+
+    def __init__(self, backend):
+        self.backend, self.seconds = backend, 0.0
+        self.name, self.model_sha256, self.path = backend.name, backend.model_sha256, getattr(backend, "path", "")
+
+    def embed(self, text):
+        t0 = time.perf_counter()
+        try:
+            return self.backend.embed(text)
+        finally:
+            self.seconds += time.perf_counter() - t0
+
+    def close(self):
+        pass
+
+
+def one_run(scenario, generator, embedder) -> tuple[float, int]:
+    """(seconds of the rounds less embedding, completion tokens) of one run."""
+    timed = Timed(embedder)
+    with tempfile.TemporaryDirectory() as out:
+        t0 = time.perf_counter()
+        res = run_live(
+            scenario,
+            out,
+            backend=Population(dict.fromkeys(scenario.live.distinct_models, generator), timed),
+            say=lambda s: None,
+            formats=(),
+        )
+        wall = time.perf_counter() - t0
+    tokens = sum(row["completion_tokens"] for t in res.trajectories for row in t.rows)
+    return wall - timed.seconds, tokens
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("scenario", nargs="?", default="scenarios/live_quickstart.toml")
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--out", default="benchmarks/results")
+    args = p.parse_args(argv)
+    common = ['live.decoding="greedy"', 'live.chat="none"', "live.fit=false"]
+    local = load_scenario(args.scenario, [*common, "live.batch=false"])
+    spec = local.live
+    model = resolve_model(spec.model, Path(args.scenario).parent)
+    from hivemind.live import embedders
+
+    embedder = embedders.minilm(spec.threads, lambda s: None)
+    server = LlamaServer(model, "bench", log=Path(tempfile.gettempdir()) / "hivemind-bench-server.log", threads=spec.threads)
+    server.start()
+    rows = {}
+    try:
+        argv_server = [*common, 'live.backend="openai"', f'live.endpoints=["{server.url}"]', 'live.model="bench"']
+        for label, concurrency in (("server, 1 in flight", 1), ("server, a round in flight", 64)):
+            sc = load_scenario(args.scenario, [*argv_server, f"live.concurrency={concurrency}"])
+            backend = ServerBackend(sc.live)
+            backend.check(["bench"])
+            runs = [one_run(sc, backend, embedder) for _ in range(args.repeats)]
+            rows[label] = runs
+        llama = LlamaBackend(model, spec.n_ctx, spec.threads, spec.chat, batch=0)
+        rows["in-process, sequential"] = [one_run(local, llama, embedder) for _ in range(args.repeats)]
+        llama.close()
+    finally:
+        server.stop()
+    result = {"scenario": local.name, "model": str(model), "threads": spec.threads, "repeats": args.repeats, "goal": GOAL}
+    for label, runs in rows.items():
+        rate = statistics.median(tok / s for s, tok in runs)
+        result[label] = {"tokens_per_second": rate, "runs": [{"seconds": s, "completion_tokens": tok} for s, tok in runs]}
+    base = result["in-process, sequential"]["tokens_per_second"]
+    agents = local.arrays.n_nodes - 1
+    print(f"{local.name}: {agents} agents, {spec.rounds} rounds, greedy, {spec.threads} threads; median of {args.repeats}")
+    for label in rows:
+        rate = result[label]["tokens_per_second"]
+        result[label]["slowdown_vs_in_process"] = base / rate
+        print(f"  {label:<28}{rate:8.1f} tokens/s   {base / rate:5.2f}x the in-process time per token")
+    worst = max(result[k]["slowdown_vs_in_process"] for k in rows if k.startswith("server"))
+    print(f"server within {GOAL}x of in-process sequential decoding: {'yes' if worst <= GOAL else 'no'} ({worst:.2f}x)")
+    result["versions"] = versions()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "live_server.json").write_text(json.dumps(result, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
