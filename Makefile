@@ -49,11 +49,12 @@ readme-figures: demo live
 	cp runs/live_quickstart/live.png figures/live_quickstart.png
 
 # Reproduce the paper's claims (and where they fail) into figures/; see analysis/README.md.
-analysis: $(VENV)/.installed
+analysis: $(VENV)/.installed-dev
 	for f in path_independence path_dependence rates entropy_collapse competing_anchors friedkin_johnsen bounded_confidence live_collapse live_population live_embedders forecast_calibration; do $(BIN)/python analysis/$$f.py || exit 1; done
 	$(BIN)/python analysis/live_forecast.py --second-embedder
 	$(BIN)/python analysis/live_noise_ceiling.py
 	$(BIN)/python analysis/live_confirmation.py
+	$(BIN)/python analysis/live_mixed.py --server
 
 # Speed and scale against numpy, a per-agent loop and geomstats; see benchmarks/README.md.
 bench: $(VENV)/.installed-dev

@@ -27,6 +27,7 @@ import shutil
 from pathlib import Path
 
 import numpy as np
+import xarray as xr
 from _common import FIGURES, ROOT, SCENARIOS
 from matplotlib.figure import Figure
 
@@ -54,20 +55,30 @@ def overrides(agents: int, rounds: int) -> list[str]:
     ]
 
 
+def finished(scenario, out) -> bool:
+    """A run whose summary was written after a transcript of this very scenario: read, not refitted."""
+    if not (out / "summary.json").is_file():
+        return False
+    header = json.loads((out / "transcript.jsonl").read_text().splitlines()[0])
+    return header["fingerprint"] == scenario.fingerprint
+
+
 def run(over: list[str], out, say=lambda s: None) -> dict:
     scenario = load_scenario(SCENARIOS / "live_mixed.toml", over)
-    again = (out / "transcript.jsonl").is_file()
-    res = run_live(scenario, out, resume=again, say=say, formats=("png",))
-    s = res.summary
+    if finished(scenario, out):
+        s = json.loads((out / "summary.json").read_text())
+        ds = xr.load_dataset(out / "live.nc")
+    else:
+        again = (out / "transcript.jsonl").is_file()
+        res = run_live(scenario, out, resume=again, say=say, formats=("png",))
+        s, ds = res.summary, res.dataset
     table = {row["decoding"]: row for row in s["table"]}
-    ds = res.dataset
     return {
         d: {
             "by_group": table[d]["by_group"],
             "coupling": s.get("group_coupling", {}).get(d),
             "distance": {g: ds.group_embedding_distance_to_anchor.sel(decoding=d, group=g).values.tolist() for g in FAMILIES},
             "compliance": {g: ds.group_compliance.sel(decoding=d, group=g).values.tolist() for g in FAMILIES},
-            "tokens_per_second": table[d]["tokens_per_second"],
         }
         for d in table
     }
@@ -89,7 +100,7 @@ def main() -> None:
     runs["in-process seed 0"] = run([*over, 'live.decoding=["greedy", "stochastic"]'], out / "seed0", print)
     for seed in range(1, args.seeds):
         runs[f"in-process seed {seed}"] = run(
-            [*over, 'live.decoding="stochastic"', f"live.seed={seed}"], OUT / f"seed{seed}", print
+            [*over, 'live.decoding="stochastic"', f"live.seed={seed}"], out / f"seed{seed}", print
         )
     if args.server:
         servers = [LlamaServer(named_model(m), alias=m, log=out / f"server-{m}.log", threads=1) for m in FAMILIES]
@@ -112,9 +123,31 @@ def main() -> None:
     print(f"{figures / 'live_mixed.png'}, {figures / 'live_mixed.json'}")
 
 
+def gemma_over_smollm2(dominance: dict) -> list[float]:
+    """A run's 90 % interval of the ratio, turned to read Gemma's pull over SmolLM2's."""
+    lo, hi = dominance["interval"]
+    return [lo, hi] if dominance["stronger"] == "gemma3" else [1 / hi, 1 / lo]
+
+
 def summarize(runs: dict) -> dict:
+    """Each family's measures over the seeds, the server's against them, and the couplings over seeds:
+    the pull of each family on the other, and how many times harder Gemma pulls SmolLM2 than the reverse."""
     out = {"runs": runs, "stochastic_seed_spread": {}, "server_within_seed_spread": {}}
     stochastic = [r["stochastic"] for k, r in runs.items() if k.startswith("in-process")]
+    etas = np.asarray([r["coupling"]["params"]["group_coupling"] for r in stochastic])
+    # eta[hearer, speaker], groups in FAMILIES order: [1, 0] is Gemma's pull on SmolLM2.
+    ratio = etas[:, 1, 0] / etas[:, 0, 1]
+    out["couplings_over_seeds"] = {
+        "gemma3_on_smollm2": etas[:, 1, 0].tolist(),
+        "smollm2_on_gemma3": etas[:, 0, 1].tolist(),
+        "gemma3_on_gemma3": etas[:, 0, 0].tolist(),
+        "smollm2_on_smollm2": etas[:, 1, 1].tolist(),
+        "anchor_on_gemma3": [r["coupling"]["params"]["anchor_coupling"]["gemma3"] for r in stochastic],
+        "anchor_on_smollm2": [r["coupling"]["params"]["anchor_coupling"]["smollm2"] for r in stochastic],
+        "gemma3_over_smollm2_ratio": ratio.tolist(),
+        "ratio_mean_and_range": [float(ratio.mean()), float(ratio.min()), float(ratio.max())],
+        "within_run_ratio_intervals": [gemma_over_smollm2(r["coupling"]["dominance"][0]) for r in stochastic],
+    }
     for g in FAMILIES:
         for m in MEASURES:
             values = [r["by_group"][g][m] for r in stochastic]
@@ -166,7 +199,7 @@ def figure(runs: dict, numbers: dict) -> Figure:
                 labels.append(f"{label.replace('in-process ', '')}\n{d}")
                 x += 1
         ax_e.set_xticks(ticks, labels, fontsize="x-small")
-        ax_e.set_title("fitted pull: smollm2 on gemma3 (o), gemma3 on smollm2 (s), 90% intervals", fontsize="medium")
+        ax_e.set_title("fitted pull, 90% intervals:\nSmolLM2 on Gemma (circles), Gemma on SmolLM2 (squares)", fontsize="medium")
         ax_e.set_ylim(bottom=0)
         fig.suptitle("32 Gemma 3 270M + 32 SmolLM2-135M agents around one anchor (live.chat = none)")
     return fig

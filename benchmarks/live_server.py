@@ -11,7 +11,8 @@ server decodes one request at a time, so most of either path's time is the same 
 compute; the ratio is what HTTP, JSON and the server's own handling add. Goal: the server
 within 1.3x of in-process sequential decoding. Tokens per second = completion tokens / the
 time of the rounds, less the time spent embedding (a measurement, the same in every path).
-Results go to ``OUT/live_server.json``.
+The three paths' runs are interleaved, so that the machine's drift in speed falls on all
+of them alike. Results go to ``OUT/live_server.json``.
 """
 
 from __future__ import annotations
@@ -85,17 +86,21 @@ def main(argv=None) -> int:
     embedder = embedders.minilm(spec.threads, lambda s: None)
     server = LlamaServer(model, "bench", log=Path(tempfile.gettempdir()) / "hivemind-bench-server.log", threads=spec.threads)
     server.start()
-    rows = {}
+    rows = {"server, 1 in flight": [], "server, a round in flight": [], "in-process, sequential": []}
     try:
         argv_server = [*common, 'live.backend="openai"', f'live.endpoints=["{server.url}"]', 'live.model="bench"']
+        paths = {}
         for label, concurrency in (("server, 1 in flight", 1), ("server, a round in flight", 64)):
             sc = load_scenario(args.scenario, [*argv_server, f"live.concurrency={concurrency}"])
             backend = ServerBackend(sc.live)
             backend.check(["bench"])
-            runs = [one_run(sc, backend, embedder) for _ in range(args.repeats)]
-            rows[label] = runs
+            paths[label] = (sc, backend)
         llama = LlamaBackend(model, spec.n_ctx, spec.threads, spec.chat, batch=0)
-        rows["in-process, sequential"] = [one_run(local, llama, embedder) for _ in range(args.repeats)]
+        paths["in-process, sequential"] = (local, llama)
+        # Interleaved, so that this VM's drift in speed falls on every path alike.
+        for _ in range(args.repeats):
+            for label, (sc, backend) in paths.items():
+                rows[label].append(one_run(sc, backend, embedder))
         llama.close()
     finally:
         server.stop()

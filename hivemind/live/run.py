@@ -1,8 +1,9 @@
 """``run_live``: a live run from scenario to files, and the files themselves.
 
 DIR/transcript.jsonl   every message, as it is written (see ``conversation``)
-DIR/rounds.csv         one row per (decoding, round): the paper's metrics and counted events
-DIR/agents.csv         one row per (decoding, round, agent): Jaccard, compliance, embedding distance
+DIR/rounds.csv         one row per (decoding, round): the paper's metrics and counted events; with groups
+                       of agents (a mixed population, live.groups) also one per (decoding, round, group)
+DIR/agents.csv         one row per (decoding, round, agent): Jaccard, compliance, embedding distance (and group)
 DIR/live.nc            the same as labelled arrays, with the embeddings and the theory's curves
 DIR/summary.json       the paper-style table and the theory fit
 DIR/live.png (, .pdf)  observed against fitted theory, Jaccard and compliance over rounds
@@ -443,6 +444,8 @@ def summarize_live(
         mine = [r for r in records if r["decoding"] == t.decoding and r.get("generated")]
         tokens = sum(r.get("completion_tokens", 0) for r in mine)
         seconds = sum(r.get("seconds", 0.0) for r in mine)
+        # A server's requests overlap, so their latencies do not add up to a time: no rate from them.
+        served = any("endpoint" in r for r in mine)
         fit = fits[t.decoding]
         table.append(
             {
@@ -463,7 +466,8 @@ def summarize_live(
                 "truncated_prompts": int(sum(row["truncated_prompts"] for row in t.rows)),
                 "messages_generated": len(mine),
                 "completion_tokens": int(tokens),
-                "tokens_per_second": finite_or_none(tokens / seconds) if seconds > 0 else None,
+                "tokens_per_second": finite_or_none(tokens / seconds) if seconds > 0 and not served else None,
+                **({"mean_request_seconds": seconds / len(mine)} if served and mine else {}),
                 "theory_step_size": fit.step_size,
                 "theory_r2_mean": fit.r2_mean,
             }

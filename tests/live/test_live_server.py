@@ -134,6 +134,9 @@ def test_a_rounds_requests_are_in_flight_together_and_spread_over_endpoints(tmp_
     # The server's own token counts; the characters that the prompt budget counted beside them.
     assert all(r["prompt_tokens"] == r["prompt_chars"] // 4 for r in generated)
     assert header["runtime"]["backend"] == "openai" and header["execution"]["concurrency"] == 3
+    row = json.loads((tmp_path / "out" / "summary.json").read_text())["table"][0]
+    # Overlapping requests' latencies are no time to divide by: the mean latency instead of a rate.
+    assert row["tokens_per_second"] is None and row["mean_request_seconds"] >= 0.5
 
 
 def test_one_endpoint_holds_all_of_a_rounds_requests_at_once(tmp_path, capsys):
