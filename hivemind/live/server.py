@@ -96,6 +96,9 @@ class ServerBackend:
         self.routes: dict[str, list[str]] = {}  # model -> endpoints that serve it
         self._turn = itertools.count()
         self._slots = {e: threading.Semaphore(spec.concurrency) for e in self.endpoints}
+        # Set when a round gives up: requests still in flight then make no further tries, so that
+        # the process does not wait out their retries before it exits.
+        self._stop = threading.Event()
         self.requests = 0
 
     # -- before the first round
@@ -152,13 +155,15 @@ class ServerBackend:
         if not requests:
             return
         workers = self.spec.concurrency * len(self.endpoints)
+        self._stop.clear()
         pool = concurrent.futures.ThreadPoolExecutor(max_workers=min(workers, len(requests)))
         try:
             futures = {pool.submit(self._send, req, next(self._turn)): k for k, req in enumerate(requests)}
             for done in concurrent.futures.as_completed(futures):
                 yield futures[done], done.result()
         finally:
-            # A failure or a kill: do not wait for requests still in flight.
+            # A failure or a kill: do not wait for requests still in flight, nor let them retry.
+            self._stop.set()
             pool.shutdown(wait=False, cancel_futures=True)
 
     def embed(self, text: str) -> np.ndarray:
@@ -201,7 +206,7 @@ class ServerBackend:
         path, body = self._body(req)
         routes = self.routes.get(req.model) or self.endpoints
         t0 = time.perf_counter()
-        out, endpoint = self._post_routed(routes, turn, path, body, req.label)
+        out, endpoint = self._post_routed(routes, turn, path, body, req.label, self._stop)
         try:
             choice = out["choices"][0]
             text = choice["message"]["content"] if path.startswith("chat") else choice["text"]
@@ -221,12 +226,14 @@ class ServerBackend:
             extra={"endpoint": endpoint, "served_model": out.get("model")},
         )
 
-    def _post_routed(self, routes: list[str], turn: int, path: str, body: dict, label: str) -> tuple[dict, str]:
+    def _post_routed(self, routes: list[str], turn: int, path: str, body: dict, label: str, stop=None) -> tuple[dict, str]:
         problem = ""
         for attempt in range(self.spec.retries + 1):
             endpoint = routes[(turn + attempt) % len(routes)]
             if attempt:
-                time.sleep(BACKOFF_S * 2 ** (attempt - 1))
+                wait = BACKOFF_S * 2 ** (attempt - 1)
+                if stop.wait(wait) if stop is not None else time.sleep(wait):
+                    raise ServerError(f"live.endpoints: {endpoint}: {label} abandoned (the round stopped)")
             with self._slots.get(endpoint, threading.Semaphore()):
                 try:
                     r = self.client.post(f"{endpoint}/{path}", json=body)

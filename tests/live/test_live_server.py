@@ -318,3 +318,18 @@ def test_a_killed_server_keeps_the_transcript_and_a_restarted_one_finishes_it(ge
     assert out.joinpath("transcript.jsonl").read_bytes().startswith(kept)
     _, recs = records(out)
     assert sorted((r["round"], r["agent"]) for r in recs) == sorted((r, str(a)) for r in range(5) for a in range(1, 4))
+
+
+def test_a_failed_round_does_not_wait_out_the_other_requests_retries(tmp_path):
+    """One request refused for good, three stalled: the process reports the refusal and exits
+    after at most one more timeout, not after the stalled requests' four tries each."""
+    with Stub(behaviour=lambda n: "400" if n == 0 else "stall", stall_s=60) as s:
+        extra = 'embedding_model = "minilm"\nretries = 3\ntimeout = 4\nconcurrency = 4'
+        path = write(tmp_path, scenario_text([s.url], extra=extra))
+        argv = [sys.executable, "-m", "hivemind.cli", "live", path, "--out", str(tmp_path / "out"), "--quiet"]
+        t0 = time.monotonic()
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=120)
+        took = time.monotonic() - t0
+    assert done.returncode == 1 and "refused greedy round 1, agent" in done.stderr and "(HTTP 400" in done.stderr
+    # 4 tries of 4 s with back-off would take over 19 s; one timeout and the start-up, well under.
+    assert took < 15, took
