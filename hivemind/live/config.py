@@ -21,6 +21,7 @@ DEFAULT_MODEL = "default"
 # Keys added after transcripts were written: left out of to_dict (and so of the fingerprint) at
 # their default, so that a transcript written before them still resumes.
 ADDED_WITH_DEFAULTS = (
+    "chat_models",
     "clean",
     "groups",
     "backend",
@@ -107,6 +108,7 @@ class LiveSpec:
     timeout: float = 120.0  # seconds per request before it counts as failed
     retries: int = 3  # further tries of a failed request, with back-off
     server_extras: bool = True  # send top_k, min_p and repeat_penalty (llama.cpp's and vLLM's) besides OpenAI's fields
+    chat_models: tuple[tuple[str, str], ...] | None = None  # live.chat as a table: (model as written, "auto"/"none")
     rule: Rule = field(default=None, compare=False, repr=False)
 
     def sampling(self, decoding: str, agent: int | None = None) -> Sampling:
@@ -115,6 +117,10 @@ class LiveSpec:
         if decoding == "stochastic" and t == 0:
             decoding = "greedy"
         return Sampling(decoding, t, self.top_p, self.top_k, self.max_tokens, self.stop)
+
+    def chat_of(self, model: str) -> str:
+        """Whether ``model`` (as written) gets its chat template: ``live.chat``, or its entry in the table."""
+        return dict(self.chat_models or ()).get(model, self.chat)
 
     def model_of(self, agent: int) -> str:
         """The model (as written) of peripheral agent number ``agent``."""
@@ -269,7 +275,7 @@ def parse_live(r, labels: list, anchor: int) -> LiveSpec:
         raise r.error("live.stop", f"must be a list of non-empty strings, got {stop!r}")
     n_ctx = r.get("live", "n_ctx", "int", 2048, check=lambda v: None if v >= 64 else "must be >= 64")
     threads = r.get("live", "threads", "int", min(os.cpu_count() or 1, 8), check=positive_int)
-    chat = r.get("live", "chat", "str", "auto", check=lambda v: None if v in ("auto", "none") else "must be 'auto' or 'none'")
+    chat, chat_models = _chat(r, models or (model,))
     anchor_text = r.get("live", "anchor_text", "str")
     if not anchor_text.strip():
         raise r.error("live.anchor_text", "must not be empty")
@@ -328,6 +334,7 @@ def parse_live(r, labels: list, anchor: int) -> LiveSpec:
         n_ctx=n_ctx,
         threads=threads,
         chat=chat,
+        chat_models=chat_models,
         batch=batch,
         models=models,
         temperatures=temperatures,
@@ -337,6 +344,25 @@ def parse_live(r, labels: list, anchor: int) -> LiveSpec:
         groups=groups,
         rule=rule,
     )
+
+
+def _chat(r, models) -> tuple[str, tuple[tuple[str, str], ...] | None]:
+    """``live.chat``: "auto" or "none" for every model, or a table by model as written (a mixed
+    population whose models want different prompts; models left out get "auto")."""
+    value = r.get("live", "chat", "any", "auto")
+    if isinstance(value, str):
+        if value not in ("auto", "none"):
+            raise r.error("live.chat", f"must be 'auto' or 'none' (or a table of them by model), got {value!r}"[:200])
+        return value, None
+    if not isinstance(value, dict):
+        raise r.error("live.chat", f"must be 'auto', 'none' or a table of them by model, got {value!r}"[:200])
+    known = list(dict.fromkeys(models))
+    for k, v in value.items():
+        if k not in known:
+            raise r.error(f"live.chat.{k}", f"is not a model of live.model (models: {', '.join(known)})"[:200])
+        if v not in ("auto", "none"):
+            raise r.error(f"live.chat.{k}", f"must be 'auto' or 'none', got {v!r}"[:200])
+    return "auto", tuple((k, value[k]) for k in known if k in value)
 
 
 def _server(r, models) -> dict:

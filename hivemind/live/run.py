@@ -196,12 +196,17 @@ def load_population(scenario: Scenario, say: Callable[[str], None] = print) -> t
     generators, labels = {}, {}
     n_agents = scenario.arrays.n_nodes - 1
     try:
+        chat_of_file: dict[Path, tuple[str, str]] = {}
         for written in spec.distinct_models:
             path = resolve_model(written, base, say)
+            # One load per file serves every name of it, with one chat setting.
+            first = chat_of_file.setdefault(path, (written, spec.chat_of(written)))
+            if first[1] != spec.chat_of(written):
+                raise ModelError(f"live.chat: {first[0]} and {written} are one file ({path}); give them one chat setting")
             if path not in by_file:
                 say(f"model {path} ({spec.n_ctx} tokens of context, {spec.threads} threads)")
                 batch = spec.batch_size(n_agents)
-                by_file[path] = LlamaBackend(path, spec.n_ctx, spec.threads, spec.chat, batch=batch)
+                by_file[path] = LlamaBackend(path, spec.n_ctx, spec.threads, spec.chat_of(written), batch=batch)
             generators[written], labels[written] = by_file[path], str(path)
         embedder = load_embedder(spec.embedding_model, base, generators[spec.distinct_models[0]], by_file, spec, say)
         labels["embedding"] = str(embedder.path)

@@ -196,7 +196,7 @@ class ServerBackend:
         if self.spec.server_extras:
             # As in-process: no repetition penalty, no min-p cut, top-k as configured.
             body |= {"top_k": 0 if s.greedy else s.top_k, "min_p": 0.0, "repeat_penalty": 1.0}
-        if self.spec.chat == "none":
+        if self.spec.chat_of(req.model) == "none":
             return "completions", body | {"prompt": req.prompt}
         return "chat/completions", body | {"messages": [{"role": "user", "content": req.prompt}]}
 

@@ -75,6 +75,7 @@ def _load_key(sc: Scenario) -> tuple:
         live.n_ctx,
         live.threads,
         live.chat,
+        live.chat_models,
         live.batch_size(sc.arrays.n_nodes - 1),
     )
 

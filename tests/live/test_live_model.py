@@ -368,3 +368,11 @@ def test_a_mixed_population_of_the_two_real_families(live_file, tmp_path):
     assert float(rows[2]["compliance"]) == pytest.approx(smol_compliance)
     summary = json.loads((out / "summary.json").read_text())
     assert summary["table"][0]["by_group"]["smollm2"]["agents"] == 2
+
+
+def test_two_names_of_one_file_need_one_chat_setting(live_file, tmp_path, capsys):
+    argv = ["live", str(live_file), "--out", str(tmp_path), "--quiet", "--set", 'live.model=["default", "gemma3", "default"]']
+    argv += ["--set", 'live.chat={ default = "none", gemma3 = "auto" }']
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("live.chat: default and gemma3 are one file (") and err.endswith("); give them one chat setting")

@@ -333,3 +333,32 @@ def test_a_failed_round_does_not_wait_out_the_other_requests_retries(tmp_path):
     assert done.returncode == 1 and "refused greedy round 1, agent" in done.stderr and "(HTTP 400" in done.stderr
     # 4 tries of 4 s with back-off would take over 19 s; one timeout and the start-up, well under.
     assert took < 15, took
+
+
+def test_chat_by_model_sends_each_family_its_own_kind_of_prompt(tmp_path, capsys):
+    """live.chat as a table: Gemma's text as written (/v1/completions), SmolLM2's through its chat
+    template (/v1/chat/completions), in one population."""
+    with Stub(models=("gemma3", "smollm2")) as s:
+        text = scenario_text([s.url], extra='embedding_model = "server"\nchat = { gemma3 = "none" }').replace(
+            'model = "stub"', 'model = ["gemma3", "smollm2", "gemma3", "smollm2"]'
+        )
+        assert live(capsys, write(tmp_path, text), "--out", str(tmp_path / "out"))[0] == 0
+        kinds = {(b["model"], "prompt" in b, "messages" in b) for b in s.bodies}
+    assert kinds == {("gemma3", True, False), ("smollm2", False, True)}
+
+
+def test_chat_by_model_is_checked_and_part_of_the_identity():
+    models = 'model = ["gemma3", "smollm2", "gemma3", "smollm2"]'
+    plain = scenario_text(["http://127.0.0.1:1/v1"]).replace('model = "stub"', models)
+    spec = parse_scenario(plain + 'chat = { smollm2 = "none" }\n', file="s.toml").live
+    assert (spec.chat_of("gemma3"), spec.chat_of("smollm2")) == ("auto", "none")
+    assert (
+        parse_scenario(plain + 'chat = { smollm2 = "none" }\n', file="s.toml").fingerprint
+        != parse_scenario(plain, file="s.toml").fingerprint
+    )
+    with pytest.raises(
+        ScenarioError, match=r"s\.toml: live\.chat\.llama is not a model of live\.model \(models: gemma3, smollm2\)"
+    ):
+        parse_scenario(plain + 'chat = { llama = "none" }\n', file="s.toml")
+    with pytest.raises(ScenarioError, match=r"live\.chat\.gemma3 must be 'auto' or 'none'"):
+        parse_scenario(plain + 'chat = { gemma3 = "raw" }\n', file="s.toml")
