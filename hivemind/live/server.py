@@ -118,9 +118,9 @@ class ServerBackend:
             try:
                 ids = [str(m["id"]) for m in r.json()["data"]]
             except (ValueError, KeyError, TypeError):
-                raise ModelError(  # noqa: B904 (one line for the user, no chained traceback)
+                raise ModelError(
                     f"{key}: {endpoint}/models did not answer with a model list; is this an OpenAI-compatible /v1 URL?"
-                )
+                ) from None
             self.served[endpoint] = ids
         for model in dict.fromkeys(models):
             self.routes[model] = [e for e in self.endpoints if model in self.served[e]]
