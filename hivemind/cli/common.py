@@ -170,9 +170,12 @@ def describe(s) -> str:
         f"{'directed ' if a.directed else ''}edges, rule {s.dynamics.rule}, {s.dynamics.steps} steps, {seeds}"
     )
     if s.live is not None:
+        models = s.live.distinct_models
+        n = len(s.live.endpoints)
+        where = "" if s.live.backend == "llama" else f" on {n} server{'s' if n > 1 else ''}"
         text += (
             f"; live: {a.n_nodes - 1} language-model agents, {s.live.rounds} rounds, "
-            f"{' and '.join(s.live.decodings)} decoding, model {s.live.model}"
+            f"{' and '.join(s.live.decodings)} decoding, model{'s' if len(models) > 1 else ''} {', '.join(models)}{where}"
         )
     return text
 

@@ -362,3 +362,11 @@ def test_chat_by_model_is_checked_and_part_of_the_identity():
         parse_scenario(plain + 'chat = { llama = "none" }\n', file="s.toml")
     with pytest.raises(ScenarioError, match=r"live\.chat\.gemma3 must be 'auto' or 'none'"):
         parse_scenario(plain + 'chat = { gemma3 = "raw" }\n', file="s.toml")
+
+
+def test_validate_names_the_models_and_the_servers(tmp_path, capsys):
+    text = scenario_text(["http://127.0.0.1:1/v1", "http://127.0.0.1:2/v1"]).replace(
+        'model = "stub"', 'model = ["gemma3", "smollm2", "gemma3", "smollm2"]'
+    )
+    assert main(["validate", write(tmp_path, text)]) == 0
+    assert "greedy decoding, models gemma3, smollm2 on 2 servers)" in capsys.readouterr().out
