@@ -382,7 +382,7 @@ def _decode(backend, pending, size: int, key: tuple, done: dict, outputs: dict, 
 def _decode_each(backend, pending: dict, key: tuple, done: dict, outputs: dict, transcript, scaffold, spec) -> tuple[int, int]:
     """Every message of round ``key`` that the transcript lacks, for all models of ``pending`` at
     once through ``backend.generate_each``; each goes to the transcript as it arrives."""
-    from hivemind.live.server import Request
+    from hivemind.live.server import Request, prompt_text
 
     made = reused = 0
     jobs = []
@@ -391,7 +391,7 @@ def _decode_each(backend, pending: dict, key: tuple, done: dict, outputs: dict, 
             if (*key, i) in done:
                 outputs[i], reused = done[(*key, i)], reused + 1
                 continue
-            text = "".join(map(chr, list(rec["_prefix"]) + list(rec["_suffix"])))
+            text = prompt_text(rec["_prefix"], rec["_suffix"])
             label = f"{key[0]} round {key[1]}, agent {rec['agent']}"
             jobs.append((i, rec, Request(model, text, rec["_sampling"], rec["seed"], label)))
     for k, gen in backend.generate_each([req for _, _, req in jobs]):
@@ -445,6 +445,7 @@ def _row(decoding, rnd, texts, vectors, anchor_vec, recs, names, spec) -> dict:
     """The round's metrics; keys starting with "_" hold per-agent lists (for agents.csv and live.nc)."""
     m = round_metrics(texts, spec.anchor_text, spec.rule)
     distances = geodesic(vectors, anchor_vec)
+    compliant = [bool(spec.rule.check(t)) for t in texts]
     return {
         "decoding": decoding,
         "round": rnd,
@@ -461,14 +462,14 @@ def _row(decoding, rnd, texts, vectors, anchor_vec, recs, names, spec) -> dict:
         "completion_tokens": sum(r.get("completion_tokens", 0) for r in recs),
         "_labels": names,
         "_jaccard_per_agent": m["jaccard_per_agent"],
-        "_compliant": [bool(spec.rule.check(t)) for t in texts],
+        "_compliant": compliant,
         "_distance_per_agent": distances.tolist(),
         "_groups": list(spec.group_of or ()),
-        "_by_group": _by_group(spec.group_of, texts, vectors, distances, m["jaccard_per_agent"], spec),
+        "_by_group": _by_group(spec.group_of, texts, vectors, distances, m["jaccard_per_agent"], compliant),
     }
 
 
-def _by_group(groups, texts, vectors, distances, jaccard, spec) -> dict:
+def _by_group(groups, texts, vectors, distances, jaccard, compliant) -> dict:
     """The round's measures within each group of agents ({} for one population)."""
     if groups is None or len(set(groups)) < 2:
         return {}
@@ -478,7 +479,7 @@ def _by_group(groups, texts, vectors, distances, jaccard, spec) -> dict:
         mine = [texts[i] for i in k]
         out[g] = {
             "agents": len(k),
-            "compliance": float(np.mean([bool(spec.rule.check(t)) for t in mine])),
+            "compliance": float(np.mean([compliant[i] for i in k])),
             "jaccard_to_anchor": float(np.mean([jaccard[i] for i in k])),
             "embedding_distance_to_anchor": float(np.mean(distances[k])),
             "vendi_score": vendi_score(vectors[k]),

@@ -138,14 +138,13 @@ class ServerBackend:
 
     def generate(self, prefix: Sequence[int], suffix: Sequence[int], sampling: Sampling, seed: int, model: str | None = None):
         model = model or next(iter(self.routes))
-        ((_, gen),) = list(self.generate_each([Request(model, _text(prefix, suffix), sampling, seed, "a message")]))
+        ((_, gen),) = list(self.generate_each([Request(model, prompt_text(prefix, suffix), sampling, seed, "a message")]))
         return gen
 
     def generate_batch(self, prefix, suffixes, samplings, seeds):
         model = next(iter(self.routes))
-        reqs = [
-            Request(model, _text(prefix, s), sm, sd, "a message") for s, sm, sd in zip(suffixes, samplings, seeds, strict=True)
-        ]
+        triples = zip(suffixes, samplings, seeds, strict=True)
+        reqs = [Request(model, prompt_text(prefix, s), sm, sd, "a message") for s, sm, sd in triples]
         out = dict(self.generate_each(reqs))
         return [out[k] for k in range(len(reqs))]
 
@@ -265,5 +264,6 @@ class ServerBackend:
         return self._post_routed([endpoint], 0, path, body, label)[0]
 
 
-def _text(prefix: Sequence[int], suffix: Sequence[int]) -> str:
+def prompt_text(prefix: Sequence[int], suffix: Sequence[int]) -> str:
+    """The prompt's text back from this backend's "tokens" (its characters' code points)."""
     return "".join(map(chr, list(prefix) + list(suffix)))

@@ -126,17 +126,24 @@ def _step(manifold, topo: Topology, anchor, first, p: _Params, x):
     return manifold.exp(x, v)
 
 
-def _forecasts(topo: Topology, anchor, p: _Params, ys, open_):
-    """The filter's forecast of y[t + 1] from y[0..t], every t: (R, N, D). ``open_`` (R, N) is
-    False where a deterministic decoder's prompt did not change: that agent repeats y[t]."""
+def filtered(step, gain, ys, open_):
+    """The filter's forecast of y[t + 1] from y[0..t], every t: (R, N, D), for a model's one-round
+    ``step(manifold, x)``. The model steps the filtered states, and the forecast moves a fraction
+    ``gain`` toward what was observed. ``open_`` (R, N) is False where a deterministic decoder's
+    prompt did not change: that agent repeats y[t]."""
     manifold = _sphere(ys.shape[-1])
 
     def body(m, inputs):
         now, after, o = inputs
-        f = jnp.where(o[:, None], _step(manifold, topo, anchor, ys[0], p, m), now)
-        return manifold.exp(f, p.gain * manifold.log(f, after)), f
+        f = jnp.where(o[:, None], step(manifold, m), now)
+        return manifold.exp(f, gain * manifold.log(f, after)), f
 
     return jax.lax.scan(body, ys[0], (ys[:-1], ys[1:], open_))[1]
+
+
+def _forecasts(topo: Topology, anchor, p: _Params, ys, open_):
+    """``filtered`` with the step of ``p``'s model."""
+    return filtered(lambda manifold, x: _step(manifold, topo, anchor, ys[0], p, x), p.gain, ys, open_)
 
 
 @jax.jit

@@ -54,15 +54,8 @@ def _step(manifold, topo: Topology, anchor, group, eta, kappa, x):
 
 
 def _forecasts(topo: Topology, anchor, group, eta, kappa, gain, ys, open_):
-    """The filter's forecast of y[t + 1] from y[0..t], every t (R, N, D), as ``forecast._forecasts``."""
-    manifold = fc._sphere(ys.shape[-1])
-
-    def body(m, inputs):
-        now, after, o = inputs
-        f = jnp.where(o[:, None], _step(manifold, topo, anchor, group, eta, kappa, m), now)
-        return manifold.exp(f, gain * manifold.log(f, after)), f
-
-    return jax.lax.scan(body, ys[0], (ys[:-1], ys[1:], open_))[1]
+    """The filter's one-step forecasts (``forecast.filtered``) with the group-coupling step."""
+    return fc.filtered(lambda manifold, x: _step(manifold, topo, anchor, group, eta, kappa, x), gain, ys, open_)
 
 
 @functools.partial(jax.jit, static_argnums=0)
