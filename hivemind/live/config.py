@@ -201,8 +201,8 @@ def _per_agent(r, key: str, labels: list, anchor: int, kind: str = "str", check=
     return tuple(out)
 
 
-def _texts(r, key: str, labels: list, anchor: int) -> tuple[str, ...] | None:
-    value = _per_agent(r, key, labels, anchor, "str")
+def _texts(r, key: str, labels: list, anchor: int, what: str = "text") -> tuple[str, ...] | None:
+    value = _per_agent(r, key, labels, anchor, "str", what=what)
     if value is not None and not isinstance(value, tuple):
         raise r.error(
             f"live.{key}", f"must be a list of strings (one per peripheral agent) or a table keyed by node, got {value!r}"[:200]
@@ -285,7 +285,7 @@ def parse_live(r, labels: list, anchor: int) -> LiveSpec:
     except RuleError as e:
         raise r.error(e.key, e.message) from None
     personas = _texts(r, "personas", labels, anchor)
-    groups = _texts(r, "groups", labels, anchor)
+    groups = _texts(r, "groups", labels, anchor, what="group")
     if groups is not None:
         for k, g in enumerate(groups):
             if not g.strip():

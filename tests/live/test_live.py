@@ -695,5 +695,5 @@ def test_groups_other_than_the_model_and_their_errors(tmp_path):
     assert scenario(overrides=over).fingerprint == before  # who is measured together does not change the texts
     with pytest.raises(ScenarioError, match=r"live\.groups.*entry 1 is empty"):
         scenario(overrides=['live.groups=["x", " ", "y", "y"]'])
-    with pytest.raises(ScenarioError, match=r"live\.groups.*one text per peripheral agent"):
+    with pytest.raises(ScenarioError, match=r"live\.groups.*one group per peripheral agent"):
         scenario(overrides=['live.groups=["x", "y"]'])
