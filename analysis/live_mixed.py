@@ -77,6 +77,12 @@ def run(over: list[str], out, say=lambda s: None) -> dict:
         d: {
             "by_group": table[d]["by_group"],
             "coupling": s.get("group_coupling", {}).get(d),
+            # The simplest alternative to the group couplings: one peer coupling for everyone,
+            # scored the same way (one round ahead on the held-out rounds, against persistence).
+            "skill_vs_persistence": {
+                "groups": s["group_coupling"][d]["one_step"]["skill_vs_persistence"],
+                "peer": s["forecast"][d]["models"]["peer"]["one_step"]["skill_vs_persistence"],
+            },
             "distance": {g: ds.group_embedding_distance_to_anchor.sel(decoding=d, group=g).values.tolist() for g in FAMILIES},
             "compliance": {g: ds.group_compliance.sel(decoding=d, group=g).values.tolist() for g in FAMILIES},
         }
