@@ -11,7 +11,9 @@ run against the alternatives beside it:
 3. ``hivemind run scenarios/quickstart.toml``: the first run into an empty compilation cache,
    the second run of the same scenario (programs read from the cache), and a run with the
    cache turned off (``HIVEMIND_COMPILE_CACHE=0``: every run compiles, as before the cache),
-   interleaved round by round; the ratios are the medians of the ratios within rounds.
+   and a second run that leaves through the interpreter's full teardown (``sys.exit(main())``,
+   what the program did before it skipped that teardown), interleaved round by round; the
+   ratios are the medians of the ratios within rounds.
 
 Goals: --help under 0.3 s; a second quickstart run under 3 s; the first run no slower than
 one without the cache. Results go to ``OUT/startup.json``.
@@ -61,7 +63,9 @@ def main() -> int:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("JAX_", "HIVEMIND_"))}
     env |= {"HIVEMIND_CACHE_DIR": str(cache)}
     off = env | {"HIVEMIND_COMPILE_CACHE": "0"}
-    run = [*HIVEMIND, "run", QUICKSTART, "--out", str(work / "run"), "--force", "--quiet"]
+    args_run = ["run", QUICKSTART, "--out", str(work / "run"), "--force", "--quiet"]
+    run = [*HIVEMIND, *args_run]
+    teardown = [sys.executable, "-c", "import sys; from hivemind.cli import main; sys.exit(main(sys.argv[1:]))", *args_run]
     n = args.repeats
     try:
         rows = {}
@@ -75,17 +79,26 @@ def main() -> int:
         ).stdout.split()[-1]
         # Interleaved, one of each per round, so that a machine whose speed drifts (a shared VM)
         # weighs on the three alike; the ratios are taken within each round.
-        kinds = {"run, cache off": [], "run, first (empty cache)": [], "run, second (cache filled)": []}
+        kinds = {
+            "run, cache off": [],
+            "run, first (empty cache)": [],
+            "run, second (cache filled)": [],
+            "run, second, full teardown": [],
+        }
         for _ in range(n):
             kinds["run, cache off"].append(wall(run, off))
             shutil.rmtree(cache, ignore_errors=True)
             kinds["run, first (empty cache)"].append(wall(run, env))
             kinds["run, second (cache filled)"].append(wall(run, env))
+            kinds["run, second, full teardown"].append(wall(teardown, env))
         for name, times in kinds.items():
             rows[name] = (statistics.median(times), times)
         ratios = {
             "second / cache off": statistics.median(
                 b / a for a, b in zip(kinds["run, cache off"], kinds["run, second (cache filled)"], strict=True)
+            ),
+            "second / second with full teardown": statistics.median(
+                b / a for a, b in zip(kinds["run, second, full teardown"], kinds["run, second (cache filled)"], strict=True)
             ),
             "first / cache off": statistics.median(
                 b / a for a, b in zip(kinds["run, cache off"], kinds["run, first (empty cache)"], strict=True)
@@ -112,7 +125,8 @@ def main() -> int:
     print(f"validate loads jax: {loads_jax}")
     print(
         f"per round, median: second run / run without the cache {ratios['second / cache off']:.2f}; "
-        f"first run / run without the cache {ratios['first / cache off']:.2f}"
+        f"first run / run without the cache {ratios['first / cache off']:.2f}; "
+        f"second run / the same with the interpreter's full teardown {ratios['second / second with full teardown']:.2f}"
     )
     for goal, met in goals.items():
         print(f"goal {goal}: {'met' if met else 'NOT met'}")

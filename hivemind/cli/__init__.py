@@ -8,8 +8,11 @@ Commands compute nothing themselves. The library is imported inside each command
 from __future__ import annotations
 
 import argparse
+import atexit
 import contextlib
+import os
 import sys
+import threading
 
 from hivemind.cli import bench, entropy, fit, live, paths, plot, run, sweep, theory, validate
 from hivemind.cli.common import EXIT_USAGE, Parser, UsageError, use_compile_cache
@@ -17,7 +20,7 @@ from hivemind.errors import InputError
 
 COMMANDS = (run, plot, theory, paths, entropy, bench, live, sweep, fit, validate)
 
-__all__ = ["UsageError", "build_parser", "main"]
+__all__ = ["UsageError", "build_parser", "console", "main"]
 
 
 def build_parser() -> Parser:
@@ -53,5 +56,28 @@ def main(argv: list[str] | None = None) -> int:
             return EXIT_USAGE
 
 
+def console() -> None:
+    """The ``hivemind`` program: ``main``, then a quick exit."""
+    leave(main())
+
+
+def leave(code: int) -> None:
+    """Exit with ``code``, skipping the interpreter's teardown once jax is loaded.
+
+    Tearing down jax, XLA's client and the modules above them module by module took
+    0.4 s of a 3 s quickstart run here, after the results were written. The exit
+    handlers still run (JAX's distributed shutdown, logging, anything a user registered),
+    and streams are flushed; a thread that the exit would wait for keeps the plain exit.
+    """
+    others = [t for t in threading.enumerate() if t is not threading.main_thread() and not t.daemon and t.is_alive()]
+    if "jax" not in sys.modules or others:
+        sys.exit(code)
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):  # a closed pipe has nothing left to lose
+            stream.flush()
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    console()

@@ -1,5 +1,3 @@
-import sys
+from hivemind.cli import console
 
-from hivemind.cli import main
-
-sys.exit(main())
+console()

@@ -88,3 +88,49 @@ def test_a_second_run_reads_the_compiled_programs_from_the_cache(tmp_path):
     other = tmp_path / "other-cache"
     third = python(code, str(scenario), str(tmp_path / "c"), env=off | {"HIVEMIND_CACHE_DIR": str(other)})
     assert third.returncode == 0 and not other.exists()
+
+
+def test_the_program_leaves_quickly_but_runs_exit_handlers_and_flushes():
+    """``leave`` skips the interpreter's teardown once jax is loaded: the exit code, the
+    buffered output and the registered exit handlers must all still come out."""
+    code = (
+        "import atexit, sys, jax\n"
+        "atexit.register(lambda: print('handler ran'))\n"
+        "from hivemind.cli import leave\n"
+        "print('buffered', end=' ')\n"
+        "leave(int(sys.argv[1]))"
+    )
+    for status in (0, 3):
+        proc = python(code, str(status))
+        assert proc.returncode == status and proc.stdout == "buffered handler ran\n", proc.stderr
+
+
+def test_a_thread_still_working_keeps_the_plain_exit_that_waits_for_it():
+    code = (
+        "import threading, time, jax\n"
+        "from hivemind.cli import leave\n"
+        "def late():\n"
+        "    time.sleep(0.5)\n"
+        "    print('thread finished', flush=True)\n"
+        "threading.Thread(target=late).start()\n"
+        "leave(4)"
+    )
+    proc = python(code)
+    assert proc.returncode == 4 and proc.stdout == "thread finished\n", proc.stderr
+
+
+def test_the_installed_program_exits_with_the_command_status(tmp_path):
+    program = Path(sys.executable).with_name("hivemind")
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[graph]\nkind = 'cycle'\nn = 0\n")
+    proc = subprocess.run([str(program), "validate", str(bad)], capture_output=True, text=True)
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and str(bad) in proc.stderr
+    scenario = tmp_path / "s.toml"
+    scenario.write_text(
+        '[manifold]\nkind = "sphere"\ndim = 2\n[graph]\nkind = "cycle"\nn = 6\n[dynamics]\nstep_size = 0.1\nsteps = 20\n'
+    )
+    argv = [str(program), "run", str(scenario), "--out", str(tmp_path / "r"), "--quiet"]
+    proc = subprocess.run(argv, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines()[-1] == f"results: {tmp_path / 'r' / 'run.nc'} and {tmp_path / 'r' / 'manifest.json'}"
+    assert (tmp_path / "r" / "manifest.json").is_file()
