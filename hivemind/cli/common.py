@@ -197,6 +197,18 @@ def claim(args, out: Path) -> Path:
         raise UsageError(f"{out}: --out cannot be written: {e.strerror or e}") from None
 
 
+def peer_lost(line: str) -> None:
+    """Say that another process of a multi-process run stopped, and end this one with EXIT_FAILED.
+
+    Called from the main thread (a broken collective) or from the heartbeat watchdog's
+    (a silent peer, the main thread stuck in a collective). A normal exit would wait in
+    JAX's shutdown barrier for the process that is gone, then abort with a page of log.
+    """
+    print(line, file=sys.stderr, flush=True)
+    sys.stdout.flush()
+    os._exit(EXIT_FAILED)
+
+
 def fmt(x, none: str = "-") -> str:
     return none if x is None else f"{x:.4g}"
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 
@@ -17,6 +16,7 @@ from hivemind.cli.common import (
     describe,
     load,
     out_dir,
+    peer_lost,
 )
 
 
@@ -37,7 +37,7 @@ def add_parser(sub) -> None:
         type=float,  # processes.check_setup says what a usable timeout is
         default=60.0,
         metavar="S",
-        help="seconds to wait for every process to connect (default 60)",
+        help="seconds to wait for every process to connect, and for a silent one before giving up (default 60)",
     )
     p.set_defaults(func=cmd_run)
 
@@ -101,6 +101,7 @@ def _prepare_run(args, out: Path, scenario, several: bool) -> str:
 
 def cmd_run(args) -> int:
     from hivemind.engine import processes
+    from hivemind.io import checkpoint
     from hivemind.io.results import summarize
     from hivemind.runner.manifest import save_manifest
     from hivemind.runner.simulate import RecordsWriteError, SimulationDiverged, SimulationInterrupted, simulate
@@ -138,17 +139,25 @@ def cmd_run(args) -> int:
     hint = " ".join(["hivemind run", args.scenario, "--out", str(out), *(f"--set {o}" for o in args.overrides), "--resume"])
     if several:
         hint += " --coordinator ... (every process, as before)"
+
+    def stopped(reason: str, step: int | None) -> None:
+        bar.close()
+        if not writer:
+            kept = "process 0 keeps the last checkpoint"
+        elif step is None:
+            kept = "no checkpoint was kept"
+        else:
+            kept = f"the checkpoint at step {step} is kept in {out}/checkpoint"
+        peer_lost(f"{me}: another process of the run stopped ({reason}); {kept}; resume with: {hint}")
+
+    # A silent process leaves this one waiting in a collective: the watchdog speaks for it.
+    dog = processes.watch(args.timeout, lambda reason: stopped(reason, checkpoint.saved_step(out / "checkpoint")))
     try:
         ds = simulate(
             scenario, progress=progress, checkpoint_dir=out / "checkpoint", resume=mode == "resume", out_file=out / "run.nc"
         )
     except processes.PeerLost as e:
-        bar.close()
-        kept = "no checkpoint was kept" if e.step is None else f"the checkpoint at step {e.step} is kept in {out}/checkpoint"
-        print(f"{me}: another process of the run stopped ({e}); {kept}; resume with: {hint}", file=sys.stderr, flush=True)
-        sys.stdout.flush()
-        # A normal exit would wait in JAX's shutdown barrier for the process that is gone, then abort.
-        os._exit(EXIT_FAILED)
+        stopped(str(e), e.step)
     except SimulationDiverged as e:
         bar.close()
         if not writer:
@@ -169,6 +178,9 @@ def cmd_run(args) -> int:
         kept = "nothing could be kept" if e.step is None else f"the checkpoint at step {e.step} is kept in {out}/checkpoint"
         print(f"{e}; {kept}; free space and resume with: {hint}", file=sys.stderr)
         return EXIT_FAILED
+    finally:
+        if dog is not None:
+            dog.stop()
     bar.close()
     if not writer:
         print(f"{me}: done", flush=True)

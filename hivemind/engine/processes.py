@@ -13,10 +13,18 @@ process that never arrives (or a coordinator nobody can reach) would make JAX ab
 the others with a fatal log after its own timeout; ``initialize`` probes the
 coordinator first and, behind that, keeps a watchdog that ends the process with one
 line instead.
+
+A process that hangs (stopped, swapped out, cut off) breaks nothing: the others wait in
+their next collective, and gloo has no timeout there. JAX's own heartbeats notice, then
+abort every process with a page of log, and the callback that would let us speak first
+cannot be given from Python. So ``watch`` keeps heartbeats of our own in the
+coordination service's key-value store, and tells the caller, in one line, which
+process fell silent; JAX's deadline is set behind ours.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import sys
@@ -145,13 +153,18 @@ def initialize(
         watchdog.cancel()
 
 
+def heartbeat_deadline(timeout_s: float) -> int:
+    """JAX's heartbeat timeout: well behind ``watch``'s, which must speak first."""
+    return int(2 * timeout_s) + 30
+
+
 def _connect(kwargs: dict, timeout_s: float) -> None:
     try:
         jax.distributed.initialize(
             **kwargs,
-            # JAX's own deadlines sit behind the watchdog's, so that ours speaks first.
+            # JAX's own deadlines sit behind our watchdogs', so that ours speak first.
             initialization_timeout=int(timeout_s) + 30,
-            heartbeat_timeout_seconds=max(10, int(timeout_s)),
+            heartbeat_timeout_seconds=heartbeat_deadline(timeout_s),
             # At exit every process waits for the others; process 0 may still be writing
             # figures of a large run, so wait long rather than abort it.
             shutdown_timeout_seconds=3600,
@@ -214,3 +227,89 @@ def broadcast_code(code: int | None) -> int:
 
     value = np.int32(-1 if code is None else code)
     return int(multihost_utils.broadcast_one_to_all(value))
+
+
+# Where each process's heartbeat lives in the coordination service's key-value store.
+_BEATS = "hivemind/heartbeat/"
+_DONE = "done"
+
+
+class Watchdog:
+    """Heartbeats of this process, and a judge of the others'; see ``watch``."""
+
+    def __init__(self, timeout_s: float, lost, client=None, me: int | None = None, n: int | None = None):
+        self.timeout_s = timeout_s
+        self.period_s = max(0.05, min(timeout_s / 6, 5.0))
+        self.lost = lost
+        self.client = client
+        self.me = jax.process_index() if me is None else me
+        self.n = jax.process_count() if n is None else n
+        now = time.monotonic()
+        self.answered = now  # the last time the coordination service answered
+        self.heard = {j: ("", now) for j in range(self.n) if j != self.me}  # value, when it last changed
+        self.stopped = threading.Event()
+        self.beats = 0
+
+    def start(self) -> Watchdog:
+        for target in (self._beat, self._judge):
+            threading.Thread(target=target, name=f"hivemind-{target.__name__[1:]}", daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        """This process is done: the others stop waiting for its heartbeats, and it stops judging theirs."""
+        if self.stopped.is_set():
+            return
+        self.stopped.set()
+        # Best effort: a coordinator already gone has nobody left to tell.
+        with contextlib.suppress(Exception):
+            self.client.key_value_set(_BEATS + str(self.me), _DONE, allow_overwrite=True)
+
+    def _beat(self) -> None:
+        while not self.stopped.is_set():
+            try:
+                self.beats += 1
+                self.client.key_value_set(_BEATS + str(self.me), str(self.beats), allow_overwrite=True)
+                seen = dict(self.client.key_value_dir_get(_BEATS))
+            except Exception:  # the coordinator is gone: the judge speaks once it has been silent long enough
+                self.stopped.wait(self.period_s)
+                continue
+            now = time.monotonic()
+            self.answered = now
+            for j, (value, _) in list(self.heard.items()):
+                new = seen.get(_BEATS + str(j), "")
+                if new != value:
+                    self.heard[j] = (new, now)
+            self.stopped.wait(self.period_s)
+
+    def _judge(self) -> None:
+        while not self.stopped.wait(self.period_s):
+            now = time.monotonic()
+            if now - self.answered > self.timeout_s:
+                who = "process 0, the coordinator," if self.me else "the coordination service"
+                self._give_up(f"{who} did not answer for {self.timeout_s:g} s: hung, stopped or cut off")
+                return
+            for j, (value, since) in self.heard.items():
+                if value != _DONE and now - since > self.timeout_s:
+                    self._give_up(f"process {j} sent no heartbeat for {self.timeout_s:g} s: hung, stopped or cut off")
+                    return
+
+    def _give_up(self, reason: str) -> None:
+        if not self.stopped.is_set():
+            self.stopped.set()
+            self.lost(reason)
+
+
+def watch(timeout_s: float, lost) -> Watchdog | None:
+    """Start heartbeats and a judge of the other processes' (None with one process).
+
+    ``lost(reason)`` is called once, on the judge's thread, when another process has not
+    beaten for ``timeout_s`` seconds, or the coordinator has not answered for as long;
+    ``reason`` is one line. The main thread is then typically blocked in a collective that
+    will never return, so ``lost`` should say its line and end the process
+    (``os._exit``). Call ``Watchdog.stop`` when this process's share is done.
+    """
+    if jax.process_count() == 1:
+        return None
+    from jax._src import distributed
+
+    return Watchdog(timeout_s, lost, distributed.global_state.client).start()

@@ -59,6 +59,15 @@ def exists(directory: Path) -> bool:
     return (Path(directory) / CARRY).is_file()
 
 
+def saved_step(directory: Path) -> int | None:
+    """The step the checkpoint in ``directory`` reached, or None where there is none readable."""
+    try:
+        with np.load(Path(directory) / CARRY) as f:
+            return int(f["meta_done"])
+    except (OSError, ValueError, KeyError, EOFError):
+        return None
+
+
 def load(directory: Path, fingerprint: str, template: Any) -> tuple[Any, int, int, int]:
     """The saved carry (shaped like ``template``), the number of records it counts, its chunk index and step."""
     directory = Path(directory)

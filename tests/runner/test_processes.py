@@ -155,3 +155,39 @@ def test_processes_that_never_arrive_end_process_0_in_one_line(tmp_path):
     line, seconds = _refused(_alone(tmp_path, _free_port(), 0))
     assert "not every process connected" in line
     assert seconds < 30
+
+
+@pytest.mark.slow
+def test_a_hung_process_stops_the_other_in_one_line_and_resume_completes(tmp_path):
+    """SIGSTOP leaves process 1 alive but silent: no connection breaks, and process 0 would
+    wait in its next collective for ever. The heartbeat watchdog ends it in one line."""
+    overrides = ['run.shard="seeds"', "run.seeds=[0, 1]", "dynamics.steps=20000", "record.every=500"]
+    out = tmp_path / "run"
+    procs = _start(out, overrides, "--timeout", "6")
+    deadline = time.monotonic() + 180
+    while not (out / "checkpoint" / "carry.npz").exists():
+        assert time.monotonic() < deadline and procs[0].poll() is None, "no checkpoint appeared"
+        time.sleep(0.1)
+    procs[1].send_signal(signal.SIGSTOP)
+    stopped = time.monotonic()
+    try:
+        stdout0, err0 = procs[0].communicate(timeout=60)
+    finally:
+        procs[1].kill()
+        procs[1].communicate()
+    # JAX's own heartbeat deadline (2 x 6 + 30 s) would abort with a page of log instead.
+    assert 6 <= time.monotonic() - stopped < 30
+    assert procs[0].returncode == 1
+    lines = err0.strip().splitlines()
+    assert len(lines) == 1, err0
+    assert "process 1 sent no heartbeat for 6 s" in lines[0] and "--resume" in lines[0]
+    step = int(lines[0].split("the checkpoint at step ")[1].split()[0])
+    assert 0 < step < 20000 and (out / "checkpoint" / "carry.npz").exists() and not (out / "run.nc").exists()
+
+    (rc0, _, err0), (rc1, _, err1) = _finish(_start(out, overrides, "--resume"))
+    assert (rc0, rc1) == (0, 0), err0 + err1
+    with xr.open_dataset(out / "run.nc") as got:
+        got = got.load()
+    want = _one_process(overrides)
+    np.testing.assert_allclose(got.state.values, want.state.values, rtol=0, atol=1e-6)
+    np.testing.assert_array_equal(got.step.values, want.step.values)
