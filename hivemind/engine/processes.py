@@ -288,8 +288,10 @@ class Watchdog:
                 who = "process 0, the coordinator," if self.me else "the coordination service"
                 self._give_up(f"{who} did not answer for {self.timeout_s:g} s: hung, stopped or cut off")
                 return
+            # A peer's silence is judged from the service's fresh answers only: when the
+            # service itself is silent, that is what the line must name.
             for j, (value, since) in self.heard.items():
-                if value != _DONE and now - since > self.timeout_s:
+                if value != _DONE and self.answered - since > self.timeout_s:
                     self._give_up(f"process {j} sent no heartbeat for {self.timeout_s:g} s: hung, stopped or cut off")
                     return
 
