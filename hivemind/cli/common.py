@@ -197,6 +197,67 @@ def claim(args, out: Path) -> Path:
         raise UsageError(f"{out}: --out cannot be written: {e.strerror or e}") from None
 
 
+# --- several processes (jax.distributed) ------------------------------------------------------
+
+
+def add_processes_args(p: argparse.ArgumentParser, how: str) -> None:
+    """--coordinator, --num-processes, --process-id, --timeout; ``how`` says how the work is split."""
+    g = p.add_argument_group(f"several processes (jax.distributed; {how})")
+    g.add_argument("--coordinator", metavar="HOST:PORT", help="process 0's address, or 'auto' to read a SLURM (or similar) job")
+    g.add_argument("--num-processes", type=int, metavar="N", help="how many processes run this together")
+    g.add_argument("--process-id", type=int, metavar="I", help="this process's index in [0, N); process 0 writes OUT")
+    g.add_argument(
+        "--timeout",
+        type=float,  # processes.check_setup says what a usable timeout is
+        default=60.0,
+        metavar="S",
+        help="seconds to wait for every process to connect, and for a silent one before giving up (default 60)",
+    )
+
+
+def join_processes(args, check=None) -> bool:
+    """Connect to the other processes when --coordinator asks for it; whether there are several.
+
+    ``check()`` runs after the flags were checked and before connecting: a refusal that
+    needs no network (a scenario that cannot be split) comes before any wait.
+    """
+    from hivemind.engine import processes
+
+    if args.coordinator is None:
+        if args.num_processes is not None or args.process_id is not None:
+            raise UsageError("--num-processes and --process-id need --coordinator HOST:PORT (or --coordinator auto)")
+        return False
+    processes.check_setup(args.coordinator, args.num_processes, args.process_id, args.timeout)
+    if check is not None:
+        check()
+    processes.initialize(args.coordinator, args.num_processes, args.process_id, args.timeout)
+    return processes.count() > 1
+
+
+def agree(several: bool, out: Path, decide, modes: tuple[str, ...]) -> str:
+    """Process 0 decides what to do with OUT (``decide()``, one of ``modes``), and tells the others.
+
+    An ``InputError`` of process 0 is raised there as it is, and on the others as one line
+    pointing at process 0's, so that every process ends with exit status 2.
+    """
+    from hivemind.engine import processes
+
+    options = (*modes, "refused")
+    refusal = mode = None
+    if processes.is_writer():
+        try:
+            mode = decide()
+        except InputError as e:
+            refusal, mode = e, "refused"
+    if several:
+        mode = options[processes.broadcast_code(None if mode is None else options.index(mode))]
+    if refusal is not None:
+        raise refusal
+    if mode == "refused":
+        raise UsageError(f"{out}: process 0 refused to run there (its own message says why)")
+    return mode
+
+
 def peer_lost(line: str) -> None:
     """Say that another process of a multi-process run stopped, and end this one with EXIT_FAILED.
 

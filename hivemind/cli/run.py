@@ -11,9 +11,12 @@ from hivemind.cli.common import (
     EXIT_OK,
     Progress,
     UsageError,
+    add_processes_args,
     add_scenario_args,
+    agree,
     claim,
     describe,
+    join_processes,
     load,
     out_dir,
     peer_lost,
@@ -28,39 +31,22 @@ def add_parser(sub) -> None:
     p.add_argument("--plot", action="store_true", help="write the figures into OUT/figures after the run")
     p.add_argument("--resume", action="store_true", help="continue the interrupted run in OUT from its last checkpoint")
     p.add_argument("--force", action="store_true", help="overwrite a non-empty OUT")
-    g = p.add_argument_group("several processes (jax.distributed; run.shard = seeds or agents)")
-    g.add_argument("--coordinator", metavar="HOST:PORT", help="process 0's address, or 'auto' to read a SLURM (or similar) job")
-    g.add_argument("--num-processes", type=int, metavar="N", help="how many processes run this scenario together")
-    g.add_argument("--process-id", type=int, metavar="I", help="this process's index in [0, N); process 0 writes OUT")
-    g.add_argument(
-        "--timeout",
-        type=float,  # processes.check_setup says what a usable timeout is
-        default=60.0,
-        metavar="S",
-        help="seconds to wait for every process to connect, and for a silent one before giving up (default 60)",
-    )
+    add_processes_args(p, "run.shard = seeds or agents")
     p.set_defaults(func=cmd_run)
 
 
-# The outcomes of preparing OUT, as process 0 tells the others.
-_MODES = ("fresh", "resume", "restart", "complete", "refused")
+def _joined(args, scenario) -> bool:
+    """Connect to the other processes when asked; whether there are several."""
 
+    def splittable() -> None:
+        if scenario.run.shard == "none":
+            raise UsageError(
+                f'{scenario.source}: run.shard = "none" keeps a run in one process; '
+                'set run.shard = "seeds" or "agents" to spread it over several'
+            )
 
-def _join_processes(args, scenario) -> bool:
-    """Connect to the other processes when --coordinator asks for it; whether there are several."""
-    from hivemind.engine import processes
-
-    if args.coordinator is None:
-        if args.num_processes is not None or args.process_id is not None:
-            raise UsageError("--num-processes and --process-id need --coordinator HOST:PORT (or --coordinator auto)")
+    if not join_processes(args, splittable):
         return False
-    processes.check_setup(args.coordinator, args.num_processes, args.process_id, args.timeout)
-    if scenario.run.shard == "none":
-        raise UsageError(
-            f'{scenario.source}: run.shard = "none" keeps a run in one process; '
-            'set run.shard = "seeds" or "agents" to spread it over several'
-        )
-    processes.initialize(args.coordinator, args.num_processes, args.process_id, args.timeout)
     import jax
 
     n_dev = jax.device_count()
@@ -69,47 +55,33 @@ def _join_processes(args, scenario) -> bool:
             f'{scenario.source}: run.shard = "agents" splits {scenario.arrays.n_nodes} agents over {n_dev} devices '
             f"of {jax.process_count()} processes: fewer agents than devices"
         )
-    return jax.process_count() > 1
+    return True
 
 
-def _prepare_run(args, out: Path, scenario, several: bool) -> str:
-    """Process 0 claims and checks OUT; with several processes it tells the others what it found."""
-    from hivemind.engine import processes
-    from hivemind.errors import InputError
+def _decide(args, out: Path, scenario) -> str:
+    """Process 0's reading of OUT: fresh, resume, restart or complete (the others are told)."""
     from hivemind.io import checkpoint, outdir
     from hivemind.runner.simulate import check_space
 
-    refusal = None
-    mode = None
-    if processes.is_writer():
-        try:
-            claim(args, out)
-            resumable = args.resume and checkpoint.exists(out / "checkpoint")
-            mode = outdir.resume_mode(out, scenario.fingerprint, args.resume, args.force, resumable)
-            if mode != "complete":
-                check_space(out, scenario)
-        except InputError as e:
-            refusal, mode = e, "refused"
-    if several:
-        mode = _MODES[processes.broadcast_code(None if mode is None else _MODES.index(mode))]
-    if refusal is not None:
-        raise refusal
-    if mode == "refused":
-        raise UsageError(f"{out}: process 0 refused to run there (its own message says why)")
+    claim(args, out)
+    resumable = args.resume and checkpoint.exists(out / "checkpoint")
+    mode = outdir.resume_mode(out, scenario.fingerprint, args.resume, args.force, resumable)
+    if mode != "complete":
+        check_space(out, scenario)
     return mode
 
 
 def cmd_run(args) -> int:
     from hivemind.engine import processes
-    from hivemind.io import checkpoint
+    from hivemind.io import checkpoint, outdir
     from hivemind.io.results import summarize
     from hivemind.runner.manifest import save_manifest
     from hivemind.runner.simulate import RecordsWriteError, SimulationDiverged, SimulationInterrupted, simulate
 
     scenario = load(args)
     out = out_dir(args.out)
-    several = _join_processes(args, scenario)
-    mode = _prepare_run(args, out, scenario, several)
+    several = _joined(args, scenario)
+    mode = agree(several, out, lambda: _decide(args, out, scenario), outdir.MODES)
     writer = processes.is_writer()
     me = f"process {processes.index()} of {processes.count()}"
     if mode == "complete":

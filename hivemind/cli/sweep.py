@@ -9,12 +9,16 @@ from hivemind.cli.common import (
     Progress,
     add_formats_arg,
     add_grid_arg,
+    add_processes_args,
     add_scenario_args,
+    agree,
     claim,
     describe,
+    join_processes,
     load,
     out_dir,
     parse_grid,
+    peer_lost,
     positive_float,
     positive_int,
 )
@@ -33,10 +37,12 @@ def add_parser(sub) -> None:
     p.add_argument("--force", action="store_true", help="overwrite a non-empty OUT")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     add_formats_arg(p)
+    add_processes_args(p, "the grid's runs are split over every process's devices")
     p.set_defaults(func=cmd_sweep)
 
 
 def cmd_sweep(args) -> int:
+    from hivemind.engine import processes
     from hivemind.io import outdir
     from hivemind.io.results import save_json
     from hivemind.runner.sweep import save_sweep, sweep, sweep_manifest
@@ -44,13 +50,39 @@ def cmd_sweep(args) -> int:
     formats = args.formats
     grid = parse_grid(args.grid)
     scenario = load(args)
-    out = claim(args, out_dir(args.out))
-    outdir.check_out(out, args.resume, args.force)
+    out = out_dir(args.out)
+    several = join_processes(args)
+
+    def decide() -> str:
+        claim(args, out)
+        outdir.check_out(out, args.resume, args.force)
+        return "go"
+
+    agree(several, out, decide, ("go",))
+    writer = processes.is_writer()
+    me = f"process {processes.index()} of {processes.count()}"
     shape = " x ".join(f"{len(v)} {k}" for k, v in zip(grid.keys, grid.values, strict=True))
     total = math.prod(grid.shape)
-    if not args.quiet:
+    if not writer:
+        print(f"{me}: computing its share of the sweep; process 0 writes {out}", flush=True)
+    elif not args.quiet:
         print(f"{describe(scenario)}\nsweep: {shape} = {total} points x {args.seeds} seeds")
-    bar = Progress(not args.quiet, unit="point")
+        if several:
+            import jax
+
+            print(f"{processes.count()} processes, {jax.device_count()} devices")
+    bar = Progress(writer and not args.quiet, unit="point")
+    words = ["hivemind sweep", args.scenario, *(f"--grid {g}" for g in args.grid), *(f"--set {o}" for o in args.overrides)]
+    words += [f"--seeds {args.seeds} --tol {args.tol:g} --out {out} --resume --coordinator ... (every process, as before)"]
+    hint = " ".join(words)
+
+    def stopped(reason: str) -> None:
+        bar.close()
+        kept = f"the finished batches are kept in {out}/batches" if writer else "process 0 keeps the finished batches"
+        peer_lost(f"{me}: another process of the sweep stopped ({reason}); {kept}; resume with: {hint}")
+
+    # A silent process leaves this one waiting in a collective: the watchdog speaks for it.
+    dog = processes.watch(args.timeout, stopped)
     try:
         ds = sweep(
             scenario,
@@ -62,8 +94,15 @@ def cmd_sweep(args) -> int:
             resume=args.resume,
             memory=int(args.memory * 2**20),
         )
+    except processes.PeerLost as e:
+        stopped(str(e))
     finally:
+        if dog is not None:
+            dog.stop()
         bar.close()
+    if not writer:
+        print(f"{me}: done", flush=True)
+        return EXIT_OK
     path = save_sweep(ds, out)
     save_json(sweep_manifest(scenario, grid, ds), out / "sweep.json")
     figures = sweep_figures(ds, out, formats)

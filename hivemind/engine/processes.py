@@ -219,6 +219,15 @@ def place(a, sharding: jax.sharding.Sharding) -> jax.Array:
     return jax.device_put(np.asarray(a), sharding)
 
 
+def broadcast_flags(flags: list[bool]) -> list[bool]:
+    """Process 0's ``flags`` on every process (a collective); the flags themselves where there is one process."""
+    if count() == 1 or not flags:
+        return list(flags)
+    from jax.experimental import multihost_utils
+
+    return [bool(f) for f in multihost_utils.broadcast_one_to_all(np.asarray(flags, np.int32))]
+
+
 def broadcast_code(code: int | None) -> int:
     """Process 0's ``code``, on every process (a collective); the code itself where there is one process."""
     if count() == 1:

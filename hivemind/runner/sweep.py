@@ -7,7 +7,9 @@ seeds): one compilation, however many points. Keys that change shapes or the pro
 (graph size, dimension, rule, manifold, ...) split the grid into groups, compiled once
 per distinct value. Grid points run in batches sized to a memory bound, each batch is
 saved as it finishes (so a killed sweep redoes at most one), and with several devices a
-batch is spread over them along the grid axis.
+batch is spread over them along the grid axis. Several processes (``hivemind.engine.
+processes``) are several devices the same way: every process runs every batch on its
+share of the runs, the results are gathered, and process 0 alone saves them.
 
 A sweep records a summary per point and seed, not every agent: the mean distance to the
 nearest anchor on a thinned trajectory, the loss, clusters and dispersion at the end,
@@ -27,7 +29,7 @@ import jax.numpy as jnp
 import numpy as np
 import xarray as xr
 
-from hivemind.engine import energy, sharding
+from hivemind.engine import energy, processes, sharding
 from hivemind.engine.kernel import EngineConfig, chunk_plan, init_run, observe_summary, record_steps, step_run
 from hivemind.engine.manifolds import get_manifold
 from hivemind.io.atomic import atomic_write, free_bytes
@@ -105,7 +107,7 @@ def sweep(
     out: str | Path | None = None,
     resume: bool = False,
     memory: int = DEFAULT_MEMORY,
-) -> xr.Dataset:
+) -> xr.Dataset | None:
     """Run ``scenario`` at every point of ``grid`` and every seed; return the summary Dataset.
 
     Parameters
@@ -128,7 +130,7 @@ def sweep(
 
     Returns
     -------
-    xarray.Dataset
+    xarray.Dataset, or None on every process but process 0 of a multi-process sweep
         Dimensions: one per swept key (named by the key), ``seed``, and ``step`` for the
         thinned trajectory ``mean_distance``; variables ``final_mean_distance``,
         ``steps_to_tolerance``, ``final_loss``, ``diverged``, ``clusters``,
@@ -147,27 +149,47 @@ def sweep(
     if any(s.dynamics.steps != steps for s in scenarios):
         raise SweepError("dynamics.steps: cannot be swept; every point must record the same steps", GRID)
     every = max(base.record.every, math.ceil(steps / TRAJECTORY_POINTS))
-    check_resources(grid, scenarios, steps, every, memory, out)
+    writer = processes.is_writer()
+    check_resources(grid, scenarios, steps, every, memory, out if writer else None)
     batches = _batches(grid, scenarios, memory)
     n_points = len(scenarios)
     results: dict[int, dict] = {}
-    store = _BatchStore(Path(out) / "batches", _fingerprint(scenario, grid, seeds, tol)) if out is not None else None
-    if store is not None and resume:
-        results.update(store.load())
-    done = sum(len(r["index"]) for r in results.values())
+    store = None
+    if out is not None and writer:
+        store = _BatchStore(Path(out) / "batches", _fingerprint(scenario, grid, seeds, tol))
+        if resume:
+            results.update(store.load())
+    # Every process must run the same batches: process 0, which read the saved ones, says which.
+    skip = processes.broadcast_flags([k in results for k in range(len(batches))])
+    done = sum(len(b.index) for b, saved in zip(batches, skip, strict=True) if saved)
     if progress is not None:
         progress(done, n_points)
     for k, batch in enumerate(batches):
-        if k in results:
+        if skip[k]:
             continue
-        part = _run_batch(batch, scenarios[int(batch.index[0])], seeds, steps, every, tol)
+        try:
+            part = _run_batch(batch, scenarios[int(batch.index[0])], seeds, steps, every, tol)
+        except Exception as e:
+            if processes.count() == 1:
+                raise
+            # A collective failed: another process stopped. The saved batches stay.
+            raise processes.PeerLost(_first_line(e), done) from None
+        if not writer:
+            continue
         results[k] = part
         if store is not None:
             store.save(k, part)
         done += len(batch.index)
         if progress is not None:
             progress(done, n_points)
+    if not writer:
+        return None
     return _dataset(scenario, grid, seeds, steps, every, tol, results, scenarios)
+
+
+def _first_line(error: Exception) -> str:
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    return lines[0] if lines else type(error).__name__
 
 
 def check_resources(grid: Grid, scenarios: list, steps: int, every: int, memory: int, out) -> None:
@@ -323,12 +345,13 @@ def _run_batch(batch: Batch, first, seeds, steps: int, every: int, tol: float) -
         hyper, topology, x0, keys, n_runs = _runs(batch, x0, keys)
         start_runs, _ = _programs(batch.config, batch.axes, plan[0][0], plan[0][1])
         carry, obs = start_runs(hyper, topology, x0, keys)
-        parts = [jax.tree.map(lambda a: np.asarray(a)[:, None], obs)]
+        # to_host gathers the runs of every process (a collective: all of them, in this order).
+        parts = [jax.tree.map(lambda a: processes.to_host(a)[:, None], obs)]
         for n_records, stride in plan:
             _, advance_runs = _programs(batch.config, batch.axes, n_records, stride)
             carry, obs = advance_runs(hyper, topology, carry)
-            parts.append(jax.tree.map(np.asarray, obs))
-        final_states = np.asarray(carry.states)[:n_runs]
+            parts.append(jax.tree.map(processes.to_host, obs))
+        final_states = processes.to_host(carry.states)[:n_runs]
 
     def per_point(a):  # (runs, ...) -> (points, seeds, ...): runs are point-major
         return a[:n_runs].reshape(n_points, n_seeds, *a.shape[1:])
@@ -379,9 +402,9 @@ def _runs(batch: Batch, x0: jax.Array, keys: jax.Array):
 
     def place(a, ax=0):
         if ax is None:
-            return jax.device_put(a, whole)
+            return processes.place(a, whole)
         a = jnp.concatenate([a, jnp.repeat(a[-1:], pad, axis=0)]) if pad else a
-        return jax.device_put(a, split)
+        return processes.place(a, split)
 
     def place_tree(tree, axes):
         return jax.tree.map(place, tree, axes, is_leaf=lambda x: x is None)

@@ -191,3 +191,104 @@ def test_a_hung_process_stops_the_other_in_one_line_and_resume_completes(tmp_pat
     want = _one_process(overrides)
     np.testing.assert_allclose(got.state.values, want.state.values, rtol=0, atol=1e-6)
     np.testing.assert_array_equal(got.step.values, want.step.values)
+
+
+SWEEP_GRID = ["--grid", "dynamics.step_size=0.01,0.02,0.05", "--grid", "anchor.coupling=0.5,2"]
+
+
+def _sweep_cmd(scenario: Path, out: Path, port: int, n: int, i: int, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "hivemind.cli", "sweep", str(scenario), *SWEEP_GRID, "--seeds", "3", "--out", str(out),
+            "--quiet", "--formats", "png", "--coordinator", f"127.0.0.1:{port}", "--num-processes", str(n),
+            "--process-id", str(i), "--timeout", "30", *extra]  # fmt: skip
+
+
+@pytest.fixture
+def sweep_scenario(tmp_path) -> Path:
+    path = tmp_path / "sweep.toml"
+    path.write_text(
+        '[manifold]\nkind = "sphere"\ndim = 3\n[graph]\nkind = "barabasi_albert"\nn = 30\nparams = { m = 2 }\n'
+        '[dynamics]\nrule = "stochastic"\nstep_size = 0.05\nnoise = 0.02\nsteps = 300\n[record]\nevery = 10\n'
+    )
+    return path
+
+
+@pytest.mark.slow
+def test_two_processes_sweep_what_one_process_sweeps(tmp_path, sweep_scenario):
+    """The grid's 6 points x 3 seeds are split over the two processes' devices; process 0
+    gathers and writes them. Each process compiles the program for its half of the lanes,
+    which XLA vectorises differently from all of them at once: float rounding, as with four
+    devices of one process (test_sweep)."""
+    port = _free_port()
+    out = tmp_path / "two"
+    procs = [subprocess.Popen(_sweep_cmd(sweep_scenario, out, port, 2, i), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True) for i in range(2)]  # fmt: skip
+    (rc0, stdout0, err0), (rc1, stdout1, err1) = _finish(procs)
+    assert (rc0, rc1) == (0, 0), err0 + err1
+    assert "results:" in stdout0 and "process 1 of 2: done" in stdout1
+    written = sorted(p.name for p in out.iterdir() if not p.name.startswith("."))
+    assert written == ["batches", "sweep.json", "sweep.nc", "sweep.png"]
+    one = tmp_path / "one"
+    argv = [sys.executable, "-m", "hivemind.cli", "sweep", str(sweep_scenario), *SWEEP_GRID, "--seeds", "3", "--out",
+            str(one), "--quiet", "--formats", "png"]  # fmt: skip
+    r = subprocess.run(argv, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    with xr.open_dataset(out / "sweep.nc") as got, xr.open_dataset(one / "sweep.nc") as want:
+        assert got.final_state.shape == (3, 2, 3, 30, 4)
+        np.testing.assert_allclose(got.final_state.values, want.final_state.values, rtol=0, atol=1e-6)
+        for name in ("mean_distance", "final_loss"):
+            np.testing.assert_allclose(got[name].values, want[name].values, rtol=1e-5, atol=1e-7)
+        np.testing.assert_array_equal(got.clusters.values, want.clusters.values)
+        assert not np.allclose(got.final_mean_distance.values[0], got.final_mean_distance.values[-1])  # the grid matters
+
+
+@pytest.mark.slow
+def test_a_hung_process_stops_a_sweep_in_one_line_and_resume_runs_only_the_rest(tmp_path, sweep_scenario):
+    long = ["--set", "dynamics.steps=20000", "--memory", "0.06"]  # two points a batch: three batches
+    port = _free_port()
+    out = tmp_path / "sweep"
+    procs = [subprocess.Popen(_sweep_cmd(sweep_scenario, out, port, 2, i, *long, "--timeout", "6"), stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for i in range(2)]  # fmt: skip
+    deadline = time.monotonic() + 240
+    while not list(out.glob("batches/batch_*.npz")):
+        assert time.monotonic() < deadline and procs[0].poll() is None, "no batch was saved"
+        time.sleep(0.05)
+    procs[1].send_signal(signal.SIGSTOP)
+    try:
+        _, err0 = procs[0].communicate(timeout=60)
+    finally:
+        procs[1].kill()
+        procs[1].communicate()
+    assert procs[0].returncode == 1
+    lines = err0.strip().splitlines()
+    assert len(lines) == 1, err0
+    assert "another process of the sweep stopped (process 1 sent no heartbeat for 6 s" in lines[0]
+    assert f"the finished batches are kept in {out}/batches" in lines[0] and "--resume" in lines[0]
+    kept = {p.name: p.stat().st_mtime_ns for p in out.glob("batches/batch_*.npz")}
+    assert 1 <= len(kept) < 3 and not (out / "sweep.nc").exists()
+
+    port = _free_port()
+    procs = [subprocess.Popen(_sweep_cmd(sweep_scenario, out, port, 2, i, *long, "--resume"), stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for i in range(2)]  # fmt: skip
+    (rc0, _, err0), (rc1, _, err1) = _finish(procs)
+    assert (rc0, rc1) == (0, 0), err0 + err1
+    after = {p.name: p.stat().st_mtime_ns for p in out.glob("batches/batch_*.npz")}
+    assert len(after) == 3 and all(after[name] == t for name, t in kept.items())  # the kept batches did not run again
+    one = tmp_path / "one"
+    argv = [sys.executable, "-m", "hivemind.cli", "sweep", str(sweep_scenario), *SWEEP_GRID, "--seeds", "3", "--out",
+            str(one), "--quiet", "--formats", "png", *long]  # fmt: skip
+    r = subprocess.run(argv, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    with xr.open_dataset(out / "sweep.nc") as got, xr.open_dataset(one / "sweep.nc") as want:
+        np.testing.assert_allclose(got.final_state.values, want.final_state.values, rtol=0, atol=1e-5)
+        np.testing.assert_allclose(got.mean_distance.values, want.mean_distance.values, rtol=1e-4, atol=1e-6)
+
+
+def test_a_sweep_with_a_bad_process_setup_is_one_line(tmp_path, sweep_scenario):
+    argv = [sys.executable, "-m", "hivemind.cli", "sweep", str(sweep_scenario), *SWEEP_GRID, "--out", str(tmp_path / "o")]
+    for extra, words in [
+        (["--num-processes", "2", "--process-id", "0"], "need --coordinator"),
+        (["--coordinator", "127.0.0.1:1", "--num-processes", "2", "--process-id", "2"], "--process-id must be in [0, 2)"),
+    ]:
+        r = subprocess.run([*argv, *extra], capture_output=True, text=True, timeout=60)
+        assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and words in r.stderr, r.stderr
+    assert not (tmp_path / "o").exists()
