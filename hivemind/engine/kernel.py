@@ -2,8 +2,9 @@
 
 Arrays in, arrays out: ``start`` and ``advance`` take the static ``EngineConfig``, the
 numeric hyperparameters (traced, so changing a number does not recompile), the topology
-and the states. ``hivemind.runner`` builds these from a scenario; the sweep vmaps the same
-``one_step`` and ``observe_summary`` over grid points.
+and the states. ``hivemind.runner`` builds these from a scenario. A run of several seeds and
+a sweep of grid points are the same two programs: the sweep gives them ``Lanes``, the
+leaves of the numbers that differ from run to run, and keeps ``observe_summary``.
 """
 
 from __future__ import annotations
@@ -121,27 +122,94 @@ def step_run(config: EngineConfig, hyper: dict, topology: Topology, c: Carry) ->
     return Carry(states, rule_state, key)
 
 
-@partial(jax.jit, static_argnames=("config",))
-def start(config: EngineConfig, hyper: dict, topology: Topology, states: jax.Array, keys: jax.Array):
-    """Initial carries and observations for a batch of seeds: ``states`` (S, N, D), ``keys`` (S,)."""
-    carry = jax.vmap(partial(init_run, config, hyper))(states, keys)
-    return carry, _observe(config.manifold, states, topology, hyper["cluster_tol"])
+@dataclass(frozen=True)
+class Lanes:
+    """Runs that differ in their numbers: which leaves of ``hyper`` and ``topology`` carry a
+    leading run axis (0) and which all runs share (None), as ``jax.vmap``'s ``in_axes``.
 
-
-@partial(jax.jit, static_argnames=("config", "n_records", "every"), donate_argnames=("carry",))
-def advance(config: EngineConfig, hyper: dict, topology: Topology, carry: Carry, n_records: int, every: int):
-    """Run ``n_records * every`` steps for every seed, observing every ``every`` steps.
-
-    Returns the new carry and the observations (``_observe``), each with the seed axis
-    first and the record axis second: state (S, n_records, N, D), loss (S, n_records), ...
+    Flattened, so that it is hashable and can pick the compiled program.
     """
 
-    def step(c: Carry, _):
-        return jax.vmap(partial(step_run, config, hyper, topology))(c), None
+    hyper: tuple
+    hyper_def: Any
+    topology: tuple
+    topology_def: Any
+
+    @classmethod
+    def of(cls, hyper_axes, topology_axes) -> Lanes:
+        def flat(tree):
+            leaves, treedef = jax.tree_util.tree_flatten(tree, is_leaf=lambda x: x is None)
+            return tuple(leaves), treedef
+
+        return cls(*flat(hyper_axes), *flat(topology_axes))
+
+    def axes(self) -> tuple:
+        return (
+            jax.tree_util.tree_unflatten(self.hyper_def, self.hyper),
+            jax.tree_util.tree_unflatten(self.topology_def, self.topology),
+        )
+
+
+def _one_summary(config: EngineConfig, hyper: dict, topology: Topology, x) -> dict[str, jax.Array]:
+    return {k: v[0] for k, v in observe_summary(config.manifold, x[None], topology, hyper["cluster_tol"]).items()}
+
+
+@partial(jax.jit, static_argnames=("config", "lanes"))
+def start(config: EngineConfig, hyper: dict, topology: Topology, states: jax.Array, keys: jax.Array, lanes: Lanes | None = None):
+    """Initial carries and observations for a batch of runs: ``states`` (S, N, D), ``keys`` (S,).
+
+    Without ``lanes`` the runs are the seeds of one scenario, sharing ``hyper`` and
+    ``topology``, and every variable of ``VARIABLES`` is observed. With ``lanes`` (a sweep)
+    each run has its own numbers where ``lanes`` says so, and ``observe_summary`` is kept.
+    """
+    if lanes is None:
+        carry = jax.vmap(partial(init_run, config, hyper))(states, keys)
+        return carry, _observe(config.manifold, states, topology, hyper["cluster_tol"])
+    h_axes, t_axes = lanes.axes()
+    carry = jax.vmap(partial(init_run, config), in_axes=(h_axes, 0, 0))(hyper, states, keys)
+    return carry, jax.vmap(partial(_one_summary, config), in_axes=(h_axes, t_axes, 0))(hyper, topology, states)
+
+
+@partial(jax.jit, static_argnames=("config", "n_records", "every", "lanes"), donate_argnames=("carry",))
+def advance(
+    config: EngineConfig,
+    hyper: dict,
+    topology: Topology,
+    carry: Carry,
+    n_records: int,
+    every: int,
+    lanes: Lanes | None = None,
+):
+    """Run ``n_records * every`` steps for every run, observing every ``every`` steps.
+
+    Returns the new carry and the observations (``_observe``, or ``observe_summary`` with
+    ``lanes``; see ``start``), each with the run axis first and the record axis second:
+    state (S, n_records, N, D), loss (S, n_records), ...
+
+    With ``lanes``, each run is one vmapped lane with its own numbers: the drift's custom
+    batching rule then sees one batch of runs and computes agents-first, instead of a vmap
+    over points around a vmap over seeds, which XLA's CPU backend runs as slow batched gathers.
+    """
+    if lanes is None:
+
+        def step(c: Carry, _):
+            return jax.vmap(partial(step_run, config, hyper, topology))(c), None
+
+        def observe(c: Carry):
+            return _observe(config.manifold, c.states, topology, hyper["cluster_tol"])
+
+    else:
+        h_axes, t_axes = lanes.axes()
+
+        def step(c: Carry, _):
+            return jax.vmap(partial(step_run, config), in_axes=(h_axes, t_axes, 0))(hyper, topology, c), None
+
+        def observe(c: Carry):
+            return jax.vmap(partial(_one_summary, config), in_axes=(h_axes, t_axes, 0))(hyper, topology, c.states)
 
     def record(c: Carry, _):
         c, _ = jax.lax.scan(step, c, None, length=every)
-        return c, _observe(config.manifold, c.states, topology, hyper["cluster_tol"])
+        return c, observe(c)
 
     carry, recs = jax.lax.scan(record, carry, None, length=n_records)
     return carry, {k: jnp.swapaxes(r, 0, 1) for k, r in recs.items()}

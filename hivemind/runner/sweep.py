@@ -21,7 +21,6 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from functools import partial
 from pathlib import Path
 
 import jax
@@ -30,7 +29,7 @@ import numpy as np
 import xarray as xr
 
 from hivemind.engine import energy, processes, sharding
-from hivemind.engine.kernel import EngineConfig, chunk_plan, init_run, observe_summary, record_steps, step_run
+from hivemind.engine.kernel import EngineConfig, Lanes, advance, chunk_plan, record_steps, start
 from hivemind.engine.manifolds import get_manifold
 from hivemind.io.atomic import atomic_write, free_bytes
 from hivemind.io.records import NETCDF_ENGINE
@@ -297,44 +296,6 @@ def _prepare(index: np.ndarray, inputs: list, features: energy.Features) -> Batc
     return Batch(index, configs.pop(), hyper, topology, (h_axes, t_axes))
 
 
-_COMPILED: dict = {}
-
-
-def _one_observe(config: EngineConfig, hyper: dict, topology, x):
-    return {k: v[0] for k, v in observe_summary(config.manifold, x[None], topology, hyper["cluster_tol"]).items()}
-
-
-def _programs(config: EngineConfig, axes, n_records: int, every: int):
-    """(start, advance) over a flat axis of runs (points x seeds), jitted and cached per layout.
-
-    Each run is one vmapped lane with its own numbers: the drift's custom batching rule
-    then sees one batch of runs and computes agents-first, instead of a vmap over points
-    around a vmap over seeds, which XLA's CPU backend runs as slow batched gathers.
-    """
-    flat = tuple(jax.tree_util.tree_leaves(axes, is_leaf=lambda x: x is None))
-    key = (config, jax.tree_util.tree_structure(axes, is_leaf=lambda x: x is None), flat, n_records, every)
-    if key not in _COMPILED:
-        h_axes, t_axes = axes
-
-        def start_runs(hyper, topology, x, keys):
-            carry = jax.vmap(partial(init_run, config), in_axes=(h_axes, 0, 0))(hyper, x, keys)
-            return carry, jax.vmap(partial(_one_observe, config), in_axes=(h_axes, t_axes, 0))(hyper, topology, x)
-
-        def advance_runs(hyper, topology, carry):
-            def step(c, _):
-                return jax.vmap(partial(step_run, config), in_axes=(h_axes, t_axes, 0))(hyper, topology, c), None
-
-            def record(c, _):
-                c, _ = jax.lax.scan(step, c, None, length=every)
-                return c, jax.vmap(partial(_one_observe, config), in_axes=(h_axes, t_axes, 0))(hyper, topology, c.states)
-
-            carry, recs = jax.lax.scan(record, carry, None, length=n_records)
-            return carry, {k: jnp.swapaxes(v, 0, 1) for k, v in recs.items()}
-
-        _COMPILED[key] = (jax.jit(start_runs), jax.jit(advance_runs, donate_argnums=(2,)))
-    return _COMPILED[key]
-
-
 def _run_batch(batch: Batch, first, seeds, steps: int, every: int, tol: float) -> dict:
     dtype = jnp.dtype(first.run.precision)
     n_points, n_seeds = len(batch.index), len(seeds)
@@ -343,13 +304,12 @@ def _run_batch(batch: Batch, first, seeds, steps: int, every: int, tol: float) -
         x0 = jnp.stack([initial_configuration(first, s, dtype) for s in seeds])
         keys = jnp.stack([jax.random.fold_in(jax.random.key(s), TAG_DYNAMICS) for s in seeds])
         hyper, topology, x0, keys, n_runs = _runs(batch, x0, keys)
-        start_runs, _ = _programs(batch.config, batch.axes, plan[0][0], plan[0][1])
-        carry, obs = start_runs(hyper, topology, x0, keys)
+        lanes = Lanes.of(*batch.axes)
+        carry, obs = start(batch.config, hyper, topology, x0, keys, lanes)
         # to_host gathers the runs of every process (a collective: all of them, in this order).
         parts = [jax.tree.map(lambda a: processes.to_host(a)[:, None], obs)]
         for n_records, stride in plan:
-            _, advance_runs = _programs(batch.config, batch.axes, n_records, stride)
-            carry, obs = advance_runs(hyper, topology, carry)
+            carry, obs = advance(batch.config, hyper, topology, carry, n_records, stride, lanes)
             parts.append(jax.tree.map(processes.to_host, obs))
         final_states = processes.to_host(carry.states)[:n_runs]
 

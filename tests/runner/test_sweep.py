@@ -15,6 +15,7 @@ import xarray as xr
 
 from hivemind import simulate
 from hivemind.cli import main
+from hivemind.engine.kernel import advance, start
 from hivemind.runner import sweep as sweep_module
 from hivemind.runner.sweep import SweepError, parse_values, sweep
 from hivemind.scenario import load_scenario, parse_scenario
@@ -78,13 +79,16 @@ def test_stubbornness_and_confidence_points_equal_plain_runs_to_rounding(small):
 
 
 def test_numeric_keys_do_not_recompile_between_points(small):
-    """16 step sizes: one program to start and one per chunk shape, each compiled once, whatever the points."""
-    sweep_module._COMPILED.clear()
+    """16 step sizes: the kernel's one program to start and one per chunk shape, each compiled once,
+    whatever the points; then a plain run compiles the same two functions for its own layout."""
+    start.clear_cache()
+    advance.clear_cache()
     ds = sweep(load_scenario(small), {"dynamics.step_size": list(np.geomspace(0.005, 0.1, 16))}, seeds=2)
     assert np.isfinite(ds.final_mean_distance.values).all()
-    programs = [f for pair in sweep_module._COMPILED.values() for f in pair if f._cache_size()]
-    assert 2 <= len(programs) <= 3  # start, and the 15 chunks of 2 records share one shape
-    assert all(f._cache_size() == 1 for f in programs)  # each traced and compiled exactly once
+    assert start._cache_size() == 1
+    assert advance._cache_size() == 1  # the 30 records of 300 steps: 15 chunks of 2 records, one shape
+    plain_run(small, [], (0, 1))
+    assert (start._cache_size(), advance._cache_size()) == (2, 2)  # simulate shares them, with its own layout
 
 
 def test_steps_to_tolerance_and_the_stability_boundary_follow_the_theory(small):
