@@ -234,30 +234,6 @@ def join_processes(args, check=None) -> bool:
     return processes.count() > 1
 
 
-def agree(several: bool, out: Path, decide, modes: tuple[str, ...]) -> str:
-    """Process 0 decides what to do with OUT (``decide()``, one of ``modes``), and tells the others.
-
-    An ``InputError`` of process 0 is raised there as it is, and on the others as one line
-    pointing at process 0's, so that every process ends with exit status 2.
-    """
-    from hivemind.engine import processes
-
-    options = (*modes, "refused")
-    refusal = mode = None
-    if processes.is_writer():
-        try:
-            mode = decide()
-        except InputError as e:
-            refusal, mode = e, "refused"
-    if several:
-        mode = options[processes.broadcast_code(None if mode is None else options.index(mode))]
-    if refusal is not None:
-        raise refusal
-    if mode == "refused":
-        raise UsageError(f"{out}: process 0 refused to run there (its own message says why)")
-    return mode
-
-
 def peer_lost(line: str) -> None:
     """Say that another process of a multi-process run stopped, and end this one with EXIT_FAILED.
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 from hivemind.cli.common import (
     EXIT_FAILED,
@@ -13,8 +12,6 @@ from hivemind.cli.common import (
     UsageError,
     add_processes_args,
     add_scenario_args,
-    agree,
-    claim,
     describe,
     join_processes,
     load,
@@ -58,55 +55,54 @@ def _joined(args, scenario) -> bool:
     return True
 
 
-def _decide(args, out: Path, scenario) -> str:
-    """Process 0's reading of OUT: fresh, resume, restart or complete (the others are told)."""
-    from hivemind.io import checkpoint, outdir
-    from hivemind.runner.simulate import check_space
-
-    claim(args, out)
-    resumable = args.resume and checkpoint.exists(out / "checkpoint")
-    mode = outdir.resume_mode(out, scenario.fingerprint, args.resume, args.force, resumable)
-    if mode != "complete":
-        check_space(out, scenario)
-    return mode
-
-
 def cmd_run(args) -> int:
     from hivemind.engine import processes
-    from hivemind.io import checkpoint, outdir
+    from hivemind.io import checkpoint
     from hivemind.io.results import summarize
-    from hivemind.runner.manifest import save_manifest
-    from hivemind.runner.simulate import RecordsWriteError, SimulationDiverged, SimulationInterrupted, simulate
+    from hivemind.runner.rundir import ManifestError, run_in
+    from hivemind.runner.simulate import RecordsWriteError, SimulationDiverged, SimulationInterrupted
 
     scenario = load(args)
     out = out_dir(args.out)
     several = _joined(args, scenario)
-    mode = agree(several, out, lambda: _decide(args, out, scenario), outdir.MODES)
     writer = processes.is_writer()
     me = f"process {processes.index()} of {processes.count()}"
-    if mode == "complete":
-        if writer:
-            print(f"{out}: the run of this scenario is already complete; nothing to resume")
-        return EXIT_OK
-    if not writer:
-        print(f"{me}: computing its share of {scenario.name} (shard {scenario.run.shard}); process 0 writes {out}", flush=True)
-    elif not args.quiet:
-        print(describe(scenario))
-        if several:
-            import jax
-
-            print(f"{processes.count()} processes, {jax.device_count()} devices, run.shard = {scenario.run.shard}")
-    if mode == "restart" and writer:
-        print(f"{out}: no checkpoint to resume from; starting from step 0", flush=True)
     bar = Progress(writer and not args.quiet)
-    resumed = []
+    modes = []
+
+    def started(mode: str) -> None:
+        modes.append(mode)
+        if mode == "complete":
+            if writer:
+                print(f"{out}: the run of this scenario is already complete; nothing to resume")
+            return
+        if not writer:
+            share = f"{me}: computing its share of {scenario.name} (shard {scenario.run.shard})"
+            print(f"{share}; process 0 writes {out}", flush=True)
+        elif not args.quiet:
+            print(describe(scenario))
+            if several:
+                import jax
+
+                print(f"{processes.count()} processes, {jax.device_count()} devices, run.shard = {scenario.run.shard}")
+        if mode == "restart" and writer:
+            print(f"{out}: no checkpoint to resume from; starting from step 0", flush=True)
 
     def progress(done: int, total: int) -> None:
-        if mode == "resume" and not resumed:
-            resumed.append(done)
+        if modes == ["resume"]:
+            modes.append("resumed")
             if not args.quiet:
                 print(f"resuming from step {done} of {total}", flush=True)
         bar(done, total)
+
+    def report(ds) -> None:  # process 0, the run finished, OUT still locked
+        bar.close()
+        _print_summary(scenario, ds, summarize(ds))
+        print(f"results: {out / 'run.nc'} and {out / 'manifest.json'}")
+        if args.plot:
+            from hivemind.cli.plot import plot_run_dir
+
+            plot_run_dir(out, None, ("png", "pdf"), animate=True)
 
     hint = " ".join(["hivemind run", args.scenario, "--out", str(out), *(f"--set {o}" for o in args.overrides), "--resume"])
     if several:
@@ -125,49 +121,36 @@ def cmd_run(args) -> int:
     # A silent process leaves this one waiting in a collective: the watchdog speaks for it.
     dog = processes.watch(args.timeout, lambda reason: stopped(reason, checkpoint.saved_step(out / "checkpoint")))
     try:
-        ds = simulate(
-            scenario, progress=progress, checkpoint_dir=out / "checkpoint", resume=mode == "resume", out_file=out / "run.nc"
-        )
+        run_in(scenario, out, resume=args.resume, force=args.force, progress=progress, started=started, then=report)
     except processes.PeerLost as e:
         stopped(str(e), e.step)
     except SimulationDiverged as e:
         bar.close()
         if not writer:
             print(f"{me}: {e}", file=sys.stderr)
-            return EXIT_FAILED
-        save_manifest(out, scenario, e.dataset)
-        print(f"{scenario.source}: {e}; steps up to {int(e.dataset.step[-1])} saved in {out}/run.nc", file=sys.stderr)
+        else:
+            print(f"{scenario.source}: {e}; steps up to {int(e.dataset.step[-1])} saved in {out}/run.nc", file=sys.stderr)
         return EXIT_FAILED
     except SimulationInterrupted as e:
         bar.close()
-        if not writer:
-            return EXIT_INTERRUPTED
-        save_manifest(out, scenario, e.dataset)
-        print(f"interrupted at step {e.step}: what was recorded is in {out}/run.nc; resume with: {hint}", file=sys.stderr)
+        if writer:
+            print(f"interrupted at step {e.step}: what was recorded is in {out}/run.nc; resume with: {hint}", file=sys.stderr)
         return EXIT_INTERRUPTED
     except RecordsWriteError as e:
         bar.close()
         kept = "nothing could be kept" if e.step is None else f"the checkpoint at step {e.step} is kept in {out}/checkpoint"
         print(f"{e}; {kept}; free space and resume with: {hint}", file=sys.stderr)
         return EXIT_FAILED
+    except ManifestError as e:
+        bar.close()
+        print(e, file=sys.stderr)
+        return EXIT_FAILED
     finally:
         if dog is not None:
             dog.stop()
-    bar.close()
-    if not writer:
+        bar.close()
+    if not writer and modes != ["complete"]:
         print(f"{me}: done", flush=True)
-        return EXIT_OK
-    try:
-        save_manifest(out, scenario, ds)
-    except OSError as e:
-        print(f"the run is complete in {out}/run.nc, but manifest.json cannot be written: {e.strerror or e}", file=sys.stderr)
-        return EXIT_FAILED
-    _print_summary(scenario, ds, summarize(ds))
-    print(f"results: {out / 'run.nc'} and {out / 'manifest.json'}")
-    if args.plot:
-        from hivemind.cli.plot import plot_run_dir
-
-        plot_run_dir(out, None, ("png", "pdf"), animate=True)
     return EXIT_OK
 
 

@@ -11,7 +11,6 @@ from hivemind.cli.common import (
     add_grid_arg,
     add_processes_args,
     add_scenario_args,
-    agree,
     claim,
     describe,
     join_processes,
@@ -58,7 +57,7 @@ def cmd_sweep(args) -> int:
         outdir.check_out(out, args.resume, args.force)
         return "go"
 
-    agree(several, out, decide, ("go",))
+    processes.agree(decide, ("go",), str(out))
     writer = processes.is_writer()
     me = f"process {processes.index()} of {processes.count()}"
     shape = " x ".join(f"{len(v)} {k}" for k, v in zip(grid.keys, grid.values, strict=True))

@@ -219,6 +219,29 @@ def place(a, sharding: jax.sharding.Sharding) -> jax.Array:
     return jax.device_put(np.asarray(a), sharding)
 
 
+def agree(decide, options: tuple[str, ...], where: str) -> str:
+    """Process 0's ``decide()`` (one of ``options``), on every process (a collective).
+
+    ``decide`` runs on process 0 alone (it reads the output directory, which may exist
+    there only). An ``InputError`` it raises is raised there as it is, and on the others as
+    one line naming ``where`` and pointing at process 0's, so that every process ends alike.
+    """
+    choices = (*options, "refused")
+    refusal = mode = None
+    if is_writer():
+        try:
+            mode = decide()
+        except InputError as e:
+            refusal, mode = e, "refused"
+    if count() > 1:
+        mode = choices[broadcast_code(None if mode is None else choices.index(mode))]
+    if refusal is not None:
+        raise refusal
+    if mode == "refused":
+        raise ProcessesError(f"{where}: process 0 refused to run there (its own message says why)")
+    return mode
+
+
 def broadcast_flags(flags: list[bool]) -> list[bool]:
     """Process 0's ``flags`` on every process (a collective); the flags themselves where there is one process."""
     if count() == 1 or not flags:

@@ -1,4 +1,4 @@
-"""A run into a directory, as ``hivemind run`` does it in one process, for Python callers.
+"""A run into a directory: what ``hivemind run`` does, for it and for Python callers.
 
 The directory's writer lock, the resume-or-restart rule (``io.outdir.resume_mode``, the one
 the command line uses), the free-space check, the checkpoints, the streamed ``run.nc`` and
@@ -8,16 +8,22 @@ requeued does what ``hivemind run ... --resume`` does.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from pathlib import Path
 
 import xarray as xr
 
+from hivemind.engine import processes
 from hivemind.io import checkpoint, outdir
 from hivemind.io.results import load_run
 from hivemind.runner.manifest import save_manifest
 from hivemind.runner.simulate import SimulationDiverged, SimulationInterrupted, check_space, simulate
 from hivemind.scenario import Scenario
+
+
+class ManifestError(OSError):
+    """The run is complete in ``run.nc``, but ``manifest.json`` cannot be written."""
 
 
 def run_in(
@@ -27,7 +33,9 @@ def run_in(
     resume: bool = False,
     force: bool = False,
     progress: Callable[[int, int], None] | None = None,
-) -> xr.Dataset:
+    started: Callable[[str], None] | None = None,
+    then: Callable[[xr.Dataset], None] | None = None,
+) -> xr.Dataset | None:
     """Run ``scenario`` into the directory ``out`` (``run.nc``, ``manifest.json``, checkpoints).
 
     Parameters
@@ -38,27 +46,59 @@ def run_in(
         a finished run of this scenario there, return it without running.
     force : overwrite what ``out`` holds.
     progress : called as ``progress(done, total)`` steps after each chunk.
+    started : called once ``out`` is read, with what will happen: "fresh", "resume",
+        "restart" (``resume`` found nothing to resume) or "complete".
+    then : called with the finished run while ``out`` is still locked (figures, reports).
+
+    In a multi-process run (``hivemind.engine.processes``) every process calls ``run_in``
+    alike: process 0 takes the lock, reads ``out`` and tells the others what it found; it
+    alone writes, and the others get None.
 
     Raises
     ------
-    hivemind.io.outdir.OutError, DirectoryBusy, OutOfSpace
+    hivemind.io.outdir.OutError, DirectoryBusy, OutOfSpace, ProcessesError
         before anything runs, with a one-line message.
     SimulationDiverged, SimulationInterrupted
         after writing ``manifest.json`` beside what was recorded (resumable when interrupted).
+    RecordsWriteError, ManifestError, PeerLost
+        with what was kept on disk (see ``simulate``).
     """
     out = Path(out)
-    with outdir.locked(out):
-        resumable = resume and checkpoint.exists(out / "checkpoint")
-        mode = outdir.resume_mode(out, scenario.fingerprint, resume, force, resumable)
+    writer = processes.is_writer()
+    with contextlib.ExitStack() as held:
+
+        def decide() -> str:
+            try:
+                held.enter_context(outdir.locked(out))
+            except OSError as e:
+                raise outdir.OutError(f"{out}: --out cannot be written: {e.strerror or e}") from None
+            resumable = resume and checkpoint.exists(out / "checkpoint")
+            mode = outdir.resume_mode(out, scenario.fingerprint, resume, force, resumable)
+            if mode != "complete":
+                check_space(out, scenario)
+            return mode
+
+        mode = processes.agree(decide, outdir.MODES, str(out))
+        if started is not None:
+            started(mode)
         if mode == "complete":
-            return load_run(out)
-        check_space(out, scenario)
+            return load_run(out) if writer else None
         try:
             ds = simulate(
                 scenario, progress=progress, checkpoint_dir=out / "checkpoint", resume=mode == "resume", out_file=out / "run.nc"
             )
         except (SimulationDiverged, SimulationInterrupted) as e:
-            save_manifest(out, scenario, e.dataset)
+            if writer:
+                save_manifest(out, scenario, e.dataset)
             raise
-        save_manifest(out, scenario, ds)
+        if not writer:
+            return None
+        try:
+            save_manifest(out, scenario, ds)
+        except OSError as e:
+            raise ManifestError(
+                f"the run is complete in {out}/run.nc, but manifest.json cannot be written: {e.strerror or e}"
+            ) from None
+        if then is not None:
+            then(ds)
     return ds
