@@ -47,3 +47,21 @@ def test_an_interrupted_run_resumes_to_the_same_bits(tmp_path):
     ds = run_in(s, tmp_path / "out", resume=True, progress=lambda done, total: seen.append(done))
     assert seen[0] >= 200  # went on from the checkpoint, not from step 0
     np.testing.assert_array_equal(ds.state.values, simulate(s).state.values)
+
+
+def test_started_says_what_happens_and_then_runs_while_the_directory_is_locked(tmp_path):
+    from hivemind.io.outdir import DirectoryBusy, locked
+
+    s = scenario(**SMALL)
+    said, seen = [], []
+
+    def then(ds):
+        seen.append(int(ds.step[-1]))
+        with pytest.raises(DirectoryBusy), locked(tmp_path / "out"):  # another writer would be refused now
+            pass
+
+    run_in(s, tmp_path / "out", started=said.append, then=then)
+    run_in(s, tmp_path / "out", resume=True, started=said.append, then=then)  # complete: nothing runs
+    assert said == ["fresh", "complete"] and seen == [400]
+    with locked(tmp_path / "out"):  # released once run_in returned
+        pass
