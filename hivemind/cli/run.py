@@ -60,7 +60,13 @@ def cmd_run(args) -> int:
     from hivemind.io import checkpoint
     from hivemind.io.results import summarize
     from hivemind.runner.rundir import ManifestError, run_in
-    from hivemind.runner.simulate import RecordsWriteError, SimulationDiverged, SimulationInterrupted
+    from hivemind.runner.simulate import (
+        RecordsWriteError,
+        SimulationDiverged,
+        SimulationInterrupted,
+        execution,
+        execution_changes,
+    )
 
     scenario = load(args)
     out = out_dir(args.out)
@@ -87,6 +93,10 @@ def cmd_run(args) -> int:
                 print(f"{processes.count()} processes, {jax.device_count()} devices, run.shard = {scenario.run.shard}")
         if mode == "restart" and writer:
             print(f"{out}: no checkpoint to resume from; starting from step 0", flush=True)
+        if mode == "resume" and writer:
+            changed = execution_changes(checkpoint.saved_execution(out / "checkpoint"), execution(scenario))
+            if changed:
+                print(changed, flush=True)
 
     def progress(done: int, total: int) -> None:
         if modes == ["resume"]:

@@ -12,6 +12,7 @@ never interrupted.
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 from typing import Any
@@ -38,20 +39,50 @@ def _save_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
     atomic_write(path, write)
 
 
-def save_carry(directory: Path, fingerprint: str, chunk: int, done: int, n_records: int, carry: Any) -> None:
+def _real(leaf_shape: tuple, padded: tuple[int, int], layout: tuple[int, int]) -> tuple[slice, ...]:
+    """The index of a carry leaf's real runs (and agents): padding for the devices left out.
+
+    Every leaf has the seeds first; per-agent leaves (the states, a rule's per-agent state)
+    have the agents second, as many as the padded states have.
+    """
+    seeds, agents = layout
+    index = [slice(0, seeds)]
+    if len(leaf_shape) >= 2 and leaf_shape[:2] == padded:
+        index.append(slice(0, agents))
+    return tuple(index)
+
+
+def save_carry(
+    directory: Path,
+    fingerprint: str,
+    chunk: int,
+    done: int,
+    n_records: int,
+    carry: Any,
+    layout: tuple[int, int] | None = None,
+    execution: dict | None = None,
+) -> None:
     """The carry after chunk ``chunk``, at step ``done``, with ``n_records`` steps on disk; keys as raw data.
 
+    ``layout`` (real seeds, real agents) drops what was padded for the devices, so that a
+    run may resume on another number of devices or processes, or another ``run.shard``.
+    ``execution`` (how the run was spread) is kept so that a resume can say what changed.
     In a multi-process run every process calls it (the carry is gathered from all of
     them) and process 0 alone writes.
     """
     leaves = jax.tree_util.tree_leaves(carry)
-    arrays = {f"leaf{i}": to_host(jax.random.key_data(x) if is_key(x) else x) for i, x in enumerate(leaves)}
+    padded = tuple(leaves[0].shape[:2])  # the states come first
+    arrays = {}
+    for i, x in enumerate(leaves):
+        a = to_host(jax.random.key_data(x) if is_key(x) else x)
+        arrays[f"leaf{i}"] = a if layout is None else a[_real(x.shape, padded, layout)]
     if not is_writer():
         return
     arrays["meta_chunk"] = np.asarray(chunk)
     arrays["meta_done"] = np.asarray(done)
     arrays["meta_records"] = np.asarray(n_records)
     arrays["meta_fingerprint"] = np.asarray(fingerprint)
+    arrays["meta_execution"] = np.asarray(json.dumps(execution or {}, sort_keys=True))
     _save_npz(directory / CARRY, arrays)
 
 
@@ -68,8 +99,22 @@ def saved_step(directory: Path) -> int | None:
         return None
 
 
-def load(directory: Path, fingerprint: str, template: Any) -> tuple[Any, int, int, int]:
-    """The saved carry (shaped like ``template``), the number of records it counts, its chunk index and step."""
+def saved_execution(directory: Path) -> dict:
+    """How the checkpointed run was spread over devices ({} where it did not say)."""
+    try:
+        with np.load(Path(directory) / CARRY) as f:
+            return json.loads(str(f["meta_execution"]))
+    except (OSError, ValueError, KeyError, EOFError):
+        return {}
+
+
+def load(directory: Path, fingerprint: str, template: Any, layout: tuple[int, int] | None = None) -> tuple[Any, int, int, int]:
+    """The saved carry (shaped like ``template``), the number of records it counts, its chunk index and step.
+
+    With ``layout`` (real seeds, real agents) the saved runs and agents go into the real
+    part of ``template``, a fresh carry laid out for this run's devices; its padding keeps
+    the fresh values, which padded runs and agents never pass on to real ones.
+    """
     directory = Path(directory)
     try:
         with np.load(directory / CARRY) as f:
@@ -79,16 +124,25 @@ def load(directory: Path, fingerprint: str, template: Any) -> tuple[Any, int, in
     if str(saved.get("meta_fingerprint")) != fingerprint:
         raise CheckpointError(f"{directory}: the checkpoint is of a different scenario (or different --set values)")
     leaves, treedef = jax.tree_util.tree_flatten(template)
+    padded = tuple(leaves[0].shape[:2])
     restored = []
     for i, leaf in enumerate(leaves):
         data = saved.get(f"leaf{i}")
         if data is None:
             raise CheckpointError(f"{directory / CARRY}: missing part {i} of the engine state")
+        want = np.asarray(to_host(jax.random.key_data(leaf) if is_key(leaf) else leaf))
+        if layout is not None:
+            real = _real(leaf.shape, padded, layout)
+            fits = data.ndim == want.ndim and all(d >= (r.stop - r.start) for d, r in zip(data.shape, real, strict=False))
+            if fits and data.shape[len(real) :] == want.shape[len(real) :] and data.dtype == want.dtype:
+                want = want.copy()
+                want[real] = data[real]
+                data = want
+        if data.shape != want.shape or data.dtype != want.dtype:
+            raise CheckpointError(f"{directory / CARRY}: part {i} has shape {data.shape}, expected {want.shape}")
         if is_key(leaf):
             restored.append(jax.random.wrap_key_data(data, impl=jax.random.key_impl(leaf)))
         else:
-            if data.shape != leaf.shape or data.dtype != leaf.dtype:
-                raise CheckpointError(f"{directory / CARRY}: part {i} has shape {data.shape}, expected {leaf.shape}")
             restored.append(jax.numpy.asarray(data))
     if "meta_records" not in saved:
         raise CheckpointError(f"{directory / CARRY}: written by an older hivemind; run again with --force")

@@ -290,7 +290,7 @@ def _simulate(scenario, progress, init_states, dtype, ckpt: Path | None, resume:
     try:
         if ckpt is not None and resume and checkpoint.exists(ckpt):
             template = carry
-            carry, n_records, last, done = checkpoint.load(ckpt, fingerprint, carry)
+            carry, n_records, last, done = checkpoint.load(ckpt, fingerprint, carry, layout)
             carry = jax.tree.map(lambda a, t: processes.place(a, t.sharding), carry, template)
             if not writer:
                 rec = records.DiscardRecords(n_records)
@@ -343,7 +343,7 @@ def _simulate(scenario, progress, init_states, dtype, ckpt: Path | None, resume:
             del out
             done += n_records * stride
             if ckpt is not None and (interval is None or done - saved_at >= interval or c == len(plan) - 1):
-                checkpoint.save_carry(ckpt, fingerprint, c, done, rec.count, carry)
+                checkpoint.save_carry(ckpt, fingerprint, c, done, rec.count, carry, layout, execution(scenario))
                 saved_at = done
             if progress is not None:
                 progress(done, steps)
@@ -385,6 +385,23 @@ def _simulate(scenario, progress, init_states, dtype, ckpt: Path | None, resume:
     if ckpt is not None and writer:
         checkpoint.clear(ckpt)
     return ds
+
+
+def execution(scenario: Scenario) -> dict:
+    """How a run is spread: settings that change where it is computed, not what."""
+    return {"run.shard": scenario.run.shard, "devices": jax.device_count(), "processes": jax.process_count()}
+
+
+def execution_changes(before: dict, now: dict) -> str | None:
+    """One line saying how a resumed run is spread otherwise than before its interruption, or None."""
+    changed = [f"{k} {before[k]} -> {now[k]}" for k in now if k in before and before[k] != now[k]]
+    if not changed:
+        return None
+    # Another batch width or split agents compile other fusions and sums: a few ulps.
+    return (
+        f"resuming with other execution settings: {', '.join(changed)}; "
+        "what follows may differ from an uninterrupted run's by float rounding"
+    )
 
 
 def _first_line(error: Exception) -> str:

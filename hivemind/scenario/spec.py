@@ -1,7 +1,8 @@
 """What a scenario is: frozen dataclasses of plain data, and the identity of a run.
 
 ``fingerprint`` says when two runs compute the same thing, which is what resuming checks;
-settings that only say *how* a run is executed (threads, batch sizes) stay out of it.
+settings that only say *how* a run is executed (threads, batch sizes, devices, how often it is
+checkpointed) stay out of it.
 """
 
 from __future__ import annotations
@@ -147,6 +148,10 @@ class Scenario:
         of a graph file, which is what resuming a run must check.
         """
         data = self.to_dict()
+        # How a run is spread over devices and how often it is checkpointed change where it is
+        # computed, not what: a checkpoint resumes on any layout. Their defaults keep the
+        # fingerprints that runs written before this rule carry.
+        data["run"] |= {"shard": "none", "checkpoint_every": None}
         if self.live is not None:
             # Settings that say how the texts are produced, not which (threads, batch sizes), and
             # what is computed after the conversation (the fit, the embeddings): none of them

@@ -210,3 +210,103 @@ def test_a_write_that_fails_halfway_leaves_the_old_file_and_no_debris(tmp_path, 
         results.save_json({"status": "new"}, path)
     assert json.loads(path.read_text()) == {"status": "complete"}
     assert sorted(p.name for p in tmp_path.iterdir()) == ["manifest.json"]
+
+
+RELAYOUT = scenario_text(
+    manifold={"kind": "sphere", "dim": 3},
+    graph={"kind": "barabasi_albert", "n": 30, "params": {"m": 2}},
+    dynamics={"rule": "adam", "step_size": 0.02, "steps": 400},
+    record={"every": 10},
+    run={"seeds": [0, 1, 2]},
+)
+
+# On four devices: interrupt a run spread by seeds and one spread by agents halfway (3 seeds
+# and 30 agents pad to 4 and 32), and resume the one-device run the parent interrupted.
+RELAYOUT_CHILD = """
+import json, sys
+import jax, numpy as np
+from hivemind.runner.simulate import SimulationInterrupted, simulate
+from hivemind.scenario import parse_scenario
+assert jax.device_count() == 4
+text, work = open(sys.argv[1]).read(), sys.argv[2]
+
+def halfway(done, total):
+    if done >= total // 2:
+        raise KeyboardInterrupt
+
+for shard in ("seeds", "agents"):
+    try:
+        simulate(parse_scenario(text, overrides=[f'run.shard="{shard}"']), progress=halfway,
+                 checkpoint_dir=f"{work}/{shard}", resume=False)
+    except SimulationInterrupted:
+        pass
+seen = []
+ds = simulate(parse_scenario(text, overrides=['run.shard="agents"']), progress=lambda d, t: seen.append(d),
+              checkpoint_dir=f"{work}/none", resume=True)
+print(json.dumps({"first": seen[0], "state": ds.state.values.tolist()}))
+"""
+
+
+@pytest.mark.slow
+def test_a_checkpoint_resumes_on_another_device_count_and_shard(tmp_path):
+    """run.shard and the number of devices are execution settings: a run interrupted on four
+    devices resumes on one, and the other way round, to float rounding of an uninterrupted run."""
+    from hivemind.runner.simulate import SimulationInterrupted
+    from hivemind.scenario import parse_scenario
+
+    path = tmp_path / "s.toml"
+    path.write_text(RELAYOUT)
+    plain = parse_scenario(RELAYOUT)
+    want = simulate(plain).state.values
+
+    def halfway(done, total):
+        if done >= total // 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(SimulationInterrupted):
+        simulate(plain, progress=halfway, checkpoint_dir=tmp_path / "none")
+    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4", JAX_PLATFORMS="cpu")
+    root = Path(__file__).resolve().parents[2]
+    proc = subprocess.run([sys.executable, "-c", RELAYOUT_CHILD, str(path), str(tmp_path)], capture_output=True, text=True,
+                          env=env, cwd=root, timeout=600)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    four = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert four["first"] >= 200  # went on from the one-device checkpoint
+    np.testing.assert_allclose(np.asarray(four["state"]), want, rtol=0, atol=1e-5)
+    assert np.abs(want[:, -1] - want[:, 0]).max() > 0.01  # the runs moved: the comparison means something
+    for shard in ("seeds", "agents"):
+        seen = []
+        got = simulate(plain, progress=lambda d, t, seen=seen: seen.append(d), checkpoint_dir=tmp_path / shard, resume=True)
+        assert seen[0] >= 200, shard
+        np.testing.assert_allclose(got.state.values, want, rtol=0, atol=1e-5, err_msg=shard)
+
+
+def test_a_resume_on_other_devices_says_what_changed(tmp_path):
+    from hivemind.runner.simulate import execution_changes
+
+    assert execution_changes({"run.shard": "seeds", "devices": 4}, {"run.shard": "seeds", "devices": 4}) is None
+    line = execution_changes(
+        {"run.shard": "agents", "devices": 4, "processes": 2}, {"run.shard": "none", "devices": 1, "processes": 1}
+    )
+    assert line.startswith("resuming with other execution settings: run.shard agents -> none, devices 4 -> 1, processes 2 -> 1")
+    assert execution_changes({}, {"run.shard": "none", "devices": 1}) is None  # a checkpoint that did not say
+
+
+def test_hivemind_run_resumes_with_another_shard_and_says_so(tmp_path, capsys):
+    from hivemind.runner.simulate import SimulationInterrupted
+    from hivemind.scenario import parse_scenario
+
+    path = tmp_path / "s.toml"
+    path.write_text(RELAYOUT)
+    out = tmp_path / "out"
+
+    def halfway(done, total):
+        if done >= total // 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(SimulationInterrupted):
+        simulate(parse_scenario(RELAYOUT), progress=halfway, checkpoint_dir=out / "checkpoint", out_file=out / "run.nc")
+    assert main(["run", str(path), "--out", str(out), "--resume", "--quiet", "--set", 'run.shard="seeds"']) == 0
+    printed = capsys.readouterr().out
+    assert "resuming with other execution settings: run.shard none -> seeds;" in printed
+    np.testing.assert_array_equal(arrays(out)["state"], simulate(parse_scenario(RELAYOUT)).state.values)
