@@ -47,9 +47,9 @@ def main(argv: list[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
     except SystemExit as e:  # --help (0) or a bad flag (2, one line already printed)
         return int(e.code or 0)
-    use_compile_cache(args.compile_cache)
     with contextlib.ExitStack() as args.exit_stack:
         try:
+            use_compile_cache(args.compile_cache)
             return args.func(args)
         except InputError as e:
             print(e.command_line(), file=sys.stderr)

@@ -31,6 +31,10 @@ class UsageError(InputError):
 # 0.82x when only programs above 0.2 s are kept; the first run no slower (0.95x).
 CACHE_MIN_COMPILE_S = 0.0
 
+# The compilation cache's bound: past it JAX drops the least recently read programs. A run's
+# programs take a few MB; HIVEMIND_CACHE_MAX_MB changes the bound.
+CACHE_MAX_MB = 2048.0
+
 
 def cache_dir() -> Path:
     """Where compiled programs are kept: $HIVEMIND_CACHE_DIR, else the user's cache folder."""
@@ -58,6 +62,7 @@ def use_compile_cache(enabled: bool = True) -> Path | None:
         directory.mkdir(parents=True, exist_ok=True)
     except OSError:
         return None  # a read-only home: compile every time, as without the cache
+    bound = cache_max_bytes()
     if "jax" in sys.modules:
         import jax
 
@@ -65,10 +70,24 @@ def use_compile_cache(enabled: bool = True) -> Path | None:
             jax.config.update("jax_compilation_cache_dir", str(directory))
             least = float(os.environ.get("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", CACHE_MIN_COMPILE_S))
             jax.config.update("jax_persistent_cache_min_compile_time_secs", least)
+            jax.config.update("jax_compilation_cache_max_size", int(os.environ.get("JAX_COMPILATION_CACHE_MAX_SIZE", bound)))
     else:
         os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", str(directory))
         os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", str(CACHE_MIN_COMPILE_S))
+        os.environ.setdefault("JAX_COMPILATION_CACHE_MAX_SIZE", str(bound))
     return directory
+
+
+def cache_max_bytes() -> int:
+    """The compilation cache's bound in bytes: $HIVEMIND_CACHE_MAX_MB (default 2048), one line if unusable."""
+    text = os.environ.get("HIVEMIND_CACHE_MAX_MB", str(CACHE_MAX_MB))
+    try:
+        mb = float(text)
+    except ValueError:
+        mb = math.nan
+    if not mb > 0 or math.isinf(mb):
+        raise UsageError(f"HIVEMIND_CACHE_MAX_MB must be a positive number of megabytes, got {text!r}")
+    return int(mb * 2**20)
 
 
 # --- argparse types: argparse reports a bad value in one line with the flag's name --------

@@ -134,3 +134,29 @@ def test_the_installed_program_exits_with_the_command_status(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.splitlines()[-1] == f"results: {tmp_path / 'r' / 'run.nc'} and {tmp_path / 'r' / 'manifest.json'}"
     assert (tmp_path / "r" / "manifest.json").is_file()
+
+
+def test_the_compilation_cache_keeps_to_its_bound_and_a_bad_bound_is_one_line(tmp_path):
+    scenario = tmp_path / "s.toml"
+    scenario.write_text(
+        '[manifold]\nkind = "sphere"\ndim = 2\n[graph]\nkind = "cycle"\nn = 12\n[dynamics]\nstep_size = 0.1\nsteps = 40\n'
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("JAX_", "HIVEMIND_"))}
+    cache = tmp_path / "cache"
+    bound = 0.05  # MB: a few of the run's programs, not all of them
+    run = "import sys\nfrom hivemind.cli import main\nsys.exit(main(['run', sys.argv[1], '--out', sys.argv[2], '--quiet']))"
+    proc = python(run, str(scenario), str(tmp_path / "a"), env=env | {"HIVEMIND_CACHE_DIR": str(cache)})
+    assert proc.returncode == 0, proc.stderr
+    unbounded = sum(p.stat().st_size for p in cache.glob("*-cache"))
+    assert unbounded > bound * 2**20  # the run compiles more than the bound holds
+    small = tmp_path / "small"
+    proc = python(
+        run, str(scenario), str(tmp_path / "b"), env=env | {"HIVEMIND_CACHE_DIR": str(small), "HIVEMIND_CACHE_MAX_MB": str(bound)}
+    )
+    assert proc.returncode == 0, proc.stderr
+    kept = sum(p.stat().st_size for p in small.glob("*-cache"))
+    assert 0 < kept <= bound * 2**20
+    proc = python(run, str(scenario), str(tmp_path / "c"), env=env | {"HIVEMIND_CACHE_MAX_MB": "-3"})
+    assert (
+        proc.returncode == 2 and proc.stderr.strip() == "HIVEMIND_CACHE_MAX_MB must be a positive number of megabytes, got '-3'"
+    )
