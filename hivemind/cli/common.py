@@ -63,6 +63,11 @@ def use_compile_cache(enabled: bool = True) -> Path | None:
     except OSError:
         return None  # a read-only home: compile every time, as without the cache
     bound = cache_max_bytes()
+    if os.environ.get("JAX_COMPILATION_CACHE_MAX_SIZE", "").strip() == "-1":
+        # Unbounded, this process writes entries without access times: date them next time.
+        (directory / _DATED).unlink(missing_ok=True)
+    else:
+        _date_entries(directory)
     if "jax" in sys.modules:
         import jax
 
@@ -76,6 +81,30 @@ def use_compile_cache(enabled: bool = True) -> Path | None:
         os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", str(CACHE_MIN_COMPILE_S))
         os.environ.setdefault("JAX_COMPILATION_CACHE_MAX_SIZE", str(bound))
     return directory
+
+
+# Marks a cache folder whose every entry has the access time JAX's eviction reads.
+_DATED = ".hivemind-dated"
+
+
+def _date_entries(directory: Path) -> None:
+    """Give every entry of an unbounded cache the access-time file of a bounded one, once.
+
+    Entries written without a bound (by an earlier hivemind, or with
+    JAX_COMPILATION_CACHE_MAX_SIZE=-1) have none, and JAX's eviction, which reads one per
+    entry on every write, would then fail to write anything new. Their modification time
+    stands in.
+    """
+    if (directory / _DATED).exists():
+        return
+    try:
+        for entry in directory.glob("*-cache"):
+            atime = entry.with_name(entry.name.removesuffix("-cache") + "-atime")
+            if not atime.exists():
+                atime.write_bytes(entry.stat().st_mtime_ns.to_bytes(8, "little"))
+        (directory / _DATED).touch()
+    except OSError:
+        pass  # another process is at it, or the folder is read-only: JAX warns and compiles
 
 
 def cache_max_bytes() -> int:

@@ -160,3 +160,27 @@ def test_the_compilation_cache_keeps_to_its_bound_and_a_bad_bound_is_one_line(tm
     assert (
         proc.returncode == 2 and proc.stderr.strip() == "HIVEMIND_CACHE_MAX_MB must be a positive number of megabytes, got '-3'"
     )
+
+
+def test_a_cache_written_without_a_bound_keeps_working_with_one(tmp_path):
+    """Entries written unbounded (an earlier hivemind) have no access-time file, and JAX's
+    eviction reads one per entry on every write: they are dated once, so new programs are kept."""
+    scenario = tmp_path / "s.toml"
+    scenario.write_text(
+        '[manifold]\nkind = "sphere"\ndim = 2\n[graph]\nkind = "cycle"\nn = 12\n[dynamics]\nstep_size = 0.1\nsteps = 40\n'
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("JAX_", "HIVEMIND_"))}
+    cache = tmp_path / "cache"
+    run = "import sys\nfrom hivemind.cli import main\nsys.exit(main(['run', sys.argv[1], '--out', sys.argv[2], '--quiet']))"
+    unbounded = env | {"HIVEMIND_CACHE_DIR": str(cache), "JAX_COMPILATION_CACHE_MAX_SIZE": "-1"}
+    proc = python(run, str(scenario), str(tmp_path / "a"), env=unbounded)
+    assert proc.returncode == 0, proc.stderr
+    old = {p.name for p in cache.glob("*-cache")}
+    assert old and not list(cache.glob("*-atime"))
+    scenario.write_text(scenario.read_text().replace("n = 12", "n = 13"))  # new shapes: new programs to write
+    proc = python(run, str(scenario), str(tmp_path / "b"), env=env | {"HIVEMIND_CACHE_DIR": str(cache)})
+    assert proc.returncode == 0, proc.stderr
+    assert "Error writing persistent compilation cache entry" not in proc.stderr
+    entries = {p.name for p in cache.glob("*-cache")}
+    assert entries > old  # the second run's programs were written beside the first's
+    assert {p.name.removesuffix("-atime") for p in cache.glob("*-atime")} == {n.removesuffix("-cache") for n in entries}
