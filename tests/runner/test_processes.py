@@ -77,15 +77,31 @@ def test_two_processes_write_what_one_process_computes(tmp_path, shard):
             np.testing.assert_allclose(got[name].values, want[name].values, rtol=1e-6, atol=2e-6)
 
 
+def _wait_for_checkpoint(out: Path, proc: subprocess.Popen) -> None:
+    deadline = time.monotonic() + 180
+    while not (out / "checkpoint" / "carry.npz").exists():
+        assert time.monotonic() < deadline and proc.poll() is None, "no checkpoint appeared"
+        time.sleep(0.1)
+
+
+def _resume_to_one_process(out: Path, overrides: list[str]) -> None:
+    """Both processes --resume; the run they finish equals one process's."""
+    (rc0, _, err0), (rc1, _, err1) = _finish(_start(out, overrides, "--resume"))
+    assert (rc0, rc1) == (0, 0), err0 + err1
+    with xr.open_dataset(out / "run.nc") as got:
+        got = got.load()
+    want = _one_process(overrides)
+    # One seed per process compiles the one-seed layout, where one process batches both: float rounding.
+    np.testing.assert_allclose(got.state.values, want.state.values, rtol=0, atol=1e-6)
+    np.testing.assert_array_equal(got.step.values, want.step.values)
+
+
 @pytest.mark.slow
 def test_a_dead_process_stops_the_other_in_one_line_and_resume_completes(tmp_path):
     overrides = ['run.shard="seeds"', "run.seeds=[0, 1]", "dynamics.steps=20000", "record.every=500"]
     out = tmp_path / "run"
     procs = _start(out, overrides)
-    deadline = time.monotonic() + 180
-    while not (out / "checkpoint" / "carry.npz").exists():
-        assert time.monotonic() < deadline and procs[0].poll() is None, "no checkpoint appeared"
-        time.sleep(0.1)
+    _wait_for_checkpoint(out, procs[0])
     procs[1].send_signal(signal.SIGKILL)
     killed = time.monotonic()
     (rc0, _, err0), _ = _finish(procs, timeout=60)
@@ -96,14 +112,7 @@ def test_a_dead_process_stops_the_other_in_one_line_and_resume_completes(tmp_pat
     assert "another process of the run stopped" in lines[0] and "--resume" in lines[0]
     assert (out / "checkpoint" / "carry.npz").exists() and not (out / "run.nc").exists()
 
-    (rc0, stdout0, err0), (rc1, _, err1) = _finish(_start(out, overrides, "--resume"))
-    assert (rc0, rc1) == (0, 0), err0 + err1
-    with xr.open_dataset(out / "run.nc") as got:
-        got = got.load()
-    want = _one_process(overrides)
-    # One seed per process compiles the one-seed layout, where one process batches both: float rounding.
-    np.testing.assert_allclose(got.state.values, want.state.values, rtol=0, atol=1e-6)
-    np.testing.assert_array_equal(got.step.values, want.step.values)
+    _resume_to_one_process(out, overrides)
 
 
 def _refused(args: list[str], timeout: float = 60) -> tuple[str, float]:
@@ -164,10 +173,7 @@ def test_a_hung_process_stops_the_other_in_one_line_and_resume_completes(tmp_pat
     overrides = ['run.shard="seeds"', "run.seeds=[0, 1]", "dynamics.steps=20000", "record.every=500"]
     out = tmp_path / "run"
     procs = _start(out, overrides, "--timeout", "6")
-    deadline = time.monotonic() + 180
-    while not (out / "checkpoint" / "carry.npz").exists():
-        assert time.monotonic() < deadline and procs[0].poll() is None, "no checkpoint appeared"
-        time.sleep(0.1)
+    _wait_for_checkpoint(out, procs[0])
     procs[1].send_signal(signal.SIGSTOP)
     stopped = time.monotonic()
     try:
@@ -184,13 +190,7 @@ def test_a_hung_process_stops_the_other_in_one_line_and_resume_completes(tmp_pat
     step = int(lines[0].split("the checkpoint at step ")[1].split()[0])
     assert 0 < step < 20000 and (out / "checkpoint" / "carry.npz").exists() and not (out / "run.nc").exists()
 
-    (rc0, _, err0), (rc1, _, err1) = _finish(_start(out, overrides, "--resume"))
-    assert (rc0, rc1) == (0, 0), err0 + err1
-    with xr.open_dataset(out / "run.nc") as got:
-        got = got.load()
-    want = _one_process(overrides)
-    np.testing.assert_allclose(got.state.values, want.state.values, rtol=0, atol=1e-6)
-    np.testing.assert_array_equal(got.step.values, want.step.values)
+    _resume_to_one_process(out, overrides)
 
 
 SWEEP_GRID = ["--grid", "dynamics.step_size=0.01,0.02,0.05", "--grid", "anchor.coupling=0.5,2"]
