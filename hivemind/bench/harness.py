@@ -32,7 +32,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from hivemind.bench import baselines
-from hivemind.runner.simulate import TAG_DYNAMICS, advance, engine_inputs, initial_configuration, simulate, start
+from hivemind.runner.simulate import advance, dynamics_keys, engine_inputs, initial_configuration, simulate, start
 from hivemind.scenario import Scenario, parse_scenario
 
 # Implementations agree when their states after the same steps differ by less than this
@@ -123,7 +123,7 @@ class Engine:
         if pairs is not None:  # force the pair kernel on or off, to race the two
             self.config = replace(self.config, features=self.config.features._replace(pairs=pairs))
         self.x0 = jnp.stack([initial_configuration(sc, s, dtype) for s in sc.run.seeds])
-        self.keys = jnp.stack([jax.random.fold_in(jax.random.key(s), TAG_DYNAMICS) for s in sc.run.seeds])
+        self.keys = dynamics_keys(sc.run.seeds)
 
     def run(self, steps: int, repeats: int | None = None) -> tuple[float, float, np.ndarray]:
         """(compile + first run seconds, best steady run seconds, final states) for ``steps`` steps.

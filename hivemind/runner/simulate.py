@@ -66,37 +66,73 @@ def engine_inputs(scenario: Scenario, dtype) -> tuple[EngineConfig, dict, Topolo
     )
     config = EngineConfig(manifold, dyn.rule, dyn.noise_schedule, static_opts, features)
     hyper = {
-        "step_size": jnp.asarray(dyn.step_size, dtype),
-        "noise": jnp.asarray(dyn.noise, dtype),
-        "noise_decay": jnp.asarray(dyn.noise_decay, dtype),
-        "gossip_prob": jnp.asarray(dyn.gossip_prob, dtype),
-        "confidence": jnp.asarray(np.inf if dyn.confidence is None else dyn.confidence, dtype),
-        "cluster_tol": jnp.asarray(scenario.record.cluster_tol, dtype),
-        "options": {k: jnp.asarray(v, dtype) for k, v in dyn.options.items() if isinstance(v, float)},
+        "step_size": _on_device(dyn.step_size, dtype),
+        "noise": _on_device(dyn.noise, dtype),
+        "noise_decay": _on_device(dyn.noise_decay, dtype),
+        "gossip_prob": _on_device(dyn.gossip_prob, dtype),
+        "confidence": _on_device(np.inf if dyn.confidence is None else dyn.confidence, dtype),
+        "cluster_tol": _on_device(scenario.record.cluster_tol, dtype),
+        "options": {k: _on_device(v, dtype) for k, v in dyn.options.items() if isinstance(v, float)},
     }
     couplings = [a.coupling for a in scenario.anchors]
     topo = build_topology(scenario.arrays, scenario.anchor_indices, couplings, dtype=np.dtype(dtype), stubbornness=theta)
-    topology = Topology(*(jnp.asarray(a) for a in topo))
+    topology = Topology(*(_on_device(a) for a in topo))
     return config, hyper, topology
+
+
+def _on_device(value, dtype=None) -> jax.Array:
+    """``jnp.asarray(value, dtype)``, converted by numpy: jnp converts on the device, one
+    compiled program per conversion, seven of them a run (0.1 s of a second run)."""
+    a = np.asarray(value, dtype)
+    return jax.device_put(a.astype(jax.dtypes.canonicalize_dtype(a.dtype), copy=False))
 
 
 def anchor_state(scenario: Scenario, manifold: Manifold, dtype, k: int = 0) -> jax.Array:
     """The state of anchor ``k`` (in the order the scenario gives them)."""
     a = scenario.anchors[k]
     if a.state == "random":
-        key = jax.random.fold_in(jax.random.key(a.seed), TAG_ANCHOR)
+        key = seed_keys(a.seed, TAG_ANCHOR)
         # Anchor k > 0 folds in its position too: anchors with the default seed 0 must not coincide.
+        # Drawn eagerly: compiled, its normalisation fuses otherwise and the point can sit an ulp
+        # off the engine's fixed point, which would move an anchor at its first step.
         return manifold.random_point(key if k == 0 else jax.random.fold_in(key, k), (), dtype)
     if a.state == "init":
         return manifold.projx(jnp.asarray(scenario.init.states[scenario.anchor_indices[k]], dtype))
     return manifold.projx(jnp.asarray(a.state, dtype))
 
 
+# Keys come from one compiled program rather than four eager operations per key, each
+# lowered on its own even with the compilation cache.
+@jax.jit
+def _keys(seeds: jax.Array, tag: int) -> jax.Array:
+    return jax.vmap(lambda s: jax.random.fold_in(jax.random.key(s), tag))(seeds)
+
+
+def seed_keys(seeds, tag: int) -> jax.Array:
+    """``fold_in(key(seed), tag)`` for every seed: (S,) keys; a single key for one int.
+
+    Seeds below 2**32 are one compiled program (the same bits: threefry is integer
+    arithmetic); larger ones go as jax.random.key takes them, one by one.
+    """
+    one = isinstance(seeds, (int, np.integer))
+    listed = [seeds] if one else list(seeds)
+    if all(0 <= s < 2**32 for s in listed):
+        keys = _keys(np.asarray(listed, np.uint32), tag)
+        return jax.random.wrap_key_data(np.asarray(jax.random.key_data(keys))[0]) if one else keys
+    keys = [jax.random.fold_in(jax.random.key(s), tag) for s in listed]
+    return keys[0] if one else jnp.stack(keys)
+
+
+def dynamics_keys(seeds) -> jax.Array:
+    """The (S,) keys of the dynamics of runs ``seeds``."""
+    return seed_keys(seeds, TAG_DYNAMICS)
+
+
 def initial_configuration(scenario: Scenario, seed: int, dtype) -> jax.Array:
     """The (N, D) starting states for one run seed (or for ``init.seed`` when it is pinned)."""
     manifold = get_manifold(scenario.manifold.kind, scenario.manifold.dim)
     init = scenario.init
-    key = jax.random.fold_in(jax.random.key(seed if init.seed is None else init.seed), TAG_INIT)
+    key = seed_keys(seed if init.seed is None else init.seed, TAG_INIT)
     x = initial_states(
         manifold,
         init.kind,
@@ -269,7 +305,7 @@ def _simulate(scenario, progress, init_states, dtype, ckpt: Path | None, resume:
         x0 = jnp.stack([initial_configuration(scenario, s, dtype) for s in seeds])
     else:
         x0 = jnp.broadcast_to(jnp.asarray(init_states, dtype), (len(seeds), topology.n_nodes, config.manifold.ambient_dim))
-    keys = jnp.stack([jax.random.fold_in(jax.random.key(s), TAG_DYNAMICS) for s in seeds])
+    keys = dynamics_keys(seeds)
     x0, keys, topology, layout = sharding.shard(scenario.run.shard, x0, keys, topology)
     carry, first = start(config, hyper, topology, x0, keys)
     first = sharding.trim({k: processes.to_host(a)[:, None] for k, a in first.items()}, layout)

@@ -33,7 +33,7 @@ from hivemind.engine.kernel import EngineConfig, Lanes, advance, chunk_plan, rec
 from hivemind.engine.manifolds import get_manifold
 from hivemind.io.atomic import atomic_write, free_bytes
 from hivemind.io.records import NETCDF_ENGINE
-from hivemind.runner.simulate import TAG_DYNAMICS, engine_inputs, initial_configuration
+from hivemind.runner.simulate import dynamics_keys, engine_inputs, initial_configuration
 from hivemind.scenario.grid import BATCHED, GRID, Grid, SweepError, make_grid, parse_values, point_scenarios  # noqa: F401
 
 # The thinned trajectory keeps at most this many recorded steps per point.
@@ -302,7 +302,7 @@ def _run_batch(batch: Batch, first, seeds, steps: int, every: int, tol: float) -
     plan = chunk_plan(steps, every)
     with jax.enable_x64(dtype == jnp.float64):
         x0 = jnp.stack([initial_configuration(first, s, dtype) for s in seeds])
-        keys = jnp.stack([jax.random.fold_in(jax.random.key(s), TAG_DYNAMICS) for s in seeds])
+        keys = dynamics_keys(seeds)
         hyper, topology, x0, keys, n_runs = _runs(batch, x0, keys)
         lanes = Lanes.of(*batch.axes)
         carry, obs = start(batch.config, hyper, topology, x0, keys, lanes)
