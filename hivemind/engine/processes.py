@@ -346,4 +346,9 @@ def watch(timeout_s: float, lost) -> Watchdog | None:
         return None
     from jax._src import distributed
 
-    return Watchdog(timeout_s, lost, distributed.global_state.client).start()
+    # JAX keeps its client private; where it moves, a run goes on without our watchdog
+    # (JAX's own heartbeat deadline still ends a hung run, with its page of log).
+    client = getattr(getattr(distributed, "global_state", None), "client", None)
+    if not all(hasattr(client, m) for m in ("key_value_set", "key_value_dir_get")):
+        return None
+    return Watchdog(timeout_s, lost, client).start()

@@ -105,7 +105,7 @@ def test_a_dead_process_stops_the_other_in_one_line_and_resume_completes(tmp_pat
     procs[1].send_signal(signal.SIGKILL)
     killed = time.monotonic()
     (rc0, _, err0), _ = _finish(procs, timeout=60)
-    assert time.monotonic() - killed < 30  # the heartbeat timeout is 30 s; the broken connection is seen at once
+    assert time.monotonic() - killed < 30  # the watchdog's timeout is 30 s; the broken connection is seen at once
     assert rc0 == 1
     lines = err0.strip().splitlines()
     assert len(lines) == 1, err0
