@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import signal
+
 import tomli_w
 
 from hivemind.scenario import parse_scenario
@@ -29,3 +31,10 @@ def scenario_text(**sections) -> str:
 
 def scenario(**sections):
     return parse_scenario(scenario_text(**sections), file="test.toml")
+
+
+def interruptible() -> None:
+    """``preexec_fn`` for a child that a test stops with SIGINT: Ctrl-C reaches it however the
+    tests were started. A shell starts a background job (``make test &``) with SIGINT ignored,
+    its children inherit that, and Python then installs no KeyboardInterrupt handler."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
