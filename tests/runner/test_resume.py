@@ -16,7 +16,7 @@ import xarray as xr
 
 from hivemind.cli import main
 from hivemind.runner.simulate import simulate
-from tests.helpers import interruptible, scenario, scenario_text
+from tests.helpers import INTERRUPTIBLE, scenario, scenario_text
 
 # Long enough (a few seconds) to be caught mid-run; 20 chunks, so a checkpoint every ~5 %.
 LONG = scenario_text(
@@ -29,7 +29,7 @@ LONG = scenario_text(
 
 
 def cli(*args: str) -> subprocess.Popen:
-    code = "import sys; from hivemind.cli import main; sys.exit(main(sys.argv[1:]))"
+    code = INTERRUPTIBLE + "import sys; from hivemind.cli import main; sys.exit(main(sys.argv[1:]))"
     root = Path(__file__).resolve().parents[2]
     return subprocess.Popen(
         [sys.executable, "-c", code, *args],
@@ -37,7 +37,6 @@ def cli(*args: str) -> subprocess.Popen:
         stderr=subprocess.PIPE,
         text=True,
         cwd=root,
-        preexec_fn=interruptible,
     )
 
 
