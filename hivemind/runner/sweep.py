@@ -149,17 +149,26 @@ def sweep(
         raise SweepError("dynamics.steps: cannot be swept; every point must record the same steps", GRID)
     every = max(base.record.every, math.ceil(steps / TRAJECTORY_POINTS))
     writer = processes.is_writer()
-    check_resources(grid, scenarios, steps, every, memory, out if writer else None)
+    check_resources(grid, scenarios, steps, every, memory, None)
     batches = _batches(grid, scenarios, memory)
     n_points = len(scenarios)
     results: dict[int, dict] = {}
-    store = None
-    if out is not None and writer:
+    store = refusal = None
+    if out is not None and writer:  # OUT is process 0's: its disk, its saved batches
         store = _BatchStore(Path(out) / "batches", _fingerprint(scenario, grid, seeds, tol))
-        if resume:
-            results.update(store.load())
-    # Every process must run the same batches: process 0, which read the saved ones, says which.
-    skip = processes.broadcast_flags([k in results for k in range(len(batches))])
+        try:
+            check_resources(grid, scenarios, steps, every, memory, out)
+            if resume:
+                results.update(store.load())
+        except SweepError as e:
+            refusal = e
+    # Every process must run the same batches, or none: process 0, which read OUT, says which.
+    flags = processes.broadcast_flags([refusal is not None] + [k in results for k in range(len(batches))])
+    if refusal is not None:
+        raise refusal
+    if flags[0]:
+        raise SweepError(f"{out}: process 0 refused to sweep there (its own message says why)")
+    skip = flags[1:]
     done = sum(len(b.index) for b, saved in zip(batches, skip, strict=True) if saved)
     if progress is not None:
         progress(done, n_points)
@@ -404,6 +413,8 @@ class _BatchStore:
                             f"{path.parent.parent}: the saved batches are of another sweep (scenario, grid, seeds or tol)"
                         )
                     out[int(path.stem.split("_")[1])] = {k: f[k] for k in f.files if k != "fingerprint"}
+            except SweepError:
+                raise  # a ValueError too, but not a torn batch: another sweep's, which --resume must not overwrite
             except (OSError, ValueError, KeyError, EOFError):
                 continue  # a batch torn by the kill: it runs again
         return out

@@ -292,3 +292,20 @@ def test_a_sweep_with_a_bad_process_setup_is_one_line(tmp_path, sweep_scenario):
         r = subprocess.run([*argv, *extra], capture_output=True, text=True, timeout=60)
         assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and words in r.stderr, r.stderr
     assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.slow
+def test_a_sweep_that_process_0_refuses_ends_every_process_in_one_line(tmp_path, sweep_scenario):
+    """Saved batches of another grid: process 0 refuses after reading OUT, and tells the others,
+    who would otherwise wait in the next collective."""
+    out = tmp_path / "sweep"
+    argv = [sys.executable, "-m", "hivemind.cli", "sweep", str(sweep_scenario), "--grid", "dynamics.step_size=0.03,0.04",
+            "--out", str(out), "--quiet", "--formats", "png"]  # fmt: skip
+    assert subprocess.run(argv, capture_output=True, text=True, timeout=300).returncode == 0
+    port = _free_port()
+    procs = [subprocess.Popen(_sweep_cmd(sweep_scenario, out, port, 2, i, "--resume"), stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for i in range(2)]  # fmt: skip
+    (rc0, _, err0), (rc1, _, err1) = _finish(procs, timeout=120)
+    assert (rc0, rc1) == (2, 2), err0 + err1
+    assert err0.strip().splitlines() == [f"{out}: the saved batches are of another sweep (scenario, grid, seeds or tol)"]
+    assert err1.strip().splitlines() == [f"{out}: process 0 refused to sweep there (its own message says why)"]

@@ -251,3 +251,13 @@ def test_grid_batches_spread_over_four_devices_equal_one(small):
     one = sweep(load_scenario(small), {"dynamics.step_size": [0.01, 0.02, 0.05, 0.08, 0.1]}, seeds=2)
     np.testing.assert_allclose(np.asarray(four["final"]), one.final_state.values, atol=1e-6)
     np.testing.assert_allclose(np.asarray(four["dist"]), one.final_mean_distance.values, rtol=1e-5, atol=1e-7)
+
+
+def test_resume_refuses_the_batches_of_another_sweep_and_keeps_them(small, tmp_path, capsys):
+    out = tmp_path / "out"
+    assert main(["sweep", str(small), "--grid", "dynamics.step_size=0.03,0.04", "--out", str(out), "--quiet"]) == 0
+    saved = {p.name: p.read_bytes() for p in (out / "batches").iterdir()}
+    capsys.readouterr()
+    assert main(["sweep", str(small), "--grid", "dynamics.step_size=0.05", "--out", str(out), "--resume", "--quiet"]) == 2
+    assert capsys.readouterr().err.strip() == f"{out}: the saved batches are of another sweep (scenario, grid, seeds or tol)"
+    assert {p.name: p.read_bytes() for p in (out / "batches").iterdir()} == saved
