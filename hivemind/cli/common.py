@@ -239,10 +239,7 @@ def claim(args, out: Path) -> Path:
     """Take OUT's writer lock until the command returns (a second writer gets exit status 2)."""
     from hivemind.io import outdir
 
-    try:
-        return args.exit_stack.enter_context(outdir.locked(out))
-    except OSError as e:
-        raise UsageError(f"{out}: --out cannot be written: {e.strerror or e}") from None
+    return args.exit_stack.enter_context(outdir.locked(out))
 
 
 # --- several processes (jax.distributed) ------------------------------------------------------

@@ -47,6 +47,12 @@ class ProcessesError(InputError, ValueError):
     """A multi-process setup that cannot work: a bad address, id or count, or a coordinator out of reach."""
 
 
+def first_line(error: Exception) -> str:
+    """The first non-empty line of ``error``'s message (a collective's error runs to pages)."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    return lines[0] if lines else type(error).__name__
+
+
 class PeerLost(RuntimeError):
     """A collective failed because another process of the run stopped; ``step`` is the kept checkpoint's (or None)."""
 

@@ -90,22 +90,25 @@ def exists(directory: Path) -> bool:
     return (Path(directory) / CARRY).is_file()
 
 
-def saved_step(directory: Path) -> int | None:
-    """The step the checkpoint in ``directory`` reached, or None where there is none readable."""
+def _meta(directory: Path, name: str) -> np.ndarray | None:
+    """``meta_<name>`` of the checkpoint in ``directory``, or None where there is none readable."""
     try:
         with np.load(Path(directory) / CARRY) as f:
-            return int(f["meta_done"])
+            return f[f"meta_{name}"]
     except (OSError, ValueError, KeyError, EOFError):
         return None
 
 
+def saved_step(directory: Path) -> int | None:
+    """The step the checkpoint in ``directory`` reached, or None where there is none readable."""
+    done = _meta(directory, "done")
+    return None if done is None else int(done)
+
+
 def saved_execution(directory: Path) -> dict:
     """How the checkpointed run was spread over devices ({} where it did not say)."""
-    try:
-        with np.load(Path(directory) / CARRY) as f:
-            return json.loads(str(f["meta_execution"]))
-    except (OSError, ValueError, KeyError, EOFError):
-        return {}
+    execution = _meta(directory, "execution")
+    return {} if execution is None else json.loads(str(execution))
 
 
 def load(directory: Path, fingerprint: str, template: Any, layout: tuple[int, int] | None = None) -> tuple[Any, int, int, int]:
@@ -130,14 +133,15 @@ def load(directory: Path, fingerprint: str, template: Any, layout: tuple[int, in
         data = saved.get(f"leaf{i}")
         if data is None:
             raise CheckpointError(f"{directory / CARRY}: missing part {i} of the engine state")
-        want = np.asarray(to_host(jax.random.key_data(leaf) if is_key(leaf) else leaf))
-        if layout is not None:
+        want = jax.random.key_data(leaf) if is_key(leaf) else leaf
+        if layout is not None and data.shape != want.shape and data.dtype == want.dtype:
+            # Saved on another layout: its real runs and agents go into this run's fresh carry.
+            # (Every process decides alike, so every process joins to_host's gather.)
             real = _real(leaf.shape, padded, layout)
-            fits = data.ndim == want.ndim and all(d >= (r.stop - r.start) for d, r in zip(data.shape, real, strict=False))
-            if fits and data.shape[len(real) :] == want.shape[len(real) :] and data.dtype == want.dtype:
-                want = want.copy()
-                want[real] = data[real]
-                data = want
+            fresh = np.array(to_host(want))
+            if data.ndim == fresh.ndim and data[real].shape == fresh[real].shape:
+                fresh[real] = data[real]
+                data = fresh
         if data.shape != want.shape or data.dtype != want.dtype:
             raise CheckpointError(f"{directory / CARRY}: part {i} has shape {data.shape}, expected {want.shape}")
         if is_key(leaf):

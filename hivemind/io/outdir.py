@@ -46,11 +46,16 @@ def locked(directory: str | Path) -> Iterator[Path]:
     ------
     DirectoryBusy
         At once, if another process holds it.
+    OutError
+        If the directory or its lock file cannot be created.
     """
     directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
     path = directory / LOCK_NAME
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as e:
+        raise _unwritable(directory, e) from None
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -58,13 +63,20 @@ def locked(directory: str | Path) -> Iterator[Path]:
             raise DirectoryBusy(directory, _holder(fd)) from None
         except OSError as e:
             if e.errno not in (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS):
-                raise
+                raise _unwritable(directory, e) from None
             # A filesystem without locks (some network mounts): run unguarded rather than not at all.
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        try:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        except OSError as e:
+            raise _unwritable(directory, e) from None
         yield directory
     finally:
         os.close(fd)  # releases the lock
+
+
+def _unwritable(directory: Path, error: OSError) -> OutError:
+    return OutError(f"{directory}: --out cannot be written: {error.strerror or error}")
 
 
 def _holder(fd: int) -> int | None:

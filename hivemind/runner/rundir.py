@@ -68,10 +68,7 @@ def run_in(
     with contextlib.ExitStack() as held:
 
         def decide() -> str:
-            try:
-                held.enter_context(outdir.locked(out))
-            except OSError as e:
-                raise outdir.OutError(f"{out}: --out cannot be written: {e.strerror or e}") from None
+            held.enter_context(outdir.locked(out))
             resumable = resume and checkpoint.exists(out / "checkpoint")
             mode = outdir.resume_mode(out, scenario.fingerprint, resume, force, resumable)
             if mode != "complete":

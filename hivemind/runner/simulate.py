@@ -397,7 +397,7 @@ def _simulate(scenario, progress, init_states, dtype, ckpt: Path | None, resume:
         # failed: another process stopped. What is on disk is consistent with the checkpoint.
         rec.close()
         kept = saved_at if ckpt is not None and checkpoint.exists(ckpt) else None
-        raise processes.PeerLost(_first_line(e), kept) from None
+        raise processes.PeerLost(processes.first_line(e), kept) from None
 
     if diverged_at is not None:
         lo, hi = diverged_at
@@ -438,11 +438,6 @@ def execution_changes(before: dict, now: dict) -> str | None:
         f"resuming with other execution settings: {', '.join(changed)}; "
         "what follows may differ from an uninterrupted run's by float rounding"
     )
-
-
-def _first_line(error: Exception) -> str:
-    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
-    return lines[0] if lines else type(error).__name__
 
 
 def _write_problem(error: OSError, where) -> str:

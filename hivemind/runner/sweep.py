@@ -149,7 +149,7 @@ def sweep(
         raise SweepError("dynamics.steps: cannot be swept; every point must record the same steps", GRID)
     every = max(base.record.every, math.ceil(steps / TRAJECTORY_POINTS))
     writer = processes.is_writer()
-    check_resources(grid, scenarios, steps, every, memory, None)
+    check_resources(grid, scenarios, steps, every, memory)
     batches = _batches(grid, scenarios, memory)
     n_points = len(scenarios)
     results: dict[int, dict] = {}
@@ -157,7 +157,7 @@ def sweep(
     if out is not None and writer:  # OUT is process 0's: its disk, its saved batches
         store = _BatchStore(Path(out) / "batches", _fingerprint(scenario, grid, seeds, tol))
         try:
-            check_resources(grid, scenarios, steps, every, memory, out)
+            check_disk(grid, scenarios, steps, every, out)
             if resume:
                 results.update(store.load())
         except SweepError as e:
@@ -181,7 +181,7 @@ def sweep(
             if processes.count() == 1:
                 raise
             # A collective failed: another process stopped. The saved batches stay.
-            raise processes.PeerLost(_first_line(e), done) from None
+            raise processes.PeerLost(processes.first_line(e), done) from None
         if not writer:
             continue
         results[k] = part
@@ -195,14 +195,9 @@ def sweep(
     return _dataset(scenario, grid, seeds, steps, every, tol, results, scenarios)
 
 
-def _first_line(error: Exception) -> str:
-    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
-    return lines[0] if lines else type(error).__name__
-
-
-def check_resources(grid: Grid, scenarios: list, steps: int, every: int, memory: int, out) -> None:
+def check_resources(grid: Grid, scenarios: list, steps: int, every: int, memory: int, out=None) -> None:
     """Refuse, before anything runs, a grid whose points do not fit the memory bound or whose
-    results do not fit the free disk space; the message names the key that makes them big."""
+    results do not fit the free disk space of ``out``; the message names the key that makes them big."""
 
     sizes = [point_bytes(s) for s in scenarios]
     worst = int(np.argmax(sizes))
@@ -221,15 +216,20 @@ def check_resources(grid: Grid, scenarios: list, steps: int, every: int, memory:
             f"memory: a batch takes about {batch / 2**20:.0f} MB, but only {available / 2**20:.0f} MB are free", "--"
         )
     if out is not None:
-        n_records = record_steps(steps, every).size
-        final = max(s.arrays.n_nodes * get_manifold(s.manifold.kind, s.manifold.dim).ambient_dim for s in scenarios)
-        per_run = (n_records + 8) * 8 + (final * 8 if final <= MAX_FINAL_STATE else 0)
-        need = len(scenarios) * len(scenarios[0].run.seeds) * per_run
-        free = free_bytes(out)
-        if need > free:
-            raise SweepError(
-                f"{grid.keys[0]}: the sweep would write about {need / 1e6:.0f} MB, only {free / 1e6:.0f} MB are free", GRID
-            )
+        check_disk(grid, scenarios, steps, every, out)
+
+
+def check_disk(grid: Grid, scenarios: list, steps: int, every: int, out) -> None:
+    """Refuse a grid whose results do not fit the free disk space of ``out``."""
+    n_records = record_steps(steps, every).size
+    final = max(s.arrays.n_nodes * get_manifold(s.manifold.kind, s.manifold.dim).ambient_dim for s in scenarios)
+    per_run = (n_records + 8) * 8 + (final * 8 if final <= MAX_FINAL_STATE else 0)
+    need = len(scenarios) * len(scenarios[0].run.seeds) * per_run
+    free = free_bytes(out)
+    if need > free:
+        raise SweepError(
+            f"{grid.keys[0]}: the sweep would write about {need / 1e6:.0f} MB, only {free / 1e6:.0f} MB are free", GRID
+        )
 
 
 def _available_memory() -> int | None:
