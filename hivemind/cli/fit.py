@@ -1,4 +1,10 @@
-"""``hivemind fit``: forecast models fitted to any conversation's embeddings, scored and written."""
+"""``hivemind fit``: models of conversations fitted, scored against the simplest alternatives, and written.
+
+Many discussions (a table, or a NetCDF file with a conversation dimension) go to
+``live.discussions``: opinions as numbers or texts, cross-validated over discussions. One
+conversation (a live run's directory, or a NetCDF file of embeddings) goes to
+``live.forecast``, scored by later rounds.
+"""
 
 from __future__ import annotations
 
@@ -9,30 +15,99 @@ from hivemind.errors import InputError
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("fit", help="fit and score forecast models of any conversation's embeddings (a live run or a NetCDF file)")
-    p.add_argument("data", help="a live run's directory, or a NetCDF file with embedding(round, agent, coord)")
-    p.add_argument("--out", required=True, help="output directory for fit.json and fit.png")
-    p.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples for the intervals (0: none)")
+    p = sub.add_parser(
+        "fit",
+        help="fit and score models of conversations: tables of opinions or texts (many discussions), a live run, a NetCDF file",
+    )
     p.add_argument(
+        "data",
+        help="a table (.csv, .jsonl, .parquet: conversation, round, agent, opinion or text), a NetCDF file "
+        "(embedding(round, agent, coord), or with a conversation dimension first), or a live run's directory",
+    )
+    p.add_argument("--out", required=True, help="output directory for fit.json (and the figure of one conversation)")
+    g = p.add_argument_group("many discussions (tables, NetCDF with a conversation dimension)")
+    g.add_argument("--opinion", default="opinion", help="numeric opinion column(s), comma-separated (default: opinion)")
+    g.add_argument("--text", default=None, help="a text column instead: embedded with the default sentence embedder (minilm)")
+    g.add_argument("--anchor-text", default=None, help="the anchor's text (with --text); or give rows whose agent is 'anchor'")
+    g.add_argument(
+        "--attractor-by",
+        default=None,
+        help="column whose values each get an attractor (default: stance or group when present; none: no such models)",
+    )
+    g.add_argument("--edges", default=None, help="a table (conversation, src, dst) of who hears whom (default: everyone)")
+    g.add_argument("--missing", choices=("error", "drop"), default="error", help="an agent missing from a round: refuse, or drop")
+    g.add_argument(
+        "--space", choices=("sphere", "euclidean"), default=None, help="default: the sphere for unit vectors and texts"
+    )
+    g.add_argument("--models", default=None, help="comma-separated, e.g. peer,peer+decay,attractor[stance]+decay (default: all)")
+    g.add_argument("--folds", type=int, default=5, help="cross-validation folds over the training discussions (default 5)")
+    g.add_argument("--test-share", type=float, default=0.5, help="share of discussions held out (default 0.5)")
+    o = p.add_argument_group("one conversation (a live run, a NetCDF file of embeddings)")
+    o.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples for the intervals (0: none)")
+    o.add_argument(
         "--intervals",
         choices=("parametric", "blocks", "refit"),
         default="parametric",
         help="parametric: conversations simulated from each fit; blocks: blocks of rounds resampled (default: parametric)",
     )
-    p.add_argument("--train", type=int, default=None, help="transitions to fit on (default: half); the rest are scored")
-    p.add_argument("--horizon", type=int, default=3, help="longest lead time scored, in rounds")
-    p.add_argument("--seed", type=int, default=0, help="the bootstrap's seed")
+    o.add_argument("--horizon", type=int, default=3, help="longest lead time scored, in rounds")
+    p.add_argument(
+        "--train", type=int, default=None, help="transitions of each discussion fitted for the later-rounds score (default: half)"
+    )
+    p.add_argument("--seed", type=int, default=0, help="the seed of the held-out split, the folds and the bootstraps")
     p.set_defaults(func=cmd_fit)
 
 
 def cmd_fit(args) -> int:
-    from hivemind.live.forecast import fit, format_forecast
+    from hivemind.live.discussions import has_conversations
 
     if args.resamples < 0 or args.resamples > 100_000:
         raise UsageError(f"--resamples must be from 0 to 100000, got {args.resamples}")
     if args.horizon < 1:
         raise UsageError(f"--horizon must be >= 1, got {args.horizon}")
-    out = claim(args, out_dir(args.out))
+    if args.folds < 2:
+        raise UsageError(f"--folds must be 2 or more, got {args.folds}")
+    if not 0.0 <= args.test_share < 1.0:
+        raise UsageError(f"--test-share must be in [0, 1), got {args.test_share}")
+    target = out_dir(args.out)
+    if has_conversations(args.data):
+        return _many(args, target)
+    return _one(args, target)
+
+
+def _many(args, target) -> int:
+    from hivemind.live.discussions import Options, fit, format_fit, load_panel
+
+    options = Options(
+        opinion=tuple(c.strip() for c in args.opinion.split(",") if c.strip()),
+        text=args.text,
+        attractor_by=args.attractor_by,
+        edges=args.edges,
+        missing=args.missing,
+        space=args.space,
+        models=tuple(m.strip() for m in args.models.split(",")) if args.models else None,
+        folds=args.folds,
+        test_share=args.test_share,
+        train=args.train,
+        seed=args.seed,
+        anchor_text=args.anchor_text,
+    )
+    if args.text is None:
+        load_panel(args.data, options)  # a refused table leaves OUT untouched
+    out = claim(args, target)
+    say = lambda s: print(s, file=sys.stderr, flush=True)  # progress on stderr
+    doc = fit(args.data, out, options, say)
+    print(format_fit(doc))
+    print(f"results: {out / 'fit.json'}")
+    return EXIT_OK
+
+
+def _one(args, target) -> int:
+    from hivemind.io.trajectories import load
+    from hivemind.live.forecast import fit, format_forecast
+
+    load(args.data)  # a refused file leaves OUT untouched
+    out = claim(args, target)
     try:
         results = fit(
             args.data,

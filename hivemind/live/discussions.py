@@ -1,0 +1,228 @@
+"""``hivemind fit`` on many discussions: tables (CSV, JSON lines, Parquet) and NetCDF files with a
+``conversation`` dimension, opinions as numbers (R^d) or texts (embedded, on the sphere).
+
+Wires the layers below it: ``io.tables`` reads, the sentence embedder (this package) embeds
+texts, with a cache beside the output, ``theory.fitting`` fits, scores and chooses, and
+``io.results`` writes ``fit.json``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from hivemind.io.tables import Discussions, is_table, read, read_netcdf
+from hivemind.io.trajectories import DataError
+
+# Unit vectors to this tolerance are directions: the sphere is chosen for them.
+UNIT = 1e-6
+EMBEDDINGS_CACHE = "embeddings.npz"
+
+
+@dataclass(frozen=True)
+class Options:
+    opinion: tuple[str, ...] = ("opinion",)
+    text: str | None = None
+    attractor_by: str | None = None  # None: stance or group when present; "" or "none": no attractor per group
+    edges: str | None = None
+    missing: str = "error"
+    space: str | None = None  # None: chosen from the data
+    models: tuple[str, ...] | None = None
+    folds: int = 5
+    test_share: float = 0.5
+    train: int | None = None
+    seed: int = 0
+    anchor_text: str | None = None
+
+
+def has_conversations(path: str | Path) -> bool:
+    """Whether ``path`` holds many discussions: a table, or a NetCDF file with a conversation dimension."""
+    path = Path(path)
+    if is_table(path):
+        return True
+    if path.is_dir() or not path.is_file():
+        return False
+    import xarray as xr
+
+    try:
+        with xr.open_dataset(path) as ds:
+            return any("conversation" in ds[v].dims for v in ("embedding", "opinion") if v in ds)
+    except (OSError, ValueError):
+        return False
+
+
+def read_any(path: str | Path, options: Options) -> Discussions:
+    by = "" if options.attractor_by in ("", "none") else options.attractor_by
+    if is_table(path):
+        return read(path, options.opinion, options.text, by, options.edges, options.missing)
+    return read_netcdf(path, by, options.missing)
+
+
+def _embed(texts: np.ndarray, valid: np.ndarray, cache: Path | None, say: Callable[[str], None]) -> np.ndarray:
+    """Unit embeddings (T, N, D) of the observed texts, with the default sentence embedder; the
+    ones in ``cache`` (a file beside the output) are not embedded again."""
+    from hivemind.live.embedders import minilm
+
+    wanted = sorted({str(t) for t in texts[valid]})
+    keys = [hashlib.sha256(t.encode()).hexdigest() for t in wanted]
+    known: dict[str, np.ndarray] = {}
+    if cache is not None and cache.is_file():
+        with np.load(cache) as z:
+            known = dict(zip(z["keys"].tolist(), z["vectors"], strict=True))
+    todo = [t for t, k in zip(wanted, keys, strict=True) if k not in known]
+    if todo:
+        say(f"embedding {len(todo)} texts with minilm ({len(wanted) - len(todo)} cached)")
+        embedder = minilm(say=say)
+        for i in range(0, len(todo), 64):
+            batch = todo[i : i + 64]
+            for t, v in zip(batch, embedder.embed_many(batch), strict=True):
+                known[hashlib.sha256(t.encode()).hexdigest()] = v
+        embedder.close()
+        if cache is not None:
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            np.savez(cache, keys=np.array(list(known)), vectors=np.stack(list(known.values())))
+    index = dict(zip(wanted, keys, strict=True))
+    d = next(iter(known.values())).shape[0]
+    y = np.zeros((*texts.shape, d))
+    for t, i in zip(*np.nonzero(valid), strict=True):
+        y[t, i] = known[index[str(texts[t, i])]]
+    norm = np.linalg.norm(y, axis=-1, keepdims=True)
+    return np.where(norm > 0, y / np.where(norm > 0, norm, 1.0), 0.0)
+
+
+def choose_space(y: np.ndarray, valid: np.ndarray, space: str | None, path) -> tuple[str, np.ndarray]:
+    """The data's space (unit vectors of 2+ coordinates: the sphere; any other numbers: R^d), or
+    ``space`` when given; on the sphere the values are normalised."""
+    norms = np.linalg.norm(y[valid], axis=-1)
+    if space is None:
+        space = "sphere" if y.shape[-1] >= 2 and np.all(np.abs(norms - 1.0) < UNIT) else "euclidean"
+    if space == "sphere":
+        if y.shape[-1] < 2:
+            raise DataError(f"{path}: --space sphere needs opinions of two or more coordinates, got one")
+        if np.any(norms <= 1e-12):
+            raise DataError(f"{path}: --space sphere: a zero vector has no direction")
+        y = np.where(valid[..., None], y / np.maximum(np.linalg.norm(y, axis=-1, keepdims=True), 1e-300), 0.0)
+    return space, y
+
+
+def load_panel(path: str | Path, options: Options, cache: Path | None = None, say: Callable[[str], None] = print):
+    """The ``theory.fitting.Panel`` of the discussions in ``path``."""
+    from hivemind.theory.fitting import make_panel
+
+    data = read_any(path, options)
+    if data.texts is not None:
+        y = _embed(data.texts, data.valid, cache, say)
+        space = "sphere"
+        if options.space == "euclidean":
+            space = "euclidean"
+    else:
+        space, y = choose_space(data.y, data.valid, options.space, path)
+    anchor = data.anchor
+    text = options.anchor_text or data.anchor_text
+    if text is not None:
+        if data.texts is None:
+            raise DataError(f"{path}: an anchor text needs a text column (--text)")
+        anchor = _embed(np.array([[text]], object), np.ones((1, 1), bool), cache, say)[0, 0]
+    if anchor is not None and space == "sphere":
+        anchor = anchor / max(np.linalg.norm(anchor), 1e-300)
+    if anchor is not None and anchor.shape[0] != y.shape[-1]:
+        raise DataError(f"{path}: the anchor has {anchor.shape[0]} coordinates, the opinions {y.shape[-1]}")
+    return make_panel(
+        y,
+        data.valid,
+        data.conversation,
+        data.src,
+        data.dst,
+        space=space,
+        conversations=data.conversations,
+        anchor=anchor,
+        group=data.group,
+        groups=data.groups,
+        group_column=data.group_column,
+    )
+
+
+def fit(path: str | Path, out: str | Path | None = None, options: Options = Options(), say: Callable[[str], None] = print):
+    """The models of ``theory.fitting`` fitted to the discussions in ``path``, scored and compared;
+    returns ``fit.json``'s document (written to ``out`` when given)."""
+    from hivemind.io.results import save_json
+    from hivemind.theory.fitting import Design, fit_panel, parse
+
+    cache = Path(out) / EMBEDDINGS_CACHE if out is not None else None
+    panel = load_panel(path, options, cache, say)
+    models = None
+    if options.models:
+        try:
+            models = tuple(parse(m) for m in options.models)
+        except ValueError as e:
+            raise DataError(f"--models: {e}") from None
+    design = Design(options.folds, options.test_share, options.train, options.seed)
+    try:
+        comparison = fit_panel(panel, models, design, say)
+    except ValueError as e:
+        raise DataError(f"{path}: {e}") from None
+    doc = comparison.to_json()
+    doc["data"]["file"] = str(path)
+    if out is not None:
+        out = Path(out)
+        out.mkdir(parents=True, exist_ok=True)
+        save_json(doc, out / "fit.json")
+    return doc
+
+
+def _skill(score: dict | None, base: str) -> str:
+    if not score or score.get(f"skill_vs_{base}") is None:
+        return "-"
+    iv = score.get(f"interval_vs_{base}")
+    s = f"{score[f'skill_vs_{base}']:+.3f}"
+    return s + (f" [{iv[0]:+.3f}, {iv[1]:+.3f}]" if iv else "")
+
+
+def _params_line(params: dict) -> str:
+    shown = []
+    for k, v in params.items():
+        if k in ("coupling_decay", "attractor_drift"):
+            continue
+        if isinstance(v, float):
+            shown.append(f"{k} {v:.3g}")
+        elif v is None:
+            shown.append(f"{k} none" if k == "coupling_timescale" else f"{k} -")
+        elif isinstance(v, dict):
+            shown.append(f"{k} " + " ".join(f"{g}:{_short(x)}" for g, x in v.items()))
+        else:
+            shown.append(f"{k} {_short(v)}")
+    return ", ".join(shown)
+
+
+def _short(v) -> str:
+    if v is None:
+        return "-"
+    a = np.ravel(np.asarray(v, np.float64))
+    return f"{a[0]:.3g}" if a.size == 1 else f"({a.size} coords)"
+
+
+def format_fit(doc: dict) -> str:
+    """The verdict first (the model chosen on training data and its held-out skill), then one
+    line per model."""
+    d, design = doc["data"], doc["design"]
+    best = doc["best"]
+    held = doc.get("best_heldout") or {}
+    lines = [
+        f"{d['conversations']} discussions, {d['agents']} agents, up to {d['rounds']} rounds, {d['dims']} dims ({doc['space']}); "
+        f"{design['training_conversations']} fitted, {design['heldout_conversations']} held out",
+        f"best (chosen on training data: {design['selection']}): {best}",
+        f"  held-out skill vs persistence {_skill(held, 'persistence')}, vs neighbours {_skill(held, 'neighbours')}, "
+        f"vs mean {_skill(held, 'mean')} (90% intervals over discussions)",
+        f"  {_params_line(doc['models'][best]['params'])}",
+        "",
+        f"  {'model':<28}{'k':>4}  {'cv vs persistence':<28}{'held-out vs persistence':<28}{'later rounds':>14}",
+    ]
+    for name, m in doc["models"].items():
+        later = m.get("one_step", {}).get("skill_vs_persistence")
+        cv, out = _skill(m.get("cv"), "persistence"), _skill(m.get("heldout"), "persistence")
+        lines.append(f"  {name:<28}{m['n_params']:>4}  {cv:<28}{out:<28}{'-' if later is None else format(later, '+.3f'):>14}")
+    return "\n".join(lines)

@@ -1,0 +1,30 @@
+"""Models of discussions fitted to data: opinions in R^d or on the sphere, many discussions at
+once, scored one round ahead against persistence, copy-the-neighbours and the mean.
+
+One story, in one module per job: ``params`` names every parameter (constraint, shape,
+meaning); ``models`` names the models by their mechanisms; ``step`` is the one round that
+fitting, forecasting and simulating share; ``panel`` holds the data; ``estimate`` fits and
+gives intervals; ``scores`` measures; ``results`` is the fitted model as an object;
+``compare`` fits every model, scores them and chooses one on training data alone.
+"""
+
+from hivemind.theory.fitting.compare import SCHEMA_VERSION, Comparison, Design, fit_panel
+from hivemind.theory.fitting.models import BASELINES, Model, defaults, parse
+from hivemind.theory.fitting.panel import Panel, make_panel
+from hivemind.theory.fitting.params import TABLE
+from hivemind.theory.fitting.results import ModelFit
+
+__all__ = [
+    "BASELINES",
+    "SCHEMA_VERSION",
+    "TABLE",
+    "Comparison",
+    "Design",
+    "Model",
+    "ModelFit",
+    "Panel",
+    "defaults",
+    "fit_panel",
+    "make_panel",
+    "parse",
+]

@@ -1,0 +1,273 @@
+"""Fitting a model's parameters by its one-round-ahead squared error (the prediction-error
+method), with intervals from the variation between discussions.
+
+The loss is the weighted mean over transitions of the squared distance between each
+forecast and what was observed; a transition's weight is 1 where it is fitted and 0 where it
+is held out, so every split of a dataset (folds of discussions, early rounds) shares one
+compiled loss. Starting points come from the fitted transitions only: nothing held out
+enters a fit. Under Gaussian innovations of variance s per dimension this is the likelihood's
+maximum, s = MSE / dims, and the information criteria follow.
+
+Intervals: the cluster-robust sandwich H^-1 (sum_c g_c g_c^T) H^-1 over discussions c (the
+discussion is the unit that varies; with fewer than ``MIN_CLUSTERS`` discussions, the
+rounds are), in the natural parameters, for every scalar parameter and for points of R^d
+with at most ``MAX_POINT_COORDS`` numbers; directions on the sphere are reported without one.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from hivemind.theory.fitting import params as P
+from hivemind.theory.fitting.models import Model
+from hivemind.theory.fitting.panel import Arrays, Panel
+from hivemind.theory.fitting.step import forecasts, squared_errors
+from hivemind.theory.minimize import lbfgs
+
+GRADIENT_TOLERANCE = 1e-10
+MAX_ITERATIONS = 500
+# Every coupling starts small: a little of each pull.
+START_COUPLING = 0.05
+START_DECAY = 0.1  # per round: a timescale of 10 rounds
+MIN_CLUSTERS = 10
+MAX_POINT_COORDS = 32
+Z90 = 1.6448536269514722  # the standard normal's 95th percentile: two-sided 90 % intervals
+
+
+class Layout(NamedTuple):
+    """Where each free parameter sits in the optimiser's flat vector: derived from the table,
+    never typed."""
+
+    model: Model
+    space: str
+    dims: int
+    groups: int
+    names: tuple[str, ...]
+    sizes: tuple[int, ...]
+
+    def unpack(self, theta: jax.Array) -> dict:
+        out, at = {}, 0
+        for name, n in zip(self.names, self.sizes, strict=True):
+            out[name] = P.natural(name, theta[at : at + n], self.space, bool(self.model.by), self.dims)
+            at += n
+        return out
+
+    def pack(self, values: dict) -> np.ndarray:
+        return np.concatenate([P.unconstrained(name, values[name], self.space) for name in self.names])
+
+
+def layout(model: Model, panel: Panel) -> Layout:
+    names = model.free(panel.has_anchor, panel.space)
+    groups = max(len(panel.groups), 1)
+    dims = panel.shape[2]
+    return Layout(model, panel.space, dims, groups, names, tuple(P.size(n, dims, groups, bool(model.by)) for n in names))
+
+
+def _loss(lay: Layout, theta, a: Arrays, weights):
+    f = forecasts(lay.space, lay.model, lay.unpack(theta), a)
+    sq = squared_errors(lay.space, f, a.y[1:])
+    return jnp.sum(sq * weights) / jnp.sum(weights)
+
+
+@functools.lru_cache(maxsize=64)
+def _value_and_grad(lay: Layout):
+    return jax.jit(jax.value_and_grad(functools.partial(_loss, lay)))
+
+
+def _arrays(panel: Panel) -> Arrays:
+    return Arrays(*(jnp.asarray(v) for v in panel.arrays))
+
+
+def mean_point(space: str, y: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """The mean of ``y`` (T, N, D) over ``rows`` (T, N) (the direction of the mean on the sphere)."""
+    z = (y * rows[..., None]).sum((0, 1)) / max(rows.sum(), 1.0)
+    if space == "sphere":
+        norm = np.linalg.norm(z)
+        z = z / norm if norm > 1e-12 else np.eye(y.shape[-1])[0]
+    return z
+
+
+def fitted_rows(weights: np.ndarray) -> np.ndarray:
+    """The (round, agent) values that the transitions with ``weights`` > 0 read: their origins and targets."""
+    on = weights > 0
+    rows = np.zeros((on.shape[0] + 1, on.shape[1]))
+    rows[:-1] += on
+    rows[1:] += on
+    return (rows > 0).astype(np.float64)
+
+
+def start(lay: Layout, panel: Panel, weights: np.ndarray) -> dict:
+    """Starting values from the fitted transitions alone."""
+    y = panel.arrays.y
+    rows = fitted_rows(weights)
+    values = {}
+    for name in lay.names:
+        if name == "coupling_decay":
+            values[name] = START_DECAY
+        elif name == "confidence":
+            # Everyone within confidence: twice the largest distance from the fitted values' mean.
+            z = mean_point(panel.space, y, rows)
+            if panel.space == "sphere":
+                values[name] = math.pi
+            else:
+                spread = np.sqrt(np.max(np.sum((y - z) ** 2, -1) * rows))
+                values[name] = 2.0 * max(float(spread), 1e-6)
+        elif name in ("attractor", "attractor_drift"):
+            scale = START_COUPLING if name == "attractor_drift" else 1.0
+            if lay.model.by:
+                values[name] = scale * np.stack(
+                    [mean_point(panel.space, y, rows * (panel.arrays.group == g)[None, :]) for g in range(lay.groups)]
+                )
+            else:
+                values[name] = scale * mean_point(panel.space, y, rows)
+        else:
+            values[name] = START_COUPLING
+    return values
+
+
+class Estimate(NamedTuple):
+    params: dict  # natural values (numpy), the model's free parameters
+    mse: float  # the weighted one-step loss at the fit
+    n_fitted: float  # transitions fitted (agent-rounds)
+    iterations_start: dict  # where the fit started (the starting values)
+
+
+def fit(model: Model, panel: Panel, weights: np.ndarray, warm: dict | None = None) -> Estimate:
+    """``model``'s parameters minimising the one-step loss over the transitions with ``weights`` (T - 1, N)."""
+    lay = layout(model, panel)
+    weights = np.asarray(weights, np.float64)
+    if weights.sum() <= 0:
+        raise ValueError("no transition to fit")
+    init = warm if warm is not None else start(lay, panel, weights)
+    with jax.enable_x64(True):
+        a = _arrays(panel)
+        w = jnp.asarray(weights)
+        vg = _value_and_grad(lay)
+        theta = lbfgs(lambda th: vg(jnp.asarray(th), a, w), lay.pack(init), MAX_ITERATIONS, GRADIENT_TOLERANCE)
+        mse = float(vg(jnp.asarray(theta), a, w)[0])
+        natural = {k: np.asarray(v) for k, v in lay.unpack(jnp.asarray(theta)).items()}
+    return Estimate(natural, mse, float(weights.sum()), init)
+
+
+def predict(model: Model, panel: Panel, params: dict) -> np.ndarray:
+    """The one-round-ahead forecasts (T - 1, N, D) with natural ``params``."""
+    with jax.enable_x64(True):
+        p = {k: jnp.asarray(v) for k, v in params.items()}
+        return np.asarray(_predict(panel.space, model, p, _arrays(panel)))
+
+
+@functools.partial(jax.jit, static_argnums=(0, 1))
+def _predict(space, model, p, a):
+    return forecasts(space, model, p, a)
+
+
+def errors(space: str, forecast: np.ndarray, observed: np.ndarray) -> np.ndarray:
+    """Squared distances (T - 1, N) between forecasts and observations."""
+    with jax.enable_x64(True):
+        return np.asarray(squared_errors(space, jnp.asarray(forecast), jnp.asarray(observed)))
+
+
+def information(mse: float, n_fitted: float, dof: int, k: int) -> dict:
+    """Gaussian log-likelihood of the fitted transitions, AIC and BIC, with ``dof`` dimensions per transition."""
+    s = max(mse / dof, 1e-300)
+    n = n_fitted * dof
+    ll = -0.5 * n * (math.log(2 * math.pi * s) + 1.0)
+    return {"log_likelihood": ll, "aic": 2 * k - 2 * ll, "bic": k * math.log(max(n, 1.0)) - 2 * ll}
+
+
+def count(lay: Layout) -> int:
+    """Free numbers: a direction on the sphere has one fewer than its coordinates."""
+    k = sum(lay.sizes)
+    if "attractor" in lay.names:  # on the sphere: a direction
+        k -= lay.groups if lay.model.by else 1
+    return k
+
+
+def _per_cluster(space, model, varied, shapes, k, held, a, w, idx, phi):
+    """Each cluster's sum of weighted squared errors (k,) at the natural values ``phi`` of ``varied``."""
+    p, at = dict(held), 0
+    for n, shape in zip(varied, shapes, strict=True):
+        m = int(np.prod(shape))
+        p[n] = phi[at : at + m].reshape(shape)
+        at += m
+    sq = squared_errors(space, forecasts(space, model, p, a), a.y[1:])
+    return jax.ops.segment_sum((sq * w).reshape(-1), idx.reshape(-1), k)
+
+
+@functools.partial(jax.jit, static_argnums=(0, 1, 2, 3, 4))
+def _cluster_gradients(space, model, varied, shapes, k, held, a, w, idx, phi):
+    """Each cluster's gradient (k, P): forward mode, as P is small and the clusters many."""
+    return jax.jacfwd(functools.partial(_per_cluster, space, model, varied, shapes, k, held, a, w, idx))(phi)
+
+
+def intervals(model: Model, panel: Panel, est: Estimate, weights: np.ndarray) -> tuple[dict, str]:
+    """90 % intervals of the natural parameters (cluster-robust sandwich), and what they are
+    clustered by. A direction on the sphere, or a point of more than ``MAX_POINT_COORDS``
+    numbers, is held at its fit and gets none."""
+    lay = layout(model, panel)
+    varied = tuple(
+        n
+        for n in lay.names
+        if P.TABLE[n].constraint != "point" or (panel.space == "euclidean" and np.size(est.params[n]) <= MAX_POINT_COORDS)
+    )
+    shapes = tuple(tuple(np.shape(est.params[n])) for n in varied)
+    phi0 = np.concatenate([np.ravel(est.params[n]) for n in varied])
+    w = np.asarray(weights, np.float64)
+    used = np.unique(panel.conversation[w.sum(0) > 0])
+    by = "discussions" if used.size >= MIN_CLUSTERS else "rounds"
+    if by == "discussions":
+        idx, k = np.broadcast_to(np.searchsorted(used, panel.conversation)[None, :], w.shape), int(used.size)
+    else:
+        idx, k = np.broadcast_to(np.arange(w.shape[0])[:, None], w.shape), int(w.shape[0])
+    idx = np.where(w > 0, idx, 0)
+    if k < 2 or phi0.size == 0:
+        return {}, by
+    with jax.enable_x64(True):
+        held = {n: jnp.asarray(est.params[n]) for n in lay.names if n not in varied}
+        args = (panel.space, model, varied, shapes, k, held, _arrays(panel), jnp.asarray(w), jnp.asarray(idx))
+        g = np.asarray(_cluster_gradients(*args, jnp.asarray(phi0)))  # (clusters, P)
+        # The Hessian by central differences of the total gradient: the same compiled program.
+        cols = []
+        for j in range(phi0.size):
+            e = np.zeros_like(phi0)
+            e[j] = 1e-5 * max(1.0, abs(phi0[j]))
+            up = np.asarray(_cluster_gradients(*args, jnp.asarray(phi0 + e))).sum(0)
+            down = np.asarray(_cluster_gradients(*args, jnp.asarray(phi0 - e))).sum(0)
+            cols.append((up - down) / (2 * e[j]))
+    h = np.stack(cols, axis=1)
+    meat = g.T @ g * k / (k - 1)
+    hinv = np.linalg.pinv(0.5 * (h + h.T))
+    cov = hinv @ meat @ hinv
+    se = np.sqrt(np.maximum(np.diag(cov), 0.0))
+    out, at, where = {}, 0, {}
+    for n, shape in zip(varied, shapes, strict=True):
+        m = int(np.prod(shape))
+        lo, hi = phi0[at : at + m] - Z90 * se[at : at + m], phi0[at : at + m] + Z90 * se[at : at + m]
+        if P.TABLE[n].constraint == "positive":
+            lo = np.maximum(lo, 0.0)
+        out[n] = [lo.reshape(shape).tolist(), hi.reshape(shape).tolist()] if shape else [float(lo[0]), float(hi[0])]
+        where[n] = np.arange(at, at + m)
+        at += m
+    if "attractor_drift" in where and "attractor_coupling" in where:
+        out["attractor"] = _attractor_interval(est.params, cov, where)
+    return out, by
+
+
+def _attractor_interval(params: dict, cov: np.ndarray, where: dict) -> list | None:
+    """The attractor z = b / gamma's interval by the delta method, from the drift b and the
+    coupling gamma; None where gamma's own interval reaches 0 (the attractor may be at infinity)."""
+    gamma, b = float(params["attractor_coupling"]), np.ravel(params["attractor_drift"])
+    ig, ib = where["attractor_coupling"][0], where["attractor_drift"]
+    if gamma - Z90 * math.sqrt(max(cov[ig, ig], 0.0)) <= 0:
+        return None
+    z = b / gamma
+    var = cov[ib, ib] / gamma**2 + b**2 * cov[ig, ig] / gamma**4 - 2 * b * cov[ib, ig] / gamma**3
+    se = np.sqrt(np.maximum(var, 0.0))
+    shape = np.shape(params["attractor_drift"])
+    return [(z - Z90 * se).reshape(shape).tolist(), (z + Z90 * se).reshape(shape).tolist()]

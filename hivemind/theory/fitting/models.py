@@ -1,0 +1,92 @@
+"""The models of a discussion, named by their mechanisms.
+
+Every model is one step of the same form (``step``), with some pulls switched on:
+
+- ``anchor``: a pull toward the anchor only (needs an anchor);
+- ``peer``: DeGroot, a pull toward the mean of the agents one hears (plus the anchor's, if any);
+- ``fj``: ``peer`` plus Friedkin-Johnsen stubbornness toward each agent's first value;
+- ``attractor``: ``fj`` plus a pull toward one free point of the space;
+- ``attractor[COL]``: the same with one point per value of the column ``COL`` (an assigned
+  stance, a group): agents drift toward a stance-dependent attractor;
+- ``confidence``: ``peer`` with bounded confidence, a smooth weight exp(-(d / eps)^4) per message;
+- ``+decay`` after any model with a peer pull: the coupling fades over the discussion,
+  eta_t = eta exp(-t / T), the timescale T (rounds) fitted.
+
+``persistence``, ``neighbours`` and ``mean`` are the baselines every model is scored against:
+no change, the mean of the agents one hears, and the training data's mean.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+BASES = ("anchor", "peer", "fj", "attractor", "confidence")
+BASELINES = ("persistence", "neighbours", "mean")
+_NAME = re.compile(r"^(?P<base>[a-z]+)(\[(?P<by>[A-Za-z_][\w]*)\])?(?P<decay>\+decay)?$")
+
+
+@dataclass(frozen=True)
+class Model:
+    """A model as the switches of ``step``: hashable, so that it is a static argument of ``jax.jit``."""
+
+    name: str
+    base: str
+    by: str | None = None  # the column whose values each get an attractor
+    decay: bool = False
+
+    @property
+    def peer(self) -> bool:
+        return self.base != "anchor"
+
+    @property
+    def stubborn(self) -> bool:
+        return self.base in ("fj", "attractor")
+
+    @property
+    def attractor(self) -> bool:
+        return self.base == "attractor"
+
+    @property
+    def confidence(self) -> bool:
+        return self.base == "confidence"
+
+    def free(self, anchor: bool, space: str = "euclidean") -> tuple[str, ...]:
+        """The names of the parameters this model fits, in the order of ``params.TABLE``."""
+        on = {
+            "peer_coupling": self.peer,
+            "coupling_decay": self.decay,
+            "anchor_coupling": anchor,
+            "stubbornness": self.stubborn,
+            "attractor_coupling": self.attractor,
+            "attractor": self.attractor and space == "sphere",
+            "attractor_drift": self.attractor and space == "euclidean",
+            "confidence": self.confidence,
+        }
+        return tuple(name for name, yes in on.items() if yes)
+
+
+def parse(name: str) -> Model:
+    """The ``Model`` called ``name`` (``"peer"``, ``"fj+decay"``, ``"attractor[stance]+decay"``).
+
+    Raises ``ValueError`` naming what is wrong.
+    """
+    m = _NAME.match(name.strip())
+    if m is None or m["base"] not in BASES:
+        raise ValueError(f"unknown model {name!r}: one of {', '.join(BASES)}, optionally attractor[COLUMN] and +decay")
+    base, by, decay = m["base"], m["by"], bool(m["decay"])
+    if by and base != "attractor":
+        raise ValueError(f"model {name!r}: only the attractor can be per column (attractor[{by}])")
+    if decay and base == "anchor":
+        raise ValueError(f"model {name!r}: the anchor model has no peer coupling to decay")
+    return Model(name.strip(), base, by, decay)
+
+
+def defaults(anchor: bool, by: str | None) -> tuple[Model, ...]:
+    """The models fitted when none are named: each base with and without decay, and the
+    attractor per ``by``'s values when a column is given."""
+    names = (["anchor"] if anchor else []) + ["peer", "peer+decay", "fj", "fj+decay", "attractor", "attractor+decay"]
+    names.append("confidence")
+    if by:
+        names += [f"attractor[{by}]", f"attractor[{by}]+decay"]
+    return tuple(parse(n) for n in names)

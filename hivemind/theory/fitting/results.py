@@ -1,0 +1,152 @@
+"""A fitted model as an object that answers the later questions (statsmodels' ``Results``):
+its parameters and their intervals, the information criteria, its scores, ``forecast(h)`` and
+``simulate(key, rounds)``."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from hivemind.theory.fitting.models import Model
+from hivemind.theory.fitting.panel import Panel
+from hivemind.theory.fitting.step import manifold, step
+
+# A decay rate below this (per round) is a constant coupling: its timescale is reported as null.
+CONSTANT = 1e-9
+
+
+def _none_if_nan(v):
+    a = np.asarray(v, np.float64)
+    if a.ndim == 0:
+        return None if np.isnan(a) else float(a)
+    return None if np.any(np.isnan(a)) else a.tolist()
+
+
+@dataclass
+class ModelFit:
+    """``model`` fitted to ``panel``'s transitions that had weight: what ``fit.json`` says of it."""
+
+    model: Model
+    panel: Panel = field(repr=False)
+    params: dict  # natural values of the free parameters
+    mse: float  # on the fitted transitions
+    n_params: int
+    information: dict  # log_likelihood, aic, bic
+    intervals: dict = field(default_factory=dict)
+    clustered_by: str = "discussions"
+    scores: dict = field(default_factory=dict)  # "cv", "heldout", "one_step"
+
+    @property
+    def dof(self) -> int:
+        """Dimensions of one opinion's change: D in R^D, D - 1 on the sphere."""
+        d = self.panel.shape[2]
+        return d - 1 if self.panel.space == "sphere" else d
+
+    @property
+    def noise(self) -> float:
+        """The innovations' standard deviation per dimension."""
+        return math.sqrt(max(self.mse / self.dof, 0.0))
+
+    def named(self) -> dict:
+        """The parameters for people: plain numbers, the peer coupling's timescale in rounds
+        (null for a constant coupling), the attractors named by their group, and the noise."""
+        out = {}
+        values = dict(self.params)
+        if "attractor_drift" in values:
+            gamma = float(values["attractor_coupling"])
+            drift = np.asarray(values["attractor_drift"])
+            values["attractor"] = drift / gamma if gamma > CONSTANT else np.full(drift.shape, np.nan)
+        for name, v in values.items():
+            if name in ("attractor", "attractor_drift") and self.model.by:
+                out[name] = {g: _none_if_nan(v[i]) for i, g in enumerate(self.panel.groups)}
+            else:
+                out[name] = _none_if_nan(v)
+        if "coupling_decay" in out:
+            rate = out["coupling_decay"]
+            out["coupling_timescale"] = None if rate < CONSTANT else 1.0 / rate
+        out["noise"] = self.noise
+        return out
+
+    def named_intervals(self) -> dict:
+        out = {}
+        for name, iv in self.intervals.items():
+            if iv is None:
+                out[name] = None
+                continue
+            lo, hi = iv
+            if name in ("attractor", "attractor_drift") and self.model.by:
+                out[name] = {g: [lo[i], hi[i]] for i, g in enumerate(self.panel.groups)}
+            else:
+                out[name] = [lo, hi]
+        if "coupling_decay" in self.intervals:
+            lo, hi = self.intervals["coupling_decay"]
+            out["coupling_timescale"] = [1.0 / hi if hi > CONSTANT else None, 1.0 / lo if lo > CONSTANT else None]
+        return out
+
+    def _jax_params(self) -> dict:
+        return {k: jnp.asarray(v) for k, v in self.params.items()}
+
+    def forecast(self, h: int) -> np.ndarray:
+        """Every agent's state 1..``h`` rounds after its last observed round, noise-free: (h, N, D)."""
+        a = self.panel.arrays
+        last = a.valid.shape[0] - 1 - np.argmax(a.valid[::-1], axis=0)
+        x0 = a.y[last, np.arange(a.y.shape[1])]
+        with jax.enable_x64(True):
+            p, arrays = self._jax_params(), type(a)(*(jnp.asarray(v) for v in a))
+            ones = jnp.ones(x0.shape[0], bool)
+
+            def body(x, t):
+                x = step(self.panel.space, self.model, p, arrays, x, ones, t)
+                return x, x
+
+            # Each agent's own clock is its last round; a shared clock (the latest) is the
+            # approximation for discussions of different lengths.
+            _, xs = jax.lax.scan(body, jnp.asarray(x0), jnp.arange(int(last.max()), int(last.max()) + h, dtype=jnp.float64))
+            return np.asarray(xs)
+
+    def simulate(self, key: jax.Array, rounds: int | None = None, noise: float | None = None) -> np.ndarray:
+        """Discussions drawn from the fit: from the observed round 0, ``rounds`` steps (default:
+        as observed), each followed by Gaussian noise of ``noise`` per dimension (default: the
+        fit's), in the tangent space on the sphere. (rounds + 1, N, D)."""
+        a = self.panel.arrays
+        rounds = a.y.shape[0] - 1 if rounds is None else rounds
+        sigma = self.noise if noise is None else noise
+        m = manifold(self.panel.space, a.y.shape[-1])
+        with jax.enable_x64(True):
+            p, arrays = self._jax_params(), type(a)(*(jnp.asarray(v) for v in a))
+            ones = jnp.ones(a.y.shape[1], bool)
+
+            def body(x, inputs):
+                k, t = inputs
+                x = step(self.panel.space, self.model, p, arrays, x, ones, t)
+                x = m.exp(x, sigma * m.proj(x, jax.random.normal(k, x.shape, x.dtype)))
+                return x, x
+
+            keys = jax.random.split(key, rounds)
+            x0 = jnp.asarray(a.y[0])
+            _, xs = jax.lax.scan(body, x0, (keys, jnp.arange(rounds, dtype=jnp.float64)))
+            return np.concatenate([a.y[:1], np.asarray(xs)])
+
+    def to_json(self) -> dict:
+        out = {
+            "mechanisms": {
+                "peer": self.model.peer,
+                "decay": self.model.decay,
+                "anchor": "anchor_coupling" in self.params,
+                "stubbornness": self.model.stubborn,
+                "attractor": (f"by {self.model.by}" if self.model.by else "one") if self.model.attractor else None,
+                "confidence": self.model.confidence,
+            },
+            "params": self.named(),
+            "intervals": self.named_intervals(),
+            "intervals_clustered_by": self.clustered_by,
+            "n_params": self.n_params,
+            "train_mse": self.mse,
+        }
+        out |= self.information
+        out |= self.scores
+        return out
