@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from hivemind.io.trajectories import DataError
+from hivemind.io.trajectories import edges as netcdf_edges
 
 SUFFIXES = (".csv", ".jsonl", ".json", ".parquet")
 KEYS = ("conversation", "round", "agent")
@@ -58,7 +59,7 @@ def _read(path: Path):
         if suffix == ".csv":
             frame = pd.read_csv(path, dtype=str, keep_default_na=False)
         elif suffix in (".jsonl", ".json"):
-            frame = pd.read_json(path, lines=True, dtype=False)
+            frame = pd.read_json(path, lines=True, dtype=False, precise_float=True)
         else:
             try:
                 import pyarrow  # noqa: F401
@@ -286,7 +287,8 @@ def read_netcdf(path: str | Path, group: str | None = None, missing: str = "erro
     (conversation, round, agent, coord), NaN where an agent was not observed (a smaller or
     shorter discussion). Optional: a group per agent, ``stance(conversation, agent)`` or
     ``agent_group(conversation, agent)`` (``group`` names another variable, ``""`` none), and
-    ``anchor(coord)``. Everyone in a discussion hears everyone else in it."""
+    ``anchor(coord)``. Everyone in a discussion hears everyone else in it. A file without the
+    conversation dimension is one conversation, its graph read as ``trajectories.load`` reads it."""
     import xarray as xr
 
     path = Path(path)
@@ -299,9 +301,13 @@ def read_netcdf(path: str | Path, group: str | None = None, missing: str = "erro
         if var is None:
             raise DataError(f"{path}: embedding: no such variable (expected embedding(conversation, round, agent, coord))")
         dims = ("conversation", "round", "agent", "coord")
-        if ds[var].dims != dims:
-            raise DataError(f"{path}: {var} must have dimensions {dims}, got {ds[var].dims}")
+        one = ds[var].dims == dims[1:]
+        if ds[var].dims != dims and not one:
+            raise DataError(f"{path}: {var} must have dimensions {dims} or {dims[1:]}, got {ds[var].dims}")
         values = np.asarray(ds[var].values, np.float64)  # (C, R, A, D)
+        if one:
+            values = values[None]
+            edges = netcdf_edges(path, ds, values.shape[2])
         if np.any(np.isinf(values)):
             raise DataError(f"{path}: {var} holds infinite values")
         names = tuple(str(v) for v in ds["conversation"].values) if "conversation" in ds.coords else None
@@ -311,9 +317,10 @@ def read_netcdf(path: str | Path, group: str | None = None, missing: str = "erro
         if group:
             if group not in ds.variables:
                 raise DataError(f"{path}: {group}: no such variable")
-            if ds[group].dims != ("conversation", "agent"):
-                raise DataError(f"{path}: {group} must have dimensions ('conversation', 'agent'), got {ds[group].dims}")
-            labels = np.asarray(ds[group].values).astype(str)
+            want = ("agent",) if one else ("conversation", "agent")
+            if ds[group].dims != want:
+                raise DataError(f"{path}: {group} must have dimensions {want}, got {ds[group].dims}")
+            labels = np.asarray(ds[group].values).astype(str).reshape(values.shape[0], values.shape[2])
         anchor = np.asarray(ds["anchor"].values, np.float64) if "anchor" in ds else None
     c, r, a, d = values.shape
     observed = np.all(np.isfinite(values), -1)  # (C, R, A)
@@ -345,7 +352,14 @@ def read_netcdf(path: str | Path, group: str | None = None, missing: str = "erro
     _, conv_code = np.unique(conv_of, return_inverse=True)
     kept = np.unique(conv_of)
     conversations = tuple(names[k] for k in kept) if names else tuple(str(k) for k in kept)
-    src, dst = _everyone(conv_code)
+    if one:
+        # Agents are renumbered to those observed: map the file's edges onto them.
+        new = np.full(a, -1)
+        new[agent_of] = np.arange(n)
+        keep = (new[edges[0]] >= 0) & (new[edges[1]] >= 0)
+        src, dst = new[edges[0][keep]], new[edges[1][keep]]
+    else:
+        src, dst = _everyone(conv_code)
     y = np.where(valid[..., None], y, 0.0)
     expected = np.arange(r)[:, None] < length[conv_of][None, :]
     absent = expected & ~valid

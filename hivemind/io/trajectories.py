@@ -49,7 +49,7 @@ def _check(path, var: str, a: np.ndarray, dims: tuple[str, ...], got: tuple[str,
     return a
 
 
-def _edges(path, ds, n: int, live: bool = False) -> tuple[np.ndarray, np.ndarray]:
+def edges(path, ds, n: int, live: bool = False) -> tuple[np.ndarray, np.ndarray]:
     has = [v for v in ("edge_src", "edge_dst") if v in ds]
     if len(has) == 1:
         raise DataError(f"{path}: {has[0]} without {'edge_dst' if has[0] == 'edge_src' else 'edge_src'}")
@@ -117,7 +117,7 @@ def load(path: str | Path) -> list[Trajectories]:
                 raise DataError(f"{file}: {anchor_var} has {anchor.shape[0]} coordinates, embedding has {arrays[0].shape[-1]}")
             anchor = _unit_rows(anchor[None], file, anchor_var)[0]
         n = arrays[0].shape[1]
-        src, dst = _edges(file, ds, n, live)
+        src, dst = edges(file, ds, n, live)
         group = None
         if "agent_group" in ds.variables:
             g = ds["agent_group"]

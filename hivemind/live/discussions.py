@@ -40,7 +40,9 @@ class Options:
 
 
 def has_conversations(path: str | Path) -> bool:
-    """Whether ``path`` holds many discussions: a table, or a NetCDF file with a conversation dimension."""
+    """Whether ``path`` is for this module: a table, a NetCDF file with a conversation dimension,
+    or one of opinions that are not directions (numbers, one coordinate, vectors of any length).
+    Directions of one conversation (a live run, embeddings) go to ``live.forecast``."""
     path = Path(path)
     if is_table(path):
         return True
@@ -50,7 +52,14 @@ def has_conversations(path: str | Path) -> bool:
 
     try:
         with xr.open_dataset(path) as ds:
-            return any("conversation" in ds[v].dims for v in ("embedding", "opinion") if v in ds)
+            var = next((v for v in ("embedding", "opinion") if v in ds), None)
+            if var is None:
+                return False
+            if "conversation" in ds[var].dims or var == "opinion":
+                return True
+            v = np.asarray(ds[var].values, np.float64)
+            norms = np.linalg.norm(v, axis=-1)
+            return v.shape[-1] < 2 or not np.all(np.abs(norms[np.isfinite(norms)] - 1.0) < UNIT)
     except (OSError, ValueError):
         return False
 

@@ -30,7 +30,7 @@ from hivemind.theory.fitting.panel import Panel
 from hivemind.theory.fitting.results import ModelFit
 from hivemind.theory.fitting.scores import baseline_errors, score
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 1  # of fit.json; the schema is fit.schema.json beside this module
 # Two models whose cross-validated skills agree to this many digits are one: the smaller wins.
 TIE_DIGITS = 4
 
@@ -53,6 +53,9 @@ class Comparison:
     selection: str
     split: dict
     baselines: dict
+    training: np.ndarray  # indices of the discussions fitted
+    heldout: np.ndarray  # indices of the discussions held out
+    fold: np.ndarray | None  # each training discussion's fold (None without folds)
 
     def to_json(self) -> dict:
         p = self.panel
@@ -186,4 +189,4 @@ def fit_panel(panel: Panel, models: tuple[Model, ...] | None = None, design: Des
     split = {"training": int(train_c.size), "heldout": int(test_c.size), "train_transitions": k}
     if not math.isfinite(fits[best].mse):
         raise ValueError(f"the fit of {best} did not converge")
-    return Comparison(panel, design, fits, best, selection, split, baselines)
+    return Comparison(panel, design, fits, best, selection, split, baselines, train_c, test_c, fold)

@@ -49,11 +49,13 @@ def step(space: str, model: Model, p: dict, a: Arrays, x: jax.Array, valid_t: ja
     if model.peer:
         logs = m.log(x[a.dst], x[a.src])
         w = a.weight * valid_t[a.src]
+        # m_i counts every message heard, not the confidence-weighted ones: a message out of
+        # confidence does not pull, and no derivative divides by a mass that underflowed.
+        mass = jax.ops.segment_sum(w, a.dst, n)
         if model.confidence:
             # Squared distances, not distances: smooth where two agents agree exactly.
             w = w * jnp.exp(-((jnp.sum(logs**2, -1) / p["confidence"] ** 2) ** (CONFIDENCE_POWER // 2)))
         total = jax.ops.segment_sum(w[:, None] * logs, a.dst, n)
-        mass = jax.ops.segment_sum(w, a.dst, n)
         v = v + coupling(p, t) * total / jnp.where(mass > 0, mass, 1.0)[:, None]
     if "anchor_coupling" in p:
         v = v + p["anchor_coupling"] * m.log(x, jnp.broadcast_to(a.anchor, x.shape))

@@ -1,0 +1,216 @@
+"""theory.fitting against data made with known values by simulators written here (numpy, not
+the code under test), least squares solved by hand, and the leakage a held-out split must not have."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from hivemind.theory.fitting import Design, fit_panel, make_panel, parse
+from hivemind.theory.fitting.params import TABLE
+
+STANCES = np.array([-2, -1, 0, 1, 2])
+
+
+def pairs(c: int):
+    """Edges of c two-agent discussions: agents 2k and 2k + 1 hear each other."""
+    a, b = np.arange(0, 2 * c, 2), np.arange(1, 2 * c, 2)
+    return np.repeat(np.arange(c), 2), np.concatenate([a, b]), np.concatenate([b, a])
+
+
+def simulate_pairs(c, rounds, eta, timescale, gamma, z, noise, seed, theta=0.0):
+    """R^1 two-agent discussions: x' = x + eta e^(-t/T) (x_j - x) + gamma (z_s - x) + theta (x0 - x) + noise."""
+    rng = np.random.default_rng(seed)
+    stance = rng.integers(0, 5, 2 * c)
+    x = (STANCES[stance] * 0.6 + rng.normal(0, 0.3, 2 * c))[:, None]
+    x0 = x.copy()
+    partner = np.arange(2 * c) ^ 1
+    ys = [x]
+    for t in range(rounds):
+        pull = eta * np.exp(-t / timescale) * (x[partner] - x)
+        x = x + pull + gamma * (z[stance][:, None] - x) + theta * (x0 - x) + rng.normal(0, noise, x.shape)
+        ys.append(x)
+    return np.stack(ys), stance
+
+
+def r1_panel(y, stance, c):
+    conv, src, dst = pairs(c)
+    valid = np.ones(y.shape[:2], bool)
+    return make_panel(
+        y, valid, conv, src, dst, space="euclidean", group=stance, groups=tuple(map(str, STANCES)), group_column="stance"
+    )
+
+
+@pytest.fixture(scope="module")
+def stance_data():
+    z = np.array([-1.0, -0.5, 0.2, 0.5, 1.0])
+    c = 800
+    y, stance = simulate_pairs(c, 5, eta=0.4, timescale=2.0, gamma=0.3, z=z, noise=0.15, seed=1)
+    return y, stance, c, z
+
+
+@pytest.mark.slow
+def test_recovers_decay_and_stance_attractors_in_r1(stance_data):
+    y, stance, c, z = stance_data
+    panel = r1_panel(y, stance, c)
+    models = tuple(parse(m) for m in ("peer", "peer+decay", "attractor[stance]", "attractor[stance]+decay"))
+    comp = fit_panel(panel, models, Design(seed=3))
+    # The mechanisms that made the data win on training data alone.
+    assert comp.best == "attractor[stance]+decay"
+    doc = comp.to_json()["models"][comp.best]
+    p, iv = doc["params"], doc["intervals"]
+    for name, truth in [("peer_coupling", 0.4), ("attractor_coupling", 0.3), ("coupling_timescale", 2.0), ("stubbornness", 0.0)]:
+        lo, hi = iv[name]
+        assert lo <= truth <= hi, (name, p[name], iv[name])
+    for s, truth in zip(STANCES, z, strict=True):
+        lo, hi = iv["attractor"][str(s)]
+        assert lo <= truth <= hi, (s, p["attractor"][str(s)], lo, hi)
+    # The true model's held-out skill, computed here with the true values on the same discussions.
+    test = comp.heldout
+    agents = np.concatenate([2 * test, 2 * test + 1])
+    partner = agents ^ 1
+    t = np.arange(5)[:, None, None]
+    x = y[:-1]
+    f = (
+        x[:, agents]
+        + 0.4 * np.exp(-t / 2.0) * (x[:, partner] - x[:, agents])
+        + 0.3 * (z[stance[agents]][None, :, None] - x[:, agents])
+    )
+    true_skill = 1 - np.sum((f - y[1:, agents]) ** 2) / np.sum((x[:, agents] - y[1:, agents]) ** 2)
+    assert abs(doc["heldout"]["skill_vs_persistence"] - true_skill) < 0.02
+    # Constant coupling is worse on the same folds.
+    assert comp.fits["peer+decay"].scores["cv"]["skill_vs_persistence"] > comp.fits["peer"].scores["cv"]["skill_vs_persistence"]
+
+
+def test_cross_validation_matches_least_squares_by_hand():
+    """DeGroot on pairs in R^1 is linear: Delta x = eta (x_j - x), eta the least-squares slope."""
+    c = 120
+    y, stance = simulate_pairs(c, 4, eta=0.3, timescale=1e9, gamma=0.0, z=np.zeros(5), noise=0.2, seed=5)
+    panel = r1_panel(y, stance, c)
+    comp = fit_panel(panel, (parse("peer"),), Design(folds=4, seed=2, intervals=False))
+    d = (y[:-1, np.arange(2 * c) ^ 1] - y[:-1])[..., 0]  # (R, N)
+    dx = (y[1:] - y[:-1])[..., 0]
+    conv = np.repeat(np.arange(c), 2)
+    sse_model = sse_persist = 0.0
+    for f in range(4):
+        fitted = np.isin(conv, comp.training[comp.fold != f])
+        scored = np.isin(conv, comp.training[comp.fold == f])
+        eta = np.sum(d[:, fitted] * dx[:, fitted]) / np.sum(d[:, fitted] ** 2)
+        sse_model += np.sum((dx[:, scored] - eta * d[:, scored]) ** 2)
+        sse_persist += np.sum(dx[:, scored] ** 2)
+    cv = comp.fits["peer"].scores["cv"]
+    assert cv["skill_vs_persistence"] == pytest.approx(1 - sse_model / sse_persist, abs=1e-7)
+    assert len(cv["fold_skills_vs_persistence"]) == 4
+    lo, hi = cv["interval_vs_persistence"]
+    assert lo < cv["skill_vs_persistence"] < hi
+    # The fitted eta on all training discussions is the slope there too.
+    train = np.isin(conv, comp.training)
+    eta = np.sum(d[:, train] * dx[:, train]) / np.sum(d[:, train] ** 2)
+    assert comp.fits["peer"].params["peer_coupling"] == pytest.approx(eta, abs=1e-7)
+
+
+def test_heldout_data_cannot_move_a_fit():
+    c = 60
+    y, stance = simulate_pairs(c, 5, eta=0.3, timescale=2.0, gamma=0.2, z=np.linspace(-1, 1, 5), noise=0.2, seed=7)
+    models = tuple(parse(m) for m in ("peer+decay", "attractor[stance]", "confidence"))
+    design = Design(folds=3, seed=4)
+    first = fit_panel(r1_panel(y, stance, c), models, design)
+    perturbed = y.copy()
+    agents = np.concatenate([2 * first.heldout, 2 * first.heldout + 1])
+    perturbed[:, agents] = np.random.default_rng(0).normal(0, 5, perturbed[:, agents].shape)
+    second = fit_panel(r1_panel(perturbed, stance, c), models, design)
+    assert second.best == first.best
+    for name in first.fits:
+        a, b = first.fits[name], second.fits[name]
+        for k in a.params:
+            assert np.array_equal(a.params[k], b.params[k]), (name, k)
+        assert a.intervals == b.intervals
+        assert a.scores["cv"] == b.scores["cv"]
+        assert a.scores["heldout"] != b.scores["heldout"]  # the scores of what was held out do move
+
+
+def test_later_rounds_cannot_move_the_fit_of_one_conversation():
+    rng = np.random.default_rng(3)
+    n, rounds, train = 12, 10, 5
+    src, dst = np.nonzero(~np.eye(n, dtype=bool))
+    y = [rng.normal(0, 1, (n, 2))]
+    for _ in range(rounds):
+        x = y[-1]
+        y.append(x + 0.3 * (x.mean(0) - x) + rng.normal(0, 0.1, x.shape))
+    y = np.stack(y)
+    make = lambda v: make_panel(v, np.ones(v.shape[:2], bool), np.zeros(n, int), src, dst, space="euclidean")
+    models = tuple(parse(m) for m in ("peer", "fj", "attractor"))
+    a = fit_panel(make(y), models, Design(train=train))
+    v = y.copy()
+    v[train + 1 :] += rng.normal(0, 3, v[train + 1 :].shape)
+    b = fit_panel(make(v), models, Design(train=train))
+    assert a.best == b.best and "AIC" in a.selection
+    for name in a.fits:
+        for k in a.fits[name].params:
+            assert np.array_equal(a.fits[name].params[k], b.fits[name].params[k])
+
+
+def sphere_log(x, y):
+    c = np.clip(np.sum(x * y, -1, keepdims=True), -1, 1)
+    u = y - c * x
+    s = np.linalg.norm(u, axis=-1, keepdims=True)
+    return np.where(s > 1e-15, np.arccos(c) * u / np.maximum(s, 1e-300), 0.0)
+
+
+def sphere_exp(x, v):
+    r = np.linalg.norm(v, axis=-1, keepdims=True)
+    return np.cos(r) * x + np.sinc(r / np.pi) * v
+
+
+@pytest.mark.slow
+def test_recovers_a_fading_coupling_on_the_sphere():
+    """Groups of three on S^4, each agent pulled along geodesics toward its neighbours' mean log."""
+    rng = np.random.default_rng(11)
+    c, size, d, rounds = 150, 3, 5, 6
+    n = c * size
+    conv = np.repeat(np.arange(c), size)
+    src, dst = np.nonzero((conv[:, None] == conv[None, :]) & ~np.eye(n, dtype=bool))
+    x = rng.normal(0, 1, (n, d))
+    x /= np.linalg.norm(x, axis=-1, keepdims=True)
+    ys = [x]
+    for t in range(rounds):
+        logs = sphere_log(x[dst], x[src])
+        pull = np.zeros_like(x)
+        np.add.at(pull, dst, logs)
+        pull /= size - 1
+        v = 0.5 * np.exp(-t / 3.0) * pull
+        x = sphere_exp(x, v)
+        noise = rng.normal(0, 0.05, x.shape)
+        x = sphere_exp(x, noise - np.sum(noise * x, -1, keepdims=True) * x)
+        ys.append(x)
+    y = np.stack(ys)
+    panel = make_panel(y, np.ones(y.shape[:2], bool), conv, src, dst, space="sphere")
+    comp = fit_panel(panel, (parse("peer"), parse("peer+decay")), Design(seed=1))
+    assert comp.best == "peer+decay"
+    doc = comp.to_json()["models"]["peer+decay"]
+    for name, truth in [("peer_coupling", 0.5), ("coupling_timescale", 3.0)]:
+        lo, hi = doc["intervals"][name]
+        assert lo <= truth <= hi, (name, doc["params"][name], lo, hi)
+    assert doc["params"]["noise"] == pytest.approx(0.05, rel=0.1)
+
+
+def test_one_dimension_and_the_parameter_table():
+    c = 40
+    y, stance = simulate_pairs(c, 3, eta=0.3, timescale=1e9, gamma=0.0, z=np.zeros(5), noise=0.1, seed=2)
+    comp = fit_panel(r1_panel(y, stance, c), (parse("fj"),), Design(folds=2))
+    params = comp.to_json()["models"]["fj"]["params"]
+    assert set(params) == {"peer_coupling", "stubbornness", "noise"}
+    assert all(name in TABLE for name in params if name != "noise")
+    # forecast and simulate: the results object answers later questions.
+    fit = comp.fits["fj"]
+    assert fit.forecast(2).shape == (2, 2 * c, 1)
+    import jax
+
+    sim = fit.simulate(jax.random.key(0))
+    assert sim.shape == y.shape and np.array_equal(sim[0], y[0])
+
+
+@pytest.mark.parametrize("name", ["peer[stance]", "anchor+decay", "nonsense", "attractor[stance]+decay+decay"])
+def test_bad_model_names(name):
+    with pytest.raises(ValueError, match="model"):
+        parse(name)
