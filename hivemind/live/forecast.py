@@ -46,8 +46,22 @@ def fit(
     for t in runs:
         topo = peer_topology(t.y.shape[1], t.src, t.dst, directed=True)
         res = fit_all(t.y, t.anchor, topo, t.src, t.dst, train, resamples=resamples, seed=seed, horizon=horizon, method=method)
-        how = "blocks" if res["deterministic_decoder"]["detected"] else method
-        res["interval"] = {"method": INTERVAL_METHODS[how], "resamples": resamples, "level": 0.9, "seed": seed}
+        decoder = res["deterministic_decoder"]
+        how = "blocks" if decoder["detected"] else method
+        why = (
+            f"a deterministic decoder ({decoder['rule']}; false alarm {decoder['false_alarm']:.2g}): its exact "
+            "repeats are not the model's noise, so rounds are resampled"
+            if decoder["detected"]
+            else f"as asked ({method})"
+        )
+        res["interval"] = {
+            "method": INTERVAL_METHODS[how],
+            "name": how,
+            "why": why,
+            "resamples": resamples,
+            "level": 0.9,
+            "seed": seed,
+        }
         if t.group is not None and len(set(t.group)) > 1 and t.anchor is not None:
             from hivemind.theory.groups import fit_groups
 

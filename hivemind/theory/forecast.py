@@ -175,9 +175,15 @@ def _descend(free, y, anchor, topo: Topology, open_, weights, theta):
     return theta, step(jnp.asarray(theta))[0]
 
 
-def _start(y: np.ndarray) -> np.ndarray:
-    # The attractor starts at the population's mean over all rounds: where it spends its time.
-    u = y.reshape(-1, y.shape[-1]).mean(0)
+def _start(y: np.ndarray, weights=None) -> np.ndarray:
+    # The attractor starts at the population's mean over the rounds the fit reads (those of the
+    # transitions with weight): where it spends its time, and nothing held out.
+    rounds = y.shape[0] - 1
+    w = np.ones(rounds) if weights is None else np.asarray(weights, np.float64)
+    read = np.zeros(rounds + 1, bool)
+    read[:-1] |= w > 0
+    read[1:] |= w > 0
+    u = y[read].reshape(-1, y.shape[-1]).mean(0)
     u = u / np.linalg.norm(u) if np.linalg.norm(u) > 1e-12 else np.eye(y.shape[-1])[0]
     return np.concatenate([np.full(4, START[0]), START[1:], u])
 
@@ -281,7 +287,7 @@ def fit(
     free = _free(model, anchor)
     with jax.enable_x64(True):
         yj, a, tj = _prepare(y, anchor, topo)
-        theta, mse = _descend(jnp.asarray(free), yj, a, tj, jnp.asarray(open_), jnp.asarray(w), jnp.asarray(_start(y)))
+        theta, mse = _descend(jnp.asarray(free), yj, a, tj, jnp.asarray(open_), jnp.asarray(w), jnp.asarray(_start(y, w)))
         theta, mse = np.asarray(theta), float(mse)
     params = _params(model, theta, mse, free, topo, d)
     k = int(free.sum()) + 2 + (d - 1 if model == "attractor" else 0)  # + sigma and tau
@@ -367,13 +373,36 @@ def gate(y: np.ndarray, src, dst) -> np.ndarray:
     return open_
 
 
+# How often a sampled decoder repeats its message when its prompt did not change: the highest
+# share measured (Gemma 3 270M at temperature 0.4, 21 of 27 unchanged prompts; 1 of 4 at 0.8;
+# figures/live_forecast.json). A sampled run passes the gate's rule with at most this to the power
+# of its unchanged prompts.
+SAMPLED_REPEAT = 21 / 27
+# Unchanged prompts needed, all answered by the same text, before a decoder is called
+# deterministic: a false alarm of at most SAMPLED_REPEAT^20 = 0.66 % (one coincidence, as in a
+# T = 0.8 run with one unchanged prompt repeated, no longer qualifies).
+MIN_UNCHANGED = 20
+
+
 def deterministic(y: np.ndarray, src, dst, train: int) -> dict:
-    """Does the decoder answer an unchanged prompt with the same text, in the training transitions?"""
+    """Does the decoder answer an unchanged prompt with the same text, in the training transitions?
+
+    The rule: at least ``MIN_UNCHANGED`` unchanged prompts, every one answered by the same
+    text; ``false_alarm`` bounds the chance that a sampled decoder passes it
+    (``SAMPLED_REPEAT`` to the power of the unchanged prompts).
+    """
     y = np.asarray(y, np.float64)
     closed = ~gate(y, src, dst)[:train]
     repeated = _same(y[1 : train + 1], y[:train])[closed]
-    detected = bool(closed.sum() > 0 and repeated.all())
-    return {"detected": detected, "unchanged_prompts": int(closed.sum()), "repeated": int(repeated.sum())}
+    unchanged = int(closed.sum())
+    detected = bool(unchanged >= MIN_UNCHANGED and repeated.all())
+    return {
+        "detected": detected,
+        "unchanged_prompts": unchanged,
+        "repeated": int(repeated.sum()),
+        "rule": f"at least {MIN_UNCHANGED} unchanged prompts, each answered by the same text",
+        "false_alarm": float(SAMPLED_REPEAT**unchanged) if unchanged else 1.0,
+    }
 
 
 def copy_rates(y: np.ndarray, src, dst, weights) -> dict:
@@ -860,7 +889,8 @@ def fit_all(
     """Every model fitted on the first ``train`` transitions (default: half), scored on the rest,
     with ``bootstrap`` intervals from ``resamples`` draws by ``method`` (none if 0).
 
-    The best model is the one with the best held-out one-step skill against persistence.
+    The best model is chosen on the training transitions alone: the lowest AIC of its fit
+    (``selection`` says so); its held-out skill is then read, not used to choose.
     """
     y = np.asarray(y, np.float64)
     rounds = y.shape[0] - 1
@@ -898,7 +928,7 @@ def fit_all(
         if m in intervals:
             entry["intervals"] = intervals[m]
         out["models"][m] = entry
-    skill = {m: out["models"][m]["one_step"]["skill_vs_persistence"] for m in fits}
-    # Skills equal to 6 digits (a coupling fitted to zero makes two nested models one) go to the smaller model.
-    out["best"] = max(skill, key=lambda m: (-math.inf if skill[m] is None else round(skill[m], 6), -fits[m].n_params))
+    # AICs equal to 6 digits (a coupling fitted to zero makes two nested models one) go to the smaller model.
+    out["best"] = min(fits, key=lambda m: (round(fits[m].aic, 6), fits[m].n_params))
+    out["selection"] = "lowest AIC of the fit to the training transitions"
     return out

@@ -214,3 +214,44 @@ def test_one_dimension_and_the_parameter_table():
 def test_bad_model_names(name):
     with pytest.raises(ValueError, match="model"):
         parse(name)
+
+
+@pytest.mark.parametrize("name", ["peer", "peer+decay", "fj+decay", "attractor", "attractor[stance]+decay", "anchor"])
+def test_the_inner_product_loss_on_the_sphere_equals_the_forecasts_own(name):
+    """The fast loss (``gram_squared_errors``) against the forecasts' geodesic errors, with an
+    anchor, groups and agents missing from some rounds."""
+    import jax
+    import jax.numpy as jnp
+
+    from hivemind.theory.fitting import estimate
+    from hivemind.theory.fitting.step import forecasts, gram, gram_squared_errors, observed_pulls
+
+    rng = np.random.default_rng(4)
+    c, d, t = 20, 6, 5
+    conv = np.repeat(np.arange(c), 3)
+    src, dst = np.nonzero((conv[:, None] == conv[None, :]) & ~np.eye(3 * c, dtype=bool))
+    y = rng.normal(0, 1, (t, 3 * c, d)) + 2 * rng.normal(0, 1, d)
+    y /= np.linalg.norm(y, axis=-1, keepdims=True)
+    valid = rng.random((t, 3 * c)) > 0.1
+    anchor = rng.normal(0, 1, d)
+    anchor /= np.linalg.norm(anchor)
+    panel = make_panel(
+        y, valid, conv, src, dst, space="sphere", anchor=anchor, group=conv % 2, groups=("a", "b"), group_column="stance"
+    )
+    model = parse(name)
+    lay = estimate.layout(model, panel)
+    start = estimate.start(lay, panel, panel.transitions())
+    start = {
+        k: (np.asarray(v) + 0.1 * rng.normal(0, 1, np.shape(v))) if k == "attractor" else 0.3 + np.asarray(v)
+        for k, v in start.items()
+    }
+    with jax.enable_x64(True):
+        p = lay.unpack(jnp.asarray(lay.pack(start)))
+        a = estimate._arrays(panel)
+        g = observed_pulls("sphere", a)
+        direct = np.asarray(forecasts("sphere", model, p, a, g))
+        fast = np.asarray(gram_squared_errors(model, p, a, gram(a, g)))
+    # Geodesic distances computed here, with arccos (independent of both).
+    observed = panel.arrays.y[1:]  # the padding repeats an agent's nearest observed value
+    angles = np.arccos(np.clip(np.sum(direct * observed, -1), -1, 1))
+    np.testing.assert_allclose(fast, angles**2, rtol=1e-6, atol=1e-12)

@@ -27,6 +27,24 @@ class Arrays(NamedTuple):
     weight: np.ndarray  # (E,)
     group: np.ndarray  # (N,) codes into Panel.groups (0 without groups)
     anchor: np.ndarray  # (D,) the anchor, or any point of the space without one
+    # Who each agent hears, as a table padded to the largest in-degree K: a gather where an
+    # edge list would need a scatter, which XLA's CPU code runs element by element.
+    heard: np.ndarray  # (N, K) agent indices (the agent itself in the padding)
+    heard_weight: np.ndarray  # (N, K) edge weights, 0 in the padding
+
+
+def heard_table(n: int, src: np.ndarray, dst: np.ndarray, weight: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The (N, K) table of the agents each agent hears, and the weights, from edges src -> dst."""
+    degree = np.bincount(dst, minlength=n) if dst.size else np.zeros(n, np.int64)
+    k = max(int(degree.max()) if n else 0, 1)
+    heard = np.tile(np.arange(n)[:, None], (1, k))
+    w = np.zeros((n, k))
+    order = np.argsort(dst, kind="stable")
+    d, s_, ww = dst[order], src[order], weight[order]
+    slot = np.arange(d.size) - np.searchsorted(d, d)  # position among the receiver's edges
+    heard[d, slot] = s_
+    w[d, slot] = ww
+    return heard, w
 
 
 @dataclass(frozen=True, eq=False)
@@ -126,15 +144,17 @@ def make_panel(
             a[0] = 1.0  # any point of the sphere stands in: its coupling is held at 0
     else:
         a = np.asarray(anchor, np.float64)
+    weight = np.ones(src.shape[0]) if weight is None else np.asarray(weight, np.float64)
     arrays = Arrays(
         y,
         valid,
         first,
         src,
         dst,
-        np.ones(src.shape[0]) if weight is None else np.asarray(weight, np.float64),
+        weight,
         np.zeros(n, np.int64) if group is None else np.asarray(group, np.int64),
         a,
+        *heard_table(n, src, dst, weight),
     )
     names = conversations or tuple(str(c) for c in range(int(conversation.max()) + 1 if n else 0))
     return Panel(
