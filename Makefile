@@ -16,7 +16,7 @@ endif
 # built with them otherwise: llama-cpp-python is built here, first, without that cache.
 LLAMA := $(BIN)/python -m pip install --quiet --no-cache-dir --no-binary llama-cpp-python 'llama-cpp-python>=0.3'
 
-.PHONY: demo test lint clean readme-figures analysis bench live bench-live bench-sweep bench-processes bench-startup
+.PHONY: demo test lint clean readme-figures analysis analysis-discussions bench live bench-live bench-sweep bench-processes bench-startup bench-fit
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -55,11 +55,20 @@ analysis: $(VENV)/.installed-dev
 	$(BIN)/python analysis/live_noise_ceiling.py
 	$(BIN)/python analysis/live_confirmation.py
 	$(BIN)/python analysis/live_mixed.py --server
+	$(BIN)/python analysis/llm_discussions.py
+
+# The published two-agent discussions alone (about a minute): figures/llm_discussions.json.
+analysis-discussions: $(VENV)/.installed-dev
+	$(BIN)/python analysis/llm_discussions.py
 
 # Speed and scale against numpy, a per-agent loop and geomstats; see benchmarks/README.md.
 bench: $(VENV)/.installed-dev
 	$(BIN)/hivemind bench --out benchmarks/results
 	$(BIN)/python benchmarks/startup.py --out benchmarks/results
+
+# hivemind fit on 10 000 scalar and 625 embedded discussions, against scipy's least_squares.
+bench-fit: $(VENV)/.installed
+	$(BIN)/python benchmarks/fit_discussions.py --out benchmarks/results
 
 # How fast the command line answers: --help, validate, a first and a second quickstart run.
 bench-startup: $(VENV)/.installed

@@ -15,7 +15,20 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "llm_discussions"
 DATASETS = {"mixtral_8x7b": "mixtral_8x7b_climate.csv", "dolphin_mixtral": "dolphin_mixtral_climate.csv"}
-SHOWN = ("peer", "peer+decay", "attractor", "attractor[stance]", "attractor[stance]+decay")
+SHOWN = (
+    "peer",
+    "peer+decay",
+    "fj+decay",
+    "attractor",
+    "attractor+decay",
+    "attractor[stance]+decay",
+    "attractor[stance,framing]",
+    "attractor[stance,framing]+decay",
+)
+# The attractors per assigned stance, and per stance and the probe's framing (normal or negated
+# wording): one fit each, on the same split and folds, every model compared by its
+# cross-validated skill on the training discussions.
+GROUPINGS = ("stance", "stance,framing")
 JSON = ROOT / "figures" / "llm_discussions.json"
 
 
@@ -44,12 +57,17 @@ def summarise(doc: dict) -> dict:
     }
 
 
+def _point(v) -> str:
+    return "none (drift only)" if v is None else f"{v[0]:+.2f}"
+
+
 def _iv(iv) -> str:
     return f"[{iv[0]:.3f}, {iv[1]:.3f}]"
 
 
 def table(doc: dict) -> str:
-    """The README's table: held-out skill against persistence (90 % interval over discussions) per model and dataset."""
+    """The README's table: held-out skill against persistence (90 % interval over discussions)
+    per model and dataset, and a sentence on the chosen model of each."""
     names = list(doc["datasets"])
     lines = [
         "| model | " + " | ".join(f"{n}: held-out skill vs persistence" for n in names) + " |",
@@ -62,20 +80,60 @@ def table(doc: dict) -> str:
             best = " **(best)**" if doc["datasets"][n]["best"] == model else ""
             cells.append(f"{m['heldout_skill_vs_persistence']:.3f} {_iv(m['heldout_interval'])}{best}")
         lines.append(f"| `{model}` | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+    lines.append("")
+    for n in names:
+        d = doc["datasets"][n]
+        b = d["models"][d["best"]]
+        p, iv = b["params"], b["intervals"]
+        t = p.get("coupling_timescale")
+        decay = (
+            f"fading with timescale {t:.2f} rounds {_iv(iv['coupling_timescale'])}"
+            if t is not None and iv.get("coupling_timescale") and None not in iv["coupling_timescale"]
+            else "gone after the first exchange (its timescale is not identified)"
+            if t is not None
+            else "constant"
+        )
+        lines.append(
+            f"{n}: chosen `{d['best']}` ({d['training']} training discussions, {d['heldout']} held out); peer coupling "
+            f"{p['peer_coupling']:.3f} {_iv(iv['peer_coupling'])} at round 0, {decay}; attractor coupling "
+            f"{p['attractor_coupling']:.3f} {_iv(iv['attractor_coupling'])}; skill against the partner's opinion "
+            f"{b['heldout_skill_vs_neighbours']:.3f}, against the mean {b['heldout_skill_vs_mean']:.3f}."
+        )
+        if isinstance(p.get("attractor"), dict):
+            points = ", ".join(f"{g} → {_point(v)}" for g, v in p["attractor"].items())
+            lines.append(f"  Attractors by {d['best'].split('[')[1].split(']')[0]}: {points}.")
+        lines.append("")
+    return "\n".join(lines).rstrip() + "\n"
 
 
 def main() -> None:
-    from hivemind.live.discussions import fit
+    from hivemind.live.discussions import Options, fit
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", default=str(ROOT / "runs" / "llm_discussions"))
     args = ap.parse_args()
     doc = {"source": "Brockers, Ehrlich & Priesemann (2025), BSD-3; shared/data/llm_discussions", "datasets": {}}
     for name, file in DATASETS.items():
-        print(f"fitting {name}", flush=True)
-        result = fit(DATA / file, Path(args.out) / name, say=lambda s: None)
-        doc["datasets"][name] = summarise(result)
+        merged = None
+        for by in GROUPINGS:
+            print(f"fitting {name}, attractors by {by}", flush=True)
+            out = Path(args.out) / f"{name}_by_{by.replace(',', '_')}"
+            result = summarise(fit(DATA / file, out, Options(attractor_by=by), say=lambda s: None))
+            if merged is None:
+                merged = result
+            else:
+                merged["models"] |= result["models"]
+        # The choice over both fits, on training data alone (ties: fewer parameters).
+        cv = {m: (round(v["cv_skill_vs_persistence"], 4), -v["n_params"]) for m, v in merged["models"].items()}
+        merged["best"] = max(cv, key=cv.get)
+        best = merged["models"][merged["best"]]
+        merged["best_heldout"] = {
+            "skill_vs_persistence": best["heldout_skill_vs_persistence"],
+            "interval_vs_persistence": best["heldout_interval"],
+            "skill_vs_neighbours": best["heldout_skill_vs_neighbours"],
+            "skill_vs_mean": best["heldout_skill_vs_mean"],
+        }
+        doc["datasets"][name] = merged
     JSON.write_text(json.dumps(doc, indent=2) + "\n")
     print(table(doc))
 

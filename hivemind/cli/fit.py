@@ -77,6 +77,7 @@ def cmd_fit(args) -> int:
 
 def _many(args, target) -> int:
     from hivemind.live.discussions import Options, fit, format_fit, load_panel
+    from hivemind.theory.fitting.models import split_names
 
     options = Options(
         opinion=tuple(c.strip() for c in args.opinion.split(",") if c.strip()),
@@ -85,7 +86,7 @@ def _many(args, target) -> int:
         edges=args.edges,
         missing=args.missing,
         space=args.space,
-        models=tuple(m.strip() for m in args.models.split(",")) if args.models else None,
+        models=split_names(args.models) if args.models else None,
         folds=args.folds,
         test_share=args.test_share,
         train=args.train,

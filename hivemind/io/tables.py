@@ -116,8 +116,9 @@ def read(
     missing: str = "error",
 ) -> Discussions:
     """The discussions of the table at ``path``: ``opinion`` columns (one per coordinate) or the
-    ``text`` column, grouped by ``group`` when given (or ``"stance"``/``"group"`` when present
-    and ``group`` is None; ``""`` for none). ``missing="drop"`` accepts agents absent from some
+    ``text`` column, grouped by ``group`` when given (comma-separated columns: each combination
+    of values a group; ``"stance"``/``"group"`` when present and ``group`` is None; ``""`` for
+    none). ``missing="drop"`` accepts agents absent from some
     rounds (their transitions are left out); else such a table is refused.
 
     Raises
@@ -135,8 +136,9 @@ def read(
         _require(path, frame, column, "--text" if text else "--opinion")
     if group is None:
         group = next((c for c in ("stance", "group") if c in frame.columns), "")
-    if group:
-        _require(path, frame, group, "--attractor-by")
+    by = [c.strip() for c in group.split(",") if c.strip()] if group else []
+    for column in by:
+        _require(path, frame, column, "--attractor-by")
     conv = _labels(path, frame, "conversation")
     agent = _labels(path, frame, "agent")
     rounds = _numbers(path, frame, "round", integer=True).astype(np.int64)
@@ -209,8 +211,11 @@ def read(
         y = np.zeros((tmax, n, values.shape[1]))
         y[t, agent_code] = values
     g, groups = None, ()
-    if group:
-        labels = _labels(path, frame, group)
+    if by:
+        # Several columns: each combination of their values is a group ("2|-1").
+        labels = _labels(path, frame, by[0])
+        for column in by[1:]:
+            labels = np.char.add(np.char.add(labels.astype(str), "|"), _labels(path, frame, column).astype(str))
         per_agent = np.empty(n, object)
         per_agent[agent_code] = labels
         changed = labels != per_agent[agent_code]
@@ -241,9 +246,10 @@ def read(
 
 
 def _sortable(values) -> list[str]:
-    """Group labels in numeric order when they are numbers (-2, -1, 0, 1, 2), else as text."""
+    """Group labels in numeric order when they are numbers (-2, -1, 0, 1, 2; combinations such
+    as "-2|1" by each part), else as text."""
     try:
-        return sorted(values, key=float)
+        return sorted(values, key=lambda v: tuple(float(part) for part in str(v).split("|")))
     except ValueError:
         return sorted(values)
 

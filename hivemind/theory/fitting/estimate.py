@@ -38,6 +38,8 @@ START_COUPLING = 0.05
 START_DECAY = 0.1  # per round: a timescale of 10 rounds
 MIN_CLUSTERS = 10
 MAX_POINT_COORDS = 32
+# Curvature below this share of the largest (in the Hessian's diagonal) is no curvature.
+FLAT = 1e-9
 Z90 = 1.6448536269514722  # the standard normal's 95th percentile: two-sided 90 % intervals
 
 
@@ -294,21 +296,30 @@ def intervals(model: Model, panel: Panel, est: Estimate, weights: np.ndarray) ->
             up = np.asarray(_cluster_gradients(*args, jnp.asarray(phi0 + e))).sum(0)
             down = np.asarray(_cluster_gradients(*args, jnp.asarray(phi0 - e))).sum(0)
             cols.append((up - down) / (2 * e[j]))
-    h = np.stack(cols, axis=1)
+    h = 0.5 * (np.stack(cols, axis=1) + np.stack(cols, axis=1).T)
     meat = g.T @ g * k / (k - 1)
-    hinv = np.linalg.pinv(0.5 * (h + h.T))
+    # A direction the loss does not curve along is not identified (a decay so fast that only
+    # the first round has a coupling): its parameters get no interval, rather than one of
+    # zero width from a pseudo-inverse.
+    scale = np.sqrt(np.maximum(np.abs(np.diag(h)), 1e-300))
+    flat = np.abs(np.diag(h)) <= FLAT * max(float(np.max(np.abs(np.diag(h)))), 1e-300)
+    hinv = np.linalg.pinv(h / np.outer(scale, scale), rcond=FLAT) / np.outer(scale, scale)
     cov = hinv @ meat @ hinv
     se = np.sqrt(np.maximum(np.diag(cov), 0.0))
+    se[flat] = np.nan
     out, at, where = {}, 0, {}
     for n, shape in zip(varied, shapes, strict=True):
         m = int(np.prod(shape))
         lo, hi = phi0[at : at + m] - Z90 * se[at : at + m], phi0[at : at + m] + Z90 * se[at : at + m]
         if P.TABLE[n].constraint == "positive":
-            lo = np.maximum(lo, 0.0)
-        out[n] = [lo.reshape(shape).tolist(), hi.reshape(shape).tolist()] if shape else [float(lo[0]), float(hi[0])]
+            lo = np.where(np.isnan(lo), lo, np.maximum(lo, 0.0))
+        if np.any(np.isnan(lo)):
+            out[n] = None
+        else:
+            out[n] = [lo.reshape(shape).tolist(), hi.reshape(shape).tolist()] if shape else [float(lo[0]), float(hi[0])]
         where[n] = np.arange(at, at + m)
         at += m
-    if "attractor_drift" in where and "attractor_coupling" in where:
+    if "attractor_drift" in where and "attractor_coupling" in where and out.get("attractor_coupling") is not None:
         out["attractor"] = _attractor_interval(est.params, cov, where)
     return out, by
 

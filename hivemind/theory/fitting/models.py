@@ -7,7 +7,8 @@ Every model is one step of the same form (``step``), with some pulls switched on
 - ``fj``: ``peer`` plus Friedkin-Johnsen stubbornness toward each agent's first value;
 - ``attractor``: ``fj`` plus a pull toward one free point of the space;
 - ``attractor[COL]``: the same with one point per value of the column ``COL`` (an assigned
-  stance, a group): agents drift toward a stance-dependent attractor;
+  stance, a group; ``attractor[A,B]``: per combination of two columns' values): agents drift
+  toward a stance-dependent attractor;
 - ``confidence``: ``peer`` with bounded confidence, a smooth weight exp(-(d / eps)^4) per message;
 - ``+decay`` after any model with a peer pull: the coupling fades over the discussion,
   eta_t = eta exp(-t / T), the timescale T (rounds) fitted.
@@ -23,7 +24,7 @@ from dataclasses import dataclass
 
 BASES = ("anchor", "peer", "fj", "attractor", "confidence")
 BASELINES = ("persistence", "neighbours", "mean")
-_NAME = re.compile(r"^(?P<base>[a-z]+)(\[(?P<by>[A-Za-z_][\w]*)\])?(?P<decay>\+decay)?$")
+_NAME = re.compile(r"^(?P<base>[a-z]+)(\[(?P<by>[A-Za-z_][\w]*(,[A-Za-z_][\w]*)*)\])?(?P<decay>\+decay)?$")
 
 
 @dataclass(frozen=True)
@@ -90,3 +91,18 @@ def defaults(anchor: bool, by: str | None) -> tuple[Model, ...]:
     if by:
         names += [f"attractor[{by}]", f"attractor[{by}]+decay"]
     return tuple(parse(n) for n in names)
+
+
+def split_names(text: str) -> tuple[str, ...]:
+    """Model names from a comma-separated list, commas inside brackets kept: "peer,attractor[a,b]"."""
+    names, depth, current = [], 0, ""
+    for ch in text:
+        depth += ch == "["
+        depth -= ch == "]"
+        if ch == "," and depth == 0:
+            names.append(current.strip())
+            current = ""
+        else:
+            current += ch
+    names.append(current.strip())
+    return tuple(n for n in names if n)

@@ -82,7 +82,7 @@ class ModelFit:
                 out[name] = {g: [lo[i], hi[i]] for i, g in enumerate(self.panel.groups)}
             else:
                 out[name] = [lo, hi]
-        if "coupling_decay" in self.intervals:
+        if self.intervals.get("coupling_decay") is not None:
             lo, hi = self.intervals["coupling_decay"]
             out["coupling_timescale"] = [1.0 / hi if hi > CONSTANT else None, 1.0 / lo if lo > CONSTANT else None]
         return out
