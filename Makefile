@@ -51,6 +51,7 @@ readme-figures: demo live
 # Reproduce the paper's claims (and where they fail) into figures/; see analysis/README.md.
 analysis: $(VENV)/.installed-dev
 	for f in path_independence path_dependence rates entropy_collapse competing_anchors friedkin_johnsen bounded_confidence live_collapse live_population live_embedders forecast_calibration; do $(BIN)/python analysis/$$f.py || exit 1; done
+	$(BIN)/python analysis/forecast_calibration.py 40 --parametric
 	$(BIN)/python analysis/live_forecast.py --second-embedder
 	$(BIN)/python analysis/live_noise_ceiling.py
 	$(BIN)/python analysis/live_confirmation.py

@@ -39,14 +39,14 @@ def _log(x, y):
     return np.where(norm > 1e-15, np.arccos(c) * u / np.where(norm > 1e-15, norm, 1.0), 0.0)
 
 
-def _exp(x, v):
+def exp(x, v):
     n = np.linalg.norm(v, axis=-1, keepdims=True)
     return np.cos(n) * x + np.where(n > 1e-15, np.sin(n) / np.where(n > 1e-15, n, 1.0), 1.0) * v
 
 
 def _noisy(rng, x, s):
     xi = rng.normal(size=x.shape)
-    return _exp(x, s * (xi - np.sum(xi * x, -1, keepdims=True) * x))
+    return exp(x, s * (xi - np.sum(xi * x, -1, keepdims=True) * x))
 
 
 def conversation(seed: int, truth: dict = TRUTH, n: int = N, d: int = D, rounds: int = ROUNDS):
@@ -64,7 +64,7 @@ def conversation(seed: int, truth: dict = TRUTH, n: int = N, d: int = D, rounds:
         pull = np.zeros_like(x)
         np.add.at(pull, dst, _log(x[dst], x[src]))
         v = truth["peer_coupling"] * pull / 2 + truth["anchor_coupling"] * _log(x, anchor)
-        x = _noisy(rng, _exp(x, v + truth["stubbornness"] * _log(x, first)), truth["noise"])
+        x = _noisy(rng, exp(x, v + truth["stubbornness"] * _log(x, first)), truth["noise"])
         ys.append(_noisy(rng, x, truth["observation_noise"]))
     return np.stack(ys), anchor, src, dst
 

@@ -70,7 +70,7 @@ def cmd_fit(args) -> int:
     if not 0.0 <= args.test_share < 1.0:
         raise UsageError(f"--test-share must be in [0, 1), got {args.test_share}")
     target = out_dir(args.out)
-    if has_conversations(args.data):
+    if has_conversations(args.data, args.space):
         return _many(args, target)
     return _one(args, target)
 

@@ -39,10 +39,11 @@ class Options:
     anchor_text: str | None = None
 
 
-def has_conversations(path: str | Path) -> bool:
-    """Whether ``path`` is for this module: a table, a NetCDF file with a conversation dimension,
-    or one of opinions that are not directions (numbers, one coordinate, vectors of any length).
-    Directions of one conversation (a live run, embeddings) go to ``live.forecast``."""
+def has_conversations(path: str | Path, space: str | None = None) -> bool:
+    """Whether ``path`` is for this module: a table, a NetCDF file with a conversation dimension
+    or of ``opinion`` (numbers), or ``embedding`` of one coordinate (no direction) or with
+    ``space="euclidean"``. Embeddings of one conversation (directions, normalised: a live run, a
+    NetCDF file) go to ``live.forecast``."""
     path = Path(path)
     if is_table(path):
         return True
@@ -55,11 +56,9 @@ def has_conversations(path: str | Path) -> bool:
             var = next((v for v in ("embedding", "opinion") if v in ds), None)
             if var is None:
                 return False
-            if "conversation" in ds[var].dims or var == "opinion":
+            if "conversation" in ds[var].dims or var == "opinion" or space == "euclidean":
                 return True
-            v = np.asarray(ds[var].values, np.float64)
-            norms = np.linalg.norm(v, axis=-1)
-            return v.shape[-1] < 2 or not np.all(np.abs(norms[np.isfinite(norms)] - 1.0) < UNIT)
+            return ds[var].shape[-1] < 2
     except (OSError, ValueError):
         return False
 

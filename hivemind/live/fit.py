@@ -218,7 +218,7 @@ def fit_dynamics(
     state); kappa's interval is a 90% percentile bootstrap over agents with ``resamples``
     draws (none when 0). None when there are fewer than two rounds to split.
     """
-    from hivemind.theory.dynamics_fit import MODELS, _r2, anchor_interval, fit
+    from hivemind.theory.dynamics_fit import MODELS, anchor_interval, fit, r_squared
 
     y = np.asarray(embeddings, np.float64)
     rounds = y.shape[0] - 1
@@ -246,7 +246,7 @@ def fit_dynamics(
     # what a number means (on the 32-agent greedy run persistence itself scored -2.4).
     curve = np.arccos(np.clip(y @ np.asarray(anchor_vec, np.float64), -1.0, 1.0)).mean(1)
     train = rounds // 2
-    persistence = _r2(np.full(rounds - train, curve[train]), curve[train + 1 :])
+    persistence = r_squared(np.full(rounds - train, curve[train]), curve[train + 1 :])
     return {
         "train_rounds": train,
         "interval": {"method": "percentile bootstrap over agents", "resamples": resamples, "level": 0.9, "seed": seed},

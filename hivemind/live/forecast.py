@@ -123,7 +123,7 @@ def format_forecast(results: dict) -> str:
         lines.append(
             "  baselines' MSE: "
             + ", ".join(f"{b} {v:.5f}" for b, v in res["baselines"].items())
-            + f"; best held-out one-step model: {res['best']}"
+            + f"; best by AIC on the training rounds: {res['best']}"
         )
         if "groups" in res:
             from hivemind.theory.groups import describe

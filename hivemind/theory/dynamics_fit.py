@@ -84,7 +84,7 @@ def run(manifold, topo: Topology, anchor, eta, kappa, x0, rounds: int):
     return jnp.concatenate([x0[None], xs])
 
 
-def _r2(pred: np.ndarray, obs: np.ndarray) -> float | None:
+def r_squared(pred: np.ndarray, obs: np.ndarray) -> float | None:
     ss = float(np.sum((obs - obs.mean()) ** 2))
     return None if ss <= 1e-12 * max(obs.size, 1) else 1.0 - float(np.sum((obs - pred) ** 2)) / ss
 
@@ -228,7 +228,7 @@ def fit(
             after = noisy_mean_distance(rounds - train, paths, topo, a, eta, kappa, sigma, yj[train], k_ahead)
             d_pred = np.concatenate([np.asarray(before), np.asarray(after)[1:]])
     params = {"peer_coupling": float(eta), "anchor_coupling": float(kappa), "noise": sigma}
-    r2 = _r2(d_pred[train + 1 :], d_obs[train + 1 :])
+    r2 = r_squared(d_pred[train + 1 :], d_obs[train + 1 :])
     return DynamicsFit(model, params, float(train_rmse), float(heldout_rmse), r2, d_pred)
 
 

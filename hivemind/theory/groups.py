@@ -44,7 +44,7 @@ def _unpack(theta, g: int):
     return eta, kappa, jax.nn.sigmoid(theta[g * g + g])
 
 
-def _step(manifold, topo: Topology, anchor, group, eta, kappa, x):
+def model_step(manifold, topo: Topology, anchor, group, eta, kappa, x):
     logs = manifold.log(x[topo.receivers], x[topo.senders])
     w = topo.weights.astype(x.dtype) * eta[group[topo.receivers], group[topo.senders]]
     # A dense (agents, messages) matmul, as in forecast._step: no scatter under vmap.
@@ -53,17 +53,17 @@ def _step(manifold, topo: Topology, anchor, group, eta, kappa, x):
     return manifold.exp(x, v)
 
 
-def _forecasts(topo: Topology, anchor, group, eta, kappa, gain, ys, open_):
+def filter_forecasts(topo: Topology, anchor, group, eta, kappa, gain, ys, open_):
     """The filter's one-step forecasts (``forecast.filtered``) with the group-coupling step."""
-    return fc.filtered(lambda manifold, x: _step(manifold, topo, anchor, group, eta, kappa, x), gain, ys, open_)
+    return fc.filtered(lambda manifold, x: model_step(manifold, topo, anchor, group, eta, kappa, x), gain, ys, open_)
 
 
 @functools.partial(jax.jit, static_argnums=0)
 def _value_and_grad(g: int, y, anchor, topo: Topology, group, open_, weights, theta):
     def loss(theta):
         eta, kappa, gain = _unpack(theta, g)
-        f = _forecasts(topo, anchor, group, eta, kappa, gain, y, open_)
-        sq = fc._sphere(y.shape[-1]).dist(f, y[1:]) ** 2
+        f = filter_forecasts(topo, anchor, group, eta, kappa, gain, y, open_)
+        sq = fc.sphere_of(y.shape[-1]).dist(f, y[1:]) ** 2
         return jnp.sum(sq * weights) / jnp.sum(weights)
 
     return jax.value_and_grad(loss)(theta)
@@ -86,7 +86,7 @@ def _fit_theta(y, anchor, topo, index, g, open_, weights, theta):
         return np.asarray(theta), float(step(jnp.asarray(theta))[0])
 
 
-def _params(theta, g: int, names: list) -> dict:
+def params_of(theta, g: int, names: list) -> dict:
     with jax.enable_x64(True):
         eta, kappa, gain = (np.asarray(v) for v in _unpack(jnp.asarray(theta), g))
     return {
@@ -99,7 +99,7 @@ def _params(theta, g: int, names: list) -> dict:
 
 def _resample_weights(rounds: int, train: int, index: np.ndarray, resamples: int, seed: int) -> np.ndarray:
     """(resamples, R, N): moving blocks of training rounds times agents drawn within their group."""
-    rows = fc._block_weights(rounds, train, resamples, seed)
+    rows = fc.block_weights(rounds, train, resamples, seed)
     keys = jax.random.split(jax.random.fold_in(jax.random.key(seed), 1), resamples)
     cols = np.zeros((resamples, index.size))
     for r, key in enumerate(keys):
@@ -121,7 +121,7 @@ def predict(y, anchor, topo: Topology, group, params: dict, open_=None) -> np.nd
         kappa = jnp.asarray([params["anchor_coupling"][k] for k in names])
         t = Topology(*(jnp.asarray(v) for v in topo))
         a, ys = jnp.asarray(anchor), jnp.asarray(y)
-        return np.asarray(_forecasts(t, a, jnp.asarray(index), eta, kappa, params["gain"], ys, jnp.asarray(open_)))
+        return np.asarray(filter_forecasts(t, a, jnp.asarray(index), eta, kappa, params["gain"], ys, jnp.asarray(open_)))
 
 
 def fit_groups(
@@ -159,10 +159,10 @@ def fit_groups(
     weights = np.broadcast_to((np.arange(rounds) < train)[:, None], (rounds, n)).astype(np.float64)
     start = np.concatenate([np.full(g * g + g, fc.START[0]), [fc.START[1]]])
     theta, mse = _fit_theta(y, anchor, topo, index, g, open_, weights, start)
-    params = _params(theta, g, names)
+    params = params_of(theta, g, names)
     pred = predict(y, anchor, topo, group, params, open_)
-    sq = fc._geodesic(pred[train:], y[train + 1 :]) ** 2
-    persistence = fc._geodesic(y[train:-1], y[train + 1 :]) ** 2
+    sq = fc.geodesic_distance(pred[train:], y[train + 1 :]) ** 2
+    persistence = fc.geodesic_distance(y[train:-1], y[train + 1 :]) ** 2
     out = {
         "params": params,
         "n_params": g * g + g + 2,  # the couplings, the gain, and the innovations' variance
@@ -172,7 +172,7 @@ def fit_groups(
         "agents_per_group": {k: int(np.sum(index == i)) for i, k in enumerate(names)},
         "one_step": {
             "mse": float(sq.mean()),
-            "skill_vs_persistence": fc._skill(float(sq.mean()), float(persistence.mean())),
+            "skill_vs_persistence": fc.skill_score(float(sq.mean()), float(persistence.mean())),
             "mse_by_group": {k: float(sq[:, index == i].mean()) for i, k in enumerate(names)},
         },
     }
@@ -180,7 +180,7 @@ def fit_groups(
     if resamples:
         for w in _resample_weights(rounds, train, index, resamples, seed):
             th, _ = _fit_theta(y, anchor, topo, index, g, open_, w, theta)
-            draws.append(_params(th, g, names))
+            draws.append(params_of(th, g, names))
         out["intervals"] = _intervals(draws, names, level)
         out["interval"] = {"method": "refit on moving blocks of rounds x agents within groups", "resamples": resamples}
         out["interval"] |= {"level": level, "seed": seed}

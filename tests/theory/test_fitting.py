@@ -144,7 +144,7 @@ def test_later_rounds_cannot_move_the_fit_of_one_conversation():
     v = y.copy()
     v[train + 1 :] += rng.normal(0, 3, v[train + 1 :].shape)
     b = fit_panel(make(v), models, Design(train=train))
-    assert a.best == b.best and "AIC" in a.selection
+    assert a.best == b.best and "training transitions from round" in a.selection
     for name in a.fits:
         for k in a.fits[name].params:
             assert np.array_equal(a.fits[name].params[k], b.fits[name].params[k])

@@ -28,7 +28,7 @@ def _log(x, y):
     return np.where(norm > 1e-15, np.arccos(c) * u / np.where(norm > 1e-15, norm, 1.0), 0.0)
 
 
-def _exp(x, v):
+def exp(x, v):
     n = np.linalg.norm(v, axis=-1, keepdims=True)
     return np.cos(n) * x + np.where(n > 1e-15, np.sin(n) / np.where(n > 1e-15, n, 1.0), 1.0) * v
 
@@ -41,7 +41,7 @@ def ring(n=N):
 
 def _noisy(rng, x, s):
     xi = rng.normal(size=x.shape)
-    return _exp(x, s * (xi - np.sum(xi * x, -1, keepdims=True) * x))
+    return exp(x, s * (xi - np.sum(xi * x, -1, keepdims=True) * x))
 
 
 def engine_made(rounds, eta, kappa, theta, gamma, sigma, tau=0.0, seed=0, n=N, d=D, eps=None):
@@ -61,7 +61,7 @@ def engine_made(rounds, eta, kappa, theta, gamma, sigma, tau=0.0, seed=0, n=N, d
         pull = np.zeros_like(x)
         np.add.at(pull, dst, w * logs)
         v = eta * pull / 2 + kappa * _log(x, anchor) + theta * _log(x, first) + gamma * _log(x, np.broadcast_to(z, x.shape))
-        x = _noisy(rng, _exp(x, v), sigma)
+        x = _noisy(rng, exp(x, v), sigma)
         ys.append(_noisy(rng, x, tau))
     return np.stack(ys), anchor, z, src, dst
 
@@ -129,12 +129,12 @@ def test_copy_rates_and_the_deterministic_gate():
     rng = np.random.default_rng(4)
     n, d, rounds = 40, 6, 60
     src, dst = ring(n)
-    x = _unit(rng.normal(size=(n, d)))
+    x = unit_rows(rng.normal(size=(n, d)))
     ys, counts = [x], {"repeat_rate": 0, "copy_rate": 0, "new_rate": 0}
     for _ in range(rounds):
         u = rng.uniform(size=n)
         left = np.roll(x, 1, axis=0)
-        new = _unit(rng.normal(size=(n, d)))
+        new = unit_rows(rng.normal(size=(n, d)))
         # Copying a neighbour who already wrote one's own text leaves the text as it was: a repeat.
         same = np.all(left == x, axis=1)
         counts["repeat_rate"] += int(np.sum((u < 0.5) | ((u < 0.8) & same)))
@@ -152,7 +152,7 @@ def test_copy_rates_and_the_deterministic_gate():
     # Deterministic: the next message is a fixed function of the prompt (own and both neighbours'
     # messages): the one of the three with the smallest first coordinate. Agents whose
     # neighbourhood holds the smallest message already stop changing, and so do their prompts.
-    x = _unit(rng.normal(size=(n, d)))
+    x = unit_rows(rng.normal(size=(n, d)))
     ys = [x]
     for _ in range(12):
         three = np.stack([x, np.roll(x, 1, axis=0), np.roll(x, -1, axis=0)])
@@ -186,7 +186,7 @@ def test_parametric_intervals_cover_the_truth_in_a_small_study():
     assert np.mean(hits) >= 0.7, np.mean(hits)
 
 
-def _unit(v):
+def unit_rows(v):
     return v / np.linalg.norm(v, axis=-1, keepdims=True)
 
 
@@ -219,7 +219,7 @@ def test_hivemind_fit_on_a_netcdf_file(made, tmp_path, capsys):
     path = write(tmp_path / "conversation.nc", 3.0 * y, anchor, src, dst)  # any length: hivemind normalises
     assert main(["fit", str(path), "--out", str(tmp_path / "fit"), "--resamples", "0", "--train", "30"]) == 0
     out = capsys.readouterr().out
-    assert "best held-out one-step model: attractor" in out and "vs neighbours" in out
+    assert "best by AIC on the training rounds: attractor" in out and "vs neighbours" in out
     doc = json.loads((tmp_path / "fit" / "fit.json").read_text())
     assert doc["best"] == "attractor" and set(doc["models"]) == set(fc.MODELS)
     for key in ("skill_vs_persistence", "skill_vs_neighbours", "skill_vs_centroid", "skill_vs_anchor", "mse"):
@@ -302,3 +302,20 @@ def test_bad_data_is_one_line_naming_the_variable(breakage, variable, tmp_path, 
     assert main(["fit", str(path), "--out", str(tmp_path / "out")]) == 2
     err = capsys.readouterr().err
     assert err.startswith(f"{path}: {variable}") and err.count("\n") == 1
+
+
+def test_heldout_rounds_cannot_move_a_fit_or_the_choice(made):
+    """Every held-out round replaced by other directions: every fitted parameter, the training
+    loss, the AIC and the model called best stay bit for bit; the held-out scores move."""
+    y, anchor, z, src, dst, topo = made
+    train = 30
+    a = fc.fit_all(y, anchor, topo, src, dst, train=train, models=("anchor", "peer", "attractor"))
+    other = y.copy()
+    noise = np.random.default_rng(9).normal(size=other[train + 1 :].shape)
+    other[train + 1 :] = noise / np.linalg.norm(noise, axis=-1, keepdims=True)
+    b = fc.fit_all(other, anchor, topo, src, dst, train=train, models=("anchor", "peer", "attractor"))
+    assert a["best"] == b["best"] and a["selection"] == b["selection"]
+    for m in a["models"]:
+        assert a["models"][m]["params"] == b["models"][m]["params"], m
+        assert a["models"][m]["aic"] == b["models"][m]["aic"], m
+        assert a["models"][m]["one_step"]["mse"] != b["models"][m]["one_step"]["mse"], m

@@ -12,7 +12,7 @@ import pytest
 from hivemind.theory import forecast as fc
 from hivemind.theory import groups as gr
 from hivemind.theory.dynamics_fit import peer_topology
-from tests.theory.test_forecast import _exp, _log, _noisy
+from tests.theory.test_forecast import _log, _noisy, exp
 
 N, D = 24, 10
 # eta[hearer's group, speaker's group]: group "b" pulls group "a" eight times harder than the reverse.
@@ -44,7 +44,7 @@ def engine_made(rounds, eta=ETA, kappa=KAPPA, sigma=0.04, tau=0.02, seed=0, n=N,
         logs = _log(x[dst], x[src]) * (eta[group[dst], group[src]] / deg[dst])[:, None]
         pull = np.zeros_like(x)
         np.add.at(pull, dst, logs)
-        x = _noisy(rng, _exp(x, pull + kappa[group][:, None] * _log(x, anchor)), sigma)
+        x = _noisy(rng, exp(x, pull + kappa[group][:, None] * _log(x, anchor)), sigma)
         ys.append(_noisy(rng, x, tau))
     return np.stack(ys), anchor, src, dst, np.where(group == 0, "a", "b")
 

@@ -115,6 +115,34 @@ def _scored(panel: Panel, model: Model, params: dict, weights: np.ndarray, fitte
     return score(panel, sq, baseline_errors(panel, fitted), weights, by, key)
 
 
+def _validated(panel: Panel, models, fits: dict[str, ModelFit], main: np.ndarray) -> tuple[str, str]:
+    """With too few discussions for folds: each model fitted on the first two thirds of the
+    training rounds and scored on the rest of them, the highest skill against persistence
+    winning (``validation`` in each model's scores); with fewer than two training rounds, the
+    lowest AIC."""
+    rounds = np.flatnonzero(main.sum(1) > 0)
+    if rounds.size < 2:
+        best = min(fits, key=lambda n: (fits[n].information["aic"], fits[n].n_params))
+        return best, "lowest AIC of the fit to the training transitions (too few to validate on)"
+    cut = int(rounds[max(1, round(2 * rounds.size / 3)) - 1]) + 1
+    early, late = main * (np.arange(main.shape[0]) < cut)[:, None], main * (np.arange(main.shape[0]) >= cut)[:, None]
+    skills = {}
+    for m in models:
+        e = estimate.fit(m, panel, early)
+        sq = estimate.errors(panel.space, estimate.predict(m, panel, e.params), panel.arrays.y[1:])
+        base = baseline_errors(panel, early)
+        v = {"fit_transitions": cut, "mse": float((sq * late).sum() / late.sum())}
+        for b in BASELINES:
+            v[f"skill_vs_{b}"] = 1.0 - float((sq * late).sum()) / max(float((base[b] * late).sum()), 1e-300)
+        fits[m.name].scores["validation"] = v
+        skills[m.name] = v["skill_vs_persistence"]
+    best = max(skills, key=lambda n: (round(skills[n], TIE_DIGITS), -fits[n].n_params))
+    return best, (
+        f"highest one-step skill against persistence on the training transitions from round {cut}, "
+        f"each model fitted on the earlier ones (too few discussions for folds)"
+    )
+
+
 def fit_panel(panel: Panel, models: tuple[Model, ...] | None = None, design: Design = Design(), say=None) -> Comparison:
     """Every model of ``models`` (default: ``models.defaults``) fitted to ``panel`` and scored
     by ``design``; see the module's docstring."""
@@ -179,8 +207,7 @@ def fit_panel(panel: Panel, models: tuple[Model, ...] | None = None, design: Des
         best = max(skills, key=lambda n: (round(skills[n], TIE_DIGITS), -fits[n].n_params))
         selection = f"highest cross-validated skill against persistence over {design.folds} folds of the training discussions"
     else:
-        best = min(fits, key=lambda n: (fits[n].information["aic"], fits[n].n_params))
-        selection = "lowest AIC of the fit to the training transitions (too few discussions for folds)"
+        best, selection = _validated(panel, models, fits, main)
     base_main = baseline_errors(panel, main)
     baselines = {}
     if test_c.size:
