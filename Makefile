@@ -57,6 +57,7 @@ analysis: $(VENV)/.installed-dev
 	$(BIN)/python analysis/live_confirmation.py
 	$(BIN)/python analysis/live_mixed.py --server
 	$(BIN)/python analysis/llm_discussions.py
+	$(BIN)/python analysis/fit_calibration.py
 
 # The published two-agent discussions alone (about a minute): figures/llm_discussions.json.
 analysis-discussions: $(VENV)/.installed-dev

@@ -33,6 +33,15 @@ def test_the_published_discussions_table_matches_its_json():
     assert block("llm_discussions") == analysis.table(doc)
 
 
+def test_analysis_readme_quotes_the_same_tables():
+    analysis = script("analysis/llm_discussions.py")
+    doc = json.loads((ROOT / "figures" / "llm_discussions.json").read_text())
+    assert block("llm_discussions", "analysis/README.md") == analysis.table(doc)
+    calibration = script("analysis/fit_calibration.py")
+    doc = json.loads((ROOT / "figures" / "fit_calibration.json").read_text())
+    assert block("fit_calibration", "analysis/README.md") == calibration.table(doc)
+
+
 def test_the_claims_around_that_table_hold_in_its_json():
     doc = json.loads((ROOT / "figures" / "llm_discussions.json").read_text())
     for name, d in doc["datasets"].items():
@@ -45,6 +54,9 @@ def test_the_claims_around_that_table_hold_in_its_json():
         assert models["peer"]["heldout_interval"][0] > 0, name
         # chosen on training data, and at least as good as the hand-written fits
         assert d["best"] == max(models, key=lambda m: (round(models[m]["cv_skill_vs_persistence"], 4), -models[m]["n_params"]))
+        # "the decay's timescale is identified when the coupling is the only pull: about a round"
+        lo, hi = models["peer+decay"]["intervals"]["coupling_timescale"]
+        assert 0.5 < lo < models["peer+decay"]["params"]["coupling_timescale"] < hi < 2.0, name
     assert doc["datasets"]["mixtral_8x7b"]["best_heldout"]["skill_vs_persistence"] >= 0.19
     assert doc["datasets"]["dolphin_mixtral"]["best_heldout"]["skill_vs_persistence"] >= 0.6
 
