@@ -2,7 +2,8 @@
 Priesemann 2025; ../shared/data/llm_discussions): which mechanisms forecast the opinions of
 held-out discussions, against persistence, the partner's opinion and the mean.
 
-Writes ``figures/llm_discussions.json`` (every number the README's fit table quotes) and prints
+Writes ``figures/llm_discussions.json`` (every number the README's fit table quotes) and
+``figures/llm_discussions_<dataset>.png`` (the fit with attractors by stance and wording), and prints
 that table; ``table(doc)`` renders it, and the tests check the README against it.
 """
 
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -119,6 +121,8 @@ def main() -> None:
             print(f"fitting {name}, attractors by {by}", flush=True)
             out = Path(args.out) / f"{name}_by_{by.replace(',', '_')}"
             result = summarise(fit(DATA / file, out, Options(attractor_by=by), say=lambda s: None))
+            if by == GROUPINGS[-1]:
+                shutil.copyfile(out / "fit.png", ROOT / "figures" / f"llm_discussions_{name}.png")
             if merged is None:
                 merged = result
             else:

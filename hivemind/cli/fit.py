@@ -99,7 +99,7 @@ def _many(args, target) -> int:
     say = lambda s: print(s, file=sys.stderr, flush=True)  # progress on stderr
     doc = fit(args.data, out, options, say)
     print(format_fit(doc))
-    print(f"results: {out / 'fit.json'}")
+    print(f"results: {out / 'fit.json'}, {out / 'fit.png'}")
     return EXIT_OK
 
 

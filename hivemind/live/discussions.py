@@ -154,9 +154,15 @@ def load_panel(path: str | Path, options: Options, cache: Path | None = None, sa
     )
 
 
-def fit(path: str | Path, out: str | Path | None = None, options: Options = Options(), say: Callable[[str], None] = print):
+def fit(
+    path: str | Path,
+    out: str | Path | None = None,
+    options: Options = Options(),
+    say: Callable[[str], None] = print,
+    formats: tuple[str, ...] = ("png",),
+) -> dict:
     """The models of ``theory.fitting`` fitted to the discussions in ``path``, scored and compared;
-    returns ``fit.json``'s document (written to ``out`` when given)."""
+    returns ``fit.json``'s document (written to ``out`` when given, with the figure ``fit.png``)."""
     from hivemind.io.results import save_json
     from hivemind.theory.fitting import Design, fit_panel, parse
 
@@ -179,6 +185,9 @@ def fit(path: str | Path, out: str | Path | None = None, options: Options = Opti
         out = Path(out)
         out.mkdir(parents=True, exist_ok=True)
         save_json(doc, out / "fit.json")
+        from hivemind.plot import discussions_figure, save_figure
+
+        save_figure(discussions_figure(doc), out / "fit", formats)
     return doc
 
 

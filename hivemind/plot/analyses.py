@@ -142,3 +142,45 @@ def forecast_figure(results: dict) -> Figure:
             ax.set_title("free-running from every observed origin")
             ax.legend(frameon=False, fontsize=7, ncol=2)
     return fig
+
+
+def discussions_figure(doc: dict) -> Figure:
+    """``hivemind fit`` on many discussions: each model's skill against persistence, cross-validated
+    over the training discussions (the choice) and on the held-out discussions (the report), with
+    90 % intervals; and the chosen model's attractors, when it has one per group in R^1."""
+    models = list(doc["models"])
+    best = doc["best"]
+    p = doc["models"][best]["params"]
+    attractors = p.get("attractor") if isinstance(p.get("attractor"), dict) else None
+    scalar = attractors is not None and all(v is None or len(v) == 1 for v in attractors.values())
+    with house_style():
+        fig = Figure(figsize=(11 if scalar else 7, 0.45 * len(models) + 1.6), layout="constrained")
+        axes = fig.subplots(1, 2 if scalar else 1, squeeze=False)[0]
+        ax = axes[0]
+        y = np.arange(len(models))[::-1]
+        for k, (name, offset, colour) in enumerate((("cv", 0.15, "0.55"), ("heldout", -0.15, CATEGORY_COLORS[0]))):
+            for row, m in zip(y, models, strict=True):
+                s = doc["models"][m].get(name)
+                if not s or s.get("skill_vs_persistence") is None:
+                    continue
+                iv = s.get("interval_vs_persistence")
+                err = None if iv is None else [[s["skill_vs_persistence"] - iv[0]], [iv[1] - s["skill_vs_persistence"]]]
+                label = ("cross-validated, training discussions" if k == 0 else "held-out discussions") if row == y[0] else None
+                x = s["skill_vs_persistence"]
+                ax.errorbar(x, row + offset, xerr=err, fmt="o", color=colour, ms=4, capsize=2, label=label)
+        ax.axvline(0, color="0.4", lw=0.8)
+        ax.set_yticks(y, [f"{m} (best)" if m == best else m for m in models])
+        ax.set_xlabel("one-round-ahead skill against persistence (90 % intervals)")
+        d = doc["data"]
+        ax.set_title(f"{d['conversations']} discussions, {d['dims']} dims ({doc['space']})")
+        ax.legend(frameon=False, fontsize=8, loc="upper right")
+        if scalar:
+            ax = axes[1]
+            names = list(attractors)
+            values = [np.nan if attractors[g] is None else attractors[g][0] for g in names]
+            ax.bar(np.arange(len(names)), values, color=CATEGORY_COLORS[1])
+            ax.set_xticks(np.arange(len(names)), names, rotation=45 if len(names) > 6 else 0)
+            ax.set_ylabel("attractor")
+            ax.set_title(f"attractors of the chosen model, by {doc['data']['attractor_groups']['column']}")
+            ax.axhline(0, color="0.4", lw=0.8)
+    return fig
