@@ -109,7 +109,7 @@ def table(doc: dict) -> str:
 
 
 def main() -> None:
-    from hivemind.live.discussions import Options, fit
+    from hivemind.live.discussions import Options, fit_discussions
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", default=str(ROOT / "runs" / "llm_discussions"))
@@ -120,7 +120,7 @@ def main() -> None:
         for by in GROUPINGS:
             print(f"fitting {name}, attractors by {by}", flush=True)
             out = Path(args.out) / f"{name}_by_{by.replace(',', '_')}"
-            result = summarise(fit(DATA / file, out, Options(attractor_by=by), say=lambda s: None))
+            result = summarise(fit_discussions(DATA / file, out, Options(attractor_by=by), say=lambda s: None))
             if by == GROUPINGS[-1]:
                 shutil.copyfile(out / "fit.png", ROOT / "figures" / f"llm_discussions_{name}.png")
             if merged is None:

@@ -28,6 +28,9 @@ _EXPORTS = {
     "load_run": "hivemind.io.results",
     "save_run": "hivemind.runner.manifest",
     "fit": "hivemind.live.forecast",
+    "fit_discussions": "hivemind.live.discussions",
+    "fit_panel": "hivemind.theory.fitting",
+    "make_panel": "hivemind.theory.fitting",
     "read_live": "hivemind.live.config",
     "run_live": "hivemind.live.run",
 }
@@ -41,9 +44,12 @@ __all__ = [
     "SimulationDiverged",
     "Sphere",
     "fit",
+    "fit_discussions",
+    "fit_panel",
     "get_manifold",
     "load_run",
     "load_scenario",
+    "make_panel",
     "parse_scenario",
     "read_live",
     "run_in",
@@ -71,6 +77,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerl
     from hivemind.engine.manifolds import Euclidean, Hyperbolic, Sphere, get_manifold
     from hivemind.io.results import load_run
     from hivemind.live.config import load_scenario, parse_scenario, read_live
+    from hivemind.live.discussions import fit_discussions
     from hivemind.live.forecast import fit
     from hivemind.live.run import run_live
     from hivemind.runner.manifest import save_run
@@ -78,3 +85,4 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerl
     from hivemind.runner.simulate import SimulationDiverged, simulate
     from hivemind.runner.sweep import sweep
     from hivemind.scenario import Scenario, ScenarioError
+    from hivemind.theory.fitting import fit_panel, make_panel

@@ -76,7 +76,7 @@ def cmd_fit(args) -> int:
 
 
 def _many(args, target) -> int:
-    from hivemind.live.discussions import Options, fit, format_fit, load_panel
+    from hivemind.live.discussions import Options, fit_discussions, format_fit, load_panel
     from hivemind.theory.fitting.models import split_names
 
     options = Options(
@@ -97,7 +97,7 @@ def _many(args, target) -> int:
         load_panel(args.data, options)  # a refused table leaves OUT untouched
     out = claim(args, target)
     say = lambda s: print(s, file=sys.stderr, flush=True)  # progress on stderr
-    doc = fit(args.data, out, options, say)
+    doc = fit_discussions(args.data, out, options, say)
     print(format_fit(doc))
     print(f"results: {out / 'fit.json'}, {out / 'fit.png'}")
     return EXIT_OK

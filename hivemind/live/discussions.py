@@ -154,7 +154,7 @@ def load_panel(path: str | Path, options: Options, cache: Path | None = None, sa
     )
 
 
-def fit(
+def fit_discussions(
     path: str | Path,
     out: str | Path | None = None,
     options: Options = Options(),

@@ -158,14 +158,20 @@ def discussions_figure(doc: dict) -> Figure:
         axes = fig.subplots(1, 2 if scalar else 1, squeeze=False)[0]
         ax = axes[0]
         y = np.arange(len(models))[::-1]
-        for k, (name, offset, colour) in enumerate((("cv", 0.15, "0.55"), ("heldout", -0.15, CATEGORY_COLORS[0]))):
+        scores = (
+            ("cv", 0.15, "0.55", "cross-validated, training discussions"),
+            ("heldout", -0.15, CATEGORY_COLORS[0], "held-out discussions"),
+            ("one_step", -0.15, CATEGORY_COLORS[2], "later rounds"),
+        )
+        for name, offset, colour, what in scores:
+            labelled = False
             for row, m in zip(y, models, strict=True):
                 s = doc["models"][m].get(name)
-                if not s or s.get("skill_vs_persistence") is None:
+                if not s or s.get("skill_vs_persistence") is None or (name == "one_step" and "heldout" in doc["models"][m]):
                     continue
                 iv = s.get("interval_vs_persistence")
                 err = None if iv is None else [[s["skill_vs_persistence"] - iv[0]], [iv[1] - s["skill_vs_persistence"]]]
-                label = ("cross-validated, training discussions" if k == 0 else "held-out discussions") if row == y[0] else None
+                label, labelled = (None if labelled else what), True
                 x = s["skill_vs_persistence"]
                 ax.errorbar(x, row + offset, xerr=err, fmt="o", color=colour, ms=4, capsize=2, label=label)
         ax.axvline(0, color="0.4", lw=0.8)
