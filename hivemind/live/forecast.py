@@ -123,7 +123,7 @@ def format_forecast(results: dict) -> str:
         lines.append(
             "  baselines' MSE: "
             + ", ".join(f"{b} {v:.5f}" for b, v in res["baselines"].items())
-            + f"; best by AIC on the training rounds: {res['best']}"
+            + f"; best on training data alone: {res['best']} ({res.get('selection', 'held-out skill')})"
         )
         if "groups" in res:
             from hivemind.theory.groups import describe
