@@ -26,6 +26,8 @@ SHOWN = (
     "attractor[stance]+decay",
     "attractor[stance,framing]",
     "attractor[stance,framing]+decay",
+    "groups[stance]+decay",
+    "groups[stance,framing]+decay",
 )
 # The attractors per assigned stance, and per stance and the probe's framing (normal or negated
 # wording): one fit each, on the same split and folds, every model compared by its

@@ -54,6 +54,8 @@ def test_the_claims_around_that_table_hold_in_its_json():
         assert models["peer"]["heldout_interval"][0] > 0, name
         # chosen on training data, and at least as good as the hand-written fits
         assert d["best"] == max(models, key=lambda m: (round(models[m]["cv_skill_vs_persistence"], 4), -models[m]["n_params"]))
+        # "who pulls whom by stance beats one coupling for everyone but not the attractors"
+        assert skill["peer+decay"] < skill["groups[stance]+decay"] < skill[d["best"]], name
         # "the decay's timescale is identified when the coupling is the only pull: about a round"
         lo, hi = models["peer+decay"]["intervals"]["coupling_timescale"]
         assert 0.5 < lo < models["peer+decay"]["params"]["coupling_timescale"] < hi < 2.0, name

@@ -208,6 +208,8 @@ def _params_line(params: dict) -> str:
             shown.append(f"{k} {v:.3g}")
         elif v is None:
             shown.append(f"{k} none" if k == "coupling_timescale" else f"{k} -")
+        elif isinstance(v, dict) and all(isinstance(x, dict) for x in v.values()):  # by (receiver, sender) group
+            shown.append(f"{k} " + " ".join(f"{r}<-{c}:{_short(x)}" for r, row in v.items() for c, x in row.items()))
         elif isinstance(v, dict):
             shown.append(f"{k} " + " ".join(f"{g}:{_short(x)}" for g, x in v.items()))
         else:

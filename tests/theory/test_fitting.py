@@ -302,3 +302,30 @@ def test_recovers_decay_and_stance_attractors_in_r3():
         lo, hi = np.asarray(iv["attractor"][g])
         assert np.all(lo <= point) and np.all(point <= hi), (g, doc["params"]["attractor"][g], lo, hi)
     assert doc["params"]["noise"] == pytest.approx(noise, rel=0.05)
+
+
+def test_recovers_who_pulls_whom():
+    """Pairs of agents from two groups: the pull on an agent of group r toward one of group c is
+    eta[r, c]; ``groups[kind]`` recovers the matrix, each entry inside its 90 % interval."""
+    rng = np.random.default_rng(8)
+    c, rounds = 600, 4
+    eta = np.array([[0.1, 0.5], [0.3, 0.2]])  # rows: the receiver's group; columns: the sender's
+    kind = rng.integers(0, 2, 2 * c)
+    conv, src, dst = pairs(c)
+    partner = np.arange(2 * c) ^ 1
+    x = rng.normal(0, 1, 2 * c)
+    ys = [x]
+    for _ in range(rounds):
+        x = x + eta[kind, kind[partner]] * (x[partner] - x) + rng.normal(0, 0.1, x.shape)
+        ys.append(x)
+    y = np.stack(ys)[..., None]
+    panel = make_panel(
+        y, np.ones(y.shape[:2], bool), conv, src, dst, space="euclidean", group=kind, groups=("r", "s"), group_column="kind"
+    )
+    comp = fit_panel(panel, (parse("peer"), parse("groups[kind]")), Design(seed=2))
+    assert comp.best == "groups[kind]"
+    doc = comp.to_json()["models"]["groups[kind]"]
+    for i, r in enumerate("rs"):
+        for j, s in enumerate("rs"):
+            lo, hi = doc["intervals"]["group_coupling"][r][s]
+            assert lo <= eta[i, j] <= hi, (r, s, doc["params"]["group_coupling"][r][s], lo, hi)

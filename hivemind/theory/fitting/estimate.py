@@ -131,7 +131,7 @@ _GRAMS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 def _constants(panel: Panel, model: Model) -> Pulls | Gram:
     """What a one-step loss of ``model`` reads besides its parameters: the inner products on the
     sphere (every model but bounded confidence), else the Logs."""
-    if panel.space != "sphere" or model.confidence:
+    if panel.space != "sphere" or model.confidence or model.base == "groups":
         return _pulls(panel)
     if panel not in _GRAMS:
         _GRAMS[panel] = jax.jit(gram)(_arrays(panel), _pulls(panel))
@@ -180,6 +180,8 @@ def start(lay: Layout, panel: Panel, weights: np.ndarray) -> dict:
                 )
             else:
                 values[name] = scale * mean_point(panel.space, y, rows)
+        elif name == "group_coupling":
+            values[name] = np.full((lay.groups, lay.groups), START_COUPLING)
         else:
             values[name] = START_COUPLING
     return values

@@ -10,6 +10,8 @@ Every model is one step of the same form (``step``), with some pulls switched on
   stance, a group; ``attractor[A,B]``: per combination of two columns' values): agents drift
   toward a stance-dependent attractor;
 - ``confidence``: ``peer`` with bounded confidence, a smooth weight exp(-(d / eps)^4) per message;
+- ``groups[COL]``: ``peer`` with one coupling per ordered pair of ``COL``'s values, the pull on an
+  agent of one group toward the agents of another (who pulls whom: model families, personas);
 - ``+decay`` after any model with a peer pull: the coupling fades over the discussion,
   eta_t = eta exp(-t / T), the timescale T (rounds) fitted.
 
@@ -22,7 +24,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-BASES = ("anchor", "peer", "fj", "attractor", "confidence")
+BASES = ("anchor", "peer", "fj", "attractor", "confidence", "groups")
 BASELINES = ("persistence", "neighbours", "mean")
 _NAME = re.compile(r"^(?P<base>[a-z]+)(\[(?P<by>[A-Za-z_][\w]*(,[A-Za-z_][\w]*)*)\])?(?P<decay>\+decay)?$")
 
@@ -55,7 +57,7 @@ class Model:
     def free(self, anchor: bool, space: str = "euclidean") -> tuple[str, ...]:
         """The names of the parameters this model fits, in the order of ``params.TABLE``."""
         on = {
-            "peer_coupling": self.peer,
+            "peer_coupling": self.peer and self.base != "groups",
             "coupling_decay": self.decay,
             "anchor_coupling": anchor,
             "stubbornness": self.stubborn,
@@ -63,6 +65,7 @@ class Model:
             "attractor": self.attractor and space == "sphere",
             "attractor_drift": self.attractor and space == "euclidean",
             "confidence": self.confidence,
+            "group_coupling": self.base == "groups",
         }
         return tuple(name for name, yes in on.items() if yes)
 
@@ -76,8 +79,10 @@ def parse(name: str) -> Model:
     if m is None or m["base"] not in BASES:
         raise ValueError(f"unknown model {name!r}: one of {', '.join(BASES)}, optionally attractor[COLUMN] and +decay")
     base, by, decay = m["base"], m["by"], bool(m["decay"])
-    if by and base != "attractor":
-        raise ValueError(f"model {name!r}: only the attractor can be per column (attractor[{by}])")
+    if by and base not in ("attractor", "groups"):
+        raise ValueError(f"model {name!r}: only the attractor and the groups can be per column (attractor[{by}], groups[{by}])")
+    if base == "groups" and not by:
+        raise ValueError(f"model {name!r}: groups needs a column, as groups[stance]")
     if decay and base == "anchor":
         raise ValueError(f"model {name!r}: the anchor model has no peer coupling to decay")
     return Model(name.strip(), base, by, decay)
@@ -85,11 +90,11 @@ def parse(name: str) -> Model:
 
 def defaults(anchor: bool, by: str | None) -> tuple[Model, ...]:
     """The models fitted when none are named: each base with and without decay, and the
-    attractor per ``by``'s values when a column is given."""
+    attractor per ``by``'s values and the couplings per pair of them when a column is given."""
     names = (["anchor"] if anchor else []) + ["peer", "peer+decay", "fj", "fj+decay", "attractor", "attractor+decay"]
     names.append("confidence")
     if by:
-        names += [f"attractor[{by}]", f"attractor[{by}]+decay"]
+        names += [f"attractor[{by}]", f"attractor[{by}]+decay", f"groups[{by}]", f"groups[{by}]+decay"]
     return tuple(parse(n) for n in names)
 
 

@@ -23,7 +23,8 @@ class Param:
 
     ``constraint``: ``"positive"`` (softplus), ``"real"`` (none) or ``"point"`` (a point of the
     space: real coordinates in R^d, a direction on the sphere, kept as an unnormalised vector).
-    ``shape``: ``"scalar"``, ``"point"`` (one point of the space) or ``"point_per_group"``.
+    ``shape``: ``"scalar"``, ``"point"`` (one point of the space, or one per group) or ``"matrix"``
+    (one number per ordered pair of groups: who pulls whom).
     """
 
     name: str
@@ -46,6 +47,7 @@ TABLE: dict[str, Param] = {
         # but well posed where the data want a constant drift (gamma -> 0 with gamma z finite).
         Param("attractor_drift", "point", "point", 0.0, "gamma z: the drift toward the attractor z (R^d)"),
         Param("confidence", "positive", "scalar", math.inf, "bounded confidence: messages further than this barely pull"),
+        Param("group_coupling", "positive", "matrix", 0.0, "pull on an agent of the row's group toward the column's, at round 0"),
     )
 }
 
@@ -58,6 +60,8 @@ def softplus_inverse(x: float) -> float:
 
 def size(name: str, dims: int, groups: int, by_group: bool) -> int:
     """How many numbers the parameter holds (its unconstrained length)."""
+    if TABLE[name].shape == "matrix":
+        return groups * groups
     if TABLE[name].constraint != "point":
         return 1
     return dims * (groups if by_group else 1)
@@ -66,6 +70,9 @@ def size(name: str, dims: int, groups: int, by_group: bool) -> int:
 def natural(name: str, raw: jax.Array, space: str, by_group: bool, dims: int) -> jax.Array:
     """The natural value of the parameter ``name`` from its unconstrained ``raw`` numbers."""
     p = TABLE[name]
+    if p.shape == "matrix":
+        g = math.isqrt(raw.shape[0])
+        return jax.nn.softplus(raw).reshape(g, g)
     if p.constraint == "positive":
         return jax.nn.softplus(raw[0])
     if p.constraint == "real":
@@ -79,6 +86,8 @@ def natural(name: str, raw: jax.Array, space: str, by_group: bool, dims: int) ->
 def unconstrained(name: str, value, space: str) -> np.ndarray:
     """The unconstrained numbers of the natural ``value`` (the inverse of ``natural``)."""
     p = TABLE[name]
+    if p.shape == "matrix":
+        return np.array([softplus_inverse(v) for v in np.ravel(value)])
     if p.constraint == "positive":
         return np.array([softplus_inverse(value)])
     if p.constraint == "real":

@@ -51,6 +51,11 @@ class ModelFit:
         """The innovations' standard deviation per dimension."""
         return math.sqrt(max(self.mse / self.dof, 0.0))
 
+    def _by_pair(self, v) -> dict:
+        """A matrix by (receiver's group, sender's group) as {receiver: {sender: value}}."""
+        m = np.asarray(v, np.float64)
+        return {r: {c: float(m[i, j]) for j, c in enumerate(self.panel.groups)} for i, r in enumerate(self.panel.groups)}
+
     def named(self) -> dict:
         """The parameters for people: plain numbers, the peer coupling's timescale in rounds
         (null for a constant coupling), the attractors named by their group, and the noise."""
@@ -61,7 +66,9 @@ class ModelFit:
             drift = np.asarray(values["attractor_drift"])
             values["attractor"] = drift / gamma if gamma > CONSTANT else np.full(drift.shape, np.nan)
         for name, v in values.items():
-            if name in ("attractor", "attractor_drift") and self.model.by:
+            if name == "group_coupling":
+                out[name] = self._by_pair(v)
+            elif name in ("attractor", "attractor_drift") and self.model.by:
                 out[name] = {g: _none_if_nan(v[i]) for i, g in enumerate(self.panel.groups)}
             else:
                 out[name] = _none_if_nan(v)
@@ -78,7 +85,10 @@ class ModelFit:
                 out[name] = None
                 continue
             lo, hi = iv
-            if name in ("attractor", "attractor_drift") and self.model.by:
+            if name == "group_coupling":
+                groups = self.panel.groups
+                out[name] = {r: {c: [lo[i][j], hi[i][j]] for j, c in enumerate(groups)} for i, r in enumerate(groups)}
+            elif name in ("attractor", "attractor_drift") and self.model.by:
                 out[name] = {g: [lo[i], hi[i]] for i, g in enumerate(self.panel.groups)}
             else:
                 out[name] = [lo, hi]
@@ -140,6 +150,7 @@ class ModelFit:
                 "stubbornness": self.model.stubborn,
                 "attractor": (f"by {self.model.by}" if self.model.by else "one") if self.model.attractor else None,
                 "confidence": self.model.confidence,
+                "group_couplings": f"by {self.model.by}" if self.model.base == "groups" else None,
             },
             "params": self.named(),
             "intervals": self.named_intervals(),

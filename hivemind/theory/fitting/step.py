@@ -87,8 +87,15 @@ def advance(space: str, model: Model, p: dict, a: Arrays, x: jax.Array, g: Pulls
         if model.confidence:
             # Squared distances, not distances: smooth where two agents agree exactly.
             w = w * jnp.exp(-((g.heard_sq / p["confidence"] ** 2) ** (CONFIDENCE_POWER // 2)))
-        total = jnp.einsum("nk,nkd->nd", w, g.heard)
-        v = v + coupling(p, t) * total / jnp.where(mass > 0, mass, 1.0)[:, None]
+        if "group_coupling" in p:
+            # Each message weighed by the coupling of its receiver's group to its sender's.
+            decay = jnp.exp(-p["coupling_decay"] * t) if "coupling_decay" in p else 1.0
+            w = w * p["group_coupling"][a.group[:, None], a.group[a.heard]] * decay
+            total = jnp.einsum("nk,nkd->nd", w, g.heard)
+            v = v + total / jnp.where(mass > 0, mass, 1.0)[:, None]
+        else:
+            total = jnp.einsum("nk,nkd->nd", w, g.heard)
+            v = v + coupling(p, t) * total / jnp.where(mass > 0, mass, 1.0)[:, None]
     if "anchor_coupling" in p:
         v = v + p["anchor_coupling"] * g.anchor
     if model.stubborn:
@@ -170,7 +177,7 @@ def _geodesic_sq(chord_sq: jax.Array) -> jax.Array:
 
 def gram_squared_errors(model: Model, p: dict, a: Arrays, h: Gram) -> jax.Array:
     """``squared_errors`` of ``forecasts`` on the sphere, from the inner products ``h``: (T - 1, N).
-    Not for bounded confidence, whose weights differ message by message."""
+    Not for bounded confidence or group couplings, whose weights differ message by message."""
     t = jnp.arange(h.xy.shape[0], dtype=h.xy.dtype)[:, None]
     zero = jnp.zeros_like(h.xy)
     c = jnp.stack(
