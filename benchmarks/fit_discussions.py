@@ -126,7 +126,8 @@ def main() -> None:
         "peer+decay": {"hivemind": [float(ours["peer_coupling"]), float(ours["coupling_decay"])], "scipy": [eta, rate]},
     }
     print(
-        f"{args.discussions} scalar discussions: hivemind fit ({len(comp.fits)} models, 5 folds, held-out half, intervals) {full:.1f} s; "
+        f"{args.discussions} scalar discussions: hivemind fit ({len(comp.fits)} models, 5 folds, held-out half, intervals) "
+        f"{full:.1f} s; "
         f"scipy least_squares of peer+decay alone {plain:.2f} s ({full / plain:.0f}x, for {len(comp.fits)} models x 7 fits)"
     )
     print(f"  one fit of peer+decay, compiled: hivemind {single:.3f} s, scipy {plain:.3f} s ({single / plain:.2f}x)")
