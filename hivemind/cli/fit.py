@@ -76,7 +76,7 @@ def cmd_fit(args) -> int:
 
 
 def _many(args, target) -> int:
-    from hivemind.live.discussions import Options, fit_discussions, format_fit, load_panel
+    from hivemind.live.discussions import Options, check, fit_discussions, format_fit
     from hivemind.theory.fitting.models import split_names
 
     options = Options(
@@ -93,8 +93,7 @@ def _many(args, target) -> int:
         seed=args.seed,
         anchor_text=args.anchor_text,
     )
-    if args.text is None:
-        load_panel(args.data, options)  # a refused table leaves OUT untouched
+    check(args.data, options)  # a refused table, column or model leaves OUT untouched
     out = claim(args, target)
     say = lambda s: print(s, file=sys.stderr, flush=True)  # progress on stderr
     doc = fit_discussions(args.data, out, options, say)

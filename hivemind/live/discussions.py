@@ -154,6 +154,30 @@ def load_panel(path: str | Path, options: Options, cache: Path | None = None, sa
     )
 
 
+def chosen_models(path, options: Options, anchor: bool, group_column: str | None):
+    """The models of ``options.models`` (None: the defaults), checked against the data; a
+    ``DataError`` naming ``--models`` otherwise."""
+    from hivemind.theory.fitting import check_models, parse
+
+    if not options.models:
+        return None
+    try:
+        models = tuple(parse(m) for m in options.models)
+        check_models(models, anchor, group_column)
+    except ValueError as e:
+        raise DataError(f"{path}: --models: {e}") from None
+    return models
+
+
+def check(path, options: Options) -> None:
+    """Everything about ``path`` and ``options`` that can be refused before any output is written
+    (the table, its columns and rows, the models), without embedding texts."""
+    data = read_any(path, options)
+    chosen_models(path, options, data.anchor is not None or bool(options.anchor_text or data.anchor_text), data.group_column)
+    if data.y is not None:
+        choose_space(data.y, data.valid, options.space, path)
+
+
 def fit_discussions(
     path: str | Path,
     out: str | Path | None = None,
@@ -164,16 +188,11 @@ def fit_discussions(
     """The models of ``theory.fitting`` fitted to the discussions in ``path``, scored and compared;
     returns ``fit.json``'s document (written to ``out`` when given, with the figure ``fit.png``)."""
     from hivemind.io.results import save_json
-    from hivemind.theory.fitting import Design, fit_panel, parse
+    from hivemind.theory.fitting import Design, fit_panel
 
     cache = Path(out) / EMBEDDINGS_CACHE if out is not None else None
     panel = load_panel(path, options, cache, say)
-    models = None
-    if options.models:
-        try:
-            models = tuple(parse(m) for m in options.models)
-        except ValueError as e:
-            raise DataError(f"--models: {e}") from None
+    models = chosen_models(path, options, panel.has_anchor, panel.group_column)
     design = Design(options.folds, options.test_share, options.train, options.seed)
     try:
         comparison = fit_panel(panel, models, design, say)

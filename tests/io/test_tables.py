@@ -171,3 +171,20 @@ def test_an_edge_to_another_discussion_is_refused(tmp_path, capsys):
     assert main(["fit", str(path), "--edges", str(edges), "--out", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err.strip()
     assert "edges.csv: column 'src', row 2: agent '5' is not in conversation 'd000'" in err
+
+
+@pytest.mark.parametrize(
+    "models, message",
+    [
+        ("nonsense", "--models: unknown model 'nonsense'"),
+        ("groups[framing]", "--models: model 'groups[framing]': the data's groups come from 'stance'"),
+        ("anchor", "--models: model 'anchor' needs an anchor"),
+    ],
+)
+def test_a_model_the_data_cannot_carry_is_one_line_before_out_exists(models, message, tmp_path, capsys):
+    path = write_csv(tmp_path / "d.csv", rows())
+    out = tmp_path / "out"
+    assert main(["fit", str(path), "--out", str(out), "--models", models]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and message in err, err
+    assert not out.exists()

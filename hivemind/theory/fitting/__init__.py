@@ -8,7 +8,7 @@ gives intervals; ``scores`` measures; ``results`` is the fitted model as an obje
 ``compare`` fits every model, scores them and chooses one on training data alone.
 """
 
-from hivemind.theory.fitting.compare import SCHEMA_VERSION, Comparison, Design, fit_panel
+from hivemind.theory.fitting.compare import SCHEMA_VERSION, Comparison, Design, check_models, fit_panel
 from hivemind.theory.fitting.models import BASELINES, Model, defaults, parse
 from hivemind.theory.fitting.panel import Panel, make_panel
 from hivemind.theory.fitting.params import TABLE
@@ -23,6 +23,7 @@ __all__ = [
     "Model",
     "ModelFit",
     "Panel",
+    "check_models",
     "defaults",
     "fit_panel",
     "make_panel",

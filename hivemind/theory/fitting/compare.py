@@ -143,16 +143,22 @@ def _validated(panel: Panel, models, fits: dict[str, ModelFit], main: np.ndarray
     )
 
 
+def check_models(models, anchor: bool, group_column: str | None) -> None:
+    """Raise ``ValueError`` for a model the data cannot carry: an anchor model without an anchor,
+    a model per column whose column is not the data's groups."""
+    for m in models:
+        if m.base == "anchor" and not anchor:
+            raise ValueError(f"model {m.name!r} needs an anchor, and the data has none")
+        if m.by and m.by != group_column:
+            raise ValueError(f"model {m.name!r}: the data's groups come from {group_column!r} (--attractor-by), not {m.by!r}")
+
+
 def fit_panel(panel: Panel, models: tuple[Model, ...] | None = None, design: Design = Design(), say=None) -> Comparison:
     """Every model of ``models`` (default: ``models.defaults``) fitted to ``panel`` and scored
     by ``design``; see the module's docstring."""
     say = say or (lambda _: None)
     models = models or defaults(panel.has_anchor, panel.group_column)
-    for m in models:
-        if m.base == "anchor" and not panel.has_anchor:
-            raise ValueError(f"model {m.name!r} needs an anchor, and the data has none")
-        if m.by and m.by != panel.group_column:
-            raise ValueError(f"model {m.name!r}: the data's attractor groups come from {panel.group_column!r}, not {m.by!r}")
+    check_models(models, panel.has_anchor, panel.group_column)
     k_split, k_folds, k_scores = jax.random.split(jax.random.key(design.seed), 3)
     train_c, test_c = _split(panel, design, k_split)
     rounds = panel.shape[0] - 1
