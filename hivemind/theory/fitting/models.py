@@ -77,7 +77,9 @@ def parse(name: str) -> Model:
     """
     m = _NAME.match(name.strip())
     if m is None or m["base"] not in BASES:
-        raise ValueError(f"unknown model {name!r}: one of {', '.join(BASES)}, optionally attractor[COLUMN] or groups[COLUMN], and +decay")
+        raise ValueError(
+            f"unknown model {name!r}: one of {', '.join(BASES)} (attractor[COLUMN] and groups[COLUMN] by a column), and +decay"
+        )
     base, by, decay = m["base"], m["by"], bool(m["decay"])
     if by and base not in ("attractor", "groups"):
         raise ValueError(f"model {name!r}: only the attractor and the groups can be per column (attractor[{by}], groups[{by}])")
