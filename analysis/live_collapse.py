@@ -32,6 +32,7 @@ BATCH = {"batched": "true", "one_after_another": "false"}
 
 def one(decoding: str, seed: int, batch: str) -> dict:
     over = [f"live.rounds={ROUNDS}", f'live.decoding="{decoding}"', f"live.seed={seed}", f"live.batch={BATCH[batch]}"]
+    over.append("live.fit_free_running=true")  # its long-run verdicts are what this analysis reads
     scenario = load_scenario(SCENARIOS / "live_quickstart.toml", over)
     out = ROOT / "runs" / "analysis_live" / f"{batch}_{decoding}_{seed}"
     if out.exists():
@@ -41,7 +42,7 @@ def one(decoding: str, seed: int, batch: str) -> dict:
     row = result.summary["table"][0]
     ds = result.dataset.sel(decoding=decoding)
     # The three fitted models (anchor only, peers and anchor, plus noise): trained on rounds 0-5, scored on 5-10.
-    models = result.summary["fit"][decoding]["models"]
+    models = result.summary["free_running_fit"][decoding]["models"]
     kappa = models["peer"]["params"]["anchor_coupling"]
     lo, hi = models["peer"]["anchor_coupling_interval"]
     print(

@@ -32,7 +32,7 @@ TEMPERATURES = (0.4, 1.2)
 
 def summary_of(result) -> dict:
     row = result.summary["table"][0]
-    fit = result.summary["fit"][row["decoding"]]
+    fit = result.summary["free_running_fit"][row["decoding"]]
     ds = result.dataset.isel(decoding=0)
     return {
         **{
@@ -51,7 +51,7 @@ def summary_of(result) -> dict:
 
 
 def run(overrides: list[str], out) -> dict:
-    scenario = load_scenario(SCENARIO, overrides)
+    scenario = load_scenario(SCENARIO, [*overrides, "live.fit_free_running=true"])  # its curves are plotted
     again = (out / "transcript.jsonl").is_file()
     return summary_of(run_live(scenario, out, resume=again, say=lambda s: None, formats=("png",)))
 

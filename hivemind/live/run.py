@@ -138,10 +138,11 @@ def run_live(
         fits[t.decoding] = fit_step_size(scenario, t.anchor_embedding, t.embeddings[0], observed)
     dynamics, forecasts, couplings = {}, {}, {}
     if spec.fit:
-        say("fitting the engine's dynamics to the embeddings")
+        say("fitting models of the conversation to the embeddings")
         for t in trajectories:
             y = np.stack(t.embeddings)
-            dynamics[t.decoding] = fit_dynamics(scenario, y, t.anchor_embedding, spec.fit_resamples, spec.seed)
+            if spec.fit_free_running:
+                dynamics[t.decoding] = fit_dynamics(scenario, y, t.anchor_embedding, spec.fit_resamples, spec.seed)
             forecasts[t.decoding] = fit_forecast(scenario, y, t.anchor_embedding, spec.fit_resamples, spec.seed)
             couplings[t.decoding] = fit_group_couplings(scenario, y, t.anchor_embedding, spec.fit_resamples, spec.seed)
     couplings = {d: c for d, c in couplings.items() if c is not None}
@@ -491,7 +492,8 @@ def summarize_live(
         "rule": spec.rule.describe(),
         "table": table,
         "theory": {d: f.to_dict() for d, f in fits.items()},
-        "fit": dynamics or {},
+        # live.fit_free_running: the engine's dynamics fitted to the mean distance curve.
+        "free_running_fit": dynamics or {},
         "paper": PAPER,
         "versions": versions(),
     }
@@ -525,7 +527,7 @@ def format_table(summary: dict) -> str:
                 f"{'  ' + g:<18}{'':>16}{m['mean_compliance']:>17.3f}{m['final_jaccard_to_anchor']:>15.3f}{dist:>18}"
                 f"   {vendi} ({m['agents']} agents, {row['decoding']})"
             )
-    lines += format_fit(summary.get("fit") or {})
+    lines += format_fit(summary.get("free_running_fit") or {})
     for decoding, c in (summary.get("group_coupling") or {}).items():
         from hivemind.theory.groups import describe
 

@@ -2,6 +2,7 @@
 
     OUT/<key=value,...>/seed-<s>/   each point's run directory (transcript, tables, live.nc, summary.json)
     OUT/live_sweep.csv              one row per (point, seed, decoding): compliance, Jaccard, Vendi, fitted kappa
+                                    (the one-step fit's peer model)
     OUT/live_sweep.json             the grid, the seeds and the rows
     OUT/live_sweep.png (, .pdf)     those measures against the first swept key, with seed bands
 
@@ -84,9 +85,11 @@ def rows_of(point: dict, seed: int, summary: dict) -> list[dict]:
     """One row per decoding of a finished point: the measures the sweep compares."""
     rows = []
     for row in summary["table"]:
-        fit = (summary.get("fit") or {}).get(row["decoding"])
-        peer = fit["models"]["peer"] if fit else None
-        interval = peer["anchor_coupling_interval"] if peer else None
+        # The couplings of the one-step forecast fit (live.fit); the free-running fit's R^2 where it ran.
+        fit = (summary.get("free_running_fit") or {}).get(row["decoding"])
+        forecast = (summary.get("forecast") or {}).get(row["decoding"])
+        peer = forecast["models"]["peer"] if forecast else None
+        interval = (peer.get("intervals") or {}).get("anchor_coupling") if peer else None
         rows.append(
             {
                 **point,

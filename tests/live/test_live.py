@@ -208,7 +208,7 @@ def test_resume_refuses_another_scenario(tmp_path):
     run_live(scenario(), tmp_path, backend=FakeBackend(), say=lambda s: None, formats=("png",))
     with pytest.raises(Exception, match="another scenario"):
         run_live(
-            scenario(overrides=["live.rounds=4", "live.fit=true"]),
+            scenario(overrides=["live.rounds=4", "live.fit=true", "live.fit_free_running=true"]),
             tmp_path,
             backend=FakeBackend(),
             resume=True,
@@ -474,7 +474,7 @@ def test_resuming_a_finished_run_changes_nothing(tmp_path):
 
 def test_summary_fits_the_three_models_and_the_table_says_what_they_predict(tmp_path):
     res = run_live(
-        scenario(overrides=["live.rounds=4", "live.fit=true"]),
+        scenario(overrides=["live.rounds=4", "live.fit=true", "live.fit_free_running=true"]),
         tmp_path,
         backend=FakeBackend(),
         say=lambda s: None,
@@ -482,7 +482,7 @@ def test_summary_fits_the_three_models_and_the_table_says_what_they_predict(tmp_
     )
     summary = json.loads((tmp_path / "summary.json").read_text())
     for decoding in ("greedy", "stochastic"):
-        f = summary["fit"][decoding]
+        f = summary["free_running_fit"][decoding]
         assert f["train_rounds"] == 2 and set(f["models"]) == {"anchor", "peer", "noise"}
         for name, m in f["models"].items():
             assert set(m["params"]) == {"peer_coupling", "anchor_coupling", "noise"}
@@ -512,21 +512,34 @@ def test_summary_fits_the_three_models_and_the_table_says_what_they_predict(tmp_
     assert res.dataset.fitted_mean_distance.dims == ("decoding", "model", "round")
 
 
+def test_live_fit_runs_the_one_step_fits_and_the_free_running_fit_only_when_asked(tmp_path):
+    res = run_live(
+        scenario(overrides=["live.rounds=3", "live.fit=true", "live.fit_resamples=0"]),
+        tmp_path,
+        backend=FakeBackend(),
+        say=lambda s: None,
+        formats=("png",),
+    )
+    assert res.summary["free_running_fit"] == {} and "free-running" not in format_table(res.summary)
+    assert set(res.summary["forecast"]) == {"greedy", "stochastic"}
+    assert "fitted_mean_distance" not in res.dataset
+
+
 def test_the_fit_needs_two_rounds_and_its_interval_can_be_switched_off(tmp_path):
     res = run_live(
-        scenario(overrides=["live.rounds=1", "live.fit=true"]),
+        scenario(overrides=["live.rounds=1", "live.fit=true", "live.fit_free_running=true"]),
         tmp_path / "a",
         backend=FakeBackend(),
         say=lambda s: None,
         formats=("png",),
     )
-    assert res.summary["fit"] == {"greedy": None, "stochastic": None}
+    assert res.summary["free_running_fit"] == {"greedy": None, "stochastic": None}
     off = run_live(scenario(overrides=["live.rounds=2"]), tmp_path / "c", backend=FakeBackend(), say=lambda s: None)
-    assert off.summary["fit"] == {} and "fitted" not in format_table(off.summary)
+    assert off.summary["free_running_fit"] == {} and "fitted" not in format_table(off.summary)
     assert "too few rounds to fit" in format_table(res.summary)
-    over = ["live.rounds=2", "live.fit=true", "live.fit_resamples=0", 'live.decoding="greedy"']
+    over = ["live.rounds=2", "live.fit=true", "live.fit_free_running=true", "live.fit_resamples=0", 'live.decoding="greedy"']
     res = run_live(scenario(overrides=over), tmp_path / "b", backend=FakeBackend(), say=lambda s: None, formats=("png",))
-    f = res.summary["fit"]["greedy"]
+    f = res.summary["free_running_fit"]["greedy"]
     assert f["models"]["peer"]["anchor_coupling_interval"] is None
     assert res.summary["forecast"]["greedy"]["anchor_pull"]["measurable"] is None
 
@@ -584,9 +597,10 @@ def test_the_fit_settings_do_not_block_a_resume(tmp_path):
     """Refitting a finished conversation with other fit settings reuses every message."""
     run_live(scenario(overrides=["live.rounds=2"]), tmp_path, backend=FakeBackend(), say=lambda s: None, formats=("png",))
     fake = FakeBackend()
-    over = ["live.rounds=2", "live.fit=true", "live.fit_resamples=0"]
+    over = ["live.rounds=2", "live.fit=true", "live.fit_free_running=true", "live.fit_resamples=0"]
     res = run_live(scenario(overrides=over), tmp_path, backend=fake, resume=True, say=lambda s: None, formats=("png",))
-    assert fake.prompts == [] and res.summary["fit"]["greedy"]["models"]["peer"]["anchor_coupling_interval"] is None
+    fit = res.summary["free_running_fit"]["greedy"]
+    assert fake.prompts == [] and fit["models"]["peer"]["anchor_coupling_interval"] is None
 
 
 def test_live_batch_of_k_decodes_k_agents_at_a_time(tmp_path):

@@ -87,11 +87,14 @@ def test_files_and_transcript(first_run):
     summary = json.loads((first_run / "summary.json").read_text())
     assert [row["decoding"] for row in summary["table"]] == ["greedy", "stochastic"]
     assert summary["table"][0]["hash_collisions"] == 0
-    # The dynamics fit on the real embeddings: three models, an interval for kappa, a long-run verdict.
-    fit = summary["fit"]["greedy"]
-    assert set(fit["models"]) == {"anchor", "peer", "noise"} and fit["train_rounds"] == 1
-    lo, hi = fit["models"]["peer"]["anchor_coupling_interval"]
-    assert 0 <= lo <= hi and fit["models"]["noise"]["params"]["noise"] > 0
+    # The one-step models fitted to the real embeddings (live.fit), chosen on the training
+    # transition; the free-running fit only when asked (live.fit_free_running).
+    assert summary["free_running_fit"] == {}
+    fit = summary["forecast"]["greedy"]
+    assert {"anchor", "peer", "fj", "attractor"} <= set(fit["models"]) and fit["train_transitions"] == 1
+    assert fit["best"] in fit["models"] and "AIC" in fit["selection"]
+    lo, hi = fit["models"]["peer"]["intervals"]["anchor_coupling"]
+    assert 0 <= lo <= hi and fit["models"]["peer"]["params"]["noise"] > 0
 
 
 def test_the_sequential_path_evaluates_the_prefix_once(live_file, tmp_path):
