@@ -58,10 +58,12 @@ analysis: $(VENV)/.installed-dev
 	$(BIN)/python analysis/live_mixed.py --server
 	$(BIN)/python analysis/llm_discussions.py
 	$(BIN)/python analysis/fit_calibration.py
+	$(BIN)/python analysis/readme_blocks.py
 
 # The published two-agent discussions alone (about a minute): figures/llm_discussions.json.
 analysis-discussions: $(VENV)/.installed-dev
 	$(BIN)/python analysis/llm_discussions.py
+	$(BIN)/python analysis/readme_blocks.py
 
 # Speed and scale against numpy, a per-agent loop and geomstats; see benchmarks/README.md.
 bench: $(VENV)/.installed-dev
@@ -71,6 +73,7 @@ bench: $(VENV)/.installed-dev
 # hivemind fit on 10 000 scalar and 625 embedded discussions, against scipy's least_squares.
 bench-fit: $(VENV)/.installed
 	$(BIN)/python benchmarks/fit_discussions.py --out benchmarks/results
+	$(BIN)/python analysis/readme_blocks.py
 
 # How fast the command line answers: --help, validate, a first and a second quickstart run.
 bench-startup: $(VENV)/.installed

@@ -1,5 +1,6 @@
 """The numbers the README quotes from a JSON file match it: each generated block is rendered
-again from its JSON by the script that writes both, and compared."""
+again from its JSON by the script that writes both, and compared (analysis/readme_blocks.py
+rewrites them)."""
 
 from __future__ import annotations
 

