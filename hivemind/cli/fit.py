@@ -28,6 +28,9 @@ def add_parser(sub) -> None:
     g = p.add_argument_group("many discussions (tables, NetCDF with a conversation dimension)")
     g.add_argument("--opinion", default="opinion", help="numeric opinion column(s), comma-separated (default: opinion)")
     g.add_argument("--text", default=None, help="a text column instead: embedded with the default sentence embedder (minilm)")
+    g.add_argument(
+        "--embedder", default="minilm", help="with --text: minilm (default), or an ONNX embedder with tokenizer.json beside it"
+    )
     g.add_argument("--anchor-text", default=None, help="the anchor's text (with --text); or give rows whose agent is 'anchor'")
     g.add_argument(
         "--attractor-by",
@@ -92,6 +95,7 @@ def _many(args, target) -> int:
         train=args.train,
         seed=args.seed,
         anchor_text=args.anchor_text,
+        embedder=args.embedder,
     )
     check(args.data, options)  # a refused table, column or model leaves OUT untouched
     out = claim(args, target)

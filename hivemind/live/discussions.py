@@ -37,6 +37,7 @@ class Options:
     train: int | None = None
     seed: int = 0
     anchor_text: str | None = None
+    embedder: str = "minilm"  # or an ONNX sentence embedder with tokenizer.json beside it
 
 
 def has_conversations(path: str | Path, space: str | None = None) -> bool:
@@ -70,31 +71,50 @@ def read_any(path: str | Path, options: Options) -> Discussions:
     return read_netcdf(path, by, options.missing)
 
 
-def _embed(texts: np.ndarray, valid: np.ndarray, cache: Path | None, say: Callable[[str], None]) -> np.ndarray:
-    """Unit embeddings (T, N, D) of the observed texts, with the default sentence embedder; the
-    ones in ``cache`` (a file beside the output) are not embedded again."""
-    from hivemind.live.embedders import minilm
+def _embedder_id(name: str) -> str:
+    """What the cache keys hold besides the text: the embedder, so that another one embeds anew."""
+    from hivemind.live.packaged import sha256_file
 
+    return "minilm" if name == "minilm" else sha256_file(Path(name))
+
+
+def _load_embedder(name: str, say: Callable[[str], None]):
+    from hivemind.errors import InputError
+    from hivemind.live.embedders import minilm, onnx_file
+
+    try:
+        return minilm(say=say) if name == "minilm" else onnx_file(Path(name))
+    except InputError as e:
+        raise DataError(f"--embedder: {e}") from None
+
+
+def _embed(
+    texts: np.ndarray, valid: np.ndarray, cache: Path | None, say: Callable[[str], None], embedder: str = "minilm"
+) -> np.ndarray:
+    """Unit embeddings (T, N, D) of the observed texts, with ``embedder`` (the default sentence
+    embedder, or an ONNX file); the ones in ``cache`` (a file beside the output) are not
+    embedded again."""
+    who = _embedder_id(embedder)
     wanted = sorted({str(t) for t in texts[valid]})
-    keys = [hashlib.sha256(t.encode()).hexdigest() for t in wanted]
+    keys = [hashlib.sha256(f"{who}\0{t}".encode()).hexdigest() for t in wanted]
     known: dict[str, np.ndarray] = {}
     if cache is not None and cache.is_file():
         with np.load(cache) as z:
             known = dict(zip(z["keys"].tolist(), z["vectors"], strict=True))
-    todo = [t for t, k in zip(wanted, keys, strict=True) if k not in known]
+    todo = [(t, k) for t, k in zip(wanted, keys, strict=True) if k not in known]
     if todo:
-        say(f"embedding {len(todo)} texts with minilm ({len(wanted) - len(todo)} cached)")
-        embedder = minilm(say=say)
+        say(f"embedding {len(todo)} texts with {Path(embedder).name} ({len(wanted) - len(todo)} cached)")
+        model = _load_embedder(embedder, say)
         for i in range(0, len(todo), 64):
             batch = todo[i : i + 64]
-            for t, v in zip(batch, embedder.embed_many(batch), strict=True):
-                known[hashlib.sha256(t.encode()).hexdigest()] = v
-        embedder.close()
+            for (_, k), v in zip(batch, model.embed_many([t for t, _ in batch]), strict=True):
+                known[k] = v
+        model.close()
         if cache is not None:
             cache.parent.mkdir(parents=True, exist_ok=True)
             np.savez(cache, keys=np.array(list(known)), vectors=np.stack(list(known.values())))
     index = dict(zip(wanted, keys, strict=True))
-    d = next(iter(known.values())).shape[0]
+    d = known[keys[0]].shape[0]
     y = np.zeros((*texts.shape, d))
     for t, i in zip(*np.nonzero(valid), strict=True):
         y[t, i] = known[index[str(texts[t, i])]]
@@ -123,7 +143,7 @@ def load_panel(path: str | Path, options: Options, cache: Path | None = None, sa
 
     data = read_any(path, options)
     if data.texts is not None:
-        y = _embed(data.texts, data.valid, cache, say)
+        y = _embed(data.texts, data.valid, cache, say, options.embedder)
         space = "sphere"
         if options.space == "euclidean":
             space = "euclidean"
@@ -134,7 +154,7 @@ def load_panel(path: str | Path, options: Options, cache: Path | None = None, sa
     if text is not None:
         if data.texts is None:
             raise DataError(f"{path}: an anchor text needs a text column (--text)")
-        anchor = _embed(np.array([[text]], object), np.ones((1, 1), bool), cache, say)[0, 0]
+        anchor = _embed(np.array([[text]], object), np.ones((1, 1), bool), cache, say, options.embedder)[0, 0]
     if anchor is not None and space == "sphere":
         anchor = anchor / max(np.linalg.norm(anchor), 1e-300)
     if anchor is not None and anchor.shape[0] != y.shape[-1]:
@@ -173,6 +193,10 @@ def check(path, options: Options) -> None:
     """Everything about ``path`` and ``options`` that can be refused before any output is written
     (the table, its columns and rows, the models), without embedding texts."""
     data = read_any(path, options)
+    if data.texts is None and options.anchor_text:
+        raise DataError(f"{path}: --anchor-text needs a text column (--text)")
+    if data.texts is not None and options.embedder != "minilm" and not Path(options.embedder).is_file():
+        raise DataError(f"--embedder: {options.embedder}: no such file (minilm, or an ONNX file with tokenizer.json beside it)")
     chosen_models(path, options, data.anchor is not None or bool(options.anchor_text or data.anchor_text), data.group_column)
     if data.y is not None:
         choose_space(data.y, data.valid, options.space, path)
