@@ -120,9 +120,8 @@ def study(name: str, truth: dict, make, model: str, datasets: int, seed: int) ->
         for k in covered:
             lo, hi = ivals[k]
             covered[k] += lo <= truth[k] <= hi
-        dof = panel.shape[2] - (1 if panel.space == "sphere" else 0)
         for k in truth:
-            estimates[k].append(float(est.params[k]) if k != "noise" else math.sqrt(est.mse / dof))
+            estimates[k].append(float(est.params[k]) if k != "noise" else math.sqrt(est.mse / panel.dof))
         print(f"  {name} {i + 1}/{datasets}", end="\r", flush=True)
     print()
     return {

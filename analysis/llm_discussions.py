@@ -112,6 +112,7 @@ def table(doc: dict) -> str:
 
 def main() -> None:
     from hivemind.live.discussions import Options, fit_discussions
+    from hivemind.theory.fitting import most_skilful
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", default=str(ROOT / "runs" / "llm_discussions"))
@@ -129,9 +130,11 @@ def main() -> None:
                 merged = result
             else:
                 merged["models"] |= result["models"]
-        # The choice over both fits, on training data alone (ties: fewer parameters).
-        cv = {m: (round(v["cv_skill_vs_persistence"], 4), -v["n_params"]) for m, v in merged["models"].items()}
-        merged["best"] = max(cv, key=cv.get)
+        # The choice over both fits, by the fit's own rule, on training data alone.
+        models = merged["models"]
+        merged["best"] = most_skilful(
+            {m: v["cv_skill_vs_persistence"] for m, v in models.items()}, {m: v["n_params"] for m, v in models.items()}
+        )
         best = merged["models"][merged["best"]]
         merged["best_heldout"] = {
             "skill_vs_persistence": best["heldout_skill_vs_persistence"],

@@ -97,10 +97,10 @@ def _many(args, target) -> int:
         anchor_text=args.anchor_text,
         embedder=args.embedder,
     )
-    check(args.data, options)  # a refused table, column or model leaves OUT untouched
+    data = check(args.data, options)  # a refused table, column or model leaves OUT untouched
     out = claim(args, target)
     say = lambda s: print(s, file=sys.stderr, flush=True)  # progress on stderr
-    doc = fit_discussions(args.data, out, options, say)
+    doc = fit_discussions(args.data, out, options, say, data=data)
     print(format_fit(doc))
     print(f"results: {out / 'fit.json'}, {out / 'fit.png'}")
     return EXIT_OK

@@ -222,10 +222,7 @@ def read(
         if changed.any():
             row = int(np.argmax(changed))
             raise DataError(f"{path}: column {group!r}, row {line[row]}: agent {agent[row]!r} changes {group} in its discussion")
-        groups_arr, g = np.unique(per_agent.astype(str), return_inverse=True)
-        groups = tuple(_sortable(groups_arr))
-        order = {v: i for i, v in enumerate(groups)}
-        g = np.array([order[v] for v in groups_arr[g]], np.int64)
+        g, groups = _codes(per_agent.astype(str))
     src, dst = _edges(path, edges, conversations, agent_conv, agent_label) if edges else _everyone(agent_conv)
     return Discussions(
         y,
@@ -243,6 +240,14 @@ def read(
         anchor_text,
         int(absent.sum()),
     )
+
+
+def _codes(labels: np.ndarray) -> tuple[np.ndarray, tuple[str, ...]]:
+    """Each label's code, and the distinct labels in ``_sortable`` order (code i is label i)."""
+    uniq, inverse = np.unique(labels, return_inverse=True)
+    groups = tuple(_sortable(uniq))
+    order = {v: i for i, v in enumerate(groups)}
+    return np.array([order[v] for v in uniq[inverse]], np.int64), groups
 
 
 def _sortable(values) -> list[str]:
@@ -350,11 +355,7 @@ def read_netcdf(path: str | Path, group: str | None = None, missing: str = "erro
             raise DataError(f"{path}: {var}: conversation {names[k] if names else k} has one round; a fit needs two or more")
     g, groups = None, ()
     if labels is not None:
-        per_agent = labels[conv_of, agent_of]
-        uniq, g = np.unique(per_agent, return_inverse=True)
-        groups = tuple(_sortable(uniq))
-        order = {v: i for i, v in enumerate(groups)}
-        g = np.array([order[v] for v in uniq[g]], np.int64)
+        g, groups = _codes(labels[conv_of, agent_of])
     _, conv_code = np.unique(conv_of, return_inverse=True)
     kept = np.unique(conv_of)
     conversations = tuple(names[k] for k in kept) if names else tuple(str(k) for k in kept)

@@ -137,11 +137,17 @@ def choose_space(y: np.ndarray, valid: np.ndarray, space: str | None, path) -> t
     return space, y
 
 
-def load_panel(path: str | Path, options: Options, cache: Path | None = None, say: Callable[[str], None] = print):
-    """The ``theory.fitting.Panel`` of the discussions in ``path``."""
+def load_panel(
+    path: str | Path,
+    options: Options,
+    cache: Path | None = None,
+    say: Callable[[str], None] = print,
+    data: Discussions | None = None,
+):
+    """The ``theory.fitting.Panel`` of the discussions in ``path`` (``data``: already read from it)."""
     from hivemind.theory.fitting import make_panel
 
-    data = read_any(path, options)
+    data = read_any(path, options) if data is None else data
     if data.texts is not None:
         y = _embed(data.texts, data.valid, cache, say, options.embedder)
         space = "sphere"
@@ -189,9 +195,9 @@ def chosen_models(path, options: Options, anchor: bool, group_column: str | None
     return models
 
 
-def check(path, options: Options) -> None:
+def check(path, options: Options) -> Discussions:
     """Everything about ``path`` and ``options`` that can be refused before any output is written
-    (the table, its columns and rows, the models), without embedding texts."""
+    (the table, its columns and rows, the models), without embedding texts; returns what was read."""
     data = read_any(path, options)
     if data.texts is None and options.anchor_text:
         raise DataError(f"{path}: --anchor-text needs a text column (--text)")
@@ -200,6 +206,7 @@ def check(path, options: Options) -> None:
     chosen_models(path, options, data.anchor is not None or bool(options.anchor_text or data.anchor_text), data.group_column)
     if data.y is not None:
         choose_space(data.y, data.valid, options.space, path)
+    return data
 
 
 def fit_discussions(
@@ -208,14 +215,16 @@ def fit_discussions(
     options: Options = Options(),
     say: Callable[[str], None] = print,
     formats: tuple[str, ...] = ("png",),
+    data: Discussions | None = None,
 ) -> dict:
     """The models of ``theory.fitting`` fitted to the discussions in ``path``, scored and compared;
-    returns ``fit.json``'s document (written to ``out`` when given, with the figure ``fit.png``)."""
+    returns ``fit.json``'s document (written to ``out`` when given, with the figure ``fit.png``).
+    ``data``: the discussions already read from ``path`` (by ``check``)."""
     from hivemind.io.results import save_json
     from hivemind.theory.fitting import Design, fit_panel
 
     cache = Path(out) / EMBEDDINGS_CACHE if out is not None else None
-    panel = load_panel(path, options, cache, say)
+    panel = load_panel(path, options, cache, say, data)
     models = chosen_models(path, options, panel.has_anchor, panel.group_column)
     design = Design(options.folds, options.test_share, options.train, options.seed)
     try:

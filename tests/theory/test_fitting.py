@@ -91,15 +91,17 @@ def test_cross_validation_matches_least_squares_by_hand():
     d = (y[:-1, np.arange(2 * c) ^ 1] - y[:-1])[..., 0]  # (R, N)
     dx = (y[1:] - y[:-1])[..., 0]
     conv = np.repeat(np.arange(c), 2)
-    sse_model = sse_persist = 0.0
+    sse_model = sse_persist = sse_partner = 0.0
     for f in range(4):
         fitted = np.isin(conv, comp.training[comp.fold != f])
         scored = np.isin(conv, comp.training[comp.fold == f])
         eta = np.sum(d[:, fitted] * dx[:, fitted]) / np.sum(d[:, fitted] ** 2)
         sse_model += np.sum((dx[:, scored] - eta * d[:, scored]) ** 2)
         sse_persist += np.sum(dx[:, scored] ** 2)
+        sse_partner += np.sum((dx[:, scored] - d[:, scored]) ** 2)  # copy-the-neighbours: the partner's value
     cv = comp.fits["peer"].scores["cv"]
     assert cv["skill_vs_persistence"] == pytest.approx(1 - sse_model / sse_persist, abs=1e-7)
+    assert cv["skill_vs_neighbours"] == pytest.approx(1 - sse_model / sse_partner, abs=1e-7)
     assert len(cv["fold_skills_vs_persistence"]) == 4
     lo, hi = cv["interval_vs_persistence"]
     assert lo < cv["skill_vs_persistence"] < hi

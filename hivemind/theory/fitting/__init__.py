@@ -8,7 +8,14 @@ gives intervals; ``scores`` measures; ``results`` is the fitted model as an obje
 ``compare`` fits every model, scores them and chooses one on training data alone.
 """
 
-from hivemind.theory.fitting.compare import SCHEMA_VERSION, Comparison, Design, check_models, fit_panel
+from hivemind.theory.fitting.compare import (
+    SCHEMA_VERSION,
+    Comparison,
+    Design,
+    check_models,
+    fit_panel,
+    most_skilful,
+)
 from hivemind.theory.fitting.models import BASELINES, Model, defaults, parse
 from hivemind.theory.fitting.panel import Panel, make_panel
 from hivemind.theory.fitting.params import TABLE
@@ -27,5 +34,6 @@ __all__ = [
     "defaults",
     "fit_panel",
     "make_panel",
+    "most_skilful",
     "parse",
 ]

@@ -94,11 +94,18 @@ class Comparison:
         return out
 
 
+def _held_out(c: int, test_share: float) -> int:
+    """How many of ``c`` discussions are held out: at least one, never all, none of one."""
+    if c < 2 or test_share <= 0:
+        return 0
+    return min(max(1, round(test_share * c)), c - 1)
+
+
 def _split(panel: Panel, design: Design, key) -> tuple[np.ndarray, np.ndarray]:
     c = panel.n_conversations
-    if c < 2 or design.test_share <= 0:
+    n_test = _held_out(c, design.test_share)
+    if n_test == 0:
         return np.arange(c), np.arange(0)
-    n_test = min(max(1, round(design.test_share * c)), c - 1)
     order = np.asarray(jax.random.permutation(key, c))
     return np.sort(order[n_test:]), np.sort(order[:n_test])
 
@@ -113,6 +120,12 @@ def _fold_of(train: np.ndarray, folds: int, key) -> np.ndarray:
 def _scored(panel: Panel, model: Model, params: dict, weights: np.ndarray, fitted: np.ndarray, by: str, key) -> dict:
     sq = estimate.errors(panel.space, estimate.predict(model, panel, params), panel.arrays.y[1:])
     return score(panel, sq, baseline_errors(panel, fitted), weights, by, key)
+
+
+def most_skilful(skills: dict[str, float], n_params: dict[str, int]) -> str:
+    """The model of highest skill; skills equal to ``TIE_DIGITS`` digits go to the one with fewer
+    parameters (a coupling fitted to zero makes two nested models one)."""
+    return max(skills, key=lambda n: (round(skills[n], TIE_DIGITS), -n_params[n]))
 
 
 def _validated(panel: Panel, models, fits: dict[str, ModelFit], main: np.ndarray) -> tuple[str, str]:
@@ -136,8 +149,7 @@ def _validated(panel: Panel, models, fits: dict[str, ModelFit], main: np.ndarray
             v[f"skill_vs_{b}"] = 1.0 - float((sq * late).sum()) / max(float((base[b] * late).sum()), 1e-300)
         fits[m.name].scores["validation"] = v
         skills[m.name] = v["skill_vs_persistence"]
-    best = max(skills, key=lambda n: (round(skills[n], TIE_DIGITS), -fits[n].n_params))
-    return best, (
+    return most_skilful(skills, {n: f.n_params for n, f in fits.items()}), (
         f"highest one-step skill against persistence on the training transitions from round {cut}, "
         f"each model fitted on the earlier ones (too few discussions for folds)"
     )
@@ -180,8 +192,7 @@ def fit_panel(panel: Panel, models: tuple[Model, ...] | None = None, design: Des
         est = estimate.fit(m, panel, main)
         lay = estimate.layout(m, panel)
         n_params = estimate.count(lay)
-        dof = panel.shape[2] - (1 if panel.space == "sphere" else 0)
-        info = estimate.information(est.mse, est.n_fitted, dof, n_params)
+        info = estimate.information(est.mse, est.n_fitted, panel.dof, n_params)
         ivals, clustered = estimate.intervals(m, panel, est, main) if design.intervals else ({}, by)
         fit = ModelFit(m, panel, est.params, est.mse, n_params, info, ivals, clustered)
         if test_c.size:
@@ -210,7 +221,7 @@ def fit_panel(panel: Panel, models: tuple[Model, ...] | None = None, design: Des
         fits[m.name] = fit
     if multi:
         skills = {n: f.scores["cv"]["skill_vs_persistence"] for n, f in fits.items()}
-        best = max(skills, key=lambda n: (round(skills[n], TIE_DIGITS), -fits[n].n_params))
+        best = most_skilful(skills, {n: f.n_params for n, f in fits.items()})
         selection = f"highest cross-validated skill against persistence over {design.folds} folds of the training discussions"
     else:
         best, selection = _validated(panel, models, fits, main)

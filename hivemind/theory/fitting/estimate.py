@@ -106,8 +106,14 @@ def _value_and_grad(lay: Layout):
     return jax.jit(jax.value_and_grad(functools.partial(_loss, lay)))
 
 
+_ARRAYS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
 def _arrays(panel: Panel) -> Arrays:
-    return Arrays(*(jnp.asarray(v) for v in panel.arrays))
+    """The panel's arrays on the device, copied once per panel (float64: call under ``jax.enable_x64``)."""
+    if panel not in _ARRAYS:
+        _ARRAYS[panel] = Arrays(*(jnp.asarray(v) for v in panel.arrays))
+    return _ARRAYS[panel]
 
 
 _PULLS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
@@ -191,7 +197,6 @@ class Estimate(NamedTuple):
     params: dict  # natural values (numpy), the model's free parameters
     mse: float  # the weighted one-step loss at the fit
     n_fitted: float  # transitions fitted (agent-rounds)
-    iterations_start: dict  # where the fit started (the starting values)
 
 
 # In R^d with few parameters the residuals and their Jacobian are small enough to hand to a
@@ -236,13 +241,13 @@ def _gauss_newton(lay: Layout, theta: np.ndarray, a: Arrays, g: Pulls, w) -> np.
     return res.x
 
 
-def fit(model: Model, panel: Panel, weights: np.ndarray, warm: dict | None = None) -> Estimate:
+def fit(model: Model, panel: Panel, weights: np.ndarray) -> Estimate:
     """``model``'s parameters minimising the one-step loss over the transitions with ``weights`` (T - 1, N)."""
     lay = layout(model, panel)
     weights = np.asarray(weights, np.float64)
     if weights.sum() <= 0:
         raise ValueError("no transition to fit")
-    init = warm if warm is not None else start(lay, panel, weights)
+    init = start(lay, panel, weights)
     with jax.enable_x64(True):
         a = _arrays(panel)
         w = jnp.asarray(weights)
@@ -255,7 +260,7 @@ def fit(model: Model, panel: Panel, weights: np.ndarray, warm: dict | None = Non
             theta = lbfgs(lambda th: vg(jnp.asarray(th), a, g, w), theta, MAX_ITERATIONS, GRADIENT_TOLERANCE)
         mse = float(vg(jnp.asarray(theta), a, g, w)[0])
         natural = {k: np.asarray(v) for k, v in lay.unpack(jnp.asarray(theta)).items()}
-    return Estimate(natural, mse, float(weights.sum()), init)
+    return Estimate(natural, mse, float(weights.sum()))
 
 
 def predict(model: Model, panel: Panel, params: dict) -> np.ndarray:

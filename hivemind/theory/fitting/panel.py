@@ -66,6 +66,12 @@ class Panel:
         return self.arrays.y.shape
 
     @property
+    def dof(self) -> int:
+        """Dimensions of one opinion's change: D in R^D, D - 1 on the sphere (a direction)."""
+        d = self.arrays.y.shape[2]
+        return d - 1 if self.space == "sphere" else d
+
+    @property
     def n_conversations(self) -> int:
         return len(self.conversations)
 

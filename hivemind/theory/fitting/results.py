@@ -41,15 +41,9 @@ class ModelFit:
     scores: dict = field(default_factory=dict)  # "cv", "heldout", "one_step"
 
     @property
-    def dof(self) -> int:
-        """Dimensions of one opinion's change: D in R^D, D - 1 on the sphere."""
-        d = self.panel.shape[2]
-        return d - 1 if self.panel.space == "sphere" else d
-
-    @property
     def noise(self) -> float:
         """The innovations' standard deviation per dimension."""
-        return math.sqrt(max(self.mse / self.dof, 0.0))
+        return math.sqrt(max(self.mse / self.panel.dof, 0.0))
 
     def _by_pair(self, v) -> dict:
         """A matrix by (receiver's group, sender's group) as {receiver: {sender: value}}."""

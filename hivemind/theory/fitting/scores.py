@@ -10,6 +10,8 @@ mean of the agents one hears at the origin round; no change for an agent who hea
 
 from __future__ import annotations
 
+import weakref
+
 import jax
 import numpy as np
 
@@ -21,26 +23,20 @@ LEVEL = 0.9
 RESAMPLES = 1000
 
 
-def baseline_forecasts(panel: Panel, fitted: np.ndarray) -> dict[str, np.ndarray]:
-    """Each baseline's forecasts (T - 1, N, D); ``fitted`` (T - 1, N) are the transitions the
-    ``mean`` may learn from."""
+def _neighbours_mean(panel: Panel) -> np.ndarray:
+    """Every agent's forecast by copy-the-neighbours: the mean of the agents it hears, observed at
+    the origin round (normalised on the sphere), or its own value when it hears nobody."""
     a = panel.arrays
     y = a.y[:-1]
-    w = a.weight[None, :] * a.valid[:-1][:, a.src]  # (T - 1, E)
-    total = np.zeros_like(y)
-    mass = np.zeros(y.shape[:2])
-    for t in range(y.shape[0]):
-        np.add.at(total[t], a.dst, w[t][:, None] * y[t][a.src])
-        np.add.at(mass[t], a.dst, w[t])
+    w = a.heard_weight[None] * a.valid[:-1][:, a.heard]  # (T - 1, N, K): the step's table of who hears whom
+    mass = w.sum(-1)
     hears = mass > 0
-    mean = total / np.where(hears, mass, 1.0)[..., None]
+    mean = np.einsum("tnk,tnkd->tnd", w, y[:, a.heard]) / np.where(hears, mass, 1.0)[..., None]
     if panel.space == "sphere":
         norm = np.linalg.norm(mean, axis=-1, keepdims=True)
         hears = hears & (norm[..., 0] > 1e-12)
         mean = mean / np.where(norm > 1e-12, norm, 1.0)
-    neighbours = np.where(hears[..., None], mean, y)
-    z = mean_point(panel.space, a.y, fitted_rows(fitted))
-    return {"persistence": y, "neighbours": neighbours, "mean": np.broadcast_to(z, y.shape)}
+    return np.where(hears[..., None], mean, y)
 
 
 def sums(panel: Panel, sq: np.ndarray, weights: np.ndarray, by: str) -> np.ndarray:
@@ -85,6 +81,18 @@ def score(panel: Panel, model_sq: np.ndarray, base_sq: dict, weights: np.ndarray
     return out
 
 
+# Persistence's and copy-the-neighbours' errors depend on the panel alone: computed once per
+# panel, not once per model and fold.
+_FIXED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
 def baseline_errors(panel: Panel, fitted: np.ndarray) -> dict[str, np.ndarray]:
     """Each baseline's squared errors (T - 1, N)."""
-    return {k: errors(panel.space, f, panel.arrays.y[1:]) for k, f in baseline_forecasts(panel, fitted).items()}
+    observed = panel.arrays.y[1:]
+    if panel not in _FIXED:
+        _FIXED[panel] = {
+            "persistence": errors(panel.space, panel.arrays.y[:-1], observed),
+            "neighbours": errors(panel.space, _neighbours_mean(panel), observed),
+        }
+    z = mean_point(panel.space, panel.arrays.y, fitted_rows(fitted))
+    return {**_FIXED[panel], "mean": errors(panel.space, np.broadcast_to(z, observed.shape), observed)}

@@ -51,12 +51,15 @@ def manifold(space: str, dims: int) -> Manifold:
     return get_manifold("sphere", dims - 1) if space == "sphere" else get_manifold("euclidean", dims)
 
 
+def fade(p: dict, t):
+    """How much of a peer coupling is left at round ``t``: exp(-t / T) with ``coupling_decay`` =
+    1 / T, or 1 when the model has no decay."""
+    return jnp.exp(-p["coupling_decay"] * t) if "coupling_decay" in p else 1.0
+
+
 def coupling(p: dict, t) -> jax.Array:
-    """The peer coupling at round ``t``: eta exp(-t / T), with ``coupling_decay`` = 1 / T (constant
-    when the model has no decay)."""
-    if "coupling_decay" not in p:
-        return p["peer_coupling"]
-    return p["peer_coupling"] * jnp.exp(-p["coupling_decay"] * t)
+    """The peer coupling at round ``t``: eta exp(-t / T)."""
+    return p["peer_coupling"] * fade(p, t)
 
 
 def pulls(space: str, a: Arrays, x: jax.Array, valid_t: jax.Array) -> Pulls:
@@ -89,13 +92,10 @@ def advance(space: str, model: Model, p: dict, a: Arrays, x: jax.Array, g: Pulls
             w = w * jnp.exp(-((g.heard_sq / p["confidence"] ** 2) ** (CONFIDENCE_POWER // 2)))
         if "group_coupling" in p:
             # Each message weighed by the coupling of its receiver's group to its sender's.
-            decay = jnp.exp(-p["coupling_decay"] * t) if "coupling_decay" in p else 1.0
-            w = w * p["group_coupling"][a.group[:, None], a.group[a.heard]] * decay
-            total = jnp.einsum("nk,nkd->nd", w, g.heard)
-            v = v + total / jnp.where(mass > 0, mass, 1.0)[:, None]
+            w = w * p["group_coupling"][a.group[:, None], a.group[a.heard]] * fade(p, t)
         else:
-            total = jnp.einsum("nk,nkd->nd", w, g.heard)
-            v = v + coupling(p, t) * total / jnp.where(mass > 0, mass, 1.0)[:, None]
+            w = w * coupling(p, t)
+        v = v + jnp.einsum("nk,nkd->nd", w, g.heard) / jnp.where(mass > 0, mass, 1.0)[:, None]
     if "anchor_coupling" in p:
         v = v + p["anchor_coupling"] * g.anchor
     if model.stubborn:
