@@ -206,7 +206,20 @@ def check(path, options: Options) -> Discussions:
     chosen_models(path, options, data.anchor is not None or bool(options.anchor_text or data.anchor_text), data.group_column)
     if data.y is not None:
         choose_space(data.y, data.valid, options.space, path)
+    checked_design(path, options, len(data.conversations), data.valid.shape[0] - 1)
     return data
+
+
+def checked_design(path, options: Options, conversations: int, rounds: int):
+    """The ``theory.fitting.Design`` of ``options``, checked against the data's size."""
+    from hivemind.theory.fitting import Design, check_design
+
+    d = Design(options.folds, options.test_share, options.train, options.seed)
+    try:
+        check_design(d, conversations, rounds)
+    except ValueError as e:
+        raise DataError(f"{path}: --{e}") from None
+    return d
 
 
 def fit_discussions(
@@ -221,12 +234,12 @@ def fit_discussions(
     returns ``fit.json``'s document (written to ``out`` when given, with the figure ``fit.png``).
     ``data``: the discussions already read from ``path`` (by ``check``)."""
     from hivemind.io.results import save_json
-    from hivemind.theory.fitting import Design, fit_panel
+    from hivemind.theory.fitting import fit_panel
 
     cache = Path(out) / EMBEDDINGS_CACHE if out is not None else None
     panel = load_panel(path, options, cache, say, data)
     models = chosen_models(path, options, panel.has_anchor, panel.group_column)
-    design = Design(options.folds, options.test_share, options.train, options.seed)
+    design = checked_design(path, options, panel.n_conversations, panel.shape[0] - 1)
     try:
         comparison = fit_panel(panel, models, design, say)
     except ValueError as e:

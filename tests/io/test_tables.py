@@ -188,3 +188,19 @@ def test_a_model_the_data_cannot_carry_is_one_line_before_out_exists(models, mes
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and message in err, err
     assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    "flag, value, message",
+    [
+        ("--folds", "100000", "--folds must be at most the 6 training discussions, got 100000"),
+        ("--train", "99", "--train must be from 1 to 3 transitions, got 99"),
+    ],
+)
+def test_a_design_the_data_cannot_carry_is_one_line_before_out_exists(flag, value, message, tmp_path, capsys):
+    path = write_csv(tmp_path / "d.csv", rows())  # 12 discussions of 4 rounds: 6 held out
+    out = tmp_path / "out"
+    assert main(["fit", str(path), "--out", str(out), flag, value]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and message in err, err
+    assert not out.exists()

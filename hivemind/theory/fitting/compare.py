@@ -101,6 +101,19 @@ def _held_out(c: int, test_share: float) -> int:
     return min(max(1, round(test_share * c)), c - 1)
 
 
+def check_design(design: Design, conversations: int, rounds: int) -> int:
+    """Raise ``ValueError`` for a design the data cannot carry; return the transitions of each
+    discussion fitted for the later-rounds score. Fewer training discussions than twice the folds
+    choose by later training rounds instead; more folds than discussions is a mistake."""
+    k = max(1, rounds // 2) if design.train is None else design.train
+    if not 1 <= k <= rounds:
+        raise ValueError(f"train must be from 1 to {rounds} transitions, got {k}")
+    training = conversations - _held_out(conversations, design.test_share)
+    if design.folds > max(training, Design.folds):
+        raise ValueError(f"folds must be at most the {training} training discussions, got {design.folds}")
+    return k
+
+
 def _split(panel: Panel, design: Design, key) -> tuple[np.ndarray, np.ndarray]:
     c = panel.n_conversations
     n_test = _held_out(c, design.test_share)
@@ -174,9 +187,7 @@ def fit_panel(panel: Panel, models: tuple[Model, ...] | None = None, design: Des
     k_split, k_folds, k_scores = jax.random.split(jax.random.key(design.seed), 3)
     train_c, test_c = _split(panel, design, k_split)
     rounds = panel.shape[0] - 1
-    k = max(1, rounds // 2) if design.train is None else design.train
-    if not 1 <= k <= rounds:
-        raise ValueError(f"train must be from 1 to {rounds} transitions, got {k}")
+    k = check_design(design, panel.n_conversations, rounds)
     multi = train_c.size >= 2 * design.folds
     single = panel.n_conversations == 1
     by = "rounds" if single else "discussions"
