@@ -70,26 +70,24 @@ class Stub:
                     stub.headers.append(dict(self.headers))
                     stub.in_flight += 1
                     stub.max_in_flight = max(stub.max_in_flight, stub.in_flight)
-                try:
-                    what = stub.behaviour(n)
-                    time.sleep(stub.stall_s if what == "stall" else stub.delay)
-                    if what == "malformed":
-                        self._send(200, b"<html>not json")
-                    elif what in ("503", "400"):
-                        self._send(int(what), b'{"error": {"message": "no"}}')
-                    else:
-                        prompt = body["messages"][-1]["content"] if "messages" in body else body["prompt"]
-                        words = re.findall(r"\w+", prompt) or ["nothing"]
-                        text = f"the river and {words[-1]}"
-                        choice = {"index": 0, "finish_reason": "stop"}
-                        choice |= {"message": {"role": "assistant", "content": text}} if "messages" in body else {"text": text}
-                        usage = {"prompt_tokens": len(prompt) // 4, "completion_tokens": 4, "total_tokens": len(prompt) // 4 + 4}
-                        self._send(
-                            200, json.dumps({"model": f"served-{body['model']}", "choices": [choice], "usage": usage}).encode()
-                        )
-                finally:
-                    with stub.lock:
-                        stub.in_flight -= 1
+                what = stub.behaviour(n)
+                time.sleep(stub.stall_s if what == "stall" else stub.delay)
+                # Out of flight before the answer is written: once the client reads it, it may send
+                # the next request, which must not find this one still counted.
+                with stub.lock:
+                    stub.in_flight -= 1
+                if what == "malformed":
+                    self._send(200, b"<html>not json")
+                elif what in ("503", "400"):
+                    self._send(int(what), b'{"error": {"message": "no"}}')
+                else:
+                    prompt = body["messages"][-1]["content"] if "messages" in body else body["prompt"]
+                    words = re.findall(r"\w+", prompt) or ["nothing"]
+                    text = f"the river and {words[-1]}"
+                    choice = {"index": 0, "finish_reason": "stop"}
+                    choice |= {"message": {"role": "assistant", "content": text}} if "messages" in body else {"text": text}
+                    usage = {"prompt_tokens": len(prompt) // 4, "completion_tokens": 4, "total_tokens": len(prompt) // 4 + 4}
+                    self._send(200, json.dumps({"model": f"served-{body['model']}", "choices": [choice], "usage": usage}).encode())
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
