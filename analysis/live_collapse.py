@@ -20,7 +20,8 @@ from _common import FIGURES, ROOT, SCENARIOS, write_numbers
 from matplotlib.figure import Figure
 
 from hivemind import load_scenario
-from hivemind.live.run import PAPER, run_live
+from hivemind.live.outputs import PAPER
+from hivemind.live.run import run_live
 from hivemind.plot import CATEGORY_COLORS, house_style, save_figure
 
 ROUNDS = 10

@@ -54,8 +54,8 @@ class Recording(LlamaBackend):
         self.calls: list = []
         self.embed_seconds = 0.0
 
-    def generate(self, prefix, suffix, sampling, seed):
-        gen = super().generate(prefix, suffix, sampling, seed)
+    def generate(self, prefix, suffix, sampling, seed, probe=None):
+        gen = super().generate(prefix, suffix, sampling, seed, probe)
         self.calls.append((list(prefix), list(suffix), sampling, seed, gen.text, gen.completion_tokens))
         return gen
 

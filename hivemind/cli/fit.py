@@ -73,9 +73,23 @@ def cmd_fit(args) -> int:
     if not 0.0 <= args.test_share < 1.0:
         raise UsageError(f"--test-share must be in [0, 1), got {args.test_share}")
     target = out_dir(args.out)
+    args.data = discussions_of_run(args.data)
     if has_conversations(args.data, args.space):
         return _many(args, target)
     return _one(args, target)
+
+
+def discussions_of_run(data: str) -> str:
+    """A live run of several discussions is fitted from its discussions_<decoding>.csv: the one
+    there is, or the one the user names when there are several decodings."""
+    from pathlib import Path
+
+    path = Path(data)
+    tables = sorted(path.glob("discussions_*.csv")) if path.is_dir() else []
+    if len(tables) > 1:
+        names = ", ".join(str(t) for t in tables)
+        raise UsageError(f"{data}: holds discussions of several decodings; fit one of them: {names}")
+    return str(tables[0]) if tables else data
 
 
 def _many(args, target) -> int:

@@ -68,7 +68,8 @@ def cmd_live_sweep(args, scenario, grid) -> int:
 def cmd_live(args) -> int:
     from hivemind.io import outdir
     from hivemind.live.conversation import TRANSCRIPT
-    from hivemind.live.run import OUTPUTS, format_table, run_live
+    from hivemind.live.report import format_table
+    from hivemind.live.run import OUTPUTS, run_live
 
     formats = args.formats
     grid = parse_grid(args.grid) if args.grid else None  # a malformed --grid is refused before the scenario is read
@@ -91,10 +92,14 @@ def cmd_live(args) -> int:
     live = scenario.live
     a = scenario.arrays
     rounds = f"{live.rounds} round{'s' if live.rounds > 1 else ''}"
-    say(
-        f"{scenario.name}: {a.n_nodes - 1} agents around anchor {a.labels[scenario.anchor_index]}, {rounds}, "
-        f"{' and '.join(live.decodings)} decoding, rule: {live.rule.describe()}"
-    )
+    decoding = f"{' and '.join(live.decodings)} decoding"
+    if live.anchored:
+        say(
+            f"{scenario.name}: {a.n_nodes - 1} agents around anchor {a.labels[scenario.anchor_index]}, {rounds}, "
+            f"{decoding}, rule: {live.rule.describe()}"
+        )
+    else:
+        say(f"{scenario.name}: {a.n_nodes} agents discussing {live.topic!r} without an anchor, {rounds}, {decoding}")
     hint = " ".join(["hivemind live", args.scenario, "--out", str(out), *(f"--set {o}" for o in args.overrides), "--resume"])
     try:
         result = run_live(scenario, out, resume=resume, say=say, formats=formats)

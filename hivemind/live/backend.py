@@ -26,6 +26,7 @@ import numpy as np
 from hivemind.live.config import Sampling
 from hivemind.live.model import INSTALL_HINT, ModelError
 from hivemind.live.packaged import sha256_file
+from hivemind.live.probe import Form, Spellings, softmax_at, spellings
 
 
 @dataclass(frozen=True)
@@ -37,22 +38,56 @@ class Generation:
     finish_reason: str
     seconds: float
     extra: dict | None = None  # what else the transcript should keep (a server's endpoint and reported model)
+    probe: tuple[float, ...] | None = None  # next-token probabilities of the probe's answer tokens, when asked
+
+
+@dataclass(frozen=True)
+class ProbeRequest:
+    """Ask every sequence of a batch, where its message ended, the tokens of ``question`` (the
+    question's turn, without the reply), and read the next-token probabilities of ``marks``."""
+
+    question: tuple[int, ...]
+    marks: Spellings
 
 
 class Backend(Protocol):
+    """What every backend does: in-process llama.cpp (``LlamaBackend``, sequential or batched),
+    OpenAI-compatible servers (``hivemind.live.server.ServerBackend``) and the ``FakeBackend``.
+
+    Prompts are token lists (a server's "tokens" are characters). ``concurrent`` backends take
+    a round's requests at once through ``generate_each``; the others decode with ``generate``
+    (one prompt) or ``generate_batch`` (many after one shared prefix). With a ``ProbeRequest``
+    every message is followed by the probe's question and its ``Generation.probe`` holds the
+    answer tokens' probabilities; ``probe`` reads them after any prompts without generating.
+    """
+
     name: str
-    model_sha256: str
+    model_sha256: str | None
     n_ctx: int
+    concurrent: bool
 
     def tokenize(self, text: str, bos: bool) -> list[int]: ...
 
     def chat_wrap(self) -> tuple[str, str]: ...
 
-    def generate(self, prefix: Sequence[int], suffix: Sequence[int], sampling: Sampling, seed: int) -> Generation: ...
+    def chat_turns(self) -> tuple[str, str] | None: ...
+
+    def generate(
+        self, prefix: Sequence[int], suffix: Sequence[int], sampling: Sampling, seed: int, probe: ProbeRequest | None = None
+    ) -> Generation: ...
 
     def generate_batch(
-        self, prefix: Sequence[int], suffixes: Sequence[Sequence[int]], samplings: Sequence[Sampling], seeds: Sequence[int]
+        self,
+        prefix: Sequence[int],
+        suffixes: Sequence[Sequence[int]],
+        samplings: Sequence[Sampling],
+        seeds: Sequence[int],
+        probe: ProbeRequest | None = None,
     ) -> list[Generation]: ...
+
+    def answer_spellings(self, form: Form, model: str = "") -> Spellings: ...
+
+    def probe(self, prefix: Sequence[int], suffixes: Sequence[Sequence[int]], marks: Spellings) -> np.ndarray: ...
 
     def embed(self, text: str) -> np.ndarray: ...
 
@@ -130,6 +165,25 @@ def chat_wrap_of(template: str, bos: str, eos: str, source: Path | str = "the mo
     return (head[len(bos) :] if bos and head.startswith(bos) else head), tail
 
 
+def chat_turns_of(template: str, bos: str, eos: str) -> tuple[str, str] | None:
+    """(between, tail): what a chat template writes after the model's reply before the next user
+    message, and after that message; None if it cannot say. The probe's question is a new turn."""
+    from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+    a, b, c = "\x00HIVEMIND-A\x00", "\x00HIVEMIND-B\x00", "\x00HIVEMIND-C\x00"
+    messages = [{"role": "user", "content": a}, {"role": "assistant", "content": b}, {"role": "user", "content": c}]
+    try:
+        rendered = Jinja2ChatFormatter(template, eos_token=eos, bos_token=bos, add_generation_prompt=True)(
+            messages=messages
+        ).prompt
+    except Exception:
+        return None
+    if not all(m in rendered for m in (a, b, c)):
+        return None
+    between = rendered.split(b, 1)[1].split(c, 1)[0]
+    return between, rendered.split(c, 1)[1]
+
+
 # ---------------------------------------------------------------------------
 # llama.cpp
 
@@ -141,6 +195,8 @@ class LlamaBackend:
     that ``benchmarks/live.py`` measures the cache against. Results are the same either
     way, because the prefix is always evaluated on its own, in the same batches.
     """
+
+    concurrent = False
 
     def __init__(self, path: Path, n_ctx: int, threads: int, chat: str = "auto", reuse_prefix: bool = True, batch: int = 0):
         try:
@@ -193,6 +249,44 @@ class LlamaBackend:
         eos = self.llm.detokenize([self.llm.token_eos()]).decode("utf-8", "ignore")
         return chat_wrap_of(template, bos, eos, self.path)
 
+    def chat_turns(self) -> tuple[str, str] | None:
+        """The chat template's text between a reply and the next user turn, and after it (None: no template)."""
+        template = self.llm.metadata.get("tokenizer.chat_template")
+        if self._chat == "none" or not template:
+            return None
+        self.chat_wrap()  # refuses a template that reaches for Python internals, before rendering it again
+        bos = self.llm.detokenize([self.llm.token_bos()]).decode("utf-8", "ignore")
+        eos = self.llm.detokenize([self.llm.token_eos()]).decode("utf-8", "ignore")
+        return chat_turns_of(template, bos, eos)
+
+    def _decoder_of(self):
+        """The batch decoder (made on first use): ``live.batch`` sequences, or one for probes of a sequential run."""
+        from hivemind.live.batched import BatchDecoder
+
+        if self._decoder is None:
+            n_seq = max(self.batch, 1)
+            try:
+                with quiet_stderr():
+                    # Every sequence may fill its own window of n_ctx cells (the prompt budget guarantees it).
+                    self._decoder = BatchDecoder(self.llm, n_seq * self.n_ctx, n_seq, self.threads)
+            except (ValueError, RuntimeError) as e:
+                raise ModelError(
+                    f"live.batch: llama.cpp cannot make a context for {n_seq} sequences of {self.n_ctx} tokens "
+                    f"({e}); lower live.batch or live.n_ctx"
+                ) from None
+        return self._decoder
+
+    def answer_spellings(self, form: Form, model: str = "") -> Spellings:
+        return spellings(form, self.tokenize, model or self.name)
+
+    def probe(self, prefix: Sequence[int], suffixes: Sequence[Sequence[int]], marks: Spellings) -> np.ndarray:
+        """(prompts, spellings): the next-token probability of each spelling after every prompt."""
+        decoder = self._decoder_of()
+        out = []
+        for start in range(0, len(suffixes), decoder.n_seq):
+            out.append(decoder.prompt_probabilities(prefix, suffixes[start : start + decoder.n_seq], marks.tokens))
+        return np.concatenate(out) if out else np.zeros((0, len(marks.tokens)))
+
     def _ensure_prefix(self, prefix: list[int]) -> bool:
         """Leave exactly ``prefix`` in the KV cache; True if it was there already."""
         llm, n = self.llm, len(prefix)
@@ -207,7 +301,9 @@ class LlamaBackend:
         llm.n_tokens = n
         return bool(cached)
 
-    def generate(self, prefix: Sequence[int], suffix: Sequence[int], sampling: Sampling, seed: int) -> Generation:
+    def generate(
+        self, prefix: Sequence[int], suffix: Sequence[int], sampling: Sampling, seed: int, probe: ProbeRequest | None = None
+    ) -> Generation:
         prefix, suffix = list(prefix), list(suffix)
         if not suffix:
             raise ValueError("the agent's part of the prompt is empty")
@@ -226,6 +322,11 @@ class LlamaBackend:
             stop=list(sampling.stop),
         )
         choice, usage = out["choices"][0], out["usage"]
+        asked = None
+        if probe is not None:
+            # The sequential path keeps no cache to continue from: the prompt is evaluated again.
+            reply = self.tokenize(choice["text"], False)
+            asked = tuple(self.probe(prefix, [suffix + reply + list(probe.question)], probe.marks)[0])
         return Generation(
             text=choice["text"].strip(),
             prompt_tokens=int(usage["prompt_tokens"]),
@@ -233,30 +334,29 @@ class LlamaBackend:
             prefix_cached=cached,
             finish_reason=str(choice.get("finish_reason")),
             seconds=time.perf_counter() - t0,
+            probe=asked,
         )
 
     def generate_batch(
-        self, prefix: Sequence[int], suffixes: Sequence[Sequence[int]], samplings: Sequence[Sampling], seeds: Sequence[int]
+        self,
+        prefix: Sequence[int],
+        suffixes: Sequence[Sequence[int]],
+        samplings: Sequence[Sampling],
+        seeds: Sequence[int],
+        probe: ProbeRequest | None = None,
     ) -> list[Generation]:
-        """Every suffix after one shared prefix, decoded together (see ``hivemind.live.batched``)."""
-        from hivemind.live.batched import BatchDecoder
-
+        """Every suffix after one shared prefix, decoded together (see ``hivemind.live.batched``); with
+        ``probe``, each sequence is then asked the question where it stopped, in the same KV cache."""
         if not 1 <= len(suffixes) <= self.batch:
             raise ValueError(f"{len(suffixes)} prompts for a batch of {self.batch}")
-        if self._decoder is None:
-            try:
-                with quiet_stderr():
-                    # Every sequence may fill its own window of n_ctx cells (the prompt budget guarantees it).
-                    self._decoder = BatchDecoder(self.llm, self.batch * self.n_ctx, self.batch, self.threads)
-            except (ValueError, RuntimeError) as e:
-                raise ModelError(
-                    f"live.batch: llama.cpp cannot make a context for {self.batch} sequences of {self.n_ctx} tokens "
-                    f"({e}); lower live.batch or live.n_ctx"
-                ) from None
-        gens, seconds = self._decoder.generate(prefix, suffixes, samplings, seeds)
+        decoder = self._decoder_of()
+        asked = None if probe is None else [list(probe.question)] * len(suffixes)
+        gens, seconds = decoder.generate(prefix, suffixes, samplings, seeds, asked, probe.marks.tokens if probe else ())
         self.prefix_evaluations += 1
         share = seconds / len(gens)
-        return [Generation(g.text, g.prompt_tokens, g.completion_tokens, False, g.finish_reason, share) for g in gens]
+        return [
+            Generation(g.text, g.prompt_tokens, g.completion_tokens, False, g.finish_reason, share, probe=g.probe) for g in gens
+        ]
 
     def embed(self, text: str) -> np.ndarray:
         if self._embedder is None:
@@ -325,11 +425,22 @@ class FakeBackend:
 
     name = "fake"
     model_sha256 = "0" * 64
+    concurrent = False
 
-    def __init__(self, n_ctx: int = 2048, dim: int = 32, respond: Callable[[str, int], str] | None = None):
+    def __init__(
+        self,
+        n_ctx: int = 2048,
+        dim: int = 32,
+        respond: Callable[[str, int], str] | None = None,
+        logits: Callable[[str], dict[str, float]] | None = None,
+    ):
         self.n_ctx = n_ctx
         self.dim = dim
         self.respond = respond
+        # The probe's next-token logits by token text for a prompt; every other token of the
+        # vocabulary together has logit 0 (one "other" entry). By default all answers tie with it.
+        self.logits = logits or (lambda prompt: {})
+        self.probed: list[str] = []
         self._words: dict[int, str] = {}
         self.prefix_evaluations = 0
         self._cached_prefix: tuple[int, ...] | None = None
@@ -347,7 +458,29 @@ class FakeBackend:
     def chat_wrap(self) -> tuple[str, str]:
         return "", ""
 
-    def generate(self, prefix: Sequence[int], suffix: Sequence[int], sampling: Sampling, seed: int) -> Generation:
+    def chat_turns(self) -> tuple[str, str] | None:
+        return None
+
+    def answer_spellings(self, form: Form, model: str = "") -> Spellings:
+        return spellings(form, self.tokenize, model or self.name)
+
+    def _text(self, tokens: Sequence[int]) -> str:
+        return " ".join(self._words[t] for t in tokens if t in self._words)
+
+    def probe(self, prefix: Sequence[int], suffixes: Sequence[Sequence[int]], marks: Spellings) -> np.ndarray:
+        out = []
+        for suffix in suffixes:
+            prompt = self._text(list(prefix) + list(suffix))
+            self.probed.append(prompt)
+            table = dict(self.logits(prompt))
+            words = [self._words[t] for t in marks.tokens]
+            logits = np.asarray([table.get(w, 0.0) for w in words] + [v for k, v in table.items() if k not in words] + [0.0])
+            out.append(softmax_at(logits, range(len(words))))
+        return np.asarray(out).reshape(len(suffixes), len(marks.tokens))
+
+    def generate(
+        self, prefix: Sequence[int], suffix: Sequence[int], sampling: Sampling, seed: int, probe: ProbeRequest | None = None
+    ) -> Generation:
         cached = self._cached_prefix == tuple(prefix)
         if not cached:
             self.prefix_evaluations += 1
@@ -368,15 +501,18 @@ class FakeBackend:
                 p = np.array([counts[w] for w in ranked], float) ** (1.0 / sampling.temperature)
                 chosen = list(rng.choice(ranked, size=n, replace=False, p=p / p.sum())) if n else []
             text = " ".join(chosen)
-        return Generation(text.strip(), len(prefix) + len(suffix), len(text.split()), cached, "stop", 0.0)
+        asked = None
+        if probe is not None:
+            asked = tuple(self.probe(prefix, [[*suffix, *self.tokenize(text, False), *probe.question]], probe.marks)[0])
+        return Generation(text.strip(), len(prefix) + len(suffix), len(text.split()), cached, "stop", 0.0, probe=asked)
 
-    def generate_batch(self, prefix, suffixes, samplings, seeds) -> list[Generation]:
+    def generate_batch(self, prefix, suffixes, samplings, seeds, probe: ProbeRequest | None = None) -> list[Generation]:
         """Each prompt as ``generate`` writes it, except that a stochastic message's draw depends on the
         batch's size too, as a real batch's logits depend on its composition: a resume that decoded a
         round in other batches than the uninterrupted run would show."""
         self.batches.append(len(suffixes))
         return [
-            self.generate(prefix, s, sampling, seed if sampling.greedy else seed + 7919 * len(suffixes))
+            self.generate(prefix, s, sampling, seed if sampling.greedy else seed + 7919 * len(suffixes), probe)
             for s, sampling, seed in zip(suffixes, samplings, seeds, strict=True)
         ]
 

@@ -29,6 +29,11 @@ class BatchGeneration:
     prompt_tokens: int
     completion_tokens: int
     finish_reason: str
+    probe: tuple[float, ...] | None = None  # next-token probabilities of the probe's tokens, when asked
+
+
+def _reason(finish: str | None) -> str:
+    return "stop" if finish == "eog" else str(finish)
 
 
 class BatchTooLarge(ValueError):
@@ -132,6 +137,41 @@ class BatchDecoder:
             out[k] = np.ctypeslib.as_array(ptr, shape=(n_vocab,))
         return out
 
+    def prompt_probabilities(self, prefix: Sequence[int], suffixes: Sequence[Sequence[int]], tokens: Sequence[int]) -> np.ndarray:
+        """(sequences, tokens): the next-token probability of each of ``tokens`` after each prompt."""
+        from hivemind.live.probe import softmax_at
+
+        need = cells_needed(len(prefix), [len(s) for s in suffixes], [0] * len(suffixes))
+        if len(suffixes) > self.n_seq or need > self.n_ctx:
+            raise BatchTooLarge(f"{len(suffixes)} prompts of {need} cells for {self.n_seq} sequences of {self.n_ctx} cells")
+        out = np.empty((len(suffixes), len(tokens)))
+        for idx, k in self._prompts([int(t) for t in prefix], [[int(t) for t in s] for s in suffixes]):
+            out[k] = softmax_at(self._logits(idx), tokens)
+        return out
+
+    def _logits(self, idx: int) -> np.ndarray:
+        return np.ctypeslib.as_array(self._lc.llama_get_logits_ith(self._ctx.ctx, idx), shape=(self._n_vocab,))
+
+    def _ask(self, p: int, suffixes, tokens, finish, asked, wanted) -> list[tuple[float, ...]]:
+        """Append each sequence's question where its message ended (its last sampled token, not yet
+        evaluated, first) and read the probabilities of ``wanted`` after it, all sequences together."""
+        from hivemind.live.probe import softmax_at
+
+        entries = []
+        for k, question in enumerate(asked):
+            pending = [] if finish[k] == "eog" else tokens[k][-1:]
+            start = p + len(suffixes[k]) + len(tokens[k]) - len(pending)
+            seq = [*pending, *question]
+            entries += [(t, start + j, k, j == len(seq) - 1) for j, t in enumerate(seq)]
+        out: list[tuple[float, ...]] = [()] * len(asked)
+        for start in range(0, len(entries), self.n_batch):
+            chunk = entries[start : start + self.n_batch]
+            self._decode(chunk)
+            for idx, (_, _, k, last) in enumerate(chunk):
+                if last:
+                    out[k] = tuple(float(x) for x in softmax_at(self._logits(idx), wanted))
+        return out
+
     def _sampler(self, sampling: Sampling, seed: int):
         """The stochastic chain ``Llama.create_completion`` builds for the same settings (min_p 0, no penalties)."""
         lc = self._lc
@@ -152,8 +192,15 @@ class BatchDecoder:
         suffixes: Sequence[Sequence[int]],
         samplings: Sequence[Sampling],
         seeds: Sequence[int],
+        asked: Sequence[Sequence[int]] | None = None,
+        wanted: Sequence[int] = (),
     ) -> tuple[list[BatchGeneration], float]:
         """Decode every suffix after the shared prefix; returns the generations and the seconds spent.
+
+        With ``asked`` (tokens per sequence), each sequence is then asked them where its
+        message ended, in the same cache, and its generation carries the next-token
+        probabilities of ``wanted`` after them: the opinion probe without evaluating the
+        prompt again.
 
         Raises
         ------
@@ -168,7 +215,10 @@ class BatchDecoder:
             raise BatchTooLarge(f"{n} sequences in one call, the context was made for {self.n_seq}")
         if any(not s for s in suffixes):
             raise ValueError("an agent's part of the prompt is empty")
-        need = cells_needed(len(prefix), [len(s) for s in suffixes], [s.max_tokens for s in samplings])
+        extra = [len(q) + 1 for q in asked] if asked is not None else [0] * n
+        need = cells_needed(
+            len(prefix), [len(s) for s in suffixes], [s.max_tokens + e for s, e in zip(samplings, extra, strict=True)]
+        )
         if need > self.n_ctx:
             raise BatchTooLarge(f"needs {need} KV cells, the context has {self.n_ctx}")
         lc = self._lc
@@ -192,12 +242,16 @@ class BatchDecoder:
                 for idx, k in enumerate(live):
                     self._take(chains[k], idx, k, tokens, finish, texts, samplings[k])
                 self.steps.append((len(live), time.perf_counter() - t_step))
+            probes = self._ask(p, suffixes, tokens, finish, asked, wanted) if asked is not None else [None] * n
         finally:
             for chain in chains:
                 if chain is not None:
                     lc.llama_sampler_free(chain)
         seconds = time.perf_counter() - t0
-        out = [BatchGeneration(texts[k].strip(), p + len(suffixes[k]), len(tokens[k]), str(finish[k])) for k in range(n)]
+        out = [
+            BatchGeneration(texts[k].strip(), p + len(suffixes[k]), len(tokens[k]), _reason(finish[k]), probes[k])
+            for k in range(n)
+        ]
         return out, seconds
 
     def _take(self, chain, idx: int, k: int, tokens, finish, texts, sampling: Sampling) -> None:
@@ -211,7 +265,7 @@ class BatchDecoder:
         else:
             tok = int(lc.llama_sampler_sample(chain, self._ctx.ctx, idx))
         if lc.llama_vocab_is_eog(self._vocab, tok):
-            finish[k] = "stop"
+            finish[k] = "eog"  # reported as "stop"; the probe needs to know that no token is pending
             return
         tokens[k].append(tok)
         text = self.llm.detokenize(tokens[k]).decode("utf-8", errors="ignore")

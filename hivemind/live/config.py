@@ -13,7 +13,21 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from hivemind.live.compliance import Rule, RuleError, parse_rule
-from hivemind.live.prompts import DEFAULT_OPENING, DEFAULT_PROMPT, LINE_FIELDS, NEIGHBOUR_LINE, TemplateError, check_template
+from hivemind.live.probe import FORMS
+from hivemind.live.prompts import (
+    AGENT_FIELDS,
+    DEFAULT_OPENING,
+    DEFAULT_PROMPT,
+    DISCUSSION_OPENING,
+    DISCUSSION_PROMPT,
+    LINE_FIELDS,
+    NEIGHBOUR_LINE,
+    STANCE_FIELDS,
+    STANCE_PROMPT,
+    STANCE_WORDS,
+    TemplateError,
+    check_template,
+)
 from hivemind.scenario import Reader, Scenario, ScenarioError, node_index, typed
 
 DECODINGS = ("greedy", "stochastic")
@@ -31,6 +45,12 @@ ADDED_WITH_DEFAULTS = (
     "timeout",
     "retries",
     "server_extras",
+    "topic",
+    "stances",
+    "stance_prompt",
+    "probe",
+    "probe_form",
+    "probe_statement",
 )
 # How the texts are produced, not which: a run started with 8 threads resumes with 4. (With
 # greedy decoding llama.cpp's sums may round differently, so texts after the resume may differ.)
@@ -77,8 +97,8 @@ class LiveSpec:
     model: str  # "default" or a path to a GGUF file (relative paths resolve against the scenario's folder)
     rounds: int
     decodings: tuple[str, ...]
-    anchor_text: str
-    rule_spec: Any  # the rule as written (plain data, for the fingerprint)
+    anchor_text: str | None  # None: a discussion without an anchor
+    rule_spec: Any  # the rule as written (plain data, for the fingerprint); None: no rule (only without an anchor)
     personas: tuple[str, ...] | None
     initial_texts: tuple[str, ...] | None
     prompt: str
@@ -112,7 +132,32 @@ class LiveSpec:
     retries: int = 3  # further tries of a failed request, with back-off
     server_extras: bool = True  # send top_k, min_p and repeat_penalty (llama.cpp's and vLLM's) besides OpenAI's fields
     chat_models: tuple[tuple[str, str], ...] | None = None  # live.chat as a table: (model as written, "auto"/"none")
-    rule: Rule = field(default=None, compare=False, repr=False)
+    topic: str = ""  # what the discussion is about: the shared prompt's {topic}, required without an anchor
+    stances: tuple[int, ...] | None = None  # per peripheral agent, on -2..2: written into its persona
+    stance_prompt: str = STANCE_PROMPT
+    probe: bool = False  # ask every agent after every message how much it agrees (hivemind.live.probe)
+    probe_form: str = "auto"  # a form of hivemind.live.probe.FORMS, or "auto": the best on the check set per model
+    probe_statement: str | None = None  # what the probe and the stances are about (default: the anchor's message)
+    rule: Rule | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def anchored(self) -> bool:
+        return self.anchor_text is not None
+
+    @property
+    def statement(self) -> str | None:
+        """What the agents are asked about and take stances on: ``live.probe_statement``, else the anchor's message."""
+        return self.probe_statement or self.anchor_text
+
+    def persona_of(self, agent: int, name: str) -> str:
+        """Peripheral agent number ``agent``'s persona (``name``: its label): ``live.personas``, then its
+        stance (``live.stance_prompt``)."""
+        parts = [self.personas[agent]] if self.personas is not None else []
+        if self.stances is not None:
+            value = self.stances[agent]
+            words = STANCE_WORDS[value]
+            parts.append(self.stance_prompt.format(agent=name, stance=words, statement=self.statement, value=value))
+        return " ".join(p for p in parts if p)
 
     def sampling(self, decoding: str, agent: int | None = None) -> Sampling:
         """How peripheral agent number ``agent`` (in graph order) decodes; a temperature of 0 is greedy."""
@@ -213,8 +258,9 @@ def _texts(r, key: str, labels: list, anchor: int, what: str = "text") -> tuple[
     return value
 
 
-def parse_live(r, labels: list, anchor: int) -> LiveSpec:
-    """Read ``[live]`` with the scenario's reader ``r`` (a ``scenario._Reader``)."""
+def parse_live(r, labels: list, anchor: int | None) -> LiveSpec:
+    """Read ``[live]`` with the scenario's reader ``r`` (a ``scenario._Reader``); ``anchor`` is
+    the anchor node's index, None for a discussion without an anchor."""
 
     def positive_int(v):
         return None if v >= 1 else "must be >= 1"
@@ -280,14 +326,45 @@ def parse_live(r, labels: list, anchor: int) -> LiveSpec:
     n_ctx = r.get("live", "n_ctx", "int", 2048, check=lambda v: None if v >= 64 else "must be >= 64")
     threads = r.get("live", "threads", "int", min(os.cpu_count() or 1, 8), check=positive_int)
     chat, chat_models = _chat(r, models or (model,))
-    anchor_text = r.get("live", "anchor_text", "str")
-    if not anchor_text.strip():
-        raise r.error("live.anchor_text", "must not be empty")
-    rule_spec = r.get("live", "rule", "any")
+
+    def nonempty(v):
+        return None if v.strip() else "must not be empty"
+
+    if anchor is None:
+        if r.get("live", "anchor_text", "any", None) is not None:
+            raise r.error("live.anchor_text", "needs an [anchor] node (without one, agents discuss live.topic)")
+        anchor_text = None
+        topic = r.get("live", "topic", "str", None, check=nonempty)
+        if topic is None:
+            raise r.error("live.topic", "must say what the agents discuss when the scenario has no [anchor]")
+        rule_spec = r.get("live", "rule", "any", None)
+    else:
+        anchor_text = r.get("live", "anchor_text", "str", check=nonempty)
+        topic = r.get("live", "topic", "str", "", check=nonempty)
+        rule_spec = r.get("live", "rule", "any")
     try:
-        rule = parse_rule(rule_spec, "live.rule")
+        rule = None if rule_spec is None else parse_rule(rule_spec, "live.rule")
     except RuleError as e:
         raise r.error(e.key, e.message) from None
+    probe = r.get("live", "probe", "bool", False)
+    forms = ("auto", *FORMS)
+    probe_form = r.get("live", "probe_form", "str", "auto", check=lambda v: None if v in forms else f"must be one of {forms}")
+    probe_statement = r.get("live", "probe_statement", "str", None, check=nonempty)
+    stances = _per_agent(
+        r, "stances", labels, anchor, "int", lambda v: None if -2 <= v <= 2 else "must be an integer from -2 to 2", "stance"
+    )
+    if stances is not None and not isinstance(stances, tuple):
+        raise r.error(
+            "live.stances", f"must be a list (one per peripheral agent) or a table keyed by node, got {stances!r}"[:200]
+        )
+    stance_prompt = r.get("live", "stance_prompt", "str", STANCE_PROMPT)
+    try:
+        check_template(stance_prompt, required=("stance",), known=STANCE_FIELDS)
+    except TemplateError as e:
+        raise r.error("live.stance_prompt", e.message) from None
+    if anchor is None and (probe or stances is not None) and probe_statement is None:
+        key = "live.probe" if probe else "live.stances"
+        raise r.error(f"{key}", "needs live.probe_statement (the statement agents agree or disagree with) without an [anchor]")
     personas = _texts(r, "personas", labels, anchor)
     groups = _texts(r, "groups", labels, anchor, what="group")
     if groups is not None:
@@ -299,15 +376,17 @@ def parse_live(r, labels: list, anchor: int) -> LiveSpec:
         for k, t in enumerate(initial):
             if not t.strip():
                 raise r.error("live.initial_texts", f"entry {k} is empty; every agent needs a first message")
-    if personas is None and initial is None:
-        raise r.error("live", "needs personas or initial_texts (one per peripheral agent) to start the conversation")
-    prompt = r.get("live", "prompt", "str", DEFAULT_PROMPT)
-    opening = r.get("live", "opening_prompt", "str", DEFAULT_OPENING)
+    if personas is None and initial is None and stances is None:
+        raise r.error("live", "needs personas, stances or initial_texts (one per peripheral agent) to start the conversation")
+    prompt = r.get("live", "prompt", "str", DEFAULT_PROMPT if anchor is not None else DISCUSSION_PROMPT)
+    opening = r.get("live", "opening_prompt", "str", DEFAULT_OPENING if anchor is not None else DISCUSSION_OPENING)
     line = r.get("live", "neighbour_line", "str", NEIGHBOUR_LINE)
     clean = r.get("live", "clean", "bool", True)
+    # Without an anchor there is no {anchor} to show, and without a rule no {rule}.
+    known = ("topic", *(("anchor",) if anchor is not None else ()), *(("rule",) if rule is not None else ()), *AGENT_FIELDS)
     try:
-        check_template(prompt, required=("anchor", "neighbours"))
-        check_template(opening, required=())
+        check_template(prompt, required=("anchor", "neighbours") if anchor is not None else ("neighbours",), known=known)
+        check_template(opening, required=(), known=known)
     except TemplateError as e:
         key = "live.prompt" if e.template == prompt else "live.opening_prompt"
         raise r.error(key, e.message) from None
@@ -347,6 +426,12 @@ def parse_live(r, labels: list, anchor: int) -> LiveSpec:
         fit_resamples=fit_resamples,
         fit_free_running=fit_free_running,
         groups=groups,
+        topic=topic,
+        stances=stances,
+        stance_prompt=stance_prompt,
+        probe=probe,
+        probe_form=probe_form,
+        probe_statement=probe_statement,
         rule=rule,
     )
 
@@ -419,7 +504,7 @@ def read_live(scenario: Scenario) -> Scenario:
         raise ScenarioError(scenario.source, "live", f"must be a table ([live]), got {scenario.live!r}"[:200])
     r = Reader(scenario.source or "<scenario>", {"live": scenario.live})
     labels = scenario.arrays.labels
-    spec = parse_live(r, labels, node_index(labels, scenario.anchors[0].node))
+    spec = parse_live(r, labels, node_index(labels, scenario.anchors[0].node) if scenario.anchors else None)
     r.finish(("live",))
     return dataclasses.replace(scenario, live=spec)
 

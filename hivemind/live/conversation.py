@@ -24,10 +24,11 @@ from pathlib import Path
 import numpy as np
 
 from hivemind.errors import InputError
-from hivemind.live.backend import Backend
+from hivemind.live.backend import Backend, ProbeRequest
 from hivemind.live.cleaner import Scaffold
 from hivemind.live.config import DECODINGS, LiveSpec, read_live
 from hivemind.live.metrics import mean_pairwise_distance, round_metrics, state_id, vendi_score
+from hivemind.live.probe import Form, read
 from hivemind.live.prompts import PromptTooLong, build_prompt
 from hivemind.scenario import Scenario
 
@@ -43,9 +44,14 @@ class LiveError(InputError, RuntimeError):
 # Who reads whom
 
 
+def anchor_of(scenario: Scenario) -> int | None:
+    """The anchor node's index; None for a discussion without an anchor."""
+    return scenario.anchor_index if scenario.anchors else None
+
+
 def in_neighbours(scenario: Scenario) -> dict[int, list[int]]:
     """For every peripheral agent, the peripheral agents it hears (the anchor is heard by all)."""
-    a, anchor = scenario.arrays, scenario.anchor_index
+    a, anchor = scenario.arrays, anchor_of(scenario)
     heard: dict[int, set[int]] = {i: set() for i in range(a.n_nodes) if i != anchor}
     pairs = [(int(s), int(d)) for s, d in zip(a.src, a.dst, strict=True)]
     if not a.directed:
@@ -54,6 +60,27 @@ def in_neighbours(scenario: Scenario) -> dict[int, list[int]]:
         if d != anchor and s != anchor and s != d:
             heard[d].add(s)
     return {i: sorted(js) for i, js in heard.items()}
+
+
+def discussions(hears: dict[int, list[int]], agents: list[int]) -> list[int] | None:
+    """Each agent's discussion (a connected component of who hears whom, numbered by its first
+    agent in graph order); None when everyone is in one discussion."""
+    parent = {i: i for i in agents}
+
+    def root(i):
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for i in agents:
+        for j in hears[i]:
+            a, b = root(i), root(j)
+            if a != b:
+                parent[max(a, b)] = min(a, b)
+    roots = [root(i) for i in agents]
+    number = {r: k for k, r in enumerate(dict.fromkeys(roots))}
+    return None if len(number) < 2 else [number[r] for r in roots]
 
 
 def message_seeds(seed: int, decodings: tuple[str, ...], rounds: int, n_nodes: int) -> np.ndarray:
@@ -160,6 +187,28 @@ def _model_files(header: dict) -> tuple:
 # The run
 
 
+@dataclass(frozen=True)
+class Round:
+    """One round's measures: the population's (``metrics``, a row of rounds.csv) and each agent's
+    (``agents``: column name -> one value per peripheral agent, in graph order, for agents.csv).
+
+    Measures that need an anchor (Jaccard, embedding distance), a rule (compliance) or probes
+    are absent when the run has none.
+    """
+
+    decoding: str
+    round: int
+    metrics: dict
+    agents: dict[str, list]
+    labels: tuple[str, ...]
+    groups: tuple[str, ...] | None = None  # each agent's group, when there are several
+    conversations: tuple[int, ...] | None = None  # each agent's discussion, when there are several
+    by_group: dict[str, dict] = field(default_factory=dict)  # group -> its measures
+
+    def row(self) -> dict:
+        return {"decoding": self.decoding, "round": self.round, **self.metrics}
+
+
 @dataclass
 class Trajectory:
     """What one decoding produced, round by round, for the peripheral agents (in graph order)."""
@@ -167,9 +216,11 @@ class Trajectory:
     decoding: str
     agents: list[int]
     texts: list[list[str]] = field(default_factory=list)  # [round][agent]: the agent's latest message
-    rows: list[dict] = field(default_factory=list)  # [round]: metrics
+    rows: list[Round] = field(default_factory=list)  # [round]: measures
     embeddings: list[np.ndarray] = field(default_factory=list)  # [round]: (agents, D) unit vectors
-    anchor_embedding: np.ndarray | None = None  # (D,) unit vector
+    anchor_embedding: np.ndarray | None = None  # (D,) unit vector; None without an anchor
+    conversations: list[int] | None = None  # each agent's discussion, when there are several
+    stances: tuple[int, ...] | None = None  # each agent's assigned stance (live.stances)
 
 
 def _unit(v: np.ndarray) -> np.ndarray:
@@ -243,9 +294,10 @@ def header_for(scenario: Scenario, backend: Backend | Population, model_path: st
         "model_sha256": pop.first.model_sha256,
         "models": models,
         "embedding_model": {"path": labels.get("embedding", models[0]["path"]), "sha256": pop.embedder.model_sha256},
-        "anchor": str(scenario.arrays.labels[scenario.anchor_index]),
+        "anchor": None if not scenario.anchors else str(scenario.arrays.labels[scenario.anchor_index]),
         "anchor_text": spec.anchor_text,
-        "rule": spec.rule.describe(),
+        "topic": spec.topic,
+        "rule": None if spec.rule is None else spec.rule.describe(),
         "rounds": spec.rounds,
         "decodings": list(spec.decodings),
         "seed": spec.seed,
@@ -257,12 +309,24 @@ def header_for(scenario: Scenario, backend: Backend | Population, model_path: st
     }
 
 
+@dataclass(frozen=True)
+class Asking:
+    """A model's probe in a run: the form, and the request every message of that model carries."""
+
+    form: Form
+    request: ProbeRequest
+
+    def reading(self, probabilities) -> dict:
+        return read(probabilities, self.request.marks.answer, self.form.values).to_dict()
+
+
 def converse(
     scenario: Scenario,
     backend: Backend | Population,
     transcript: Transcript,
     say: Callable[[str], None] = print,
     on_round: Callable[[list[Trajectory]], None] | None = None,
+    probes: dict[str, Asking] | None = None,
 ) -> list[Trajectory]:
     """Run (or finish) every decoding's rounds; messages already in ``transcript`` are reused.
 
@@ -271,28 +335,34 @@ def converse(
     messages is decoded again whole and only the missing messages are kept, so a resumed
     round sees the same batches, and the same numbers, as an uninterrupted one.
 
+    ``probes`` (model as written -> ``Asking``, see ``hivemind.live.probe``): every message of
+    that model is followed by the probe's question, and its reading goes into the record.
     ``on_round(trajectories)`` is called after each finished round, to save what exists.
     """
     scenario = read_live(scenario)
     spec: LiveSpec = scenario.live
+    probes = probes or {}
     pop = Population.of(spec, backend)
     labels = [str(v) for v in scenario.arrays.labels]
-    anchor = scenario.anchor_index
+    anchor = anchor_of(scenario)
     agents = [i for i in range(len(labels)) if i != anchor]
     hears = in_neighbours(scenario)
+    conversations = discussions(hears, agents)
     seeds = message_seeds(spec.seed, spec.decodings, spec.rounds, len(labels))
     done = {(r["decoding"], r["round"], r["index"]): r for r in transcript.records}
     embed = Embedder(pop.embedder)
     try:
-        anchor_vec = embed(spec.anchor_text)
+        anchor_vec = embed(spec.anchor_text) if spec.anchored else None
+        if anchor_vec is None:
+            embed(spec.topic)  # a first embedding, so that a broken embedder fails before round 0
     except LiveError as e:
         raise LiveError(f"{scenario.source}: {embedder_key(spec)}: {e} (it gives no usable embeddings)") from None
     wraps = {m: b.chat_wrap() for m, b in pop.generators.items()}
     scaffold = Scaffold.of((spec.prompt, spec.opening_prompt, spec.neighbour_line), labels)
-    shared = {"anchor": spec.anchor_text, "rule": spec.rule.describe()}
+    shared = {"anchor": spec.anchor_text or "", "rule": spec.rule.describe() if spec.rule else "", "topic": spec.topic}
     trajectories = []
     for d, decoding in enumerate(spec.decodings):
-        traj = Trajectory(decoding, agents, anchor_embedding=anchor_vec)
+        traj = Trajectory(decoding, agents, anchor_embedding=anchor_vec, conversations=conversations, stances=spec.stances)
         trajectories.append(traj)
         latest: dict[int, tuple[str, int]] = {}  # agent -> (text, round written)
         for rnd in range(spec.rounds + 1):
@@ -300,52 +370,94 @@ def converse(
             made = reused = 0
             outputs: dict[int, dict] = {}
             to_generate: dict[str, list[tuple[int, dict]]] = {}  # model -> [(agent, record before generation)]
+            given: dict[str, list[tuple[int, dict]]] = {}  # model -> given messages to probe
             for k, i in enumerate(agents):
                 model = spec.model_of(k)
                 b = pop.generators[model]
                 sampling = spec.sampling(decoding, k)
-                budget = b.n_ctx - spec.max_tokens
-                rec = _message(scenario, b, sampling, wraps[model], budget, shared, rnd, i, k, labels, hears, latest)
+                asking = probes.get(model)
+                # The probe's question follows the message in the same window.
+                budget = b.n_ctx - spec.max_tokens - (len(asking.request.question) + 1 if asking else 0)
+                rec = _message(scenario, b, sampling, wraps[model], budget, shared, rnd, i, k, labels, hears, latest, asking)
                 # The run's decoding, even for an agent whose temperature 0 makes it decode greedily.
                 rec |= {"decoding": decoding, "seed": int(seeds[d, rnd, i]), "model_sha256": b.model_sha256}
                 if rec["generated"]:
                     to_generate.setdefault(model, []).append((i, rec | {"_sampling": sampling}))
                 elif (decoding, rnd, i) in done:
                     outputs[i], reused = done[(decoding, rnd, i)], reused + 1
+                elif asking is not None:
+                    given.setdefault(model, []).append((i, rec))
                 else:
                     transcript.append(rec)
                     outputs[i], made = rec, made + 1
-            concurrent = {m: p for m, p in to_generate.items() if hasattr(pop.generators[m], "generate_each")}
-            if concurrent:  # one server backend for all its models: the round's requests in flight together
+            for model, items in given.items():
+                made += _probe_given(pop.generators[model], probes[model], items, outputs, transcript)
+            served = {m: p for m, p in to_generate.items() if pop.generators[m].concurrent}
+            if served:  # one server backend for all its models: the round's requests in flight together
                 m, r = _decode_each(
-                    pop.generators[next(iter(concurrent))], concurrent, (decoding, rnd), done, outputs, transcript, scaffold, spec
+                    pop.generators[next(iter(served))], served, (decoding, rnd), done, outputs, transcript, scaffold, spec, probes
                 )
                 made, reused = made + m, reused + r
             for model, pending in to_generate.items():
-                if model in concurrent:
+                if model in served:
                     continue
                 size = spec.batch_size(len(pending))
-                m, r = _decode(pop.generators[model], pending, size, (decoding, rnd), done, outputs, transcript, scaffold, spec)
+                b = pop.generators[model]
+                m, r = _decode(b, pending, size, (decoding, rnd), done, outputs, transcript, scaffold, spec, probes.get(model))
                 made, reused = made + m, reused + r
             _speak(latest, outputs, agents, rnd, spec, labels)
             texts = [latest[i][0] for i in agents]
             traj.texts.append(texts)
             vectors = np.stack([embed(t) for t in texts])
             traj.embeddings.append(vectors)
-            row = _row(decoding, rnd, texts, vectors, anchor_vec, [outputs[i] for i in agents], [labels[i] for i in agents], spec)
+            row = _round(
+                decoding,
+                rnd,
+                texts,
+                vectors,
+                anchor_vec,
+                [outputs[i] for i in agents],
+                [labels[i] for i in agents],
+                spec,
+                conversations,
+            )
             traj.rows.append(row)
             if on_round is not None:
                 on_round(trajectories)
             what = f"{made} written" + (f", {reused} from the transcript" if reused else "")
-            say(
-                f"  {decoding} round {rnd}/{spec.rounds}: {what}; compliance {row['compliance']:.2f}, "
-                f"Jaccard {row['jaccard_to_anchor']:.3f}, embedding distance {row['embedding_distance_to_anchor']:.3f} "
-                f"({time.perf_counter() - t0:.1f} s)"
-            )
+            say(f"  {decoding} round {rnd}/{spec.rounds}: {what}; {describe_round(row)} ({time.perf_counter() - t0:.1f} s)")
     return trajectories
 
 
-def _decode(backend, pending, size: int, key: tuple, done: dict, outputs: dict, transcript, scaffold, spec) -> tuple[int, int]:
+def describe_round(row: Round) -> str:
+    """The round's measures that exist, in one clause: compliance, Jaccard, distance, probe."""
+    m = row.metrics
+    parts = []
+    if "compliance" in m:
+        parts.append(f"compliance {m['compliance']:.2f}")
+    if "jaccard_to_anchor" in m:
+        parts.append(f"Jaccard {m['jaccard_to_anchor']:.3f}")
+    if "embedding_distance_to_anchor" in m:
+        parts.append(f"embedding distance {m['embedding_distance_to_anchor']:.3f}")
+    if "within_discussion_distance" in m:
+        parts.append(f"distance within discussions {m['within_discussion_distance']:.3f}")
+    if "probe_mean" in m:
+        parts.append(f"probe {m['probe_mean']:+.2f} (sd {m['probe_sd']:.2f}, mass {m['probe_mass']:.2f})")
+    return ", ".join(parts) or f"{m['distinct_outputs']} distinct messages"
+
+
+def _probe_given(backend, asking: Asking, items, outputs: dict, transcript) -> int:
+    """Probe the given (not generated) messages of one model in one call, then record them."""
+    suffixes = [[*rec["_suffix"], *backend.tokenize(rec["text"], False), *asking.request.question] for _, rec in items]
+    probs = backend.probe(items[0][1]["_prefix"], suffixes, asking.request.marks)
+    for (i, rec), p in zip(items, probs, strict=True):
+        rec = {k: v for k, v in rec.items() if not k.startswith("_")} | asking.reading(p)
+        transcript.append(rec)
+        outputs[i] = rec
+    return len(items)
+
+
+def _decode(backend, pending, size: int, key: tuple, done: dict, outputs: dict, transcript, scaffold, spec, asking=None):
     """Decode one model's ``pending`` messages of round ``key`` = (decoding, round) in batches of
     ``size`` (0: one by one), into ``outputs`` and the transcript; returns (written, reused).
 
@@ -354,6 +466,7 @@ def _decode(backend, pending, size: int, key: tuple, done: dict, outputs: dict, 
     """
     made = reused = 0
     step = max(size, 1)
+    request = asking.request if asking else None
     for start in range(0, len(pending), step):
         group = pending[start : start + step]
         for i, _ in group:
@@ -363,23 +476,24 @@ def _decode(backend, pending, size: int, key: tuple, done: dict, outputs: dict, 
             continue
         if size == 0:
             ((i, rec),) = group
-            gens = [backend.generate(rec["_prefix"], rec["_suffix"], rec["_sampling"], rec["seed"])]
+            gens = [backend.generate(rec["_prefix"], rec["_suffix"], rec["_sampling"], rec["seed"], request)]
         else:
             gens = backend.generate_batch(
                 group[0][1]["_prefix"],
                 [rec["_suffix"] for _, rec in group],
                 [rec["_sampling"] for _, rec in group],
                 [rec["seed"] for _, rec in group],
+                request,
             )
         for (i, rec), gen in zip(group, gens, strict=True):
             if (*key, i) not in done:
-                rec = _generated(rec, gen, scaffold, spec.clean, len(group) if size else 0)
+                rec = _generated(rec, gen, scaffold, spec.clean, len(group) if size else 0, asking)
                 transcript.append(rec)
                 outputs[i], made = rec, made + 1
     return made, reused
 
 
-def _decode_each(backend, pending: dict, key: tuple, done: dict, outputs: dict, transcript, scaffold, spec) -> tuple[int, int]:
+def _decode_each(backend, pending: dict, key: tuple, done: dict, outputs: dict, transcript, scaffold, spec, probes):
     """Every message of round ``key`` that the transcript lacks, for all models of ``pending`` at
     once through ``backend.generate_each``; each goes to the transcript as it arrives."""
     from hivemind.live.server import Request, prompt_text
@@ -387,16 +501,18 @@ def _decode_each(backend, pending: dict, key: tuple, done: dict, outputs: dict, 
     made = reused = 0
     jobs = []
     for model, items in pending.items():
+        asking = probes.get(model)
         for i, rec in items:
             if (*key, i) in done:
                 outputs[i], reused = done[(*key, i)], reused + 1
                 continue
             text = prompt_text(rec["_prefix"], rec["_suffix"])
             label = f"{key[0]} round {key[1]}, agent {rec['agent']}"
-            jobs.append((i, rec, Request(model, text, rec["_sampling"], rec["seed"], label)))
-    for k, gen in backend.generate_each([req for _, _, req in jobs]):
-        i, rec, _ = jobs[k]
-        rec = _generated(rec, gen, scaffold, spec.clean, 0)
+            req = Request(model, text, rec["_sampling"], rec["seed"], label, asking.request if asking else None)
+            jobs.append((i, rec, req, asking))
+    for k, gen in backend.generate_each([req for _, _, req, _ in jobs]):
+        i, rec, _, asking = jobs[k]
+        rec = _generated(rec, gen, scaffold, spec.clean, 0, asking)
         # The prompt's length in the server's tokens; the characters the budget counted instead.
         rec["prompt_chars"] = rec.pop("prompt_tokens")
         rec.pop("prefix_tokens", None)
@@ -406,14 +522,14 @@ def _decode_each(backend, pending: dict, key: tuple, done: dict, outputs: dict, 
     return made, reused
 
 
-def _generated(rec: dict, gen, scaffold, clean: bool, batch_size: int) -> dict:
+def _generated(rec: dict, gen, scaffold, clean: bool, batch_size: int, asking: Asking | None = None) -> dict:
     """A generated message's record: its text (cleaned of prompt scaffolding) and how it was decoded."""
     rec = {k: v for k, v in rec.items() if not k.startswith("_")}
     cleaned = scaffold.clean(gen.text)
     text = cleaned.text if clean else gen.text
     if cleaned.malformed:  # the raw output stays in the transcript beside what was kept
         rec |= {"raw_text": cleaned.raw, "removed": list(cleaned.removed)}
-    return rec | {
+    rec |= {
         "text": text,
         "sha256": state_id(text),
         "empty": not text,
@@ -425,6 +541,9 @@ def _generated(rec: dict, gen, scaffold, clean: bool, batch_size: int) -> dict:
         "seconds": round(gen.seconds, 4),
         **(gen.extra or {}),
     }
+    if asking is not None and gen.probe is not None:
+        rec |= asking.reading(gen.probe)
+    return rec
 
 
 def _speak(latest: dict, outputs: dict, agents: list[int], rnd: int, spec: LiveSpec, labels: list[str]) -> None:
@@ -433,26 +552,42 @@ def _speak(latest: dict, outputs: dict, agents: list[int], rnd: int, spec: LiveS
     for k, i in enumerate(agents):
         if outputs[i]["text"]:
             latest[i] = (outputs[i]["text"], rnd)
-        elif rnd == 0 and spec.personas is not None and spec.personas[k].strip():
+        elif rnd == 0 and spec.persona_of(k, labels[i]).strip():
             # An agent silent from the start speaks its persona: it needs a first state.
-            latest[i] = (spec.personas[k], 0)
+            latest[i] = (spec.persona_of(k, labels[i]), 0)
     if any(i not in latest for i in agents):
         silent = labels[next(i for i in agents if i not in latest)]
         raise LiveError(f"agent {silent} wrote nothing in round 0 and has no persona, so it has no message to start from")
 
 
-def _row(decoding, rnd, texts, vectors, anchor_vec, recs, names, spec) -> dict:
-    """The round's metrics; keys starting with "_" hold per-agent lists (for agents.csv and live.nc)."""
+def _round(decoding, rnd, texts, vectors, anchor_vec, recs, names, spec, conversations) -> Round:
+    """The round's measures, for the population and per agent (see ``Round``)."""
     m = round_metrics(texts, spec.anchor_text, spec.rule)
-    distances = geodesic(vectors, anchor_vec)
-    compliant = [bool(spec.rule.check(t)) for t in texts]
-    return {
-        "decoding": decoding,
-        "round": rnd,
-        **{k: v for k, v in m.items() if k != "jaccard_per_agent"},
-        "embedding_distance_to_anchor": float(np.mean(distances)),
-        "vendi_score": vendi_score(vectors),
-        "mean_pairwise_distance": mean_pairwise_distance(vectors),
+    jaccard = m.pop("jaccard_per_agent", None)
+    per_agent: dict[str, list] = {}
+    metrics = dict(m)
+    compliant = None
+    if spec.rule is not None:
+        compliant = [bool(spec.rule.check(t)) for t in texts]
+        per_agent["compliant"] = [int(c) for c in compliant]
+    distances = None
+    if anchor_vec is not None:
+        distances = geodesic(vectors, anchor_vec)
+        per_agent["jaccard_to_anchor"] = jaccard
+        per_agent["embedding_distance_to_anchor"] = distances.tolist()
+        metrics["embedding_distance_to_anchor"] = float(np.mean(distances))
+    metrics["vendi_score"] = vendi_score(vectors)
+    metrics["mean_pairwise_distance"] = mean_pairwise_distance(vectors)
+    if any("probe" in r for r in recs):
+        for key in ("probe", "probe_entropy", "probe_mass"):
+            per_agent[key] = [float(r.get(key, np.nan)) for r in recs]
+        values = np.asarray(per_agent["probe"])
+        metrics["probe_mean"] = float(np.nanmean(values)) if np.isfinite(values).any() else float("nan")
+        metrics["probe_sd"] = float(np.nanstd(values)) if np.isfinite(values).any() else float("nan")
+        metrics["probe_mass"] = float(np.mean(per_agent["probe_mass"]))
+    if conversations is not None:
+        metrics |= _within(conversations, vectors, per_agent.get("probe"))
+    metrics |= {
         "empty_outputs": sum(bool(r.get("empty")) for r in recs),
         # Messages of this round whose raw output held prompt scaffolding (cleaned before use unless live.clean = false).
         "malformed_outputs": sum(bool(r.get("malformed")) for r in recs),
@@ -460,28 +595,50 @@ def _row(decoding, rnd, texts, vectors, anchor_vec, recs, names, spec) -> dict:
         "dropped_neighbour_messages": sum(r.get("dropped_neighbours", 0) for r in recs),
         "prompt_tokens": sum(r.get("prompt_tokens", 0) for r in recs),
         "completion_tokens": sum(r.get("completion_tokens", 0) for r in recs),
-        "_labels": names,
-        "_jaccard_per_agent": m["jaccard_per_agent"],
-        "_compliant": compliant,
-        "_distance_per_agent": distances.tolist(),
-        "_groups": list(spec.group_of or ()),
-        "_by_group": _by_group(spec.group_of, texts, vectors, distances, m["jaccard_per_agent"], compliant),
     }
+    groups = spec.group_of
+    several = groups is not None and len(set(groups)) > 1
+    return Round(
+        decoding,
+        rnd,
+        metrics,
+        per_agent,
+        tuple(names),
+        tuple(groups) if several else None,
+        tuple(conversations) if conversations is not None else None,
+        _by_group(groups, texts, vectors, distances, jaccard, compliant, per_agent.get("probe")) if several else {},
+    )
 
 
-def _by_group(groups, texts, vectors, distances, jaccard, compliant) -> dict:
-    """The round's measures within each group of agents ({} for one population)."""
-    if groups is None or len(set(groups)) < 2:
-        return {}
+def _within(conversations, vectors, probe) -> dict:
+    """Agreement inside the discussions: the mean geodesic distance between two agents of one
+    discussion, and the mean absolute gap between their probes, over all such pairs."""
+    c = np.asarray(conversations)
+    i, j = np.nonzero((c[:, None] == c[None, :]) & np.triu(np.ones((c.size, c.size), bool), 1))
+    out = {}
+    if i.size:
+        out["within_discussion_distance"] = float(np.mean(geodesic(vectors[i], vectors[j])))
+        if probe is not None:
+            gap = np.abs(np.asarray(probe)[i] - np.asarray(probe)[j])
+            out["within_discussion_probe_gap"] = float(np.nanmean(gap)) if np.isfinite(gap).any() else float("nan")
+    return out
+
+
+def _by_group(groups, texts, vectors, distances, jaccard, compliant, probe) -> dict:
+    """The round's measures within each group of agents."""
     out = {}
     for g in dict.fromkeys(groups):
         k = [i for i, h in enumerate(groups) if h == g]
         mine = [texts[i] for i in k]
-        out[g] = {
-            "agents": len(k),
-            "compliance": float(np.mean([compliant[i] for i in k])),
-            "jaccard_to_anchor": float(np.mean([jaccard[i] for i in k])),
-            "embedding_distance_to_anchor": float(np.mean(distances[k])),
+        out[g] = {"agents": len(k)}
+        if compliant is not None:
+            out[g]["compliance"] = float(np.mean([compliant[i] for i in k]))
+        if distances is not None:
+            out[g]["jaccard_to_anchor"] = float(np.mean([jaccard[i] for i in k]))
+            out[g]["embedding_distance_to_anchor"] = float(np.mean(distances[k]))
+        if probe is not None:
+            out[g]["probe_mean"] = float(np.nanmean(np.asarray(probe)[k]))
+        out[g] |= {
             "vendi_score": vendi_score(vectors[k]),
             "mean_pairwise_distance": mean_pairwise_distance(vectors[k]),
             "distinct_outputs": len({state_id(t) for t in mine}),
@@ -489,8 +646,9 @@ def _by_group(groups, texts, vectors, distances, jaccard, compliant) -> dict:
     return out
 
 
-def _message(scenario, backend, sampling, wrap, budget, shared, rnd, i, k, labels, hears, latest) -> dict:
-    """The transcript record of agent ``i``'s message in round ``rnd``, before generation."""
+def _message(scenario, backend, sampling, wrap, budget, shared, rnd, i, k, labels, hears, latest, asking=None) -> dict:
+    """The transcript record of agent ``i``'s message in round ``rnd``, before generation (a given
+    first message is probed after the opening prompt, as if the agent had written it)."""
     spec = scenario.live
     rec = {
         "kind": "message",
@@ -500,10 +658,13 @@ def _message(scenario, backend, sampling, wrap, budget, shared, rnd, i, k, label
         "index": i,
         "sampling": sampling.to_dict(),
     }
-    if rnd == 0 and spec.initial_texts is not None:
+    given = rnd == 0 and spec.initial_texts is not None
+    if given:
         text = spec.initial_texts[k]
-        return rec | {"generated": False, "text": text, "sha256": state_id(text), "empty": not text.strip()}
-    persona = spec.personas[k] if spec.personas is not None else ""
+        rec |= {"generated": False, "text": text, "sha256": state_id(text), "empty": not text.strip()}
+        if asking is None:
+            return rec
+    persona = spec.persona_of(k, labels[i])
     if rnd == 0:
         template, neighbours, own = spec.opening_prompt, [], ""
     else:
@@ -518,6 +679,8 @@ def _message(scenario, backend, sampling, wrap, budget, shared, rnd, i, k, label
         raise LiveError(
             f"{scenario.source}: live.n_ctx = {backend.n_ctx} is too small for agent {labels[i]} in round {rnd}: {e}"
         ) from None
+    if given:
+        return rec | {"_prefix": prompt.prefix_tokens, "_suffix": prompt.suffix_tokens}
     return rec | {
         "generated": True,
         "prompt_sha256": hashlib.sha256(prompt.text.encode()).hexdigest(),

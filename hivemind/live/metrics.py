@@ -39,27 +39,31 @@ def jaccard(a: str, b: str) -> float:
     return len(sa & sb) / len(sa | sb)
 
 
-def round_metrics(texts: list[str], anchor_text: str, rule: Rule) -> dict:
+def round_metrics(texts: list[str], anchor_text: str | None, rule: Rule | None) -> dict:
     """The per-round row for the peripheral agents' ``texts``.
 
     ``duplicate_outputs`` counts agents whose normalised text equals another agent's;
     ``hash_collisions`` counts distinct normalised texts whose state ids coincide
-    (expected 0: it checks the hash, as the paper did).
+    (expected 0: it checks the hash, as the paper did). Compliance needs a rule and the
+    Jaccard similarity an anchor: without them they are left out, not computed against nothing.
     """
     norm = [normalise(t) for t in texts]
     counts = Counter(norm)
     distinct = list(counts)
     ids = Counter(state_id(t) for t in distinct)
-    per_agent_jaccard = [jaccard(t, anchor_text) for t in texts]
-    return {
+    out = {
         "distinct_outputs": len(distinct),
         "duplicate_outputs": sum(c for c in counts.values() if c > 1),
         "hash_collisions": sum(c - 1 for c in ids.values() if c > 1),
-        "compliance": sum(rule.check(t) for t in texts) / len(texts) if texts else float("nan"),
-        "jaccard_to_anchor": sum(per_agent_jaccard) / len(texts) if texts else float("nan"),
-        "distinct_2": distinct_n(texts, 2),
-        "jaccard_per_agent": per_agent_jaccard,
     }
+    if rule is not None:
+        out["compliance"] = sum(rule.check(t) for t in texts) / len(texts) if texts else float("nan")
+    if anchor_text is not None:
+        per_agent_jaccard = [jaccard(t, anchor_text) for t in texts]
+        out["jaccard_to_anchor"] = sum(per_agent_jaccard) / len(texts) if texts else float("nan")
+        out["jaccard_per_agent"] = per_agent_jaccard
+    out["distinct_2"] = distinct_n(texts, 2)
+    return out
 
 
 def distinct_n(texts: list[str], n: int = 2) -> float:

@@ -1,7 +1,7 @@
 """Prompt templates: what an agent reads each round, split into a shared prefix and its own suffix.
 
-A template is a ``str.format`` string over named fields. ``{anchor}`` and ``{rule}`` are
-the same for every agent, the others (``{agent}``, ``{persona}``, ``{own}``,
+A template is a ``str.format`` string over named fields. ``{anchor}``, ``{rule}`` and
+``{topic}`` are the same for every agent, the others (``{agent}``, ``{persona}``, ``{own}``,
 ``{neighbours}``, ``{round}``) differ. Everything before the first agent field is the
 *shared prefix*: the backend evaluates it once and every agent's prompt continues from
 it, so the template should put the instructions and the anchor's message first.
@@ -13,7 +13,7 @@ import string
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-SHARED_FIELDS = ("anchor", "rule")
+SHARED_FIELDS = ("anchor", "rule", "topic")
 AGENT_FIELDS = ("agent", "persona", "own", "neighbours", "round")
 
 # A transcript that the model continues with the agent's next line, written for a base model
@@ -33,6 +33,20 @@ DEFAULT_PROMPT = (
 )
 DEFAULT_OPENING = "{persona}\n{agent} states an opinion in one sentence.\n{agent}:"
 NEIGHBOUR_LINE = "{name}: {text}\n"
+# A discussion without an anchor (live.topic): the published studies' design, agents that read
+# only one another. Same line form as DEFAULT_PROMPT.
+DISCUSSION_PROMPT = "A discussion about {topic}.\n\n{persona}\n{neighbours}{agent}: {own}\n{agent}:"
+DISCUSSION_OPENING = "A discussion about {topic}.\n{persona}\n{agent} states an opinion in one sentence.\n{agent}:"
+# An assigned stance (live.stances, -2..2) written into the persona.
+STANCE_PROMPT = '{agent} {stance} the statement "{statement}".'
+STANCE_FIELDS = ("agent", "stance", "statement", "value")
+STANCE_WORDS = {
+    -2: "strongly disagrees with",
+    -1: "disagrees with",
+    0: "neither agrees nor disagrees with",
+    1: "agrees with",
+    2: "strongly agrees with",
+}
 # The default prompt until November 2026: for comparison, set live.prompt to it.
 TRANSCRIPT_PROMPT = (
     "A discussion group. The leader's message never changes, and every member's message must {rule}.\n"

@@ -1,12 +1,10 @@
-"""``run_live``: a live run from scenario to files, and the files themselves.
+"""``run_live``: a live run from scenario to files. It orchestrates; the pieces live elsewhere.
 
-DIR/transcript.jsonl   every message, as it is written (see ``conversation``)
-DIR/rounds.csv         one row per (decoding, round): the paper's metrics and counted events; with groups
-                       of agents (a mixed population, live.groups) also one per (decoding, round, group)
-DIR/agents.csv         one row per (decoding, round, agent): Jaccard, compliance, embedding distance (and group)
-DIR/live.nc            the same as labelled arrays, with the embeddings and the theory's curves
-DIR/summary.json       the paper-style table and the theory fit
-DIR/live.png (, .pdf)  observed against fitted theory, Jaccard and compliance over rounds
+Before round 0 the embedder (``geometry``) and, with ``live.probe``, each model's probe
+(``probe``) are measured on the shipped check set; ``conversation`` runs the rounds into
+DIR/transcript.jsonl; then the fits (``fit``, ``forecast``, and for many discussions
+``hivemind.theory.fitting``), the files (``outputs``) and the figure (``hivemind.plot``).
+The text printed at the end is ``report``'s.
 """
 
 from __future__ import annotations
@@ -16,16 +14,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import xarray as xr
 
+from hivemind.errors import InputError
 from hivemind.io.atomic import atomic_write
 from hivemind.io.records import NETCDF_ENGINE
-from hivemind.io.results import finite_or_none, save_csv, save_json, versions
-from hivemind.live.backend import Backend, LlamaBackend
+from hivemind.io.results import save_json
+from hivemind.live.backend import Backend, LlamaBackend, ProbeRequest
 from hivemind.live.config import read_live
 from hivemind.live.conversation import (
     TRANSCRIPT,
+    Asking,
     Embedder,
     LiveError,
     Population,
@@ -35,20 +34,17 @@ from hivemind.live.conversation import (
     embedder_key,
     header_for,
 )
-from hivemind.live.fit import TheoryFit, fit_dynamics, fit_forecast, fit_group_couplings, fit_step_size, peer_edges
+from hivemind.live.fit import TheoryFit, fit_dynamics, fit_forecast, fit_group_couplings, fit_step_size
 from hivemind.live.geometry import describe as describe_separation
 from hivemind.live.geometry import separation
 from hivemind.live.model import NAMED_MODELS, ModelError, resolve_model
+from hivemind.live.outputs import PAPER, live_dataset, save_tables, summarize_live
+from hivemind.live.probe import FORMS, GOOD, ProbeError, check_set_probe, continuation
+from hivemind.live.probe import describe as describe_probe
 from hivemind.scenario import Scenario
 
 OUTPUTS = (TRANSCRIPT, "rounds.csv", "agents.csv", "live.nc", "summary.json", "live.png", "live.pdf", "live.svg")
-
-# What the paper reports for its GGUF benchmark, shown beside ours.
-PAPER = {
-    "hash_collisions": 0,
-    "greedy": {"mean_compliance": 0.50, "final_jaccard_to_anchor": 0.295},
-    "stochastic": {"mean_compliance": 0.531, "final_jaccard_to_anchor": 0.224},
-}
+__all__ = ["OUTPUTS", "PAPER", "LiveResult", "run_live", "load_population", "check_embedder", "check_probes"]
 
 
 @dataclass
@@ -125,19 +121,20 @@ def run_live(
             transcript = Transcript.create(out / TRANSCRIPT, header)
         try:
             embedder = check_embedder(scenario, Population.of(spec, backend).embedder, say)
-            trajectories = converse(scenario, backend, transcript, say, on_round=lambda t: save_tables(t, out))
+            probes, asking = check_probes(scenario, Population.of(spec, backend), say) if spec.probe else ({}, {})
+            trajectories = converse(scenario, backend, transcript, say, on_round=lambda t: save_tables(t, out), probes=asking)
         finally:
             transcript.close()
     finally:
         if own:
             backend.close()
 
-    fits = {}
-    for t in trajectories:
-        observed = np.asarray([row["_distance_per_agent"] for row in t.rows])
-        fits[t.decoding] = fit_step_size(scenario, t.anchor_embedding, t.embeddings[0], observed)
-    dynamics, forecasts, couplings = {}, {}, {}
-    if spec.fit:
+    fits, dynamics, forecasts, couplings, discussion_fit = {}, {}, {}, {}, {}
+    if spec.anchored:
+        for t in trajectories:
+            observed = np.asarray([row.agents["embedding_distance_to_anchor"] for row in t.rows])
+            fits[t.decoding] = fit_step_size(scenario, t.anchor_embedding, t.embeddings[0], observed)
+    if spec.fit and spec.anchored:
         say("fitting models of the conversation to the embeddings")
         for t in trajectories:
             y = np.stack(t.embeddings)
@@ -145,11 +142,18 @@ def run_live(
                 dynamics[t.decoding] = fit_dynamics(scenario, y, t.anchor_embedding, spec.fit_resamples, spec.seed)
             forecasts[t.decoding] = fit_forecast(scenario, y, t.anchor_embedding, spec.fit_resamples, spec.seed)
             couplings[t.decoding] = fit_group_couplings(scenario, y, t.anchor_embedding, spec.fit_resamples, spec.seed)
+    elif spec.fit and trajectories[0].conversations is not None:
+        say("fitting models of the discussions' probes (as hivemind fit does) ...")
+        discussion_fit = fit_discussions_of(out, trajectories, spec, say)
     couplings = {d: c for d, c in couplings.items() if c is not None}
     ds = live_dataset(scenario, trajectories, fits, dynamics, couplings)
     summary = summarize_live(scenario, trajectories, fits, header, transcript.records, dynamics)
     summary["embedder"] = embedder
+    if probes:
+        summary["probes"] = probes
     summary["forecast"] = forecasts
+    if discussion_fit:
+        summary["discussion_fit"] = discussion_fit
     if couplings:
         summary["group_coupling"] = couplings
     ds.attrs.update(embedder=embedder["name"], embedder_agreement_auc=embedder["check_set"]["agreement_auc"])
@@ -161,6 +165,35 @@ def run_live(
 
     files += save_figure(live_figure(ds), out / "live", formats)
     return LiveResult(out, trajectories, fits, summary, ds, [out / TRANSCRIPT, *files])
+
+
+def fit_discussions_of(out: Path, trajectories: list[Trajectory], spec, say: Callable[[str], None] = print) -> dict:
+    """A run of many discussions (a graph of several components): each decoding's probes fitted
+    as ``hivemind fit`` fits DIR/discussions_<decoding>.csv (held-out discussions, CV over the
+    training ones). Without probes, the texts are left to ``hivemind fit DIR --text text``."""
+    from hivemind.live.discussions import Options, fit_discussions
+
+    fits = {}
+    for t in trajectories:
+        if "probe" not in t.rows[0].agents:
+            continue
+        path = out / f"discussions_{t.decoding}.csv"
+        try:
+            doc = fit_discussions(path, None, Options(seed=spec.seed), say=lambda s: None)
+        except InputError as e:  # too few discussions to hold any out, say: the run's files stay
+            fits[t.decoding] = {"line": f"probes not fitted: {str(e).splitlines()[0][:200]}"}
+            continue
+        h = doc["best_heldout"] or {}
+        skill = "-" if h.get("skill_vs_persistence") is None else f"{h['skill_vs_persistence']:.3f}"
+        iv = h.get("interval_vs_persistence")
+        fits[t.decoding] = {
+            "table": path.name,
+            "line": f"the probes fitted over held-out discussions ({path.name}): best model {doc['best']} "
+            f"(chosen on the training discussions), held-out skill against persistence {skill}"
+            + (f" [{iv[0]:.3f}, {iv[1]:.3f}]" if iv else ""),
+            "fit": doc,
+        }
+    return fits
 
 
 def check_embedder(scenario: Scenario, embedder: Backend, say: Callable[[str], None] = print) -> dict:
@@ -179,6 +212,51 @@ def check_embedder(scenario: Scenario, embedder: Backend, say: Callable[[str], N
         raise LiveError(f"{scenario.source}: {embedder_key(spec)}: {e} (it gives no usable embeddings)") from None
     say(describe_separation(name, sep))
     return {"name": name, "as_written": spec.embedding_model, "sha256": embedder.model_sha256, "check_set": sep}
+
+
+def check_probes(scenario: Scenario, pop: Population, say: Callable[[str], None] = print) -> tuple[dict, dict]:
+    """Each model's probe measured on the check set before round 0, one line per model.
+
+    With ``live.probe_form = "auto"`` every form of ``hivemind.live.probe.FORMS`` is tried and the
+    one that best orders paraphrases above rejections is kept (chosen on the check set, never on
+    the run). Returns (what summary.json records per model, the ``Asking`` per model).
+
+    Raises
+    ------
+    ModelError
+        If a form's answers are not single tokens for a model, or a server gives no log-probabilities.
+    """
+    spec = scenario.live
+    statement = spec.statement
+    records, asking = {}, {}
+    for model, backend in pop.generators.items():
+        if backend.concurrent:
+            backend.check_probe(model)
+        names = list(FORMS) if spec.probe_form == "auto" else [spec.probe_form]
+        tried = {}
+        for name in names:
+            try:
+                tried[name] = check_set_probe(backend, FORMS[name], model)
+            except ProbeError as e:
+                if spec.probe_form != "auto":
+                    raise ModelError(str(e)) from None
+        if not tried:
+            raise ModelError(f"live.probe: no probe form has single-token answers for {model}")
+        form = max(tried, key=lambda n: (np.nan_to_num(tried[n]["negation_auc"], nan=-1), tried[n]["overall_mass"]))
+        sep = tried[form]
+        say(describe_probe(model, form, sep))
+        marks = backend.answer_spellings(FORMS[form], model)
+        question = continuation("", FORMS[form].render(statement), backend.chat_turns())
+        asking[model] = Asking(FORMS[form], ProbeRequest(tuple(backend.tokenize(question, False)), marks))
+        records[model] = {
+            "form": form,
+            "statement": statement,
+            "check_set": sep,
+            "reliable": sep["reliable"],
+            "good": bool(sep["negation_auc"] >= GOOD),
+            "forms_tried": {n: {"negation_auc": t["negation_auc"], "mass": t["overall_mass"]} for n, t in tried.items()},
+        }
+    return records, asking
 
 
 def load_population(scenario: Scenario, say: Callable[[str], None] = print) -> tuple[Population, dict[str, str]]:
@@ -270,335 +348,3 @@ def load_embedder(written: str, base: Path | None, first: LlamaBackend, by_file:
         say(f"embedding model {path}")
         by_file[path] = LlamaBackend(path, spec.n_ctx, spec.threads, spec.chat)
     return by_file[path]
-
-
-def save_tables(trajectories: list[Trajectory], out: Path) -> list[Path]:
-    """rounds.csv and agents.csv for every finished round so far.
-
-    With groups of agents (a mixed population, ``live.groups``) rounds.csv has a ``group``
-    column: a row for everyone (``all``), then one per group, and agents.csv names each agent's.
-    """
-    rounds, agents = [], []
-    for t in trajectories:
-        for row in t.rows:
-            plain = {k: v for k, v in row.items() if not k.startswith("_")}
-            groups = row["_by_group"]
-            rounds.append({**plain, "group": "all"} if groups else plain)
-            rounds += [{"decoding": t.decoding, "round": row["round"], "group": g, **m} for g, m in groups.items()]
-            for k, label in enumerate(row["_labels"]):
-                agents.append(
-                    {
-                        "decoding": t.decoding,
-                        "round": row["round"],
-                        "agent": label,
-                        **({"group": row["_groups"][k]} if groups else {}),
-                        "jaccard_to_anchor": row["_jaccard_per_agent"][k],
-                        "compliant": int(row["_compliant"][k]),
-                        "embedding_distance_to_anchor": row["_distance_per_agent"][k],
-                    }
-                )
-    save_csv(pd.DataFrame(rounds), out / "rounds.csv")
-    save_csv(pd.DataFrame(agents), out / "agents.csv")
-    return [out / "rounds.csv", out / "agents.csv"]
-
-
-def live_dataset(
-    scenario: Scenario,
-    trajectories: list[Trajectory],
-    fits: dict[str, TheoryFit],
-    dynamics: dict | None = None,
-    couplings: dict | None = None,
-) -> xr.Dataset:
-    """Everything per (decoding, round, agent) as labelled arrays; with groups of agents, also per
-    (decoding, group, round) and the fitted group couplings per (decoding, hearer, speaker)."""
-    t0 = trajectories[0]
-    labels = [str(scenario.arrays.labels[i]) for i in t0.agents]
-    src, dst = peer_edges(scenario)
-    decodings = [t.decoding for t in trajectories]
-
-    def per_round(key):
-        return (("decoding", "round"), np.asarray([[row[key] for row in t.rows] for t in trajectories], float))
-
-    def per_agent(key):
-        return (("decoding", "round", "agent"), np.asarray([[row[key] for row in t.rows] for t in trajectories], float))
-
-    data = {
-        "embedding": (
-            ("decoding", "round", "agent", "coord"),
-            np.asarray([np.stack(t.embeddings) for t in trajectories]),
-            {"long_name": "unit-norm embedding of the agent's latest message"},
-        ),
-        "anchor_embedding": (("coord",), t0.anchor_embedding),
-        "distance_to_anchor": (
-            *per_agent("_distance_per_agent"),
-            {"long_name": "geodesic distance of the embeddings", "units": "radians"},
-        ),
-        "theory_distance": (
-            ("decoding", "round", "agent"),
-            np.asarray([fits[d].predicted for d in decodings]),
-            {"long_name": "the engine's distance to the anchor with the fitted step size", "units": "radians"},
-        ),
-        "jaccard_to_anchor": per_agent("_jaccard_per_agent"),
-        # The agents' graph (dst hears src, agent indices), so that `hivemind fit` can read this file.
-        "edge_src": (("edge",), src),
-        "edge_dst": (("edge",), dst),
-        "compliant": per_agent("_compliant"),
-        "fitted_step_size": (("decoding",), np.asarray([fits[d].step_size for d in decodings])),
-        "r2_mean": (("decoding",), np.asarray([_nan(fits[d].r2_mean) for d in decodings])),
-    }
-    if dynamics and all(dynamics.values()):
-        from hivemind.theory.dynamics_fit import MODELS
-
-        data["fitted_mean_distance"] = (
-            ("decoding", "model", "round"),
-            np.asarray([[dynamics[d]["models"][m]["predicted_mean_distance"] for m in MODELS] for d in decodings]),
-            {"long_name": "mean distance to the anchor of the fitted dynamics (first half fitted, second predicted)"},
-        )
-        for key in ("peer_coupling", "anchor_coupling", "noise"):
-            data[f"fitted_{key}"] = (
-                ("decoding", "model"),
-                np.asarray([[dynamics[d]["models"][m]["params"][key] for m in MODELS] for d in decodings]),
-            )
-        data["fitted_heldout_r2"] = (
-            ("decoding", "model"),
-            np.asarray([[_nan(dynamics[d]["models"][m]["heldout_r2"]) for m in MODELS] for d in decodings]),
-        )
-    for key in (
-        "distinct_outputs",
-        "duplicate_outputs",
-        "hash_collisions",
-        "compliance",
-        "empty_outputs",
-        "malformed_outputs",
-        "truncated_prompts",
-        "distinct_2",
-        "vendi_score",
-        "mean_pairwise_distance",
-    ):
-        data[f"round_{key}"] = per_round(key)
-    coords = {}
-    groups = scenario.live.group_of
-    if groups is not None and len(set(groups)) > 1:
-        names = list(dict.fromkeys(groups))
-        coords = {"agent_group": ("agent", list(groups)), "group": names}
-        for key in ("compliance", "jaccard_to_anchor", "embedding_distance_to_anchor", "vendi_score", "mean_pairwise_distance"):
-            data[f"group_{key}"] = (
-                ("decoding", "group", "round"),
-                np.asarray([[[row["_by_group"][g][key] for row in t.rows] for g in names] for t in trajectories]),
-            )
-        if couplings and len(couplings) == len(decodings):
-            coords |= {"hearer": names, "speaker": names}
-            data["fitted_group_coupling"] = (
-                ("decoding", "hearer", "speaker"),
-                np.asarray([couplings[d]["params"]["group_coupling"] for d in decodings]),
-                {"long_name": "pull of the speaker's group on the hearer's (theory.groups)"},
-            )
-            data["fitted_group_anchor_coupling"] = (
-                ("decoding", "group"),
-                np.asarray([[couplings[d]["params"]["anchor_coupling"][g] for g in names] for d in decodings]),
-            )
-    return xr.Dataset(
-        data,
-        coords={
-            **coords,
-            "decoding": decodings,
-            "round": np.arange(len(t0.rows)),
-            "agent": labels,
-            "coord": np.arange(t0.anchor_embedding.size),
-            **({"model": list(next(iter(dynamics.values()))["models"])} if dynamics and all(dynamics.values()) else {}),
-        },
-        attrs={
-            "scenario": scenario.name,
-            "anchor_node": str(scenario.arrays.labels[scenario.anchor_index]),
-            "anchor_text": scenario.live.anchor_text,
-            "rule": scenario.live.rule.describe(),
-        },
-    )
-
-
-def _group_summary(t: Trajectory, g: str) -> dict:
-    first, last = t.rows[0]["_by_group"][g], t.rows[-1]["_by_group"][g]
-    later = t.rows[1:] or t.rows
-    return {
-        "agents": first["agents"],
-        "mean_compliance": float(np.mean([row["_by_group"][g]["compliance"] for row in later])),
-        "final_compliance": last["compliance"],
-        "final_jaccard_to_anchor": last["jaccard_to_anchor"],
-        "initial_embedding_distance": first["embedding_distance_to_anchor"],
-        "final_embedding_distance": last["embedding_distance_to_anchor"],
-        "initial_vendi_score": first["vendi_score"],
-        "final_vendi_score": last["vendi_score"],
-        "final_distinct_outputs": last["distinct_outputs"],
-    }
-
-
-def _nan(x):
-    return np.nan if x is None else x
-
-
-def summarize_live(
-    scenario: Scenario,
-    trajectories: list[Trajectory],
-    fits: dict,
-    header: dict,
-    records: list[dict],
-    dynamics: dict | None = None,
-) -> dict:
-    table = []
-    for t in trajectories:
-        later = t.rows[1:] or t.rows
-        mine = [r for r in records if r["decoding"] == t.decoding and r.get("generated")]
-        tokens = sum(r.get("completion_tokens", 0) for r in mine)
-        seconds = sum(r.get("seconds", 0.0) for r in mine)
-        # A server's requests overlap, so their latencies do not add up to a time: no rate from them.
-        served = any("endpoint" in r for r in mine)
-        fit = fits[t.decoding]
-        table.append(
-            {
-                "decoding": t.decoding,
-                "hash_collisions": int(sum(row["hash_collisions"] for row in t.rows)),
-                "mean_compliance": float(np.mean([row["compliance"] for row in later])),
-                "final_compliance": float(t.rows[-1]["compliance"]),
-                "final_jaccard_to_anchor": float(t.rows[-1]["jaccard_to_anchor"]),
-                "initial_embedding_distance": float(t.rows[0]["embedding_distance_to_anchor"]),
-                "final_embedding_distance": float(t.rows[-1]["embedding_distance_to_anchor"]),
-                "final_distinct_outputs": int(t.rows[-1]["distinct_outputs"]),
-                "initial_vendi_score": float(t.rows[0]["vendi_score"]),
-                "final_vendi_score": float(t.rows[-1]["vendi_score"]),
-                "final_distinct_2": float(t.rows[-1]["distinct_2"]),
-                "final_mean_pairwise_distance": float(t.rows[-1]["mean_pairwise_distance"]),
-                "empty_outputs": int(sum(row["empty_outputs"] for row in t.rows)),
-                "malformed_outputs": int(sum(row.get("malformed_outputs", 0) for row in t.rows)),
-                "truncated_prompts": int(sum(row["truncated_prompts"] for row in t.rows)),
-                "messages_generated": len(mine),
-                "completion_tokens": int(tokens),
-                "tokens_per_second": finite_or_none(tokens / seconds) if seconds > 0 and not served else None,
-                **({"mean_request_seconds": seconds / len(mine)} if served and mine else {}),
-                "theory_step_size": fit.step_size,
-                "theory_r2_mean": fit.r2_mean,
-            }
-        )
-        if t.rows[0]["_by_group"]:
-            table[-1]["by_group"] = {g: _group_summary(t, g) for g in t.rows[0]["_by_group"]}
-    spec = scenario.live
-    return {
-        "scenario": scenario.name,
-        "model": header["model"],
-        "model_sha256": header["model_sha256"],
-        "agents": len(trajectories[0].agents),
-        "rounds": spec.rounds,
-        "anchor": header["anchor"],
-        "anchor_text": spec.anchor_text,
-        "rule": spec.rule.describe(),
-        "table": table,
-        "theory": {d: f.to_dict() for d, f in fits.items()},
-        # live.fit_free_running: the engine's dynamics fitted to the mean distance curve.
-        "free_running_fit": dynamics or {},
-        "paper": PAPER,
-        "versions": versions(),
-    }
-
-
-def format_table(summary: dict) -> str:
-    """The paper's table: hash collisions, mean compliance, final Jaccard to the anchor, per decoding."""
-    lines = [
-        f"{'decoding':<18}{'hash collisions':>16}{'mean compliance':>17}{'final Jaccard':>15}"
-        f"{'emb. distance':>18}{'theory R^2':>12}{'empty':>7}{'scaffold':>10}{'truncated':>11}"
-    ]
-    for row in summary["table"]:
-        r2 = "-" if row["theory_r2_mean"] is None else f"{row['theory_r2_mean']:.3f}"
-        dist = f"{row['initial_embedding_distance']:.3f}->{row['final_embedding_distance']:.3f}"
-        lines.append(
-            f"{row['decoding']:<18}{row['hash_collisions']:>16}{row['mean_compliance']:>17.3f}"
-            f"{row['final_jaccard_to_anchor']:>15.3f}{dist:>18}{r2:>12}{row['empty_outputs']:>7}"
-            f"{row['malformed_outputs']:>10}{row['truncated_prompts']:>11}"
-        )
-    paper = summary["paper"]
-    for d in ("greedy", "stochastic"):
-        p = paper[d]
-        lines.append(
-            f"{'paper ' + d:<18}{paper['hash_collisions']:>16}{p['mean_compliance']:>17.3f}{p['final_jaccard_to_anchor']:>15.3f}"
-        )
-    for row in summary["table"]:
-        for g, m in (row.get("by_group") or {}).items():
-            dist = f"{m['initial_embedding_distance']:.3f}->{m['final_embedding_distance']:.3f}"
-            vendi = f"Vendi {m['initial_vendi_score']:.2f}->{m['final_vendi_score']:.2f}"
-            lines.append(
-                f"{'  ' + g:<18}{'':>16}{m['mean_compliance']:>17.3f}{m['final_jaccard_to_anchor']:>15.3f}{dist:>18}"
-                f"   {vendi} ({m['agents']} agents, {row['decoding']})"
-            )
-    lines += format_fit(summary.get("free_running_fit") or {})
-    for decoding, c in (summary.get("group_coupling") or {}).items():
-        from hivemind.theory.groups import describe
-
-        lines += ["", f"{decoding}: who pulls whom, the group-coupling model fitted by the one-step loss:"]
-        lines += describe(c)
-    forecast = {d: f for d, f in (summary.get("forecast") or {}).items() if f is not None}
-    if forecast:
-        from hivemind.live.forecast import format_forecast
-
-        lines += [
-            "",
-            "forecast models fitted by the one-step loss and scored one round ahead, per agent, on the held-out rounds:",
-        ]
-        lines += [format_forecast(forecast)]
-        for decoding, f in forecast.items():
-            pull = f.get("anchor_pull")
-            if pull is None:
-                continue
-            what = {True: "yes", False: "no", None: "not tested (live.fit_resamples = 0)"}[pull["measurable"]]
-            iv = "" if pull["interval"] is None else f", 90% interval [{pull['interval'][0]:.4f}, {pull['interval'][1]:.4f}]"
-            lines.append(
-                f"{decoding}: anchor pull measurably above zero ({pull['model']} model, kappa {pull['anchor_coupling']:.4f}{iv}, "
-                f"resolution {pull['kappa_resolution']:g} per round)? {what}"
-            )
-    return "\n".join(lines)
-
-
-def _num(x, spec: str = ".3f") -> str:
-    return "-" if x is None else format(x, spec)
-
-
-def format_fit(fit: dict) -> list[str]:
-    """The engine's dynamics fitted to the embeddings: one line per (decoding, model), then the verdicts."""
-    if not fit:
-        return []
-    lines = [
-        "",
-        "free-running check: the engine's dynamics fitted to the mean distance curve (first half of the rounds "
-        "fitted, second half predicted; R^2 against the held-out window's own mean):",
-    ]
-    lines.append(
-        f"{'decoding':<12}{'model':<8}{'eta (peers)':>12}{'kappa (anchor)':>16}{'90% interval':>20}{'sigma':>8}"
-        f"{'held-out RMSE':>15}{'held-out R^2':>14}  long run"
-    )
-    verdicts = []
-    for decoding, f in fit.items():
-        if f is None:
-            lines.append(f"{decoding:<12}too few rounds to fit (needs 2 or more)")
-            continue
-        for model, m in f["models"].items():
-            p, ci, lr = m["params"], m["anchor_coupling_interval"], m["long_run"]
-            interval = "-" if ci is None else f"[{ci[0]:.4f}, {ci[1]:.4f}]"
-            half = _num(lr["half_life_rounds"], ".1f")
-            if lr["verdict"] == "collapse":
-                run = f"collapse, half-life {half} rounds"
-            else:
-                run = f"floor at {lr['mean_distance']:.3f} rad (half-life {half} rounds)"
-            lines.append(
-                f"{decoding:<12}{model:<8}{p['peer_coupling']:>12.4f}{p['anchor_coupling']:>16.4f}{interval:>20}"
-                f"{p['noise']:>8.4f}{m['heldout_rmse']:>15.4f}{_num(m['heldout_r2']):>14}  {run}"
-            )
-        lr = f["models"]["peer"]["long_run"]
-        if lr["verdict"] == "collapse":
-            future = f"collapse into the anchor, the mean distance halving every {_num(lr['half_life_rounds'], '.1f')} rounds."
-        else:
-            future = (
-                f"a floor at {lr['mean_distance']:.3f} rad from the anchor after {lr['rounds']} rounds "
-                f"(now {lr['mean_distance_now']:.3f})."
-            )
-        verdicts.append(
-            f"{decoding}: persistence's held-out R^2 {_num(f.get('persistence_heldout_r2'))}; "
-            f"run on from the last round, the peer model predicts {future}"
-        )
-    return lines + verdicts

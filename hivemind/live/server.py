@@ -33,8 +33,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from hivemind.live.backend import Generation, ProbeRequest
 from hivemind.live.config import LiveSpec, Sampling
 from hivemind.live.model import ModelError
+from hivemind.live.probe import Form, Spellings, by_text
+
+# Top next tokens a probe asks the server for: answers outside them count as probability 0.
+TOP_LOGPROBS = 20
 
 CHARS_PER_TOKEN = 3
 BACKOFF_S = 0.5  # the first retry's wait; each further one doubles it
@@ -56,6 +61,7 @@ class Request:
     sampling: Sampling
     seed: int
     label: str
+    probe: ProbeRequest | None = None  # ask the question after the message (hivemind.live.probe)
 
 
 def _short(e: Exception) -> str:
@@ -74,6 +80,7 @@ class ServerBackend:
 
     name = "openai"
     model_sha256 = None
+    concurrent = True  # a round's requests in flight together (generate_each)
 
     def __init__(self, spec: LiveSpec, client=None):
         try:
@@ -136,15 +143,62 @@ class ServerBackend:
     def chat_wrap(self) -> tuple[str, str]:
         return "", ""  # the server applies the model's chat template
 
-    def generate(self, prefix: Sequence[int], suffix: Sequence[int], sampling: Sampling, seed: int, model: str | None = None):
+    def chat_turns(self) -> tuple[str, str] | None:
+        # Probes go through /v1/completions, as plain text: no chat template around the question.
+        return None
+
+    def answer_spellings(self, form: Form, model: str = "") -> Spellings:
+        return by_text(form)
+
+    def check_probe(self, model: str) -> None:
+        """One probe request before the first round: an endpoint that gives no log-probabilities is refused."""
+        for endpoint in self.routes.get(model) or self.endpoints:
+            self._probe_one(endpoint, model, "Answer Yes or No: is water wet?\nAnswer:", ("Yes", "No"))
+
+    def probe(self, prefix: Sequence[int], suffixes: Sequence[Sequence[int]], marks: Spellings, model: str | None = None):
+        """(prompts, answers): the probability of each answer as the next token, from the server's top log-probabilities."""
         model = model or next(iter(self.routes))
-        ((_, gen),) = list(self.generate_each([Request(model, prompt_text(prefix, suffix), sampling, seed, "a message")]))
+        prompts = [prompt_text(prefix, s) for s in suffixes]
+        routes = self.routes.get(model) or self.endpoints
+        workers = min(self.spec.concurrency * len(self.endpoints), max(len(prompts), 1))
+        with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
+            jobs = [pool.submit(self._probe_one, routes[next(self._turn) % len(routes)], model, p, marks.texts) for p in prompts]
+            return np.asarray([j.result() for j in jobs]).reshape(len(prompts), len(marks.texts))
+
+    def _probe_one(self, endpoint: str, model: str, prompt: str, answers: Sequence[str]) -> list[float]:
+        body = {"model": model, "prompt": prompt, "max_tokens": 1, "temperature": 0.0, "logprobs": TOP_LOGPROBS}
+        out = self._post(endpoint, "completions", body, "a probe")
+        try:
+            top = out["choices"][0]["logprobs"]["top_logprobs"][0]
+            if not isinstance(top, dict) or not top:
+                raise TypeError
+        except (KeyError, IndexError, TypeError):
+            raise ModelError(
+                f"live.probe: {endpoint}/completions answered without log-probabilities (logprobs); this server cannot be probed"
+            ) from None
+        p = dict.fromkeys(answers, 0.0)
+        for token, lp in top.items():
+            if token.strip() in p:
+                p[token.strip()] += float(np.exp(lp))
+        return [p[a] for a in answers]
+
+    def generate(
+        self,
+        prefix: Sequence[int],
+        suffix: Sequence[int],
+        sampling: Sampling,
+        seed: int,
+        probe: ProbeRequest | None = None,
+        model: str | None = None,
+    ) -> Generation:
+        model = model or next(iter(self.routes))
+        ((_, gen),) = list(self.generate_each([Request(model, prompt_text(prefix, suffix), sampling, seed, "a message", probe)]))
         return gen
 
-    def generate_batch(self, prefix, suffixes, samplings, seeds):
+    def generate_batch(self, prefix, suffixes, samplings, seeds, probe: ProbeRequest | None = None) -> list[Generation]:
         model = next(iter(self.routes))
         triples = zip(suffixes, samplings, seeds, strict=True)
-        reqs = [Request(model, prompt_text(prefix, s), sm, sd, "a message") for s, sm, sd in triples]
+        reqs = [Request(model, prompt_text(prefix, s), sm, sd, "a message", probe) for s, sm, sd in triples]
         out = dict(self.generate_each(reqs))
         return [out[k] for k in range(len(reqs))]
 
@@ -200,8 +254,6 @@ class ServerBackend:
         return "chat/completions", body | {"messages": [{"role": "user", "content": req.prompt}]}
 
     def _send(self, req: Request, turn: int):
-        from hivemind.live.backend import Generation
-
         path, body = self._body(req)
         routes = self.routes.get(req.model) or self.endpoints
         t0 = time.perf_counter()
@@ -215,6 +267,10 @@ class ServerBackend:
         except (KeyError, IndexError, TypeError):
             raise ServerError(f"live.endpoints: {endpoint} answered {req.label} without a text (malformed response)") from None
         self.requests += 1
+        asked = None
+        if req.probe is not None:
+            question = prompt_text((), req.probe.question)
+            asked = tuple(self._probe_one(endpoint, req.model, req.prompt + text + question, req.probe.marks.texts))
         return Generation(
             text=text.strip(),
             prompt_tokens=int(usage.get("prompt_tokens") or 0),
@@ -223,6 +279,7 @@ class ServerBackend:
             finish_reason=str(choice.get("finish_reason")),
             seconds=time.perf_counter() - t0,
             extra={"endpoint": endpoint, "served_model": out.get("model")},
+            probe=asked,
         )
 
     def _post_routed(self, routes: list[str], turn: int, path: str, body: dict, label: str, stop=None) -> tuple[dict, str]:

@@ -17,40 +17,72 @@ from hivemind.plot.style import (
 
 def live_figure(ds: xr.Dataset) -> Figure:
     """A live run (``live.nc``): embedding distance to the anchor observed against the fitted
-    engine, then Jaccard similarity to the anchor's text and compliance, per round. A mixed
-    population (``agent_group`` in ``ds``) is drawn by group instead (``groups_figure``)."""
+    engine, the agents' probes (when asked) beside it, then Jaccard similarity to the anchor's
+    text and compliance, per round. A run without an anchor shows what it has: probes and the
+    agreement within its discussions. A mixed population (``agent_group`` in ``ds``) is drawn by
+    group instead (``groups_figure``)."""
     if "group" in ds.coords:
         return groups_figure(ds)
     rounds = ds["round"].values
+    panels = [p for p in ("distance_to_anchor", "probe", "within", "jaccard_to_anchor", "compliant") if _has(ds, p)]
     with house_style():
-        fig = Figure(figsize=(13, 4.2), layout="constrained")
-        ax_d, ax_j, ax_c = fig.subplots(1, 3)
+        fig = Figure(figsize=(4.4 * len(panels), 4.2), layout="constrained")
+        axes = dict(zip(panels, np.atleast_1d(fig.subplots(1, len(panels))), strict=True))
         for k, decoding in enumerate(ds.decoding.values):
             color = CATEGORY_COLORS[k % len(CATEGORY_COLORS)]
             one = ds.sel(decoding=decoding)
-            for agent in one.agent.values:
-                ax_d.plot(rounds, one.distance_to_anchor.sel(agent=agent), color=color, lw=0.6, alpha=0.35)
-            r2 = float(one.r2_mean)
-            fit = f"theory, step {float(one.fitted_step_size):.3g}" + ("" if np.isnan(r2) else f", R² {r2:.2f}")
-            ax_d.plot(rounds, one.distance_to_anchor.mean("agent"), "o-", color=color, label=f"{decoding}: live mean")
-            ax_d.plot(rounds, one.theory_distance.mean("agent"), "--", color=color, lw=2, label=fit)
-            ax_j.plot(rounds, one.jaccard_to_anchor.mean("agent"), "o-", color=color, label=decoding)
-            ax_c.plot(rounds, one.compliant.mean("agent"), "o-", color=color, label=decoding)
-        ax_d.set_ylim(bottom=0)
-        ax_d.set_title("embedding distance to the anchor")
-        ax_d.set_ylabel("geodesic distance on the unit sphere (rad)")
-        ax_d.legend(fontsize="small")
-        ax_j.set_title("Jaccard similarity to the anchor's text")
-        ax_j.set_ylim(0, 1)
-        ax_j.legend()
-        ax_c.set_title(textwrap.fill(f"compliance: {ds.attrs.get('rule', '')}", 50))
-        ax_c.set_ylim(-0.03, 1.03)
-        ax_c.legend()
-        for ax in (ax_d, ax_j, ax_c):
+            if "distance_to_anchor" in axes:
+                ax = axes["distance_to_anchor"]
+                for agent in one.agent.values:
+                    ax.plot(rounds, one.distance_to_anchor.sel(agent=agent), color=color, lw=0.6, alpha=0.35)
+                ax.plot(rounds, one.distance_to_anchor.mean("agent"), "o-", color=color, label=f"{decoding}: live mean")
+                if "theory_distance" in one:
+                    r2 = float(one.r2_mean)
+                    fit = f"theory, step {float(one.fitted_step_size):.3g}" + ("" if np.isnan(r2) else f", R² {r2:.2f}")
+                    ax.plot(rounds, one.theory_distance.mean("agent"), "--", color=color, lw=2, label=fit)
+            if "probe" in axes:
+                ax = axes["probe"]
+                shown = one.agent.values[: min(one.agent.size, 64)]  # every agent of hundreds is a grey cloud
+                for agent in shown:
+                    ax.plot(rounds, one.probe.sel(agent=agent), color=color, lw=0.6, alpha=0.3)
+                ax.plot(rounds, one.probe.mean("agent"), "o-", color=color, lw=2, label=f"{decoding}: mean")
+            if "within" in axes:
+                ax = axes["within"]
+                ax.plot(rounds, one.round_within_discussion_distance, "o-", color=color, label=f"{decoding}: embeddings (rad)")
+                if "round_within_discussion_probe_gap" in one:
+                    ax.plot(rounds, one.round_within_discussion_probe_gap, "s--", color=color, label=f"{decoding}: probe gap")
+            if "jaccard_to_anchor" in axes:
+                axes["jaccard_to_anchor"].plot(rounds, one.jaccard_to_anchor.mean("agent"), "o-", color=color, label=decoding)
+            if "compliant" in axes:
+                axes["compliant"].plot(rounds, one.compliant.mean("agent"), "o-", color=color, label=decoding)
+        titles = {
+            "distance_to_anchor": "embedding distance to the anchor",
+            "probe": textwrap.fill(f"probe: agreement with {ds.attrs.get('probe_statement', '')!r}", 50),
+            "within": "disagreement within each discussion",
+            "jaccard_to_anchor": "Jaccard similarity to the anchor's text",
+            "compliant": textwrap.fill(f"compliance: {ds.attrs.get('rule', '')}", 50),
+        }
+        for name, ax in axes.items():
+            ax.set_title(titles[name], fontsize="medium")
             ax.set_xlabel("round")
             ax.set_xticks(rounds)
-        fig.suptitle(f"{ds.attrs.get('scenario', '')}: {ds.agent.size} language-model agents around a fixed anchor")
+            ax.legend(fontsize="small")
+        if "distance_to_anchor" in axes:
+            axes["distance_to_anchor"].set_ylim(bottom=0)
+            axes["distance_to_anchor"].set_ylabel("geodesic distance on the unit sphere (rad)")
+        if "probe" in axes:
+            axes["probe"].set_ylim(-2.05, 2.05)
+            axes["probe"].set_ylabel("stated agreement, -2..2")
+        for name in ("jaccard_to_anchor", "compliant"):
+            if name in axes:
+                axes[name].set_ylim(-0.03, 1.03)
+        where = "around a fixed anchor" if "anchor_text" in ds.attrs else f"discussing {ds.attrs.get('topic', '')!r}"
+        fig.suptitle(f"{ds.attrs.get('scenario', '')}: {ds.agent.size} language-model agents {where}")
     return fig
+
+
+def _has(ds: xr.Dataset, panel: str) -> bool:
+    return "round_within_discussion_distance" in ds if panel == "within" else panel in ds
 
 
 LINESTYLES = ("-", "--", ":", "-.")

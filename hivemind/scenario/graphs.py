@@ -138,6 +138,23 @@ def preferential_attachment(n: int, m: int, seed: int) -> GraphArrays:
     )
 
 
+def disjoint_groups(size: int, count: int) -> GraphArrays:
+    """``count`` disjoint complete graphs of ``size`` nodes: many small discussions run as one population.
+
+    Node ``i`` belongs to group ``i // size``; every pair within a group is an undirected edge.
+    """
+    members = np.arange(size * count).reshape(count, size)
+    i, j = np.triu_indices(size, k=1)
+    return GraphArrays(
+        labels=list(range(size * count)),
+        src=members[:, i].ravel(),
+        dst=members[:, j].ravel(),
+        weight=np.ones(count * i.size),
+        directed=False,
+        inertia=np.ones(size * count),
+    )
+
+
 def from_arrays_generator(kind: str, n: int | None, params: dict, seed: int) -> GraphArrays:
     """One of ``ARRAY_GENERATORS``, with its parameters checked like networkx's."""
     if n is None:

@@ -236,6 +236,13 @@ def _read_graph(r: Reader, base: Path) -> _Graph:
             graph = graphs.from_file(resolved, directed if "directed" in r.table("graph") else None)
             if n is not None and n != graph.number_of_nodes():
                 raise r.error("graph.n", f"is {n} but {path} has {graph.number_of_nodes()} nodes")
+        elif kind == "groups":
+            size = r.get("graph", "size", "int", check=at_least(2))
+            count = r.get("graph", "count", "int", check=at_least(1))
+            if n is not None and n != size * count:
+                raise r.error("graph.n", f"is {n} but {count} groups of {size} make {size * count} nodes (leave n out)")
+            direct = graphs.disjoint_groups(size, count)
+            params, graph = {"size": size, "count": count}, None
         elif kind in graphs.ARRAY_GENERATORS:
             params = r.get("graph", "params", "table", {})
             direct = graphs.from_arrays_generator(kind, n, params, seed)
@@ -379,6 +386,8 @@ def _anchor_tables(r: Reader) -> list[tuple[str, dict]]:
             if not isinstance(t, dict):
                 raise r.error(f"anchors[{k}]", f"must be a table with node, state and coupling, got {show(t)}")
         return [(f"anchors[{k}]", t) for k, t in enumerate(tables)]
+    if "anchor" not in data and "live" in data:
+        return []  # a live discussion without an anchor: agents read only one another
     return [("anchor", r.table("anchor"))]
 
 

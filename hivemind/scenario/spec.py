@@ -120,6 +120,10 @@ class Scenario:
     @property
     def anchor(self) -> AnchorSpec:
         """The first anchor: the anchor of a single-anchor scenario."""
+        if not self.anchors:
+            raise ScenarioError(
+                self.source, "anchor", "is needed here; a scenario without one runs only as a live discussion (hivemind live)"
+            )
         return self.anchors[0]
 
     @cached_property
@@ -129,6 +133,8 @@ class Scenario:
 
     @property
     def anchor_index(self) -> int:
+        if not self.anchors:
+            self.anchor  # noqa: B018 (raises the one-line error)
         return self.anchor_indices[0]
 
     @cached_property

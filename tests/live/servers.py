@@ -87,7 +87,9 @@ class Stub:
                     choice = {"index": 0, "finish_reason": "stop"}
                     choice |= {"message": {"role": "assistant", "content": text}} if "messages" in body else {"text": text}
                     usage = {"prompt_tokens": len(prompt) // 4, "completion_tokens": 4, "total_tokens": len(prompt) // 4 + 4}
-                    self._send(200, json.dumps({"model": f"served-{body['model']}", "choices": [choice], "usage": usage}).encode())
+                    self._send(
+                        200, json.dumps({"model": f"served-{body['model']}", "choices": [choice], "usage": usage}).encode()
+                    )
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True

@@ -24,7 +24,8 @@ from hivemind.live.backend import FakeBackend
 from hivemind.live.conversation import in_neighbours, message_seeds
 from hivemind.live.fit import fit_step_size
 from hivemind.live.prompts import build_prompt
-from hivemind.live.run import format_table, run_live
+from hivemind.live.report import format_table
+from hivemind.live.run import run_live
 
 ANCHOR = "the river is the only road home"
 
@@ -172,11 +173,11 @@ class DiesAt(FakeBackend):
         super().__init__()
         self.n, self.calls = n, 0
 
-    def generate(self, prefix, suffix, sampling, seed):
+    def generate(self, prefix, suffix, sampling, seed, probe=None):
         self.calls += 1
         if self.calls == self.n:
             raise Killed
-        return super().generate(prefix, suffix, sampling, seed)
+        return super().generate(prefix, suffix, sampling, seed, probe)
 
 
 @pytest.mark.parametrize("batch, regenerated", [("false", 2 * 3 * 4 - 6), ("true", 2 * 3 * 4 - 4)])
@@ -218,13 +219,13 @@ def test_resume_refuses_another_scenario(tmp_path):
 
 def test_an_empty_answer_is_counted_and_leaves_the_state(tmp_path):
     class Silent(FakeBackend):
-        def generate(self, prefix, suffix, sampling, seed):
+        def generate(self, prefix, suffix, sampling, seed, probe=None):
             words = [self._words[t] for t in suffix if t in self._words]
             if words and words[0] == "charlie":  # agent 3's persona line starts its part of the prompt
                 self.respond = lambda p, s: ""
             else:
                 self.respond = lambda p, s: "the river says go"
-            return super().generate(prefix, suffix, sampling, seed)
+            return super().generate(prefix, suffix, sampling, seed, probe)
 
     text = SCENARIO.replace("initial_texts", 'personas = ["alpha", "bravo", "charlie", "delta"]\ninitial_texts')
     sc = scenario(text, overrides=['live.decoding="greedy"'])
@@ -555,9 +556,9 @@ def test_per_agent_temperatures_and_models_reach_each_agent(tmp_path):
     for name, fake in (("a", a), ("b", b)):
         original = fake.generate_batch
 
-        def record(prefix, suffixes, samplings, seeds, name=name, original=original):
+        def record(prefix, suffixes, samplings, seeds, probe=None, name=name, original=original):
             seen.setdefault(name, []).append([(s.decoding, s.temperature) for s in samplings])
-            return original(prefix, suffixes, samplings, seeds)
+            return original(prefix, suffixes, samplings, seeds, probe)
 
         fake.generate_batch = record
     res = run_live(scenario(overrides=over), tmp_path, backend=Population({"a": a, "b": b}, e), say=lambda s: None)
