@@ -222,7 +222,7 @@ def describe(s) -> str:
         n = len(s.live.endpoints)
         where = "" if s.live.backend == "llama" else f" on {n} server{'s' if n > 1 else ''}"
         text += (
-            f"; live: {a.n_nodes - 1} language-model agents, {s.live.rounds} rounds, "
+            f"; live: {a.n_nodes - len(s.anchors)} language-model agents, {s.live.rounds} rounds, "
             f"{' and '.join(s.live.decodings)} decoding, model{'s' if len(models) > 1 else ''} {', '.join(models)}{where}"
         )
     return text

@@ -193,8 +193,13 @@ def _auc(high: np.ndarray, low: np.ndarray) -> float:
     return float(np.mean((high[:, None] > low[None, :]) + 0.5 * (high[:, None] == low[None, :])))
 
 
-def separation(probe: Callable[[Sequence[str]], list[Reading]], statement: str = ANCHOR) -> dict:
+def separation(probe: Callable[[Sequence[str]], list[Reading]], statement: str = ANCHOR, together=None) -> dict:
     """How a probe scores the check set: ``probe(sentences)`` reads each as the agent's own message.
+
+    ``together``, when given, reads the same sentences in one batch: the difference to
+    ``probe``'s readings (``noise``, the mean absolute difference of the values) is the
+    numerical noise of the probe itself (llama.cpp's sums differ with the batch), the floor
+    below which no difference between classes means anything.
 
     Returns
     -------
@@ -202,7 +207,8 @@ def separation(probe: Callable[[Sequence[str]], list[Reading]], statement: str =
     ``negation_auc`` (the share of (paraphrase, rejection) pairs in which the paraphrase
     scores higher: the validity that matters, since an embedder puts rejections in the
     anchor's words next to it), ``agreement_auc`` (paraphrase against another proposal),
-    ``mean_mass`` and ``reliable`` (``negation_auc >= UNRELIABLE``).
+    ``signal`` (mean paraphrase minus mean rejection), ``noise``, ``overall_mass`` and
+    ``reliable`` (``negation_auc >= UNRELIABLE`` and the signal above twice the noise).
     """
     classes = list(CHECK_SET)
     sentences = [t for k in classes for t in CHECK_SET[k]]
@@ -213,6 +219,11 @@ def separation(probe: Callable[[Sequence[str]], list[Reading]], statement: str =
     values = {k: np.asarray([r.value for r in v]) for k, v in by_class.items()}
     masses = np.asarray([r.mass for r in readings])
     neg = _auc(values["paraphrase"], values["negation"])
+    signal = float(np.nanmean(values["paraphrase"]) - np.nanmean(values["negation"]))
+    noise = None
+    if together is not None:
+        again = np.asarray([r.value for r in together(sentences)])
+        noise = float(np.nanmean(np.abs(again - np.asarray([r.value for r in readings]))))
     return {
         "statement": statement,
         "mean": {k: float(np.nanmean(v)) if np.isfinite(v).any() else None for k, v in values.items()},
@@ -221,8 +232,10 @@ def separation(probe: Callable[[Sequence[str]], list[Reading]], statement: str =
         "negation_auc": neg,
         "agreement_auc": _auc(values["paraphrase"], values["alternative"]),
         "topic_auc": _auc(values["paraphrase"], values["topic_only"]),
+        "signal": signal,
+        "noise": noise,
         "overall_mass": float(masses.mean()),
-        "reliable": bool(np.isfinite(neg) and neg >= UNRELIABLE),
+        "reliable": bool(np.isfinite(neg) and neg >= UNRELIABLE and (noise is None or abs(signal) > 2 * noise)),
     }
 
 
@@ -239,8 +252,10 @@ def describe(model: str, form: str, sep: dict) -> str:
         f"a rejection in {sep['negation_auc']:.0%} of pairs, above another proposal in {sep['agreement_auc']:.0%}; "
         f"{sep['overall_mass']:.1%} of the next-token mass on the answers"
     )
+    if sep["noise"] is not None:
+        line += f"; paraphrase minus rejection {sep['signal']:+.2f} against a numerical noise of {sep['noise']:.2f}"
     if not sep["reliable"]:
-        line += f" (unreliable: below {UNRELIABLE:.0%}, this model's probes cannot tell agreement from rejection)"
+        line += " (unreliable: this model's probes cannot tell agreement from rejection)"
     elif sep["overall_mass"] < LOW_MASS:
         line += " (little mass on the answers: the model hardly takes it as a question)"
     return line
@@ -259,9 +274,12 @@ def check_set_probe(backend, form: Form, model: str = "the model", statement: st
     prefix = backend.tokenize(head + CHECK_CONTEXT.format(statement=statement) + tail, True)
     question = form.render(statement)
 
-    def probe(sentences):
+    def readings(sentences, alone: bool):
         suffixes = [backend.tokenize(continuation(t, question, turns), False) for t in sentences]
-        probs = backend.probe(prefix, suffixes, marks)
+        if alone:  # one prompt per call: the reading does not depend on which others share the batch
+            probs = np.concatenate([backend.probe(prefix, [s], marks) for s in suffixes])
+        else:
+            probs = backend.probe(prefix, suffixes, marks)
         return [read(p, marks.answer, form.values) for p in probs]
 
-    return separation(probe, statement)
+    return separation(lambda s: readings(s, True), statement, together=lambda s: readings(s, False))

@@ -273,7 +273,7 @@ def load_population(scenario: Scenario, say: Callable[[str], None] = print) -> t
         return _server_population(spec, base, say)
     by_file: dict[Path, LlamaBackend] = {}
     generators, labels = {}, {}
-    n_agents = scenario.arrays.n_nodes - 1
+    n_agents = scenario.arrays.n_nodes - len(scenario.anchors)
     try:
         chat_of_file: dict[Path, tuple[str, str]] = {}
         for written in spec.distinct_models:

@@ -77,7 +77,7 @@ def _load_key(sc: Scenario) -> tuple:
         live.threads,
         live.chat,
         live.chat_models,
-        live.batch_size(sc.arrays.n_nodes - 1),
+        live.batch_size(sc.arrays.n_nodes - len(sc.anchors)),
     )
 
 

@@ -32,8 +32,12 @@ class Stub:
     (from 0): "ok", "malformed" (a body that is not JSON), "stall" (no answer for ``stall_s``),
     "503" or "400". It answers "the river and <the prompt's last word>" after ``delay`` seconds."""
 
-    def __init__(self, models=("stub",), behaviour=lambda n: "ok", delay: float = 0.0, stall_s: float = 30.0):
+    def __init__(self, models=("stub",), behaviour=lambda n: "ok", delay: float = 0.0, stall_s: float = 30.0, logprobs=None):
         self.models, self.behaviour, self.delay, self.stall_s = list(models), behaviour, delay, stall_s
+        # logprobs(prompt) -> {token: log-probability}: the top tokens a probe request gets; None: a
+        # server that gives no log-probabilities (the field is missing from its answer).
+        self.logprobs = logprobs
+        self.probes: list[dict] = []
         self.bodies: list[dict] = []
         self.headers: list[dict] = []
         self.in_flight = self.max_in_flight = 0
@@ -63,6 +67,14 @@ class Stub:
                 if self.path == "/v1/embeddings":
                     data = [{"embedding": embedding(body["input"]), "index": 0}]
                     self._send(200, json.dumps({"data": data, "model": body["model"]}).encode())
+                    return
+                if body.get("max_tokens") == 1 and "logprobs" in body:  # a probe: not counted as a message
+                    with stub.lock:
+                        stub.probes.append(body)
+                    choice = {"index": 0, "text": "x", "finish_reason": "length"}
+                    if stub.logprobs is not None:
+                        choice["logprobs"] = {"tokens": ["x"], "top_logprobs": [stub.logprobs(body["prompt"])]}
+                    self._send(200, json.dumps({"model": body["model"], "choices": [choice]}).encode())
                     return
                 with stub.lock:
                     n = len(stub.bodies)

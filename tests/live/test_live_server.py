@@ -370,3 +370,81 @@ def test_validate_names_the_models_and_the_servers(tmp_path, capsys):
     )
     assert main(["validate", write(tmp_path, text)]) == 0
     assert "greedy decoding, models gemma3, smollm2 on 2 servers)" in capsys.readouterr().out
+
+
+# ---------------------------------------------------------------------------
+# Probes on servers: /v1/completions, one token, the top log-probabilities
+
+
+def test_probes_on_a_server_read_the_top_logprobs(tmp_path, capsys):
+    import math
+
+    # " Yes" and "Yes" both count for the answer Yes; "maybe" for none. Probabilities by hand.
+    top = {" Yes": math.log(0.3), "Yes": math.log(0.1), "No": math.log(0.2), "maybe": math.log(0.4)}
+    with Stub(logprobs=lambda prompt: top) as stub:
+        extra = 'probe = true\nprobe_form = "own_yes_no"\nembedding_model = "server"'
+        path = write(tmp_path, scenario_text([stub.url], agents=2, rounds=1, extra=extra))
+        code, io = live(capsys, path, "--out", str(tmp_path / "out"))
+        assert code == 0, io.err
+        # Every probe is one token, greedy, asking for the top log-probabilities, after the message.
+        assert all(b["max_tokens"] == 1 and b["temperature"] == 0.0 and b["logprobs"] == 20 for b in stub.probes)
+        after = [b["prompt"] for b in stub.probes if "the river and" in b["prompt"]]
+        assert after and all(p.endswith("Answer Yes or No.\nAnswer:") for p in after)
+    _, recs = records(tmp_path / "out")
+    value = (0.4 * 2 + 0.2 * -2) / 0.6
+    entropy = -(2 / 3 * math.log(2 / 3) + 1 / 3 * math.log(1 / 3))
+    for r in recs:
+        assert r["probe"] == pytest.approx(value) and r["probe_mass"] == pytest.approx(0.6)
+        assert r["probe_entropy"] == pytest.approx(entropy)
+
+
+def test_a_server_without_logprobs_is_refused_before_round_0(tmp_path, capsys):
+    with Stub(logprobs=None) as stub:
+        extra = 'probe = true\nprobe_form = "own_yes_no"\nembedding_model = "server"'
+        path = write(tmp_path, scenario_text([stub.url], agents=2, rounds=1, extra=extra))
+        code, io = live(capsys, path, "--out", str(tmp_path / "out"))
+        assert not stub.bodies  # no message was asked for
+    assert code == 2
+    err = io.err.strip()
+    assert len(err.splitlines()) == 1
+    assert "live.probe: " in err and "answered without log-probabilities (logprobs); this server cannot be probed" in err
+
+
+@pytest.mark.slow
+def test_probes_through_a_real_llama_cpp_python_server_match_in_process(gemma, tmp_path):
+    """The same prompts probed through llama-cpp-python's server and in this process: the server
+    lists its top 20 tokens, so answers it lists carry the in-process probability."""
+    import numpy as np
+
+    from hivemind.live.backend import LlamaBackend
+    from hivemind.live.config import parse_scenario as parse_live_scenario
+    from hivemind.live.probe import FORMS
+    from hivemind.live.server import ServerBackend
+
+    server = LlamaServer(gemma, log=tmp_path / "server.log").start()
+    try:
+        spec = parse_live_scenario(scenario_text([server.url], model="gemma3", extra='chat = "none"')).live
+        remote = ServerBackend(spec)
+        remote.check(["gemma3"])
+        remote.check_probe("gemma3")
+        local = LlamaBackend(gemma, 512, 2, chat="none", batch=1)
+        form = FORMS["own_yes_no"]
+        question = "\n\n" + form.render("The river is the only road home.") + "\nAnswer:"
+        texts = ["We should follow the river home.", "The river will not take us home.", "Let us cross the hills."]
+        prefix = "A discussion group. The leader says: follow the river.\nAnna:"
+        far = remote.probe(
+            remote.tokenize(prefix, False),
+            [remote.tokenize(f" {t}{question}", False) for t in texts],
+            remote.answer_spellings(form),
+        )
+        marks = local.answer_spellings(form)
+        near = local.probe(local.tokenize(prefix, True), [local.tokenize(f" {t}{question}", False) for t in texts], marks)
+        # In-process: per answer, the sum over its single-token spellings.
+        near = np.stack([near[:, [k for k, a in enumerate(marks.answer) if a == j]].sum(axis=1) for j in range(2)], axis=1)
+        assert far.shape == near.shape == (3, 2)
+        assert (far > 0).all()  # Yes and No are among the top 20 after such a question
+        np.testing.assert_allclose(far, near, atol=0.03)
+        local.close()
+        remote.close()
+    finally:
+        server.stop()

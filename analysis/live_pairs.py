@@ -1,0 +1,236 @@
+"""The published studies' design with our small models: many two-agent discussions with assigned stances.
+
+200 disjoint pairs (``[graph] kind = "groups"``), no anchor, the topic and statement of the
+published climate-change discussions (Brockers, Ehrlich & Priesemann 2025), each agent given
+a stance drawn from -2..2, 5 turns after the opening (rounds 0..5, as in their data), greedy
+decoding, and every agent probed after every message (``live.probe``, the form chosen per
+model on the check set). Run for Gemma 3 270M and SmolLM2-135M. For each model:
+
+- the probe's validity twice over: on the check set (paraphrase above rejection), and against
+  the stances the agents were given (round 0: does the probe order the stances?);
+- whether the discussions converge: the gap between the two probes and the distance between
+  the two messages' embeddings within each discussion, per round, with intervals over discussions;
+- ``hivemind fit`` of the probes and of the embedded texts over held-out discussions: the best
+  model (chosen on the training discussions), its skill against persistence and copy-the-
+  neighbour, the peer coupling, its time constant and the stance attractors, with intervals.
+
+Writes figures/live_pairs.json and figures/live_pairs.png; the runs stay in runs/analysis_pairs/
+(finished runs are resumed, not redone).
+
+    .venv/bin/python analysis/live_pairs.py            (about 40 minutes on 2 cores)
+    .venv/bin/python analysis/live_pairs.py --pairs 20 (a quick look)
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+import pandas as pd
+from _common import FIGURES, ROOT, write_numbers
+from matplotlib.figure import Figure
+
+from hivemind import parse_scenario
+from hivemind.live.discussions import Options, fit_discussions
+from hivemind.live.run import run_live
+from hivemind.plot import CATEGORY_COLORS, house_style, save_figure
+
+OUT = ROOT / "runs" / "analysis_pairs"
+MODELS = ("gemma3", "smollm2")
+TOPIC = "climate change"
+STATEMENT = "Climate change is caused by humans and we must act now."
+ROUNDS = 5
+SEED = 0
+RESAMPLES = 1000
+FIT_MODELS = ("peer", "peer+decay", "fj", "attractor", "attractor[stance]", "attractor[stance]+decay")
+
+
+def stances(pairs: int, seed: int) -> list[int]:
+    """Two stances per pair, uniform on -2..2, from one seeded generator."""
+    return np.random.default_rng(seed).integers(-2, 3, size=2 * pairs).tolist()
+
+
+def scenario_text(model: str, pairs: int) -> str:
+    return f"""
+name = "pairs_{model}"
+description = "{pairs} two-agent discussions of {TOPIC} with assigned stances, probed every round"
+[graph]
+kind = "groups"
+size = 2
+count = {pairs}
+[live]
+model = "{model}"
+rounds = {ROUNDS}
+decoding = "greedy"
+max_tokens = 40
+n_ctx = 512
+topic = "{TOPIC}"
+probe_statement = "{STATEMENT}"
+stances = {stances(pairs, SEED)}
+probe = true
+seed = {SEED}
+fit = true
+"""
+
+
+def bootstrap_mean(x: np.ndarray, rng: np.random.Generator, n: int = RESAMPLES) -> list[float]:
+    """90% percentile interval of the mean of ``x`` over its rows (discussions) resampled."""
+    draws = x[rng.integers(0, len(x), size=(n, len(x)))].mean(axis=1)
+    return [float(np.quantile(draws, 0.05)), float(np.quantile(draws, 0.95))]
+
+
+def auc(high: np.ndarray, low: np.ndarray) -> float:
+    return float(np.mean((high[:, None] > low[None, :]) + 0.5 * (high[:, None] == low[None, :])))
+
+
+def convergence(table: pd.DataFrame, embeddings: np.ndarray | None, rng) -> dict:
+    """Per round, the mean within-pair probe gap (and embedding distance) with intervals over discussions."""
+    wide = table.pivot_table(index=["conversation", "round"], columns="agent", values="opinion").sort_index()
+    gap = (wide[0] - wide[1]).abs().unstack("round").to_numpy()  # (discussions, rounds)
+    out = {
+        "probe_gap": gap.mean(axis=0).tolist(),
+        "probe_gap_interval": [bootstrap_mean(gap[:, r], rng) for r in range(gap.shape[1])],
+        "probe_spread": table.groupby("round")["opinion"].std().tolist(),
+    }
+    if embeddings is not None:
+        d = embeddings  # (discussions, rounds)
+        out |= {
+            "embedding_distance": d.mean(axis=0).tolist(),
+            "embedding_distance_interval": [bootstrap_mean(d[:, r], rng) for r in range(d.shape[1])],
+        }
+    return out
+
+
+def pair_distances(ds, conversations: np.ndarray) -> np.ndarray:
+    """(discussions, rounds): the geodesic distance between the two agents' message embeddings."""
+    e = ds.embedding.isel(decoding=0).values  # (round, agent, coord)
+    order = np.argsort(conversations, kind="stable")
+    a, b = e[:, order[0::2]], e[:, order[1::2]]
+    return (2 * np.arcsin(np.clip(np.linalg.norm(a - b, axis=-1) / 2, 0, 1))).T
+
+
+def model_summary(doc: dict) -> dict:
+    """What the study reports of one ``hivemind fit``: the choice, the skills and the mechanisms
+    (attractor positions only on the probes' scale: in 384 dimensions they are no number to read)."""
+    best = doc["models"][doc["best"]]
+    keep = ("peer_coupling", "coupling_timescale", "coupling_decay", "attractor_coupling", "stubbornness")
+    if doc["data"]["dims"] == 1:
+        keep += ("attractor",)
+    out = {
+        "best": doc["best"],
+        "selection": doc["design"]["selection"],
+        "heldout": doc["best_heldout"],
+        "params": {k: v for k, v in best["params"].items() if k in keep},
+        "intervals": {k: v for k, v in best["intervals"].items() if k in keep},
+        "models": {
+            name: {
+                "heldout_skill_vs_persistence": m["heldout"]["skill_vs_persistence"],
+                "interval": m["heldout"]["interval_vs_persistence"],
+                "heldout_skill_vs_neighbours": m["heldout"]["skill_vs_neighbours"],
+                "cv_skill": (m.get("cv") or {}).get("skill_vs_persistence"),
+                "params": {k: v for k, v in m["params"].items() if k in keep},
+                "intervals": {k: v for k, v in m["intervals"].items() if k in keep},
+            }
+            for name, m in doc["models"].items()
+        },
+    }
+    return out
+
+
+def study(model: str, pairs: int) -> dict:
+    out = OUT / f"{model}_{pairs}"
+    sc = parse_scenario(scenario_text(model, pairs), file=f"pairs_{model}.toml")
+    again = (out / "transcript.jsonl").is_file()
+    t0 = time.perf_counter()
+    res = run_live(sc, out, resume=again, say=print, formats=("png",))
+    seconds = time.perf_counter() - t0
+    table = pd.read_csv(out / "discussions_greedy.csv")
+    rng = np.random.default_rng(SEED)
+    first = table[table["round"] == 0]
+    validity = {
+        "check_set": res.summary["probes"][model],
+        # Round 0: the opening, written from the persona that states the stance.
+        "stance_auc_positive_vs_negative": auc(
+            first.loc[first.stance > 0, "opinion"].to_numpy(), first.loc[first.stance < 0, "opinion"].to_numpy()
+        ),
+        "stance_correlation": float(np.corrcoef(first.stance, first.opinion)[0, 1]),
+        "mean_probe_by_stance": first.groupby("stance")["opinion"].mean().to_dict(),
+        "mean_mass": float(table.probe_mass.mean()) if "probe_mass" in table else res.summary["table"][0]["mean_probe_mass"],
+    }
+    conversations = res.dataset.conversation.values
+    conv = convergence(table, pair_distances(res.dataset, conversations), rng)
+    fits = {}
+    options = Options(seed=SEED, models=FIT_MODELS)
+    fits["probe"] = model_summary(fit_discussions(out / "discussions_greedy.csv", out / "fit_probe", options, say=lambda s: None))
+    text = Options(seed=SEED, text="text", models=tuple(m for m in FIT_MODELS if m != "fj"))
+    fits["embedding"] = model_summary(fit_discussions(out / "discussions_greedy.csv", out / "fit_text", text, say=lambda s: None))
+    return {
+        "model": model,
+        "pairs": pairs,
+        "rounds": ROUNDS,
+        "seconds": seconds,
+        "command": f".venv/bin/python analysis/live_pairs.py --pairs {pairs}",
+        "probe_form": res.summary["probes"][model]["form"],
+        "validity": validity,
+        "convergence": conv,
+        "fits": fits,
+    }
+
+
+def figure(results: dict) -> Figure:
+    with house_style():
+        fig = Figure(figsize=(14, 4.2), layout="constrained")
+        ax_g, ax_d, ax_s = fig.subplots(1, 3)
+        for k, (model, r) in enumerate(results.items()):
+            color = CATEGORY_COLORS[k % len(CATEGORY_COLORS)]
+            c = r["convergence"]
+            rounds = np.arange(len(c["probe_gap"]))
+            lo, hi = np.asarray(c["probe_gap_interval"]).T
+            ax_g.fill_between(rounds, lo, hi, color=color, alpha=0.2)
+            ax_g.plot(rounds, c["probe_gap"], "o-", color=color, label=f"{model} ({r['probe_form']!r})")
+            lo, hi = np.asarray(c["embedding_distance_interval"]).T
+            ax_d.fill_between(rounds, lo, hi, color=color, alpha=0.2)
+            ax_d.plot(rounds, c["embedding_distance"], "o-", color=color, label=model)
+            by = r["validity"]["mean_probe_by_stance"]
+            ax_s.plot([int(s) for s in by], list(by.values()), "o-", color=color, label=model)
+        ax_g.set_title("probe gap within a discussion (90% interval)")
+        ax_g.set_ylabel("|probe_1 - probe_2|, scale -2..2")
+        ax_d.set_title("embedding distance within a discussion")
+        ax_d.set_ylabel("radians (MiniLM)")
+        ax_s.set_title("round 0: probe against the assigned stance")
+        ax_s.set_xlabel("assigned stance")
+        ax_s.set_ylabel("mean probe")
+        for ax in (ax_g, ax_d):
+            ax.set_xlabel("round")
+        for ax in (ax_g, ax_d, ax_s):
+            ax.legend(fontsize="small")
+        fig.suptitle(f"two-agent discussions with assigned stances ({next(iter(results.values()))['pairs']} pairs per model)")
+    return fig
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--pairs", type=int, default=200)
+    ap.add_argument("--models", default=",".join(MODELS))
+    args = ap.parse_args()
+    results = {m: study(m, args.pairs) for m in args.models.split(",")}
+    for model, r in results.items():
+        v = r["validity"]
+        print(
+            f"{model}: probe {r['probe_form']!r}, check set {v['check_set']['check_set']['negation_auc']:.2f}, "
+            f"stance AUC {v['stance_auc_positive_vs_negative']:.2f}, mass {v['mean_mass']:.3f}"
+        )
+        for what, f in r["fits"].items():
+            h = f["heldout"]
+            print(
+                f"  {what}: best {f['best']}, held-out skill vs persistence {h['skill_vs_persistence']:.3f} "
+                f"{h['interval_vs_persistence']}, vs neighbours {h['skill_vs_neighbours']:.3f}; {f['params']}"
+            )
+    if args.pairs == 200 and args.models == ",".join(MODELS):
+        write_numbers("live_pairs", {"statement": STATEMENT, "topic": TOPIC, "results": results})
+        save_figure(figure(results), FIGURES / "live_pairs", ("png",))
+
+
+if __name__ == "__main__":
+    main()
