@@ -32,7 +32,7 @@ from _common import FIGURES, ROOT, SCENARIOS
 from matplotlib.figure import Figure
 
 from hivemind import load_scenario
-from hivemind.live.local_server import LlamaServer
+from hivemind.live.backends.local_server import LlamaServer
 from hivemind.live.model import named_model
 from hivemind.live.run import run_live
 from hivemind.plot import CATEGORY_COLORS, house_style, save_figure

@@ -234,3 +234,68 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+
+
+def _iv(iv) -> str:
+    return "[-]" if not iv or None in iv else f"[{iv[0]:.3f}, {iv[1]:.3f}]"
+
+
+def check_table(doc: dict) -> str:
+    """The README's probe rows: per model and question form, the check-set separation, the mass on
+    the answers and the signal against the probe's numerical noise; the form each run chose."""
+    lines = [
+        "| model | form | paraphrase above rejection | above another proposal | mass on the answers | signal | noise | |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for model, r in doc["results"].items():
+        probes = r["validity"]["check_set"]
+        for form, t in probes["forms"].items():
+            chosen = " **(chosen)**" if form == probes["form"] else ""
+            verdict = "reliable" if t["reliable"] else "unreliable"
+            lines.append(
+                f"| {model} | `{form}`{chosen} | {t['negation_auc']:.0%} | {t['agreement_auc']:.0%} | "
+                f"{t['overall_mass']:.1%} | {t['signal']:+.2f} | {t['noise']:.2f} | {verdict} |"
+            )
+    lines.append("")
+    lines.append(
+        "Signal: mean probe of the paraphrases minus that of the rejections, on −2…2. Noise: the mean change of a "
+        "probe between reading the sentences one at a time and in one batch (llama.cpp's sums differ with the "
+        f"batch). A form counts as reliable at {UNRELIABLE_AUC:.0%} of pairs or more with its signal above twice its noise."
+    )
+    return "\n".join(lines) + "\n"
+
+
+UNRELIABLE_AUC = 0.70
+
+
+def table(doc: dict) -> str:
+    """The README's pair-study table: per model and measure, the chosen model and its held-out skill
+    against persistence and copy-the-partner, the mechanisms, and whether the discussions converge."""
+    lines = [
+        "| model | measured by | stance order at round 0 | gap within a pair, round 0 → 5 | best fit (chosen on training) "
+        "| held-out skill vs persistence | vs the partner | peer coupling | its timescale (rounds) |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for model, r in doc["results"].items():
+        v, c = r["validity"], r["convergence"]
+        for what, f in r["fits"].items():
+            h, p, iv = f["heldout"], f["params"], f["intervals"]
+            if what == "probe":
+                order = f"AUC {v['stance_auc_positive_vs_negative']:.2f}, r = {v['stance_correlation']:+.2f}"
+                gap = f"{c['probe_gap'][0]:.2f} → {c['probe_gap'][-1]:.2f}"
+            else:
+                order = "-"
+                gap = f"{c['embedding_distance'][0]:.3f} → {c['embedding_distance'][-1]:.3f} rad"
+            coupling = "-" if "peer_coupling" not in p else f"{p['peer_coupling']:.3f} {_iv(iv.get('peer_coupling'))}"
+            scale = "-" if "coupling_timescale" not in p else f"{p['coupling_timescale']:.2f} {_iv(iv.get('coupling_timescale'))}"
+            lines.append(
+                f"| {model} | {what} | {order} | {gap} | `{f['best']}` | {h['skill_vs_persistence']:.3f} "
+                f"{_iv(h['interval_vs_persistence'])} | {h['skill_vs_neighbours']:.3f} | {coupling} | {scale} |"
+            )
+    lines.append("")
+    for model, r in doc["results"].items():
+        p = r["fits"]["probe"]["params"]
+        if isinstance(p.get("attractor"), dict):
+            points = ", ".join(f"{g} → " + ("none" if x is None else f"{x[0]:+.2f}") for g, x in p["attractor"].items())
+            lines.append(f"{model}: probe attractors by assigned stance: {points}.")
+    return "\n".join(lines).rstrip() + "\n"

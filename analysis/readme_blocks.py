@@ -18,6 +18,9 @@ BLOCKS = {
     "llm_discussions": ("analysis/llm_discussions.py", "table", "figures/llm_discussions.json"),
     "fit_calibration": ("analysis/fit_calibration.py", "table", "figures/fit_calibration.json"),
     "fit_speed": ("benchmarks/fit_discussions.py", "sentence", "benchmarks/results/fit_discussions.json"),
+    "probe_check": ("analysis/live_pairs.py", "check_table", "figures/live_pairs.json"),
+    "live_pairs": ("analysis/live_pairs.py", "table", "figures/live_pairs.json"),
+    "probe_cost": ("benchmarks/live_probe.py", "sentence", "benchmarks/results/live_probe.json"),
 }
 DOCUMENTS = ("README.md", "analysis/README.md")
 

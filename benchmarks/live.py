@@ -36,7 +36,7 @@ from pathlib import Path
 
 from hivemind import load_scenario
 from hivemind.io.results import versions
-from hivemind.live.backend import LlamaBackend, quiet_stderr
+from hivemind.live.backends import LlamaBackend, quiet_stderr
 from hivemind.live.conversation import Transcript, converse, header_for
 from hivemind.live.model import resolve_model
 

@@ -26,12 +26,12 @@ from pathlib import Path
 
 from hivemind import load_scenario
 from hivemind.io.results import versions
-from hivemind.live.backend import LlamaBackend
+from hivemind.live.backends import LlamaBackend
+from hivemind.live.backends.local_server import LlamaServer
+from hivemind.live.backends.server import ServerBackend
 from hivemind.live.conversation import Population
-from hivemind.live.local_server import LlamaServer
 from hivemind.live.model import resolve_model
 from hivemind.live.run import run_live
-from hivemind.live.server import ServerBackend
 
 GOAL = 1.3
 

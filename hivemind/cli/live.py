@@ -109,7 +109,7 @@ def cmd_live(args) -> int:
     except InputError:  # a model file, a key, a prompt: named in one line by main
         raise
     except RuntimeError as e:  # llama.cpp or a server failing mid-run: the transcript so far is kept
-        from hivemind.live.server import ServerError
+        from hivemind.live.backends.server import ServerError
 
         what = "" if isinstance(e, ServerError) else "llama.cpp failed: "
         line = str(e).splitlines()[0] if str(e) else type(e).__name__

@@ -31,6 +31,7 @@ from hivemind.live.prompts import (
 from hivemind.scenario import Reader, Scenario, ScenarioError, node_index, typed
 
 DECODINGS = ("greedy", "stochastic")
+DEFAULT_ROUNDS = 4
 DEFAULT_MODEL = "default"
 # Keys added after transcripts were written: left out of to_dict (and so of the fingerprint) at
 # their default, so that a transcript written before them still resumes.
@@ -106,11 +107,11 @@ class LiveSpec:
     seed: int = 0
     neighbour_line: str = NEIGHBOUR_LINE
     clean: bool = True  # strip prompt scaffolding from messages (it is counted either way)
-    max_tokens: int = 48
-    temperature: float = 0.8
-    top_p: float = 0.95
-    top_k: int = 40
-    stop: tuple[str, ...] = ("\n",)
+    max_tokens: int = Sampling.max_tokens
+    temperature: float = Sampling.temperature
+    top_p: float = Sampling.top_p
+    top_k: int = Sampling.top_k
+    stop: tuple[str, ...] = Sampling.stop
     n_ctx: int = 2048
     threads: int = 2
     chat: str = "auto"
@@ -213,6 +214,10 @@ class LiveSpec:
         return out
 
 
+# Every [live] default, stated once: the LiveSpec fields' (parse_live reads them from here).
+DEFAULT = {f.name: f.default for f in fields(LiveSpec) if f.default is not dataclasses.MISSING}
+
+
 def _per_agent(r, key: str, labels: list, anchor: int, kind: str = "str", check=None, what: str = "text"):
     """A value per peripheral agent, as a list in graph order or a table keyed by node label.
 
@@ -280,32 +285,36 @@ def parse_live(r, labels: list, anchor: int | None) -> LiveSpec:
         "live",
         "embedding_model",
         "str",
-        "minilm",
+        DEFAULT["embedding_model"],
         check=lambda v: None if v.strip() else "must be 'minilm', 'self', a named model, or a path to a GGUF or ONNX file",
     )
-    rounds = r.get("live", "rounds", "int", 4, check=positive_int)
+    rounds = r.get("live", "rounds", "int", DEFAULT_ROUNDS, check=positive_int)
     decoding = r.get("live", "decoding", "any", "greedy")
     decodings = tuple(decoding) if isinstance(decoding, list) else (decoding,)
     if not decodings or any(d not in DECODINGS for d in decodings) or len(set(decodings)) != len(decodings):
         raise r.error("live.decoding", f"must be 'greedy', 'stochastic' or a list of both, got {decoding!r}")
-    seed = r.get("live", "seed", "int", 0, check=lambda v: None if v >= 0 else "must be >= 0")
-    max_tokens = r.get("live", "max_tokens", "int", 48, check=positive_int)
+    seed = r.get("live", "seed", "int", DEFAULT["seed"], check=lambda v: None if v >= 0 else "must be >= 0")
+    max_tokens = r.get("live", "max_tokens", "int", DEFAULT["max_tokens"], check=positive_int)
 
     def temperature_ok(v):
         return None if v >= 0 else "must be >= 0 (0: greedy)"
 
     temperatures = _per_agent(r, "temperature", labels, anchor, "float", temperature_ok, "temperature")
     if temperatures is None or not isinstance(temperatures, tuple):
-        temperature = r.get("live", "temperature", "float", 0.8, check=temperature_ok)
+        temperature = r.get("live", "temperature", "float", DEFAULT["temperature"], check=temperature_ok)
         temperatures = None
     else:
         temperature = temperatures[0]
-    fit = r.get("live", "fit", "bool", True)
-    fit_free_running = r.get("live", "fit_free_running", "bool", False)
+    fit = r.get("live", "fit", "bool", DEFAULT["fit"])
+    fit_free_running = r.get("live", "fit_free_running", "bool", DEFAULT["fit_free_running"])
     fit_resamples = r.get(
-        "live", "fit_resamples", "int", 20, check=lambda v: None if 0 <= v <= 10_000 else "must be from 0 (no interval) to 10000"
+        "live",
+        "fit_resamples",
+        "int",
+        DEFAULT["fit_resamples"],
+        check=lambda v: None if 0 <= v <= 10_000 else "must be from 0 (no interval) to 10000",
     )
-    batch = r.get("live", "batch", "any", True)
+    batch = r.get("live", "batch", "any", DEFAULT["batch"])
     if isinstance(batch, bool):
         pass
     elif isinstance(batch, int) and 1 <= batch <= MAX_SEQUENCES:
@@ -316,14 +325,14 @@ def parse_live(r, labels: list, anchor: int | None) -> LiveSpec:
             f"must be true, false or a number of agents per batch from 1 to {MAX_SEQUENCES} "
             f"(llama.cpp's most sequences in one context), got {batch!r}"[:200],
         )
-    top_p = r.get("live", "top_p", "float", 0.95, check=lambda v: None if 0 < v <= 1 else "must be in (0, 1]")
-    top_k = r.get("live", "top_k", "int", 40, check=lambda v: None if v >= 0 else "must be >= 0 (0: no limit)")
-    stop = r.get("live", "stop", "any", ["\n"])
+    top_p = r.get("live", "top_p", "float", DEFAULT["top_p"], check=lambda v: None if 0 < v <= 1 else "must be in (0, 1]")
+    top_k = r.get("live", "top_k", "int", DEFAULT["top_k"], check=lambda v: None if v >= 0 else "must be >= 0 (0: no limit)")
+    stop = r.get("live", "stop", "any", list(DEFAULT["stop"]))
     if isinstance(stop, str):
         stop = [stop]
     if not isinstance(stop, list) or any(not isinstance(s, str) or not s for s in stop):
         raise r.error("live.stop", f"must be a list of non-empty strings, got {stop!r}")
-    n_ctx = r.get("live", "n_ctx", "int", 2048, check=lambda v: None if v >= 64 else "must be >= 64")
+    n_ctx = r.get("live", "n_ctx", "int", DEFAULT["n_ctx"], check=lambda v: None if v >= 64 else "must be >= 64")
     threads = r.get("live", "threads", "int", min(os.cpu_count() or 1, 8), check=positive_int)
     chat, chat_models = _chat(r, models or (model,))
 
@@ -346,9 +355,11 @@ def parse_live(r, labels: list, anchor: int | None) -> LiveSpec:
         rule = None if rule_spec is None else parse_rule(rule_spec, "live.rule")
     except RuleError as e:
         raise r.error(e.key, e.message) from None
-    probe = r.get("live", "probe", "bool", False)
+    probe = r.get("live", "probe", "bool", DEFAULT["probe"])
     forms = ("auto", *FORMS)
-    probe_form = r.get("live", "probe_form", "str", "auto", check=lambda v: None if v in forms else f"must be one of {forms}")
+    probe_form = r.get(
+        "live", "probe_form", "str", DEFAULT["probe_form"], check=lambda v: None if v in forms else f"must be one of {forms}"
+    )
     probe_statement = r.get("live", "probe_statement", "str", None, check=nonempty)
     stances = _per_agent(
         r, "stances", labels, anchor, "int", lambda v: None if -2 <= v <= 2 else "must be an integer from -2 to 2", "stance"
@@ -357,7 +368,7 @@ def parse_live(r, labels: list, anchor: int | None) -> LiveSpec:
         raise r.error(
             "live.stances", f"must be a list (one per peripheral agent) or a table keyed by node, got {stances!r}"[:200]
         )
-    stance_prompt = r.get("live", "stance_prompt", "str", STANCE_PROMPT)
+    stance_prompt = r.get("live", "stance_prompt", "str", DEFAULT["stance_prompt"])
     try:
         check_template(stance_prompt, required=("stance",), known=STANCE_FIELDS)
     except TemplateError as e:
@@ -381,7 +392,7 @@ def parse_live(r, labels: list, anchor: int | None) -> LiveSpec:
     prompt = r.get("live", "prompt", "str", DEFAULT_PROMPT if anchor is not None else DISCUSSION_PROMPT)
     opening = r.get("live", "opening_prompt", "str", DEFAULT_OPENING if anchor is not None else DISCUSSION_OPENING)
     line = r.get("live", "neighbour_line", "str", NEIGHBOUR_LINE)
-    clean = r.get("live", "clean", "bool", True)
+    clean = r.get("live", "clean", "bool", DEFAULT["clean"])
     # Without an anchor there is no {anchor} to show, and without a rule no {rule}.
     known = ("topic", *(("anchor",) if anchor is not None else ()), *(("rule",) if rule is not None else ()), *AGENT_FIELDS)
     try:
@@ -485,11 +496,19 @@ def _server(r, models) -> dict:
         "endpoints": tuple(u.rstrip("/") for u in endpoints),
         "api_key_env": env,
         "concurrency": r.get(
-            "live", "concurrency", "int", 4, check=lambda v: None if 1 <= v <= 1024 else "must be from 1 to 1024"
+            "live",
+            "concurrency",
+            "int",
+            DEFAULT["concurrency"],
+            check=lambda v: None if 1 <= v <= 1024 else "must be from 1 to 1024",
         ),
-        "timeout": r.get("live", "timeout", "float", 120.0, check=lambda v: None if v > 0 else "must be > 0 seconds"),
-        "retries": r.get("live", "retries", "int", 3, check=lambda v: None if 0 <= v <= 20 else "must be from 0 to 20"),
-        "server_extras": r.get("live", "server_extras", "bool", True),
+        "timeout": r.get(
+            "live", "timeout", "float", DEFAULT["timeout"], check=lambda v: None if v > 0 else "must be > 0 seconds"
+        ),
+        "retries": r.get(
+            "live", "retries", "int", DEFAULT["retries"], check=lambda v: None if 0 <= v <= 20 else "must be from 0 to 20"
+        ),
+        "server_extras": r.get("live", "server_extras", "bool", DEFAULT["server_extras"]),
     }
 
 

@@ -24,11 +24,11 @@ from pathlib import Path
 import numpy as np
 
 from hivemind.errors import InputError
-from hivemind.live.backend import Backend, ProbeRequest
+from hivemind.live.backends.base import Backend, ProbeRequest
 from hivemind.live.cleaner import Scaffold
 from hivemind.live.config import DECODINGS, LiveSpec, read_live
 from hivemind.live.metrics import mean_pairwise_distance, round_metrics, state_id, vendi_score
-from hivemind.live.probe import Form, read
+from hivemind.live.probe import LOW_MASS, Form, read
 from hivemind.live.prompts import PromptTooLong, build_prompt
 from hivemind.scenario import Scenario
 
@@ -442,7 +442,8 @@ def describe_round(row: Round) -> str:
     if "within_discussion_distance" in m:
         parts.append(f"distance within discussions {m['within_discussion_distance']:.3f}")
     if "probe_mean" in m:
-        parts.append(f"probe {m['probe_mean']:+.2f} (sd {m['probe_sd']:.2f}, mass {m['probe_mass']:.2f})")
+        low = " (little mass on the answers: the question was hardly taken as one)" if m["probe_mass"] < LOW_MASS else ""
+        parts.append(f"probe {m['probe_mean']:+.2f} (sd {m['probe_sd']:.2f}, mass {m['probe_mass']:.2f}){low}")
     return ", ".join(parts) or f"{m['distinct_outputs']} distinct messages"
 
 
@@ -496,7 +497,7 @@ def _decode(backend, pending, size: int, key: tuple, done: dict, outputs: dict, 
 def _decode_each(backend, pending: dict, key: tuple, done: dict, outputs: dict, transcript, scaffold, spec, probes):
     """Every message of round ``key`` that the transcript lacks, for all models of ``pending`` at
     once through ``backend.generate_each``; each goes to the transcript as it arrives."""
-    from hivemind.live.server import Request, prompt_text
+    from hivemind.live.backends.server import Request, prompt_text
 
     made = reused = 0
     jobs = []

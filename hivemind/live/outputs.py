@@ -21,6 +21,7 @@ import xarray as xr
 from hivemind.io.results import finite_or_none, save_csv, versions
 from hivemind.live.conversation import Round, Trajectory
 from hivemind.live.fit import TheoryFit, peer_edges
+from hivemind.live.probe import LOW_MASS
 from hivemind.scenario import Scenario
 
 # What the paper reports for its GGUF benchmark, shown beside ours.
@@ -294,6 +295,8 @@ def summarize_live(
                 "initial_probe_sd": finite_or_none(first["probe_sd"]),
                 "final_probe_sd": finite_or_none(last["probe_sd"]),
                 "mean_probe_mass": float(np.mean([r.metrics["probe_mass"] for r in t.rows])),
+                # Rounds in which the answers got less than LOW_MASS of the next-token probability.
+                "rounds_with_little_probe_mass": int(sum(r.metrics["probe_mass"] < LOW_MASS for r in t.rows)),
             }
         for key in ("within_discussion_distance", "within_discussion_probe_gap"):
             if key in first:

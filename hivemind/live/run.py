@@ -20,7 +20,7 @@ from hivemind.errors import InputError
 from hivemind.io.atomic import atomic_write
 from hivemind.io.records import NETCDF_ENGINE
 from hivemind.io.results import save_json
-from hivemind.live.backend import Backend, LlamaBackend, ProbeRequest
+from hivemind.live.backends import Backend, LlamaBackend, ProbeRequest
 from hivemind.live.config import read_live
 from hivemind.live.conversation import (
     TRANSCRIPT,
@@ -254,7 +254,10 @@ def check_probes(scenario: Scenario, pop: Population, say: Callable[[str], None]
             "check_set": sep,
             "reliable": sep["reliable"],
             "good": bool(sep["negation_auc"] >= GOOD),
-            "forms_tried": {n: {"negation_auc": t["negation_auc"], "mass": t["overall_mass"]} for n, t in tried.items()},
+            "forms": {
+                n: {k: t[k] for k in ("negation_auc", "agreement_auc", "overall_mass", "signal", "noise", "reliable")}
+                for n, t in tried.items()
+            },
         }
     return records, asking
 
@@ -298,7 +301,7 @@ def load_population(scenario: Scenario, say: Callable[[str], None] = print) -> t
 
 def _server_population(spec, base: Path | None, say: Callable[[str], None]) -> tuple[Population, dict[str, str]]:
     """Every model on the servers of ``live.endpoints`` (checked before the first round), and the embedder."""
-    from hivemind.live.server import ServerBackend
+    from hivemind.live.backends.server import ServerBackend
 
     server = ServerBackend(spec)
     try:

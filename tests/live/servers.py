@@ -1,5 +1,5 @@
 """Servers for the server-backend tests: llama-cpp-python's own OpenAI-compatible server on the default
-GGUF file (``hivemind.live.local_server``), and a tiny misbehaving one (``Stub``) that records what it
+GGUF file (``hivemind.live.backends.local_server``), and a tiny misbehaving one (``Stub``) that records what it
 was sent and how many requests it held at once."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import numpy as np
 
-from hivemind.live.local_server import LlamaServer, free_port
+from hivemind.live.backends.local_server import LlamaServer, free_port
 
 __all__ = ["LlamaServer", "Stub", "embedding", "free_port"]
 

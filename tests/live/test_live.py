@@ -20,7 +20,7 @@ import pytest
 
 from hivemind import ScenarioError, parse_scenario
 from hivemind.cli import main
-from hivemind.live.backend import FakeBackend
+from hivemind.live.backends import FakeBackend
 from hivemind.live.conversation import in_neighbours, message_seeds
 from hivemind.live.fit import fit_step_size
 from hivemind.live.prompts import build_prompt
@@ -398,7 +398,7 @@ def test_cli_refuses_to_overwrite_and_resume_of_nothing_starts_afresh(live_file,
 
 def test_chat_models_get_their_template_around_the_prompt():
     """A Gemma-style chat template, rendered by hand: the user turn opens before the prompt, the model turn after."""
-    from hivemind.live.backend import LlamaBackend
+    from hivemind.live.backends import LlamaBackend
 
     template = (
         "{{ bos_token }}{% for m in messages %}<start_of_turn>{{ m['role'] }}\n{{ m['content'] }}<end_of_turn>\n{% endfor %}"
@@ -439,7 +439,7 @@ HOSTILE_TEMPLATES = [
 @pytest.mark.parametrize("template", HOSTILE_TEMPLATES)
 def test_a_chat_template_that_reaches_for_python_internals_is_refused(template, tmp_path):
     """A GGUF file's chat template is code from whoever made the file: it runs sandboxed, and an attempt is refused."""
-    from hivemind.live.backend import chat_wrap_of
+    from hivemind.live.backends import chat_wrap_of
     from hivemind.live.model import ModelError
 
     marker = tmp_path / "executed"

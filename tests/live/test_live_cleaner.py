@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from hivemind.live.backend import FakeBackend
+from hivemind.live.backends import FakeBackend
 from hivemind.live.cleaner import Scaffold
 from hivemind.live.prompts import DEFAULT_OPENING, DEFAULT_PROMPT, NEIGHBOUR_LINE, TRANSCRIPT_PROMPT
 from hivemind.live.run import run_live

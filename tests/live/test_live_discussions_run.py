@@ -12,7 +12,7 @@ import pytest
 
 from hivemind import ScenarioError, parse_scenario
 from hivemind.cli import main
-from hivemind.live.backend import FakeBackend
+from hivemind.live.backends import FakeBackend
 from hivemind.live.run import run_live
 
 STATEMENT = "the river is the only road home"

@@ -110,7 +110,7 @@ def test_the_sequential_path_evaluates_the_prefix_once(live_file, tmp_path):
 def test_batched_logits_match_one_prompt_at_a_time():
     """The batch's logits after each prompt (one shared prefix, its cells given to every sequence, all
     suffixes in one decode) against a plain llama_cpp.Llama evaluating each whole prompt alone."""
-    from hivemind.live.batched import BatchDecoder
+    from hivemind.live.backends.batched import BatchDecoder
     from hivemind.live.config import Sampling
 
     llm = llama_cpp.Llama(model_path=str(default_model(lambda s: None)), n_ctx=256, n_threads=2, verbose=False)

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from hivemind import ScenarioError, parse_scenario
-from hivemind.live.backend import FakeBackend
+from hivemind.live.backends import FakeBackend
 from hivemind.live.geometry import CHECK_SET
 from hivemind.live.probe import FORMS, ProbeError, check_set_probe, read, spellings
 from hivemind.live.run import run_live

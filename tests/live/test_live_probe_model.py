@@ -11,8 +11,8 @@ import pytest
 llama_cpp = pytest.importorskip("llama_cpp")
 
 from hivemind import parse_scenario  # noqa: E402
-from hivemind.live.backend import LlamaBackend  # noqa: E402
-from hivemind.live.batched import BatchDecoder  # noqa: E402
+from hivemind.live.backends import LlamaBackend  # noqa: E402
+from hivemind.live.backends.batched import BatchDecoder  # noqa: E402
 from hivemind.live.config import Sampling  # noqa: E402
 from hivemind.live.model import default_model  # noqa: E402
 from hivemind.live.probe import FORMS, check_set_probe  # noqa: E402

@@ -416,10 +416,10 @@ def test_probes_through_a_real_llama_cpp_python_server_match_in_process(gemma, t
     lists its top 20 tokens, so answers it lists carry the in-process probability."""
     import numpy as np
 
-    from hivemind.live.backend import LlamaBackend
+    from hivemind.live.backends import LlamaBackend
+    from hivemind.live.backends.server import ServerBackend
     from hivemind.live.config import parse_scenario as parse_live_scenario
     from hivemind.live.probe import FORMS
-    from hivemind.live.server import ServerBackend
 
     server = LlamaServer(gemma, log=tmp_path / "server.log").start()
     try:

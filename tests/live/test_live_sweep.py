@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from hivemind.cli import main
-from hivemind.live.backend import FakeBackend
+from hivemind.live.backends import FakeBackend
 from hivemind.live.sweep import sweep_live
 from hivemind.runner.sweep import Grid, SweepError
 from tests.live.test_live import SCENARIO, scenario

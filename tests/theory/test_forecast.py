@@ -243,7 +243,7 @@ def test_without_anchor_or_edges_everyone_hears_everyone(made, tmp_path):
 
 
 def test_hivemind_fit_on_a_live_run(tmp_path, capsys):
-    from hivemind.live.backend import FakeBackend
+    from hivemind.live.backends import FakeBackend
     from hivemind.live.run import run_live
     from tests.live.test_live import scenario
 

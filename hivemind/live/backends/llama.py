@@ -1,103 +1,31 @@
-"""Language-model backends behind one small interface: llama.cpp for real runs, a fake for tests.
+"""llama.cpp in this process: one model for every agent, the shared prefix evaluated once.
 
-A backend tokenizes, generates one message from a prompt given as a shared prefix
-plus an agent's suffix (both token lists), and embeds a text. ``LlamaBackend`` keeps
-one model for all agents and evaluates the shared prefix once: its KV cache is kept
-and every agent's prompt continues from it. ``FakeBackend`` is deterministic and
-needs no model, so the protocol and the metrics can be tested in milliseconds.
+``LlamaBackend`` keeps one model for all agents and evaluates the shared prefix once: its KV
+cache is kept and every agent's prompt continues from it. With ``batch`` it decodes many
+agents at once through ``hivemind.live.backends.batched``, and probes them in the same cache.
+Chat templates are Jinja2 code inside the GGUF file, so from whoever made the file: they are
+rendered in a sandbox that refuses to reach Python internals.
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
-import re
 import sys
 import time
-from collections import Counter
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Protocol
 
 import numpy as np
 
+from hivemind.live.backends.base import Generation, ProbeRequest
 from hivemind.live.config import Sampling
 from hivemind.live.model import INSTALL_HINT, ModelError
 from hivemind.live.packaged import sha256_file
-from hivemind.live.probe import Form, Spellings, softmax_at, spellings
-
-
-@dataclass(frozen=True)
-class Generation:
-    text: str
-    prompt_tokens: int
-    completion_tokens: int
-    prefix_cached: bool  # the shared prefix came from the cache, not from a new evaluation
-    finish_reason: str
-    seconds: float
-    extra: dict | None = None  # what else the transcript should keep (a server's endpoint and reported model)
-    probe: tuple[float, ...] | None = None  # next-token probabilities of the probe's answer tokens, when asked
-
-
-@dataclass(frozen=True)
-class ProbeRequest:
-    """Ask every sequence of a batch, where its message ended, the tokens of ``question`` (the
-    question's turn, without the reply), and read the next-token probabilities of ``marks``."""
-
-    question: tuple[int, ...]
-    marks: Spellings
-
-
-class Backend(Protocol):
-    """What every backend does: in-process llama.cpp (``LlamaBackend``, sequential or batched),
-    OpenAI-compatible servers (``hivemind.live.server.ServerBackend``) and the ``FakeBackend``.
-
-    Prompts are token lists (a server's "tokens" are characters). ``concurrent`` backends take
-    a round's requests at once through ``generate_each``; the others decode with ``generate``
-    (one prompt) or ``generate_batch`` (many after one shared prefix). With a ``ProbeRequest``
-    every message is followed by the probe's question and its ``Generation.probe`` holds the
-    answer tokens' probabilities; ``probe`` reads them after any prompts without generating.
-    """
-
-    name: str
-    model_sha256: str | None
-    n_ctx: int
-    concurrent: bool
-
-    def tokenize(self, text: str, bos: bool) -> list[int]: ...
-
-    def chat_wrap(self) -> tuple[str, str]: ...
-
-    def chat_turns(self) -> tuple[str, str] | None: ...
-
-    def generate(
-        self, prefix: Sequence[int], suffix: Sequence[int], sampling: Sampling, seed: int, probe: ProbeRequest | None = None
-    ) -> Generation: ...
-
-    def generate_batch(
-        self,
-        prefix: Sequence[int],
-        suffixes: Sequence[Sequence[int]],
-        samplings: Sequence[Sampling],
-        seeds: Sequence[int],
-        probe: ProbeRequest | None = None,
-    ) -> list[Generation]: ...
-
-    def answer_spellings(self, form: Form, model: str = "") -> Spellings: ...
-
-    def probe(self, prefix: Sequence[int], suffixes: Sequence[Sequence[int]], marks: Spellings) -> np.ndarray: ...
-
-    def embed(self, text: str) -> np.ndarray: ...
-
-    def close(self) -> None: ...
-
-    def runtime(self) -> dict: ...
-
+from hivemind.live.probe import Form, Spellings, spellings
 
 # ---------------------------------------------------------------------------
-# Chat templates: Jinja2 code inside the GGUF file, so from whoever made the file
+# Chat templates
 
 
 def _unsafe_access(template: str, bos: str, eos: str) -> str | None:
@@ -185,7 +113,7 @@ def chat_turns_of(template: str, bos: str, eos: str) -> tuple[str, str] | None:
 
 
 # ---------------------------------------------------------------------------
-# llama.cpp
+# The backend
 
 
 class LlamaBackend:
@@ -261,7 +189,7 @@ class LlamaBackend:
 
     def _decoder_of(self):
         """The batch decoder (made on first use): ``live.batch`` sequences, or one for probes of a sequential run."""
-        from hivemind.live.batched import BatchDecoder
+        from hivemind.live.backends.batched import BatchDecoder
 
         if self._decoder is None:
             n_seq = max(self.batch, 1)
@@ -345,7 +273,7 @@ class LlamaBackend:
         seeds: Sequence[int],
         probe: ProbeRequest | None = None,
     ) -> list[Generation]:
-        """Every suffix after one shared prefix, decoded together (see ``hivemind.live.batched``); with
+        """Every suffix after one shared prefix, decoded together (see ``hivemind.live.backends.batched``); with
         ``probe``, each sequence is then asked the question where it stopped, in the same KV cache."""
         if not 1 <= len(suffixes) <= self.batch:
             raise ValueError(f"{len(suffixes)} prompts for a batch of {self.batch}")
@@ -403,127 +331,3 @@ def quiet_stderr():
     finally:
         os.dup2(saved, 2)
         os.close(saved)
-
-
-# ---------------------------------------------------------------------------
-# The fake
-
-
-_WORD = re.compile(r"[\w']+|[^\w\s]|\n")
-
-
-class FakeBackend:
-    """A deterministic stand-in for a model: it echoes the commonest words of its prompt.
-
-    Tokens are words (ids from their SHA-256, so equal words get equal ids in any run).
-    Greedy decoding writes the prompt's ``max_tokens`` most frequent words, stochastic
-    decoding draws them in proportion to their counts with a generator seeded by the
-    message's seed. Since every prompt holds the anchor's message, the agents drift
-    toward its words, as a model would. Embeddings are hashed bags of words.
-    ``respond(prompt_text, seed)`` overrides what it writes (to test faults).
-    """
-
-    name = "fake"
-    model_sha256 = "0" * 64
-    concurrent = False
-
-    def __init__(
-        self,
-        n_ctx: int = 2048,
-        dim: int = 32,
-        respond: Callable[[str, int], str] | None = None,
-        logits: Callable[[str], dict[str, float]] | None = None,
-    ):
-        self.n_ctx = n_ctx
-        self.dim = dim
-        self.respond = respond
-        # The probe's next-token logits by token text for a prompt; every other token of the
-        # vocabulary together has logit 0 (one "other" entry). By default all answers tie with it.
-        self.logits = logits or (lambda prompt: {})
-        self.probed: list[str] = []
-        self._words: dict[int, str] = {}
-        self.prefix_evaluations = 0
-        self._cached_prefix: tuple[int, ...] | None = None
-        self.prompts: list[str] = []
-        self.batches: list[int] = []  # the size of every generate_batch call
-
-    def _id(self, word: str) -> int:
-        i = int.from_bytes(hashlib.sha256(word.encode()).digest()[:4], "little")
-        self._words[i] = word
-        return i
-
-    def tokenize(self, text: str, bos: bool) -> list[int]:
-        return ([1] if bos else []) + [self._id(w) for w in _WORD.findall(text)]
-
-    def chat_wrap(self) -> tuple[str, str]:
-        return "", ""
-
-    def chat_turns(self) -> tuple[str, str] | None:
-        return None
-
-    def answer_spellings(self, form: Form, model: str = "") -> Spellings:
-        return spellings(form, self.tokenize, model or self.name)
-
-    def _text(self, tokens: Sequence[int]) -> str:
-        return " ".join(self._words[t] for t in tokens if t in self._words)
-
-    def probe(self, prefix: Sequence[int], suffixes: Sequence[Sequence[int]], marks: Spellings) -> np.ndarray:
-        out = []
-        for suffix in suffixes:
-            prompt = self._text(list(prefix) + list(suffix))
-            self.probed.append(prompt)
-            table = dict(self.logits(prompt))
-            words = [self._words[t] for t in marks.tokens]
-            logits = np.asarray([table.get(w, 0.0) for w in words] + [v for k, v in table.items() if k not in words] + [0.0])
-            out.append(softmax_at(logits, range(len(words))))
-        return np.asarray(out).reshape(len(suffixes), len(marks.tokens))
-
-    def generate(
-        self, prefix: Sequence[int], suffix: Sequence[int], sampling: Sampling, seed: int, probe: ProbeRequest | None = None
-    ) -> Generation:
-        cached = self._cached_prefix == tuple(prefix)
-        if not cached:
-            self.prefix_evaluations += 1
-            self._cached_prefix = tuple(prefix)
-        words = [self._words[t] for t in list(prefix) + list(suffix) if t in self._words]
-        prompt = " ".join(words)
-        self.prompts.append(prompt)
-        if self.respond is not None:
-            text = self.respond(prompt, seed)
-        else:
-            counts = Counter(w.lower() for w in words if w.isalnum() and len(w) > 2)
-            ranked = sorted(counts, key=lambda w: (-counts[w], hashlib.sha256(w.encode()).hexdigest()))
-            n = min(sampling.max_tokens, len(ranked))
-            if sampling.greedy:
-                chosen = ranked[:n]
-            else:
-                rng = np.random.default_rng(seed)
-                p = np.array([counts[w] for w in ranked], float) ** (1.0 / sampling.temperature)
-                chosen = list(rng.choice(ranked, size=n, replace=False, p=p / p.sum())) if n else []
-            text = " ".join(chosen)
-        asked = None
-        if probe is not None:
-            asked = tuple(self.probe(prefix, [[*suffix, *self.tokenize(text, False), *probe.question]], probe.marks)[0])
-        return Generation(text.strip(), len(prefix) + len(suffix), len(text.split()), cached, "stop", 0.0, probe=asked)
-
-    def generate_batch(self, prefix, suffixes, samplings, seeds, probe: ProbeRequest | None = None) -> list[Generation]:
-        """Each prompt as ``generate`` writes it, except that a stochastic message's draw depends on the
-        batch's size too, as a real batch's logits depend on its composition: a resume that decoded a
-        round in other batches than the uninterrupted run would show."""
-        self.batches.append(len(suffixes))
-        return [
-            self.generate(prefix, s, sampling, seed if sampling.greedy else seed + 7919 * len(suffixes), probe)
-            for s, sampling, seed in zip(suffixes, samplings, seeds, strict=True)
-        ]
-
-    def embed(self, text: str) -> np.ndarray:
-        v = np.full(self.dim, 0.05)  # an offset, so that no text embeds to the zero vector
-        for w in re.findall(r"[\w']+", text.lower()):
-            v[int.from_bytes(hashlib.sha256(w.encode()).digest()[:4], "little") % self.dim] += 1.0
-        return v
-
-    def runtime(self) -> dict:
-        return {"backend": "fake"}
-
-    def close(self) -> None:
-        pass

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from hivemind.live.backend import Generation, ProbeRequest
+from hivemind.live.backends.base import Generation, ProbeRequest
 from hivemind.live.config import LiveSpec, Sampling
 from hivemind.live.model import ModelError
 from hivemind.live.probe import Form, Spellings, by_text
