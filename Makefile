@@ -16,7 +16,7 @@ endif
 # built with them otherwise: llama-cpp-python is built here, first, without that cache.
 LLAMA := $(BIN)/python -m pip install --quiet --no-cache-dir --no-binary llama-cpp-python 'llama-cpp-python>=0.3'
 
-.PHONY: demo test lint clean readme-figures analysis analysis-discussions bench live bench-live bench-sweep bench-processes bench-startup bench-fit
+.PHONY: demo test lint clean readme-figures analysis analysis-discussions analysis-probes bench live bench-live bench-sweep bench-processes bench-startup bench-fit
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -58,6 +58,15 @@ analysis: $(VENV)/.installed-dev
 	$(BIN)/python analysis/live_mixed.py --server
 	$(BIN)/python analysis/llm_discussions.py
 	$(BIN)/python analysis/fit_calibration.py
+	$(BIN)/python analysis/live_pairs.py
+	$(BIN)/python analysis/live32_probes.py
+	$(BIN)/python analysis/readme_blocks.py
+
+# Opinion probes: 200 two-agent discussions per small model, and the 32-agent population probed
+# (about an hour on 2 cores): figures/live_pairs.json, figures/live32_probes.json.
+analysis-probes: $(VENV)/.installed-dev
+	$(BIN)/python analysis/live_pairs.py
+	$(BIN)/python analysis/live32_probes.py
 	$(BIN)/python analysis/readme_blocks.py
 
 # The published two-agent discussions alone (about a minute): figures/llm_discussions.json.
@@ -92,6 +101,8 @@ bench-processes: $(VENV)/.installed
 bench-live: $(VENV)/.installed-dev
 	$(BIN)/python benchmarks/live.py --out benchmarks/results
 	$(BIN)/python benchmarks/live_server.py --out benchmarks/results
+	$(BIN)/python benchmarks/live_probe.py --out benchmarks/results
+	$(BIN)/python analysis/readme_blocks.py
 
 # Two workers: many tests wait on a subprocess, a compile or a file, so both cores stay busy.
 test: $(VENV)/.installed-dev

@@ -25,10 +25,10 @@ from __future__ import annotations
 
 import argparse
 import time
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from _common import FIGURES, ROOT, write_numbers
 from matplotlib.figure import Figure
 
 from hivemind import parse_scenario
@@ -36,6 +36,8 @@ from hivemind.live.discussions import Options, fit_discussions
 from hivemind.live.run import run_live
 from hivemind.plot import CATEGORY_COLORS, house_style, save_figure
 
+ROOT = Path(__file__).resolve().parents[1]
+FIGURES = ROOT / "figures"
 OUT = ROOT / "runs" / "analysis_pairs"
 MODELS = ("gemma3", "smollm2")
 TOPIC = "climate change"
@@ -210,6 +212,8 @@ def figure(results: dict) -> Figure:
 
 
 def main() -> None:
+    from _common import write_numbers  # the analysis folder's helper: on the path when run as a script
+
     ap = argparse.ArgumentParser()
     ap.add_argument("--pairs", type=int, default=200)
     ap.add_argument("--models", default=",".join(MODELS))
@@ -287,7 +291,12 @@ def table(doc: dict) -> str:
                 order = "-"
                 gap = f"{c['embedding_distance'][0]:.3f} → {c['embedding_distance'][-1]:.3f} rad"
             coupling = "-" if "peer_coupling" not in p else f"{p['peer_coupling']:.3f} {_iv(iv.get('peer_coupling'))}"
-            scale = "-" if "coupling_timescale" not in p else f"{p['coupling_timescale']:.2f} {_iv(iv.get('coupling_timescale'))}"
+            if "coupling_timescale" not in p:
+                scale = "-"
+            elif not iv.get("coupling_timescale") or None in iv["coupling_timescale"]:
+                scale = "not identified: gone after the first exchange"
+            else:
+                scale = f"{p['coupling_timescale']:.2f} {_iv(iv['coupling_timescale'])}"
             lines.append(
                 f"| {model} | {what} | {order} | {gap} | `{f['best']}` | {h['skill_vs_persistence']:.3f} "
                 f"{_iv(h['interval_vs_persistence'])} | {h['skill_vs_neighbours']:.3f} | {coupling} | {scale} |"

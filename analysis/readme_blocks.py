@@ -21,6 +21,7 @@ BLOCKS = {
     "probe_check": ("analysis/live_pairs.py", "check_table", "figures/live_pairs.json"),
     "live_pairs": ("analysis/live_pairs.py", "table", "figures/live_pairs.json"),
     "probe_cost": ("benchmarks/live_probe.py", "sentence", "benchmarks/results/live_probe.json"),
+    "live32_probes": ("analysis/live32_probes.py", "table", "figures/live32_probes.json"),
 }
 DOCUMENTS = ("README.md", "analysis/README.md")
 

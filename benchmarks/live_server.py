@@ -67,7 +67,7 @@ def one_run(scenario, generator, embedder) -> tuple[float, int]:
             formats=(),
         )
         wall = time.perf_counter() - t0
-    tokens = sum(row["completion_tokens"] for t in res.trajectories for row in t.rows)
+    tokens = sum(row.metrics["completion_tokens"] for t in res.trajectories for row in t.rows)
     return wall - timed.seconds, tokens
 
 

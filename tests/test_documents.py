@@ -69,3 +69,95 @@ def test_the_speed_line_matches_the_benchmark(name):
     bench = script("benchmarks/fit_discussions.py")
     results = json.loads((ROOT / "benchmarks" / "results" / "fit_discussions.json").read_text())
     assert block(name) == bench.sentence(results)
+
+
+@pytest.mark.parametrize(
+    "name, path, function, data, documents",
+    [
+        ("probe_check", "analysis/live_pairs.py", "check_table", "figures/live_pairs.json", ("README.md",)),
+        ("live_pairs", "analysis/live_pairs.py", "table", "figures/live_pairs.json", ("README.md", "analysis/README.md")),
+        ("probe_cost", "benchmarks/live_probe.py", "sentence", "benchmarks/results/live_probe.json", ("README.md",)),
+        ("live32_probes", "analysis/live32_probes.py", "table", "figures/live32_probes.json", ("analysis/README.md",)),
+    ],
+)
+def test_the_probe_blocks_match_their_json(name, path, function, data, documents):
+    rendered = getattr(script(path), function)(json.loads((ROOT / data).read_text()))
+    for document in documents:
+        assert block(name, document) == rendered, document
+
+
+def test_the_claims_about_the_small_models_probes_hold_in_their_json():
+    doc = json.loads((ROOT / "figures" / "live_pairs.json").read_text())
+    for model, r in doc["results"].items():
+        probes = r["validity"]["check_set"]
+        # "Our two small models cannot state a stance this way, and the probes say so"
+        assert not probes["reliable"], model
+        assert not any(f["reliable"] for f in probes["forms"].values()), model
+        # the run chose the form with the best check-set order, on the check set alone
+        best = max(probes["forms"], key=lambda f: (probes["forms"][f]["negation_auc"], probes["forms"][f]["overall_mass"]))
+        assert probes["form"] == best, model
+        assert r["pairs"] == 200 and r["rounds"] == 5
+
+
+def test_the_claims_about_the_pair_study_hold_in_its_json():
+    doc = json.loads((ROOT / "figures" / "live_pairs.json").read_text())
+    mixtral = json.loads((ROOT / "figures" / "llm_discussions.json").read_text())["datasets"]["mixtral_8x7b"]
+    published = mixtral["models"][mixtral["best"]]["params"]["attractor"]
+    published_span = max(v[0] for v in published.values()) - min(v[0] for v in published.values())
+    assert published_span > 3.5  # "the published Mixtral's span about four points"
+    r = doc["results"]
+    gemma, smol = r["gemma3"], r["smollm2"]
+    # Gemma: round-0 probe ordered by stance in about 70 % of pairs, moving by about its noise
+    assert 0.65 < gemma["validity"]["stance_auc_positive_vs_negative"] < 0.75
+    by_stance = gemma["validity"]["mean_probe_by_stance"]
+    noise = gemma["validity"]["check_set"]["forms"][gemma["probe_form"]]["noise"]
+    assert max(by_stance.values()) - min(by_stance.values()) < 2 * noise
+    # SmolLM2's at chance
+    assert abs(smol["validity"]["stance_auc_positive_vs_negative"] - 0.5) < 0.05
+    for model, one in r.items():
+        attractors = one["fits"]["probe"]["params"]["attractor"]
+        values = [v[0] for v in attractors.values()]
+        assert max(values) - min(values) < 0.2, model  # "within 0.2 of each other"
+        # "the two messages' embeddings come closer", with intervals apart
+        c = one["convergence"]
+        assert c["embedding_distance_interval"][-1][1] < c["embedding_distance_interval"][0][0], model
+        # "peer+decay forecasts the embedded texts better than a constant pull"
+        texts = one["fits"]["embedding"]["models"]
+        assert texts["peer+decay"]["heldout_skill_vs_persistence"] > texts["peer"]["heldout_skill_vs_persistence"], model
+    # one level per model: Gemma about +1.2, SmolLM2 about -1.8
+    assert all(1.0 < v[0] < 1.3 for v in gemma["fits"]["probe"]["params"]["attractor"].values())
+    assert all(-1.9 < v[0] < -1.6 for v in smol["fits"]["probe"]["params"]["attractor"].values())
+    assert 0.7 < gemma["fits"]["probe"]["heldout"]["skill_vs_persistence"] < 0.8
+    assert smol["fits"]["probe"]["heldout"]["interval_vs_persistence"][0] < 0
+    # Gemma's pull fades within about a round, SmolLM2's over several
+    g = gemma["fits"]["embedding"]["models"]["peer+decay"]
+    s = smol["fits"]["embedding"]["models"]["peer+decay"]
+    assert g["params"]["coupling_timescale"] < 1.0 and g["intervals"]["coupling_timescale"][1] < 2.0
+    assert s["params"]["coupling_timescale"] > 2.5 and s["intervals"]["coupling_timescale"][0] > 2.0
+
+
+def test_the_claims_about_the_probed_population_hold_in_its_json():
+    runs = {r["run"]: r for r in json.loads((ROOT / "figures" / "live32_probes.json").read_text())["runs"]}
+    stochastic = [r for name, r in runs.items() if name.startswith("stochastic")]
+    # "in every stochastic run both say toward"; "in the greedy run the embedder cannot tell"
+    assert all(r["embedder_says"] == r["probe_says"] == "toward" for r in stochastic)
+    assert runs["greedy"]["embedder_says"] == "unclear" and runs["greedy"]["probe_says"] == "toward"
+    # "the probe rises by about half a point in every run"
+    assert all(0.4 < r["probe"][1] - r["probe"][0] < 0.65 for r in runs.values())
+    # "agree in sign for little more than half", "correlations near zero in four runs of five"
+    assert all(0.5 <= r["agents_agreeing"] < 0.7 for r in runs.values())
+    assert sum(abs(r["agent_correlation"]) < 0.15 for r in runs.values()) == 4
+    # "at round 0 the probe does not even follow the stances"
+    assert all(abs(r["stance_probe_correlation_round0"]) < 0.1 for r in runs.values())
+    # the messages quoted where the two disagree most
+    last = {r["example"]["last"] for r in runs.values() if r["example"]}
+    assert {"You are right.", "I agree with the second opinion."} <= last
+
+
+def test_the_check_set_sentence_holds_in_its_json():
+    doc = json.loads((ROOT / "figures" / "live_pairs.json").read_text())
+    best = {m: max(f["negation_auc"] for f in r["validity"]["check_set"]["forms"].values()) for m, r in doc["results"].items()}
+    # "Gemma's best form orders 77 % of paraphrase-rejection pairs ... SmolLM2's best reaches 60 %"
+    assert round(best["gemma3"], 2) == 0.77 and round(best["smollm2"], 2) == 0.60
+    gemma = doc["results"]["gemma3"]["validity"]["check_set"]["forms"]["judge_yes_no"]
+    assert gemma["signal"] < 2 * gemma["noise"]

@@ -347,7 +347,8 @@ def converse(
     anchor = anchor_of(scenario)
     agents = [i for i in range(len(labels)) if i != anchor]
     hears = in_neighbours(scenario)
-    conversations = discussions(hears, agents)
+    # An anchor heard by everyone joins them all into one discussion.
+    conversations = discussions(hears, agents) if anchor is None else None
     seeds = message_seeds(spec.seed, spec.decodings, spec.rounds, len(labels))
     done = {(r["decoding"], r["round"], r["index"]): r for r in transcript.records}
     embed = Embedder(pop.embedder)

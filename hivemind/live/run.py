@@ -157,6 +157,8 @@ def run_live(
     if couplings:
         summary["group_coupling"] = couplings
     ds.attrs.update(embedder=embedder["name"], embedder_agreement_auc=embedder["check_set"]["agreement_auc"])
+    if probes:
+        ds.attrs["probe_reliable"] = int(all(p["reliable"] for p in probes.values()))
     files = [out / "rounds.csv", out / "agents.csv"]  # written by save_tables after each round
     atomic_write(out / "live.nc", lambda tmp: ds.to_netcdf(tmp, engine=NETCDF_ENGINE))
     save_json(summary, out / "summary.json")
@@ -230,8 +232,7 @@ def check_probes(scenario: Scenario, pop: Population, say: Callable[[str], None]
     statement = spec.statement
     records, asking = {}, {}
     for model, backend in pop.generators.items():
-        if backend.concurrent:
-            backend.check_probe(model)
+        backend.check_probe(model)
         names = list(FORMS) if spec.probe_form == "auto" else [spec.probe_form]
         tried = {}
         for name in names:

@@ -57,7 +57,11 @@ def live_figure(ds: xr.Dataset) -> Figure:
                 axes["compliant"].plot(rounds, one.compliant.mean("agent"), "o-", color=color, label=decoding)
         titles = {
             "distance_to_anchor": "embedding distance to the anchor",
-            "probe": textwrap.fill(f"probe: agreement with {ds.attrs.get('probe_statement', '')!r}", 50),
+            "probe": textwrap.fill(
+                f"probe: agreement with {ds.attrs.get('probe_statement', '')!r}"
+                + (" (unreliable on the check set)" if ds.attrs.get("probe_reliable") == 0 else ""),
+                50,
+            ),
             "within": "disagreement within each discussion",
             "jaccard_to_anchor": "Jaccard similarity to the anchor's text",
             "compliant": textwrap.fill(f"compliance: {ds.attrs.get('rule', '')}", 50),

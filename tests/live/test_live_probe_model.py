@@ -4,19 +4,19 @@ the check set says of it (whatever that is), and a small run of pairs without an
 from __future__ import annotations
 
 import csv
+import json
 
 import numpy as np
 import pytest
 
 llama_cpp = pytest.importorskip("llama_cpp")
 
-from hivemind import parse_scenario  # noqa: E402
+from hivemind.cli import main  # noqa: E402
 from hivemind.live.backends import LlamaBackend  # noqa: E402
 from hivemind.live.backends.batched import BatchDecoder  # noqa: E402
 from hivemind.live.config import Sampling  # noqa: E402
 from hivemind.live.model import default_model  # noqa: E402
 from hivemind.live.probe import FORMS, check_set_probe  # noqa: E402
-from hivemind.live.run import run_live  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
@@ -79,7 +79,7 @@ def test_the_check_set_separation_of_the_default_model_is_measured_and_reported(
     assert one["reliable"] == (one["negation_auc"] >= 0.7 and abs(one["signal"]) > 2 * one["noise"])
 
 
-def test_two_real_pairs_without_an_anchor_are_probed_every_round(tmp_path):
+def test_two_real_pairs_without_an_anchor_are_probed_every_round(tmp_path, capsys):
     text = """
 name = "real_pairs"
 [graph]
@@ -97,13 +97,19 @@ probe = true
 probe_form = "own_yes_no"
 fit = false
 """
-    res = run_live(parse_scenario(text, file="pairs.toml"), tmp_path, say=lambda s: None, formats=("png",))
+    path = tmp_path / "pairs.toml"
+    path.write_text(text)
+    assert main(["live", str(path), "--out", str(tmp_path), "--formats", "png"]) == 0
+    printed = capsys.readouterr().out
+    assert "real_pairs: 4 agents discussing 'climate change' without an anchor, 1 round, greedy decoding" in printed
+    assert "2 discussion(s) of 'climate change', no anchor:" in printed
+    summary = json.loads((tmp_path / "summary.json").read_text())
     with open(tmp_path / "agents.csv") as f:
         rows = list(csv.DictReader(f))
     assert len(rows) == 4 * 2 and {r["conversation"] for r in rows} == {"0", "1"}
     for r in rows:
         assert -2.0 <= float(r["probe"]) <= 2.0 and 0.0 < float(r["probe_mass"]) <= 1.0
         assert 0.0 <= float(r["probe_entropy"]) <= np.log(2) + 1e-9
-    probes = res.summary["probes"]["default"]
+    probes = summary["probes"]["default"]
     assert probes["form"] == "own_yes_no" and "negation_auc" in probes["check_set"]
     assert (tmp_path / "discussions_greedy.csv").is_file()

@@ -68,6 +68,9 @@ class FakeBackend:
     def answer_spellings(self, form: Form, model: str = "") -> Spellings:
         return spellings(form, self.tokenize, model or self.name)
 
+    def check_probe(self, model: str) -> None:
+        pass  # the logits are at hand in process
+
     def _text(self, tokens: Sequence[int]) -> str:
         return " ".join(self._words[t] for t in tokens if t in self._words)
 

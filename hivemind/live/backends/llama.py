@@ -207,6 +207,9 @@ class LlamaBackend:
     def answer_spellings(self, form: Form, model: str = "") -> Spellings:
         return spellings(form, self.tokenize, model or self.name)
 
+    def check_probe(self, model: str) -> None:
+        pass  # the logits are at hand in process
+
     def probe(self, prefix: Sequence[int], suffixes: Sequence[Sequence[int]], marks: Spellings) -> np.ndarray:
         """(prompts, spellings): the next-token probability of each spelling after every prompt."""
         decoder = self._decoder_of()
