@@ -99,12 +99,13 @@ fit = false
 """
     path = tmp_path / "pairs.toml"
     path.write_text(text)
-    assert main(["live", str(path), "--out", str(tmp_path), "--formats", "png"]) == 0
+    out = tmp_path / "out"
+    assert main(["live", str(path), "--out", str(out), "--formats", "png"]) == 0
     printed = capsys.readouterr().out
     assert "real_pairs: 4 agents discussing 'climate change' without an anchor, 1 round, greedy decoding" in printed
     assert "2 discussion(s) of 'climate change', no anchor:" in printed
-    summary = json.loads((tmp_path / "summary.json").read_text())
-    with open(tmp_path / "agents.csv") as f:
+    summary = json.loads((out / "summary.json").read_text())
+    with open(out / "agents.csv") as f:
         rows = list(csv.DictReader(f))
     assert len(rows) == 4 * 2 and {r["conversation"] for r in rows} == {"0", "1"}
     for r in rows:
@@ -112,4 +113,4 @@ fit = false
         assert 0.0 <= float(r["probe_entropy"]) <= np.log(2) + 1e-9
     probes = summary["probes"]["default"]
     assert probes["form"] == "own_yes_no" and "negation_auc" in probes["check_set"]
-    assert (tmp_path / "discussions_greedy.csv").is_file()
+    assert (out / "discussions_greedy.csv").is_file()
