@@ -213,10 +213,14 @@ def describe(s) -> str:
 
     a = s.arrays
     seeds = f"{len(s.run.seeds)} seed{'s' if len(s.run.seeds) > 1 else ''}"
-    text = (
-        f"{s.name}: {s.manifold.kind} {SYMBOLS[s.manifold.kind]}^{s.manifold.dim}, {a.n_nodes} agents, {a.src.size} "
-        f"{'directed ' if a.directed else ''}edges, rule {s.dynamics.rule}, {s.dynamics.steps} steps, {seeds}"
-    )
+    edges = f"{a.src.size} {'directed ' if a.directed else ''}edges"
+    if not s.anchors:  # only a live discussion: the engine's keys do not apply
+        text = f"{s.name}: {a.n_nodes} agents, {edges}, no anchor"
+    else:
+        text = (
+            f"{s.name}: {s.manifold.kind} {SYMBOLS[s.manifold.kind]}^{s.manifold.dim}, {a.n_nodes} agents, {edges}, "
+            f"rule {s.dynamics.rule}, {s.dynamics.steps} steps, {seeds}"
+        )
     if s.live is not None:
         models = s.live.distinct_models
         n = len(s.live.endpoints)

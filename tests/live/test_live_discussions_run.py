@@ -151,6 +151,9 @@ def test_groups_graph_and_the_engine_refuse_what_they_cannot_do(tmp_path, capsys
         parse_scenario(scenario_text(3).replace("count = 3", "count = 3\nn = 5"), file="pairs.toml")
     path = tmp_path / "pairs.toml"
     path.write_text(scenario_text(3))
+    assert main(["validate", str(path)]) == 0
+    said = capsys.readouterr().out
+    assert "pairs: 6 agents, 3 edges, no anchor; live: 6 language-model agents, 3 rounds" in said
     code = main(["run", str(path), "--out", str(tmp_path / "run")])
     err = capsys.readouterr().err.strip()
     assert code == 2 and len(err.splitlines()) == 1
