@@ -6,7 +6,7 @@ of each answer token, renormalised over the answers, gives the expected value on
 scale -2..2 and an entropy (the agent's uncertainty); the share of the whole next-token
 distribution that fell on the answers (``mass``) says whether the model understood the
 question at all. Studies of LLM opinion dynamics read opinions this way (Brockers, Ehrlich
-& Priesemann 2025; Chuang et al. 2024).
+& Priesemann 2025, whose published discussions ``hivemind fit`` reads).
 
 A question *form* fixes the wording and the answers: a five-point digit scale or yes/no,
 asked of the agent's own view or as a judge of its last message. Every answer is counted
