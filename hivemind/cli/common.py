@@ -201,11 +201,18 @@ def parse_grid(items: list[str]):
 # --- the scenario and the output directory ---------------------------------------------------
 
 
-def load(args):
-    """The scenario of ``args`` with its ``[live]`` section read, so that every command checks all of it."""
+def load(args, engine: bool = True):
+    """The scenario of ``args`` with its ``[live]`` section read, so that every command checks all of it.
+
+    ``engine``: the command runs the engine, which needs an anchor; a scenario without one (a
+    live discussion) is refused here, in one line, before any output directory is claimed.
+    """
     from hivemind.live.config import load_scenario
 
-    return load_scenario(args.scenario, args.overrides)
+    scenario = load_scenario(args.scenario, args.overrides)
+    if engine:
+        scenario.anchor_indices  # noqa: B018 (raises the one-line ScenarioError)
+    return scenario
 
 
 def describe(s) -> str:

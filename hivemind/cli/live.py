@@ -73,7 +73,7 @@ def cmd_live(args) -> int:
 
     formats = args.formats
     grid = parse_grid(args.grid) if args.grid else None  # a malformed --grid is refused before the scenario is read
-    scenario = load(args)
+    scenario = load(args, engine=False)
     if scenario.live is not None and (args.grid or args.seeds > 1):
         return cmd_live_sweep(args, scenario, grid)
     if scenario.live is None:

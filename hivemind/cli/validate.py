@@ -12,6 +12,6 @@ def add_parser(sub) -> None:
 
 
 def cmd_validate(args) -> int:
-    scenario = load(args)
+    scenario = load(args, engine=False)
     print(f"{args.scenario}: ok ({describe(scenario)})")
     return EXIT_OK

@@ -267,7 +267,6 @@ def simulate(
     PeerLost
         In a multi-process run, when another process stopped; the last checkpoint stays.
     """
-    scenario.anchor  # noqa: B018 (a scenario without an anchor is a live discussion: a one-line ScenarioError)
     precision = scenario.run.precision
     off = checkpoint_dir is None or scenario.run.checkpoint_every == 0
     ckpt = None if off else Path(checkpoint_dir)

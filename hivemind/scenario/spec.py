@@ -120,22 +120,25 @@ class Scenario:
     @property
     def anchor(self) -> AnchorSpec:
         """The first anchor: the anchor of a single-anchor scenario."""
-        if not self.anchors:
-            raise ScenarioError(
-                self.source, "anchor", "is needed here; a scenario without one runs only as a live discussion (hivemind live)"
-            )
+        self._require_anchor()
         return self.anchors[0]
 
     @cached_property
     def anchor_indices(self) -> tuple[int, ...]:
-        # Cached: the label lookup is O(N), and the engine asks once per seed.
+        # Cached: the label lookup is O(N), and the engine asks once per seed. Every engine path
+        # (run, sweep, paths, entropy, theory) asks here, so a scenario without an anchor stops here.
+        self._require_anchor()
         return tuple(node_index(self.arrays.labels, a.node) for a in self.anchors)
 
     @property
     def anchor_index(self) -> int:
-        if not self.anchors:
-            self.anchor  # noqa: B018 (raises the one-line error)
         return self.anchor_indices[0]
+
+    def _require_anchor(self) -> None:
+        if not self.anchors:
+            raise ScenarioError(
+                self.source, "anchor", "is needed here; a scenario without one runs only as a live discussion (hivemind live)"
+            )
 
     @cached_property
     def stubbornness(self) -> np.ndarray:

@@ -154,7 +154,11 @@ def test_groups_graph_and_the_engine_refuse_what_they_cannot_do(tmp_path, capsys
     assert main(["validate", str(path)]) == 0
     said = capsys.readouterr().out
     assert "pairs: 6 agents, 3 edges, no anchor; live: 6 language-model agents, 3 rounds" in said
-    code = main(["run", str(path), "--out", str(tmp_path / "run")])
-    err = capsys.readouterr().err.strip()
-    assert code == 2 and len(err.splitlines()) == 1
-    assert "anchor is needed here; a scenario without one runs only as a live discussion" in err
+    # Every command that runs the engine refuses it in one line, before claiming its output directory.
+    for argv in (["run"], ["sweep", "--grid", "dynamics.step_size=0.1,0.2"], ["paths"], ["entropy"]):
+        out = tmp_path / argv[0]
+        code = main([argv[0], str(path), *argv[1:], "--out", str(out)])
+        err = capsys.readouterr().err.strip()
+        assert code == 2 and len(err.splitlines()) == 1, argv
+        assert "anchor is needed here; a scenario without one runs only as a live discussion" in err
+        assert not out.exists(), argv
