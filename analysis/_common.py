@@ -25,3 +25,11 @@ def write_numbers(name: str, numbers: dict) -> Path:
     path = FIGURES / f"{name}.json"
     path.write_text(json.dumps(numbers, indent=2, default=float) + "\n")
     return path
+
+
+def mean_interval(x, rng, n: int = 1000) -> list[float]:
+    """90 % percentile interval of the mean of ``x`` over its entries (discussions, agents) resampled."""
+    import numpy as np
+
+    draws = x[rng.integers(0, len(x), size=(n, len(x)))].mean(axis=1)
+    return [float(np.quantile(draws, 0.05)), float(np.quantile(draws, 0.95))]

@@ -35,11 +35,6 @@ def stances() -> list[int]:
     return np.random.default_rng(SEED).integers(-2, 3, size=32).tolist()
 
 
-def interval(x: np.ndarray, rng, n: int = 1000) -> list[float]:
-    draws = x[rng.integers(0, len(x), size=(n, len(x)))].mean(axis=1)
-    return [float(np.quantile(draws, 0.05)), float(np.quantile(draws, 0.95))]
-
-
 def verdict(change: float, iv: list[float], toward_is_positive: bool) -> str:
     """toward / away / unclear (the interval holds 0)."""
     if iv[0] <= 0 <= iv[1]:
@@ -48,6 +43,8 @@ def verdict(change: float, iv: list[float], toward_is_positive: bool) -> str:
 
 
 def one_run(label: str, overrides: list[str]) -> dict:
+    from _common import mean_interval  # the analysis folder's helper: on the path when run as a script
+
     out = OUT / label
     common = [f"live.rounds={ROUNDS}", "live.probe=true", f"live.stances={stances()}", "live.fit=false"]
     scenario = load_scenario(SCENARIO, [*common, *overrides])
@@ -58,7 +55,7 @@ def one_run(label: str, overrides: list[str]) -> dict:
     distance = ds.distance_to_anchor.values  # (round, agent)
     probe = ds.probe.values
     d_change, p_change = distance[-1] - distance[0], probe[-1] - probe[0]
-    d_iv, p_iv = interval(d_change, rng), interval(p_change, rng)
+    d_iv, p_iv = mean_interval(d_change, rng), mean_interval(p_change, rng)
     same = np.sign(-d_change) == np.sign(p_change)
     # The agent on which the two disagree most: the embedder says toward, the probe away, or the reverse.
     score = np.where(same, -np.inf, np.abs(d_change) / np.std(d_change) + np.abs(p_change) / np.std(p_change))

@@ -32,7 +32,9 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from hivemind import parse_scenario
+from hivemind.live.conversation import geodesic
 from hivemind.live.discussions import Options, fit_discussions
+from hivemind.live.geometry import share_above
 from hivemind.live.run import run_live
 from hivemind.plot import CATEGORY_COLORS, house_style, save_figure
 
@@ -44,7 +46,6 @@ TOPIC = "climate change"
 STATEMENT = "Climate change is caused by humans and we must act now."
 ROUNDS = 5
 SEED = 0
-RESAMPLES = 1000
 FIT_MODELS = ("peer", "peer+decay", "fj", "attractor", "attractor[stance]", "attractor[stance]+decay")
 
 
@@ -76,30 +77,22 @@ fit = true
 """
 
 
-def bootstrap_mean(x: np.ndarray, rng: np.random.Generator, n: int = RESAMPLES) -> list[float]:
-    """90% percentile interval of the mean of ``x`` over its rows (discussions) resampled."""
-    draws = x[rng.integers(0, len(x), size=(n, len(x)))].mean(axis=1)
-    return [float(np.quantile(draws, 0.05)), float(np.quantile(draws, 0.95))]
-
-
-def auc(high: np.ndarray, low: np.ndarray) -> float:
-    return float(np.mean((high[:, None] > low[None, :]) + 0.5 * (high[:, None] == low[None, :])))
-
-
 def convergence(table: pd.DataFrame, embeddings: np.ndarray | None, rng) -> dict:
     """Per round, the mean within-pair probe gap (and embedding distance) with intervals over discussions."""
+    from _common import mean_interval  # the analysis folder's helper: on the path when run as a script
+
     wide = table.pivot_table(index=["conversation", "round"], columns="agent", values="opinion").sort_index()
     gap = (wide[0] - wide[1]).abs().unstack("round").to_numpy()  # (discussions, rounds)
     out = {
         "probe_gap": gap.mean(axis=0).tolist(),
-        "probe_gap_interval": [bootstrap_mean(gap[:, r], rng) for r in range(gap.shape[1])],
+        "probe_gap_interval": [mean_interval(gap[:, r], rng) for r in range(gap.shape[1])],
         "probe_spread": table.groupby("round")["opinion"].std().tolist(),
     }
     if embeddings is not None:
         d = embeddings  # (discussions, rounds)
         out |= {
             "embedding_distance": d.mean(axis=0).tolist(),
-            "embedding_distance_interval": [bootstrap_mean(d[:, r], rng) for r in range(d.shape[1])],
+            "embedding_distance_interval": [mean_interval(d[:, r], rng) for r in range(d.shape[1])],
         }
     return out
 
@@ -109,7 +102,7 @@ def pair_distances(ds, conversations: np.ndarray) -> np.ndarray:
     e = ds.embedding.isel(decoding=0).values  # (round, agent, coord)
     order = np.argsort(conversations, kind="stable")
     a, b = e[:, order[0::2]], e[:, order[1::2]]
-    return (2 * np.arcsin(np.clip(np.linalg.norm(a - b, axis=-1) / 2, 0, 1))).T
+    return geodesic(a, b).T
 
 
 def model_summary(doc: dict) -> dict:
@@ -153,7 +146,7 @@ def study(model: str, pairs: int) -> dict:
     validity = {
         "check_set": res.summary["probes"][model],
         # Round 0: the opening, written from the persona that states the stance.
-        "stance_auc_positive_vs_negative": auc(
+        "stance_auc_positive_vs_negative": share_above(
             first.loc[first.stance > 0, "opinion"].to_numpy(), first.loc[first.stance < 0, "opinion"].to_numpy()
         ),
         "stance_correlation": float(np.corrcoef(first.stance, first.opinion)[0, 1]),

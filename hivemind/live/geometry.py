@@ -84,9 +84,13 @@ def _geodesic(u: np.ndarray, a: np.ndarray) -> np.ndarray:
     return 2.0 * np.arcsin(np.clip(np.linalg.norm(u - a, axis=-1) / 2.0, 0.0, 1.0))
 
 
-def _auc(near: np.ndarray, far: np.ndarray) -> float:
-    """The share of pairs in which ``near`` is nearer the anchor than ``far``, ties counted half."""
-    return float(np.mean((near[:, None] < far[None, :]) + 0.5 * (near[:, None] == far[None, :])))
+def share_above(high: np.ndarray, low: np.ndarray) -> float:
+    """The share of pairs in which ``high`` scores above ``low``, ties counted half (NaN entries left out;
+    NaN when a side has none): the pair-ordering measure of the check set, for embedders and probes."""
+    high, low = high[np.isfinite(high)], low[np.isfinite(low)]
+    if not high.size or not low.size:
+        return float("nan")
+    return float(np.mean((high[:, None] > low[None, :]) + 0.5 * (high[:, None] == low[None, :])))
 
 
 def separation(embed: Callable[[str], np.ndarray]) -> dict:
@@ -109,9 +113,9 @@ def separation(embed: Callable[[str], np.ndarray]) -> dict:
     return {
         "median_distance": medians,
         "distances": {k: v.tolist() for k, v in distances.items()},
-        "agreement_auc": _auc(distances["paraphrase"], distances["alternative"]),
-        "topic_auc": _auc(distances["paraphrase"], distances["topic_only"]),
-        "negation_auc": _auc(distances["paraphrase"], distances["negation"]),
+        "agreement_auc": share_above(distances["alternative"], distances["paraphrase"]),
+        "topic_auc": share_above(distances["topic_only"], distances["paraphrase"]),
+        "negation_auc": share_above(distances["negation"], distances["paraphrase"]),
         # Scale-free: embedders differ in how far apart anything lies (Gemma's unrelated
         # sentences sit at 0.8 rad, MiniLM's at 1.6).
         "separation": (medians["alternative"] - medians["paraphrase"]) / (medians["unrelated"] - medians["paraphrase"]),

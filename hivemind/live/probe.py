@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from hivemind.live.geometry import ANCHOR, CHECK_SET
+from hivemind.live.geometry import ANCHOR, CHECK_SET, share_above
 
 # Below this share of (paraphrase, rejection) pairs ordered right, a run marks its probes unreliable.
 UNRELIABLE = 0.70
@@ -185,14 +185,6 @@ def continuation(reply: str, question: str, turns: tuple[str, str] | None) -> st
 # Validity on the check set
 
 
-def _auc(high: np.ndarray, low: np.ndarray) -> float:
-    """The share of pairs in which ``high`` scores above ``low``, ties counted half (NaN pairs left out)."""
-    high, low = high[np.isfinite(high)], low[np.isfinite(low)]
-    if not high.size or not low.size:
-        return float("nan")
-    return float(np.mean((high[:, None] > low[None, :]) + 0.5 * (high[:, None] == low[None, :])))
-
-
 def separation(probe: Callable[[Sequence[str]], list[Reading]], statement: str = ANCHOR, together=None) -> dict:
     """How a probe scores the check set: ``probe(sentences)`` reads each as the agent's own message.
 
@@ -218,7 +210,7 @@ def separation(probe: Callable[[Sequence[str]], list[Reading]], statement: str =
         by_class[next(k for k in classes if t in CHECK_SET[k])].append(r)
     values = {k: np.asarray([r.value for r in v]) for k, v in by_class.items()}
     masses = np.asarray([r.mass for r in readings])
-    neg = _auc(values["paraphrase"], values["negation"])
+    neg = share_above(values["paraphrase"], values["negation"])
     signal = float(np.nanmean(values["paraphrase"]) - np.nanmean(values["negation"]))
     noise = None
     if together is not None:
@@ -230,8 +222,8 @@ def separation(probe: Callable[[Sequence[str]], list[Reading]], statement: str =
         "mean_mass": {k: float(np.mean([r.mass for r in v])) for k, v in by_class.items()},
         "values": {k: v.tolist() for k, v in values.items()},
         "negation_auc": neg,
-        "agreement_auc": _auc(values["paraphrase"], values["alternative"]),
-        "topic_auc": _auc(values["paraphrase"], values["topic_only"]),
+        "agreement_auc": share_above(values["paraphrase"], values["alternative"]),
+        "topic_auc": share_above(values["paraphrase"], values["topic_only"]),
         "signal": signal,
         "noise": noise,
         "overall_mass": float(masses.mean()),

@@ -168,24 +168,27 @@ class LlamaBackend:
     def tokenize(self, text: str, bos: bool) -> list[int]:
         return self.llm.tokenize(text.encode("utf-8"), add_bos=bos, special=True)
 
-    def chat_wrap(self) -> tuple[str, str]:
-        """The model's chat template around one user message, or nothing for a base model."""
-        template = self.llm.metadata.get("tokenizer.chat_template")
-        if self._chat == "none" or not template:
-            return "", ""
-        bos = self.llm.detokenize([self.llm.token_bos()]).decode("utf-8", "ignore")
-        eos = self.llm.detokenize([self.llm.token_eos()]).decode("utf-8", "ignore")
-        return chat_wrap_of(template, bos, eos, self.path)
-
-    def chat_turns(self) -> tuple[str, str] | None:
-        """The chat template's text between a reply and the next user turn, and after it (None: no template)."""
+    def _template(self) -> tuple[str, str, str] | None:
+        """(chat template, BOS text, EOS text), or None when no template is to be used."""
         template = self.llm.metadata.get("tokenizer.chat_template")
         if self._chat == "none" or not template:
             return None
-        self.chat_wrap()  # refuses a template that reaches for Python internals, before rendering it again
         bos = self.llm.detokenize([self.llm.token_bos()]).decode("utf-8", "ignore")
         eos = self.llm.detokenize([self.llm.token_eos()]).decode("utf-8", "ignore")
-        return chat_turns_of(template, bos, eos)
+        return template, bos, eos
+
+    def chat_wrap(self) -> tuple[str, str]:
+        """The model's chat template around one user message, or nothing for a base model."""
+        found = self._template()
+        return ("", "") if found is None else chat_wrap_of(*found, self.path)
+
+    def chat_turns(self) -> tuple[str, str] | None:
+        """The chat template's text between a reply and the next user turn, and after it (None: no template)."""
+        found = self._template()
+        if found is None:
+            return None
+        chat_wrap_of(*found, self.path)  # refuses a template that reaches for Python internals, before rendering it again
+        return chat_turns_of(*found)
 
     def _decoder_of(self):
         """The batch decoder (made on first use): ``live.batch`` sequences, or one for probes of a sequential run."""
