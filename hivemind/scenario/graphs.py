@@ -9,6 +9,7 @@ from __future__ import annotations
 import errno
 import inspect
 import math
+import os
 import stat
 from pathlib import Path
 from typing import NamedTuple
@@ -138,11 +139,33 @@ def preferential_attachment(n: int, m: int, seed: int) -> GraphArrays:
     )
 
 
+# Bytes per edge and per node while the edge arrays are built (src, dst, weight and the
+# generators' temporaries), for the size check below.
+BYTES_PER_EDGE = 64
+BYTES_PER_NODE = 64
+
+
+def check_size(key: str, nodes: int, edges: int) -> None:
+    """Refuse, in one line, a graph whose arrays would not fit this machine's memory (before any is built)."""
+    try:
+        memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):  # not a POSIX system: no check
+        return
+    need = BYTES_PER_EDGE * edges + BYTES_PER_NODE * nodes
+    if need > memory:
+        raise GraphError(
+            key,
+            f"makes {nodes:,} nodes and {edges:,} edges, about {need / 2**30:,.0f} GiB: more than this machine's "
+            f"{memory / 2**30:,.0f} GiB",
+        )
+
+
 def disjoint_groups(size: int, count: int) -> GraphArrays:
     """``count`` disjoint complete graphs of ``size`` nodes: many small discussions run as one population.
 
     Node ``i`` belongs to group ``i // size``; every pair within a group is an undirected edge.
     """
+    check_size(f"graph (size {size:,}, count {count:,})", size * count, count * size * (size - 1) // 2)
     members = np.arange(size * count).reshape(count, size)
     i, j = np.triu_indices(size, k=1)
     return GraphArrays(
@@ -165,6 +188,7 @@ def from_arrays_generator(kind: str, n: int | None, params: dict, seed: int) -> 
     m = params.get("m", 3)
     if isinstance(m, bool) or not isinstance(m, int):
         raise GraphError("graph.params.m", f"must be an integer, got {m!r}")
+    check_size("graph.n", n, n * m)
     return preferential_attachment(n, m, seed)
 
 

@@ -147,6 +147,9 @@ def test_a_discussion_without_an_anchor_is_checked_in_one_line(extra, remove, me
 
 
 def test_groups_graph_and_the_engine_refuse_what_they_cannot_do(tmp_path, capsys):
+    # Sizes that could not be built on any machine are refused before any array is allocated.
+    with pytest.raises(ScenarioError, match=r"graph \(size 100,000, count 3\) makes 300,000 nodes and 14,999,850,000 edges"):
+        parse_scenario(scenario_text(3).replace("size = 2", "size = 100000"), file="pairs.toml")
     with pytest.raises(ScenarioError, match=r"graph\.n is 5 but 3 groups of 2 make 6 nodes"):
         parse_scenario(scenario_text(3).replace("count = 3", "count = 3\nn = 5"), file="pairs.toml")
     path = tmp_path / "pairs.toml"
