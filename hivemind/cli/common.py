@@ -307,8 +307,8 @@ def fmt(x, none: str = "-") -> str:
 
 
 def say(quiet: bool):
-    """``print`` with flush, or nothing when ``quiet``."""
-    return (lambda line: None) if quiet else (lambda line: print(line, flush=True))
+    """Progress: ``print`` to stderr with flush, or nothing when ``quiet`` (stdout is for the verdict)."""
+    return (lambda line: None) if quiet else (lambda line: print(line, file=sys.stderr, flush=True))
 
 
 class Progress:
@@ -337,3 +337,22 @@ class Progress:
         if self.bar is not None:
             self.bar.close()
             self.bar = None
+
+
+def add_verbose_arg(p) -> None:
+    p.add_argument("--verbose", action="store_true", help="print the full tables too (they are always in OUT/report.txt)")
+
+
+def finish_report(out, verbose: bool, files: list | tuple = ()) -> None:
+    """Write OUT/report.txt and OUT/report.html, then print the verdict (the full tables first with
+    --verbose) and where everything is."""
+    from hivemind import report
+
+    r = report.write(out)
+    if verbose:
+        print(r.text)
+        print()
+    print("\n".join(r.verdict))
+    if files:
+        print(f"results: {', '.join(str(f) for f in files)}")
+    print(f"full tables: {out / report.TEXT}; to look at: {out / report.HTML}")

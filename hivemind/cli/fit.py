@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sys
 
-from hivemind.cli.common import EXIT_OK, EXIT_USAGE, UsageError, claim, out_dir
+from hivemind.cli.common import EXIT_OK, EXIT_USAGE, UsageError, add_verbose_arg, claim, finish_report, out_dir
 from hivemind.errors import InputError
 
 
@@ -58,6 +58,7 @@ def add_parser(sub) -> None:
         "--train", type=int, default=None, help="transitions of each discussion fitted for the later-rounds score (default: half)"
     )
     p.add_argument("--seed", type=int, default=0, help="the seed of the held-out split, the folds and the bootstraps")
+    add_verbose_arg(p)
     p.set_defaults(func=cmd_fit)
 
 
@@ -93,7 +94,7 @@ def discussions_of_run(data: str) -> str:
 
 
 def _many(args, target) -> int:
-    from hivemind.live.discussions import Options, check, fit_discussions, format_fit
+    from hivemind.live.discussions import Options, check, fit_discussions
     from hivemind.theory.fitting.models import split_names
 
     options = Options(
@@ -114,20 +115,19 @@ def _many(args, target) -> int:
     data = check(args.data, options)  # a refused table, column or model leaves OUT untouched
     out = claim(args, target)
     say = lambda s: print(s, file=sys.stderr, flush=True)  # progress on stderr
-    doc = fit_discussions(args.data, out, options, say, data=data)
-    print(format_fit(doc))
-    print(f"results: {out / 'fit.json'}, {out / 'fit.png'}")
+    fit_discussions(args.data, out, options, say, data=data)
+    finish_report(out, args.verbose, [out / "fit.json", out / "fit.png"])
     return EXIT_OK
 
 
 def _one(args, target) -> int:
     from hivemind.io.trajectories import load
-    from hivemind.live.forecast import fit, format_forecast
+    from hivemind.live.forecast import fit
 
     load(args.data)  # a refused file leaves OUT untouched
     out = claim(args, target)
     try:
-        results = fit(
+        fit(
             args.data,
             out,
             resamples=args.resamples,
@@ -141,6 +141,5 @@ def _one(args, target) -> int:
     except ValueError as e:  # a --train that leaves no held-out round
         print(f"--train: {e}", file=sys.stderr)
         return EXIT_USAGE
-    print(format_forecast(results))
-    print(f"results: {out / 'fit.json'}, {out / 'fit.png'}")
+    finish_report(out, args.verbose, [out / "fit.json", out / "fit.png"])
     return EXIT_OK

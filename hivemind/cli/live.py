@@ -14,7 +14,9 @@ from hivemind.cli.common import (
     add_formats_arg,
     add_grid_arg,
     add_scenario_args,
+    add_verbose_arg,
     claim,
+    finish_report,
     load,
     out_dir,
     parse_grid,
@@ -31,7 +33,8 @@ def add_parser(sub) -> None:
     p.add_argument("--resume", action="store_true", help="continue the transcript in OUT without regenerating its messages")
     p.add_argument("--force", action="store_true", help="overwrite the results of an earlier live run in OUT")
     add_formats_arg(p)
-    p.add_argument("--quiet", action="store_true", help="only the summary table")
+    p.add_argument("--quiet", action="store_true", help="no progress lines: only the verdict")
+    add_verbose_arg(p)
     add_grid_arg(p, "sweep live runs over a key (as in hivemind sweep); repeat for more keys")
     p.add_argument("--seeds", type=positive_int, default=1, help="live.seed, live.seed + 1, ... at every grid point (default 1)")
     p.set_defaults(func=cmd_live)
@@ -68,7 +71,6 @@ def cmd_live_sweep(args, scenario, grid) -> int:
 def cmd_live(args) -> int:
     from hivemind.io import outdir
     from hivemind.live.conversation import TRANSCRIPT
-    from hivemind.live.report import format_table
     from hivemind.live.run import OUTPUTS, run_live
 
     formats = args.formats
@@ -115,6 +117,5 @@ def cmd_live(args) -> int:
         line = str(e).splitlines()[0] if str(e) else type(e).__name__
         print(f"{what}{line}; every finished message is in {out / TRANSCRIPT}; resume with: {hint}", file=sys.stderr)
         return EXIT_FAILED
-    print(format_table(result.summary))
-    print(f"results: {', '.join(str(p) for p in result.files)}")
+    finish_report(out, args.verbose, result.files)
     return EXIT_OK

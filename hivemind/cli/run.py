@@ -12,7 +12,9 @@ from hivemind.cli.common import (
     UsageError,
     add_processes_args,
     add_scenario_args,
+    add_verbose_arg,
     describe,
+    finish_report,
     join_processes,
     load,
     out_dir,
@@ -28,6 +30,7 @@ def add_parser(sub) -> None:
     p.add_argument("--plot", action="store_true", help="write the figures into OUT/figures after the run")
     p.add_argument("--resume", action="store_true", help="continue the interrupted run in OUT from its last checkpoint")
     p.add_argument("--force", action="store_true", help="overwrite a non-empty OUT")
+    add_verbose_arg(p)
     add_processes_args(p, "run.shard = seeds or agents")
     p.set_defaults(func=cmd_run)
 
@@ -58,7 +61,6 @@ def _joined(args, scenario) -> bool:
 def cmd_run(args) -> int:
     from hivemind.engine import processes
     from hivemind.io import checkpoint
-    from hivemind.io.results import summarize
     from hivemind.runner.rundir import ManifestError, run_in
     from hivemind.runner.simulate import (
         RecordsWriteError,
@@ -86,11 +88,14 @@ def cmd_run(args) -> int:
             share = f"{me}: computing its share of {scenario.name} (shard {scenario.run.shard})"
             print(f"{share}; process 0 writes {out}", flush=True)
         elif not args.quiet:
-            print(describe(scenario))
+            print(describe(scenario), file=sys.stderr)
             if several:
                 import jax
 
-                print(f"{processes.count()} processes, {jax.device_count()} devices, run.shard = {scenario.run.shard}")
+                print(
+                    f"{processes.count()} processes, {jax.device_count()} devices, run.shard = {scenario.run.shard}",
+                    file=sys.stderr,
+                )
         if mode == "restart" and writer:
             print(f"{out}: no checkpoint to resume from; starting from step 0", flush=True)
         if mode == "resume" and writer:
@@ -107,12 +112,13 @@ def cmd_run(args) -> int:
 
     def report(ds) -> None:  # process 0, the run finished, OUT still locked
         bar.close()
-        _print_summary(scenario, ds, summarize(ds))
-        print(f"results: {out / 'run.nc'} and {out / 'manifest.json'}")
         if args.plot:
             from hivemind.cli.plot import plot_run_dir
 
             plot_run_dir(out, None, ("png", "pdf"), animate=True)
+        if not args.quiet:
+            print(f"done in {ds.attrs['wall_time_s']:.1f} s", file=sys.stderr)
+        finish_report(out, args.verbose, [out / "run.nc", out / "manifest.json"])
 
     hint = " ".join(["hivemind run", args.scenario, "--out", str(out), *(f"--set {o}" for o in args.overrides), "--resume"])
     if several:
@@ -162,22 +168,3 @@ def cmd_run(args) -> int:
     if not writer and modes != ["complete"]:
         print(f"{me}: done", flush=True)
     return EXIT_OK
-
-
-def _print_summary(scenario, ds, s: dict) -> None:
-    nearest = "the nearest anchor" if len(scenario.anchors) > 1 else "the anchor"
-    print(
-        f"done in {ds.attrs['wall_time_s']:.1f} s: mean distance to {nearest} {s['initial_distance_mean']:.3g} -> "
-        f"{s['final_distance_mean']:.3g}; {s['agents_reached']:g}/{s['agents']} agents within {s['reached_tol']:g} "
-        f"of {nearest} ({s['agents_reachable']} can hear {'one' if len(scenario.anchors) > 1 else 'it'})"
-    )
-    split = (
-        f"clusters (within {ds.attrs['cluster_tol']:g}): {s['final_clusters']:g}, the largest holding "
-        f"{s['final_largest_cluster_share']:.0%} of the agents; dispersion {s['final_dispersion']:.3g}"
-    )
-    if "final_anchor_share" in s:
-        labels = [str(scenario.arrays.labels[i]) for i in scenario.anchor_indices]
-        split += "; nearest anchor: " + ", ".join(
-            f"{lab} {v:.0%}" for lab, v in zip(labels, s["final_anchor_share"], strict=True)
-        )
-    print(split)

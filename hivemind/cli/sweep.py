@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import sys
 
 from hivemind.cli.common import (
     EXIT_OK,
@@ -11,8 +12,10 @@ from hivemind.cli.common import (
     add_grid_arg,
     add_processes_args,
     add_scenario_args,
+    add_verbose_arg,
     claim,
     describe,
+    finish_report,
     join_processes,
     load,
     out_dir,
@@ -35,6 +38,7 @@ def add_parser(sub) -> None:
     p.add_argument("--resume", action="store_true", help="continue a killed sweep in OUT, skipping finished batches")
     p.add_argument("--force", action="store_true", help="overwrite a non-empty OUT")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_verbose_arg(p)
     add_formats_arg(p)
     add_processes_args(p, "the grid's runs are split over every process's devices")
     p.set_defaults(func=cmd_sweep)
@@ -65,11 +69,11 @@ def cmd_sweep(args) -> int:
     if not writer:
         print(f"{me}: computing its share of the sweep; process 0 writes {out}", flush=True)
     elif not args.quiet:
-        print(f"{describe(scenario)}\nsweep: {shape} = {total} points x {args.seeds} seeds")
+        print(f"{describe(scenario)}\nsweep: {shape} = {total} points x {args.seeds} seeds", file=sys.stderr)
         if several:
             import jax
 
-            print(f"{processes.count()} processes, {jax.device_count()} devices")
+            print(f"{processes.count()} processes, {jax.device_count()} devices", file=sys.stderr)
     bar = Progress(writer and not args.quiet, unit="point")
     words = ["hivemind sweep", args.scenario, *(f"--grid {g}" for g in args.grid), *(f"--set {o}" for o in args.overrides)]
     words += [f"--seeds {args.seeds} --tol {args.tol:g} --out {out} --resume --coordinator ... (every process, as before)"]
@@ -105,30 +109,5 @@ def cmd_sweep(args) -> int:
     path = save_sweep(ds, out)
     save_json(sweep_manifest(scenario, grid, ds), out / "sweep.json")
     figures = sweep_figures(ds, out, formats)
-    _print_sweep(ds)
-    print(f"results: {path}, {out / 'sweep.json'}" + (f"; figure {', '.join(str(f) for f in figures)}" if figures else ""))
+    finish_report(out, args.verbose, [path, out / "sweep.json", *figures])
     return EXIT_OK
-
-
-def _print_sweep(ds) -> None:
-    """The grid as a table: one row per point, the seeds' mean."""
-    from hivemind.runner.sweep import swept_keys
-
-    keys = swept_keys(ds)
-    flat = ds[["final_mean_distance", "steps_to_tolerance", "clusters", "diverged"]].mean("seed").stack(point=keys)
-    header = "".join(f"{k:>22}" for k in keys) + f"{'final mean dist':>17}{'steps to tol':>14}{'clusters':>10}{'diverged':>10}"
-    print(header)
-    rows = flat.point.size
-    shown = range(rows) if rows <= 40 else [*range(20), *range(rows - 20, rows)]
-    for i in shown:
-        p = flat.isel(point=i)
-        cells = "".join(
-            f"{str(p[k].item()):>22}" if not isinstance(p[k].item(), float) else f"{p[k].item():>22.4g}" for k in keys
-        )
-        steps = p.steps_to_tolerance.item()
-        print(
-            f"{cells}{p.final_mean_distance.item():>17.3g}{'never' if steps != steps else f'{steps:.0f}':>14}"
-            f"{p.clusters.item():>10.3g}{p.diverged.item():>10.2g}"
-        )
-        if rows > 40 and i == 19:
-            print(f"{'...':>22}")

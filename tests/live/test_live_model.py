@@ -57,11 +57,42 @@ def live_file(tmp_path_factory):
     return path
 
 
+PRINTED: dict = {}  # what the first run printed on stdout, by its folder
+
+
 @pytest.fixture(scope="module")
 def first_run(live_file, tmp_path_factory):
+    import contextlib
+    import io
+
     out = tmp_path_factory.mktemp("first")
-    assert main(["live", str(live_file), "--out", str(out), "--formats", "png", "--force", "--set", "live.fit=true"]) == 0
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        assert main(["live", str(live_file), "--out", str(out), "--formats", "png", "--force", "--set", "live.fit=true"]) == 0
+    PRINTED[out] = printed.getvalue()
     return out
+
+
+def test_the_run_prints_its_verdict_first_and_the_full_tables_go_to_the_folder(first_run):
+    """Progress on stderr; on stdout the verdict (a line, then three per decoding), where the files
+    are, and nothing else; the paper's table, the forecast models and their intervals in report.txt."""
+    summary = json.loads((first_run / "summary.json").read_text())
+    lines = PRINTED[first_run].splitlines()
+    decodings = [row["decoding"] for row in summary["table"]]
+    assert lines[0].startswith("verdict: ") and len(lines) == 1 + 3 * len(decodings) + 2 <= 15
+    for d in decodings:
+        f = summary["forecast"][d]
+        best = f["models"][f["best"]]["one_step"]
+        by_round = [1 - m / b for m, b in zip(best["mse_by_round"], f["baselines_by_round"]["persistence"], strict=True)]
+        at = next(k for k, x in enumerate(lines) if x.startswith(f"  {d}: distance to the anchor"))
+        line = lines[at + 1]
+        assert line.startswith(f"    best on training data: {f['best']},")
+        span = f" [{min(by_round):+.3f}, {max(by_round):+.3f}]" if len(by_round) > 1 else ""
+        assert f"skill {best['skill_vs_persistence']:+.3f}{span} vs persistence" in line
+    assert lines[-1] == f"full tables: {first_run / 'report.txt'}; to look at: {first_run / 'report.html'}"
+    full = (first_run / "report.txt").read_text()
+    assert "hash collisions" in full and "forecast models fitted by the one-step loss" in full
+    assert not any("round 1/" in x for x in lines)  # progress went to stderr
 
 
 def records(out):
@@ -307,7 +338,7 @@ def test_two_model_files_decode_their_own_agents(live_file, tmp_path):
 def test_ctrl_c_keeps_the_transcript_and_resume_finishes_it(first_run, live_file, tmp_path):
     """SIGINT to a real `hivemind live` mid-run: exit 130, one line, then --resume ends like an uninterrupted run."""
     argv = [sys.executable, "-c", INTERRUPTIBLE + "from hivemind.cli import console; console()"]
-    argv += ["live", str(live_file), "--out", str(tmp_path), "--formats", "png"]
+    argv += ["live", str(live_file), "--out", str(tmp_path), "--formats", "png", "--quiet"]
     argv += ["--set", "live.rounds=8"]  # long enough to be interrupted on any machine
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     transcript = tmp_path / "transcript.jsonl"

@@ -101,9 +101,10 @@ fit = false
     path.write_text(text)
     out = tmp_path / "out"
     assert main(["live", str(path), "--out", str(out), "--formats", "png"]) == 0
-    printed = capsys.readouterr().out
-    assert "real_pairs: 4 agents discussing 'climate change' without an anchor, 1 round, greedy decoding" in printed
-    assert "2 discussion(s) of 'climate change', no anchor:" in printed
+    printed, progress = capsys.readouterr()
+    assert "real_pairs: 4 agents discussing 'climate change' without an anchor, 1 round, greedy decoding" in progress
+    assert printed.startswith("verdict: 2 discussion(s) of 'climate change', no anchor, 1 rounds")
+    assert "2 discussion(s) of 'climate change', no anchor:" in (out / "report.txt").read_text()
     summary = json.loads((out / "summary.json").read_text())
     with open(out / "agents.csv") as f:
         rows = list(csv.DictReader(f))

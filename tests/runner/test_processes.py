@@ -66,7 +66,12 @@ def test_two_processes_write_what_one_process_computes(tmp_path, shard):
     assert (rc0, rc1) == (0, 0), err0 + err1
     assert "results:" in stdout0 and "process 1 of 2: done" in stdout1
     # Only process 0 wrote OUT.
-    assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == ["manifest.json", "run.nc"]
+    assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == [
+        "manifest.json",
+        "report.html",
+        "report.txt",
+        "run.nc",
+    ]
     with xr.open_dataset(out / "run.nc") as got:
         got = got.load()
     want = _one_process(overrides)
@@ -226,7 +231,7 @@ def test_two_processes_sweep_what_one_process_sweeps(tmp_path, sweep_scenario):
     assert (rc0, rc1) == (0, 0), err0 + err1
     assert "results:" in stdout0 and "process 1 of 2: done" in stdout1
     written = sorted(p.name for p in out.iterdir() if not p.name.startswith("."))
-    assert written == ["batches", "sweep.json", "sweep.nc", "sweep.png"]
+    assert written == ["batches", "report.html", "report.txt", "sweep.json", "sweep.nc", "sweep.png"]
     one = tmp_path / "one"
     argv = [sys.executable, "-m", "hivemind.cli", "sweep", str(sweep_scenario), *SWEEP_GRID, "--seeds", "3", "--out",
             str(one), "--quiet", "--formats", "png"]  # fmt: skip

@@ -181,9 +181,13 @@ def test_cli_writes_the_dataset_the_manifest_and_a_figure_and_plot_recognises_it
     out = tmp_path / "sw"
     code = main(["sweep", str(small), "--grid", "dynamics.step_size=log:0.01:0.1:4", "--seeds", "2", "--out", str(out)])
     assert code == 0
-    printed = capsys.readouterr().out
-    assert "4 dynamics.step_size = 4 points x 2 seeds" in printed and "steps to tol" in printed
+    printed, progress = capsys.readouterr()
+    assert "4 dynamics.step_size = 4 points x 2 seeds" in progress  # the description is progress: stderr
     ds = xr.open_dataset(out / "sweep.nc", engine="h5netcdf")
+    reached = int(np.isfinite(ds.steps_to_tolerance.values).all(axis=-1).sum())
+    assert printed.startswith(f"verdict: the hivemind formed at {reached} of 4 points")
+    table = (out / "report.txt").read_text().split("\n\n", 1)[1].splitlines()
+    assert "steps to tol" in table[0] and len(table) == 1 + 4  # the full table: a row per point
     assert dict(ds.final_mean_distance.sizes) == {"dynamics.step_size": 4, "seed": 2}
     meta = json.loads((out / "sweep.json").read_text())
     assert meta["grid"]["dynamics.step_size"][0] == pytest.approx(0.01) and meta["seeds"] == [0, 1]

@@ -219,8 +219,11 @@ def test_hivemind_fit_on_a_netcdf_file(made, tmp_path, capsys):
     path = write(tmp_path / "conversation.nc", 3.0 * y, anchor, src, dst)  # any length: hivemind normalises
     assert main(["fit", str(path), "--out", str(tmp_path / "fit"), "--resamples", "0", "--train", "30"]) == 0
     out = capsys.readouterr().out
-    assert "best on training data alone: attractor (highest one-step skill against persistence on training" in out
-    assert "vs neighbours" in out
+    assert out.startswith("verdict: one conversation, 24 agents, 40 rounds; best on training data: attractor (highest one-step")
+    assert "vs copy-the-neighbours" in out
+    full = (tmp_path / "fit" / "report.txt").read_text()  # the full table: every model, every baseline
+    assert "best on training data alone: attractor (highest one-step skill against persistence on training" in full
+    assert "vs neighbours" in full
     doc = json.loads((tmp_path / "fit" / "fit.json").read_text())
     assert doc["best"] == "attractor" and set(doc["models"]) == set(fc.MODELS)
     for key in ("skill_vs_persistence", "skill_vs_neighbours", "skill_vs_centroid", "skill_vs_anchor", "mse"):

@@ -1,0 +1,287 @@
+"""An output folder's report: its kind, its verdict, its full tables (``report.txt``) and a page
+to look at (``report.html``), rebuilt from the files the folder already holds.
+
+Kinds: a run (``run.nc``, ``manifest.json``), a sweep (``sweep.nc``), a live run
+(``summary.json``, ``transcript.jsonl``, ``live.nc``) and a fit (``fit.json``).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from hivemind.errors import InputError
+from hivemind.report import page as P
+from hivemind.report import verdict as V
+
+TEXT, HTML = "report.txt", "report.html"
+
+
+class ReportError(InputError):
+    """A folder that is not a hivemind output folder, or one whose files cannot be read."""
+
+
+@dataclass(frozen=True)
+class Report:
+    kind: str
+    verdict: list[str]
+    text: str  # the full tables
+    html: str
+
+
+def kind_of(out: Path) -> str:
+    out = Path(out)
+    if not out.is_dir():
+        raise ReportError(f"{out}: not a folder")
+    if (out / "run.nc").is_file() and (out / "manifest.json").is_file():
+        return "run"
+    if (out / "sweep.nc").is_file():
+        return "sweep"
+    if (out / "summary.json").is_file() and (out / "transcript.jsonl").is_file():
+        return "live"
+    if (out / "fit.json").is_file():
+        return "fit"
+    raise ReportError(f"{out}: not a hivemind output folder (no run.nc, sweep.nc, summary.json or fit.json)")
+
+
+def _json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise ReportError(f"{path}: cannot be read as JSON ({e.__class__.__name__})") from None
+
+
+def _png(fig) -> bytes:
+    import matplotlib.pyplot as plt
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def build(out: str | Path) -> Report:
+    """The report of the folder ``out``; ``ReportError`` for a folder of no known kind."""
+    out = Path(out)
+    kind = kind_of(out)
+    return {"run": _run, "sweep": _sweep, "live": _live, "fit": _fit}[kind](out)
+
+
+def write(out: str | Path) -> Report:
+    """Build the report and write ``report.txt`` and ``report.html`` into ``out``."""
+    from hivemind.io.atomic import atomic_write
+
+    out = Path(out)
+    report = build(out)
+    text = "\n".join(report.verdict) + "\n\n" + report.text + "\n"
+    atomic_write(out / TEXT, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+    atomic_write(out / HTML, lambda tmp: Path(tmp).write_text(report.html, encoding="utf-8"))
+    return report
+
+
+# --- a run -------------------------------------------------------------------------------
+
+
+def run_text(manifest: dict) -> str:
+    s = manifest["summary"]
+    lines = [f"{k}: {v}" for k, v in s.items()]
+    theory = manifest.get("theory") or {}
+    for part in ("predicted", "measured"):
+        for k, v in (theory.get(part) or {}).items():
+            lines.append(f"theory.{part}.{k}: {v}")
+    if "relative_error" in theory:
+        lines.append(f"theory.relative_error: {theory['relative_error']}")
+    lines.append(f"wall_time_s: {manifest.get('wall_time_s')}")
+    return "\n".join(lines)
+
+
+def _run(out: Path) -> Report:
+    from hivemind.io.records import open_result
+
+    manifest = _json(out / "manifest.json")
+    ds = open_result(out / "run.nc")
+    distance = ds.distance_to_anchor.mean("agent").values  # (seed, step)
+    verdict = V.run(manifest, distance[:, -1].tolist())
+    text = run_text(manifest)
+    steps = ds.step.values
+    series = {f"seed {s}": distance[k] for k, s in enumerate(ds.seed.values.tolist()[:6])}
+    theory = manifest.get("theory") or {}
+    rate = (theory.get("predicted") or {}).get("rate")
+    first = (theory.get("measured") or {}).get("first_step")
+    if rate is not None and rate > 0 and first is not None and first in steps:
+        # The linearised theory holds near the anchor: drawn from where the rate was measured.
+        k = int(np.flatnonzero(steps == first)[0])
+        series["theory (linearised)"] = np.where(steps >= first, distance[0, k] * (1 - rate) ** (steps - first), np.nan)
+    chart = P.line_chart(steps, series, "step", "mean distance to the anchor", log_y=True)
+    pngs = sorted((out / "figures").glob("*.png")) if (out / "figures").is_dir() else []
+    figures = chart + "".join(P.figure(p.read_bytes(), p.stem) for p in pngs)
+    if not pngs:
+        figures += (
+            f"<p>More figures: <code>hivemind plot {P.esc(out)}</code>, then <code>hivemind report {P.esc(out)}</code>.</p>"
+        )
+    sections = [
+        P.verdict_section(verdict),
+        P.section("Figures", figures, "figures"),
+        P.scenario_section(manifest.get("scenario_text")),
+        P.text_section(text),
+    ]
+    scenario = manifest.get("scenario")
+    name = scenario.get("name", out.name) if isinstance(scenario, dict) else out.name
+    html = P.page(f"hivemind run: {name}", str(out), sections)
+    return Report("run", verdict, text, html)
+
+
+# --- a sweep -----------------------------------------------------------------------------
+
+
+def sweep_rows(ds) -> tuple[list[dict], list[str]]:
+    """One row per grid point with the seeds' means, and the swept keys."""
+    from hivemind.runner.sweep import swept_keys
+
+    keys = list(swept_keys(ds))
+    flat = ds[["final_mean_distance", "steps_to_tolerance", "clusters", "diverged"]].stack(point=keys)
+    rows = []
+    for i in range(flat.point.size):
+        p = flat.isel(point=i)
+        steps = p.steps_to_tolerance.values
+        row = {k: p[k].item() for k in keys}
+        row |= {
+            "final_mean_distance": float(np.nanmean(p.final_mean_distance.values)),
+            "steps_to_tolerance": float(np.nanmean(steps)) if np.isfinite(steps).any() else float("nan"),
+            "reached": float(np.mean(np.isfinite(steps))),
+            "clusters": float(np.mean(p.clusters.values)),
+            "diverged": float(np.mean(p.diverged.values)),
+        }
+        rows.append(row)
+    return rows, keys
+
+
+def sweep_text(rows: list[dict], keys: list[str]) -> str:
+    header = (
+        "".join(f"{k:>22}" for k in keys)
+        + f"{'final mean dist':>17}{'steps to tol':>14}{'reached':>9}{'clusters':>10}{'diverged':>10}"
+    )
+    lines = [header]
+    for r in rows:
+        cells = "".join(f"{r[k]:>22.4g}" if isinstance(r[k], float) else f"{str(r[k]):>22}" for k in keys)
+        steps = r["steps_to_tolerance"]
+        lines.append(
+            f"{cells}{r['final_mean_distance']:>17.3g}{'never' if steps != steps else f'{steps:.0f}':>14}"
+            f"{r['reached']:>9.0%}{r['clusters']:>10.3g}{r['diverged']:>10.2g}"
+        )
+    return "\n".join(lines)
+
+
+def _sweep(out: Path) -> Report:
+    from hivemind.io.records import open_result
+    from hivemind.plot import sweep_figure
+
+    ds = open_result(out / "sweep.nc")
+    rows, keys = sweep_rows(ds)
+    png = out / "sweep.png"
+    tol = ds.attrs.get("tolerance")
+    verdict = V.sweep(rows, keys, None if tol is None else float(tol))
+    text = sweep_text(rows, keys)
+    manifest = _json(out / "sweep.json") if (out / "sweep.json").is_file() else {}
+    header = [*keys, "final mean distance", "steps to tolerance", "seeds reached", "clusters", "diverged"]
+    table_rows = [
+        [r[k] if not isinstance(r[k], float) else float(f"{r[k]:.6g}") for k in keys]
+        + [
+            float(f"{r['final_mean_distance']:.4g}"),
+            "never" if r["steps_to_tolerance"] != r["steps_to_tolerance"] else round(r["steps_to_tolerance"]),
+            f"{r['reached']:.0%}",
+            float(f"{r['clusters']:.3g}"),
+            float(f"{r['diverged']:.2g}"),
+        ]
+        for r in rows
+    ]
+    sections = [
+        P.verdict_section(verdict),
+        P.section(
+            "Phase diagram",
+            P.figure(png.read_bytes() if png.is_file() else _png(sweep_figure(ds)), "phase diagram"),
+            "phase-diagram",
+        ),
+        P.section("Grid points (the seeds' means)", P.table(header, table_rows, "points"), "points-section"),
+        P.scenario_section(manifest.get("scenario_text")),
+    ]
+    html = P.page(f"hivemind sweep: {ds.attrs.get('scenario', out.name)}", str(out), sections)
+    return Report("sweep", verdict, text, html)
+
+
+# --- a fit -------------------------------------------------------------------------------
+
+
+def fit_text(doc: dict) -> str:
+    if "design" in doc:
+        from hivemind.live.discussions import format_fit
+
+        return format_fit(doc)
+    from hivemind.live.forecast import format_forecast
+
+    return format_forecast(doc["decodings"] if "decodings" in doc else {"": doc})
+
+
+def _fit(out: Path) -> Report:
+    doc = _json(out / "fit.json")
+    verdict = V.fit(doc)
+    text = fit_text(doc)
+    figs = P.figure((out / "fit.png").read_bytes(), "fit") if (out / "fit.png").is_file() else ""
+    if "design" in doc:
+        header = ["model", "parameters", "cv skill vs persistence", "held-out skill vs persistence", "held-out vs neighbours"]
+        rows = [
+            [
+                name,
+                m["n_params"],
+                _sk(m.get("cv"), "persistence"),
+                _sk(m.get("heldout"), "persistence"),
+                _sk(m.get("heldout"), "neighbours"),
+            ]
+            for name, m in doc["models"].items()
+        ]
+    else:
+        header = ["conversation", "model", "parameters", "held-out skill vs persistence", "vs neighbours"]
+        runs = doc["decodings"] if "decodings" in doc else {"": doc}
+        rows = [
+            [run, name, m["n_params"], _sk(m["one_step"], "persistence"), _sk(m["one_step"], "neighbours")]
+            for run, one in runs.items()
+            for name, m in one["models"].items()
+        ]
+    sections = [
+        P.verdict_section(verdict),
+        P.section("Figure", figs, "figures") if figs else "",
+        P.section(
+            "Models (chosen on training data; held-out skill reported once)", P.table(header, rows, "models"), "models-section"
+        ),
+        P.text_section(text),
+    ]
+    return Report("fit", verdict, text, P.page("hivemind fit", str(out), sections))
+
+
+def _sk(score: dict | None, base: str) -> str:
+    if not score or score.get(f"skill_vs_{base}") is None:
+        return "-"
+    iv = score.get(f"interval_vs_{base}")
+    return f"{score[f'skill_vs_{base}']:+.3f}" + (f" [{iv[0]:+.3f}, {iv[1]:+.3f}]" if iv else "")
+
+
+# --- a live run --------------------------------------------------------------------------
+
+
+def live_text(summary: dict) -> str:
+    from hivemind.live.report import format_table
+
+    return format_table(summary)
+
+
+def _live(out: Path) -> Report:
+    from hivemind.report.conversation import build as live_build
+
+    summary = _json(out / "summary.json")
+    text = live_text(summary)
+    verdict, html = live_build(out, summary, text)
+    return Report("live", verdict, text, html)

@@ -1,0 +1,199 @@
+"""The verdict: what a person wants first from each kind of output folder, in a few lines.
+
+Each function reads what the folder's own files hold (``manifest.json``, ``sweep.nc``,
+``summary.json``, ``fit.json``) and returns lines; nothing is computed here that the run did
+not already measure, except spreads over the unit that varies (seeds, rounds).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def _g(x, spec: str = ".3g") -> str:
+    return "-" if x is None else format(x, spec)
+
+
+def _span(values, spec: str = ".3g") -> str:
+    v = np.asarray([x for x in values if x is not None and np.isfinite(x)], float)
+    if v.size < 2:
+        return ""
+    return f" [{v.min():{spec}}, {v.max():{spec}}]"
+
+
+def run(manifest: dict, final_by_seed: list[float] | None = None) -> list[str]:
+    """A simulated run: did the hivemind form, how fast against the theory, and how it split."""
+    s, seeds = manifest["summary"], manifest.get("seeds") or [0]
+    formed = s["agents_reachable"] > 0 and s["agents_reached"] >= s["agents_reachable"]
+    nearest = "the nearest anchor" if "final_anchor_share" in s else "the anchor"
+    head = "the hivemind formed" if formed else "the hivemind did not form"
+    n_seeds = f"{len(seeds)} seed{'s' if len(seeds) > 1 else ''}"
+    lines = [
+        f"verdict: {head}: {s['agents_reached']:g}/{s['agents']} agents within {s['reached_tol']:g} of {nearest} "
+        f"after {s['final_step']} steps ({n_seeds}; {s['agents_reachable']} can hear an anchor)",
+        f"  mean distance to {nearest} {s['initial_distance_mean']:.3g} -> {s['final_distance_mean']:.3g}"
+        + (f" (seeds' range{_span(final_by_seed)})" if final_by_seed and len(final_by_seed) > 1 else "")
+        + f"; {s['final_clusters']:g} cluster(s), the largest holding {s['final_largest_cluster_share']:.0%} of the agents",
+    ]
+    if "final_anchor_share" in s:
+        anchors = (manifest.get("scenario") or {}).get("anchors") or []
+        labels = [str(a.get("node")) for a in anchors] if len(anchors) == len(s["final_anchor_share"]) else None
+        labels = labels or [str(k) for k in range(len(s["final_anchor_share"]))]
+        shares = ", ".join(f"{lab} {v:.0%}" for lab, v in zip(labels, s["final_anchor_share"], strict=True))
+        lines.append(f"  agents by nearest anchor: {shares}")
+    theory = manifest.get("theory") or {}
+    pred, meas = theory.get("predicted") or {}, theory.get("measured") or {}
+    if pred.get("rate") is not None and meas.get("rate") is not None:
+        lines.append(
+            f"  rate of approach per step: predicted {pred['rate']:.4g} (linearised at the anchor), measured {meas['rate']:.4g} "
+            f"(relative error {theory.get('relative_error', float('nan')):.1%})"
+        )
+    elif pred and not pred.get("stable", True):
+        lines.append("  the linearised theory predicts no convergence at this step size (unstable)")
+    return lines
+
+
+def sweep(table: list[dict], keys: list[str], tol: float | None) -> list[str]:
+    """A sweep: at how many points every seed reached the anchor, and where the extremes are.
+
+    ``table`` holds one row per point with the seeds' ``final_mean_distance``, ``reached``
+    (share of seeds within tolerance), ``clusters`` and ``diverged`` shares, and the keys.
+    """
+    n = len(table)
+    reached = sum(1 for r in table if r["reached"] >= 1.0)
+    diverged = sum(1 for r in table if r["diverged"] > 0)
+    split = sum(1 for r in table if r["clusters"] > 1.0)
+    at = lambda r: ", ".join(f"{k} = {r[k]:.4g}" if isinstance(r[k], float) else f"{k} = {r[k]}" for k in keys)  # noqa: E731
+    dist = [r["final_mean_distance"] for r in table]
+    finite = [r for r in table if np.isfinite(r["final_mean_distance"])]
+    lines = [
+        f"verdict: the hivemind formed at {reached} of {n} points (the mean distance to the anchor fell below {_g(tol)} "
+        "at every seed); "
+        f"split into clusters at {split}, diverged at {diverged}",
+        f"  final mean distance over the grid{_span(dist)}",
+    ]
+    if finite:
+        best = min(finite, key=lambda r: r["final_mean_distance"])
+        worst = max(finite, key=lambda r: r["final_mean_distance"])
+        lines.append(
+            f"  nearest at {at(best)} ({best['final_mean_distance']:.3g}); farthest at {at(worst)} "
+            f"({worst['final_mean_distance']:.3g})"
+        )
+    return lines
+
+
+def _rounds(n: int) -> str:
+    return "(on 1 held-out round)" if n == 1 else f"(range over {n} held-out rounds)"
+
+
+def _round_skill(f: dict, model: str, base: str) -> tuple[float | None, str]:
+    """Held-out skill of ``model`` against a baseline, and its range over the held-out rounds."""
+    m = f["models"][model]["one_step"]
+    skill = m.get(f"skill_vs_{base}")
+    by_round = [
+        None if b <= 0 else 1.0 - a / b
+        for a, b in zip(m.get("mse_by_round") or [], (f.get("baselines_by_round") or {}).get(base) or [], strict=False)
+    ]
+    return skill, _span(by_round, "+.3f")
+
+
+def live(summary: dict, agents_sd: dict | None = None) -> list[str]:
+    """A live run: per decoding, the population's movement, the paper's measures, the best
+    forecast model chosen on training data and whether the anchor's pull is measurable."""
+    rows = summary["table"]
+    if rows and "final_jaccard_to_anchor" not in rows[0]:
+        return _discussions(summary)
+    seed = summary.get("seed")
+    lines = [
+        f"verdict: {summary['scenario']}, {summary['agents']} agents around anchor {summary['anchor']}, "
+        f"{summary['rounds']} rounds ({'one seed' if seed is None else f'live.seed = {seed}'}; spreads over agents and rounds)"
+    ]
+    paper = summary.get("paper") or {}
+    forecast = summary.get("forecast") or {}
+    for row in rows:
+        d = row["decoding"]
+        p = paper.get(d) or {}
+        sd = (agents_sd or {}).get(d)
+        moved = row["final_embedding_distance"] - row["initial_embedding_distance"]
+        lines.append(
+            f"  {d}: distance to the anchor {row['initial_embedding_distance']:.3f} -> {row['final_embedding_distance']:.3f} rad "
+            f"({moved:+.3f}{'' if sd is None else f'; agents sd {sd:.3f}'}); compliance {_g(row.get('mean_compliance'), '.2f')} "
+            f"(paper {_g(p.get('mean_compliance'), '.2f')}), final Jaccard {row['final_jaccard_to_anchor']:.3f} "
+            f"(paper {_g(p.get('final_jaccard_to_anchor'), '.3f')})"
+        )
+        f = forecast.get(d)
+        if not f:
+            lines.append("    no forecast fit (live.fit = false, or too few rounds)")
+            continue
+        best = f["best"]
+        sp, span_p = _round_skill(f, best, "persistence")
+        sn, span_n = _round_skill(f, best, "neighbours")
+        beats = "beats" if (sp or 0) > 0 else "does not beat"
+        lines.append(
+            f"    best on training data: {best}, which {beats} persistence one round ahead: skill {_g(sp, '+.3f')}{span_p} "
+            f"vs persistence, {_g(sn, '+.3f')}{span_n} vs copy-the-neighbours {_rounds(f['heldout_transitions'])}"
+        )
+        pull = f.get("anchor_pull")
+        if pull:
+            what = {True: "measurable", False: "not measurable", None: "not tested (live.fit_resamples = 0)"}[pull["measurable"]]
+            iv = pull.get("interval")
+            lines.append(
+                f"    anchor's pull: {what} (kappa {pull['anchor_coupling']:.4f}"
+                + ("" if iv is None else f", 90% interval [{iv[0]:.4f}, {iv[1]:.4f}]")
+                + ")"
+            )
+    lines += _probe_verdicts(summary)
+    return lines
+
+
+def _discussions(summary: dict) -> list[str]:
+    lines = [
+        f"verdict: {summary['discussions']} discussion(s) of {summary.get('topic')!r}, no anchor, {summary['rounds']} rounds"
+    ]
+    for row in summary["table"]:
+        a, b = row.get("initial_within_discussion_distance"), row.get("final_within_discussion_distance")
+        pa, pb = row.get("initial_probe"), row.get("final_probe")
+        lines.append(
+            f"  {row['decoding']}: distance within a discussion {_g(a, '.3f')} -> {_g(b, '.3f')} rad; "
+            f"mean probe {_g(pa, '+.2f')} -> {_g(pb, '+.2f')} on -2..2"
+        )
+    for decoding, f in (summary.get("discussion_fit") or {}).items():
+        lines.append(f"  {decoding} fit: {f['line']}")
+    return lines + _probe_verdicts(summary)
+
+
+def _probe_verdicts(summary: dict) -> list[str]:
+    out = []
+    for model, p in (summary.get("probes") or {}).items():
+        sep = p["check_set"]
+        ok = "reliable" if p["reliable"] else "unreliable: it does not tell agreement from rejection"
+        out.append(f"  probe of {model} ({p['form']}): {ok} (paraphrase above rejection in {sep['negation_auc']:.0%} of pairs)")
+    return out
+
+
+def fit(doc: dict) -> list[str]:
+    """A fit: the model chosen on training data and its held-out skill against the baselines."""
+    if "design" in doc:  # many discussions
+        from hivemind.live.discussions import format_fit
+
+        return ["verdict: " + format_fit(doc).split("\n")[0], *format_fit(doc).split("\n")[1:4]]
+    if "decodings" in doc:  # a live run's folder: one conversation per decoding
+        lines = [f"verdict: {len(doc['decodings'])} conversations (one per decoding), each fitted on its own"]
+        for name, one in doc["decodings"].items():
+            lines += [f"  {name}: " + line.removeprefix("verdict: ").strip() for line in _one_fit(one)]
+        return lines
+    return _one_fit(doc)
+
+
+def _one_fit(doc: dict) -> list[str]:
+    best = doc.get("best")
+    if best is None:
+        return ["verdict: no model could be fitted"]
+    sp, span_p = _round_skill(doc, best, "persistence")
+    sn, span_n = _round_skill(doc, best, "neighbours")
+    return [
+        f"verdict: one conversation, {doc['agents']} agents, {doc['rounds']} rounds; best on training data: {best} "
+        f"({doc.get('selection', '')})",
+        f"  held-out skill one round ahead: {_g(sp, '+.3f')}{span_p} vs persistence, {_g(sn, '+.3f')}{span_n} vs "
+        f"copy-the-neighbours {_rounds(doc['heldout_transitions'])}",
+    ]
