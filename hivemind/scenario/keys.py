@@ -1,0 +1,218 @@
+"""Every key a scenario file may hold outside [live]: its type, default, allowed values and meaning.
+
+The documentation's reference of scenario keys is generated from this table (and from
+``hivemind.live.keys`` for [live]); a test fails when the parser reads a key that is missing
+here, or when a key listed here is refused by the parser (each is parsed with its example).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+from hivemind.scenario.names import BUILTIN_RULES, MANIFOLD_KINDS, SCHEDULES
+
+
+class Key(NamedTuple):
+    name: str  # section.key ("" section: top level)
+    type: str
+    default: str  # as TOML would write it; "required" or "-" (absent) where there is none
+    allowed: str
+    meaning: str
+    example: str  # a TOML value the parser accepts (with ``context``, the overrides it needs)
+    context: tuple[str, ...] = ()  # overrides, or "drop:SECTION" for a table that must be absent
+
+
+SCENARIO_KEYS: tuple[Key, ...] = (
+    Key("name", "string", "the file's stem", "any", "the scenario's name, used in outputs and figure titles", '"demo"'),
+    Key("description", "string", '""', "any", "one line about the scenario", '"a test"'),
+    Key(
+        "manifold.kind",
+        "string",
+        "required (sphere in live mode)",
+        ", ".join(MANIFOLD_KINDS),
+        "the Riemannian manifold the states live on",
+        '"hyperbolic"',
+    ),
+    Key("manifold.dim", "integer", "required (2 in live mode)", ">= 1", "its intrinsic dimension", "3"),
+    Key(
+        "graph.kind",
+        "string",
+        "required",
+        "a networkx generator, preferential_attachment, groups, edges, file",
+        "how the interaction graph is built",
+        '"preferential_attachment"',
+    ),
+    Key("graph.n", "integer", "-", ">= 2", "the number of nodes (the anchor included)", "12"),
+    Key(
+        "graph.params",
+        "table",
+        "{}",
+        "the generator's keyword arguments",
+        "e.g. { m = 3 } for barabasi_albert",
+        "{ m = 2 }",
+        ('graph.kind="barabasi_albert"',),
+    ),
+    Key("graph.seed", "integer", "0", "any", "the seed of a random graph generator", "3"),
+    Key(
+        "graph.directed",
+        "boolean",
+        "false",
+        "true, false",
+        "edges carry influence one way (dst hears src)",
+        "true",
+        ("drop:graph", 'graph.kind="edges"', "graph.n=3", "graph.edges=[[0, 1], [1, 2]]"),
+    ),
+    Key(
+        "graph.edges",
+        "list",
+        "-",
+        "[[i, j], ...] or [[i, j, w], ...]",
+        'the edges, with graph.kind = "edges"',
+        "[[0, 1], [1, 2], [2, 0]]",
+        ("drop:graph", 'graph.kind="edges"', "graph.n=3"),
+    ),
+    Key(
+        "graph.path",
+        "string",
+        "-",
+        "a GraphML file or lines 'u v [w]'",
+        'the graph file, with graph.kind = "file"',
+        '"island.edges"',
+        ("drop:graph", 'graph.kind="file"'),
+    ),
+    Key(
+        "graph.size",
+        "integer",
+        "-",
+        ">= 2",
+        'agents per group, with graph.kind = "groups" (disjoint complete groups)',
+        "3",
+        ("drop:graph", 'graph.kind="groups"', "graph.count=4"),
+    ),
+    Key(
+        "graph.count",
+        "integer",
+        "-",
+        ">= 1",
+        'the number of groups, with graph.kind = "groups"',
+        "4",
+        ("drop:graph", 'graph.kind="groups"', "graph.size=3"),
+    ),
+    Key("anchor.node", "node label", "0", "a node of the graph", "the node with infinite inertia", "1"),
+    Key(
+        "anchor.state",
+        "string or list",
+        '"random"',
+        '"random", "init", or ambient coordinates',
+        "where the anchor sits",
+        '"random"',
+    ),
+    Key("anchor.coupling", "number", "1.0", ">= 0", "kappa: the weight of the anchor's edges (0: nobody hears it)", "2.0"),
+    Key("anchor.seed", "integer", "0", "any", "the seed of a random anchor state", "5"),
+    Key(
+        "anchors",
+        "array of tables",
+        "-",
+        "[[anchors]] blocks with node, state, coupling, seed",
+        "several anchors instead of [anchor]",
+        "[{ node = 0 }, { node = 3 }]",
+        ("drop:anchor",),
+    ),
+    Key(
+        "init.kind",
+        "string",
+        '"cap"',
+        "random, cap, explicit",
+        "initial states: uniform, a geodesic ball of radius spread around the anchor, or given",
+        '"random"',
+    ),
+    Key("init.spread", "number", "1.0", "> 0 (<= pi on the sphere)", "the cap's radius", "0.5"),
+    Key("init.seed", "integer", "- (drawn from each run seed)", "any", "pin the initial configuration across run seeds", "7"),
+    Key(
+        "init.states",
+        "list of rows",
+        "-",
+        "one row of ambient coordinates per node",
+        'the states, with init.kind = "explicit"',
+        "[[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]]",
+        ("drop:graph", 'init.kind="explicit"', 'graph.kind="cycle_graph"', "graph.n=3", "manifold.dim=2"),
+    ),
+    Key(
+        "dynamics.rule",
+        "string",
+        '"gradient"',
+        ", ".join(BUILTIN_RULES) + ", or an optax optimizer (adam, sgd, ...)",
+        "the update rule of every agent",
+        '"adam"',
+    ),
+    Key(
+        "dynamics.step_size",
+        "number",
+        "required (0.1 in live mode)",
+        "> 0",
+        "eta: the step size (an optax learning rate)",
+        "0.05",
+    ),
+    Key("dynamics.steps", "integer", "required (100 in live mode)", ">= 1", "how many steps to run", "50"),
+    Key("dynamics.noise", "number", "0.0", ">= 0", "sigma: the scale of the tangent noise of the noisy rules", "0.01"),
+    Key(
+        "dynamics.noise_schedule",
+        "string",
+        '"constant"',
+        ", ".join(SCHEDULES),
+        "how the noise decays over steps",
+        '"exponential"',
+    ),
+    Key("dynamics.noise_decay", "number", "100.0", "> 0", "the schedule's time constant in steps", "50.0"),
+    Key("dynamics.gossip_prob", "number", "0.5", "(0, 1]", "the share of edges that act at a gossip step", "0.3"),
+    Key(
+        "dynamics.options",
+        "table",
+        "{}",
+        "keyword arguments of the optax optimizer",
+        "e.g. { b1 = 0.8 } for adam",
+        "{ b1 = 0.8 }",
+        ('dynamics.rule="adam"',),
+    ),
+    Key(
+        "dynamics.confidence",
+        "number",
+        "- (every edge acts)",
+        "> 0",
+        "bounded confidence: edges act only between agents closer than this",
+        "0.3",
+    ),
+    Key("record.every", "integer", "10", ">= 1", "record every k-th step (and always the last)", "5"),
+    Key("record.cluster_tol", "number", "0.05", "> 0", "agents closer than this across an edge are in one cluster", "0.1"),
+    Key("run.seed", "integer", "0", ">= 0", "the run's seed (JAX PRNG key)", "3"),
+    Key(
+        "run.seeds",
+        "list of integers",
+        "-",
+        "distinct, >= 0",
+        "several seeds in one batched computation (instead of run.seed)",
+        "[0, 1, 2]",
+        ("drop:run",),
+    ),
+    Key("run.precision", "string", '"float32"', "float32, float64", "the floating-point precision of the engine", '"float64"'),
+    Key("run.checkpoint_every", "integer", "- (about every minute)", ">= 0", "steps between checkpoints (0: none)", "100"),
+    Key("run.shard", "string", '"none"', "none, seeds, agents", "spread the run over jax.devices() or processes", '"seeds"'),
+    Key(
+        "agents.inertia",
+        "number, list or string",
+        "1.0",
+        '> 0, one per node, "degree" or "active"',
+        "m_i: how hard each agent is to move",
+        '"degree"',
+    ),
+    Key(
+        "agents.stubbornness",
+        "number, list or table",
+        "0.0",
+        "[0, 1], one per node or { node = value }",
+        "theta: the pull back to each agent's initial state (Friedkin-Johnsen)",
+        "0.2",
+    ),
+)
+
+SECTIONS_WITH_FREE_KEYS = ("graph.params", "dynamics.options")
