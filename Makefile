@@ -16,7 +16,7 @@ endif
 # built with them otherwise: llama-cpp-python is built here, first, without that cache.
 LLAMA := $(BIN)/python -m pip install --quiet --no-cache-dir --no-binary llama-cpp-python 'llama-cpp-python>=0.3'
 
-.PHONY: demo test lint clean readme-figures analysis analysis-discussions analysis-probes bench live bench-live bench-sweep bench-processes bench-startup bench-fit
+.PHONY: demo test docs browser lint clean readme-figures analysis analysis-discussions analysis-probes bench live bench-live bench-sweep bench-processes bench-startup bench-fit
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -32,8 +32,17 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 
 $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 	$(LLAMA)
-	$(BIN)/python -m pip install --quiet -e '.[dev,live,bench]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,live,bench,docs]'
 	touch $@ $(VENV)/.installed
+
+# The tests of report.html load it in a real browser: Debian's chromium and chromium-driver,
+# installed here where they are missing (as root, or through sudo).
+BROWSER := chromium chromium-driver
+browser:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || { \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get install -y --no-install-recommends $(BROWSER) >/dev/null 2>&1 || \
+	  { $$SUDO apt-get update >/dev/null && $$SUDO apt-get install -y --no-install-recommends $(BROWSER) >/dev/null; }; }
 
 demo: $(VENV)/.installed
 	$(BIN)/hivemind run scenarios/quickstart.toml --out runs/quickstart --force --plot
@@ -43,10 +52,12 @@ demo: $(VENV)/.installed
 live: $(VENV)/.installed
 	$(BIN)/hivemind live scenarios/live_quickstart.toml --out runs/live_quickstart --force
 
-# The README's figures come from the demo run and the live quickstart.
+# The front door's figures (and the live verdict the guide shows) come from the demo run and the live quickstart.
 readme-figures: demo live
 	for f in convergence.png states.png graph.png states.gif; do cp runs/quickstart/figures/$$f figures/quickstart_$$f; done
 	cp runs/live_quickstart/live.png figures/live_quickstart.png
+	cp runs/live_quickstart/summary.json figures/live_quickstart.json
+	$(BIN)/python analysis/readme_blocks.py
 
 # Reproduce the paper's claims (and where they fail) into figures/; see analysis/README.md.
 analysis: $(VENV)/.installed-dev
@@ -105,8 +116,14 @@ bench-live: $(VENV)/.installed-dev
 	$(BIN)/python analysis/readme_blocks.py
 
 # Two workers: many tests wait on a subprocess, a compile or a file, so both cores stay busy.
-test: $(VENV)/.installed-dev
+test: $(VENV)/.installed-dev browser
 	$(BIN)/python -m pytest -n 2
+
+# The documentation site, into docs/_build/html: every tutorial executed (cached while unchanged),
+# the reference generated from the code, warnings as errors.
+docs: $(VENV)/.installed-dev
+	$(BIN)/sphinx-build -W --keep-going -q -b html docs docs/_build/html
+	@echo "docs: docs/_build/html/index.html"
 
 # ruff, and the import contract of pyproject.toml: each layer imports only from those below it.
 lint: $(VENV)/.installed-dev
@@ -115,4 +132,4 @@ lint: $(VENV)/.installed-dev
 	$(BIN)/lint-imports
 
 clean:
-	rm -rf runs .pytest_cache .ruff_cache .hypothesis
+	rm -rf runs .pytest_cache .ruff_cache .hypothesis docs/_build docs/reference/generated docs/tutorials/out

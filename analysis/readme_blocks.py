@@ -1,4 +1,4 @@
-"""Rewrite every generated block of README.md and analysis/README.md from its JSON.
+"""Rewrite every generated block of analysis/README.md and the guide's pages (docs/guide) from its JSON.
 
 A block is ``<!-- NAME:begin ... -->`` ... ``<!-- NAME:end -->``; each NAME is rendered by the
 script that writes its JSON (tests/test_documents.py checks the same renderings). Run after
@@ -22,8 +22,9 @@ BLOCKS = {
     "live_pairs": ("analysis/live_pairs.py", "table", "figures/live_pairs.json"),
     "probe_cost": ("benchmarks/live_probe.py", "sentence", "benchmarks/results/live_probe.json"),
     "live32_probes": ("analysis/live32_probes.py", "table", "figures/live32_probes.json"),
+    "live_quickstart": ("analysis/live_quickstart.py", "verdict", "figures/live_quickstart.json"),
 }
-DOCUMENTS = ("README.md", "analysis/README.md")
+DOCUMENTS = ("analysis/README.md", *sorted(str(p.relative_to(ROOT)) for p in (ROOT / "docs" / "guide").glob("*.md")))
 
 
 def render(name: str) -> str:

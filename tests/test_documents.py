@@ -21,7 +21,15 @@ def script(path: str):
     return module
 
 
-def block(name: str, document: str = "README.md") -> str:
+GUIDE = sorted((ROOT / "docs" / "guide").glob("*.md"))
+
+
+def block(name: str, document: str = "guide") -> str:
+    """The generated block ``name`` of a document: ``"guide"`` is whichever page of docs/guide holds it."""
+    if document == "guide":
+        holding = [p for p in GUIDE if f"<!-- {name}:begin" in p.read_text()]
+        assert len(holding) == 1, f"{name} should be in exactly one page of docs/guide, found {holding}"
+        document = str(holding[0].relative_to(ROOT))
     text = (ROOT / document).read_text()
     m = re.search(rf"<!-- {name}:begin[^>]*-->\n(.*?)<!-- {name}:end -->", text, re.S)
     assert m, f"{document} has no {name} block"
@@ -74,9 +82,9 @@ def test_the_speed_line_matches_the_benchmark(name):
 @pytest.mark.parametrize(
     "name, path, function, data, documents",
     [
-        ("probe_check", "analysis/live_pairs.py", "check_table", "figures/live_pairs.json", ("README.md",)),
-        ("live_pairs", "analysis/live_pairs.py", "table", "figures/live_pairs.json", ("README.md", "analysis/README.md")),
-        ("probe_cost", "benchmarks/live_probe.py", "sentence", "benchmarks/results/live_probe.json", ("README.md",)),
+        ("probe_check", "analysis/live_pairs.py", "check_table", "figures/live_pairs.json", ("guide",)),
+        ("live_pairs", "analysis/live_pairs.py", "table", "figures/live_pairs.json", ("guide", "analysis/README.md")),
+        ("probe_cost", "benchmarks/live_probe.py", "sentence", "benchmarks/results/live_probe.json", ("guide",)),
         ("live32_probes", "analysis/live32_probes.py", "table", "figures/live32_probes.json", ("analysis/README.md",)),
     ],
 )
@@ -161,3 +169,42 @@ def test_the_check_set_sentence_holds_in_its_json():
     assert round(best["gemma3"], 2) == 0.77 and round(best["smollm2"], 2) == 0.60
     gemma = doc["results"]["gemma3"]["validity"]["check_set"]["forms"]["judge_yes_no"]
     assert gemma["signal"] < 2 * gemma["noise"]
+
+
+def test_the_readme_shows_the_demo_verdict_as_the_quickstart_prints_it(tmp_path, capsys):
+    """The README's first screen: the verdict `make demo` prints, checked against a real run."""
+    from hivemind.cli import main
+
+    shown = block("demo_verdict", "README.md").strip().removeprefix("```text").removesuffix("```").strip().splitlines()
+    assert main(["run", str(ROOT / "scenarios" / "quickstart.toml"), "--out", str(tmp_path / "q"), "--quiet"]) == 0
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[: len(shown)] == shown
+
+
+def test_the_readme_is_a_front_door():
+    text = (ROOT / "README.md").read_text()
+    assert len(text.splitlines()) <= 200
+    first_screen = "\n".join(text.splitlines()[:40])
+    assert "make demo" in first_screen and "make test" in first_screen
+    for link in re.findall(r"\]\(((?:docs|analysis)/[^)#]+)", text):  # every page it points to exists
+        assert (ROOT / link).is_file(), link
+
+
+def test_the_live_quickstart_verdict_and_its_prose_hold_in_its_json():
+    quickstart = script("analysis/live_quickstart.py")
+    summary = json.loads((ROOT / "figures" / "live_quickstart.json").read_text())
+    assert block("live_quickstart") == quickstart.verdict(summary)
+    forecast = summary["forecast"]
+    # "no model beats persistence one round ahead on the three held-out rounds"
+    for f in forecast.values():
+        assert f["heldout_transitions"] == 3
+        assert f["models"][f["best"]]["one_step"]["skill_vs_persistence"] < 0
+    # "greedy: not measurably above zero; sampled: measurable"
+    assert forecast["greedy"]["anchor_pull"]["measurable"] is False
+    assert forecast["stochastic"]["anchor_pull"]["measurable"] is True
+    # "barely move (greedy), move a little toward the anchor (sampled)"
+    rows = {r["decoding"]: r for r in summary["table"]}
+    greedy, sampled = (
+        rows[d]["final_embedding_distance"] - rows[d]["initial_embedding_distance"] for d in ("greedy", "stochastic")
+    )
+    assert abs(greedy) < 0.02 and sampled < greedy

@@ -17,9 +17,9 @@ def minkowski(u: Array, v: Array) -> Array:
 
 @dataclass(frozen=True)
 class Hyperbolic(ManifoldBase):
-    """H^n = {x in R^(n+1) : <x, x>_L = -1, x_0 > 0}, curvature -1.
+    """``H^n = {x in R^(n+1) : <x, x>_L = -1, x_0 > 0}``, curvature -1.
 
-    Distances use d = 2 asinh(|x - y|_L / 2), exact and well conditioned near 0, where
+    Distances use ``d = 2 asinh(|x - y|_L / 2)``, exact and well conditioned near 0, where
     ``arccosh(-<x, y>_L)`` has an infinite derivative and loses half its digits.
     """
 

@@ -12,9 +12,9 @@ from hivemind.engine.manifolds.base import Array, ManifoldBase, dot, ratio_or_on
 
 @dataclass(frozen=True)
 class Sphere(ManifoldBase):
-    """S^n = {x in R^(n+1) : |x| = 1} with the round metric.
+    """``S^n = {x in R^(n+1) : |x| = 1}`` with the round metric.
 
-    Distances use Kahan's d = 2 atan2(|x - y|, |x + y|), accurate at 0 (exactly 0 for
+    Distances use Kahan's ``d = 2 atan2(|x - y|, |x + y|)``, accurate at 0 (exactly 0 for
     equal points) and near the antipode, where ``arccos(<x, y>)`` loses half its digits.
     At the cut locus (exact antipodes) Log is not unique; it returns the zero vector,
     never NaN.
