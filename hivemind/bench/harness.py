@@ -116,12 +116,14 @@ seeds = {list(seeds)}
 class Engine:
     """hivemind's compiled step loop on one scenario, timed apart from its compilation."""
 
-    def __init__(self, sc: Scenario, pairs: bool | None = None, repeats: int = 3):
+    def __init__(self, sc: Scenario, pairs: bool | None = None, repeats: int = 3, fused: bool | None = None):
         dtype = jnp.float32
         self.repeats = repeats
         self.config, self.hyper, self.topology = engine_inputs(sc, dtype)
         if pairs is not None:  # force the pair kernel on or off, to race the two
             self.config = replace(self.config, features=self.config.features._replace(pairs=pairs))
+        if fused is not None:  # force the fused C++ kernel on or off (run.kernel), to race it with pure JAX
+            self.config = replace(self.config, features=self.config.features._replace(fused=fused))
         self.x0 = jnp.stack([initial_configuration(sc, s, dtype) for s in sc.run.seeds])
         self.keys = dynamics_keys(sc.run.seeds)
 

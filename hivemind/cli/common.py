@@ -215,6 +215,16 @@ def load(args, engine: bool = True):
     return scenario
 
 
+def kernel_note(s) -> str | None:
+    """One line when run.kernel = "fused" was asked for and the run falls back to the pure-JAX kernel, else None."""
+    if s.run.kernel != "fused" or not s.anchors:
+        return None
+    from hivemind.runner.simulate import kernel_choice
+
+    fused, why = kernel_choice(s)
+    return None if fused else why
+
+
 def describe(s) -> str:
     from hivemind.scenario.names import SYMBOLS
 

@@ -16,6 +16,7 @@ from hivemind.cli.common import (
     describe,
     finish_report,
     join_processes,
+    kernel_note,
     load,
     out_dir,
     peer_lost,
@@ -89,6 +90,9 @@ def cmd_run(args) -> int:
             print(f"{share}; process 0 writes {out}", flush=True)
         elif not args.quiet:
             print(describe(scenario), file=sys.stderr)
+            note = kernel_note(scenario)
+            if note:
+                print(note, file=sys.stderr)
             if several:
                 import jax
 

@@ -17,6 +17,7 @@ from hivemind.cli.common import (
     describe,
     finish_report,
     join_processes,
+    kernel_note,
     load,
     out_dir,
     parse_grid,
@@ -70,6 +71,9 @@ def cmd_sweep(args) -> int:
         print(f"{me}: computing its share of the sweep; process 0 writes {out}", flush=True)
     elif not args.quiet:
         print(f"{describe(scenario)}\nsweep: {shape} = {total} points x {args.seeds} seeds", file=sys.stderr)
+        note = kernel_note(scenario)
+        if note:
+            print(note, file=sys.stderr)
         if several:
             import jax
 

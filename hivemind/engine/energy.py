@@ -86,9 +86,18 @@ def _pull_pairs(manifold: Manifold, bounded: bool, states, senders, receivers, w
 
 
 @functools.cache
-def _vmappable_pull(manifold: Manifold, bounded: bool, pairs: bool):
-    """``_pull`` (or ``_pull_pairs``) whose vmap over seeds runs agents-first instead of as a batched gather."""
-    if pairs:
+def _vmappable_pull(manifold: Manifold, bounded: bool, pairs: bool, fused: bool = False):
+    """``_pull`` (or ``_pull_pairs``, or the fused C++ kernel) whose vmap over seeds runs
+    agents-first instead of as a batched gather."""
+    if fused:
+        from hivemind.engine import fused as fused_kernel
+
+        reference = functools.partial(_pull, manifold, bounded)
+
+        def plain(states, senders, receivers, weights, confidence, half):
+            return fused_kernel.pull(manifold.name, bounded, reference, states, senders, receivers, weights, confidence)
+
+    elif pairs:
         plain = functools.partial(_pull_pairs, manifold, bounded)
     else:
 
@@ -122,8 +131,13 @@ def pull_and_heard(
     confidence: jax.Array | None = None,
     pairs: bool = False,
     differentiable: bool = False,
+    fused: bool = False,
 ) -> tuple[jax.Array, jax.Array]:
-    """``pull`` and the weight each node hears through the edges that act (for "active" inertia)."""
+    """``pull`` and the weight each node hears through the edges that act (for "active" inertia).
+
+    With ``fused`` the C++ kernel of ``hivemind.engine.fused`` computes it (the caller checks
+    that it can run here); the pure-JAX kernels stay the oracle and the differentiable path.
+    """
     bounded = confidence is not None
     c = jnp.asarray(jnp.inf if confidence is None else confidence, states.dtype)
     t = topology
@@ -136,7 +150,7 @@ def pull_and_heard(
         if pairs:
             return _pull_pairs(manifold, bounded, states, t.senders, t.receivers, t.weights, c, t.half)
         return _pull(manifold, bounded, states, t.senders, t.receivers, t.weights, c)
-    return _vmappable_pull(manifold, bounded, pairs)(states, t.senders, t.receivers, t.weights, c, t.half)
+    return _vmappable_pull(manifold, bounded, pairs and not fused, fused)(states, t.senders, t.receivers, t.weights, c, t.half)
 
 
 def pull(
@@ -172,6 +186,8 @@ class Features(NamedTuple):
         both directions (``pull``'s pair kernel); a choice of kernel, not of dynamics
     differentiable : the pull without its forward-only batching rule, so that
         ``jax.grad`` goes through a whole run (fitting the dynamics to data)
+    fused : the pull by the fused C++ kernel (``hivemind.engine.fused``, run.kernel); a
+        choice of kernel, equal to the pure-JAX one to float rounding
     """
 
     stubborn: bool = False
@@ -179,6 +195,7 @@ class Features(NamedTuple):
     active_inertia: bool = False
     pairs: bool = False
     differentiable: bool = False
+    fused: bool = False
 
 
 # The paper's dynamics: no stubbornness, no confidence bound, fixed inertia.
@@ -201,7 +218,13 @@ def drift(
     anchor. Without stubbornness or a bound it is exactly (1/m) * ``pull``.
     """
     force, heard = pull_and_heard(
-        manifold, states, topology, confidence if features.bounded else None, features.pairs, features.differentiable
+        manifold,
+        states,
+        topology,
+        confidence if features.bounded else None,
+        features.pairs,
+        features.differentiable,
+        features.fused and not features.differentiable,
     )
     inv_m = topology.inv_inertia
     if features.active_inertia:

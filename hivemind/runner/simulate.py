@@ -50,6 +50,28 @@ class SimulationDiverged(RuntimeError):
         self.step = step
 
 
+def kernel_choice(scenario: Scenario) -> tuple[bool, str]:
+    """(fused, why): whether the fused C++ pair kernel computes this run, and one line saying so.
+
+    "fused" asks for it, and falls back to the pure-JAX kernel where it cannot run (not built,
+    not the CPU, a run spread over devices), saying why. "auto" takes the pure-JAX kernel for
+    now: on this project's benchmark (benchmarks/fused.py) the fused kernel, one edge at a time,
+    is slower than XLA's pair kernel, which evaluates each undirected pair once and vectorises
+    the transcendental functions across edges. "jax" never takes it.
+    """
+    asked = scenario.run.kernel
+    if asked != "fused":
+        return False, "kernel: jax"
+    from hivemind.engine import fused
+
+    if scenario.run.shard != "none" or jax.device_count() > 1:
+        return False, "kernel: jax (the fused kernel runs on one device; run.shard spreads this run)"
+    if jax.default_backend() != "cpu":
+        return False, f"kernel: jax (the fused kernel is for the CPU; this run is on {jax.default_backend()})"
+    ok, why = fused.status()
+    return (True, "kernel: fused") if ok else (False, f"kernel: jax ({why.split(': using')[0]})")
+
+
 def engine_inputs(scenario: Scenario, dtype) -> tuple[EngineConfig, dict, Topology]:
     """The static config, the numeric hyperparameters and the topology of a scenario."""
     dyn = scenario.dynamics
@@ -63,6 +85,7 @@ def engine_inputs(scenario: Scenario, dtype) -> tuple[EngineConfig, dict, Topolo
         # Agents split over devices would split the pairs too, and the pair kernel's
         # unsorted second sum would cross devices: keep the message kernel there.
         pairs=not scenario.arrays.directed and scenario.run.shard != "agents",
+        fused=kernel_choice(scenario)[0],
     )
     config = EngineConfig(manifold, dyn.rule, dyn.noise_schedule, static_opts, features)
     hyper = {

@@ -198,6 +198,15 @@ SCENARIO_KEYS: tuple[Key, ...] = (
     Key("run.checkpoint_every", "integer", "- (about every minute)", ">= 0", "steps between checkpoints (0: none)", "100"),
     Key("run.shard", "string", '"none"', "none, seeds, agents", "spread the run over jax.devices() or processes", '"seeds"'),
     Key(
+        "run.kernel",
+        "string",
+        '"auto"',
+        "auto, fused, jax",
+        "the pair kernel: fused (C++ through jax.ffi, on the CPU where it was built), jax; auto is jax for now "
+        "(the fused kernel is slower on benchmarks/fused.py)",
+        '"jax"',
+    ),
+    Key(
         "agents.inertia",
         "number, list or string",
         "1.0",

@@ -329,7 +329,8 @@ def _read_run(r: Reader) -> RunSpec:
     precision = r.get("run", "precision", "str", "float32", check=one_of(("float32", "float64")))
     checkpoint_every = r.get("run", "checkpoint_every", "int", None, check=nonnegative)
     shard = r.get("run", "shard", "str", "none", check=one_of(("none", "seeds", "agents")))
-    return RunSpec(seeds, precision, checkpoint_every, shard)
+    kernel = r.get("run", "kernel", "str", "auto", check=one_of(("auto", "fused", "jax")))
+    return RunSpec(seeds, precision, checkpoint_every, shard, kernel)
 
 
 def _read_inertia(r: Reader, g: _Graph) -> tuple[Any, list]:

@@ -89,6 +89,7 @@ class RunSpec:
     precision: str = "float32"
     checkpoint_every: int | None = None  # steps between checkpoints; None: every chunk, 0: never
     shard: str = "none"  # "seeds" or "agents": spread the run over jax.devices()
+    kernel: str = "auto"  # the pair kernel: "fused" (C++ through jax.ffi) or "jax"; "auto" is "jax" for now
 
 
 @dataclass(frozen=True)
@@ -161,6 +162,9 @@ class Scenario:
         # computed, not what: a checkpoint resumes on any layout. Their defaults keep the
         # fingerprints that runs written before this rule carry.
         data["run"] |= {"shard": "none", "checkpoint_every": None}
+        # Which kernel computes the pull changes float rounding, not the dynamics: left out
+        # (not defaulted), so that runs written before the key existed keep their fingerprint.
+        data["run"].pop("kernel", None)
         if self.live is not None:
             # Settings that say how the texts are produced, not which (threads, batch sizes), and
             # what is computed after the conversation (the fit, the embeddings): none of them

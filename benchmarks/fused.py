@@ -1,0 +1,90 @@
+"""The fused C++ pair kernel against the pure-JAX kernel and numpy ``np.add.at``, in one run.
+
+Per N: seconds per step of hivemind's compiled loop with each kernel (the benchmark scenario of
+``hivemind bench``: S^15, a scale-free graph of ~6 directed edges per agent, degree inertia),
+numpy's vectorized step, and the share of the machine's copy bandwidth each kernel reaches,
+counting the bytes a step cannot avoid (every agent's state read and written, every edge's
+sender state, index and weight read). Writes benchmarks/results/fused.json.
+
+    .venv/bin/python benchmarks/fused.py [--sizes 20000,100000,1000000] [--out benchmarks/results]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+from hivemind.bench.harness import BenchOptions, Engine, _time_numpy, memory_bandwidth, scenario
+from hivemind.engine import fused
+
+GOALS = {100_000: 25.0, 1_000_000: 30.0, 20_000: 15.0}  # x numpy add.at (issue 37)
+
+
+def table(doc: dict) -> str:
+    """The guide's table of this benchmark (docs/guide/speed.md; tests check it against the JSON)."""
+    lines = [
+        "| N | edges | fused ms/step | pure JAX ms/step | fused / pure JAX | fused x numpy | pure JAX x numpy "
+        "| fused, share of copy bandwidth | pure JAX, share |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in doc["rows"]:
+        lines.append(
+            f"| {r['n']:,} | {r['edges']:,} | {r['fused_step_s'] * 1e3:.2f} | {r['jax_step_s'] * 1e3:.2f} | "
+            f"x{r['fused_x_jax']:.2f} | x{r['fused_x_numpy']:.1f} | x{r['jax_x_numpy']:.1f} | "
+            f"{r['fused_bandwidth_share']:.1%} | {r['jax_bandwidth_share']:.1%} |"
+        )
+    lines.append("")
+    lines.append(f"Copy bandwidth measured in the same run: {doc['copy_bandwidth_bytes_per_s'] / 1e9:.1f} GB/s.")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--sizes", default="20000,100000,1000000")
+    p.add_argument("--out", default="benchmarks/results")
+    args = p.parse_args()
+    ok, why = fused.status()
+    if not ok:
+        raise SystemExit(why)
+    opts = BenchOptions()
+    bandwidth = memory_bandwidth()
+    rows = []
+    for n in (int(s) for s in args.sizes.split(",")):
+        steps = opts.big_steps if n >= 1_000_000 else 100
+        sc = scenario(n, opts, steps)
+        row = {"n": n, "steps": steps}
+        for name, flag in (("fused", True), ("jax", False)):
+            engine = Engine(sc, repeats=3, fused=flag)
+            first, steady, _ = engine.run(steps)
+            row[f"{name}_step_s"] = steady / steps
+            row[f"{name}_compile_s"] = max(first - steady, 0.0)
+        e = int(engine.topology.senders.shape[0])
+        row["edges"] = e
+        per_step, k, _ = _time_numpy(engine, opts.numpy_seconds, None)
+        row["numpy_add_at_step_s"] = per_step
+        floor = (2 * n * opts.dim + e * opts.dim) * 4 + e * 8  # bytes a step must move (float32, int32 indices)
+        row["bytes_per_step"] = floor
+        for name in ("fused", "jax"):
+            row[f"{name}_x_numpy"] = per_step / row[f"{name}_step_s"]
+            row[f"{name}_bandwidth_share"] = floor / row[f"{name}_step_s"] / bandwidth
+        row["fused_x_jax"] = row["jax_step_s"] / row["fused_step_s"]
+        row["goal_x_numpy"] = GOALS.get(n)
+        rows.append(row)
+        print(
+            f"N={n:>9,}  fused {row['fused_step_s'] * 1e3:8.2f} ms/step (x{row['fused_x_numpy']:5.1f} numpy, "
+            f"{row['fused_bandwidth_share']:5.1%} of copy bandwidth)  jax {row['jax_step_s'] * 1e3:8.2f} ms/step "
+            f"(x{row['jax_x_numpy']:5.1f}, {row['jax_bandwidth_share']:5.1%})  fused/jax x{row['fused_x_jax']:.2f}"
+            + (f"  goal x{GOALS[n]:.0f} numpy" if n in GOALS else ""),
+            flush=True,
+        )
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    doc = {"copy_bandwidth_bytes_per_s": bandwidth, "rows": rows, "when": time.strftime("%Y-%m-%d %H:%M")}
+    (out / "fused.json").write_text(json.dumps(doc, indent=2) + "\n")
+    print(f"copy bandwidth {bandwidth / 1e9:.1f} GB/s; results: {out / 'fused.json'}")
+
+
+if __name__ == "__main__":
+    main()

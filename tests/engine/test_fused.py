@@ -1,0 +1,161 @@
+"""The fused C++ pair kernel (hivemind.engine.fused) against the pure-JAX kernel, its oracle:
+values and gradients on every manifold, with and without a confidence bound, batched runs on one
+graph, float32 and float64, whole runs, and the one-line fallback where it cannot be built."""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from hivemind.engine import fused
+from hivemind.engine.energy import _pull
+from hivemind.engine.manifolds import get_manifold
+from tests.helpers import scenario
+
+N, E = 60, 400
+
+
+def graph(seed=0):
+    rng = np.random.default_rng(seed)
+    src, dst = rng.integers(0, N, E), rng.integers(0, N, E)
+    order = np.argsort(dst, kind="stable")
+    return jnp.asarray(src[order], jnp.int32), jnp.asarray(dst[order], jnp.int32), rng
+
+
+def points(kind, dim, n, key, dtype):
+    m = get_manifold(kind, dim)
+    x = m.random_point(jax.random.key(key), (n,), dtype=dtype)
+    return m, (0.7 * x if kind == "euclidean" else x)
+
+
+def both(m, kind, bounded, senders, receivers):
+    ref = jax.jit(lambda s, w, c: _pull(m, bounded, s, senders, receivers, w, c))
+    reference = functools.partial(_pull, m, bounded)
+    fz = jax.jit(lambda s, w, c: fused.pull(kind, bounded, reference, s, senders, receivers, w, c))
+    return ref, fz
+
+
+def close(a, b, dtype):
+    # Summation order differs (one receiver's edges in sequence against XLA's segment sum):
+    # equal to rounding, relative to the size of what is summed.
+    tol = 2e-5 if dtype == jnp.float32 else 1e-12
+    scale = max(1.0, float(jnp.max(jnp.abs(a))))
+    return float(jnp.max(jnp.abs(a - b))) <= tol * scale
+
+
+@pytest.mark.parametrize(
+    "kind, dim, bounded, dtype",
+    [
+        ("sphere", 4, False, jnp.float32),
+        ("sphere", 4, True, jnp.float64),
+        ("hyperbolic", 3, False, jnp.float64),
+        ("hyperbolic", 3, True, jnp.float32),
+        ("euclidean", 5, False, jnp.float32),
+        ("euclidean", 5, True, jnp.float64),
+    ],
+    ids=[
+        "sphere-f32",
+        "sphere-bounded-f64",
+        "hyperbolic-f64",
+        "hyperbolic-bounded-f32",
+        "euclidean-f32",
+        "euclidean-bounded-f64",
+    ],
+)
+def test_the_fused_pull_equals_the_pure_jax_pull(kind, dim, bounded, dtype):
+    senders, receivers, rng = graph()
+    m, x = points(kind, dim, N, 1, dtype)
+    w = jnp.asarray(rng.uniform(0.2, 2.0, E), dtype)
+    c = jnp.asarray(0.9 if bounded else np.inf, dtype)
+    ref, fz = both(m, kind, bounded, senders, receivers)
+    (fa, ha), (fb, hb) = ref(x, w, c), fz(x, w, c)
+    assert fb.dtype == dtype and close(fa, fb, dtype) and close(ha, hb, dtype)
+    if bounded:  # the bound really cuts edges here, and the same ones
+        assert 0 < float(jnp.sum(hb)) < float(jnp.sum(w))
+    # A batch of runs on one graph, agents-first: (N, B, D), weights per run.
+    _, x2 = points(kind, dim, N, 2, dtype)
+    xb, wb = jnp.stack([x, x2], 1), jnp.stack([w, 0.5 * w], 1)
+    (fa, ha), (fb, hb) = ref(xb, wb, c), fz(xb, wb, c)
+    assert fb.shape == xb.shape and close(fa, fb, dtype) and close(ha, hb, dtype)
+
+
+@pytest.mark.parametrize("kind, dim", [("sphere", 4), ("hyperbolic", 3), ("euclidean", 5)])
+def test_gradients_through_the_fused_pull_equal_the_pure_jax_ones(kind, dim):
+    senders, receivers, rng = graph(1)
+    m, x = points(kind, dim, N, 3, jnp.float64)
+    w = jnp.asarray(rng.uniform(0.2, 2.0, E))
+    c = jnp.asarray(1.2)
+    ref, fz = both(m, kind, True, senders, receivers)
+    loss = lambda f: lambda s, w: jnp.sum(f(s, w, c)[0] ** 2) + jnp.sum(f(s, w, c)[1])  # noqa: E731
+    ga = jax.grad(loss(ref), argnums=(0, 1))(x, w)
+    gb = jax.grad(loss(fz), argnums=(0, 1))(x, w)
+    assert all(close(a, b, jnp.float64) for a, b in zip(ga, gb, strict=True))
+
+
+@pytest.mark.parametrize(
+    "sections",
+    [
+        {
+            "graph": {"kind": "barabasi_albert_graph", "n": 40, "params": {"m": 2}},
+            "run": {"seeds": [0, 1, 2]},
+            "agents": {"stubbornness": 0.2},
+            "dynamics": {"confidence": 1.0},
+        },
+        {
+            "manifold": {"kind": "hyperbolic", "dim": 2},
+            "graph": {"kind": "edges", "n": 5, "edges": [[1, 0], [2, 1], [3, 2], [4, 3]], "directed": True},
+            "anchor": None,
+            "anchors": [{"node": 0, "state": "random"}, {"node": 4, "state": "random", "seed": 1}],
+            "run": {"precision": "float64"},
+        },
+    ],
+    ids=["seeds-stubborn-bounded", "hyperbolic-directed-two-anchors-f64"],
+)
+def test_a_run_with_the_fused_kernel_ends_where_the_pure_jax_run_ends(sections):
+    from hivemind.runner.simulate import kernel_choice, simulate
+
+    runs = {}
+    for kernel in ("fused", "jax"):
+        s = scenario(**{**sections, "run": {**sections.get("run", {}), "kernel": kernel}})
+        assert kernel_choice(s)[0] == (kernel == "fused")
+        runs[kernel] = simulate(s)
+    a, b = runs["fused"].state.values, runs["jax"].state.values
+    tol = 1e-9 if a.dtype == np.float64 else 2e-5
+    assert np.max(np.abs(a - b)) <= tol * max(1.0, np.max(np.abs(b)))
+
+
+def test_without_a_compiler_the_build_says_so_in_one_line_and_runs_fall_back(tmp_path, monkeypatch):
+    from hivemind.runner.simulate import kernel_choice, simulate
+
+    monkeypatch.setenv("CXX", str(tmp_path / "no-such-compiler"))
+    ok, line = fused.build(tmp_path / "lib.so")
+    assert not ok and "pure-JAX kernel" in line and "\n" not in line and not (tmp_path / "lib.so").exists()
+    # No library: run.kernel = "fused" falls back with one line, and the run runs on the pure-JAX kernel.
+    monkeypatch.setattr(fused, "LIBRARY", tmp_path / "none.so")
+    s = scenario(run={"kernel": "fused"}, dynamics={"steps": 5})
+    used, why = kernel_choice(s)
+    assert not used and why.startswith("kernel: jax (the fused kernel is not built") and "\n" not in why
+    assert simulate(s).state.shape[1] == 2  # the record steps 0 and 5
+
+
+def test_a_run_resumed_across_kernels_ends_where_one_kernel_ends(tmp_path):
+    """Interrupted with the pure-JAX kernel, resumed with the fused one (the fingerprint leaves
+    run.kernel out): within float32 rounding of the run with one kernel throughout."""
+    from hivemind.runner.simulate import SimulationInterrupted, simulate
+
+    sections = {"graph": {"kind": "barabasi_albert_graph", "n": 30, "params": {"m": 2}}, "dynamics": {"steps": 200}}
+
+    def halfway(done, total):
+        if done >= total // 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(SimulationInterrupted):
+        simulate(scenario(**sections, run={"kernel": "jax"}), progress=halfway, checkpoint_dir=tmp_path / "c")
+    resumed = simulate(scenario(**sections, run={"kernel": "fused"}), checkpoint_dir=tmp_path / "c", resume=True)
+    whole = simulate(scenario(**sections, run={"kernel": "jax"}))
+    assert resumed.state.shape == whole.state.shape
+    assert np.max(np.abs(resumed.state.values - whole.state.values)) < 2e-5
