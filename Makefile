@@ -125,7 +125,7 @@ bench-live: $(VENV)/.installed-dev
 
 # Two workers: many tests wait on a subprocess, a compile or a file, so both cores stay busy.
 test: $(VENV)/.installed-dev browser
-	$(BIN)/python -m pytest -n 2
+	$(BIN)/python -m pytest -n 2 --durations=15
 
 # The documentation site, into docs/_build/html: every tutorial executed (cached while unchanged),
 # the reference generated from the code, warnings as errors.
