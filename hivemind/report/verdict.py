@@ -176,7 +176,8 @@ def fit(doc: dict) -> list[str]:
     if "design" in doc:  # many discussions
         from hivemind.live.discussions import format_fit
 
-        return ["verdict: " + format_fit(doc).split("\n")[0], *format_fit(doc).split("\n")[1:4]]
+        head = format_fit(doc).split("\n")[:4]  # format_fit leads with the verdict: the data, the choice, its skill
+        return ["verdict: " + head[0], *head[1:]]
     if "decodings" in doc:  # a live run's folder: one conversation per decoding
         lines = [f"verdict: {len(doc['decodings'])} conversations (one per decoding), each fitted on its own"]
         for name, one in doc["decodings"].items():

@@ -76,13 +76,6 @@ def _load(library: Path) -> tuple[bool, str]:
     return True, "fused"
 
 
-def usable(states_dtype=None) -> bool:
-    """Whether the fused kernel can run here: built, loaded, and the default backend is the CPU."""
-    if jax.default_backend() != "cpu":
-        return False
-    return status()[0]
-
-
 THREADS = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
