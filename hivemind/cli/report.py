@@ -14,8 +14,21 @@ def add_parser(sub) -> None:
     p.set_defaults(func=cmd_report)
 
 
-def cmd_report(args) -> int:
-    from hivemind.cli.common import finish_report
+# What each kind of folder is read from: named when a folder's files are not what hivemind writes.
+READS = {"run": "manifest.json and run.nc", "sweep": "sweep.nc", "live": "summary.json and live.nc", "fit": "fit.json"}
 
-    finish_report(Path(args.dir), args.verbose)
+
+def cmd_report(args) -> int:
+    from hivemind.cli.common import UsageError, finish_report
+    from hivemind.report import kind_of
+
+    out = Path(args.dir)
+    kind = kind_of(out)  # a folder of no known kind is one line already
+    try:
+        finish_report(out, args.verbose)
+    except KeyError as e:  # a file from another version of hivemind, or not from hivemind at all
+        raise UsageError(f"{out}: no key {e.args[0]!r} in {READS[kind]}, as a {kind} folder of this hivemind has") from None
+    except (OSError, ValueError, TypeError) as e:
+        line = str(e).splitlines()[0] if str(e) else e.__class__.__name__
+        raise UsageError(f"{out}: {READS[kind]} cannot be read as a {kind} folder's ({line})") from None
     return EXIT_OK
