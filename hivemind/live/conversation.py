@@ -134,24 +134,7 @@ class Transcript:
             raw = path.read_bytes()
         except FileNotFoundError:
             raise LiveError(f"{path}: nothing to resume (no transcript); run without --resume") from None
-        pieces = raw.splitlines(keepends=True)
-        keep, records, old = 0, [], None
-        for k, piece in enumerate(pieces):
-            last = k == len(pieces) - 1
-            if piece.strip():
-                try:
-                    rec = json.loads(piece)
-                except ValueError:
-                    if last:  # the torn tail of a killed write: drop it, its message is generated again
-                        break
-                    raise LiveError(f"{path}: line {k + 1} is not JSON; the transcript is damaged") from None
-                if old is None:
-                    old = rec
-                elif rec.get("kind") == "message":
-                    records.append(rec)
-            keep += len(piece)
-        if old is None or old.get("kind") != "header":
-            raise LiveError(f"{path}: has no header line; it was not written by hivemind live")
+        old, records, keep = _parse(raw, path)
         if old.get("fingerprint") != header["fingerprint"]:
             raise LiveError(f"{path}: was written for another scenario (fingerprint differs); use --force to start over")
         if _model_files(old) != _model_files(header):
@@ -170,6 +153,43 @@ class Transcript:
 
     def close(self) -> None:
         self._file.close()
+
+
+def _parse(raw: bytes, path: Path) -> tuple[dict, list[dict], int]:
+    """(header, message records, bytes up to the last whole record) of a transcript's bytes.
+
+    A last line cut short by a kill is left out; any other line that is not JSON, or a first
+    line that is not a header, is a ``LiveError``.
+    """
+    pieces = raw.splitlines(keepends=True)
+    keep, records, header = 0, [], None
+    for k, piece in enumerate(pieces):
+        last = k == len(pieces) - 1
+        if piece.strip():
+            try:
+                rec = json.loads(piece)
+            except ValueError:
+                if last:  # the torn tail of a killed write: its message is generated again
+                    break
+                raise LiveError(f"{path}: line {k + 1} is not JSON; the transcript is damaged") from None
+            if header is None:
+                header = rec
+            elif rec.get("kind") == "message":
+                records.append(rec)
+        keep += len(piece)
+    if header is None or header.get("kind") != "header":
+        raise LiveError(f"{path}: has no header line; it was not written by hivemind live")
+    return header, records, keep
+
+
+def read_transcript(path: Path) -> tuple[dict, list[dict]]:
+    """The header and the message records of a transcript, as ``Transcript.resume`` reads them."""
+    try:
+        raw = Path(path).read_bytes()
+    except OSError as e:
+        raise LiveError(f"{path}: cannot be read ({e.strerror or e})") from None
+    header, records, _ = _parse(raw, Path(path))
+    return header, records
 
 
 def _model_files(header: dict) -> tuple:

@@ -3,7 +3,6 @@ agent, each message beside its measures, with the agents' graph coloured by a me
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
@@ -24,31 +23,6 @@ MEASURES = {
 GRAPH_LIMIT = 1500
 
 
-def messages(path: Path) -> list[dict]:
-    out = []
-    with open(path, encoding="utf-8") as f:
-        for line in f:
-            line = line.strip()
-            if not line:
-                continue
-            try:
-                rec = json.loads(line)
-            except ValueError:  # a line cut by a killed run: the rest is still worth showing
-                continue
-            if rec.get("kind") == "message":
-                out.append(rec)
-    return out
-
-
-def header(path: Path) -> dict:
-    with open(path, encoding="utf-8") as f:
-        try:
-            rec = json.loads(f.readline())
-        except ValueError:
-            return {}
-    return rec if isinstance(rec, dict) and rec.get("kind") == "header" else {}
-
-
 def _clean(a: np.ndarray) -> list:
     return [[None if not math.isfinite(v) else round(float(v), 4) for v in row] for row in a]
 
@@ -66,7 +40,7 @@ def _layout(n: int, src: np.ndarray, dst: np.ndarray) -> list[list[float]]:
     return np.round(xy * 380 + 20, 1).tolist()
 
 
-def data(out: Path, summary: dict) -> dict:
+def data(out: Path, summary: dict, messages: list[dict]) -> dict:
     """What the page's script reads: messages and measures by decoding, round and agent, the graph."""
     import xarray as xr
 
@@ -81,7 +55,7 @@ def data(out: Path, summary: dict) -> dict:
         discussion = [str(c) for c in ds.conversation.values] if "conversation" in ds.coords else None
     index = {a: i for i, a in enumerate(agents)}
     text: dict = {d: [[None] * len(agents) for _ in range(rounds)] for d in decodings}
-    for m in messages(out / "transcript.jsonl"):
+    for m in messages:
         d, r, a = m.get("decoding"), m.get("round"), str(m.get("agent"))
         if d in text and isinstance(r, int) and 0 <= r < rounds and a in index:
             text[d][r][index[a]] = m.get("text", "")
@@ -109,7 +83,10 @@ SCRIPT = (Path(__file__).parent / "assets" / "conversation.js").read_text(encodi
 
 
 def build(out: Path, summary: dict, text: str) -> tuple[list[str], str]:
-    d = data(out, summary)
+    from hivemind.live.conversation import TRANSCRIPT, read_transcript
+
+    header, messages = read_transcript(out / TRANSCRIPT)
+    d = data(out, summary, messages)
     sd = {}
     if "distance_to_anchor" in d["values"].get(d["decodings"][0], {}):
         for dec in d["decodings"]:
@@ -135,7 +112,7 @@ def build(out: Path, summary: dict, text: str) -> tuple[list[str], str]:
     head = "".join(f"<th>{h}</th>" for h in ("round", "agent", "heard by", "message"))
     table = f'<table id="messages"><thead><tr>{head}</tr></thead><tbody></tbody></table>'
     scenario = None
-    source = header(out / "transcript.jsonl").get("source")
+    source = header.get("source")
     if source and Path(source).is_file():  # the file as it is now: the transcript's header holds its fingerprint
         scenario = Path(source).read_text(encoding="utf-8")
     sections = [
