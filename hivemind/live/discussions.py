@@ -256,7 +256,8 @@ def fit_discussions(
     return doc
 
 
-def _skill(score: dict | None, base: str) -> str:
+def skill_text(score: dict | None, base: str) -> str:
+    """A score's skill against ``base`` with its interval, "+0.273 [+0.238, +0.307]", or "-"."""
     if not score or score.get(f"skill_vs_{base}") is None:
         return "-"
     iv = score.get(f"interval_vs_{base}")
@@ -299,14 +300,14 @@ def format_fit(doc: dict) -> str:
         f"{d['conversations']} discussions, {d['agents']} agents, up to {d['rounds']} rounds, {d['dims']} dims ({doc['space']}); "
         f"{design['training_conversations']} fitted, {design['heldout_conversations']} held out",
         f"best (chosen on training data: {design['selection']}): {best}",
-        f"  held-out skill vs persistence {_skill(held, 'persistence')}, vs neighbours {_skill(held, 'neighbours')}, "
-        f"vs mean {_skill(held, 'mean')} (90% intervals over discussions)",
+        f"  held-out skill vs persistence {skill_text(held, 'persistence')}, vs neighbours {skill_text(held, 'neighbours')}, "
+        f"vs mean {skill_text(held, 'mean')} (90% intervals over discussions)",
         f"  {_params_line(doc['models'][best]['params'])}",
         "",
         f"  {'model':<28}{'k':>4}  {'cv vs persistence':<28}{'held-out vs persistence':<28}{'later rounds':>14}",
     ]
     for name, m in doc["models"].items():
         later = m.get("one_step", {}).get("skill_vs_persistence")
-        cv, out = _skill(m.get("cv"), "persistence"), _skill(m.get("heldout"), "persistence")
+        cv, out = skill_text(m.get("cv"), "persistence"), skill_text(m.get("heldout"), "persistence")
         lines.append(f"  {name:<28}{m['n_params']:>4}  {cv:<28}{out:<28}{'-' if later is None else format(later, '+.3f'):>14}")
     return "\n".join(lines)

@@ -227,6 +227,8 @@ def fit_text(doc: dict) -> str:
 
 
 def _fit(out: Path) -> Report:
+    from hivemind.live.discussions import skill_text
+
     doc = _json(out / "fit.json")
     verdict = V.fit(doc)
     text = fit_text(doc)
@@ -237,9 +239,9 @@ def _fit(out: Path) -> Report:
             [
                 name,
                 m["n_params"],
-                _sk(m.get("cv"), "persistence"),
-                _sk(m.get("heldout"), "persistence"),
-                _sk(m.get("heldout"), "neighbours"),
+                skill_text(m.get("cv"), "persistence"),
+                skill_text(m.get("heldout"), "persistence"),
+                skill_text(m.get("heldout"), "neighbours"),
             ]
             for name, m in doc["models"].items()
         ]
@@ -247,7 +249,7 @@ def _fit(out: Path) -> Report:
         header = ["conversation", "model", "parameters", "held-out skill vs persistence", "vs neighbours"]
         runs = doc["decodings"] if "decodings" in doc else {"": doc}
         rows = [
-            [run, name, m["n_params"], _sk(m["one_step"], "persistence"), _sk(m["one_step"], "neighbours")]
+            [run, name, m["n_params"], skill_text(m["one_step"], "persistence"), skill_text(m["one_step"], "neighbours")]
             for run, one in runs.items()
             for name, m in one["models"].items()
         ]
@@ -260,13 +262,6 @@ def _fit(out: Path) -> Report:
         P.text_section(text),
     ]
     return Report("fit", verdict, text, P.page("hivemind fit", str(out), sections))
-
-
-def _sk(score: dict | None, base: str) -> str:
-    if not score or score.get(f"skill_vs_{base}") is None:
-        return "-"
-    iv = score.get(f"interval_vs_{base}")
-    return f"{score[f'skill_vs_{base}']:+.3f}" + (f" [{iv[0]:+.3f}, {iv[1]:+.3f}]" if iv else "")
 
 
 # --- a live run --------------------------------------------------------------------------
