@@ -99,12 +99,21 @@ def run_text(manifest: dict) -> str:
     return "\n".join(lines)
 
 
+def _mean_over_agents(da, values: int = 1 << 24) -> np.ndarray:
+    """The mean over agents per (seed, step), read a block of steps at a time: a file-backed run of
+    10^6 agents would otherwise be loaded whole (about 1 GB per 250 records) to draw one line."""
+    per_step = max(1, da.sizes["seed"] * da.sizes["agent"])
+    block = max(1, values // per_step)
+    n = da.sizes["step"]
+    return np.concatenate([da.isel(step=slice(k, k + block)).mean("agent").values for k in range(0, n, block)], axis=1)
+
+
 def _run(out: Path) -> Report:
     from hivemind.io.records import open_result
 
     manifest = _json(out / "manifest.json")
     ds = open_result(out / "run.nc")
-    distance = ds.distance_to_anchor.mean("agent").values  # (seed, step)
+    distance = _mean_over_agents(ds.distance_to_anchor)  # (seed, step)
     verdict = V.run(manifest, distance[:, -1].tolist())
     text = run_text(manifest)
     steps = ds.step.values

@@ -73,6 +73,10 @@ def test_a_run_folder_report(browser, tmp_path, capsys):
     assert main(["run", str(path), "--out", str(out), "--quiet"]) == 0
     printed = capsys.readouterr().out.splitlines()
     ds = xr.open_dataset(out / "run.nc")
+    from hivemind.report.folders import _mean_over_agents
+
+    # Read in blocks of a few steps (as for a file-backed run), the same as xarray's mean of the whole.
+    np.testing.assert_array_equal(_mean_over_agents(ds.distance_to_anchor, values=50), ds.distance_to_anchor.mean("agent").values)
     final = ds.distance_to_anchor.isel(step=-1)
     mobile = [a for a in range(ds.sizes["agent"]) if a != 0]  # node 0 is the anchor
     within = int((final.isel(agent=mobile) < 1e-3).all("seed").sum())
