@@ -16,10 +16,10 @@ import json
 import time
 from pathlib import Path
 
-from hivemind.bench.harness import BenchOptions, Engine, _time_numpy, memory_bandwidth, scenario
+from hivemind.bench.harness import FUSED_GOALS, BenchOptions, Engine, _time_numpy, memory_bandwidth, scenario, step_bytes
 from hivemind.engine import fused
 
-GOALS = {100_000: 25.0, 1_000_000: 30.0, 20_000: 15.0}  # x numpy add.at (issue 37)
+GOALS = FUSED_GOALS  # x numpy add.at (issue 37)
 
 
 def table(doc: dict) -> str:
@@ -64,7 +64,7 @@ def main() -> None:
         row["edges"] = e
         per_step, k, _ = _time_numpy(engine, opts.numpy_seconds, None)
         row["numpy_add_at_step_s"] = per_step
-        floor = (2 * n * opts.dim + e * opts.dim) * 4 + e * 8  # bytes a step must move (float32, int32 indices)
+        floor = step_bytes(n, e, int(engine.x0.shape[-1]))  # bytes a step must move (float32, int32 indices)
         row["bytes_per_step"] = floor
         for name in ("fused", "jax"):
             row[f"{name}_x_numpy"] = per_step / row[f"{name}_step_s"]

@@ -38,6 +38,8 @@ from hivemind.scenario import Scenario, parse_scenario
 # Implementations agree when their states after the same steps differ by less than this
 # (float32 engine against float32 numpy and float64 Python: rounding, not mathematics).
 AGREE_TOL = 1e-4
+# x numpy np.add.at the fused kernel aims at, per size (20 000 is the size no kernel was tuned on).
+FUSED_GOALS = {20_000: 15.0, 100_000: 25.0, 1_000_000: 30.0}
 
 
 @dataclass(frozen=True)
@@ -201,16 +203,22 @@ def compare_sizes(opts: BenchOptions, log: Callable[[str], None]) -> list[dict]:
     rows = []
     for n in opts.sizes:
         sc = scenario(n, opts, opts.steps)
-        engine = Engine(sc, repeats=opts.repeats)
+        engine = Engine(sc, repeats=opts.repeats)  # run.kernel = "auto": the fused kernel where it was built
         steps = opts.big_steps if n >= 1_000_000 else opts.steps
-        first, steady, _ = engine.run(steps)
+        first, steady, states = engine.run(steps)
         row = {
             "n": n,
             "edges": engine.topology.n_messages,
+            "engine_kernel": "fused" if engine.config.features.fused else "jax",
             "engine_steps": steps,
             "engine_step_s": steady / steps,
             "engine_compile_s": max(first - steady, 0.0),
+            "step_bytes": step_bytes(n, engine.topology.n_messages, int(engine.x0.shape[-1])),
         }
+        if row["engine_kernel"] == "fused":  # the pure-JAX kernel beside it, same scenario, same run
+            _, steady_jax, states_jax = Engine(sc, repeats=opts.repeats, fused=False).run(steps)
+            row["jax_step_s"] = steady_jax / steps
+            row["jax_max_diff"] = float(np.max(np.abs(states - states_jax)))
         snd, rcv, *_ = _numpy_inputs(engine)
         for name, matrix in (("numpy_add_at", None), ("numpy_sparse", baselines.scatter_matrix(rcv, n))):
             per_step, k, x = _time_numpy(engine, opts.numpy_seconds, matrix)
@@ -224,13 +232,23 @@ def compare_sizes(opts: BenchOptions, log: Callable[[str], None]) -> list[dict]:
             row["loop_steps"] = k
             row["loop_max_diff"] = _agreement(engine, k, x)
         rows.append(row)
+        jax_part = ""
+        if "jax_step_s" in row:
+            jax_part = f" (pure JAX {row['jax_step_s'] * 1e3:.3f}: fused x{row['jax_step_s'] / row['engine_step_s']:.2f})"
         log(
-            f"  N={n:>9,} E={row['edges']:>10,}  engine {row['engine_step_s'] * 1e3:9.3f} ms/step"
-            f"  numpy add.at x{row['numpy_add_at_step_s'] / row['engine_step_s']:7.1f}"
+            f"  N={n:>9,} E={row['edges']:>10,}  engine, {row['engine_kernel']} kernel {row['engine_step_s'] * 1e3:9.3f} ms/step"
+            + jax_part
+            + f"  numpy add.at x{row['numpy_add_at_step_s'] / row['engine_step_s']:7.1f}"
             f"  numpy sparse x{row['numpy_sparse_step_s'] / row['engine_step_s']:6.1f}"
             + (f"  loop x{row['loop_step_s'] / row['engine_step_s']:9.0f}" if "loop_step_s" in row else "")
         )
     return rows
+
+
+def step_bytes(n: int, edges: int, coords: int, itemsize: int = 4) -> int:
+    """Bytes one step cannot avoid moving: every agent's state read and written, every edge's
+    sender state, sender index and weight read (the receiver's row is read once per agent)."""
+    return (2 * n * coords + edges * coords) * itemsize + edges * 8
 
 
 def edge_sweep(opts: BenchOptions, log: Callable[[str], None]) -> dict:
@@ -281,8 +299,8 @@ def kernel_race(opts: BenchOptions, log: Callable[[str], None], kinds: tuple[str
         sc = scenario(opts.goal_n, opts, opts.steps)
         sc = dataclasses.replace(sc, manifold=dataclasses.replace(sc.manifold, kind=kind))
         timed = {}
-        for pairs in (False, True):
-            _, steady, states = Engine(sc, pairs=pairs, repeats=opts.repeats).run(opts.steps)
+        for pairs in (False, True):  # two pure-JAX kernels: the fused one replaces both where it runs
+            _, steady, states = Engine(sc, pairs=pairs, repeats=opts.repeats, fused=False).run(opts.steps)
             timed[pairs] = (steady / opts.steps, states)
         diff = float(np.max(np.abs(timed[True][1] - timed[False][1])))
         row = {
@@ -464,6 +482,15 @@ def goals(result: dict) -> list[dict]:
     if goal is not None:
         out.append(_goal("engine vs numpy (np.add.at)", goal["numpy_add_at_step_s"] / goal["engine_step_s"], 15, "x"))
         out.append(_goal("engine vs numpy (scipy sparse)", goal["numpy_sparse_step_s"] / goal["engine_step_s"], 8, "x"))
+    bw = result["bandwidth_bytes_per_s"]
+    for n, target in FUSED_GOALS.items():  # issue 37's goals, where the size was run
+        row = rows.get(n)
+        if row is not None and row.get("engine_kernel") == "fused":
+            speedup = row["numpy_add_at_step_s"] / row["engine_step_s"]
+            out.append(_goal(f"fused kernel vs numpy (np.add.at), N={n:,}", speedup, target, "x"))
+            if n == result["options"]["goal_n"]:
+                share = row["step_bytes"] / row["engine_step_s"] / bw
+                out.append(_goal(f"fused kernel, share of copy bandwidth, N={n:,}", share, 0.2, ""))
     for k in result.get("kernels") or []:
         out.append(_goal(f"pair kernel vs message kernel, {k['manifold']}", k["speedup"], 1, "x"))
         loop = [r for r in result["sizes"] if "loop_step_s" in r]
@@ -471,7 +498,6 @@ def goals(result: dict) -> list[dict]:
             biggest = loop[-1]  # linear in edges: scale its per-edge cost to the goal's edges
             projected = biggest["loop_step_s"] * goal["edges"] / biggest["edges"]
             out.append(_goal("engine vs per-agent loop (extrapolated)", projected / goal["engine_step_s"], 1000, "x"))
-        bw = result["bandwidth_bytes_per_s"]
         state_bytes = (result["options"]["dim"] + 1) * 4
         rate = goal["edges"] / goal["engine_step_s"]
         out.append(_goal("edge updates/s x state bytes / copy bandwidth", rate * state_bytes / bw, 0.2, ""))

@@ -202,8 +202,8 @@ SCENARIO_KEYS: tuple[Key, ...] = (
         "string",
         '"auto"',
         "auto, fused, jax",
-        "the pair kernel: fused (C++ through jax.ffi, on the CPU where it was built), jax; auto is jax for now "
-        "(the fused kernel is slower on benchmarks/fused.py)",
+        "the pair kernel: fused (C++ through jax.ffi, on the CPU where it was built), jax (pure JAX: GPUs, "
+        "several devices, gradients); auto is fused where it can run, else jax",
         '"jax"',
     ),
     Key(

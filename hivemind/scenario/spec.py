@@ -89,7 +89,7 @@ class RunSpec:
     precision: str = "float32"
     checkpoint_every: int | None = None  # steps between checkpoints; None: every chunk, 0: never
     shard: str = "none"  # "seeds" or "agents": spread the run over jax.devices()
-    kernel: str = "auto"  # the pair kernel: "fused" (C++ through jax.ffi) or "jax"; "auto" is "jax" for now
+    kernel: str = "auto"  # the pair kernel: "fused" (C++ through jax.ffi) or "jax"; "auto": fused where it can run
 
 
 @dataclass(frozen=True)

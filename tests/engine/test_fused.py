@@ -83,6 +83,79 @@ def test_the_fused_pull_equals_the_pure_jax_pull(kind, dim, bounded, dtype):
     assert fb.shape == xb.shape and close(fa, fb, dtype) and close(ha, hb, dtype)
 
 
+@pytest.mark.parametrize(
+    "kind, dim, dtype",
+    [
+        ("sphere", 15, jnp.float32),  # 16 coordinates: one vector of 2^k lanes
+        ("sphere", 16, jnp.float32),  # 17: 2^k lanes and one coordinate more (S^n, H^n in R^{n+1})
+        ("hyperbolic", 8, jnp.float64),  # 9, the time coordinate first
+        ("hyperbolic", 32, jnp.float32),  # 33: two AVX-512 registers and one more
+        ("euclidean", 8, jnp.float64),
+        ("sphere", 5, jnp.float32),  # 6: no vector form, the plain loops
+    ],
+)
+def test_every_coordinate_layout_of_the_kernel_equals_the_pure_jax_pull(kind, dim, dtype):
+    """The kernel has vector code for 2^k and 2^k + 1 coordinates and loops for the rest: each
+    against the oracle, with a bound that cuts some edges."""
+    senders, receivers, rng = graph(2)
+    m, x = points(kind, dim, N, 4, dtype)
+    if kind == "hyperbolic":  # a narrower wrapped normal: standard ones on H^32 lie ~15 apart, past float32
+        o = jnp.broadcast_to(m.origin(dtype), x.shape)
+        x = m.exp(o, 0.2 * m.random_tangent(jax.random.key(4), o))
+    w = jnp.asarray(rng.uniform(0.2, 2.0, E), dtype)
+    # A bound halfway between two distances that occur: no edge sits on it, where the two kernels'
+    # last bits could decide differently.
+    d = np.unique(np.asarray(m.dist(x[receivers], x[senders])))
+    c = jnp.asarray((d[len(d) // 2 - 1] + d[len(d) // 2]) / 2, dtype)
+    ref, fz = both(m, kind, True, senders, receivers)
+    (fa, ha), (fb, hb) = ref(x, w, c), fz(x, w, c)
+    assert close(fa, fb, dtype) and close(ha, hb, dtype) and 0 < float(jnp.sum(hb)) < float(jnp.sum(w))
+
+
+def test_the_kernel_split_over_threads_equals_it_on_one(monkeypatch):
+    """Receivers split into parts at receiver boundaries, run on XLA's thread pool and the calling
+    thread: the same sums, bitwise (each receiver's edges are still summed in order by one thread),
+    and equal to the oracle, on a scale-free graph whose hubs make the parts uneven."""
+    import networkx as nx
+
+    g = nx.barabasi_albert_graph(3000, 3, seed=0)
+    edges = np.array([(a, b) for a, b in g.edges()] + [(b, a) for a, b in g.edges()])
+    edges = edges[np.argsort(edges[:, 1], kind="stable")]
+    senders, receivers = jnp.asarray(edges[:, 0], jnp.int32), jnp.asarray(edges[:, 1], jnp.int32)
+    m, x = points("sphere", 16, 3000, 5, jnp.float32)
+    xb = jnp.stack([x, m.random_point(jax.random.key(6), (3000,))], 1)  # two runs: (N, 2, 17)
+    w = jnp.ones(senders.shape, jnp.float32)
+    c = jnp.asarray(np.inf, jnp.float32)
+    reference = functools.partial(_pull, m, False)
+    out = {}
+    for threads in (1, 3):
+        monkeypatch.setattr(fused, "THREADS", threads)
+        out[threads] = jax.jit(lambda s: fused.pull("sphere", False, reference, s, senders, receivers, w, c))(xb)
+    assert all(bool(jnp.array_equal(a, b)) for a, b in zip(out[1], out[3], strict=True))
+    assert close(out[3][0], reference(xb, senders, receivers, w, c)[0], jnp.float32)
+
+
+@pytest.mark.parametrize("broken", ["unsorted receivers", "a sender out of range"])
+def test_bad_indices_are_an_error_not_a_crash(broken):
+    senders, receivers, _ = graph()
+    if broken == "unsorted receivers":
+        receivers = receivers[::-1]
+    else:
+        senders = senders.at[7].set(N + 5)
+    m, x = points("sphere", 4, N, 1, jnp.float32)
+    w = jnp.ones(senders.shape, jnp.float32)
+    reference = functools.partial(_pull, m, False)
+    with pytest.raises(Exception, match="receivers must be sorted and every index within the states"):
+        fused.pull("sphere", False, reference, x, senders, receivers, w, jnp.float32(np.inf))[0].block_until_ready()
+
+
+def test_auto_takes_the_fused_kernel_where_it_was_built():
+    from hivemind.runner.simulate import kernel_choice
+
+    assert kernel_choice(scenario()) == (True, "kernel: fused")  # run.kernel defaults to "auto"
+    assert kernel_choice(scenario(run={"kernel": "jax"})) == (False, "kernel: jax")
+
+
 @pytest.mark.parametrize("kind, dim", [("sphere", 4), ("hyperbolic", 3), ("euclidean", 5)])
 def test_gradients_through_the_fused_pull_equal_the_pure_jax_ones(kind, dim):
     senders, receivers, rng = graph(1)

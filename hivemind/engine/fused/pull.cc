@@ -173,7 +173,12 @@ struct Kernel {
         half = -T(0.5) * a;
       } else {
         // Hyperboloid: q = |y - x|_L^2 = 4 sinh^2(d/2) (time coordinate first); Log_x(y) = f (dl - q/2 x).
-        a = std::max(ss - T(2) * sq[0], T(0));
+        Vec sign{};  // the Minkowski form, -+...+: the time part is never added to be taken away
+        sign += T(1);
+        sign[0] = T(-1);
+        a = hsum<T, P>(sq * sign);
+        for (int k = P; k < DC; ++k) a += (xj[k] - xi[k]) * (xj[k] - xi[k]);
+        a = std::max(a, T(0));
         half = T(0.5) * a;
       }
       const Vec out = dl - half * x0;
