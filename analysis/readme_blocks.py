@@ -1,4 +1,4 @@
-"""Rewrite every generated block of analysis/README.md and the guide's pages (docs/guide) from its JSON.
+"""Rewrite every generated block of README.md, analysis/README.md and the guide's pages (docs/guide) from its JSON.
 
 A block is ``<!-- NAME:begin ... -->`` ... ``<!-- NAME:end -->``; each NAME is rendered by the
 script that writes its JSON (tests/test_documents.py checks the same renderings). Run after
@@ -24,8 +24,10 @@ BLOCKS = {
     "live32_probes": ("analysis/live32_probes.py", "table", "figures/live32_probes.json"),
     "live_quickstart": ("analysis/live_quickstart.py", "verdict", "figures/live_quickstart.json"),
     "fused_kernel": ("benchmarks/fused.py", "table", "benchmarks/results/fused.json"),
+    "fused_speed": ("benchmarks/fused.py", "summary", "benchmarks/results/fused.json"),
+    "sweep_speed": ("benchmarks/sweep.py", "sentence", "benchmarks/results/sweep.json"),
 }
-DOCUMENTS = ("analysis/README.md", *sorted(str(p.relative_to(ROOT)) for p in (ROOT / "docs" / "guide").glob("*.md")))
+DOCUMENTS = ("README.md", "analysis/README.md", *sorted(str(p.relative_to(ROOT)) for p in (ROOT / "docs" / "guide").glob("*.md")))
 
 
 def render(name: str) -> str:

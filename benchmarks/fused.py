@@ -40,6 +40,20 @@ def table(doc: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def summary(doc: dict) -> str:
+    """The README's speed table: the engine with each kernel against numpy (tests check it against the JSON)."""
+    lines = [
+        "| agents | fused kernel | pure JAX | numpy `np.add.at` | fused x numpy | share of copy bandwidth |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in doc["rows"]:
+        lines.append(
+            f"| {r['n']:,} | {r['fused_step_s'] * 1e3:.1f} ms | {r['jax_step_s'] * 1e3:.1f} ms | "
+            f"{r['numpy_add_at_step_s'] * 1e3:.0f} ms | x{r['fused_x_numpy']:.1f} | {r['fused_bandwidth_share']:.0%} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--sizes", default="20000,100000,1000000")
@@ -55,11 +69,18 @@ def main() -> None:
         steps = opts.big_steps if n >= 1_000_000 else 100
         sc = scenario(n, opts, steps)
         row = {"n": n, "steps": steps}
-        for name, flag in (("fused", True), ("jax", False)):
-            engine = Engine(sc, repeats=3, fused=flag)
-            first, steady, _ = engine.run(steps)
-            row[f"{name}_step_s"] = steady / steps
-            row[f"{name}_compile_s"] = max(first - steady, 0.0)
+        engines = {"fused": Engine(sc, fused=True), "jax": Engine(sc, fused=False)}
+        best, first = dict.fromkeys(engines, float("inf")), {}
+        # Round robin, best of five: a slow minute of this shared VM then hits both kernels alike.
+        for _ in range(5):
+            for name, engine in engines.items():
+                compile_and_run, steady, _ = engine.run(steps, repeats=1)
+                first.setdefault(name, compile_and_run)
+                best[name] = min(best[name], steady)
+        for name in engines:
+            row[f"{name}_step_s"] = best[name] / steps
+            row[f"{name}_compile_s"] = max(first[name] - best[name], 0.0)
+        engine = engines["jax"]
         e = int(engine.topology.senders.shape[0])
         row["edges"] = e
         per_step, k, _ = _time_numpy(engine, opts.numpy_seconds, None)

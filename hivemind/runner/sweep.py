@@ -33,7 +33,7 @@ from hivemind.engine.kernel import EngineConfig, Lanes, advance, chunk_plan, rec
 from hivemind.engine.manifolds import get_manifold
 from hivemind.io.atomic import atomic_write, free_bytes
 from hivemind.io.records import NETCDF_ENGINE
-from hivemind.runner.simulate import dynamics_keys, engine_inputs, initial_configuration
+from hivemind.runner.simulate import dynamics_keys, engine_inputs, initial_configuration, kernel_choice
 from hivemind.scenario.grid import BATCHED, GRID, Grid, SweepError, make_grid, parse_values, point_scenarios  # noqa: F401
 
 # The thinned trajectory keeps at most this many recorded steps per point.
@@ -46,9 +46,10 @@ MAX_FINAL_STATE = 200_000
 # per-edge temporaries, all seeds): ``--memory`` in the CLI.
 DEFAULT_MEMORY = 2 * 2**30
 
-# Below the memory bound, batches aim at this working set: past a few tens of MB the
-# per-edge temporaries fall out of cache and a bigger batch runs slower (32 step sizes
+# Below the memory bound, batches aim at this working set: past a few tens of MB the pure-JAX
+# kernel's per-edge temporaries fall out of cache and a bigger batch runs slower (32 step sizes
 # x 8 seeds of the quickstart: 50 s in one batch, 38 s in batches of 8 points, 44 s in 2).
+# The fused kernel writes no per-edge temporaries: ``working_bytes`` counts what it works through.
 BATCH_TARGET = 24 * 2**20
 
 
@@ -209,7 +210,8 @@ def check_resources(grid: Grid, scenarios: list, steps: int, every: int, memory:
             f"({memory / 2**20:.0f} MB)",
             prefix,
         )
-    batch = sizes[worst] * points_per_batch(sizes[worst], memory)
+    fused = kernel_choice(scenarios[worst])[0]
+    batch = sizes[worst] * points_per_batch(sizes[worst], memory, working_bytes(scenarios[worst], fused))
     available = _available_memory()
     if available is not None and batch > available:
         raise SweepError(
@@ -260,9 +262,23 @@ def sweep_manifest(scenario, grid: Grid, ds: xr.Dataset) -> dict:
     }
 
 
-def points_per_batch(point: int, memory: int) -> int:
-    """Grid points per batch: as many as fit ``BATCH_TARGET`` (or ``memory`` if smaller), at least one."""
-    return max(1, min(memory, BATCH_TARGET) // max(point, 1))
+def points_per_batch(point: int, memory: int, working: int | None = None) -> int:
+    """Grid points per batch: as many as fit ``BATCH_TARGET`` with ``working`` bytes each (the
+    step's working set; ``point`` when not given) and ``memory`` with ``point`` bytes each, at least one."""
+    working = point if working is None else working
+    return max(1, min(memory // max(point, 1), BATCH_TARGET // max(working, 1)))
+
+
+def working_bytes(s, fused: bool) -> int:
+    """The bytes a step of one grid point works through: ``point_bytes``, less the per-edge
+    temporaries where the fused kernel computes the pull (it writes none). The target is about
+    caches: with the fused kernel 32 step sizes x 8 seeds of the quickstart took 14.8 s in
+    four batches and 12.0 s in one (benchmarks/sweep.py)."""
+    if not fused:
+        return point_bytes(s)
+    d = get_manifold(s.manifold.kind, s.manifold.dim).ambient_dim
+    rule_copies = 3 if s.dynamics.rule not in ("gradient", "stochastic", "gossip") else 1
+    return len(s.run.seeds) * (4 + rule_copies) * s.arrays.n_nodes * d * np.dtype(s.run.precision).itemsize
 
 
 def _batches(grid: Grid, scenarios: list, memory: int) -> list[Batch]:
@@ -282,7 +298,7 @@ def _batches(grid: Grid, scenarios: list, memory: int) -> list[Batch]:
         features = energy.Features(*(any(getattr(c.features, f) for c, _, _ in inputs) for f in energy.Features._fields))
         # The pair kernel is a choice of kernel that only undirected graphs allow: all points, or none.
         features = features._replace(pairs=all(c.features.pairs for c, _, _ in inputs))
-        per = points_per_batch(point_bytes(first), memory)
+        per = points_per_batch(point_bytes(first), memory, working_bytes(first, features.fused))
         if n_dev > 1:
             per = max(n_dev, per - per % n_dev)
         for lo in range(0, len(members), per):
