@@ -15,6 +15,7 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax.custom_batching import custom_vmap
 
 from hivemind.engine.manifolds import Manifold
@@ -38,9 +39,23 @@ def _per_edge(w: jax.Array, like: jax.Array) -> jax.Array:
     return w.reshape(w.shape + (1,) * (like.ndim - w.ndim))
 
 
-def loss(manifold: Manifold, states: jax.Array, topology: Topology) -> jax.Array:
-    """The global loss of ``states`` (N, D), or of each run in agents-first (N, *batch, D)."""
-    d = manifold.dist(states[topology.receivers], states[topology.senders])
+def pair_distances(manifold: Manifold, states: jax.Array, first: jax.Array, second: jax.Array, fused: bool = False) -> jax.Array:
+    """d(x[first[p]], x[second[p]]) for every pair p: (P,) for states (N, D), (P, *batch) agents-first.
+
+    With ``fused`` the C++ kernel of ``hivemind.engine.fused`` computes them (no gradient; the
+    records use it), else ``manifold.dist`` over two gathers.
+    """
+    if fused:
+        from hivemind.engine import fused as fused_kernel
+
+        return fused_kernel.distances(manifold.name, states, first, second)
+    return manifold.dist(states[first], states[second])
+
+
+def loss(manifold: Manifold, states: jax.Array, topology: Topology, edge_dist: jax.Array | None = None) -> jax.Array:
+    """The global loss of ``states`` (N, D), or of each run in agents-first (N, *batch, D);
+    ``edge_dist`` the distances of the messages' endpoints, where the caller has them."""
+    d = pair_distances(manifold, states, topology.receivers, topology.senders) if edge_dist is None else edge_dist
     return 0.5 * jnp.sum(_per_edge(topology.loss_weights, d) * d * d, axis=0)
 
 
@@ -256,15 +271,24 @@ def _static_or_unrolled(anchors: jax.Array):
     return [anchors[k] for k in range(anchors.shape[0])]
 
 
-def dispersion(manifold: Manifold, states: jax.Array, sample: jax.Array) -> jax.Array:
-    """Mean pairwise geodesic distance over a sample of K nodes; states (N, D) or (N, *batch, D)."""
-    x = states[sample]
+def dispersion(manifold: Manifold, states: jax.Array, sample: jax.Array, fused: bool = False) -> jax.Array:
+    """Mean pairwise geodesic distance over a sample of K nodes; states (N, D) or (N, *batch, D).
+
+    With ``fused`` the C++ kernel computes each unordered pair once (distances are symmetric).
+    """
     k = sample.shape[0]
+    if fused:
+        i, j = np.triu_indices(k, 1)
+        d = pair_distances(manifold, states, sample[i], sample[j], fused=True)  # (K(K-1)/2, *batch)
+        return 2.0 * jnp.sum(d, axis=0) / max(k * (k - 1), 1)
+    x = states[sample]
     d = manifold.dist(x[:, None], x[None, :])  # (K, K, *batch)
     return jnp.sum(d, axis=(0, 1)) / max(k * (k - 1), 1)
 
 
-def clusters(manifold: Manifold, states: jax.Array, topology: Topology, tol) -> tuple[jax.Array, jax.Array]:
+def clusters(
+    manifold: Manifold, states: jax.Array, topology: Topology, tol, edge_dist: jax.Array | None = None
+) -> tuple[jax.Array, jax.Array]:
     """(number of clusters, largest cluster's share of the mobile agents).
 
     Clusters are the connected components of the graph once edges whose endpoints are
@@ -272,10 +296,10 @@ def clusters(manifold: Manifold, states: jax.Array, topology: Topology, tol) -> 
     agent (an anchor nobody is near is not an opinion cluster). Label propagation with
     pointer jumping: each round every node takes the smallest label among itself and
     its close neighbours, then the label of that label's node; O(E) per round, rounds
-    until nothing changes. States (N, D) or (N, *batch, D).
+    until nothing changes. States (N, D) or (N, *batch, D); ``edge_dist`` as in ``loss``.
     """
     n = states.shape[0]
-    d = manifold.dist(states[topology.receivers], states[topology.senders])
+    d = pair_distances(manifold, states, topology.receivers, topology.senders) if edge_dist is None else edge_dist
     close = d <= tol
     batch = d.shape[1:]
     idx = jnp.arange(n, dtype=jnp.int32).reshape((n,) + (1,) * len(batch))

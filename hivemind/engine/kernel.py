@@ -59,20 +59,26 @@ def rule_for(config: EngineConfig, hyper: dict):
     return make_rule(config.manifold, config.rule, hyper, config.schedule, options, config.features)
 
 
-def _observe(manifold: Manifold, states: jax.Array, topology: Topology, cluster_tol) -> dict[str, jax.Array]:
-    """What is recorded of a batch of runs (S, N, D), computed agents-first; see ``VARIABLES``."""
+def _observe(manifold: Manifold, states: jax.Array, topology: Topology, cluster_tol, fused: bool = False) -> dict[str, jax.Array]:
+    """What is recorded of a batch of runs (S, N, D), computed agents-first; see ``VARIABLES``.
+
+    With ``fused`` the C++ kernel computes the distances (of the edges once, for the loss and the
+    clusters, and of the dispersion's pairs): on a sweep of the quickstart the records took longer
+    than the steps without it.
+    """
     x, n = energy.agents_first(states), states.shape[0]
 
     def per_run(a):
         return energy.seeds_first(a, n, agent_axis=False)
 
     dist, nearest = energy.distance_to_anchors(manifold, x, topology.anchors)
-    n_clusters, largest = energy.clusters(manifold, x, topology, cluster_tol)
+    edges = energy.pair_distances(manifold, x, topology.receivers, topology.senders, fused)
+    n_clusters, largest = energy.clusters(manifold, x, topology, cluster_tol, edges)
     out = {
         "state": states,
-        "loss": per_run(energy.loss(manifold, x, topology)),
+        "loss": per_run(energy.loss(manifold, x, topology, edges)),
         "distance_to_anchor": energy.seeds_first(dist, n),
-        "dispersion": per_run(energy.dispersion(manifold, x, topology.sample)),
+        "dispersion": per_run(energy.dispersion(manifold, x, topology.sample, fused)),
         "clusters": per_run(n_clusters),
         "largest_cluster_share": per_run(largest),
     }
@@ -87,8 +93,11 @@ def _observe(manifold: Manifold, states: jax.Array, topology: Topology, cluster_
     return out
 
 
-def observe_summary(manifold: Manifold, states: jax.Array, topology: Topology, cluster_tol) -> dict[str, jax.Array]:
-    """A few numbers per run instead of every agent's state: what a sweep keeps of each step it records."""
+def observe_summary(
+    manifold: Manifold, states: jax.Array, topology: Topology, cluster_tol, fused: bool = False
+) -> dict[str, jax.Array]:
+    """A few numbers per run instead of every agent's state: what a sweep keeps of each step it
+    records; ``fused`` as in ``_observe``."""
     x, n = energy.agents_first(states), states.shape[0]
 
     def per_run(a):
@@ -97,14 +106,21 @@ def observe_summary(manifold: Manifold, states: jax.Array, topology: Topology, c
     dist, _ = energy.distance_to_anchors(manifold, x, topology.anchors)
     mobile = ((topology.inv_inertia > 0) & (topology.node_mask > 0)).astype(states.dtype)
     mobile = mobile.reshape(mobile.shape + (1,) * (dist.ndim - 1))
-    n_clusters, largest = energy.clusters(manifold, x, topology, cluster_tol)
+    edges = energy.pair_distances(manifold, x, topology.receivers, topology.senders, fused)
+    n_clusters, largest = energy.clusters(manifold, x, topology, cluster_tol, edges)
     return {
         "mean_distance": per_run(jnp.sum(dist * mobile, axis=0) / jnp.sum(mobile)),
-        "loss": per_run(energy.loss(manifold, x, topology)),
+        "loss": per_run(energy.loss(manifold, x, topology, edges)),
         "clusters": per_run(n_clusters),
         "largest_cluster_share": per_run(largest),
-        "dispersion": per_run(energy.dispersion(manifold, x, topology.sample)),
+        "dispersion": per_run(energy.dispersion(manifold, x, topology.sample, fused)),
     }
+
+
+def _fused_records(config: EngineConfig) -> bool:
+    """Whether the records' distances come from the fused kernel: where it computes the pull
+    (never in a run that is differentiated)."""
+    return config.features.fused and not config.features.differentiable
 
 
 def init_run(config: EngineConfig, hyper: dict, x: jax.Array, key: jax.Array) -> Carry:
@@ -151,7 +167,8 @@ class Lanes:
 
 
 def _one_summary(config: EngineConfig, hyper: dict, topology: Topology, x) -> dict[str, jax.Array]:
-    return {k: v[0] for k, v in observe_summary(config.manifold, x[None], topology, hyper["cluster_tol"]).items()}
+    summary = observe_summary(config.manifold, x[None], topology, hyper["cluster_tol"], _fused_records(config))
+    return {k: v[0] for k, v in summary.items()}
 
 
 @partial(jax.jit, static_argnames=("config", "lanes"))
@@ -164,7 +181,7 @@ def start(config: EngineConfig, hyper: dict, topology: Topology, states: jax.Arr
     """
     if lanes is None:
         carry = jax.vmap(partial(init_run, config, hyper))(states, keys)
-        return carry, _observe(config.manifold, states, topology, hyper["cluster_tol"])
+        return carry, _observe(config.manifold, states, topology, hyper["cluster_tol"], _fused_records(config))
     h_axes, t_axes = lanes.axes()
     carry = jax.vmap(partial(init_run, config), in_axes=(h_axes, 0, 0))(hyper, states, keys)
     return carry, jax.vmap(partial(_one_summary, config), in_axes=(h_axes, t_axes, 0))(hyper, topology, states)
@@ -196,7 +213,7 @@ def advance(
             return jax.vmap(partial(step_run, config, hyper, topology))(c), None
 
         def observe(c: Carry):
-            return _observe(config.manifold, c.states, topology, hyper["cluster_tol"])
+            return _observe(config.manifold, c.states, topology, hyper["cluster_tol"], _fused_records(config))
 
     else:
         h_axes, t_axes = lanes.axes()

@@ -232,3 +232,41 @@ def test_a_run_resumed_across_kernels_ends_where_one_kernel_ends(tmp_path):
     whole = simulate(scenario(**sections, run={"kernel": "jax"}))
     assert resumed.state.shape == whole.state.shape
     assert np.max(np.abs(resumed.state.values - whole.state.values)) < 2e-5
+
+
+@pytest.mark.parametrize(
+    "kind, dim, dtype",
+    [("sphere", 16, jnp.float32), ("hyperbolic", 2, jnp.float64), ("euclidean", 5, jnp.float32), ("sphere", 5, jnp.float64)],
+)
+def test_the_fused_distances_equal_the_manifolds_dist_and_batch_under_vmap(kind, dim, dtype):
+    senders, receivers, _ = graph(3)
+    m, x = points(kind, dim, N, 7, dtype)
+    _, y = points(kind, dim, N, 8, dtype)
+    ref = m.dist(x[receivers], x[senders])
+    assert close(ref, fused.distances(kind, x, receivers, senders), dtype)
+    runs = jnp.stack([x, y])  # vmapped over runs: one call with the runs as the kernel's batch axis
+    got = jax.vmap(lambda s: fused.distances(kind, s, receivers, senders))(runs)
+    assert got.shape == (2, E) and close(jax.vmap(lambda s: m.dist(s[receivers], s[senders]))(runs), got, dtype)
+    with pytest.raises(Exception, match="every index must be within the states"):
+        fused.distances(kind, x, receivers.at[3].set(N), senders).block_until_ready()
+
+
+def test_the_records_with_the_fused_distances_equal_the_pure_jax_records():
+    """What a run and a sweep record (loss, clusters, dispersion, ...) with the fused kernel's
+    distances, against the same records in pure JAX: equal to float32 rounding, clusters exactly."""
+    from hivemind.engine.kernel import _observe, observe_summary
+    from hivemind.runner.simulate import engine_inputs, initial_configuration
+
+    s = scenario(graph={"kind": "barabasi_albert_graph", "n": 120, "params": {"m": 2}}, run={"seeds": [0, 1, 2]})
+    config, hyper, topology = engine_inputs(s, jnp.float32)
+    states = jnp.stack([initial_configuration(s, k, jnp.float32) for k in (0, 1, 2)])
+    tol = jnp.float32(0.3)
+    for observe in (_observe, observe_summary):
+        plain, fast = (observe(config.manifold, states, topology, tol, fused=f) for f in (False, True))
+        assert plain.keys() == fast.keys()
+        for k in plain:
+            if k in ("clusters", "nearest_anchor"):
+                assert bool(jnp.array_equal(plain[k], fast[k])), k
+            else:
+                assert close(plain[k], fast[k], jnp.float32), k
+    assert int(jnp.max(plain["clusters"])) > 1  # the tolerance splits the agents: the clusters are really compared

@@ -21,6 +21,7 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.custom_batching import custom_vmap
 
 HERE = Path(__file__).resolve().parent
 SOURCE = HERE / "pull.cc"
@@ -70,7 +71,12 @@ def _load(library: Path) -> tuple[bool, str]:
         return False, "the fused kernel is not built (python -m hivemind.engine.fused builds it): using the pure-JAX kernel"
     try:
         lib = ctypes.cdll.LoadLibrary(str(library))
-        for symbol, name in (("HivemindPullF32", "hivemind_pull_f32"), ("HivemindPullF64", "hivemind_pull_f64")):
+        for symbol, name in (
+            ("HivemindPullF32", "hivemind_pull_f32"),
+            ("HivemindPullF64", "hivemind_pull_f64"),
+            ("HivemindDistF32", "hivemind_dist_f32"),
+            ("HivemindDistF64", "hivemind_dist_f64"),
+        ):
             jax.ffi.register_ffi_target(name, jax.ffi.pycapsule(getattr(lib, symbol)), platform="cpu")
     except (OSError, AttributeError) as e:
         return False, f"the fused kernel cannot be loaded ({e.__class__.__name__}): using the pure-JAX kernel"
@@ -136,6 +142,55 @@ def _bwd(kind, bounded, reference, saved, cotangent):
 
 
 pull.defvjp(_fwd, _bwd)
+
+
+DIST_TARGETS = {np.dtype(np.float32): "hivemind_dist_f32", np.dtype(np.float64): "hivemind_dist_f64"}
+
+
+def _distances(kind: str, states, first, second):
+    ok, why = status()
+    if not ok:
+        raise RuntimeError(why)
+    n = states.shape[0]
+    x = states.reshape(n, 1, states.shape[-1]) if states.ndim == 2 else states
+    p = first.shape[0]
+    if p == 0:
+        return jnp.zeros((0, *x.shape[1:-1]), x.dtype)[:, 0] if states.ndim == 2 else jnp.zeros((0, x.shape[1]), x.dtype)
+    out = jax.ShapeDtypeStruct((p, x.shape[1]), x.dtype)
+    d = jax.ffi.ffi_call(DIST_TARGETS[np.dtype(x.dtype)], out)(
+        x,
+        first.astype(jnp.int32),
+        second.astype(jnp.int32),
+        manifold=np.int64(MANIFOLDS[kind]),
+        threads=np.int64(THREADS),
+    )
+    return d[:, 0] if states.ndim == 2 else d
+
+
+@functools.cache
+def _vmappable_distances(kind: str):
+    @custom_vmap
+    def one(states, first, second):
+        return _distances(kind, states, first, second)
+
+    @one.def_vmap
+    def batched(axis_size, in_batched, states, first, second):
+        s_b, a_b, b_b = in_batched
+        if a_b or b_b:  # different pairs per run: the generic way
+            axes = (0 if s_b else None, 0 if a_b else None, 0 if b_b else None)
+            return jax.vmap(functools.partial(_distances, kind), in_axes=axes)(states, first, second), True
+        x = states if s_b else jnp.broadcast_to(states, (axis_size, *states.shape))
+        d = _distances(kind, jnp.moveaxis(x, 0, 1), first, second)  # runs as the kernel's batch axis
+        return jnp.moveaxis(d, 1, 0), True
+
+    return one
+
+
+def distances(kind: str, states, first, second):
+    """d(x[first[p]], x[second[p]]) for every pair p, by the manifold's own formula (``dist``):
+    states (N, D) -> (P,), or agents-first (N, B, D) -> (P, B). Under ``jax.vmap`` over runs
+    the runs become the kernel's batch axis. No gradient: it serves the records."""
+    return _vmappable_distances(kind)(states, first, second)
 
 
 def main() -> int:

@@ -398,7 +398,111 @@ ffi::Error PullImpl(ffi::Buffer<DT> states, ffi::Buffer<ffi::S32> senders, ffi::
   }
 }
 
+// Geodesic distances of pairs (a[p], b[p]) of every run: what the records need (the loss and the
+// clusters over the edges, the dispersion over a sample's pairs), in chunks like the pull, with
+// the same sums: the formulas of the manifolds' dist.
+template <typename T, int M, int DC>
+bool distance_rows(const Kernel<T, M, 0>& base, const int32_t* a, const int32_t* b, T* out, int64_t p0, int64_t p1) {
+  Kernel<T, M, DC> k{base.x, base.snd, base.rcv, base.w, base.conf, base.f, base.h,
+                     base.n, base.b, base.d_rt, base.bw, base.bc, base.bounded};
+  const int64_t d = k.dim(), runs = k.b;
+  std::vector<T> scratch(d);
+  T s1[CHUNK], s2[CHUNK];
+  int64_t at[CHUNK];
+  int m = 0;
+  auto flush = [&]() {
+#pragma omp simd
+    for (int q = 0; q < m; ++q) {
+      if (M == kEuclidean) {
+        s1[q] = std::sqrt(s1[q]);
+      } else if (M == kSphere) {
+        s1[q] = T(2) * atan2_quarter(std::sqrt(s1[q]), std::sqrt(s2[q]));
+      }
+    }
+    if (M == kHyperbolic)
+      for (int q = 0; q < m; ++q) s1[q] = T(2) * std::asinh((s1[q] > T(0) ? std::sqrt(s1[q]) : T(0)) / T(2));
+    for (int q = 0; q < m; ++q) out[at[q]] = s1[q];
+    m = 0;
+  };
+  for (int64_t p = p0; p < p1; ++p) {
+    const int32_t i = a[p], j = b[p];
+    if (i < 0 || i >= k.n || j < 0 || j >= k.n) return false;
+    for (int64_t r = 0; r < runs; ++r) {
+      k.geometry(k.x + (static_cast<int64_t>(i) * runs + r) * d, k.x + (static_cast<int64_t>(j) * runs + r) * d,
+                 scratch.data(), s1[m], s2[m]);
+      at[m] = p * runs + r;
+      if (++m == CHUNK) flush();
+    }
+  }
+  if (m) flush();
+  return true;
+}
+
+template <typename T, int M>
+bool distance_dispatch(const Kernel<T, M, 0>& k, const int32_t* a, const int32_t* b, T* out, int64_t p0, int64_t p1) {
+  switch (k.d_rt) {
+    case 2: return distance_rows<T, M, 2>(k, a, b, out, p0, p1);
+    case 3: return distance_rows<T, M, 3>(k, a, b, out, p0, p1);
+    case 4: return distance_rows<T, M, 4>(k, a, b, out, p0, p1);
+    case 5: return distance_rows<T, M, 5>(k, a, b, out, p0, p1);
+    case 8: return distance_rows<T, M, 8>(k, a, b, out, p0, p1);
+    case 9: return distance_rows<T, M, 9>(k, a, b, out, p0, p1);
+    case 16: return distance_rows<T, M, 16>(k, a, b, out, p0, p1);
+    case 17: return distance_rows<T, M, 17>(k, a, b, out, p0, p1);
+    case 32: return distance_rows<T, M, 32>(k, a, b, out, p0, p1);
+    case 33: return distance_rows<T, M, 33>(k, a, b, out, p0, p1);
+    default: return distance_rows<T, M, 0>(k, a, b, out, p0, p1);
+  }
+}
+
+template <ffi::DataType DT>
+ffi::Error DistImpl(ffi::Buffer<DT> states, ffi::Buffer<ffi::S32> first, ffi::Buffer<ffi::S32> second,
+                    ffi::ResultBuffer<DT> dist, int64_t manifold, int64_t threads, ffi::ThreadPool pool) {
+  using T = ffi::NativeType<DT>;
+  auto dims = states.dimensions();
+  if (dims.size() != 3) return ffi::Error::InvalidArgument("states must be (N, B, D)");
+  const int64_t n = dims[0], b = dims[1], d = dims[2];
+  const int64_t pairs = first.element_count();
+  if (second.element_count() != pairs) return ffi::Error::InvalidArgument("the two index arrays differ in length");
+  const int32_t* ia = first.typed_data();
+  const int32_t* ib = second.typed_data();
+  T* out = dist->typed_data();
+  auto go = [&](auto mc) {
+    constexpr int M = decltype(mc)::value;
+    Kernel<T, M, 0> k{states.typed_data(), nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, n, b, d, 1, 1, false};
+    const int64_t t = std::max<int64_t>(1, std::min<int64_t>(threads, pairs * b * d / 65536));
+    auto parts = std::make_shared<Parts>();
+    parts->count = t;
+    parts->run = [k, ia, ib, out, pairs, t](int64_t p) {
+      return distance_dispatch<T, M>(k, ia, ib, out, pairs * p / t, pairs * (p + 1) / t);
+    };
+    for (int64_t p = 1; p < t; ++p) pool.Schedule([parts] { parts->work(); });
+    parts->work();
+    while (parts->done.load() < t) std::this_thread::yield();
+    return parts->ok ? ffi::Error::Success() : ffi::Error::InvalidArgument("every index must be within the states");
+  };
+  switch (manifold) {
+    case kEuclidean: return go(std::integral_constant<int, kEuclidean>{});
+    case kSphere: return go(std::integral_constant<int, kSphere>{});
+    case kHyperbolic: return go(std::integral_constant<int, kHyperbolic>{});
+    default: return ffi::Error::InvalidArgument("unknown manifold");
+  }
+}
+
 }  // namespace
+
+#define HIVEMIND_DIST_BIND(DT)              \
+  ffi::Ffi::Bind()                          \
+      .Arg<ffi::Buffer<DT>>()               \
+      .Arg<ffi::Buffer<ffi::S32>>()         \
+      .Arg<ffi::Buffer<ffi::S32>>()         \
+      .Ret<ffi::Buffer<DT>>()               \
+      .Attr<int64_t>("manifold")            \
+      .Attr<int64_t>("threads")             \
+      .Ctx<ffi::ThreadPool>()
+
+XLA_FFI_DEFINE_HANDLER_SYMBOL(HivemindDistF32, DistImpl<ffi::F32>, HIVEMIND_DIST_BIND(ffi::F32));
+XLA_FFI_DEFINE_HANDLER_SYMBOL(HivemindDistF64, DistImpl<ffi::F64>, HIVEMIND_DIST_BIND(ffi::F64));
 
 #define HIVEMIND_BIND(DT)                   \
   ffi::Ffi::Bind()                          \
