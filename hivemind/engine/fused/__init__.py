@@ -154,16 +154,16 @@ def _distances(kind: str, states, first, second):
     n = states.shape[0]
     x = states.reshape(n, 1, states.shape[-1]) if states.ndim == 2 else states
     p = first.shape[0]
-    if p == 0:
-        return jnp.zeros((0, *x.shape[1:-1]), x.dtype)[:, 0] if states.ndim == 2 else jnp.zeros((0, x.shape[1]), x.dtype)
-    out = jax.ShapeDtypeStruct((p, x.shape[1]), x.dtype)
-    d = jax.ffi.ffi_call(DIST_TARGETS[np.dtype(x.dtype)], out)(
-        x,
-        first.astype(jnp.int32),
-        second.astype(jnp.int32),
-        manifold=np.int64(MANIFOLDS[kind]),
-        threads=np.int64(THREADS),
-    )
+    if p == 0:  # no pairs (a sample of one agent): nothing to call
+        d = jnp.zeros((0, x.shape[1]), x.dtype)
+    else:
+        d = jax.ffi.ffi_call(DIST_TARGETS[np.dtype(x.dtype)], jax.ShapeDtypeStruct((p, x.shape[1]), x.dtype))(
+            x,
+            first.astype(jnp.int32),
+            second.astype(jnp.int32),
+            manifold=np.int64(MANIFOLDS[kind]),
+            threads=np.int64(THREADS),
+        )
     return d[:, 0] if states.ndim == 2 else d
 
 

@@ -43,8 +43,8 @@ inline T ratio_or_one(T num, T den) {
   return den > std::numeric_limits<T>::min() * T(1e4) ? num / den : T(1);
 }
 
-// atan(a) for a in [0, 1], branch-free so that a loop of it vectorises. Cephes' atanf (float, about
-// 1 ulp) and atan (double, about 1e-16 relative) with the one range reduction [0, 1] needs.
+// atan(a) for a in [0, 1], branch-free so that a loop of it vectorises. Cephes' atanf (float, within
+// 2 ulp over [0, 1]) and atan (double, 1 ulp), with the one range reduction [0, 1] needs.
 inline float atan01(float a) {
   const bool big = a > 0.41421356237309503f;  // tan(pi/8)
   const float x = big ? (a - 1.0f) / (a + 1.0f) : a;
@@ -83,8 +83,9 @@ inline T atan2_quarter(T a, T b) {
 #endif
 
 #if HIVEMIND_VECTORS
-// D coordinates as one GCC/Clang vector (lowered to AVX-512, AVX2, NEON or scalar code as the
-// target allows) where D is a power of two up to 128 bytes; other D take the plain loops.
+// The first `width` of D coordinates (the largest power of two <= D, at most 128 bytes) as one
+// GCC/Clang vector, lowered to AVX-512, AVX2, NEON or scalar code as the target allows; the
+// kernels take the rest as scalars. Builds without __builtin_shufflevector take the plain loops.
 template <typename T, int D>
 struct Lanes {
   static constexpr int floor2(int v) { return v < 2 ? 1 : 2 * floor2(v / 2); }
