@@ -26,6 +26,8 @@ BLOCKS = {
     "fused_kernel": ("benchmarks/fused.py", "table", "benchmarks/results/fused.json"),
     "fused_speed": ("benchmarks/fused.py", "summary", "benchmarks/results/fused.json"),
     "sweep_speed": ("benchmarks/sweep.py", "sentence", "benchmarks/results/sweep.json"),
+    "bench_sizes": ("benchmarks/run.py", "table", "benchmarks/results/bench.json"),
+    "bench_facts": ("benchmarks/run.py", "facts", "benchmarks/results/bench.json"),
 }
 DOCUMENTS = ("README.md", "analysis/README.md", *sorted(str(p.relative_to(ROOT)) for p in (ROOT / "docs" / "guide").glob("*.md")))
 

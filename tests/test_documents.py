@@ -229,6 +229,14 @@ def test_the_fused_kernel_table_and_its_prose_hold_in_the_benchmark():
     assert rows[1_000_000]["fused_bandwidth_share"] < rows[100_000]["fused_bandwidth_share"]
 
 
+def test_the_speed_guide_shows_hivemind_bench_as_it_measured():
+    bench = script("benchmarks/run.py")
+    doc = json.loads((ROOT / "benchmarks" / "results" / "bench.json").read_text())
+    assert block("bench_sizes") == bench.table(doc)
+    assert block("bench_facts") == bench.facts(doc)
+    assert doc["agree"]  # the table is of implementations that agree
+
+
 def test_the_sweep_speed_paragraph_is_the_benchmarks_own():
     bench = script("benchmarks/sweep.py")
     doc = json.loads((ROOT / "benchmarks" / "results" / "sweep.json").read_text())
