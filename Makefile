@@ -39,6 +39,12 @@ $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m hivemind.engine.fused
 	touch $@ $(VENV)/.installed
 
+# A checkout whose pull.cc changed (a git pull) rebuilds the kernel; a failed build leaves no
+# library, so the engine keeps its pure-JAX kernel and the next make tries again.
+FUSED := hivemind/engine/fused/_lib/libhivemind_pull.so
+$(FUSED): hivemind/engine/fused/pull.cc | $(VENV)/.installed
+	$(BIN)/python -m hivemind.engine.fused
+
 # The tests of report.html load it in a real browser: Debian's chromium and chromium-driver,
 # installed here where they are missing (as root, or through sudo).
 BROWSER := chromium chromium-driver
@@ -48,7 +54,7 @@ browser:
 	  $$SUDO apt-get install -y --no-install-recommends $(BROWSER) >/dev/null 2>&1 || \
 	  { $$SUDO apt-get update >/dev/null && $$SUDO apt-get install -y --no-install-recommends $(BROWSER) >/dev/null; }; }
 
-demo: $(VENV)/.installed
+demo: $(VENV)/.installed $(FUSED)
 	$(BIN)/hivemind run scenarios/quickstart.toml --out runs/quickstart --force --plot
 	@echo "next: language-model agents around an anchor: make live (or .venv/bin/hivemind live scenarios/live_quickstart.toml)"
 
@@ -90,12 +96,12 @@ analysis-discussions: $(VENV)/.installed-dev
 	$(BIN)/python analysis/readme_blocks.py
 
 # Speed and scale against numpy, a per-agent loop and geomstats; see benchmarks/README.md.
-bench: $(VENV)/.installed-dev
+bench: $(VENV)/.installed-dev $(FUSED)
 	$(BIN)/hivemind bench --out benchmarks/results
 	$(BIN)/python benchmarks/startup.py --out benchmarks/results
 
 # The fused C++ pair kernel against the pure-JAX kernel and numpy add.at, with the copy-bandwidth share.
-bench-fused: $(VENV)/.installed
+bench-fused: $(VENV)/.installed $(FUSED)
 	$(BIN)/python benchmarks/fused.py --out benchmarks/results
 
 # hivemind fit on 10 000 scalar and 625 embedded discussions, against scipy's least_squares.
@@ -108,7 +114,7 @@ bench-startup: $(VENV)/.installed
 	$(BIN)/python benchmarks/startup.py --out benchmarks/results
 
 # A grid of 64 step sizes x 8 seeds as one batched sweep, against a loop of simulate.
-bench-sweep: $(VENV)/.installed
+bench-sweep: $(VENV)/.installed $(FUSED)
 	$(BIN)/python benchmarks/sweep.py --out benchmarks/results
 
 # One run over two processes (gloo on 127.0.0.1) against one process, 10^6 agents split by agents.
@@ -124,7 +130,7 @@ bench-live: $(VENV)/.installed-dev
 	$(BIN)/python analysis/readme_blocks.py
 
 # Two workers: many tests wait on a subprocess, a compile or a file, so both cores stay busy.
-test: $(VENV)/.installed-dev browser
+test: $(VENV)/.installed-dev $(FUSED) browser
 	$(BIN)/python -m pytest -n 2 --durations=15
 
 # The documentation site, into docs/_build/html: every tutorial executed (cached while unchanged),

@@ -149,6 +149,21 @@ def test_bad_indices_are_an_error_not_a_crash(broken):
         fused.pull("sphere", False, reference, x, senders, receivers, w, jnp.float32(np.inf))[0].block_until_ready()
 
 
+def test_a_library_older_than_its_source_is_not_used(tmp_path, monkeypatch):
+    """After a git pull that changed pull.cc, the old library is not what the source says: the
+    engine falls back, says why in one line, and make rebuilds it."""
+    import os
+    import shutil
+
+    source, library = tmp_path / "pull.cc", tmp_path / "lib.so"
+    shutil.copy(fused.SOURCE, source)
+    shutil.copy(fused.LIBRARY, library)
+    os.utime(library, (1_000_000, 1_000_000))
+    monkeypatch.setattr(fused, "SOURCE", source)
+    ok, why = fused._load.__wrapped__(library)
+    assert not ok and "older than pull.cc" in why and "\n" not in why
+
+
 def test_auto_takes_the_fused_kernel_where_it_was_built():
     from hivemind.runner.simulate import kernel_choice
 

@@ -69,6 +69,10 @@ def status() -> tuple[bool, str]:
 def _load(library: Path) -> tuple[bool, str]:
     if not library.is_file():
         return False, "the fused kernel is not built (python -m hivemind.engine.fused builds it): using the pure-JAX kernel"
+    if SOURCE.is_file() and SOURCE.stat().st_mtime > library.stat().st_mtime:
+        # pull.cc changed since the build (a git pull, an edit): what would run is not what it says.
+        why = "the fused kernel is older than pull.cc (make, or python -m hivemind.engine.fused, rebuilds it)"
+        return False, why + ": using the pure-JAX kernel"
     try:
         lib = ctypes.cdll.LoadLibrary(str(library))
         for symbol, name in (
