@@ -15,6 +15,8 @@ from hivemind.scenario import Scenario
 def manifest(scenario: Scenario, ds: xr.Dataset) -> dict:
     import jax
 
+    from hivemind.runner.simulate import kernel_choice
+
     return {
         "scenario": scenario.to_dict(),
         "scenario_file": scenario.source,
@@ -25,6 +27,8 @@ def manifest(scenario: Scenario, ds: xr.Dataset) -> dict:
         "precision": scenario.run.precision,
         "devices": [str(d) for d in jax.devices()],
         "device_count": jax.device_count(),
+        # Which pair kernel computed it (run.kernel says what was asked): the two agree to rounding.
+        "kernel": kernel_choice(scenario)[1].removeprefix("kernel: "),
         "versions": versions(),
         "wall_time_s": ds.attrs.get("wall_time_s"),
         "status": ds.attrs.get("status", "complete"),

@@ -165,10 +165,15 @@ def test_a_library_older_than_its_source_is_not_used(tmp_path, monkeypatch):
 
 
 def test_auto_takes_the_fused_kernel_where_it_was_built():
-    from hivemind.runner.simulate import kernel_choice
+    from hivemind.runner.manifest import manifest
+    from hivemind.runner.simulate import kernel_choice, simulate
 
     assert kernel_choice(scenario()) == (True, "kernel: fused")  # run.kernel defaults to "auto"
     assert kernel_choice(scenario(run={"kernel": "jax"})) == (False, "kernel: jax")
+    # manifest.json says which kernel computed the run
+    for asked, used in (("auto", "fused"), ("jax", "jax")):
+        s = scenario(run={"kernel": asked}, dynamics={"steps": 3})
+        assert manifest(s, simulate(s))["kernel"] == used
 
 
 @pytest.mark.parametrize("kind, dim", [("sphere", 4), ("hyperbolic", 3), ("euclidean", 5)])
