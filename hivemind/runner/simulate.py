@@ -64,6 +64,8 @@ def kernel_choice(scenario: Scenario) -> tuple[bool, str]:
         return False, "kernel: jax"
     from hivemind.engine import fused
 
+    # A run with run.shard keeps the pure-JAX kernel even on one device: the same program then runs
+    # it on one process or many, and "seeds" gives the same bits either way.
     if scenario.run.shard != "none" or jax.device_count() > 1:
         return False, "kernel: jax (the fused kernel runs on one device; run.shard spreads this run)"
     if jax.default_backend() != "cpu":
