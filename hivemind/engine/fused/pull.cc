@@ -138,6 +138,12 @@ struct Kernel {
 
   int64_t dim() const { return DC > 0 ? DC : d_rt; }
 
+  // The same kernel with the dimension known at compile time (DC = 0: the runtime loops).
+  template <int D>
+  Kernel<T, M, D> at_dim() const {
+    return {x, snd, rcv, w, conf, f, h, n, b, d_rt, bw, bc, bounded};
+  }
+
   // (1) The coordinates of one item: the direction it pulls along (before its scale) into u,
   // and the sums of squares its scale needs into a and bb. The sphere uses Kahan's pair form
   // (pure JAX's log_pair): with dl = y - x and e = y + x, theta = 2 atan2(|dl|, |e|) and
@@ -213,32 +219,39 @@ struct Kernel {
   }
 
   // (2) and (3): the scale and gate of every item in the chunk, then the sums into receivers.
-  void flush(Chunk<T>& ch) const {
-    const int m = ch.size;
-    T scale[CHUNK], dist[CHUNK];
+  // (2) From the sums of squares (a, bb) of m items: each one's geodesic distance and the scale
+  // that turns its direction into Log_x(y). Both kernels use it.
+  static void scales(int m, const T* a, const T* bb, T* scale, T* dist) {
     if (M == kEuclidean) {
 #pragma omp simd
       for (int q = 0; q < m; ++q) {
         scale[q] = T(1);
-        dist[q] = std::sqrt(ch.a[q]);
+        dist[q] = std::sqrt(a[q]);
       }
     } else if (M == kSphere) {
 #pragma omp simd
       for (int q = 0; q < m; ++q) {
-        const T a = std::sqrt(ch.a[q]), e = std::sqrt(ch.b[q]);
-        const T angle = T(2) * atan2_quarter(a, e);
-        scale[q] = ratio_or_one(angle, T(0.5) * a * e);
+        const T da = std::sqrt(a[q]), e = std::sqrt(bb[q]);
+        const T angle = T(2) * atan2_quarter(da, e);
+        scale[q] = ratio_or_one(angle, T(0.5) * da * e);
         dist[q] = angle;
       }
     } else {
       for (int q = 0; q < m; ++q) {  // asinh has no vector form here: the hyperbolic case is scalar
-        const T qq = ch.a[q];
+        const T qq = a[q];
         const T r = qq > T(0) ? std::sqrt(qq) : T(0);
         const T dd = T(2) * std::asinh(r / T(2));
         scale[q] = ratio_or_one(dd, r * std::sqrt(T(1) + qq / T(4)));
         dist[q] = dd;
       }
     }
+  }
+
+  // (2), the gate, and (3): the sums into receivers.
+  void flush(Chunk<T>& ch) const {
+    const int m = ch.size;
+    T scale[CHUNK], dist[CHUNK];
+    scales(m, ch.a, ch.b, scale, dist);
     if (bounded) {
       for (int q = 0; q < m; ++q) {
         const T bound = conf[bc == 1 ? 0 : ch.at[q].run];
@@ -297,31 +310,64 @@ struct Kernel {
     if (ch.size) flush(ch);
     return true;
   }
+
+  // Geodesic distances of pairs (a[p], b[p]), p in [p0, p1), of every run into out (P, B): what the
+  // records need (the loss and the clusters over the edges, the dispersion over a sample's pairs),
+  // with the pull's sums and formulas. Returns false on an index out of range.
+  bool distances(const int32_t* a, const int32_t* b2, T* out, int64_t p0, int64_t p1) const {
+    const int64_t d = dim();
+    std::vector<T> scratch(d);
+    T s1[CHUNK], s2[CHUNK], scale[CHUNK], dist[CHUNK];
+    int64_t at[CHUNK];
+    int m = 0;
+    auto flush_distances = [&]() {
+      scales(m, s1, s2, scale, dist);
+      for (int q = 0; q < m; ++q) out[at[q]] = dist[q];
+      m = 0;
+    };
+    for (int64_t p = p0; p < p1; ++p) {
+      const int32_t i = a[p], j = b2[p];
+      if (i < 0 || i >= n || j < 0 || j >= n) return false;
+      for (int64_t r = 0; r < b; ++r) {
+        geometry(x + (static_cast<int64_t>(i) * b + r) * d, x + (static_cast<int64_t>(j) * b + r) * d, scratch.data(),
+                 s1[m], s2[m]);
+        at[m] = p * b + r;
+        if (++m == CHUNK) flush_distances();
+      }
+    }
+    if (m) flush_distances();
+    return true;
+  }
 };
 
-template <typename T, int M, int DC>
-bool run_rows(const Kernel<T, M, 0>& base, int64_t r0, int64_t r1, int64_t e0, int64_t e1) {
-  Kernel<T, M, DC> k{base.x, base.snd, base.rcv, base.w, base.conf, base.f, base.h,
-                     base.n, base.b, base.d_rt, base.bw, base.bc, base.bounded};
-  return k.rows(r0, r1, e0, e1);
+// Calls f(std::integral_constant<int, D>{}) with D the dimension as a compile-time constant: vector
+// code for the usual dimensions (2^k coordinates, or 2^k + 1: S^n and H^n live in R^{n+1}),
+// D = 0 (the runtime loops) for the rest.
+template <typename F>
+auto with_dim(int64_t d, F&& f) {
+  switch (d) {
+    case 2: return f(std::integral_constant<int, 2>{});
+    case 3: return f(std::integral_constant<int, 3>{});
+    case 4: return f(std::integral_constant<int, 4>{});
+    case 5: return f(std::integral_constant<int, 5>{});
+    case 8: return f(std::integral_constant<int, 8>{});
+    case 9: return f(std::integral_constant<int, 9>{});
+    case 16: return f(std::integral_constant<int, 16>{});
+    case 17: return f(std::integral_constant<int, 17>{});
+    case 32: return f(std::integral_constant<int, 32>{});
+    case 33: return f(std::integral_constant<int, 33>{});
+    default: return f(std::integral_constant<int, 0>{});
+  }
 }
 
-// Vector code for the usual dimensions (2^k coordinates, or 2^k + 1: S^n and H^n live in
-// R^{n+1}), a runtime loop for the rest.
-template <typename T, int M>
-bool dispatch(const Kernel<T, M, 0>& k, int64_t r0, int64_t r1, int64_t e0, int64_t e1) {
-  switch (k.d_rt) {
-    case 2: return run_rows<T, M, 2>(k, r0, r1, e0, e1);
-    case 3: return run_rows<T, M, 3>(k, r0, r1, e0, e1);
-    case 4: return run_rows<T, M, 4>(k, r0, r1, e0, e1);
-    case 5: return run_rows<T, M, 5>(k, r0, r1, e0, e1);
-    case 8: return run_rows<T, M, 8>(k, r0, r1, e0, e1);
-    case 9: return run_rows<T, M, 9>(k, r0, r1, e0, e1);
-    case 16: return run_rows<T, M, 16>(k, r0, r1, e0, e1);
-    case 17: return run_rows<T, M, 17>(k, r0, r1, e0, e1);
-    case 32: return run_rows<T, M, 32>(k, r0, r1, e0, e1);
-    case 33: return run_rows<T, M, 33>(k, r0, r1, e0, e1);
-    default: return run_rows<T, M, 0>(k, r0, r1, e0, e1);
+// Calls f(std::integral_constant<int, M>{}) for the manifold's code M; an unknown code is an error.
+template <typename F>
+ffi::Error with_manifold(int64_t manifold, F&& f) {
+  switch (manifold) {
+    case kEuclidean: return f(std::integral_constant<int, kEuclidean>{});
+    case kSphere: return f(std::integral_constant<int, kSphere>{});
+    case kHyperbolic: return f(std::integral_constant<int, kHyperbolic>{});
+    default: return ffi::Error::InvalidArgument("unknown manifold");
   }
 }
 
@@ -343,6 +389,18 @@ struct Parts {
   }
 };
 
+// Runs run(0) .. run(t - 1) on the calling thread and t - 1 tasks of XLA's pool; false if any did.
+// ``run`` is kept by the shared state: it must hold its data by value.
+bool run_parts(ffi::ThreadPool& pool, int64_t t, std::function<bool(int64_t)> run) {
+  auto parts = std::make_shared<Parts>();
+  parts->count = t;
+  parts->run = std::move(run);
+  for (int64_t p = 1; p < t; ++p) pool.Schedule([parts] { parts->work(); });
+  parts->work();
+  while (parts->done.load() < t) std::this_thread::yield();
+  return parts->ok;
+}
+
 template <typename T, int M>
 ffi::Error Launch(const Kernel<T, M, 0>& k, int64_t e, int64_t threads, ffi::ThreadPool& pool) {
   // Threads pay off only with enough work: a few thousand pair evaluations each.
@@ -359,13 +417,10 @@ ffi::Error Launch(const Kernel<T, M, 0>& k, int64_t e, int64_t threads, ffi::Thr
   for (int64_t p = 1; p < t; ++p) edge[p] = std::lower_bound(k.rcv, k.rcv + e, static_cast<int32_t>(row[p])) - k.rcv;
   edge[0] = 0;  // every edge is looked at: one out of range or order is an error, not a silent skip
   edge[t] = e;
-  auto parts = std::make_shared<Parts>();
-  parts->count = t;
-  parts->run = [k, row, edge](int64_t p) { return dispatch<T, M>(k, row[p], row[p + 1], edge[p], edge[p + 1]); };
-  for (int64_t p = 1; p < t; ++p) pool.Schedule([parts] { parts->work(); });
-  parts->work();
-  while (parts->done.load() < t) std::this_thread::yield();
-  if (!parts->ok) return ffi::Error::InvalidArgument("receivers must be sorted and every index within the states");
+  const bool ok = run_parts(pool, t, [k, row, edge](int64_t p) {
+    return with_dim(k.d_rt, [&](auto dc) { return k.template at_dim<dc>().rows(row[p], row[p + 1], edge[p], edge[p + 1]); });
+  });
+  if (!ok) return ffi::Error::InvalidArgument("receivers must be sorted and every index within the states");
   return ffi::Error::Success();
 }
 
@@ -384,76 +439,13 @@ ffi::Error PullImpl(ffi::Buffer<DT> states, ffi::Buffer<ffi::S32> senders, ffi::
   if (receivers.element_count() != e) return ffi::Error::InvalidArgument("senders and receivers differ in length");
   if ((bw != 1 && bw != b) || (bc != 1 && bc != b)) return ffi::Error::InvalidArgument("weights or confidence batch");
   if (n >= INT32_MAX) return ffi::Error::InvalidArgument("more agents than int32 indices reach");
-  auto go = [&](auto m) {
+  return with_manifold(manifold, [&](auto m) {
     constexpr int M = decltype(m)::value;
     Kernel<T, M, 0> k{states.typed_data(), senders.typed_data(), receivers.typed_data(), weights.typed_data(),
                       confidence.typed_data(), force->typed_data(), heard->typed_data(),
                       n, b, d, bw, bc, bounded != 0};
     return Launch<T, M>(k, e, threads, pool);
-  };
-  switch (manifold) {
-    case kEuclidean: return go(std::integral_constant<int, kEuclidean>{});
-    case kSphere: return go(std::integral_constant<int, kSphere>{});
-    case kHyperbolic: return go(std::integral_constant<int, kHyperbolic>{});
-    default: return ffi::Error::InvalidArgument("unknown manifold");
-  }
-}
-
-// Geodesic distances of pairs (a[p], b[p]) of every run: what the records need (the loss and the
-// clusters over the edges, the dispersion over a sample's pairs), in chunks like the pull, with
-// the same sums: the formulas of the manifolds' dist.
-template <typename T, int M, int DC>
-bool distance_rows(const Kernel<T, M, 0>& base, const int32_t* a, const int32_t* b, T* out, int64_t p0, int64_t p1) {
-  Kernel<T, M, DC> k{base.x, base.snd, base.rcv, base.w, base.conf, base.f, base.h,
-                     base.n, base.b, base.d_rt, base.bw, base.bc, base.bounded};
-  const int64_t d = k.dim(), runs = k.b;
-  std::vector<T> scratch(d);
-  T s1[CHUNK], s2[CHUNK];
-  int64_t at[CHUNK];
-  int m = 0;
-  auto flush = [&]() {
-#pragma omp simd
-    for (int q = 0; q < m; ++q) {
-      if (M == kEuclidean) {
-        s1[q] = std::sqrt(s1[q]);
-      } else if (M == kSphere) {
-        s1[q] = T(2) * atan2_quarter(std::sqrt(s1[q]), std::sqrt(s2[q]));
-      }
-    }
-    if (M == kHyperbolic)
-      for (int q = 0; q < m; ++q) s1[q] = T(2) * std::asinh((s1[q] > T(0) ? std::sqrt(s1[q]) : T(0)) / T(2));
-    for (int q = 0; q < m; ++q) out[at[q]] = s1[q];
-    m = 0;
-  };
-  for (int64_t p = p0; p < p1; ++p) {
-    const int32_t i = a[p], j = b[p];
-    if (i < 0 || i >= k.n || j < 0 || j >= k.n) return false;
-    for (int64_t r = 0; r < runs; ++r) {
-      k.geometry(k.x + (static_cast<int64_t>(i) * runs + r) * d, k.x + (static_cast<int64_t>(j) * runs + r) * d,
-                 scratch.data(), s1[m], s2[m]);
-      at[m] = p * runs + r;
-      if (++m == CHUNK) flush();
-    }
-  }
-  if (m) flush();
-  return true;
-}
-
-template <typename T, int M>
-bool distance_dispatch(const Kernel<T, M, 0>& k, const int32_t* a, const int32_t* b, T* out, int64_t p0, int64_t p1) {
-  switch (k.d_rt) {
-    case 2: return distance_rows<T, M, 2>(k, a, b, out, p0, p1);
-    case 3: return distance_rows<T, M, 3>(k, a, b, out, p0, p1);
-    case 4: return distance_rows<T, M, 4>(k, a, b, out, p0, p1);
-    case 5: return distance_rows<T, M, 5>(k, a, b, out, p0, p1);
-    case 8: return distance_rows<T, M, 8>(k, a, b, out, p0, p1);
-    case 9: return distance_rows<T, M, 9>(k, a, b, out, p0, p1);
-    case 16: return distance_rows<T, M, 16>(k, a, b, out, p0, p1);
-    case 17: return distance_rows<T, M, 17>(k, a, b, out, p0, p1);
-    case 32: return distance_rows<T, M, 32>(k, a, b, out, p0, p1);
-    case 33: return distance_rows<T, M, 33>(k, a, b, out, p0, p1);
-    default: return distance_rows<T, M, 0>(k, a, b, out, p0, p1);
-  }
+  });
 }
 
 template <ffi::DataType DT>
@@ -468,26 +460,17 @@ ffi::Error DistImpl(ffi::Buffer<DT> states, ffi::Buffer<ffi::S32> first, ffi::Bu
   const int32_t* ia = first.typed_data();
   const int32_t* ib = second.typed_data();
   T* out = dist->typed_data();
-  auto go = [&](auto mc) {
+  const int64_t t = std::max<int64_t>(1, std::min<int64_t>(threads, pairs * b * d / 65536));
+  return with_manifold(manifold, [&](auto mc) {
     constexpr int M = decltype(mc)::value;
     Kernel<T, M, 0> k{states.typed_data(), nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, n, b, d, 1, 1, false};
-    const int64_t t = std::max<int64_t>(1, std::min<int64_t>(threads, pairs * b * d / 65536));
-    auto parts = std::make_shared<Parts>();
-    parts->count = t;
-    parts->run = [k, ia, ib, out, pairs, t](int64_t p) {
-      return distance_dispatch<T, M>(k, ia, ib, out, pairs * p / t, pairs * (p + 1) / t);
-    };
-    for (int64_t p = 1; p < t; ++p) pool.Schedule([parts] { parts->work(); });
-    parts->work();
-    while (parts->done.load() < t) std::this_thread::yield();
-    return parts->ok ? ffi::Error::Success() : ffi::Error::InvalidArgument("every index must be within the states");
-  };
-  switch (manifold) {
-    case kEuclidean: return go(std::integral_constant<int, kEuclidean>{});
-    case kSphere: return go(std::integral_constant<int, kSphere>{});
-    case kHyperbolic: return go(std::integral_constant<int, kHyperbolic>{});
-    default: return ffi::Error::InvalidArgument("unknown manifold");
-  }
+    const bool ok = run_parts(pool, t, [k, ia, ib, out, pairs, t](int64_t p) {
+      return with_dim(k.d_rt, [&](auto dc) {
+        return k.template at_dim<dc>().distances(ia, ib, out, pairs * p / t, pairs * (p + 1) / t);
+      });
+    });
+    return ok ? ffi::Error::Success() : ffi::Error::InvalidArgument("every index must be within the states");
+  });
 }
 
 }  // namespace
