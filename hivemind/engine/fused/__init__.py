@@ -90,13 +90,17 @@ def _load(library: Path) -> tuple[bool, str]:
 THREADS = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
-def _call(kind: str, bounded: bool, states, senders, receivers, weights, confidence):
+def _as_batch(states):
+    """states as the kernels' (N, B, D), a single run as B = 1; the targets registered with XLA first."""
     ok, why = status()  # registers the targets with XLA on first use
     if not ok:
         raise RuntimeError(why)
-    n = states.shape[0]
-    x = states.reshape(n, 1, states.shape[-1]) if states.ndim == 2 else states
-    b, d = x.shape[1], x.shape[2]
+    return states.reshape(states.shape[0], 1, states.shape[-1]) if states.ndim == 2 else states
+
+
+def _call(kind: str, bounded: bool, states, senders, receivers, weights, confidence):
+    x = _as_batch(states)
+    n, b, d = x.shape
     e = senders.shape[0]
     if e == 0:  # nobody hears anybody: nothing to call
         force, heard = jnp.zeros((n, b, d), x.dtype), jnp.zeros((n, b), x.dtype)
@@ -152,11 +156,7 @@ DIST_TARGETS = {np.dtype(np.float32): "hivemind_dist_f32", np.dtype(np.float64):
 
 
 def _distances(kind: str, states, first, second):
-    ok, why = status()
-    if not ok:
-        raise RuntimeError(why)
-    n = states.shape[0]
-    x = states.reshape(n, 1, states.shape[-1]) if states.ndim == 2 else states
+    x = _as_batch(states)
     p = first.shape[0]
     if p == 0:  # no pairs (a sample of one agent): nothing to call
         d = jnp.zeros((0, x.shape[1]), x.dtype)
