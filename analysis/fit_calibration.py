@@ -24,7 +24,7 @@ import numpy as np
 from hivemind.theory.fitting import estimate, make_panel, parse
 
 ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT.parent / "shared" / "data" / "llm_discussions" / "mixtral_8x7b_climate.csv"
+DATA = "dataset:brockers2025_mixtral"
 JSON = ROOT / "figures" / "fit_calibration.json"
 Z90 = 1.6448536269514722
 
@@ -44,9 +44,9 @@ def r1_truth() -> dict:
 
 def r1_start() -> np.ndarray:
     """Mixtral's round-0 opinions, (pairs, 2)."""
-    import pandas as pd
+    from hivemind import datasets
 
-    d = pd.read_csv(DATA)
+    d = datasets.load(DATA)
     first = d[d["round"] == 0].pivot(index="conversation", columns="agent", values="opinion")
     return first.to_numpy(np.float64)
 
@@ -116,7 +116,7 @@ def study(name: str, truth: dict, make, model: str, datasets: int, seed: int) ->
         panel = make(rng)
         w = panel.transitions()
         est = estimate.fit(m, panel, w)
-        ivals, _ = estimate.intervals(m, panel, est, w)
+        ivals = estimate.intervals(m, panel, est, w).intervals
         for k in covered:
             lo, hi = ivals[k]
             covered[k] += lo <= truth[k] <= hi

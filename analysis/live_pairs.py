@@ -33,10 +33,11 @@ from matplotlib.figure import Figure
 
 from hivemind import parse_scenario
 from hivemind.live.conversation import geodesic
-from hivemind.live.discussions import Options, fit_discussions
+from hivemind.live.embedders import table_embedder
 from hivemind.live.geometry import share_above
 from hivemind.live.run import run_live
 from hivemind.plot import CATEGORY_COLORS, house_style, save_figure
+from hivemind.theory.fitting.data import EMBEDDINGS_CACHE, Options, fit_discussions
 
 ROOT = Path(__file__).resolve().parents[1]
 FIGURES = ROOT / "figures"
@@ -119,15 +120,15 @@ def model_summary(doc: dict) -> dict:
         "params": {k: v for k, v in best["params"].items() if k in keep},
         "intervals": {k: v for k, v in best["intervals"].items() if k in keep},
         "models": {
+            # Models are compared on training data: the held-out skill is the chosen one's alone.
             name: {
-                "heldout_skill_vs_persistence": m["heldout"]["skill_vs_persistence"],
-                "interval": m["heldout"]["interval_vs_persistence"],
-                "heldout_skill_vs_neighbours": m["heldout"]["skill_vs_neighbours"],
                 "cv_skill": (m.get("cv") or {}).get("skill_vs_persistence"),
+                "cv_interval": (m.get("cv") or {}).get("interval_vs_persistence"),
                 "params": {k: v for k, v in m["params"].items() if k in keep},
                 "intervals": {k: v for k, v in m["intervals"].items() if k in keep},
             }
             for name, m in doc["models"].items()
+            if "refused" not in m
         },
     }
     return out
@@ -157,9 +158,11 @@ def study(model: str, pairs: int) -> dict:
     conv = convergence(table, pair_distances(res.dataset, conversations), rng)
     fits = {}
     options = Options(seed=SEED, models=FIT_MODELS)
-    fits["probe"] = model_summary(fit_discussions(out / "discussions_greedy.csv", out / "fit_probe", options, say=lambda s: None))
+    csv = out / "discussions_greedy.csv"
+    fits["probe"] = model_summary(fit_discussions(csv, out / "fit_probe", options, say=lambda s: None).to_json())
     text = Options(seed=SEED, text="text", models=tuple(m for m in FIT_MODELS if m != "fj"))
-    fits["embedding"] = model_summary(fit_discussions(out / "discussions_greedy.csv", out / "fit_text", text, say=lambda s: None))
+    embed = table_embedder(cache=out / "fit_text" / EMBEDDINGS_CACHE, say=lambda s: None)
+    fits["embedding"] = model_summary(fit_discussions(csv, out / "fit_text", text, say=lambda s: None, embed=embed).to_json())
     return {
         "model": model,
         "pairs": pairs,

@@ -1,6 +1,8 @@
 """``hivemind fit`` on the two published datasets of two-agent LLM discussions (Brockers, Ehrlich &
-Priesemann 2025; ../shared/data/llm_discussions): which mechanisms forecast the opinions of
-held-out discussions, against persistence, the partner's opinion and the mean.
+Priesemann 2025; ``hivemind.datasets``: brockers2025_mixtral, brockers2025_dolphin_mixtral): which
+mechanisms forecast the opinions of discussions, compared on the training discussions by
+cross-validation, and the chosen model's skill on the held-out ones, against persistence, the
+partner's opinion and the mean.
 
 Writes ``figures/llm_discussions.json`` (every number the README's fit table quotes) and
 ``figures/llm_discussions_<dataset>.png`` (the fit with attractors by stance and wording), and prints
@@ -11,12 +13,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT.parent / "shared" / "data" / "llm_discussions"
-DATASETS = {"mixtral_8x7b": "mixtral_8x7b_climate.csv", "dolphin_mixtral": "dolphin_mixtral_climate.csv"}
+DATASETS = {"mixtral_8x7b": "dataset:brockers2025_mixtral", "dolphin_mixtral": "dataset:brockers2025_dolphin_mixtral"}
 SHOWN = (
     "peer",
     "peer+decay",
@@ -43,14 +43,12 @@ def summarise(doc: dict) -> dict:
             "n_params": m["n_params"],
             "cv_skill_vs_persistence": m["cv"]["skill_vs_persistence"],
             "cv_interval": m["cv"]["interval_vs_persistence"],
-            "heldout_skill_vs_persistence": m["heldout"]["skill_vs_persistence"],
-            "heldout_interval": m["heldout"]["interval_vs_persistence"],
-            "heldout_skill_vs_neighbours": m["heldout"]["skill_vs_neighbours"],
-            "heldout_skill_vs_mean": m["heldout"]["skill_vs_mean"],
+            "cv_skill_vs_neighbours": m["cv"]["skill_vs_neighbours"],
             "params": m["params"],
             "intervals": m["intervals"],
         }
     return {
+        "dataset": doc["data"]["file"],
         "conversations": doc["data"]["conversations"],
         "training": doc["design"]["training_conversations"],
         "heldout": doc["design"]["heldout_conversations"],
@@ -70,20 +68,26 @@ def _iv(iv) -> str:
 
 
 def table(doc: dict) -> str:
-    """The README's table: held-out skill against persistence (90 % interval over discussions)
-    per model and dataset, and a sentence on the chosen model of each."""
+    """The README's table: each model's cross-validated skill against persistence on the training
+    discussions (90 % interval over discussions; the choice), per dataset, then the chosen model's
+    skill on the held-out discussions (the only model scored there), and a sentence on each."""
     names = list(doc["datasets"])
     lines = [
-        "| model | " + " | ".join(f"{n}: held-out skill vs persistence" for n in names) + " |",
+        "| model | " + " | ".join(f"{n}: cross-validated skill vs persistence" for n in names) + " |",
         "|---|" + "---|" * len(names),
     ]
     for model in SHOWN:
         cells = []
         for n in names:
             m = doc["datasets"][n]["models"][model]
-            best = " **(best)**" if doc["datasets"][n]["best"] == model else ""
-            cells.append(f"{m['heldout_skill_vs_persistence']:.3f} {_iv(m['heldout_interval'])}{best}")
+            best = " **(chosen)**" if doc["datasets"][n]["best"] == model else ""
+            cells.append(f"{m['cv_skill_vs_persistence']:.3f} {_iv(m['cv_interval'])}{best}")
         lines.append(f"| `{model}` | " + " | ".join(cells) + " |")
+    cells = []
+    for n in names:
+        h = doc["datasets"][n]["best_heldout"]
+        cells.append(f"{h['skill_vs_persistence']:.3f} {_iv(h['interval_vs_persistence'])}")
+    lines.append("| the chosen model on the held-out discussions | " + " | ".join(cells) + " |")
     lines.append("")
     for n in names:
         d = doc["datasets"][n]
@@ -100,8 +104,8 @@ def table(doc: dict) -> str:
         lines.append(
             f"{n}: chosen `{d['best']}` ({d['training']} training discussions, {d['heldout']} held out); peer coupling "
             f"{p['peer_coupling']:.3f} {_iv(iv['peer_coupling'])} at round 0, {decay}; attractor coupling "
-            f"{p['attractor_coupling']:.3f} {_iv(iv['attractor_coupling'])}; skill against the partner's opinion "
-            f"{b['heldout_skill_vs_neighbours']:.3f}, against the mean {b['heldout_skill_vs_mean']:.3f}."
+            f"{p['attractor_coupling']:.3f} {_iv(iv['attractor_coupling'])}; held-out skill against the partner's opinion "
+            f"{d['best_heldout']['skill_vs_neighbours']:.3f}, against the mean {d['best_heldout']['skill_vs_mean']:.3f}."
         )
         if isinstance(p.get("attractor"), dict):
             points = ", ".join(f"{g} → {_point(v)}" for g, v in p["attractor"].items())
@@ -111,21 +115,24 @@ def table(doc: dict) -> str:
 
 
 def main() -> None:
-    from hivemind.live.discussions import Options, fit_discussions
+    from hivemind.plot import discussions_figure, save_figure
     from hivemind.theory.fitting import most_skilful
+    from hivemind.theory.fitting.data import Options, fit_discussions
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", default=str(ROOT / "runs" / "llm_discussions"))
     args = ap.parse_args()
-    doc = {"source": "Brockers, Ehrlich & Priesemann (2025), BSD-3; shared/data/llm_discussions", "datasets": {}}
+    doc = {"source": "Brockers, Ehrlich & Priesemann (2025), BSD-3; hivemind.datasets", "datasets": {}}
     for name, file in DATASETS.items():
-        merged = None
+        merged, held = None, {}
         for by in GROUPINGS:
             print(f"fitting {name}, attractors by {by}", flush=True)
             out = Path(args.out) / f"{name}_by_{by.replace(',', '_')}"
-            result = summarise(fit_discussions(DATA / file, out, Options(attractor_by=by), say=lambda s: None))
+            fitted = fit_discussions(file, out, Options(attractor_by=by), say=lambda s: None).to_json()
+            result = summarise(fitted)
+            held[fitted["best"]] = fitted["best_heldout"]
             if by == GROUPINGS[-1]:
-                shutil.copyfile(out / "fit.png", ROOT / "figures" / f"llm_discussions_{name}.png")
+                save_figure(discussions_figure(fitted), ROOT / "figures" / f"llm_discussions_{name}", ("png",))
             if merged is None:
                 merged = result
             else:
@@ -135,13 +142,8 @@ def main() -> None:
         merged["best"] = most_skilful(
             {m: v["cv_skill_vs_persistence"] for m, v in models.items()}, {m: v["n_params"] for m, v in models.items()}
         )
-        best = merged["models"][merged["best"]]
-        merged["best_heldout"] = {
-            "skill_vs_persistence": best["heldout_skill_vs_persistence"],
-            "interval_vs_persistence": best["heldout_interval"],
-            "skill_vs_neighbours": best["heldout_skill_vs_neighbours"],
-            "skill_vs_mean": best["heldout_skill_vs_mean"],
-        }
+        # Each fit scores its own choice on the held-out discussions; the choice over both is one of them.
+        merged["best_heldout"] = held[merged["best"]]
         doc["datasets"][name] = merged
     JSON.write_text(json.dumps(doc, indent=2) + "\n")
     print(table(doc))

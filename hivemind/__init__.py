@@ -28,7 +28,7 @@ _EXPORTS = {
     "load_run": "hivemind.io.results",
     "save_run": "hivemind.runner.manifest",
     "fit": "hivemind.live.forecast",
-    "fit_discussions": "hivemind.live.discussions",
+    "fit_discussions": "hivemind.theory.fitting.data",
     "fit_panel": "hivemind.theory.fitting",
     "make_panel": "hivemind.theory.fitting",
     "read_live": "hivemind.live.config",
@@ -77,7 +77,6 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerl
     from hivemind.engine.manifolds import Euclidean, Hyperbolic, Sphere, get_manifold
     from hivemind.io.results import load_run
     from hivemind.live.config import load_scenario, parse_scenario, read_live
-    from hivemind.live.discussions import fit_discussions
     from hivemind.live.forecast import fit
     from hivemind.live.run import run_live
     from hivemind.runner.manifest import save_run
@@ -86,3 +85,4 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerl
     from hivemind.runner.sweep import sweep
     from hivemind.scenario import Scenario, ScenarioError
     from hivemind.theory.fitting import fit_panel, make_panel
+    from hivemind.theory.fitting.data import fit_discussions

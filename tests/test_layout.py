@@ -5,6 +5,7 @@ another module needs is part of its API."""
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "hivemind"
@@ -53,3 +54,59 @@ def test_the_rule_catches_what_it_should(tmp_path):
     path = tmp_path / "groups.py"
     path.write_text(text)
     assert len(private_uses(path, "hivemind.theory.groups")) == 2
+
+
+ROOT = PACKAGE.parent
+# What a clone is: these files and folders read nothing outside it.
+CHECKED = ("README.md", "Makefile", ".ci", "docs", "analysis", "benchmarks", "tests", "hivemind", "scenarios", "pyproject.toml")
+RELATIVE = re.compile(r"(?<![\w./])((?:\.\./)+[\w./-]*)")
+PARENTS = re.compile(r"Path\(__file__\)\.resolve\(\)\.parents\[(\d+)\]")
+ABOVE_ROOT = re.compile(r"\bROOT\.parent\b|\bshared/data\b")
+
+
+def _files():
+    for name in CHECKED:
+        p = ROOT / name
+        if p.is_file():
+            yield p
+        elif p.is_dir():
+            for f in sorted(p.rglob("*")):
+                if f.is_file() and f.suffix in (".py", ".md", ".toml", ".txt", ".cfg", "") and "_build" not in f.parts:
+                    yield f
+
+
+def leaves(f: Path, line: str) -> bool:
+    """Whether ``line`` of file ``f`` names a path above the repository's root: a relative path
+    that resolves outside it, a module's ancestor above it, or the root's parent."""
+    if ABOVE_ROOT.search(line):
+        return True
+    depth = len(f.relative_to(ROOT).parts) - 1  # the file's parents[depth] is the root
+    if any(int(n) > depth for n in PARENTS.findall(line)):
+        return True
+    return any(not (f.parent / rel).resolve().is_relative_to(ROOT) for rel in RELATIVE.findall(line))
+
+
+def test_nothing_reads_a_path_outside_the_repository():
+    """A user's clone has no shared folder beside it: no document, script, test or module may
+    name a path that climbs out of the repository."""
+    found = []
+    for f in _files():
+        if f == Path(__file__).resolve():
+            continue
+        try:
+            text = f.read_text()
+        except UnicodeDecodeError:
+            continue
+        found += [
+            f"{f.relative_to(ROOT)}:{k}: {line.strip()[:100]}" for k, line in enumerate(text.splitlines(), 1) if leaves(f, line)
+        ]
+    assert not found, "\n".join(found)
+
+
+def test_the_rule_sees_a_path_out():
+    here = ROOT / "analysis" / "x.py"
+    assert leaves(here, 'DATA = ROOT.parent / "shared"')
+    assert leaves(here, "see ../../shared/data/llm_discussions/a.csv")
+    assert leaves(ROOT / "tests" / "io" / "x.py", "Path(__file__).resolve().parents[3]")
+    assert not leaves(ROOT / "tests" / "io" / "x.py", "Path(__file__).resolve().parents[2]")
+    assert not leaves(ROOT / "docs" / "guide" / "a.md", "![x](../../figures/a.png)")

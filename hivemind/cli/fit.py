@@ -1,7 +1,7 @@
 """``hivemind fit``: models of conversations fitted, scored against the simplest alternatives, and written.
 
 Many discussions (a table, or a NetCDF file with a conversation dimension) go to
-``live.discussions``: opinions as numbers or texts, cross-validated over discussions. One
+``theory.fitting``: opinions as numbers or texts, cross-validated over discussions. One
 conversation (a live run's directory, or a NetCDF file of embeddings) goes to
 ``live.forecast``, scored by later rounds.
 """
@@ -37,8 +37,24 @@ def add_parser(sub) -> None:
         default=None,
         help="column whose values each get an attractor (default: stance or group when present; none: no such models)",
     )
-    g.add_argument("--edges", default=None, help="a table (conversation, src, dst) of who hears whom (default: everyone)")
-    g.add_argument("--missing", choices=("error", "drop"), default="error", help="an agent missing from a round: refuse, or drop")
+    g.add_argument(
+        "--edges",
+        default=None,
+        help="a table (conversation, src, dst: dst hears src; optional weight, negative pushes away, and kind) "
+        "of who hears whom (default: everyone); with kinds, the models edges[kind] fit one coupling per kind",
+    )
+    g.add_argument(
+        "--missing",
+        choices=("error", "drop"),
+        default="error",
+        help="an agent missing from a round: refuse, or drop (its transitions are left out; the others hear those who answered)",
+    )
+    g.add_argument(
+        "--transform",
+        choices=("log", "none"),
+        default="none",
+        help="log: fit the logarithms of the numbers (estimates of a quantity, heavy-tailed); recorded in fit.json",
+    )
     g.add_argument(
         "--space", choices=("sphere", "euclidean"), default=None, help="default: the sphere for unit vectors and texts"
     )
@@ -58,12 +74,13 @@ def add_parser(sub) -> None:
         "--train", type=int, default=None, help="transitions of each discussion fitted for the later-rounds score (default: half)"
     )
     p.add_argument("--seed", type=int, default=0, help="the seed of the held-out split, the folds and the bootstraps")
+    p.add_argument("--level", type=float, default=0.9, help="the parameters' intervals' level (default 0.9)")
     add_verbose_arg(p)
     p.set_defaults(func=cmd_fit)
 
 
 def cmd_fit(args) -> int:
-    from hivemind.live.discussions import has_conversations
+    from hivemind.theory.fitting.data import has_conversations
 
     if args.resamples < 0 or args.resamples > 100_000:
         raise UsageError(f"--resamples must be from 0 to 100000, got {args.resamples}")
@@ -73,6 +90,8 @@ def cmd_fit(args) -> int:
         raise UsageError(f"--folds must be 2 or more, got {args.folds}")
     if not 0.0 <= args.test_share < 1.0:
         raise UsageError(f"--test-share must be in [0, 1), got {args.test_share}")
+    if not 0.0 < args.level < 1.0:
+        raise UsageError(f"--level must be in (0, 1), got {args.level}")
     target = out_dir(args.out)
     args.data = discussions_of_run(args.data)
     if has_conversations(args.data, args.space):
@@ -94,7 +113,11 @@ def discussions_of_run(data: str) -> str:
 
 
 def _many(args, target) -> int:
-    from hivemind.live.discussions import Options, check, fit_discussions
+    from pathlib import Path
+
+    from hivemind.live.embedders import table_embedder
+    from hivemind.plot import discussions_figure, save_figure
+    from hivemind.theory.fitting.data import EMBEDDINGS_CACHE, Options, check, fit_discussions
     from hivemind.theory.fitting.models import split_names
 
     options = Options(
@@ -103,6 +126,7 @@ def _many(args, target) -> int:
         attractor_by=args.attractor_by,
         edges=args.edges,
         missing=args.missing,
+        transform=None if args.transform == "none" else args.transform,
         space=args.space,
         models=split_names(args.models) if args.models else None,
         folds=args.folds,
@@ -110,12 +134,16 @@ def _many(args, target) -> int:
         train=args.train,
         seed=args.seed,
         anchor_text=args.anchor_text,
-        embedder=args.embedder,
+        level=args.level,
     )
+    if args.text and args.embedder != "minilm" and not Path(args.embedder).is_file():
+        raise UsageError(f"--embedder: {args.embedder}: no such file (minilm, or an ONNX file with tokenizer.json beside it)")
     data = check(args.data, options)  # a refused table, column or model leaves OUT untouched
     out = claim(args, target)
     say = lambda s: print(s, file=sys.stderr, flush=True)  # progress on stderr
-    fit_discussions(args.data, out, options, say, data=data)
+    embed = table_embedder(args.embedder, out / EMBEDDINGS_CACHE, say)
+    doc = fit_discussions(args.data, out, options, say, data=data, embed=embed).to_json()
+    save_figure(discussions_figure(doc), out / "fit", ("png",))
     finish_report(out, args.verbose, [out / "fit.json", out / "fit.png"])
     return EXIT_OK
 

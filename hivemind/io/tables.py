@@ -4,7 +4,9 @@ One row per (conversation, round, agent): the columns ``conversation``, ``round`
 ``agent`` name it, and either numeric opinion columns (one per coordinate) or a text column
 hold what the agent said or thought. Optional: a column of groups (an assigned stance, a
 persona) constant per agent, and an ``edges`` table (``conversation``, ``src``, ``dst``: dst
-hears src) where not everyone in a discussion hears everyone else. Every problem is a
+hears src) where not everyone in a discussion hears everyone else, with optional columns
+``weight`` (a number, negative for a tie that pushes away) and ``kind`` (a label: friend, foe,
+follows). Every problem is a
 ``DataError``: one line naming the file, the column and the first bad row (counted from 1, the
 header not counted).
 """
@@ -41,6 +43,10 @@ class Discussions:
     anchor: np.ndarray | None = None
     anchor_text: str | None = None
     missing: int = 0  # (round, agent) cells absent and left out (--missing drop)
+    weight: np.ndarray | None = None  # (E,) each tie's weight, None: all 1
+    kind: np.ndarray | None = None  # (E,) codes into kinds, None: one kind of tie
+    kinds: tuple[str, ...] = ()
+    transform: str | None = None  # "log": the opinions are the logs of the table's numbers
 
 
 def is_table(path: str | Path) -> bool:
@@ -114,12 +120,14 @@ def read(
     group: str | None = None,
     edges: str | Path | None = None,
     missing: str = "error",
+    transform: str | None = None,
 ) -> Discussions:
     """The discussions of the table at ``path``: ``opinion`` columns (one per coordinate) or the
     ``text`` column, grouped by ``group`` when given (comma-separated columns: each combination
     of values a group; ``"stance"``/``"group"`` when present and ``group`` is None; ``""`` for
     none). ``missing="drop"`` accepts agents absent from some
-    rounds (their transitions are left out); else such a table is refused.
+    rounds (their transitions are left out); else such a table is refused. ``transform="log"``
+    fits the logs of the numbers (heavy-tailed estimates of a quantity); every value must be > 0.
 
     Raises
     ------
@@ -167,10 +175,23 @@ def read(
             f"{path}: column 'round', row {line[dup]}: conversation {conv[dup]!r}, round {rounds[dup]}, "
             f"agent {agent[dup]!r} appears twice"
         )
+    if transform not in (None, "log"):
+        raise DataError(f"{path}: --transform must be log or none, got {transform!r}")
     if text:
+        if transform:
+            raise DataError(f"{path}: --transform log needs numeric opinions, not a text column")
         values = frame[text].astype(str).to_numpy()
     else:
         values = np.stack([_numbers(path, frame, c) for c in columns], -1)
+        if transform == "log":
+            bad = values <= 0
+            if bad.any():
+                row, col = (int(v[0]) for v in np.nonzero(bad))
+                raise DataError(
+                    f"{path}: column {columns[col]!r}, row {line[row]}: {values[row, col]:g} has no logarithm "
+                    "(--transform log needs numbers > 0)"
+                )
+            values = np.log(values)
     conversations, conv_code = np.unique(conv, return_inverse=True)
     agents_key, agent_code = np.unique(key, return_inverse=True)
     n = agents_key.size
@@ -223,7 +244,10 @@ def read(
             row = int(np.argmax(changed))
             raise DataError(f"{path}: column {group!r}, row {line[row]}: agent {agent[row]!r} changes {group} in its discussion")
         g, groups = _codes(per_agent.astype(str))
-    src, dst = _edges(path, edges, conversations, agent_conv, agent_label) if edges else _everyone(agent_conv)
+    if edges:
+        src, dst, weight, kind, kinds = _edges(path, edges, conversations, agent_conv, agent_label)
+    else:
+        (src, dst), weight, kind, kinds = _everyone(agent_conv), None, None, ()
     return Discussions(
         y,
         texts,
@@ -239,6 +263,10 @@ def read(
         anchor,
         anchor_text,
         int(absent.sum()),
+        weight,
+        kind,
+        kinds,
+        transform,
     )
 
 
@@ -272,7 +300,8 @@ def _everyone(agent_conv: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.concatenate(src).astype(np.int64), np.concatenate(dst).astype(np.int64)
 
 
-def _edges(path: Path, edges, conversations, agent_conv, agent_label) -> tuple[np.ndarray, np.ndarray]:
+def _edges(path: Path, edges, conversations, agent_conv, agent_label):
+    """src, dst, and the optional columns: weight (None without it), kind codes and names."""
     epath = Path(edges)
     frame = _read(epath)
     frame.columns = [str(c) for c in frame.columns]
@@ -290,7 +319,16 @@ def _edges(path: Path, edges, conversations, agent_conv, agent_label) -> tuple[n
                 f"{epath}: column {column!r}, row {row + 1}: agent {labels[row]!r} is not in conversation {conv[row]!r} of {path}"
             )
         out.append(ids)
-    return out[0], out[1]
+    loops = out[0] == out[1]
+    if loops.any():
+        row = int(np.argmax(loops))
+        raise DataError(f"{epath}: column 'dst', row {row + 1}: agent {agent_label[out[1][row]]!r} hears itself")
+    weight = _numbers(epath, frame, "weight") if "weight" in frame.columns else None
+    if weight is not None and np.any(weight == 0):
+        row = int(np.argmax(weight == 0))
+        raise DataError(f"{epath}: column 'weight', row {row + 1}: a tie of weight 0 is no tie; leave the row out")
+    kind, kinds = _codes(_labels(epath, frame, "kind")) if "kind" in frame.columns else (None, ())
+    return out[0], out[1], weight, kind, kinds
 
 
 def read_netcdf(path: str | Path, group: str | None = None, missing: str = "error") -> Discussions:

@@ -144,3 +144,46 @@ def onnx_file(path: Path, threads: int = 1) -> OnnxEmbedder:
     if path.is_file() and not tokenizer.is_file():
         raise ModelError(f"{KEY}: {path} needs its tokenizer as {tokenizer} (a tokenizers JSON file)")
     return OnnxEmbedder(path, tokenizer, threads)
+
+
+def table_embedder(embedder: str = DEFAULT_EMBEDDER, cache: Path | None = None, say: Callable[[str], None] = print):
+    """A function ``embed(texts, valid) -> (T, N, D)`` unit vectors for ``hivemind fit --text``:
+    the observed texts of ``texts`` (T, N) embedded with ``embedder`` (the default sentence
+    embedder, or an ONNX file with tokenizer.json beside it); those already in ``cache`` (a file
+    beside the output, keyed by embedder and text) are not embedded again."""
+    import hashlib
+
+    from hivemind.errors import InputError
+
+    who = "minilm" if embedder == DEFAULT_EMBEDDER else sha256_file(Path(embedder))
+
+    def embed(texts: np.ndarray, valid: np.ndarray) -> np.ndarray:
+        wanted = sorted({str(t) for t in texts[valid]})
+        keys = [hashlib.sha256(f"{who}\0{t}".encode()).hexdigest() for t in wanted]
+        known: dict[str, np.ndarray] = {}
+        if cache is not None and cache.is_file():
+            with np.load(cache) as z:
+                known = dict(zip(z["keys"].tolist(), z["vectors"], strict=True))
+        todo = [(t, k) for t, k in zip(wanted, keys, strict=True) if k not in known]
+        if todo:
+            say(f"embedding {len(todo)} texts with {Path(embedder).name} ({len(wanted) - len(todo)} cached)")
+            try:
+                model = minilm(say=say) if embedder == DEFAULT_EMBEDDER else onnx_file(Path(embedder))
+            except InputError as e:
+                raise InputError(f"--embedder: {e}") from None
+            for i in range(0, len(todo), 64):
+                batch = todo[i : i + 64]
+                for (_, k), v in zip(batch, model.embed_many([t for t, _ in batch]), strict=True):
+                    known[k] = v
+            model.close()
+            if cache is not None:
+                cache.parent.mkdir(parents=True, exist_ok=True)
+                np.savez(cache, keys=np.array(list(known)), vectors=np.stack(list(known.values())))
+        index = dict(zip(wanted, keys, strict=True))
+        y = np.zeros((*texts.shape, known[keys[0]].shape[0]))
+        for t, i in zip(*np.nonzero(valid), strict=True):
+            y[t, i] = known[index[str(texts[t, i])]]
+        norm = np.linalg.norm(y, axis=-1, keepdims=True)
+        return np.where(norm > 0, y / np.where(norm > 0, norm, 1.0), 0.0)
+
+    return embed

@@ -173,7 +173,7 @@ def fit_discussions_of(out: Path, trajectories: list[Trajectory], spec, say: Cal
     """A run of many discussions (a graph of several components): each decoding's probes fitted
     as ``hivemind fit`` fits DIR/discussions_<decoding>.csv (held-out discussions, CV over the
     training ones). Without probes, the texts are left to ``hivemind fit DIR --text text``."""
-    from hivemind.live.discussions import Options, fit_discussions
+    from hivemind.theory.fitting.data import Options, fit_discussions
 
     fits = {}
     for t in trajectories:
@@ -181,11 +181,11 @@ def fit_discussions_of(out: Path, trajectories: list[Trajectory], spec, say: Cal
             continue
         path = out / f"discussions_{t.decoding}.csv"
         try:
-            doc = fit_discussions(path, None, Options(seed=spec.seed), say=lambda s: None)
+            doc = fit_discussions(path, None, Options(seed=spec.seed), say=lambda s: None).to_json()
         except InputError as e:  # too few discussions to hold any out, say: the run's files stay
             fits[t.decoding] = {"line": f"probes not fitted: {str(e).splitlines()[0][:200]}"}
             continue
-        h = doc["best_heldout"] or {}
+        h = doc["best_heldout"] or {}  # None with too few discussions to hold any out
         skill = "-" if h.get("skill_vs_persistence") is None else f"{h['skill_vs_persistence']:.3f}"
         iv = h.get("interval_vs_persistence")
         fits[t.decoding] = {

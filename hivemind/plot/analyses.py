@@ -145,10 +145,11 @@ def forecast_figure(results: dict) -> Figure:
 
 
 def discussions_figure(doc: dict) -> Figure:
-    """``hivemind fit`` on many discussions: each model's skill against persistence, cross-validated
-    over the training discussions (the choice) and on the held-out discussions (the report), with
-    90 % intervals; and the chosen model's attractors, when it has one per group in R^1."""
-    models = list(doc["models"])
+    """``hivemind fit`` on many discussions: each model's skill against persistence on training data
+    (cross-validated over the training discussions, or on later training rounds: the choice) and
+    on later training rounds, the chosen model's alone on the held-out data, with 90 % intervals;
+    and the chosen model's attractors, when it has one per group in R^1. Refused models are left out."""
+    models = [m for m in doc["models"] if "refused" not in doc["models"][m]]
     best = doc["best"]
     p = doc["models"][best]["params"]
     attractors = p.get("attractor") if isinstance(p.get("attractor"), dict) else None
@@ -159,15 +160,16 @@ def discussions_figure(doc: dict) -> Figure:
         ax = axes[0]
         y = np.arange(len(models))[::-1]
         scores = (
-            ("cv", 0.15, "0.55", "cross-validated, training discussions"),
-            ("heldout", -0.15, CATEGORY_COLORS[0], "held-out discussions"),
-            ("one_step", -0.15, CATEGORY_COLORS[2], "later rounds"),
+            ("cv", 0.2, "0.55", "cross-validated, training discussions"),
+            ("validation", 0.2, "0.55", "later training rounds, fitted on earlier ones"),
+            ("one_step", 0.0, CATEGORY_COLORS[2], "later rounds of the training discussions"),
+            ("heldout", -0.2, CATEGORY_COLORS[0], "held out (the chosen model only)"),
         )
         for name, offset, colour, what in scores:
             labelled = False
             for row, m in zip(y, models, strict=True):
                 s = doc["models"][m].get(name)
-                if not s or s.get("skill_vs_persistence") is None or (name == "one_step" and "heldout" in doc["models"][m]):
+                if not s or s.get("skill_vs_persistence") is None:
                     continue
                 iv = s.get("interval_vs_persistence")
                 err = None if iv is None else [[s["skill_vs_persistence"] - iv[0]], [iv[1] - s["skill_vs_persistence"]]]

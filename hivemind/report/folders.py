@@ -227,7 +227,7 @@ def _sweep(out: Path) -> Report:
 
 def fit_text(doc: dict) -> str:
     if "design" in doc:
-        from hivemind.live.discussions import format_fit
+        from hivemind.theory.fitting.describe import format_fit
 
         return format_fit(doc)
     from hivemind.live.forecast import format_forecast
@@ -236,21 +236,24 @@ def fit_text(doc: dict) -> str:
 
 
 def _fit(out: Path) -> Report:
-    from hivemind.live.discussions import skill_text
+    from hivemind.theory.fitting.describe import skill_text
 
     doc = _json(out / "fit.json")
     verdict = V.fit(doc)
     text = fit_text(doc)
     figs = P.figure((out / "fit.png").read_bytes(), "fit") if (out / "fit.png").is_file() else ""
     if "design" in doc:
-        header = ["model", "parameters", "cv skill vs persistence", "held-out skill vs persistence", "held-out vs neighbours"]
+        # Models are compared on training data; the chosen one's held-out skill is in the verdict.
+        header = ["model", "parameters", "skill vs persistence (training data)", "vs neighbours", "later training rounds"]
         rows = [
-            [
+            [name, "-", f"refused: {m['refused']}", "", ""]
+            if "refused" in m
+            else [
                 name,
                 m["n_params"],
-                skill_text(m.get("cv"), "persistence"),
-                skill_text(m.get("heldout"), "persistence"),
-                skill_text(m.get("heldout"), "neighbours"),
+                skill_text(m.get("cv") or m.get("validation"), "persistence"),
+                skill_text(m.get("cv") or m.get("validation"), "neighbours"),
+                skill_text(m.get("one_step"), "persistence"),
             ]
             for name, m in doc["models"].items()
         ]
@@ -266,7 +269,9 @@ def _fit(out: Path) -> Report:
         P.verdict_section(verdict),
         P.section("Figure", figs, "figures") if figs else "",
         P.section(
-            "Models (chosen on training data; held-out skill reported once)", P.table(header, rows, "models"), "models-section"
+            "Models, compared on training data (the chosen one's held-out skill is in the verdict)",
+            P.table(header, rows, "models"),
+            "models-section",
         ),
         P.text_section(text),
     ]

@@ -174,7 +174,7 @@ def _probe_verdicts(summary: dict) -> list[str]:
 def fit(doc: dict) -> list[str]:
     """A fit: the model chosen on training data and its held-out skill against the baselines."""
     if "design" in doc:  # many discussions
-        from hivemind.live.discussions import format_fit
+        from hivemind.theory.fitting.describe import format_fit
 
         head = format_fit(doc).split("\n")[:4]  # format_fit leads with the verdict: the data, the choice, its skill
         return ["verdict: " + head[0], *head[1:]]

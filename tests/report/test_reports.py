@@ -169,8 +169,9 @@ def test_a_fit_folder_report(browser, tmp_path, capsys):
     printed = capsys.readouterr().out.splitlines()
     doc = json.loads((out / "fit.json").read_text())
     assert printed[0].startswith("verdict: 20 discussions") and f": {doc['best']}" in printed[1]
-    assert len(printed) <= 8 and not any("cv vs persistence" in line for line in printed)  # the table is in report.txt
-    assert "cv vs persistence" in (out / "report.txt").read_text()
+    assert len(printed) <= 8 and not any("chosen by (training data)" in line for line in printed)  # the table is in report.txt
+    text = (out / "report.txt").read_text()
+    assert "chosen by (training data)" in text and "  peer+decay " in text and " cv +" in text
     assert open_page(browser, out / "report.html") == []
     from selenium.webdriver.common.by import By
 

@@ -5,17 +5,23 @@ One story, in one module per job: ``params`` names every parameter (constraint, 
 meaning); ``models`` names the models by their mechanisms; ``step`` is the one round that
 fitting, forecasting and simulating share; ``panel`` holds the data; ``estimate`` fits and
 gives intervals; ``scores`` measures; ``results`` is the fitted model as an object;
-``compare`` fits every model, scores them and chooses one on training data alone.
+``identify`` refuses what the data cannot carry; ``compare`` fits every model, scores them
+and chooses one on training data alone; ``data`` reads tables into panels and fits them;
+``describe`` writes the results as text.
 """
 
 from hivemind.theory.fitting.compare import (
     SCHEMA_VERSION,
     Comparison,
     Design,
+    Split,
     check_design,
+    check_fittable,
     check_models,
     fit_panel,
     most_skilful,
+    refusals,
+    split,
 )
 from hivemind.theory.fitting.models import BASELINES, Model, defaults, parse
 from hivemind.theory.fitting.panel import Panel, make_panel
@@ -28,14 +34,18 @@ __all__ = [
     "TABLE",
     "Comparison",
     "Design",
+    "Split",
     "Model",
     "ModelFit",
     "Panel",
     "check_design",
+    "check_fittable",
     "check_models",
     "defaults",
     "fit_panel",
     "make_panel",
     "most_skilful",
     "parse",
+    "refusals",
+    "split",
 ]

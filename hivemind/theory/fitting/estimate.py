@@ -40,7 +40,13 @@ MIN_CLUSTERS = 10
 MAX_POINT_COORDS = 32
 # Curvature below this share of the largest (in the Hessian's diagonal) is no curvature.
 FLAT = 1e-9
-Z90 = 1.6448536269514722  # the standard normal's 95th percentile: two-sided 90 % intervals
+
+
+def z_of(level: float) -> float:
+    """The standard normal's quantile for two-sided intervals at ``level`` (1.645 at 0.9)."""
+    from statistics import NormalDist
+
+    return NormalDist().inv_cdf(0.5 + level / 2)
 
 
 class Layout(NamedTuple):
@@ -51,6 +57,7 @@ class Layout(NamedTuple):
     space: str
     dims: int
     groups: int
+    kinds: int
     names: tuple[str, ...]
     sizes: tuple[int, ...]
 
@@ -67,9 +74,10 @@ class Layout(NamedTuple):
 
 def layout(model: Model, panel: Panel) -> Layout:
     names = model.free(panel.has_anchor, panel.space)
-    groups = max(len(panel.groups), 1)
+    groups, kinds = max(len(panel.groups), 1), max(len(panel.kinds), 1)
     dims = panel.shape[2]
-    return Layout(model, panel.space, dims, groups, names, tuple(P.size(n, dims, groups, bool(model.by)) for n in names))
+    sizes = tuple(P.size(n, dims, groups, bool(model.by), kinds) for n in names)
+    return Layout(model, panel.space, dims, groups, kinds, names, sizes)
 
 
 def one_step_errors(space: str, model: Model, p: dict, a: Arrays, g: Pulls | Gram):
@@ -137,7 +145,7 @@ _GRAMS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 def _constants(panel: Panel, model: Model) -> Pulls | Gram:
     """What a one-step loss of ``model`` reads besides its parameters: the inner products on the
     sphere (every model but bounded confidence), else the Logs."""
-    if panel.space != "sphere" or model.confidence or model.base == "groups":
+    if panel.space != "sphere" or model.confidence or model.base in ("groups", "edges"):
         return _pulls(panel)
     if panel not in _GRAMS:
         _GRAMS[panel] = jax.jit(gram)(_arrays(panel), _pulls(panel))
@@ -188,9 +196,21 @@ def start(lay: Layout, panel: Panel, weights: np.ndarray) -> dict:
                 values[name] = scale * mean_point(panel.space, y, rows)
         elif name == "group_coupling":
             values[name] = np.full((lay.groups, lay.groups), START_COUPLING)
+        elif name == "edge_coupling":
+            values[name] = np.full(lay.kinds, START_COUPLING)
         else:
             values[name] = START_COUPLING
     return values
+
+
+class Uncertainty(NamedTuple):
+    """What the sandwich says of a fit: intervals at the asked level, the standard errors of the
+    natural parameters (None where a parameter is not identified or not varied), and the unit
+    the intervals are clustered by."""
+
+    intervals: dict
+    bse: dict
+    clustered_by: str
 
 
 class Estimate(NamedTuple):
@@ -314,9 +334,9 @@ def _cluster_gradients(space, model, varied, shapes, k, held, a, g, w, idx, phi)
     return jax.jacfwd(functools.partial(_per_cluster, space, model, varied, shapes, k, held, a, g, w, idx))(phi)
 
 
-def intervals(model: Model, panel: Panel, est: Estimate, weights: np.ndarray) -> tuple[dict, str]:
-    """90 % intervals of the natural parameters (cluster-robust sandwich), and what they are
-    clustered by. A direction on the sphere, or a point of more than ``MAX_POINT_COORDS``
+def intervals(model: Model, panel: Panel, est: Estimate, weights: np.ndarray, level: float = 0.9) -> Uncertainty:
+    """Intervals at ``level`` of the natural parameters (cluster-robust sandwich), and what they
+    are clustered by. A direction on the sphere, or a point of more than ``MAX_POINT_COORDS``
     numbers, is held at its fit and gets none."""
     lay = layout(model, panel)
     varied = tuple(
@@ -335,7 +355,7 @@ def intervals(model: Model, panel: Panel, est: Estimate, weights: np.ndarray) ->
         idx, k = np.broadcast_to(np.arange(w.shape[0])[:, None], w.shape), int(w.shape[0])
     idx = np.where(w > 0, idx, 0)
     if k < 2 or phi0.size == 0:
-        return {}, by
+        return Uncertainty({}, {}, by)
     with jax.enable_x64(True):
         held = {n: jnp.asarray(est.params[n]) for n in lay.names if n not in varied}
         g = _constants(panel, model)
@@ -360,12 +380,14 @@ def intervals(model: Model, panel: Panel, est: Estimate, weights: np.ndarray) ->
     cov = hinv @ meat @ hinv
     se = np.sqrt(np.maximum(np.diag(cov), 0.0))
     se[flat] = np.nan
-    out, at, where = {}, 0, {}
+    out, at, where, bse = {}, 0, {}, {}
+    z = z_of(level)
     for n, shape in zip(varied, shapes, strict=True):
         m = int(np.prod(shape))
-        lo, hi = phi0[at : at + m] - Z90 * se[at : at + m], phi0[at : at + m] + Z90 * se[at : at + m]
+        lo, hi = phi0[at : at + m] - z * se[at : at + m], phi0[at : at + m] + z * se[at : at + m]
         if P.TABLE[n].constraint == "positive":
             lo = np.where(np.isnan(lo), lo, np.maximum(lo, 0.0))
+        bse[n] = None if np.any(np.isnan(se[at : at + m])) else (se[at : at + m].reshape(shape) if shape else float(se[at]))
         if np.any(np.isnan(lo)):
             out[n] = None
         else:
@@ -373,19 +395,19 @@ def intervals(model: Model, panel: Panel, est: Estimate, weights: np.ndarray) ->
         where[n] = np.arange(at, at + m)
         at += m
     if "attractor_drift" in where and "attractor_coupling" in where and out.get("attractor_coupling") is not None:
-        out["attractor"] = _attractor_interval(est.params, cov, where)
-    return out, by
+        out["attractor"] = _attractor_interval(est.params, cov, where, z)
+    return Uncertainty(out, bse, by)
 
 
-def _attractor_interval(params: dict, cov: np.ndarray, where: dict) -> list | None:
+def _attractor_interval(params: dict, cov: np.ndarray, where: dict, z90: float) -> list | None:
     """The attractor z = b / gamma's interval by the delta method, from the drift b and the
     coupling gamma; None where gamma's own interval reaches 0 (the attractor may be at infinity)."""
     gamma, b = float(params["attractor_coupling"]), np.ravel(params["attractor_drift"])
     ig, ib = where["attractor_coupling"][0], where["attractor_drift"]
-    if gamma - Z90 * math.sqrt(max(cov[ig, ig], 0.0)) <= 0:
+    if gamma - z90 * math.sqrt(max(cov[ig, ig], 0.0)) <= 0:
         return None
     z = b / gamma
     var = cov[ib, ib] / gamma**2 + b**2 * cov[ig, ig] / gamma**4 - 2 * b * cov[ib, ig] / gamma**3
     se = np.sqrt(np.maximum(var, 0.0))
     shape = np.shape(params["attractor_drift"])
-    return [(z - Z90 * se).reshape(shape).tolist(), (z + Z90 * se).reshape(shape).tolist()]
+    return [(z - z90 * se).reshape(shape).tolist(), (z + z90 * se).reshape(shape).tolist()]

@@ -3,9 +3,11 @@
 A panel holds the opinions of every agent of every discussion, ``y`` (T, N, D): rounds on the
 first axis (each discussion's first round at 0), all agents of all discussions on the second,
 the opinion's coordinates on the last. Agents of different discussions never hear each other:
-the edges (``src`` -> ``dst``: dst hears src) stay within a discussion. Discussions may differ in
-size and length: ``valid`` (T, N) marks what was observed, and the padding repeats an agent's
-nearest observed value, so that the geometry stays finite where the weights are zero.
+the edges (``src`` -> ``dst``: dst hears src) stay within a discussion, each with a weight (1
+by default; negative for a tie that pushes away) and a kind (friend, foe, follows: one coupling
+per kind in the ``edges[kind]`` models). Discussions may differ in size and length: ``valid``
+(T, N) marks what was observed, and the padding repeats an agent's nearest observed value, so
+that the geometry stays finite where the weights are zero.
 """
 
 from __future__ import annotations
@@ -25,26 +27,32 @@ class Arrays(NamedTuple):
     src: np.ndarray  # (E,)
     dst: np.ndarray  # (E,)
     weight: np.ndarray  # (E,)
+    kind: np.ndarray  # (E,) codes into Panel.kinds (0 without kinds)
     group: np.ndarray  # (N,) codes into Panel.groups (0 without groups)
     anchor: np.ndarray  # (D,) the anchor, or any point of the space without one
     # Who each agent hears, as a table padded to the largest in-degree K: a gather where an
     # edge list would need a scatter, which XLA's CPU code runs element by element.
     heard: np.ndarray  # (N, K) agent indices (the agent itself in the padding)
     heard_weight: np.ndarray  # (N, K) edge weights, 0 in the padding
+    heard_kind: np.ndarray  # (N, K) edge kinds, 0 in the padding
 
 
-def heard_table(n: int, src: np.ndarray, dst: np.ndarray, weight: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The (N, K) table of the agents each agent hears, and the weights, from edges src -> dst."""
+def heard_table(
+    n: int, src: np.ndarray, dst: np.ndarray, weight: np.ndarray, kind: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The (N, K) table of the agents each agent hears, their weights and kinds, from edges src -> dst."""
     degree = np.bincount(dst, minlength=n) if dst.size else np.zeros(n, np.int64)
     k = max(int(degree.max()) if n else 0, 1)
     heard = np.tile(np.arange(n)[:, None], (1, k))
     w = np.zeros((n, k))
+    kinds = np.zeros((n, k), np.int64)
     order = np.argsort(dst, kind="stable")
-    d, s_, ww = dst[order], src[order], weight[order]
+    d = dst[order]
     slot = np.arange(d.size) - np.searchsorted(d, d)  # position among the receiver's edges
-    heard[d, slot] = s_
-    w[d, slot] = ww
-    return heard, w
+    heard[d, slot] = src[order]
+    w[d, slot] = weight[order]
+    kinds[d, slot] = kind[order]
+    return heard, w, kinds
 
 
 @dataclass(frozen=True, eq=False)
@@ -60,6 +68,8 @@ class Panel:
     group_column: str | None = None
     usable: np.ndarray = field(default=None)  # (T - 1, N) transitions that can be scored
     dropped: int = 0  # transitions left out because an agent was missing (--missing drop)
+    kinds: tuple[str, ...] = ()  # the kinds of tie, in code order (none: one kind)
+    weighted: bool = False  # whether the ties carry weights other than 1
 
     @property
     def shape(self) -> tuple[int, int, int]:
@@ -119,13 +129,18 @@ def make_panel(
     group: np.ndarray | None = None,
     groups: tuple[str, ...] = (),
     group_column: str | None = None,
+    kind: np.ndarray | None = None,
+    kinds: tuple[str, ...] = (),
 ) -> Panel:
     """A ``Panel`` from observed values ``y`` (T, N, D) where ``valid`` (T, N), each agent's
     discussion ``conversation`` (N,) and the edges ``src`` -> ``dst``.
 
-    A transition t -> t + 1 of agent i is usable when i was observed at both rounds and every
-    agent i hears was observed at t; the others are counted in ``dropped``. On the sphere
-    ``y`` must hold unit vectors (the caller normalises).
+    A transition t -> t + 1 of agent i is usable when i was observed at both rounds and, if i
+    hears anyone, at least one of them was observed at t: the agents i hears pull by the mean
+    of those observed (a group member who gave no answer shows none to the others); the
+    others are counted in ``dropped``. On the sphere ``y`` must hold unit vectors (the caller
+    normalises). ``weight`` (E,) weighs each tie (negative: it pushes away), ``kind`` (E,) codes
+    into ``kinds``.
     """
     y = np.asarray(y, np.float64)
     valid = np.asarray(valid, bool)
@@ -139,9 +154,10 @@ def make_panel(
     y = _fill(np.where(valid[..., None], y, 0.0), valid)
     usable = valid[:-1] & valid[1:]
     present = usable.sum()
+    hears = np.bincount(dst, minlength=n) > 0
     for t in range(usable.shape[0]):
-        missing = dst[~valid[t, src]]
-        usable[t, missing] = False
+        heard = np.bincount(dst, weights=valid[t, src], minlength=n) > 0
+        usable[t] &= heard | ~hears
     first_round = np.argmax(valid, axis=0)
     first = y[first_round, np.arange(n)]
     if anchor is None:
@@ -150,7 +166,9 @@ def make_panel(
             a[0] = 1.0  # any point of the sphere stands in: its coupling is held at 0
     else:
         a = np.asarray(anchor, np.float64)
+    weighted = weight is not None and bool(np.any(np.asarray(weight) != 1.0))
     weight = np.ones(src.shape[0]) if weight is None else np.asarray(weight, np.float64)
+    kind = np.zeros(src.shape[0], np.int64) if kind is None else np.asarray(kind, np.int64)
     arrays = Arrays(
         y,
         valid,
@@ -158,9 +176,10 @@ def make_panel(
         src,
         dst,
         weight,
+        kind,
         np.zeros(n, np.int64) if group is None else np.asarray(group, np.int64),
         a,
-        *heard_table(n, src, dst, weight),
+        *heard_table(n, src, dst, weight, kind),
     )
     names = conversations or tuple(str(c) for c in range(int(conversation.max()) + 1 if n else 0))
     return Panel(
@@ -173,4 +192,6 @@ def make_panel(
         group_column,
         usable,
         int(present - usable.sum()),
+        tuple(kinds),
+        weighted,
     )

@@ -23,8 +23,9 @@ class Param:
 
     ``constraint``: ``"positive"`` (softplus), ``"real"`` (none) or ``"point"`` (a point of the
     space: real coordinates in R^d, a direction on the sphere, kept as an unnormalised vector).
-    ``shape``: ``"scalar"``, ``"point"`` (one point of the space, or one per group) or ``"matrix"``
-    (one number per ordered pair of groups: who pulls whom).
+    ``shape``: ``"scalar"``, ``"point"`` (one point of the space, or one per group), ``"matrix"``
+    (one number per ordered pair of groups: who pulls whom) or ``"kinds"`` (one number per kind
+    of tie).
     """
 
     name: str
@@ -48,6 +49,8 @@ TABLE: dict[str, Param] = {
         Param("attractor_drift", "point", "point", 0.0, "gamma z: the drift toward the attractor z (R^d)"),
         Param("confidence", "positive", "scalar", math.inf, "bounded confidence: messages further than this barely pull"),
         Param("group_coupling", "positive", "matrix", 0.0, "pull on an agent of the row's group toward the column's, at round 0"),
+        # Real, not positive: a tie that pushes away (a foe's message) has a negative coupling.
+        Param("edge_coupling", "real", "kinds", 0.0, "pull through each kind of tie, at round 0 (negative: pushes away)"),
     )
 }
 
@@ -58,10 +61,12 @@ def softplus_inverse(x: float) -> float:
     return x + math.log(-math.expm1(-x)) if x < 30 else x
 
 
-def size(name: str, dims: int, groups: int, by_group: bool) -> int:
+def size(name: str, dims: int, groups: int, by_group: bool, kinds: int = 1) -> int:
     """How many numbers the parameter holds (its unconstrained length)."""
     if TABLE[name].shape == "matrix":
         return groups * groups
+    if TABLE[name].shape == "kinds":
+        return kinds
     if TABLE[name].constraint != "point":
         return 1
     return dims * (groups if by_group else 1)
@@ -73,6 +78,8 @@ def natural(name: str, raw: jax.Array, space: str, by_group: bool, dims: int) ->
     if p.shape == "matrix":
         g = math.isqrt(raw.shape[0])
         return jax.nn.softplus(raw).reshape(g, g)
+    if p.shape == "kinds":
+        return raw
     if p.constraint == "positive":
         return jax.nn.softplus(raw[0])
     if p.constraint == "real":
@@ -88,6 +95,8 @@ def unconstrained(name: str, value, space: str) -> np.ndarray:
     p = TABLE[name]
     if p.shape == "matrix":
         return np.array([softplus_inverse(v) for v in np.ravel(value)])
+    if p.shape == "kinds":
+        return np.asarray(value, np.float64).reshape(-1)
     if p.constraint == "positive":
         return np.array([softplus_inverse(value)])
     if p.constraint == "real":

@@ -38,12 +38,65 @@ class ModelFit:
     information: dict  # log_likelihood, aic, bic
     intervals: dict = field(default_factory=dict)
     clustered_by: str = "discussions"
-    scores: dict = field(default_factory=dict)  # "cv", "heldout", "one_step"
+    scores: dict = field(default_factory=dict)  # "cv", "one_step", "validation"; "heldout" for the chosen model
+    bse: dict = field(default_factory=dict)  # standard errors of the natural parameters (None: not identified)
+
+    def conf_int(self, alpha: float = 0.1) -> dict:
+        """Two-sided (1 - ``alpha``) intervals of every parameter with a standard error, from the
+        same sandwich as ``intervals`` (statsmodels' ``conf_int``); positive parameters are cut at 0."""
+        from hivemind.theory.fitting.estimate import z_of
+        from hivemind.theory.fitting.params import TABLE
+
+        if not 0 < alpha < 1:
+            raise ValueError(f"alpha must be in (0, 1), got {alpha}")
+        z = z_of(1 - alpha)
+        out = {}
+        for name, se in self.bse.items():
+            if se is None:
+                out[name] = None
+                continue
+            v, se = np.asarray(self.params[name], np.float64), np.asarray(se)
+            lo, hi = v - z * se, v + z * se
+            if TABLE[name].constraint == "positive":
+                lo = np.maximum(lo, 0.0)
+            out[name] = (lo.tolist(), hi.tolist()) if lo.ndim else (float(lo), float(hi))
+        return out
+
+    def summary(self) -> str:
+        """A table a person reads: each parameter, its standard error and 90 % interval, then the
+        information criteria and the scores."""
+        ci = self.conf_int(0.1)
+        lines = [f"{self.model.name}: {self.n_params} free parameters, fitted transitions' MSE {self.mse:.5g}"]
+        lines.append(f"  {'parameter':<22}{'estimate':>12}{'std err':>12}{'90% interval':>28}")
+        for name, v in self.params.items():
+            a = np.ravel(np.asarray(v, np.float64))
+            if a.size > 1:
+                lines.append(f"  {name:<22}{'(' + str(a.size) + ' numbers)':>12}")
+                continue
+            se = self.bse.get(name)
+            iv = ci.get(name)
+            se_text = "-" if se is None else f"{float(se):.4g}"
+            iv_text = (
+                "not identified" if name in self.bse and iv is None else "-" if iv is None else f"[{iv[0]:.4g}, {iv[1]:.4g}]"
+            )
+            lines.append(f"  {name:<22}{a[0]:>12.4g}{se_text:>12}{iv_text:>28}")
+        lines.append(f"  noise {self.noise:.4g}; AIC {self.information['aic']:.1f}, BIC {self.information['bic']:.1f}")
+        for which, sc in self.scores.items():
+            if sc.get("skill_vs_persistence") is not None:
+                lines.append(
+                    f"  {which}: skill vs persistence {sc['skill_vs_persistence']:+.3f} on {sc.get('transitions')} transitions"
+                )
+        return "\n".join(lines)
 
     @property
     def noise(self) -> float:
         """The innovations' standard deviation per dimension."""
         return math.sqrt(max(self.mse / self.panel.dof, 0.0))
+
+    @property
+    def _kinds(self) -> tuple[str, ...]:
+        """The kinds of tie by name: a panel of one kind calls it "all"."""
+        return self.panel.kinds or ("all",)
 
     def _by_pair(self, v) -> dict:
         """A matrix by (receiver's group, sender's group) as {receiver: {sender: value}}."""
@@ -62,6 +115,8 @@ class ModelFit:
         for name, v in values.items():
             if name == "group_coupling":
                 out[name] = self._by_pair(v)
+            elif name == "edge_coupling":
+                out[name] = {k: float(x) for k, x in zip(self._kinds, np.ravel(v), strict=True)}
             elif name in ("attractor", "attractor_drift") and self.model.by:
                 out[name] = {g: _none_if_nan(v[i]) for i, g in enumerate(self.panel.groups)}
             else:
@@ -82,6 +137,8 @@ class ModelFit:
             if name == "group_coupling":
                 groups = self.panel.groups
                 out[name] = {r: {c: [lo[i][j], hi[i][j]] for j, c in enumerate(groups)} for i, r in enumerate(groups)}
+            elif name == "edge_coupling":
+                out[name] = {k: [lo[i], hi[i]] for i, k in enumerate(self._kinds)}
             elif name in ("attractor", "attractor_drift") and self.model.by:
                 out[name] = {g: [lo[i], hi[i]] for i, g in enumerate(self.panel.groups)}
             else:
@@ -145,6 +202,7 @@ class ModelFit:
                 "attractor": (f"by {self.model.by}" if self.model.by else "one") if self.model.attractor else None,
                 "confidence": self.model.confidence,
                 "group_couplings": f"by {self.model.by}" if self.model.base == "groups" else None,
+                "edge_couplings": "by kind of tie" if self.model.base == "edges" else None,
             },
             "params": self.named(),
             "intervals": self.named_intervals(),

@@ -4,7 +4,7 @@ Every score is a sum of squared errors over a set of transitions, kept per discu
 round, for one conversation) so that intervals can resample the unit that varies. The skill
 against a baseline is 1 - SSE_model / SSE_baseline over the same transitions: 0 is no better
 than the baseline, 1 is perfect. Baselines: ``persistence`` (no change), ``neighbours`` (the
-mean of the agents one hears at the origin round; no change for an agent who hears nobody) and
+mean of the agents one hears at the origin round, each weighed by its tie's |weight|; no change for an agent who hears nobody) and
 ``mean`` (the mean of the fitted values: a fixed point that knows nothing of the discussion).
 """
 
@@ -28,7 +28,7 @@ def _neighbours_mean(panel: Panel) -> np.ndarray:
     the origin round (normalised on the sphere), or its own value when it hears nobody."""
     a = panel.arrays
     y = a.y[:-1]
-    w = a.heard_weight[None] * a.valid[:-1][:, a.heard]  # (T - 1, N, K): the step's table of who hears whom
+    w = np.abs(a.heard_weight)[None] * a.valid[:-1][:, a.heard]  # (T - 1, N, K): the step's table of who hears whom
     mass = w.sum(-1)
     hears = mass > 0
     mean = np.einsum("tnk,tnkd->tnd", w, y[:, a.heard]) / np.where(hears, mass, 1.0)[..., None]

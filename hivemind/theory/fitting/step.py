@@ -4,9 +4,11 @@ simulating share.
     x_i <- Exp_{x_i}( eta exp(-t / T) / m_i sum_j w_ij c_ij Log_{x_i}(x_j)
                       + kappa Log_{x_i}(a) + theta Log_{x_i}(x_i^0) + gamma Log_{x_i}(z_g(i)) )
 
-with m_i = sum_j w_ij over the agents i hears that were observed at round t, c_ij the bounded-
-confidence weight exp(-(d_ij / eps)^4) (1 without it), a the anchor, x_i^0 the agent's first
-value and z_g its group's attractor. In R^d, Exp and Log are + and -: with eta = 1 an agent
+with m_i = sum_j |w_ij| over the agents i hears that were observed at round t (a tie of negative
+weight pushes away, and the mean stays a mean), c_ij the bounded-confidence weight
+exp(-(d_ij / eps)^4) (1 without it), a the anchor, x_i^0 the agent's first value and z_g its
+group's attractor. With a coupling per group pair or per kind of tie, eta is eta_{g(i) g(j)} or
+eta_{kind(ij)}. In R^d, Exp and Log are + and -: with eta = 1 an agent
 jumps to its neighbours' mean (DeGroot), with theta the Friedkin-Johnsen model; the
 attractor's pull is written b_g - gamma x (b_g = gamma z_g, see ``params``). On the sphere Exp
 and Log are the engine's geodesic maps, the same as ``hivemind run`` steps.
@@ -85,7 +87,7 @@ def advance(space: str, model: Model, p: dict, a: Arrays, x: jax.Array, g: Pulls
     if model.peer:
         # m_i counts every message heard, not the confidence-weighted ones: a message out of
         # confidence does not pull, and no derivative divides by a mass that underflowed.
-        mass = jnp.sum(g.heard_weight, -1)
+        mass = jnp.sum(jnp.abs(g.heard_weight), -1)
         w = g.heard_weight
         if model.confidence:
             # Squared distances, not distances: smooth where two agents agree exactly.
@@ -93,6 +95,8 @@ def advance(space: str, model: Model, p: dict, a: Arrays, x: jax.Array, g: Pulls
         if "group_coupling" in p:
             # Each message weighed by the coupling of its receiver's group to its sender's.
             w = w * p["group_coupling"][a.group[:, None], a.group[a.heard]] * fade(p, t)
+        elif "edge_coupling" in p:
+            w = w * p["edge_coupling"][a.heard_kind] * fade(p, t)
         else:
             w = w * coupling(p, t)
         v = v + jnp.einsum("nk,nkd->nd", w, g.heard) / jnp.where(mass > 0, mass, 1.0)[:, None]
@@ -153,7 +157,7 @@ class Gram(NamedTuple):
 
 def gram(a: Arrays, g: Pulls) -> Gram:
     """The inner products of the observed Logs ``g`` (``observed_pulls``) on the sphere."""
-    mass = jnp.sum(g.heard_weight, -1)
+    mass = jnp.sum(jnp.abs(g.heard_weight), -1)
     mean = jnp.einsum("tnk,tnkd->tnd", g.heard_weight, g.heard) / jnp.where(mass > 0, mass, 1.0)[..., None]
     basis = jnp.stack([mean, g.anchor, g.first], axis=2)
     x, y = a.y[:-1], a.y[1:]
@@ -177,7 +181,7 @@ def _geodesic_sq(chord_sq: jax.Array) -> jax.Array:
 
 def gram_squared_errors(model: Model, p: dict, a: Arrays, h: Gram) -> jax.Array:
     """``squared_errors`` of ``forecasts`` on the sphere, from the inner products ``h``: (T - 1, N).
-    Not for bounded confidence or group couplings, whose weights differ message by message."""
+    Not for bounded confidence, group or tie-kind couplings, whose weights differ message by message."""
     t = jnp.arange(h.xy.shape[0], dtype=h.xy.dtype)[:, None]
     zero = jnp.zeros_like(h.xy)
     c = jnp.stack(
