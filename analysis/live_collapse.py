@@ -33,7 +33,6 @@ BATCH = {"batched": "true", "one_after_another": "false"}
 
 def one(decoding: str, seed: int, batch: str) -> dict:
     over = [f"live.rounds={ROUNDS}", f'live.decoding="{decoding}"', f"live.seed={seed}", f"live.batch={BATCH[batch]}"]
-    over.append("live.fit_free_running=true")  # its long-run verdicts are what this analysis reads
     scenario = load_scenario(SCENARIOS / "live_quickstart.toml", over)
     out = ROOT / "runs" / "analysis_live" / f"{batch}_{decoding}_{seed}"
     if out.exists():
@@ -42,16 +41,16 @@ def one(decoding: str, seed: int, batch: str) -> dict:
     result = run_live(scenario, out, say=lambda s: None, formats=("png",))
     row = result.summary["table"][0]
     ds = result.dataset.sel(decoding=decoding)
-    # The three fitted models (anchor only, peers and anchor, plus noise): trained on rounds 0-5, scored on 5-10.
-    models = result.summary["free_running_fit"][decoding]["models"]
-    kappa = models["peer"]["params"]["anchor_coupling"]
-    lo, hi = models["peer"]["anchor_coupling_interval"]
+    # The run's fit (theory.fitting, as hivemind fit fits one conversation): rounds 0-5 fitted, 5-10 held out.
+    fit = result.summary["fit"][decoding]
+    pull, held = fit["anchor_pull"], fit["best_heldout"] or {}
+    iv = pull["interval"] or [float("nan")] * 2
     print(
         f"  {batch}, {decoding} seed {seed}: collisions {row['hash_collisions']}, mean compliance {row['mean_compliance']:.3f}, "
         f"final Jaccard {row['final_jaccard_to_anchor']:.3f}, distance {row['initial_embedding_distance']:.3f} -> "
-        f"{row['final_embedding_distance']:.3f}, theory R^2 {row['theory_r2_mean']:.2f}; fitted kappa {kappa:.3f} "
-        f"[{lo:.3f}, {hi:.3f}], eta {models['peer']['params']['peer_coupling']:.3f}, held-out R^2 "
-        + " / ".join("-" if m["heldout_r2"] is None else f"{m['heldout_r2']:.2f}" for m in models.values())
+        f"{row['final_embedding_distance']:.3f}; chosen {fit['best']}, run from round 0 R^2 {row['theory_r2_mean']}, "
+        f"kappa {pull['anchor_coupling']:.3f} [{iv[0]:.3f}, {iv[1]:.3f}], held-out skill vs persistence "
+        f"{held.get('skill_vs_persistence')}"
     )
     return {
         "batch": batch,
@@ -62,9 +61,14 @@ def one(decoding: str, seed: int, batch: str) -> dict:
         "theory": ds.theory_distance.mean("agent").values.tolist(),
         "jaccard": ds.jaccard_to_anchor.mean("agent").values.tolist(),
         "compliance": ds.compliant.mean("agent").values.tolist(),
-        "theory_step_size": row["theory_step_size"],
+        "theory_model": fit["best"],
         "theory_r2_mean": row["theory_r2_mean"],
-        "fit": {name: {k: m[k] for k in ("params", "heldout_r2", "anchor_coupling_interval")} for name, m in models.items()},
+        "fit": {
+            "best": fit["best"],
+            "anchor_pull": pull,
+            "best_heldout": fit["best_heldout"],
+            "params": fit["models"][fit["best"]]["params"],
+        },
     }
 
 
@@ -113,7 +117,9 @@ def main() -> None:
             ax.plot(rounds, greedy[key], "o-", color=CATEGORY_COLORS[0], label="greedy")
             ax.plot(rounds, by_path["one_after_another"][0][key], "s:", color="0.45", label="greedy, one after another")
             if key == "distance":
-                ax.plot(rounds, greedy["theory"], "--", color=CATEGORY_COLORS[0], label="theory fitted to greedy")
+                ax.plot(
+                    rounds, greedy["theory"], "--", color=CATEGORY_COLORS[0], label=f"fitted {greedy['theory_model']}, greedy"
+                )
                 ax.set_ylim(bottom=0)
             else:
                 which = "final_jaccard_to_anchor" if key == "jaccard" else "mean_compliance"

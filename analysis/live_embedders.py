@@ -113,21 +113,23 @@ def remeasured(name: str) -> dict:
         **{f"temperature_{t}": ['live.decoding="stochastic"', f"live.temperature={t}"] for t in (0.4, 1.2)},
     }[name]
     mine = json.loads((src / "summary.json").read_text())
-    scenario = load_scenario(SCENARIO, [*over, 'live.embedding_model="self"', "live.fit_free_running=true"])
+    scenario = load_scenario(SCENARIO, [*over, 'live.embedding_model="self"'])
     if fresh:
         theirs = json.loads(done.read_text())
     else:
         theirs = run_live(scenario, out, resume=True, say=lambda s: None, formats=("png",)).summary
 
     def of(summary):
-        row, fit = summary["table"][0], summary["free_running_fit"][summary["table"][0]["decoding"]]["models"]["peer"]
+        # The peer model (DeGroot with the anchor) of the run's fit, the same in both embeddings.
+        row = summary["table"][0]
+        fit = summary["fit"][row["decoding"]]["models"]["peer"]
         return {
             "initial_distance": row["initial_embedding_distance"],
             "final_distance": row["final_embedding_distance"],
             "change": row["final_embedding_distance"] - row["initial_embedding_distance"],
             "eta": fit["params"]["peer_coupling"],
             "kappa": fit["params"]["anchor_coupling"],
-            "kappa_interval": fit["anchor_coupling_interval"],
+            "kappa_interval": fit["intervals"].get("anchor_coupling"),
             "separation": summary["embedder"]["check_set"]["separation"],
         }
 

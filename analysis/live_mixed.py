@@ -5,7 +5,7 @@ ring, so every agent hears one peer of its own family and one of the other), gre
 stochastic decoding at temperature 0.8, in-process (one llama.cpp batch per model file and
 round). Stochastic decoding runs with ``--seeds`` seeds: their spread is the interval that
 matters for a population measure. Each run is fitted with the group-coupling model
-(``hivemind.theory.groups``): eta[g, h], the pull of family h on family g, with refit intervals.
+(the fit's ``groups[group]+decay`` model): eta[g, h], the pull of family h on family g, with sandwich intervals.
 
 With ``--server``, the same scenario (seed 0) runs again through two local OpenAI-compatible
 servers, llama-cpp-python's (``python -m llama_cpp.server``), one serving Gemma and one
@@ -73,15 +73,16 @@ def run(over: list[str], out, say=lambda s: None) -> dict:
         res = run_live(scenario, out, resume=again, say=say, formats=("png",))
         s, ds = res.summary, res.dataset
     table = {row["decoding"]: row for row in s["table"]}
+    models = {d: s["fit"][d]["models"] for d in table}
     return {
         d: {
             "by_group": table[d]["by_group"],
-            "coupling": s.get("group_coupling", {}).get(d),
+            "coupling": models[d]["groups[group]+decay"],
             # The simplest alternative to the group couplings: one peer coupling for everyone,
-            # scored the same way (one round ahead on the held-out rounds, against persistence).
+            # compared the same way (on later training rounds, the score that chose the model).
             "skill_vs_persistence": {
-                "groups": s["group_coupling"][d]["one_step"]["skill_vs_persistence"],
-                "peer": s["forecast"][d]["models"]["peer"]["one_step"]["skill_vs_persistence"],
+                "groups": models[d]["groups[group]+decay"]["validation"]["skill_vs_persistence"],
+                "peer": models[d]["peer+decay"]["validation"]["skill_vs_persistence"],
             },
             "distance": {g: ds.group_embedding_distance_to_anchor.sel(decoding=d, group=g).values.tolist() for g in FAMILIES},
             "compliance": {g: ds.group_compliance.sel(decoding=d, group=g).values.tolist() for g in FAMILIES},
@@ -129,10 +130,9 @@ def main() -> None:
     print(f"{figures / 'live_mixed.png'}, {figures / 'live_mixed.json'}")
 
 
-def gemma_over_smollm2(dominance: dict) -> list[float]:
-    """A run's 90 % interval of the ratio, turned to read Gemma's pull over SmolLM2's."""
-    lo, hi = dominance["interval"]
-    return [lo, hi] if dominance["stronger"] == "gemma3" else [1 / hi, 1 / lo]
+def matrix(by_pair: dict) -> np.ndarray:
+    """fit.json's {hearer: {speaker: x}} as an array [hearer, speaker] in FAMILIES order (x may be an interval)."""
+    return np.asarray([[by_pair[h][s] for s in FAMILIES] for h in FAMILIES])
 
 
 def summarize(runs: dict) -> dict:
@@ -140,7 +140,7 @@ def summarize(runs: dict) -> dict:
     the pull of each family on the other, and how many times harder Gemma pulls SmolLM2 than the reverse."""
     out = {"runs": runs, "stochastic_seed_spread": {}, "server_within_seed_spread": {}}
     stochastic = [r["stochastic"] for k, r in runs.items() if k.startswith("in-process")]
-    etas = np.asarray([r["coupling"]["params"]["group_coupling"] for r in stochastic])
+    etas = np.asarray([matrix(r["coupling"]["params"]["group_coupling"]) for r in stochastic])
     # eta[hearer, speaker], groups in FAMILIES order: [1, 0] is Gemma's pull on SmolLM2.
     ratio = etas[:, 1, 0] / etas[:, 0, 1]
     out["couplings_over_seeds"] = {
@@ -148,11 +148,9 @@ def summarize(runs: dict) -> dict:
         "smollm2_on_gemma3": etas[:, 0, 1].tolist(),
         "gemma3_on_gemma3": etas[:, 0, 0].tolist(),
         "smollm2_on_smollm2": etas[:, 1, 1].tolist(),
-        "anchor_on_gemma3": [r["coupling"]["params"]["anchor_coupling"]["gemma3"] for r in stochastic],
-        "anchor_on_smollm2": [r["coupling"]["params"]["anchor_coupling"]["smollm2"] for r in stochastic],
+        "anchor": [r["coupling"]["params"]["anchor_coupling"] for r in stochastic],
         "gemma3_over_smollm2_ratio": ratio.tolist(),
         "ratio_mean_and_range": [float(ratio.mean()), float(ratio.min()), float(ratio.max())],
-        "within_run_ratio_intervals": [gemma_over_smollm2(r["coupling"]["dominance"][0]) for r in stochastic],
     }
     for g in FAMILIES:
         for m in MEASURES:
@@ -195,9 +193,10 @@ def figure(runs: dict, numbers: dict) -> Figure:
                 c = r.get(d, {}).get("coupling")
                 if c is None:
                     continue
-                eta, iv = np.asarray(c["params"]["group_coupling"]), c.get("intervals", {}).get("group_coupling")
+                eta, iv = matrix(c["params"]["group_coupling"]), c.get("intervals", {}).get("group_coupling")
+                iv = None if iv is None else matrix(iv)
                 for (a, b), marker in (((0, 1), "o"), ((1, 0), "s")):
-                    lo, hi = iv[a][b] if iv else (eta[a, b], eta[a, b])
+                    lo, hi = iv[a, b] if iv is not None else (eta[a, b], eta[a, b])
                     ax_e.errorbar(
                         x, eta[a, b], yerr=[[eta[a, b] - lo], [hi - eta[a, b]]], fmt=marker, color=CATEGORY_COLORS[b], capsize=3
                     )

@@ -1,11 +1,11 @@
-"""32 language-model agents for 20 rounds, and the engine's dynamics fitted to what they do.
+"""32 language-model agents for 20 rounds, and the models of ``hivemind fit`` fitted to what they do.
 
 Runs ``analysis/live32.toml`` (32 Gemma 3 270M agents on a wheel around a fixed anchor
 message, decoded in one batch per round): greedy once, stochastic decoding at
 temperature 0.8 with 5 seeds, and stochastic decoding at temperatures 0.4 and 1.2 (seed 0).
-Every run is fitted with the three nested models of ``hivemind.theory.dynamics_fit``
-(anchor only; peer + anchor; + noise), first half of the rounds fitted, second half
-predicted, with a bootstrap interval for the anchor coupling kappa. Writes
+Every run is fitted as ``hivemind fit`` fits one conversation (``live.fit``: the first half of
+the rounds fitted, the model chosen on later training rounds, the second half held out), with
+the chosen model run from round 0 and its anchor coupling kappa's interval. Writes
 figures/live_population.png and figures/live_population.json; the runs stay in
 runs/analysis_population/ (delete it to start over: finished runs are resumed, not redone).
 
@@ -32,8 +32,9 @@ TEMPERATURES = (0.4, 1.2)
 
 def summary_of(result) -> dict:
     row = result.summary["table"][0]
-    fit = result.summary["free_running_fit"][row["decoding"]]
+    fit = result.summary["fit"][row["decoding"]]
     ds = result.dataset.isel(decoding=0)
+    best = fit["models"][fit["best"]]
     return {
         **{
             k: row[k]
@@ -46,26 +47,35 @@ def summary_of(result) -> dict:
         "malformed": ds.round_malformed_outputs.values.astype(int).tolist(),
         "embedder": result.summary["embedder"]["name"],
         "vendi": ds.round_vendi_score.values.tolist(),
-        "fit": fit,
+        "fit": {
+            "best": fit["best"],
+            "params": best["params"],
+            "intervals": best["intervals"],
+            "best_heldout": fit["best_heldout"],
+            "heldout_from_round": fit["design"]["heldout_from_round"],
+            "anchor_pull": fit["anchor_pull"],
+            "theory": ds.theory_distance.mean("agent").values.tolist(),
+            "theory_r2_mean": fit["theory"]["r2_mean"],
+        },
     }
 
 
 def run(overrides: list[str], out) -> dict:
-    scenario = load_scenario(SCENARIO, [*overrides, "live.fit_free_running=true"])  # its curves are plotted
+    scenario = load_scenario(SCENARIO, overrides)
     again = (out / "transcript.jsonl").is_file()
     return summary_of(run_live(scenario, out, resume=again, say=lambda s: None, formats=("png",)))
 
 
 def describe(label: str, s: dict) -> None:
-    fit = s["fit"]["models"]
-    r2 = " ".join(f"{m} {fit[m]['heldout_r2']:.2f}" if fit[m]["heldout_r2"] is not None else f"{m} -" for m in fit)
-    lo, hi = fit["peer"]["anchor_coupling_interval"]
+    fit = s["fit"]
+    pull, held = fit["anchor_pull"], fit["best_heldout"] or {}
+    lo, hi = pull["interval"] or (float("nan"), float("nan"))
     print(
         f"  {label}: compliance {s['mean_compliance']:.3f}, final Jaccard {s['final_jaccard_to_anchor']:.3f}, "
         f"Vendi {s['initial_vendi_score']:.2f} -> {s['final_vendi_score']:.2f}, "
         f"distance {s['initial_embedding_distance']:.3f} -> {s['final_embedding_distance']:.3f}; "
-        f"peer model eta {fit['peer']['params']['peer_coupling']:.3f}, "
-        f"kappa {fit['peer']['params']['anchor_coupling']:.4f} [{lo:.4f}, {hi:.4f}]; held-out R^2 {r2}"
+        f"chosen {fit['best']}, kappa {pull['anchor_coupling']:.4f} [{lo:.4f}, {hi:.4f}]; "
+        f"held-out skill vs persistence {held.get('skill_vs_persistence')}"
     )
 
 
@@ -113,22 +123,19 @@ def figure(greedy: dict, seeds: list[dict], temps: dict) -> Figure:
         ax_v.plot(rounds, v.mean(0), "o-", color=s, label="stochastic")
         ax_v.fill_between(rounds, v.min(0), v.max(0), color=s, alpha=0.2, lw=0)
         ax_v.set_title("Vendi score (effective distinct messages)")
-        # The fitted models against the observed curve, greedy.
+        # The chosen model against the observed curve, greedy, run on its own from round 0.
         ax_f.plot(rounds, greedy["distance"], "ko", label="observed (greedy)")
-        for k, (name, m) in enumerate(greedy["fit"]["models"].items()):
-            r2 = m["heldout_r2"]
-            label = f"{name} model" + ("" if r2 is None else f", held-out R² {r2:.2f}")
-            ax_f.plot(
-                rounds, m["predicted_mean_distance"], "-", color=CATEGORY_COLORS[(k + 2) % len(CATEGORY_COLORS)], label=label
-            )
-        ax_f.axvline(greedy["fit"]["train_rounds"], color="0.5", lw=0.8, ls=":")
-        ax_f.set_title("greedy: models fitted to rounds 0-10, then predicted")
+        r2 = greedy["fit"]["theory_r2_mean"]
+        label = f"{greedy['fit']['best']}, run from round 0" + ("" if r2 is None else f", R² {r2:.2f}")
+        ax_f.plot(rounds, greedy["fit"]["theory"], "-", color=CATEGORY_COLORS[2], label=label)
+        ax_f.axvline(greedy["fit"]["heldout_from_round"], color="0.5", lw=0.8, ls=":")
+        ax_f.set_title("greedy: the chosen model, rounds 0-10 fitted")
         ts = sorted(temps)
-        kap = [temps[t]["fit"]["models"]["peer"]["params"]["anchor_coupling"] for t in ts]
-        lo = [temps[t]["fit"]["models"]["peer"]["anchor_coupling_interval"][0] for t in ts]
-        hi = [temps[t]["fit"]["models"]["peer"]["anchor_coupling_interval"][1] for t in ts]
+        kap = [temps[t]["fit"]["anchor_pull"]["anchor_coupling"] for t in ts]
+        iv = [temps[t]["fit"]["anchor_pull"]["interval"] or [np.nan, np.nan] for t in ts]
+        lo, hi = [v[0] for v in iv], [v[1] for v in iv]
         ax_t.errorbar(
-            ts, kap, yerr=[np.subtract(kap, lo), np.subtract(hi, kap)], fmt="o-", color=s, capsize=3, label="kappa (peer model)"
+            ts, kap, yerr=[np.subtract(kap, lo), np.subtract(hi, kap)], fmt="o-", color=s, capsize=3, label="kappa (chosen model)"
         )
         ax_t.plot(ts, [temps[t]["final_jaccard_to_anchor"] for t in ts], "s--", color=g, label="final Jaccard")
         ax_t.set_xlabel("temperature")

@@ -6,6 +6,10 @@
    model (peer+decay) on the same training discussions.
 2. 625 discussions of 384-dimensional directions (random unit vectors moved along geodesics):
    the whole fit on the sphere.
+3. 2 000 discussions of 32 agents on a sparse signed network (a ring where each agent hears two
+   neighbours on each side, a quarter of the ties foes): the whole fit, ``edges[kind]`` among
+   its models, against the simplest alternative for that one model, a linear least squares
+   (``numpy.linalg.lstsq``) of the change on the two kinds' mean pulls.
 
 Prints wall times and their ratio; writes ``fit_discussions.json``.
 """
@@ -72,6 +76,45 @@ def sphere_groups(c: int, d: int, seed: int = 0):
     return np.stack(ys)
 
 
+FRIEND, FOE = 0.4, -0.1
+
+
+def signed_ring(c: int, size: int = 32, seed: int = 0):
+    """``c`` discussions of ``size`` agents on a ring lattice (each hears the two on either side),
+    a quarter of the ties foes; opinions in R^1 moved by eta_kind (x_j - x) / degree plus noise."""
+    rng = np.random.default_rng(seed)
+    n = c * size
+    base = np.arange(n)
+    offset = (base // size) * size
+    src = np.concatenate([offset + (base - offset + s) % size for s in (-2, -1, 1, 2)])
+    dst = np.tile(base, 4)
+    foe = rng.random(src.size) < 0.25
+    eta = np.where(foe, FOE, FRIEND)
+    x = rng.normal(0, 1, n)
+    ys = [x]
+    for _ in range(5):
+        v = np.zeros(n)
+        np.add.at(v, dst, eta * (x[src] - x[dst]))
+        x = x + v / 4 + rng.normal(0, 0.2, n)
+        ys.append(x)
+    return np.stack(ys)[..., None], np.repeat(np.arange(c), size), src, dst, foe.astype(int)
+
+
+def lstsq_edges(y: np.ndarray, src, dst, kind, agents: np.ndarray) -> np.ndarray:
+    """edges[kind] by linear least squares: dx_i = sum_k eta_k m_ik, m_ik the kind-k pulls over the degree."""
+    n = y.shape[1]
+    degree = np.bincount(dst, minlength=n)
+    cols = []
+    for k in (0, 1):
+        on = kind == k
+        m = np.zeros((y.shape[0] - 1, n))
+        for t in range(y.shape[0] - 1):
+            np.add.at(m[t], dst[on], y[t, src[on], 0] - y[t, dst[on], 0])
+        cols.append((m / np.maximum(degree, 1))[:, agents].ravel())
+    dx = (y[1:] - y[:-1])[:, agents, 0].ravel()
+    return np.linalg.lstsq(np.stack(cols, 1), dx, rcond=None)[0]
+
+
 def _gap(values: dict) -> float:
     ours, theirs = np.asarray(values["hivemind"]), np.asarray(values["scipy"])
     return float(np.max(np.abs(ours - theirs) / np.abs(theirs)))
@@ -86,7 +129,14 @@ def sentence(results: dict) -> str:
         f"{s['hivemind_one_model_s']:.3f} s against {s['least_squares_one_model_s']:.3f} s for a plain "
         f"`scipy.optimize.least_squares` of the same model (fitted values within {_gap(s['peer+decay']):.1e} of "
         f"each other, relative). {e['discussions']} discussions "
-        f"of {e['dims']}-dimensional directions on the sphere, {e['models']} models: {e['hivemind_fit_s']:.0f} s.\n"
+        f"of {e['dims']}-dimensional directions on the sphere, {e['models']} models: {e['hivemind_fit_s']:.0f} s."
+        + (
+            f" {results['network']['discussions']} discussions of {results['network']['agents']} agents on a sparse signed "
+            f"network, {results['network']['models']} models (one coupling per kind of tie among them): "
+            f"{results['network']['hivemind_fit_s']:.0f} s.\n"
+            if "network" in results
+            else "\n"
+        )
     )
 
 
@@ -95,6 +145,7 @@ def main() -> None:
     ap.add_argument("--out", default="benchmarks/results")
     ap.add_argument("--discussions", type=int, default=10_000)
     ap.add_argument("--embedded", type=int, default=625)
+    ap.add_argument("--network", type=int, default=2000, help="discussions of 32 agents on a sparse signed network")
     args = ap.parse_args()
     results = {}
 
@@ -142,6 +193,38 @@ def main() -> None:
     emb = time.perf_counter() - t0
     results["embedded"] = {"discussions": args.embedded, "dims": 384, "hivemind_fit_s": emb, "models": len(comp.fits)}
     print(f"{args.embedded} discussions of 384-dim directions: hivemind fit ({len(comp.fits)} models) {emb:.1f} s")
+
+    y, conv, src, dst, kind = signed_ring(args.network)
+    t0 = time.perf_counter()
+    panel = make_panel(y, np.ones(y.shape[:2], bool), conv, src, dst, space="euclidean", kind=kind, kinds=("friend", "foe"))
+    comp = fit_panel(panel, design=Design())
+    net = time.perf_counter() - t0
+    agents = np.flatnonzero(np.isin(conv, comp.training))
+    t0 = time.perf_counter()
+    plain = lstsq_edges(y, src, dst, kind, agents)
+    plain_s = time.perf_counter() - t0
+    ours = comp.fits["edges[kind]"]
+    results["network"] = {
+        "discussions": args.network,
+        "agents": 32,
+        "ties_per_agent": 4,
+        "hivemind_fit_s": net,
+        "models": len(comp.fits),
+        "best": comp.best,
+        "lstsq_one_model_s": plain_s,
+        "truth": {"friend": FRIEND, "foe": FOE},
+        "edge_coupling": {
+            "hivemind": [float(v) for v in ours.params["edge_coupling"]],
+            "lstsq": [float(v) for v in plain],
+            "interval": ours.intervals["edge_coupling"],
+        },
+    }
+    print(
+        f"{args.network} discussions of 32 agents, signed ring: hivemind fit ({len(comp.fits)} models, best {comp.best}) "
+        f"{net:.1f} s; lstsq of edges[kind] alone {plain_s:.2f} s; couplings hivemind "
+        f"{[round(float(v), 4) for v in ours.params['edge_coupling']]}, lstsq {[round(float(v), 4) for v in plain]}, "
+        f"truth [{FRIEND}, {FOE}]"
+    )
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "fit_discussions.json").write_text(json.dumps(results, indent=2) + "\n")

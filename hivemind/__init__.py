@@ -27,7 +27,6 @@ _EXPORTS = {
     "sweep": "hivemind.runner.sweep",
     "load_run": "hivemind.io.results",
     "save_run": "hivemind.runner.manifest",
-    "fit": "hivemind.live.forecast",
     "fit_discussions": "hivemind.theory.fitting.data",
     "fit_panel": "hivemind.theory.fitting",
     "make_panel": "hivemind.theory.fitting",
@@ -43,7 +42,6 @@ __all__ = [
     "ScenarioError",
     "SimulationDiverged",
     "Sphere",
-    "fit",
     "fit_discussions",
     "fit_panel",
     "get_manifold",
@@ -77,7 +75,6 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerl
     from hivemind.engine.manifolds import Euclidean, Hyperbolic, Sphere, get_manifold
     from hivemind.io.results import load_run
     from hivemind.live.config import load_scenario, parse_scenario, read_live
-    from hivemind.live.forecast import fit
     from hivemind.live.run import run_live
     from hivemind.runner.manifest import save_run
     from hivemind.runner.rundir import run_in

@@ -1,7 +1,8 @@
-"""Scenario text builders shared by the tests."""
+"""Scenario text builders and independent geometry shared by the tests."""
 
 from __future__ import annotations
 
+import numpy as np
 import tomli_w
 
 from hivemind.scenario import parse_scenario
@@ -38,3 +39,16 @@ def scenario(**sections):
 # SIGINT ignored, its children inherit that, and Python then installs no KeyboardInterrupt
 # handler. (A ``preexec_fn`` would do it in the forked child, which JAX's threads make unsafe.)
 INTERRUPTIBLE = "import signal; signal.signal(signal.SIGINT, signal.default_int_handler); "
+
+
+# The sphere's Log and Exp in plain numpy (arccos and sinc), independent of the engine's.
+def sphere_log(x, y):
+    c = np.clip(np.sum(x * y, -1, keepdims=True), -1, 1)
+    u = y - c * x
+    s = np.linalg.norm(u, axis=-1, keepdims=True)
+    return np.where(s > 1e-15, np.arccos(c) * u / np.maximum(s, 1e-300), 0.0)
+
+
+def sphere_exp(x, v):
+    r = np.linalg.norm(v, axis=-1, keepdims=True)
+    return np.cos(r) * x + np.sinc(r / np.pi) * v

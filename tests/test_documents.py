@@ -203,20 +203,20 @@ def test_the_live_quickstart_verdict_and_its_prose_hold_in_its_json():
     quickstart = script("analysis/live_quickstart.py")
     summary = json.loads((ROOT / "figures" / "live_quickstart.json").read_text())
     assert block("live_quickstart") == quickstart.verdict(summary)
-    forecast = summary["forecast"]
-    # "no model beats persistence one round ahead on the three held-out rounds"
-    for f in forecast.values():
-        assert f["heldout_transitions"] == 3
-        assert f["models"][f["best"]]["one_step"]["skill_vs_persistence"] < 0
+    fits = summary["fit"]
+    # "held out: the last three rounds; greedy's chosen model does not beat persistence there, the sampled one's does"
+    for f in fits.values():
+        assert f["design"]["heldout_from_round"] == 2 and f["best_heldout"]["transitions"] == 3 * 8
+    assert fits["greedy"]["best_heldout"]["skill_vs_persistence"] < 0 < fits["stochastic"]["best_heldout"]["skill_vs_persistence"]
     # "greedy: not measurably above zero; sampled: measurable"
-    assert forecast["greedy"]["anchor_pull"]["measurable"] is False
-    assert forecast["stochastic"]["anchor_pull"]["measurable"] is True
-    # "barely move (greedy), move a little toward the anchor (sampled)"
+    assert fits["greedy"]["anchor_pull"]["measurable"] is False
+    assert fits["stochastic"]["anchor_pull"]["measurable"] is True
+    # "both move a little toward the anchor (less than a tenth of a radian)"
     rows = {r["decoding"]: r for r in summary["table"]}
-    greedy, sampled = (
-        rows[d]["final_embedding_distance"] - rows[d]["initial_embedding_distance"] for d in ("greedy", "stochastic")
-    )
-    assert abs(greedy) < 0.02 and sampled < greedy
+    for d in ("greedy", "stochastic"):
+        assert -0.1 < rows[d]["final_embedding_distance"] - rows[d]["initial_embedding_distance"] < 0
+    # "run with its fitted noise, the sampled run's model follows its mean curve (R^2 about a half); greedy's does not"
+    assert fits["stochastic"]["theory"]["r2_mean"] > 0.4 and fits["greedy"]["theory"]["r2_mean"] < 0
 
 
 def test_the_fused_kernel_table_and_its_prose_hold_in_the_benchmark():

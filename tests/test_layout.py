@@ -50,10 +50,10 @@ def test_no_module_reads_another_modules_private_names():
 
 
 def test_the_rule_catches_what_it_should(tmp_path):
-    text = "from hivemind.theory.forecast import _step\nfrom hivemind.theory import forecast as fc\nfc._unpack\nfc.fit\n"
-    path = tmp_path / "groups.py"
+    text = "from hivemind.theory.linear import _step\nfrom hivemind.theory import linear as fc\nfc._unpack\nfc.fit\n"
+    path = tmp_path / "entropy.py"
     path.write_text(text)
-    assert len(private_uses(path, "hivemind.theory.groups")) == 2
+    assert len(private_uses(path, "hivemind.theory.entropy")) == 2
 
 
 ROOT = PACKAGE.parent
@@ -110,3 +110,51 @@ def test_the_rule_sees_a_path_out():
     assert leaves(ROOT / "tests" / "io" / "x.py", "Path(__file__).resolve().parents[3]")
     assert not leaves(ROOT / "tests" / "io" / "x.py", "Path(__file__).resolve().parents[2]")
     assert not leaves(ROOT / "docs" / "guide" / "a.md", "![x](../../figures/a.png)")
+
+
+FITTING = PACKAGE / "theory" / "fitting"
+# What only the fit may do: minimise a loss over a model's parameters, or reach into the
+# estimator and the step that fitting, forecasting and simulating a fitted model share.
+FIT_ONLY_IMPORTS = ("scipy.optimize", "hivemind.theory.fitting.minimize", "hivemind.theory.fitting.estimate",
+                    "hivemind.theory.fitting.step", "hivemind.theory.fitting.params")  # fmt: skip
+DIFFERENTIATES = ("value_and_grad", "grad", "jacfwd", "jacrev")
+
+
+def fitting_outside(path: Path) -> list[str]:
+    """What in ``path`` fits a model: an optimiser or the fit's internals imported, a loss differentiated."""
+    tree = ast.parse(path.read_text())
+    found = []
+    for node in ast.walk(tree):
+        names = []
+        if isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+        hits = [n for n in names if n.startswith(FIT_ONLY_IMPORTS)]
+        found += [f"imports {hits[0]}"] if hits else []
+        if isinstance(node, ast.Attribute) and node.attr in DIFFERENTIATES and isinstance(node.value, ast.Name):
+            found.append(f"differentiates ({node.value.id}.{node.attr})")
+    return found
+
+
+def test_only_theory_fitting_defines_a_fitting_model_or_a_step():
+    """One fitting story: outside ``theory/fitting/`` no module minimises over a model's
+    parameters, differentiates a loss, or uses the fit's estimator and step; the engine (whose
+    rules differentiate the energy to move agents) is the one other place that differentiates."""
+    found = [
+        f"{p.relative_to(ROOT)}: {what}"
+        for p in sorted(PACKAGE.rglob("*.py"))
+        if not p.is_relative_to(FITTING) and not p.is_relative_to(PACKAGE / "engine")
+        for what in fitting_outside(p)
+    ]
+    assert not found, "\n".join(found)
+
+
+def test_the_fitting_rule_sees_a_fit(tmp_path):
+    path = tmp_path / "m.py"
+    path.write_text(
+        "import jax\nimport scipy.optimize\nfrom hivemind.theory.fitting.step import step\nf = jax.value_and_grad(g)\n"
+    )
+    assert len(fitting_outside(path)) == 3
+    path.write_text("from hivemind.theory.fitting import fit_panel\nx = jax.numpy.sum(y)\n")
+    assert fitting_outside(path) == []

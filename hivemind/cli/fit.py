@@ -1,17 +1,16 @@
 """``hivemind fit``: models of conversations fitted, scored against the simplest alternatives, and written.
 
-Many discussions (a table, or a NetCDF file with a conversation dimension) go to
-``theory.fitting``: opinions as numbers or texts, cross-validated over discussions. One
-conversation (a live run's directory, or a NetCDF file of embeddings) goes to
-``live.forecast``, scored by later rounds.
+Everything goes through ``theory.fitting``. Many discussions (a table, a published dataset, or a
+NetCDF file with a conversation dimension): opinions as numbers or texts, cross-validated over
+discussions. One conversation (a live run's directory, one per decoding, or a NetCDF file of
+embeddings): held out by rounds.
 """
 
 from __future__ import annotations
 
 import sys
 
-from hivemind.cli.common import EXIT_OK, EXIT_USAGE, UsageError, add_verbose_arg, claim, finish_report, out_dir
-from hivemind.errors import InputError
+from hivemind.cli.common import EXIT_OK, UsageError, add_verbose_arg, claim, finish_report, out_dir
 
 
 def add_parser(sub) -> None:
@@ -61,17 +60,12 @@ def add_parser(sub) -> None:
     g.add_argument("--models", default=None, help="comma-separated, e.g. peer,peer+decay,attractor[stance]+decay (default: all)")
     g.add_argument("--folds", type=int, default=5, help="cross-validation folds over the training discussions (default 5)")
     g.add_argument("--test-share", type=float, default=0.5, help="share of discussions held out (default 0.5)")
-    o = p.add_argument_group("one conversation (a live run, a NetCDF file of embeddings)")
-    o.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples for the intervals (0: none)")
-    o.add_argument(
-        "--intervals",
-        choices=("parametric", "blocks", "refit"),
-        default="parametric",
-        help="parametric: conversations simulated from each fit; blocks: blocks of rounds resampled (default: parametric)",
-    )
-    o.add_argument("--horizon", type=int, default=3, help="longest lead time scored, in rounds")
     p.add_argument(
-        "--train", type=int, default=None, help="transitions of each discussion fitted for the later-rounds score (default: half)"
+        "--train",
+        type=int,
+        default=None,
+        help="transitions of each discussion fitted for the later-rounds score; of one conversation, the transitions "
+        "fitted, the rest held out (default: half)",
     )
     p.add_argument("--seed", type=int, default=0, help="the seed of the held-out split, the folds and the bootstraps")
     p.add_argument("--level", type=float, default=0.9, help="the parameters' intervals' level (default 0.9)")
@@ -82,10 +76,6 @@ def add_parser(sub) -> None:
 def cmd_fit(args) -> int:
     from hivemind.theory.fitting.data import has_conversations
 
-    if args.resamples < 0 or args.resamples > 100_000:
-        raise UsageError(f"--resamples must be from 0 to 100000, got {args.resamples}")
-    if args.horizon < 1:
-        raise UsageError(f"--horizon must be >= 1, got {args.horizon}")
     if args.folds < 2:
         raise UsageError(f"--folds must be 2 or more, got {args.folds}")
     if not 0.0 <= args.test_share < 1.0:
@@ -150,24 +140,23 @@ def _many(args, target) -> int:
 
 def _one(args, target) -> int:
     from hivemind.io.trajectories import load
-    from hivemind.live.forecast import fit
+    from hivemind.plot import discussions_figure, save_figure
+    from hivemind.theory.fitting import Design, check_design
 
-    load(args.data)  # a refused file leaves OUT untouched
-    out = claim(args, target)
+    runs = load(args.data)  # a refused file leaves OUT untouched
+    design = Design(test_share=0.0, train=args.train, seed=args.seed, level=args.level)
     try:
-        fit(
-            args.data,
-            out,
-            resamples=args.resamples,
-            train=args.train,
-            horizon=args.horizon,
-            seed=args.seed,
-            method=args.intervals,
-        )
-    except InputError:  # bad data, named by its file and variable: main prints it
-        raise
-    except ValueError as e:  # a --train that leaves no held-out round
-        print(f"--train: {e}", file=sys.stderr)
-        return EXIT_USAGE
-    finish_report(out, args.verbose, [out / "fit.json", out / "fit.png"])
+        for t in runs:
+            check_design(design, 1, t.y.shape[0] - 1)
+    except ValueError as e:
+        raise UsageError(f"--{e}") from None
+    out = claim(args, target)
+    say = lambda s: print(s, file=sys.stderr, flush=True)  # progress on stderr
+    from hivemind.theory.fitting.data import fit_trajectories
+
+    fits = fit_trajectories(args.data, out, design, say)
+    for name, comparison in fits.items():
+        save_figure(discussions_figure(comparison.to_json()), out / (f"fit_{name}" if name else "fit"), ("png",))
+    figures = [out / (f"fit_{name}.png" if name else "fit.png") for name in fits]
+    finish_report(out, args.verbose, [out / "fit.json", *figures])
     return EXIT_OK

@@ -32,7 +32,9 @@ class Trajectories:
     group: tuple[str, ...] | None = None  # per agent, when the file names groups
 
 
-def _unit_rows(v: np.ndarray, path, var: str) -> np.ndarray:
+def unit_rows(v: np.ndarray, path, var: str) -> np.ndarray:
+    """``v``'s last axis scaled to unit length, in float64 (as ``load`` reads every embedding)."""
+    v = np.asarray(v, np.float64)
     norm = np.linalg.norm(v, axis=-1, keepdims=True)
     if np.any(norm <= 1e-12):
         where = np.argwhere(norm[..., 0] <= 1e-12)[0].tolist()
@@ -115,7 +117,7 @@ def load(path: str | Path) -> list[Trajectories]:
             anchor = _check(file, anchor_var, ds[anchor_var].values, ("coord",), ds[anchor_var].dims)
             if anchor.shape[0] != arrays[0].shape[-1]:
                 raise DataError(f"{file}: {anchor_var} has {anchor.shape[0]} coordinates, embedding has {arrays[0].shape[-1]}")
-            anchor = _unit_rows(anchor[None], file, anchor_var)[0]
+            anchor = unit_rows(anchor[None], file, anchor_var)[0]
         n = arrays[0].shape[1]
         src, dst = edges(file, ds, n, live)
         group = None
@@ -130,7 +132,7 @@ def load(path: str | Path) -> list[Trajectories]:
             raise DataError(f"{file}: embedding has {y.shape[0]} round(s); a fit needs 3 or more (2 transitions)")
         if n < 2:
             raise DataError(f"{file}: embedding has {n} agent(s); a fit needs 2 or more")
-        out.append(Trajectories(name, _unit_rows(y, file, "embedding"), anchor, src, dst, group))
+        out.append(Trajectories(name, unit_rows(y, file, "embedding"), anchor, src, dst, group))
     return out
 
 

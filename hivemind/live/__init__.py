@@ -9,9 +9,8 @@
 - ``probe``: opinion probes read from next-token probabilities, and their check-set validity
 - ``conversation``: the rounds, the transcript and resuming
 - ``metrics``: hashes, duplicates, compliance and Jaccard similarity per round
-- ``fit``: the engine run from the embedded first messages, step size fitted; the group couplings
-- ``forecast``: ``hivemind fit``, forecast models fitted to anyone's trajectories
-- ``discussions``: ``hivemind fit`` on tables of many discussions
-- ``run``: ``run_live``, from scenario to files (it orchestrates)
+- ``embedders``: the sentence embedders (and the texts of ``hivemind fit --text``)
+- ``run``: ``run_live``, from scenario to files (it orchestrates; each decoding's conversation
+  is fitted by ``hivemind.theory.fitting``, as ``hivemind fit`` fits one)
 - ``outputs``: the tables, live.nc and summary.json; ``report``: the text printed at the end
 """

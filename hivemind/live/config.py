@@ -58,7 +58,7 @@ ADDED_WITH_DEFAULTS = (
 EXECUTION_KEYS = ("threads", "batch", "endpoints", "api_key_env", "concurrency", "timeout", "retries")
 BACKENDS = ("llama", "openai")
 # What is computed after the conversation, from its transcript: changing it keeps the transcript.
-AFTER_KEYS = ("fit", "fit_resamples", "fit_free_running", "embedding_model", "groups")
+AFTER_KEYS = ("fit", "embedding_model", "groups")
 # llama.cpp's llama_max_parallel_sequences(): the most sequences one context decodes.
 MAX_SEQUENCES = 256
 
@@ -119,11 +119,7 @@ class LiveSpec:
     models: tuple[str, ...] | None = None  # per peripheral agent, when they differ
     temperatures: tuple[float, ...] | None = None  # per peripheral agent, when they differ
     embedding_model: str = "minilm"  # "self": the first agent's generation model embeds; see live.embedders
-    fit: bool = True  # fit the one-step models (forecasts, group couplings) to the embeddings after the run
-    fit_resamples: int = 20  # bootstrap draws for the interval of the fitted anchor coupling (0: none)
-    # The free-running fit of the mean distance curve: an analysis, off by default (its R^2 cannot
-    # tell a good model from a bad one; the one-step fits can).
-    fit_free_running: bool = False
+    fit: bool = True  # fit the models of theory.fitting to each decoding's embeddings after the run
     groups: tuple[str, ...] | None = None  # per peripheral agent: who is measured and fitted together
     backend: str = "llama"  # "llama": llama.cpp in this process; "openai": OpenAI-compatible servers
     endpoints: tuple[str, ...] = ()  # the servers' base URLs (".../v1"), requests spread over them
@@ -306,14 +302,13 @@ def parse_live(r, labels: list, anchor: int | None) -> LiveSpec:
     else:
         temperature = temperatures[0]
     fit = r.get("live", "fit", "bool", DEFAULT["fit"])
-    fit_free_running = r.get("live", "fit_free_running", "bool", DEFAULT["fit_free_running"])
-    fit_resamples = r.get(
-        "live",
-        "fit_resamples",
-        "int",
-        DEFAULT["fit_resamples"],
-        check=lambda v: None if 0 <= v <= 10_000 else "must be from 0 (no interval) to 10000",
-    )
+    for gone in ("fit_resamples", "fit_free_running"):
+        if gone in r.table("live"):
+            raise r.error(
+                f"live.{gone}",
+                "was retired: a live run is fitted as hivemind fit fits one conversation (theory.fitting: sandwich "
+                "intervals, the chosen model's trajectory as the theory line); remove the key",
+            )
     batch = r.get("live", "batch", "any", DEFAULT["batch"])
     if isinstance(batch, bool):
         pass
@@ -434,8 +429,6 @@ def parse_live(r, labels: list, anchor: int | None) -> LiveSpec:
         temperatures=temperatures,
         embedding_model=embedding_model,
         fit=fit,
-        fit_resamples=fit_resamples,
-        fit_free_running=fit_free_running,
         groups=groups,
         topic=topic,
         stances=stances,

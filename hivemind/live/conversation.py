@@ -62,6 +62,15 @@ def in_neighbours(scenario: Scenario) -> dict[int, list[int]]:
     return {i: sorted(js) for i, js in heard.items()}
 
 
+def peer_edges(scenario: Scenario) -> tuple[np.ndarray, np.ndarray]:
+    """(src, dst) of the agents' graph without the anchor, agents numbered in graph order: dst hears src."""
+    hears = in_neighbours(scenario)
+    agents = sorted(hears)
+    index = {i: k for k, i in enumerate(agents)}
+    pairs = [(index[j], index[i]) for i in agents for j in hears[i]]
+    return np.asarray([s for s, _ in pairs], np.int64), np.asarray([d for _, d in pairs], np.int64)
+
+
 def discussions(hears: dict[int, list[int]], agents: list[int]) -> list[int] | None:
     """Each agent's discussion (a connected component of who hears whom, numbered by its first
     agent in graph order); None when everyone is in one discussion."""

@@ -4,7 +4,7 @@ DIR/rounds.csv    one row per (decoding, round): the population's measures; with
                   (a mixed population, live.groups) also one per (decoding, round, group)
 DIR/agents.csv    one row per (decoding, round, agent): Jaccard, compliance, embedding distance, the
                   probe (and the agent's group and discussion); ``hivemind fit`` reads it as a table
-DIR/live.nc       the same as labelled arrays, with the embeddings and the theory's curves
+DIR/live.nc       the same as labelled arrays, with the embeddings and the fitted model's curves
 DIR/summary.json  the paper-style table, the checks, the probes and the fits
 
 Every measure that needs an anchor, a rule or probes is written only when the run has it.
@@ -19,8 +19,7 @@ import pandas as pd
 import xarray as xr
 
 from hivemind.io.results import finite_or_none, save_csv, versions
-from hivemind.live.conversation import Round, Trajectory
-from hivemind.live.fit import TheoryFit, peer_edges
+from hivemind.live.conversation import Round, Trajectory, peer_edges
 from hivemind.live.probe import LOW_MASS
 from hivemind.scenario import Scenario
 
@@ -123,12 +122,12 @@ def save_discussions(trajectories: list[Trajectory], out: Path) -> list[Path]:
 def live_dataset(
     scenario: Scenario,
     trajectories: list[Trajectory],
-    fits: dict[str, TheoryFit],
-    dynamics: dict | None = None,
-    couplings: dict | None = None,
+    fits: dict[str, dict],
 ) -> xr.Dataset:
-    """Everything per (decoding, round, agent) as labelled arrays; with groups of agents, also per
-    (decoding, group, round) and the fitted group couplings per (decoding, hearer, speaker)."""
+    """Everything per (decoding, round, agent) as labelled arrays; with ``fits`` (each decoding's
+    fit.json document, ``run.fit_conversation``) the chosen model's distance to the anchor; with
+    groups of agents, also per (decoding, group, round) and the fitted group couplings per
+    (decoding, hearer, speaker)."""
     t0 = trajectories[0]
     first = t0.rows[0]
     labels = list(first.labels)
@@ -156,31 +155,18 @@ def live_dataset(
             data[name] = (*per_agent(key), {"long_name": long_name, **({"units": units} if units else {})})
     if t0.anchor_embedding is not None:
         data["anchor_embedding"] = (("coord",), t0.anchor_embedding)
-    if fits:
+    theory = [(fits.get(d) or {}).get("theory") for d in decodings]
+    if theory and all(theory):
         data["theory_distance"] = (
             ("decoding", "round", "agent"),
-            np.asarray([fits[d].predicted for d in decodings]),
-            {"long_name": "the engine's distance to the anchor with the fitted step size", "units": "radians"},
+            np.asarray([th["distance"] for th in theory]),
+            {
+                "long_name": "distance to the anchor of the chosen fitted model run from round 0 with its noise (mean of runs)",
+                "units": "radians",
+            },
         )
-        data["fitted_step_size"] = (("decoding",), np.asarray([fits[d].step_size for d in decodings]))
-        data["r2_mean"] = (("decoding",), np.asarray([_nan(fits[d].r2_mean) for d in decodings]))
-    if dynamics and all(dynamics.values()):
-        from hivemind.theory.dynamics_fit import MODELS
-
-        data["fitted_mean_distance"] = (
-            ("decoding", "model", "round"),
-            np.asarray([[dynamics[d]["models"][m]["predicted_mean_distance"] for m in MODELS] for d in decodings]),
-            {"long_name": "mean distance to the anchor of the fitted dynamics (first half fitted, second predicted)"},
-        )
-        for key in ("peer_coupling", "anchor_coupling", "noise"):
-            data[f"fitted_{key}"] = (
-                ("decoding", "model"),
-                np.asarray([[dynamics[d]["models"][m]["params"][key] for m in MODELS] for d in decodings]),
-            )
-        data["fitted_heldout_r2"] = (
-            ("decoding", "model"),
-            np.asarray([[_nan(dynamics[d]["models"][m]["heldout_r2"]) for m in MODELS] for d in decodings]),
-        )
+        data["theory_model"] = (("decoding",), np.asarray([th["model"] for th in theory]))
+        data["r2_mean"] = (("decoding",), np.asarray([_nan(th["r2_mean"]) for th in theory]))
     for key in ROUND_KEYS:
         if key in first.metrics:
             data[f"round_{key}"] = per_round(key)
@@ -197,16 +183,13 @@ def live_dataset(
                 ("decoding", "group", "round"),
                 np.asarray([[[row.by_group[g][key] for row in t.rows] for g in names] for t in trajectories]),
             )
-        if couplings and len(couplings) == len(decodings):
+        couplings = [group_coupling(fits.get(d)) for d in decodings]
+        if couplings and all(c is not None for c in couplings):
             coords |= {"hearer": names, "speaker": names}
             data["fitted_group_coupling"] = (
                 ("decoding", "hearer", "speaker"),
-                np.asarray([couplings[d]["params"]["group_coupling"] for d in decodings]),
-                {"long_name": "pull of the speaker's group on the hearer's (theory.groups)"},
-            )
-            data["fitted_group_anchor_coupling"] = (
-                ("decoding", "group"),
-                np.asarray([[couplings[d]["params"]["anchor_coupling"][g] for g in names] for d in decodings]),
+                np.asarray([[[c[h][s] for s in names] for h in names] for c in couplings]),
+                {"long_name": "pull of the speaker's group on the hearer's (the fit's groups[group]+decay model, at round 0)"},
             )
     spec = scenario.live
     attrs = {"scenario": scenario.name, "topic": spec.topic}
@@ -224,10 +207,19 @@ def live_dataset(
             "round": np.arange(len(t0.rows)),
             "agent": labels,
             "coord": np.arange(t0.embeddings[0].shape[1]),
-            **({"model": list(next(iter(dynamics.values()))["models"])} if dynamics and all(dynamics.values()) else {}),
         },
         attrs=attrs,
     )
+
+
+GROUP_MODEL = "groups[group]+decay"
+
+
+def group_coupling(doc: dict | None) -> dict | None:
+    """Who pulls whom in one decoding's fit: the group-pair couplings of ``GROUP_MODEL``
+    ({hearer: {speaker: value}}), or None where it was not fitted."""
+    m = ((doc or {}).get("models") or {}).get(GROUP_MODEL) or {}
+    return (m.get("params") or {}).get("group_coupling")
 
 
 def _group_summary(t: Trajectory, g: str) -> dict:
@@ -264,7 +256,6 @@ def summarize_live(
     fits: dict,
     header: dict,
     records: list[dict],
-    dynamics: dict | None = None,
 ) -> dict:
     """summary.json: per decoding the paper's table (what exists of it) and the run's counts."""
     table = []
@@ -315,8 +306,9 @@ def summarize_live(
             "tokens_per_second": finite_or_none(tokens / seconds) if seconds > 0 and not served else None,
             **({"mean_request_seconds": seconds / len(mine)} if served and mine else {}),
         }
-        if t.decoding in fits:
-            row |= {"theory_step_size": fits[t.decoding].step_size, "theory_r2_mean": fits[t.decoding].r2_mean}
+        theory = (fits.get(t.decoding) or {}).get("theory")
+        if theory:
+            row |= {"theory_model": theory["model"], "theory_r2_mean": theory["r2_mean"]}
         if t.rows[0].by_group:
             row["by_group"] = {g: _group_summary(t, g) for g in t.rows[0].by_group}
         table.append(row)
@@ -333,9 +325,6 @@ def summarize_live(
         "topic": spec.topic,
         "rule": None if spec.rule is None else spec.rule.describe(),
         "table": table,
-        "theory": {d: f.to_dict() for d, f in fits.items()},
-        # live.fit_free_running: the engine's dynamics fitted to the mean distance curve.
-        "free_running_fit": dynamics or {},
         "paper": PAPER,
         "versions": versions(),
     }

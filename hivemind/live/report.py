@@ -14,7 +14,7 @@ def format_table(summary: dict) -> str:
         f"{'emb. distance':>18}{'theory R^2':>12}{'empty':>7}{'scaffold':>10}{'truncated':>11}"
     ]
     for row in rows:
-        r2 = "-" if row.get("theory_r2_mean") is None else f"{row['theory_r2_mean']:.3f}"
+        r2 = "-" if row.get("theory_r2_mean") is None else f"{row['theory_r2_mean']:.3f}"  # the chosen model's, from round 0
         dist = f"{row['initial_embedding_distance']:.3f}->{row['final_embedding_distance']:.3f}"
         lines.append(
             f"{row['decoding']:<18}{row['hash_collisions']:>16}{_num(row.get('mean_compliance')):>17}"
@@ -36,81 +36,34 @@ def format_table(summary: dict) -> str:
                 f"   {vendi} ({m['agents']} agents, {row['decoding']})"
             )
     lines += _probe_lines(summary)
-    lines += format_fit(summary.get("free_running_fit") or {})
-    for decoding, c in (summary.get("group_coupling") or {}).items():
-        from hivemind.theory.groups import describe
-
-        lines += ["", f"{decoding}: who pulls whom, the group-coupling model fitted by the one-step loss:"]
-        lines += describe(c)
-    forecast = {d: f for d, f in (summary.get("forecast") or {}).items() if f is not None}
-    if forecast:
-        from hivemind.live.forecast import format_forecast
-
-        lines += [
-            "",
-            "forecast models fitted by the one-step loss and scored one round ahead, per agent, on the held-out rounds:",
-        ]
-        lines += [format_forecast(forecast)]
-        for decoding, f in forecast.items():
-            pull = f.get("anchor_pull")
-            if pull is None:
-                continue
-            what = {True: "yes", False: "no", None: "not tested (live.fit_resamples = 0)"}[pull["measurable"]]
-            iv = "" if pull["interval"] is None else f", 90% interval [{pull['interval'][0]:.4f}, {pull['interval'][1]:.4f}]"
-            lines.append(
-                f"{decoding}: anchor pull measurably above zero ({pull['model']} model, kappa {pull['anchor_coupling']:.4f}{iv}, "
-                f"resolution {pull['kappa_resolution']:g} per round)? {what}"
-            )
+    lines += fit_lines(summary.get("fit") or {})
     return "\n".join(lines)
+
+
+def fit_lines(fits: dict) -> list[str]:
+    """Each decoding's fit, as ``hivemind fit`` prints one conversation's, and whether the anchor's
+    pull is measurable in the chosen model."""
+    from hivemind.theory.fitting.describe import format_fit
+
+    lines = []
+    for decoding, doc in fits.items():
+        lines += ["", f"{decoding}: the models of hivemind fit, fitted to this conversation's embeddings:"]
+        if "refused" in doc:
+            lines.append(f"  not fitted: {doc['refused']}")
+            continue
+        lines += ["  " + line for line in format_fit(doc).splitlines()]
+        pull = doc["anchor_pull"]
+        what = {True: "yes", False: "no", None: "not identified"}[pull["measurable"]]
+        iv = "" if pull["interval"] is None else f", 90% interval [{pull['interval'][0]:.4f}, {pull['interval'][1]:.4f}]"
+        lines.append(
+            f"  anchor pull measurably above zero ({pull['model']}, kappa {pull['anchor_coupling']:.4f}{iv}, "
+            f"resolution {pull['kappa_resolution']:g} per round)? {what}"
+        )
+    return lines
 
 
 def _num(x, spec: str = ".3f") -> str:
     return "-" if x is None else format(x, spec)
-
-
-def format_fit(fit: dict) -> list[str]:
-    """The engine's dynamics fitted to the embeddings: one line per (decoding, model), then the verdicts."""
-    if not fit:
-        return []
-    lines = [
-        "",
-        "free-running check: the engine's dynamics fitted to the mean distance curve (first half of the rounds "
-        "fitted, second half predicted; R^2 against the held-out window's own mean):",
-    ]
-    lines.append(
-        f"{'decoding':<12}{'model':<8}{'eta (peers)':>12}{'kappa (anchor)':>16}{'90% interval':>20}{'sigma':>8}"
-        f"{'held-out RMSE':>15}{'held-out R^2':>14}  long run"
-    )
-    verdicts = []
-    for decoding, f in fit.items():
-        if f is None:
-            lines.append(f"{decoding:<12}too few rounds to fit (needs 2 or more)")
-            continue
-        for model, m in f["models"].items():
-            p, ci, lr = m["params"], m["anchor_coupling_interval"], m["long_run"]
-            interval = "-" if ci is None else f"[{ci[0]:.4f}, {ci[1]:.4f}]"
-            half = _num(lr["half_life_rounds"], ".1f")
-            if lr["verdict"] == "collapse":
-                run = f"collapse, half-life {half} rounds"
-            else:
-                run = f"floor at {lr['mean_distance']:.3f} rad (half-life {half} rounds)"
-            lines.append(
-                f"{decoding:<12}{model:<8}{p['peer_coupling']:>12.4f}{p['anchor_coupling']:>16.4f}{interval:>20}"
-                f"{p['noise']:>8.4f}{m['heldout_rmse']:>15.4f}{_num(m['heldout_r2']):>14}  {run}"
-            )
-        lr = f["models"]["peer"]["long_run"]
-        if lr["verdict"] == "collapse":
-            future = f"collapse into the anchor, the mean distance halving every {_num(lr['half_life_rounds'], '.1f')} rounds."
-        else:
-            future = (
-                f"a floor at {lr['mean_distance']:.3f} rad from the anchor after {lr['rounds']} rounds "
-                f"(now {lr['mean_distance_now']:.3f})."
-            )
-        verdicts.append(
-            f"{decoding}: persistence's held-out R^2 {_num(f.get('persistence_heldout_r2'))}; "
-            f"run on from the last round, the peer model predicts {future}"
-        )
-    return lines + verdicts
 
 
 def _arrow(row: dict, key: str, fmt: str = ".3f") -> str:

@@ -2,8 +2,9 @@
 
 Before round 0 the embedder (``geometry``) and, with ``live.probe``, each model's probe
 (``probe``) are measured on the shipped check set; ``conversation`` runs the rounds into
-DIR/transcript.jsonl; then the fits (``fit``, ``forecast``, and for many discussions
-``hivemind.theory.fitting``), the files (``outputs``) and the figure (``hivemind.plot``).
+DIR/transcript.jsonl; then each decoding's conversation is fitted as ``hivemind fit`` fits one
+(``hivemind.theory.fitting``; many discussions by their probes), then the files (``outputs``)
+and the figure (``hivemind.plot``).
 The text printed at the end is ``report``'s.
 """
 
@@ -20,6 +21,7 @@ from hivemind.errors import InputError
 from hivemind.io.atomic import atomic_write
 from hivemind.io.records import NETCDF_ENGINE
 from hivemind.io.results import save_json
+from hivemind.io.trajectories import Trajectories, unit_rows
 from hivemind.live.backends import Backend, LlamaBackend, ProbeRequest
 from hivemind.live.config import read_live
 from hivemind.live.conversation import (
@@ -33,8 +35,8 @@ from hivemind.live.conversation import (
     converse,
     embedder_key,
     header_for,
+    peer_edges,
 )
-from hivemind.live.fit import TheoryFit, fit_dynamics, fit_forecast, fit_group_couplings, fit_step_size
 from hivemind.live.geometry import describe as describe_separation
 from hivemind.live.geometry import separation
 from hivemind.live.model import NAMED_MODELS, ModelError, resolve_model
@@ -51,7 +53,7 @@ __all__ = ["OUTPUTS", "PAPER", "LiveResult", "run_live", "load_population", "che
 class LiveResult:
     out: Path
     trajectories: list[Trajectory]
-    fits: dict[str, TheoryFit]
+    fits: dict[str, dict]  # per decoding: fit.json's document of its conversation (theory.fitting)
     summary: dict
     dataset: xr.Dataset
     files: list[Path]
@@ -129,33 +131,21 @@ def run_live(
         if own:
             backend.close()
 
-    fits, dynamics, forecasts, couplings, discussion_fit = {}, {}, {}, {}, {}
-    if spec.anchored:
-        for t in trajectories:
-            observed = np.asarray([row.agents["embedding_distance_to_anchor"] for row in t.rows])
-            fits[t.decoding] = fit_step_size(scenario, t.anchor_embedding, t.embeddings[0], observed)
+    fits, discussion_fit = {}, {}
     if spec.fit and spec.anchored:
-        say("fitting models of the conversation to the embeddings")
-        for t in trajectories:
-            y = np.stack(t.embeddings)
-            if spec.fit_free_running:
-                dynamics[t.decoding] = fit_dynamics(scenario, y, t.anchor_embedding, spec.fit_resamples, spec.seed)
-            forecasts[t.decoding] = fit_forecast(scenario, y, t.anchor_embedding, spec.fit_resamples, spec.seed)
-            couplings[t.decoding] = fit_group_couplings(scenario, y, t.anchor_embedding, spec.fit_resamples, spec.seed)
+        say("fitting models of the conversation to the embeddings (as hivemind fit does)")
+        fits = {t.decoding: fit_conversation(scenario, t) for t in trajectories}
     elif spec.fit and trajectories[0].conversations is not None:
         say("fitting models of the discussions' probes (as hivemind fit does) ...")
         discussion_fit = fit_discussions_of(out, trajectories, spec, say)
-    couplings = {d: c for d, c in couplings.items() if c is not None}
-    ds = live_dataset(scenario, trajectories, fits, dynamics, couplings)
-    summary = summarize_live(scenario, trajectories, fits, header, transcript.records, dynamics)
+    ds = live_dataset(scenario, trajectories, fits)
+    summary = summarize_live(scenario, trajectories, fits, header, transcript.records)
     summary["embedder"] = embedder
     if probes:
         summary["probes"] = probes
-    summary["forecast"] = forecasts
+    summary["fit"] = fits
     if discussion_fit:
         summary["discussion_fit"] = discussion_fit
-    if couplings:
-        summary["group_coupling"] = couplings
     ds.attrs.update(embedder=embedder["name"], embedder_agreement_auc=embedder["check_set"]["agreement_auc"])
     if probes:
         ds.attrs["probe_reliable"] = int(all(p["reliable"] for p in probes.values()))
@@ -167,6 +157,68 @@ def run_live(
 
     files += save_figure(live_figure(ds), out / "live", formats)
     return LiveResult(out, trajectories, fits, summary, ds, [out / TRANSCRIPT, *files])
+
+
+# Below this anchor coupling per round the anchor would need ln 2 / 1e-3 ~ 700 rounds to halve a
+# distance: the pull is called measurable when the interval's lower end is above it.
+KAPPA_RESOLUTION = 1e-3
+# Runs of the chosen model, with its fitted noise, that the theory line averages: run without
+# its noise, a model fitted one round ahead collapses far faster than the agents it was fitted
+# to (R^2 of -25 and -383 on the quickstart's mean curve), the noise being what keeps them apart.
+THEORY_RUNS = 16
+
+
+def conversation(scenario: Scenario, t: Trajectory) -> Trajectories:
+    """One decoding's conversation as ``hivemind fit`` reads it back from live.nc: every agent's
+    message embedding per round (unit rows in float64), who hears whom in the prompts, the
+    anchor's embedding, and the agents' groups where ``live.groups`` names several."""
+    src, dst = peer_edges(scenario)
+    y = unit_rows(np.stack(t.embeddings), "live.nc", "embedding")
+    anchor = unit_rows(np.asarray(t.anchor_embedding)[None], "live.nc", "anchor_embedding")[0]
+    groups = t.rows[0].groups
+    return Trajectories(t.decoding, y, anchor, src, dst, None if groups is None else tuple(groups))
+
+
+def fit_conversation(scenario: Scenario, t: Trajectory) -> dict:
+    """One decoding's conversation fitted as ``hivemind fit`` fits one conversation: its first half
+    of the rounds fitted (the model chosen on the later ones of those), the rest held out. Adds
+    the chosen model run from round 0 with its fitted noise (``theory``: every agent's distance to
+    the anchor averaged over ``THEORY_RUNS`` runs drawn from ``live.seed``, the figure's line, and
+    its R^2 on the mean distance) and whether its anchor coupling is measurably above
+    ``KAPPA_RESOLUTION`` (``anchor_pull``). A conversation the models cannot be fitted to gives
+    ``{"refused": why}``."""
+    import jax
+
+    from hivemind.theory.fitting import Design, fit_panel
+    from hivemind.theory.fitting.data import trajectory_panel
+    from hivemind.theory.fitting.scores import r_squared
+
+    panel = trajectory_panel(conversation(scenario, t))
+    try:
+        comparison = fit_panel(panel, design=Design(seed=scenario.live.seed))
+    except ValueError as e:
+        return {"refused": str(e)}
+    doc = comparison.to_json()
+    best = comparison.fits[comparison.best]
+    anchor = panel.arrays.anchor
+    keys = jax.random.split(jax.random.key(scenario.live.seed), THEORY_RUNS)
+    distance = np.mean([np.arccos(np.clip(best.simulate(k) @ anchor, -1.0, 1.0)) for k in keys], axis=0)  # (rounds + 1, agents)
+    observed = np.asarray([row.agents["embedding_distance_to_anchor"] for row in t.rows])
+    doc["theory"] = {
+        "model": comparison.best,
+        "runs": THEORY_RUNS,
+        "distance": distance.tolist(),
+        "r2_mean": r_squared(observed.mean(1)[1:], distance.mean(1)[1:]),
+    }
+    interval = best.intervals.get("anchor_coupling")
+    doc["anchor_pull"] = {
+        "model": comparison.best,
+        "anchor_coupling": float(best.params["anchor_coupling"]),
+        "interval": interval,
+        "kappa_resolution": KAPPA_RESOLUTION,
+        "measurable": None if interval is None else bool(interval[0] > KAPPA_RESOLUTION),
+    }
+    return doc
 
 
 def fit_discussions_of(out: Path, trajectories: list[Trajectory], spec, say: Callable[[str], None] = print) -> dict:

@@ -85,10 +85,11 @@ def rows_of(point: dict, seed: int, summary: dict) -> list[dict]:
     """One row per decoding of a finished point: the measures the sweep compares."""
     rows = []
     for row in summary["table"]:
-        # The couplings of the one-step forecast fit (live.fit); the free-running fit's R^2 where it ran.
-        fit = (summary.get("free_running_fit") or {}).get(row["decoding"])
-        forecast = (summary.get("forecast") or {}).get(row["decoding"])
-        peer = forecast["models"]["peer"] if forecast else None
+        # The couplings of the peer model (DeGroot with the anchor) of the run's fit (live.fit), and
+        # the chosen model's R^2 on the mean distance to the anchor, run from round 0.
+        fit = (summary.get("fit") or {}).get(row["decoding"]) or {}
+        peer = (fit.get("models") or {}).get("peer")
+        peer = None if peer is None or "refused" in peer else peer
         interval = (peer.get("intervals") or {}).get("anchor_coupling") if peer else None
         rows.append(
             {
@@ -107,7 +108,9 @@ def rows_of(point: dict, seed: int, summary: dict) -> list[dict]:
                 "anchor_coupling_lo": interval[0] if interval else None,
                 "anchor_coupling_hi": interval[1] if interval else None,
                 "peer_coupling": peer["params"]["peer_coupling"] if peer else None,
-                **{f"heldout_r2_{m}": (fit["models"][m]["heldout_r2"] if fit else None) for m in ("anchor", "peer", "noise")},
+                "theory_model": (fit.get("theory") or {}).get("model"),
+                "theory_r2_mean": (fit.get("theory") or {}).get("r2_mean"),
+                "heldout_skill_vs_persistence": (fit.get("best_heldout") or {}).get("skill_vs_persistence"),
                 "tokens_per_second": row["tokens_per_second"],
             }
         )

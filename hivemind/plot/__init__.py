@@ -12,7 +12,7 @@ touches no global state and works without a display. Large runs plot a fixed, se
 sample of agents; colours always mean the same thing: an agent's initial distance to the anchor.
 """
 
-from hivemind.plot.analyses import discussions_figure, entropy_figure, forecast_figure, paths_figure
+from hivemind.plot.analyses import discussions_figure, entropy_figure, paths_figure
 from hivemind.plot.bench import bench_figure
 from hivemind.plot.live import groups_figure, live_figure, live_sweep_figure
 from hivemind.plot.run import FIGURES, animation, cluster_labels, convergence, graph, planar, plot_run, states
@@ -28,7 +28,6 @@ __all__ = [
     "convergence",
     "discussions_figure",
     "entropy_figure",
-    "forecast_figure",
     "graph",
     "house_style",
     "groups_figure",

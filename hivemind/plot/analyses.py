@@ -104,46 +104,6 @@ def entropy_figure(result: xr.Dataset, predicted_slope: float | None = None) -> 
     return fig
 
 
-def forecast_figure(results: dict) -> Figure:
-    """``hivemind fit``: each model's one-step skill against the four baselines, and its skill
-    against persistence by lead time (states and the macro curves), one row per trajectory."""
-    rows = list(results)
-    with house_style():
-        fig = Figure(figsize=(11, 3.6 * len(rows)), layout="constrained")
-        axes = np.atleast_2d(fig.subplots(len(rows), 2))
-        for r, name in enumerate(rows):
-            res = results[name]
-            models = list(res["models"])
-            base = [b for b in ("persistence", "neighbours", "centroid", "anchor") if b in res["baselines"]]
-            ax = axes[r, 0]
-            width = 0.8 / max(len(models), 1)
-            for k, m in enumerate(models):
-                one = res["models"][m]["one_step"]
-                vals = [one.get(f"skill_vs_{b}") or 0.0 for b in base]
-                x = np.arange(len(base)) + (k - (len(models) - 1) / 2) * width
-                ax.bar(x, vals, width, label=m, color=CATEGORY_COLORS[k % len(CATEGORY_COLORS)])
-            ax.axhline(0, color="0.4", lw=0.8)
-            ax.set_xticks(np.arange(len(base)), [f"vs {b}" for b in base])
-            ax.set_ylabel("one-step skill (1 - MSE / MSE baseline)")
-            ax.set_title(f"{name + ': ' if name else ''}one round ahead, held-out rounds (best: {res['best']})")
-            ax.legend(frameon=False, fontsize=8)
-            ax = axes[r, 1]
-            for k, m in enumerate(models):
-                leads = res["models"][m]["by_lead"]
-                hs = sorted(leads, key=int)
-                c = CATEGORY_COLORS[k % len(CATEGORY_COLORS)]
-                ax.plot([int(h) for h in hs], [leads[h]["states"] for h in hs], "o-", color=c, label=f"{m}: states")
-                key = "anchor_distance" if "anchor_distance" in leads[hs[0]] else "pairwise"
-                macro = [leads[h][key] for h in hs]
-                ax.plot([int(h) for h in hs], macro, "x--", color=c, label=f"{m}: {key.replace('_', ' ')}")
-            ax.axhline(0, color="0.4", lw=0.8)
-            ax.set_xlabel("lead time (rounds)")
-            ax.set_ylabel("skill against persistence")
-            ax.set_title("free-running from every observed origin")
-            ax.legend(frameon=False, fontsize=7, ncol=2)
-    return fig
-
-
 def discussions_figure(doc: dict) -> Figure:
     """``hivemind fit`` on many discussions: each model's skill against persistence on training data
     (cross-validated over the training discussions, or on later training rounds: the choice) and

@@ -38,7 +38,9 @@ def live_figure(ds: xr.Dataset) -> Figure:
                 ax.plot(rounds, one.distance_to_anchor.mean("agent"), "o-", color=color, label=f"{decoding}: live mean")
                 if "theory_distance" in one:
                     r2 = float(one.r2_mean)
-                    fit = f"theory, step {float(one.fitted_step_size):.3g}" + ("" if np.isnan(r2) else f", R² {r2:.2f}")
+                    fit = f"fitted {one.theory_model.item()}, mean of runs from round 0" + (
+                        "" if np.isnan(r2) else f", R² {r2:.2f}"
+                    )
                     ax.plot(rounds, one.theory_distance.mean("agent"), "--", color=color, lw=2, label=fit)
             if "probe" in axes:
                 ax = axes["probe"]

@@ -226,13 +226,11 @@ def _sweep(out: Path) -> Report:
 
 
 def fit_text(doc: dict) -> str:
-    if "design" in doc:
-        from hivemind.theory.fitting.describe import format_fit
+    from hivemind.theory.fitting.describe import format_fit
 
-        return format_fit(doc)
-    from hivemind.live.forecast import format_forecast
-
-    return format_forecast(doc["decodings"] if "decodings" in doc else {"": doc})
+    if "decodings" in doc:
+        return "\n\n".join(f"{name}:\n{format_fit(one)}" for name, one in doc["decodings"].items())
+    return format_fit(doc)
 
 
 def _fit(out: Path) -> Report:
@@ -241,30 +239,24 @@ def _fit(out: Path) -> Report:
     doc = _json(out / "fit.json")
     verdict = V.fit(doc)
     text = fit_text(doc)
-    figs = P.figure((out / "fit.png").read_bytes(), "fit") if (out / "fit.png").is_file() else ""
-    if "design" in doc:
-        # Models are compared on training data; the chosen one's held-out skill is in the verdict.
-        header = ["model", "parameters", "skill vs persistence (training data)", "vs neighbours", "later training rounds"]
-        rows = [
-            [name, "-", f"refused: {m['refused']}", "", ""]
-            if "refused" in m
-            else [
-                name,
-                m["n_params"],
-                skill_text(m.get("cv") or m.get("validation"), "persistence"),
-                skill_text(m.get("cv") or m.get("validation"), "neighbours"),
-                skill_text(m.get("one_step"), "persistence"),
-            ]
-            for name, m in doc["models"].items()
+    figs = "".join(P.figure(f.read_bytes(), f.stem) for f in sorted(out.glob("fit*.png")))
+    # Models are compared on training data; the chosen one's held-out skill is in the verdict.
+    header = ["conversation", "model", "parameters", "skill vs persistence (training data)", "vs neighbours", "later rounds"]
+    runs = doc["decodings"] if "decodings" in doc else {"": doc}
+    rows = [
+        [run, name, "-", f"refused: {m['refused']}", "", ""]
+        if "refused" in m
+        else [
+            run,
+            name,
+            m["n_params"],
+            skill_text(m.get("cv") or m.get("validation"), "persistence"),
+            skill_text(m.get("cv") or m.get("validation"), "neighbours"),
+            skill_text(m.get("one_step"), "persistence"),
         ]
-    else:
-        header = ["conversation", "model", "parameters", "held-out skill vs persistence", "vs neighbours"]
-        runs = doc["decodings"] if "decodings" in doc else {"": doc}
-        rows = [
-            [run, name, m["n_params"], skill_text(m["one_step"], "persistence"), skill_text(m["one_step"], "neighbours")]
-            for run, one in runs.items()
-            for name, m in one["models"].items()
-        ]
+        for run, one in runs.items()
+        for name, m in one["models"].items()
+    ]
     sections = [
         P.verdict_section(verdict),
         P.section("Figure", figs, "figures") if figs else "",

@@ -82,21 +82,6 @@ def sweep(table: list[dict], keys: list[str], tol: float | None) -> list[str]:
     return lines
 
 
-def _rounds(n: int) -> str:
-    return "(on 1 held-out round)" if n == 1 else f"(range over {n} held-out rounds)"
-
-
-def _round_skill(f: dict, model: str, base: str) -> tuple[float | None, str]:
-    """Held-out skill of ``model`` against a baseline, and its range over the held-out rounds."""
-    m = f["models"][model]["one_step"]
-    skill = m.get(f"skill_vs_{base}")
-    by_round = [
-        None if b <= 0 else 1.0 - a / b
-        for a, b in zip(m.get("mse_by_round") or [], (f.get("baselines_by_round") or {}).get(base) or [], strict=False)
-    ]
-    return skill, _span(by_round, "+.3f")
-
-
 def live(summary: dict, agents_sd: dict | None = None) -> list[str]:
     """A live run: per decoding, the population's movement, the paper's measures, the best
     forecast model chosen on training data and whether the anchor's pull is measurable."""
@@ -109,7 +94,7 @@ def live(summary: dict, agents_sd: dict | None = None) -> list[str]:
         f"{summary['rounds']} rounds ({'one seed' if seed is None else f'live.seed = {seed}'}; spreads over agents and rounds)"
     ]
     paper = summary.get("paper") or {}
-    forecast = summary.get("forecast") or {}
+    fits = summary.get("fit") or {}
     for row in rows:
         d = row["decoding"]
         p = paper.get(d) or {}
@@ -121,21 +106,24 @@ def live(summary: dict, agents_sd: dict | None = None) -> list[str]:
             f"(paper {_g(p.get('mean_compliance'), '.2f')}), final Jaccard {row['final_jaccard_to_anchor']:.3f} "
             f"(paper {_g(p.get('final_jaccard_to_anchor'), '.3f')})"
         )
-        f = forecast.get(d)
+        f = fits.get(d)
         if not f:
-            lines.append("    no forecast fit (live.fit = false, or too few rounds)")
+            lines.append("    no fit (live.fit = false)")
             continue
-        best = f["best"]
-        sp, span_p = _round_skill(f, best, "persistence")
-        sn, span_n = _round_skill(f, best, "neighbours")
-        beats = "beats" if (sp or 0) > 0 else "does not beat"
+        if "refused" in f:
+            lines.append(f"    not fitted: {f['refused']}")
+            continue
+        held = f.get("best_heldout")
+        sp, sn = (held or {}).get("skill_vs_persistence"), (held or {}).get("skill_vs_neighbours")
+        beats = "no held-out rounds to score it on" if held is None else ("beats" if (sp or 0) > 0 else "does not beat")
         lines.append(
-            f"    best on training data: {best}, which {beats} persistence one round ahead: skill {_g(sp, '+.3f')}{span_p} "
-            f"vs persistence, {_g(sn, '+.3f')}{span_n} vs copy-the-neighbours {_rounds(f['heldout_transitions'])}"
+            f"    best on training rounds: {f['best']}, which {beats} persistence one round ahead on the held-out rounds "
+            f"(from round {f['design'].get('heldout_from_round')}): skill {_g(sp, '+.3f')} vs persistence, "
+            f"{_g(sn, '+.3f')} vs copy-the-neighbours"
         )
         pull = f.get("anchor_pull")
         if pull:
-            what = {True: "measurable", False: "not measurable", None: "not tested (live.fit_resamples = 0)"}[pull["measurable"]]
+            what = {True: "measurable", False: "not measurable", None: "not identified"}[pull["measurable"]]
             iv = pull.get("interval")
             lines.append(
                 f"    anchor's pull: {what} (kappa {pull['anchor_coupling']:.4f}"
@@ -172,29 +160,14 @@ def _probe_verdicts(summary: dict) -> list[str]:
 
 
 def fit(doc: dict) -> list[str]:
-    """A fit: the model chosen on training data and its held-out skill against the baselines."""
-    if "design" in doc:  # many discussions
-        from hivemind.theory.fitting.describe import format_fit
+    """A fit: the model chosen on training data and its held-out skill against the baselines
+    (``theory.fitting.describe`` leads with them); a live run's folder has one per decoding."""
+    from hivemind.theory.fitting.describe import format_fit
 
-        head = format_fit(doc).split("\n")[:4]  # format_fit leads with the verdict: the data, the choice, its skill
-        return ["verdict: " + head[0], *head[1:]]
     if "decodings" in doc:  # a live run's folder: one conversation per decoding
         lines = [f"verdict: {len(doc['decodings'])} conversations (one per decoding), each fitted on its own"]
         for name, one in doc["decodings"].items():
-            lines += [f"  {name}: " + line.removeprefix("verdict: ").strip() for line in _one_fit(one)]
+            lines += [f"  {name}: " + line.strip() for line in format_fit(one).split("\n")[:3]]
         return lines
-    return _one_fit(doc)
-
-
-def _one_fit(doc: dict) -> list[str]:
-    best = doc.get("best")
-    if best is None:
-        return ["verdict: no model could be fitted"]
-    sp, span_p = _round_skill(doc, best, "persistence")
-    sn, span_n = _round_skill(doc, best, "neighbours")
-    return [
-        f"verdict: one conversation, {doc['agents']} agents, {doc['rounds']} rounds; best on training data: {best} "
-        f"({doc.get('selection', '')})",
-        f"  held-out skill one round ahead: {_g(sp, '+.3f')}{span_p} vs persistence, {_g(sn, '+.3f')}{span_n} vs "
-        f"copy-the-neighbours {_rounds(doc['heldout_transitions'])}",
-    ]
+    head = format_fit(doc).split("\n")[:4]  # the data, the choice, its held-out skill, its parameters
+    return ["verdict: " + head[0], *head[1:]]

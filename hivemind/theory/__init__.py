@@ -1,7 +1,7 @@
 """The theory beside the runs: linear rates and equilibria, fixed points on manifolds, the
-entropy estimators, and the fitted dynamics and forecast models (``entropy``, ``dynamics_fit``,
-``forecast``, ``groups`` for who pulls whom, imported on their own). The experiments that run the engine to test the paper's
-claims are in ``hivemind.experiments``."""
+entropy estimators (``entropy``), and ``fitting``: every model of a conversation fitted to data,
+scored and chosen (imported on their own). The experiments that run the engine to test the
+paper's claims are in ``hivemind.experiments``."""
 
 from hivemind.theory.equilibrium import equilibrium, equilibrium_report
 from hivemind.theory.linear import (

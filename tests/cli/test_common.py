@@ -45,7 +45,7 @@ def test_progress_starts_where_a_resumed_run_is_and_stays_silent_off_a_terminal(
         (["plot", "r", "--formats", "png,gif"], "argument --formats: must be a comma-separated subset of png, pdf, svg"),
         (["sweep", "s.toml", "--out", "o", "--memory", "-1"], "argument --memory: must be a finite number > 0, got -1.0"),
         (["run", "s.toml"], "the following arguments are required: --out"),
-        (["fit", "d", "--out", "o", "--intervals", "exact"], "argument --intervals: invalid choice: 'exact'"),
+        (["fit", "d", "--out", "o", "--transform", "exp"], "argument --transform: invalid choice: 'exp'"),
     ],
 )
 def test_a_bad_flag_is_one_line_naming_it_with_exit_status_2(argv, words, capsys):

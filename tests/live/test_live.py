@@ -14,7 +14,6 @@ import re
 import sys
 from pathlib import Path
 
-import networkx as nx
 import numpy as np
 import pytest
 
@@ -22,7 +21,6 @@ from hivemind import ScenarioError, parse_scenario
 from hivemind.cli import main
 from hivemind.live.backends import FakeBackend
 from hivemind.live.conversation import in_neighbours, message_seeds
-from hivemind.live.fit import fit_step_size
 from hivemind.live.prompts import build_prompt
 from hivemind.live.report import format_table
 from hivemind.live.run import run_live
@@ -209,7 +207,7 @@ def test_resume_refuses_another_scenario(tmp_path):
     run_live(scenario(), tmp_path, backend=FakeBackend(), say=lambda s: None, formats=("png",))
     with pytest.raises(Exception, match="another scenario"):
         run_live(
-            scenario(overrides=["live.rounds=4", "live.fit=true", "live.fit_free_running=true"]),
+            scenario(overrides=["live.rounds=4", "live.fit=true"]),
             tmp_path,
             backend=FakeBackend(),
             resume=True,
@@ -268,37 +266,6 @@ def test_truncated_prompts_are_counted_in_a_run(tmp_path):
     assert sum(int(r["truncated_prompts"]) for r in rows) == len(dropped)
 
 
-def test_the_fit_recovers_a_geodesic_contraction():
-    """On a star around the anchor the gradient step moves each agent a fraction eta of the
-    way along its geodesic: d_t = (1 - eta)^t d_0 exactly. The fit must find eta."""
-    g = nx.star_graph(6)
-    text = f"""
-[graph]
-kind = "edges"
-n = 7
-edges = {[list(e) for e in g.edges]}
-[anchor]
-node = 0
-[live]
-anchor_text = "x"
-rule = {{ kind = "phrase", text = "x" }}
-initial_texts = ["a", "b", "c", "d", "e", "f"]
-"""
-    sc = scenario(text)
-    rng = np.random.default_rng(0)
-    anchor = rng.normal(size=16)
-    anchor /= np.linalg.norm(anchor)
-    start = anchor + 0.8 * rng.normal(size=(6, 16))
-    start /= np.linalg.norm(start, axis=1, keepdims=True)
-    d0 = np.arccos(np.clip(start @ anchor, -1, 1))
-    observed = np.asarray([(1 - 0.3) ** t * d0 for t in range(6)])
-    fit = fit_step_size(sc, anchor, start, observed)
-    assert fit.step_size == pytest.approx(0.3, rel=1e-3)
-    assert fit.r2_mean == pytest.approx(1.0, abs=1e-6) and fit.r2_agents == pytest.approx(1.0, abs=1e-6)
-    assert fit.stable_limit == pytest.approx(2.0)  # grounded Laplacian of a star: every eigenvalue is 1
-    assert fit.predicted == pytest.approx(observed, abs=1e-6)
-
-
 @pytest.mark.parametrize(
     ("override", "key"),
     [
@@ -322,8 +289,8 @@ initial_texts = ["a", "b", "c", "d", "e", "f"]
         ("live.batch=0", "live.batch"),
         ("live.batch=300", "live.batch"),
         ('live.batch="yes"', "live.batch"),
-        ("live.fit_resamples=-1", "live.fit_resamples"),
-        ("live.fit_resamples=1000000000", "live.fit_resamples"),  # all resamples are fitted in one vmap
+        ("live.fit_resamples=20", "live.fit_resamples"),  # retired: the fit's intervals are its sandwich's
+        ("live.fit_free_running=true", "live.fit_free_running"),
         ("live.model=true", "live.model"),  # found by the fuzzer: a scalar of the wrong type
         ("live.temperature=true", "live.temperature"),
     ],
@@ -475,76 +442,54 @@ def test_resuming_a_finished_run_changes_nothing(tmp_path):
     assert {name: (tmp_path / name).read_bytes() for name in before} == before
 
 
-def test_summary_fits_the_three_models_and_the_table_says_what_they_predict(tmp_path):
-    res = run_live(
-        scenario(overrides=["live.rounds=4", "live.fit=true", "live.fit_free_running=true"]),
-        tmp_path,
-        backend=FakeBackend(),
-        say=lambda s: None,
-        formats=("png",),
-    )
-    summary = json.loads((tmp_path / "summary.json").read_text())
+def test_each_decoding_is_fitted_as_hivemind_fit_fits_one_conversation(tmp_path, capsys):
+    """live.fit: each decoding's embeddings through theory.fitting, held out by rounds; the same
+    fit, bit for bit, as ``hivemind fit`` on the run's folder; the theory line is the chosen
+    model run from round 0 (with its noise, averaged), its R^2 recomputed here from rounds.csv."""
+    res = run_live(scenario(overrides=["live.rounds=4", "live.fit=true"]), tmp_path / "run", backend=FakeBackend(),
+                   say=lambda s: None, formats=("png",))  # fmt: skip
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert main(["fit", str(tmp_path / "run"), "--out", str(tmp_path / "fit")]) == 0, capsys.readouterr().err
+    import jsonschema
+
+    from hivemind.theory import fitting
+
+    document = json.loads((tmp_path / "fit" / "fit.json").read_text())
+    jsonschema.validate(document, json.loads((Path(fitting.__file__).parent / "fit.schema.json").read_text()))
+    again = document["decodings"]
     for decoding in ("greedy", "stochastic"):
-        f = summary["free_running_fit"][decoding]
-        assert f["train_rounds"] == 2 and set(f["models"]) == {"anchor", "peer", "noise"}
-        for name, m in f["models"].items():
-            assert set(m["params"]) == {"peer_coupling", "anchor_coupling", "noise"}
-            lo, hi = m["anchor_coupling_interval"]
-            assert 0 <= lo <= hi
-            assert len(m["predicted_mean_distance"]) == 5
-            assert m["long_run"]["verdict"] in ("collapse", "floor")
-            assert (m["params"]["peer_coupling"] == 0) == (name == "anchor")
-            assert (m["params"]["noise"] > 0) == (name == "noise")
-        # The nested models share the mean dynamics of "peer"; only the noise differs.
-        assert f["models"]["noise"]["params"]["anchor_coupling"] == f["models"]["peer"]["params"]["anchor_coupling"]
-        # Persistence's R^2 on the held-out mean curve, by hand: the last training value held constant.
-        rows = [r for r in csv.DictReader((tmp_path / "rounds.csv").open()) if r["decoding"] == decoding]
-        dist = np.array([float(r["embedding_distance_to_anchor"]) for r in rows])
-        held = dist[3:]
-        if np.ptp(held) < 1e-9:  # a frozen window has no variance to explain
-            assert f["persistence_heldout_r2"] is None
-        else:
-            r2 = 1 - np.sum((held - dist[2]) ** 2) / np.sum((held - held.mean()) ** 2)
-            assert f["persistence_heldout_r2"] == pytest.approx(r2, rel=1e-4)
-        pull = summary["forecast"][decoding]["anchor_pull"]
-        assert pull["measurable"] == (pull["interval"][0] > pull["kappa_resolution"])
-        model = summary["forecast"][decoding]["models"][pull["model"]]
-        assert pull["interval"] == model["intervals"]["anchor_coupling"]
+        f = summary["fit"][decoding]
+        assert f["design"]["heldout_from_round"] == 2 and f["best"] in f["models"]
+        assert f["best"] == again[decoding]["best"]
+        assert f["models"][f["best"]]["params"] == again[decoding]["models"][f["best"]]["params"]
+        rows = [r for r in csv.DictReader((tmp_path / "run" / "rounds.csv").open()) if r["decoding"] == decoding]
+        observed = np.array([float(r["embedding_distance_to_anchor"]) for r in rows])
+        line = np.asarray(f["theory"]["distance"]).mean(1)
+        assert line.shape == (5,) and line[0] == pytest.approx(observed[0], abs=1e-6)  # both start at round 0
+        sst = np.sum((observed[1:] - observed[1:].mean()) ** 2)
+        if sst > 1e-12:
+            assert f["theory"]["r2_mean"] == pytest.approx(1 - np.sum((observed[1:] - line[1:]) ** 2) / sst, rel=1e-4)
+        pull = f["anchor_pull"]
+        assert pull["model"] == f["best"] and pull["interval"] == f["models"][f["best"]]["intervals"].get("anchor_coupling")
+        if pull["interval"] is not None:
+            assert pull["measurable"] == (pull["interval"][0] > pull["kappa_resolution"])
     table = format_table(res.summary)
-    assert "anchor pull measurably above zero" in table and "predicts" in table
-    assert res.dataset.fitted_mean_distance.dims == ("decoding", "model", "round")
+    assert "anchor pull measurably above zero" in table and "best (chosen on training data" in table
+    assert res.dataset.theory_distance.dims == ("decoding", "round", "agent")
+    assert list(res.dataset.theory_model.values) == [summary["fit"][d]["best"] for d in ("greedy", "stochastic")]
 
 
-def test_live_fit_runs_the_one_step_fits_and_the_free_running_fit_only_when_asked(tmp_path):
-    res = run_live(
-        scenario(overrides=["live.rounds=3", "live.fit=true", "live.fit_resamples=0"]),
-        tmp_path,
-        backend=FakeBackend(),
-        say=lambda s: None,
-        formats=("png",),
-    )
-    assert res.summary["free_running_fit"] == {} and "free-running" not in format_table(res.summary)
-    assert set(res.summary["forecast"]) == {"greedy", "stochastic"}
-    assert "fitted_mean_distance" not in res.dataset
-
-
-def test_the_fit_needs_two_rounds_and_its_interval_can_be_switched_off(tmp_path):
-    res = run_live(
-        scenario(overrides=["live.rounds=1", "live.fit=true", "live.fit_free_running=true"]),
-        tmp_path / "a",
-        backend=FakeBackend(),
-        say=lambda s: None,
-        formats=("png",),
-    )
-    assert res.summary["free_running_fit"] == {"greedy": None, "stochastic": None}
-    off = run_live(scenario(overrides=["live.rounds=2"]), tmp_path / "c", backend=FakeBackend(), say=lambda s: None)
-    assert off.summary["free_running_fit"] == {} and "fitted" not in format_table(off.summary)
-    assert "too few rounds to fit" in format_table(res.summary)
-    over = ["live.rounds=2", "live.fit=true", "live.fit_free_running=true", "live.fit_resamples=0", 'live.decoding="greedy"']
-    res = run_live(scenario(overrides=over), tmp_path / "b", backend=FakeBackend(), say=lambda s: None, formats=("png",))
-    f = res.summary["free_running_fit"]["greedy"]
-    assert f["models"]["peer"]["anchor_coupling_interval"] is None
-    assert res.summary["forecast"]["greedy"]["anchor_pull"]["measurable"] is None
+def test_without_live_fit_there_is_no_fit_and_one_round_has_nothing_held_out(tmp_path):
+    off = run_live(scenario(overrides=["live.rounds=2", "live.fit=false"]), tmp_path / "c", backend=FakeBackend(),
+                   say=lambda s: None)  # fmt: skip
+    assert off.summary["fit"] == {} and "theory_distance" not in off.dataset and "hivemind fit" not in format_table(off.summary)
+    res = run_live(scenario(overrides=["live.rounds=1", "live.fit=true"]), tmp_path / "a", backend=FakeBackend(),
+                   say=lambda s: None, formats=("png",))  # fmt: skip
+    for f in res.summary["fit"].values():
+        # One transition per agent: a decay or a stubbornness cannot be fitted, and no round is left to hold out.
+        assert "two or more rounds" in f["models"]["peer+decay"]["refused"]
+        assert "after an agent's first round" in f["models"]["fj"]["refused"]
+        assert f["best_heldout"] is None and "refused" not in f["models"][f["best"]]
 
 
 def test_per_agent_temperatures_and_models_reach_each_agent(tmp_path):
@@ -599,13 +544,12 @@ def test_cli_embedding_model_that_is_not_gguf(live_file, tmp_path, capsys):
 
 
 def test_the_fit_settings_do_not_block_a_resume(tmp_path):
-    """Refitting a finished conversation with other fit settings reuses every message."""
+    """Refitting a finished conversation with the fit switched on reuses every message."""
     run_live(scenario(overrides=["live.rounds=2"]), tmp_path, backend=FakeBackend(), say=lambda s: None, formats=("png",))
     fake = FakeBackend()
-    over = ["live.rounds=2", "live.fit=true", "live.fit_free_running=true", "live.fit_resamples=0"]
+    over = ["live.rounds=2", "live.fit=true"]
     res = run_live(scenario(overrides=over), tmp_path, backend=fake, resume=True, say=lambda s: None, formats=("png",))
-    fit = res.summary["free_running_fit"]["greedy"]
-    assert fake.prompts == [] and fit["models"]["peer"]["anchor_coupling_interval"] is None
+    assert fake.prompts == [] and set(res.summary["fit"]) == {"greedy", "stochastic"}
 
 
 def test_live_batch_of_k_decodes_k_agents_at_a_time(tmp_path):
@@ -671,7 +615,7 @@ def test_a_mixed_population_is_measured_per_group(tmp_path):
 
     a = FakeBackend(respond=lambda prompt, seed: "the river is the road")
     b = FakeBackend(respond=lambda prompt, seed: f"my own view number {seed % 7}")
-    over = ['live.model=["a", "b", "a", "b"]', "live.fit=true", "live.fit_resamples=4", "live.rounds=4"]
+    over = ['live.model=["a", "b", "a", "b"]', "live.fit=true", "live.rounds=4"]
     res = run_live(scenario(overrides=over), tmp_path, backend=Population({"a": a, "b": b}, FakeBackend()), say=lambda s: None)
     _, recs = messages(tmp_path / "transcript.jsonl")
     rows = read_csv(tmp_path / "rounds.csv")
@@ -695,14 +639,14 @@ def test_a_mixed_population_is_measured_per_group(tmp_path):
     greedy = summary["table"][0]["by_group"]
     assert greedy["a"]["final_compliance"] == 1.0 and greedy["b"]["final_compliance"] == 0.0
     assert greedy["a"]["final_vendi_score"] == pytest.approx(1.0)  # two agents, one text
-    assert set(summary["group_coupling"]) == {"greedy", "stochastic"}
-    eta = summary["group_coupling"]["greedy"]["params"]["group_coupling"]
-    assert np.shape(eta) == (2, 2) and summary["group_coupling"]["greedy"]["intervals"]
+    # Who pulls whom: the fit's groups[group]+decay model, one coupling per (hearer, speaker) pair.
+    eta = summary["fit"]["greedy"]["models"]["groups[group]+decay"]["params"]["group_coupling"]
+    assert set(eta) == {"a", "b"} and all(set(row) == {"a", "b"} for row in eta.values())
     ds = res.dataset
     assert list(ds["agent_group"].values) == ["a", "b", "a", "b"]
     assert ds["group_compliance"].sel(decoding="greedy", group="a").values[1:].tolist() == [1.0] * 4
     assert ds["fitted_group_coupling"].dims == ("decoding", "hearer", "speaker")
-    assert "times harder than the reverse" in format_table(summary)
+    assert ds["fitted_group_coupling"].sel(decoding="greedy", hearer="a", speaker="b").item() == eta["a"]["b"]
 
 
 def test_groups_other_than_the_model_and_their_errors(tmp_path):

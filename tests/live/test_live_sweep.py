@@ -13,7 +13,7 @@ from hivemind.live.sweep import sweep_live
 from hivemind.runner.sweep import Grid, SweepError
 from tests.live.test_live import SCENARIO, scenario
 
-OVER = ['live.decoding="stochastic"', "live.rounds=2", "live.fit=true", "live.fit_resamples=0", "live.seed=5"]
+OVER = ['live.decoding="stochastic"', "live.rounds=2", "live.fit=true", "live.seed=5"]
 
 
 def test_every_point_and_seed_is_a_live_run_and_the_table_gathers_them(tmp_path):
@@ -32,7 +32,7 @@ def test_every_point_and_seed_is_a_live_run_and_the_table_gathers_them(tmp_path)
         summary = json.loads((run / "summary.json").read_text())
         assert row["mean_compliance"] == summary["table"][0]["mean_compliance"]
         assert row["final_vendi_score"] == summary["table"][0]["final_vendi_score"]
-        assert row["anchor_coupling"] == summary["forecast"]["stochastic"]["models"]["peer"]["params"]["anchor_coupling"]
+        assert row["anchor_coupling"] == summary["fit"]["stochastic"]["models"]["peer"]["params"]["anchor_coupling"]
         texts[(row["live.temperature"], row["seed"])] = [r["text"] for r in lines[1:] if r["generated"]]
     assert texts[(0.3, 0)] != texts[(0.3, 1)]  # the seeds draw differently
     on_disk = pd.read_csv(tmp_path / "live_sweep.csv")

@@ -175,7 +175,8 @@ def test_a_fit_folder_report(browser, tmp_path, capsys):
     assert open_page(browser, out / "report.html") == []
     from selenium.webdriver.common.by import By
 
-    names = [tr.find_element(By.TAG_NAME, "td").text for tr in browser.find_elements(By.CSS_SELECTOR, "#models tbody tr")]
+    rows = browser.find_elements(By.CSS_SELECTOR, "#models tbody tr")
+    names = [tr.find_elements(By.TAG_NAME, "td")[1].text for tr in rows]  # after the conversation's column
     assert names == list(doc["models"])
 
 
@@ -188,7 +189,7 @@ def test_report_rebuilds_and_refuses_other_folders(tmp_path, capsys):
     # Files of the right names that hivemind did not write: one line naming the folder, the files and the key.
     (tmp_path / "fit.json").write_text("{}")
     assert main(["report", str(tmp_path)]) == 2
-    assert capsys.readouterr().err == f"{tmp_path}: no key 'window_sd' in fit.json, as a fit folder of this hivemind has\n"
+    assert capsys.readouterr().err == f"{tmp_path}: no key 'data' in fit.json, as a fit folder of this hivemind has\n"
     other = tmp_path / "run"
     other.mkdir()
     (other / "manifest.json").write_text("{}")

@@ -8,6 +8,7 @@ import pytest
 
 from hivemind.theory.fitting import Design, fit_panel, make_panel, parse
 from hivemind.theory.fitting.params import TABLE
+from tests.helpers import sphere_exp, sphere_log
 
 STANCES = np.array([-2, -1, 0, 1, 2])
 
@@ -113,18 +114,6 @@ def test_cross_validation_matches_least_squares_by_hand():
 
 # Nothing held out enters a fit: tests/theory/test_fitting_networks.py checks it for every model
 # of the registry, in both spaces, for many discussions and for one conversation.
-
-
-def sphere_log(x, y):
-    c = np.clip(np.sum(x * y, -1, keepdims=True), -1, 1)
-    u = y - c * x
-    s = np.linalg.norm(u, axis=-1, keepdims=True)
-    return np.where(s > 1e-15, np.arccos(c) * u / np.maximum(s, 1e-300), 0.0)
-
-
-def sphere_exp(x, v):
-    r = np.linalg.norm(v, axis=-1, keepdims=True)
-    return np.cos(r) * x + np.sinc(r / np.pi) * v
 
 
 @pytest.mark.slow
@@ -294,3 +283,31 @@ def test_recovers_who_pulls_whom():
         for j, s in enumerate("rs"):
             lo, hi = doc["intervals"]["group_coupling"][r][s]
             assert lo <= eta[i, j] <= hi, (r, s, doc["params"]["group_coupling"][r][s], lo, hi)
+
+
+def test_a_geodesic_contraction_is_recovered_and_run_from_round_zero():
+    """Agents who hear nobody but the anchor move a fraction kappa of the way along their
+    geodesic each round: d_t = (1 - kappa)^t d_0 exactly (computed here). The fit finds kappa, and
+    the chosen model run on its own from round 0 (``trajectory``, the live figure's theory line)
+    is the observed run."""
+    rng = np.random.default_rng(0)
+    anchor = rng.normal(size=16)
+    anchor /= np.linalg.norm(anchor)
+    x = anchor + 0.8 * rng.normal(size=(6, 16))
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    ys = [x]
+    for _ in range(5):
+        x = sphere_exp(x, 0.3 * sphere_log(x, np.broadcast_to(anchor, x.shape)))
+        ys.append(x)
+    y = np.stack(ys)
+    none = np.zeros(0, np.int64)
+    panel = make_panel(y, np.ones(y.shape[:2], bool), np.zeros(6, int), none, none, space="sphere", anchor=anchor)
+    comp = fit_panel(panel, (parse("anchor"), parse("fj")), Design(train=3, intervals=False))
+    assert comp.refused == {"fj": "no agent hears anyone in the fitted transitions"}
+    fit = comp.fits["anchor"]
+    assert float(fit.params["anchor_coupling"]) == pytest.approx(0.3, rel=1e-6)
+    d0 = np.arccos(np.clip(y[0] @ anchor, -1, 1))
+    run = fit.trajectory()
+    distance = np.arccos(np.clip(run @ anchor, -1, 1))
+    np.testing.assert_allclose(distance, [(1 - 0.3) ** t * d0 for t in range(6)], atol=1e-6)
+    assert comp.to_json()["best_heldout"]["skill_vs_persistence"] == pytest.approx(1.0, abs=1e-9)

@@ -17,6 +17,7 @@ from hivemind.cli import main
 from hivemind.scenario.graphs import from_generator, graph_arrays
 from hivemind.theory.fitting import Design, fit_panel, make_panel, parse
 from hivemind.theory.fitting.models import every
+from tests.helpers import sphere_exp, sphere_log
 
 FAMILIES = {
     "watts_strogatz": {"k": 4, "p": 0.2},
@@ -34,18 +35,6 @@ def network(family: str, size: int, count: int, seed: int):
         src += [g.src + c * size, g.dst + c * size]
         dst += [g.dst + c * size, g.src + c * size]
     return np.repeat(np.arange(count), size), np.concatenate(src), np.concatenate(dst)
-
-
-def sphere_log(x, y):
-    c = np.clip(np.sum(x * y, -1, keepdims=True), -1, 1)
-    u = y - c * x
-    s = np.linalg.norm(u, axis=-1, keepdims=True)
-    return np.where(s > 1e-15, np.arccos(c) * u / np.maximum(s, 1e-300), 0.0)
-
-
-def sphere_exp(x, v):
-    r = np.linalg.norm(v, axis=-1, keepdims=True)
-    return np.cos(r) * x + np.sinc(r / np.pi) * v
 
 
 def simulate(space, n, src, dst, coupling, weight, rounds, noise, seed, timescale=np.inf):

@@ -277,6 +277,12 @@ def check_models(models, anchor: bool, group_column: str | None, kinds: tuple[st
             raise ValueError(f"model {m.name!r}: the data's groups come from {group_column!r} (--attractor-by), not {m.by!r}")
 
 
+def default_models(panel: Panel) -> tuple[Model, ...]:
+    """The models fitted to ``panel`` when none are named: ``models.defaults`` for its anchor,
+    its groups' column and its kinds of tie."""
+    return defaults(panel.has_anchor, panel.group_column, len(panel.kinds) > 1)
+
+
 def _cross_validated(panel: Panel, m: Model, s: Split, folds: int, key) -> dict:
     """``m``'s cross-validated score over the folds of the training discussions."""
     sq = np.zeros(panel.usable.shape)
@@ -303,7 +309,7 @@ def fit_panel(panel: Panel, models: tuple[Model, ...] | None = None, design: Des
     by ``design``; see the module's docstring. Raises ``ValueError`` (one line) for a design or
     models the data cannot carry, and when every model is refused."""
     say = say or (lambda _: None)
-    models = models or defaults(panel.has_anchor, panel.group_column, len(panel.kinds) > 1)
+    models = models or default_models(panel)
     check_models(models, panel.has_anchor, panel.group_column, panel.kinds)
     s = split(panel, design)
     main = s.main(panel)

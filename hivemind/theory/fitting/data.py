@@ -20,9 +20,20 @@ import numpy as np
 from hivemind import datasets
 from hivemind.io.results import save_json
 from hivemind.io.tables import Discussions, is_table, read, read_netcdf
-from hivemind.io.trajectories import DataError
-from hivemind.theory.fitting.compare import Comparison, Design, check_design, check_fittable, check_models, fit_panel, split
-from hivemind.theory.fitting.models import defaults, parse
+from hivemind.io.trajectories import DataError, Trajectories
+from hivemind.io.trajectories import load as load_trajectories
+from hivemind.theory.fitting.compare import (
+    SCHEMA_VERSION,
+    Comparison,
+    Design,
+    check_design,
+    check_fittable,
+    check_models,
+    default_models,
+    fit_panel,
+    split,
+)
+from hivemind.theory.fitting.models import parse
 from hivemind.theory.fitting.panel import Panel, make_panel
 
 # Unit vectors to this tolerance are directions: the sphere is chosen for them.
@@ -54,7 +65,7 @@ def has_conversations(path: str | Path, space: str | None = None) -> bool:
     """Whether ``path`` is for this module: a table, a NetCDF file with a conversation dimension
     or of ``opinion`` (numbers), or ``embedding`` of one coordinate (no direction) or with
     ``space="euclidean"``. Embeddings of one conversation (directions, normalised: a live run, a
-    NetCDF file) go to the fit of one conversation (``live.forecast``)."""
+    NetCDF file) are fitted one conversation at a time (``fit_trajectories``)."""
     if str(path).startswith(datasets.PREFIX):
         return True
     path = Path(path)
@@ -177,7 +188,7 @@ def check(path, options: Options) -> Discussions:
     design = checked_design(path, options, len(data.conversations), data.valid.shape[0] - 1)
     if data.y is not None:
         panel = load_panel(path, options, data=data)
-        models = models or defaults(panel.has_anchor, panel.group_column, len(panel.kinds) > 1)
+        models = models or default_models(panel)
         try:
             check_fittable(models, panel, split(panel, design))
         except ValueError as e:
@@ -221,3 +232,39 @@ def fit_discussions(
         out.mkdir(parents=True, exist_ok=True)
         save_json(comparison.to_json(), out / "fit.json")
     return comparison
+
+
+def trajectory_panel(t: Trajectories) -> Panel:
+    """One conversation of embeddings (``io.trajectories``) as a panel of one discussion on the
+    sphere, with its graph, anchor and agents' groups (the column ``group``) where it has them."""
+    kw = {}
+    if t.group is not None and len(set(t.group)) > 1:
+        names = tuple(dict.fromkeys(t.group))
+        kw = {"group": np.array([names.index(g) for g in t.group]), "groups": names, "group_column": "group"}
+    n = t.y.shape[1]
+    valid = np.ones(t.y.shape[:2], bool)
+    return make_panel(t.y, valid, np.zeros(n, np.int64), t.src, t.dst, space="sphere", anchor=t.anchor, **kw)
+
+
+def fit_trajectories(
+    path: str | Path, out: str | Path | None = None, design: Design | None = None, say: Callable[[str], None] = print
+) -> dict[str, Comparison]:
+    """Each conversation of ``path`` (a NetCDF file of embeddings, or a live run's folder: one per
+    decoding) fitted as one discussion, held out by rounds (``design.train`` transitions fitted);
+    ``out/fit.json`` is its document, or ``{"decodings": {name: document}}`` for several."""
+    design = design or Design(test_share=0.0)
+    fits = {}
+    for t in load_trajectories(path):
+        panel = trajectory_panel(t)
+        check_design(design, 1, panel.shape[0] - 1)
+        try:
+            fits[t.name] = fit_panel(panel, design=design, say=say)
+        except ValueError as e:
+            raise DataError(f"{path}: {t.name + ': ' if t.name else ''}{e}") from None
+        fits[t.name].about.update(file=str(path), **({"decoding": t.name} if t.name else {}))
+    if out is not None:
+        out = Path(out)
+        out.mkdir(parents=True, exist_ok=True)
+        docs = {name: c.to_json() for name, c in fits.items()}
+        save_json(docs[""] if list(docs) == [""] else {"schema_version": SCHEMA_VERSION, "decodings": docs}, out / "fit.json")
+    return fits

@@ -26,10 +26,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from hivemind.theory.fitting import params as P
+from hivemind.theory.fitting.minimize import lbfgs
 from hivemind.theory.fitting.models import Model
 from hivemind.theory.fitting.panel import Arrays, Panel
 from hivemind.theory.fitting.step import Gram, Pulls, forecasts, gram, gram_squared_errors, observed_pulls, squared_errors
-from hivemind.theory.minimize import lbfgs
 
 GRADIENT_TOLERANCE = 1e-10
 MAX_ITERATIONS = 500

@@ -169,6 +169,23 @@ class ModelFit:
             _, xs = jax.lax.scan(body, jnp.asarray(x0), jnp.arange(int(last.max()), int(last.max()) + h, dtype=jnp.float64))
             return np.asarray(xs)
 
+    def trajectory(self, rounds: int | None = None) -> np.ndarray:
+        """The fitted model run on its own from the observed round 0, noise-free, ``rounds`` steps
+        (default: as observed): what it says the discussion does when nothing else is known.
+        (rounds + 1, N, D)."""
+        a = self.panel.arrays
+        rounds = a.y.shape[0] - 1 if rounds is None else rounds
+        with jax.enable_x64(True):
+            p, arrays = self._jax_params(), type(a)(*(jnp.asarray(v) for v in a))
+            ones = jnp.ones(a.y.shape[1], bool)
+
+            def body(x, t):
+                x = step(self.panel.space, self.model, p, arrays, x, ones, t)
+                return x, x
+
+            _, xs = jax.lax.scan(body, jnp.asarray(a.y[0]), jnp.arange(rounds, dtype=jnp.float64))
+            return np.concatenate([a.y[:1], np.asarray(xs)])
+
     def simulate(self, key: jax.Array, rounds: int | None = None, noise: float | None = None) -> np.ndarray:
         """Discussions drawn from the fit: from the observed round 0, ``rounds`` steps (default:
         as observed), each followed by Gaussian noise of ``noise`` per dimension (default: the

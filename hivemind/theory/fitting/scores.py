@@ -96,3 +96,13 @@ def baseline_errors(panel: Panel, fitted: np.ndarray) -> dict[str, np.ndarray]:
         }
     z = mean_point(panel.space, panel.arrays.y, fitted_rows(fitted))
     return {**_FIXED[panel], "mean": errors(panel.space, np.broadcast_to(z, observed.shape), observed)}
+
+
+def r_squared(observed: np.ndarray, predicted: np.ndarray) -> float | None:
+    """1 - SSE / SST of ``predicted`` against ``observed`` (flattened); None where ``observed`` is
+    flat (no variance to explain) or has fewer than two values."""
+    observed, predicted = np.ravel(observed), np.ravel(predicted)
+    total = float(np.sum((observed - observed.mean()) ** 2))
+    if observed.size < 2 or total <= 1e-12 * max(1.0, float(np.sum(observed**2))):
+        return None
+    return 1.0 - float(np.sum((observed - predicted) ** 2)) / total
