@@ -201,7 +201,8 @@ def fit_conversation(scenario: Scenario, t: Trajectory) -> dict:
     doc = comparison.to_json()
     best = comparison.fits[comparison.best]
     anchor = panel.arrays.anchor
-    keys = jax.random.split(jax.random.key(scenario.live.seed), THEORY_RUNS)
+    # A stream of its own: the fit's split and resamples draw from key(seed) itself.
+    keys = jax.random.split(jax.random.fold_in(jax.random.key(scenario.live.seed), THEORY_RUNS), THEORY_RUNS)
     distance = np.mean([np.arccos(np.clip(best.simulate(k) @ anchor, -1.0, 1.0)) for k in keys], axis=0)  # (rounds + 1, agents)
     observed = np.asarray([row.agents["embedding_distance_to_anchor"] for row in t.rows])
     doc["theory"] = {
