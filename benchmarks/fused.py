@@ -6,13 +6,22 @@ numpy's vectorized step, and the share of the machine's copy bandwidth each kern
 counting the bytes a step cannot avoid (every agent's state read and written, every edge's
 sender state, index and weight read). Writes benchmarks/results/fused.json.
 
-    .venv/bin/python benchmarks/fused.py [--sizes 20000,100000,1000000] [--out benchmarks/results]
+Then the package's portable build (one library per x86-64 level, the best chosen at run time)
+against a native build (HIVEMIND_NATIVE=1, -march=native) at 10^5 agents: both built here by
+CMakeLists.txt into temporary folders, each timed in its own process (XLA registers a target
+once per process), alternately, best of three.
+
+    .venv/bin/python benchmarks/fused.py [--sizes 20000,100000,1000000] [--builds-n 100000] [--out benchmarks/results]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import subprocess
+import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -37,7 +46,65 @@ def table(doc: dict) -> str:
         )
     lines.append("")
     lines.append(f"Copy bandwidth measured in the same run: {doc['copy_bandwidth_bytes_per_s'] / 1e9:.1f} GB/s.")
+    b = doc.get("builds")
+    if b:
+        lines += [
+            "",
+            "| build of the kernel | N | ms/step | x native |",
+            "|---|---|---|---|",
+            f"| native ({b['native']}) | {b['n']:,} | {b['native_step_s'] * 1e3:.2f} | x1.00 |",
+            f"| {b['portable']} | {b['n']:,} | {b['portable_step_s'] * 1e3:.2f} | x{b['portable_x_native']:.2f} |",
+        ]
     return "\n".join(lines) + "\n"
+
+
+def build_kernel(root: Path, where: Path, native: bool) -> Path:
+    """The package build's CMakeLists.txt, portable or native, installed under ``where``: its _lib folder."""
+    beside = Path(sys.executable).parent / "cmake"
+    cmake = str(beside) if beside.is_file() else "cmake"
+    flags = [
+        f"-DPython_EXECUTABLE={sys.executable}",
+        "-DCMAKE_BUILD_TYPE=Release",
+        f"-DHIVEMIND_NATIVE={'ON' if native else 'OFF'}",
+    ]
+    for args in (["-S", str(root), "-B", str(where / "build"), *flags], ["--build", str(where / "build")]):
+        subprocess.run([cmake, *args], check=True, capture_output=True)
+    subprocess.run([cmake, "--install", str(where / "build"), "--prefix", str(where / "prefix")], check=True, capture_output=True)
+    return where / "prefix" / "hivemind" / "engine" / "fused" / "_lib"
+
+
+def time_one_build(n: int) -> None:
+    """In a process of its own (``--one-build``): the fused engine's best seconds per step at n agents."""
+    ok, why = fused.status()
+    if not ok:
+        raise SystemExit(why)
+    opts = BenchOptions()
+    engine = Engine(scenario(n, opts, 100), fused=True)
+    best = min(engine.run(100, repeats=1)[1] for _ in range(5))
+    print(json.dumps({"step_s": best / 100, "build": fused.describe()}))
+
+
+def compare_builds(n: int) -> dict:
+    root = Path(__file__).resolve().parents[1]
+    with tempfile.TemporaryDirectory() as tmp:
+        folders = {kind: build_kernel(root, Path(tmp) / kind, kind == "native") for kind in ("portable", "native")}
+        best, said = dict.fromkeys(folders, float("inf")), {}
+        for _ in range(3):
+            for kind, folder in folders.items():
+                env = {**os.environ, fused.ENV_DIR: str(folder)}
+                cmd = [sys.executable, __file__, "--one-build", str(n)]
+                got = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True, env=env).stdout.splitlines()[-1])
+                best[kind] = min(best[kind], got["step_s"])
+                said[kind] = got["build"]
+    row = {"n": n, "portable": said["portable"], "native": said["native"]}
+    row |= {f"{k}_step_s": v for k, v in best.items()}
+    row["portable_x_native"] = best["portable"] / best["native"]
+    print(
+        f"N={n:,}  {row['portable']} {best['portable'] * 1e3:.2f} ms/step against {row['native']} "
+        f"{best['native'] * 1e3:.2f}: x{row['portable_x_native']:.2f}",
+        flush=True,
+    )
+    return row
 
 
 def summary(doc: dict) -> str:
@@ -58,7 +125,11 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--sizes", default="20000,100000,1000000")
     p.add_argument("--out", default="benchmarks/results")
+    p.add_argument("--builds-n", type=int, default=100_000, help="agents of the portable-against-native comparison (0: skip it)")
+    p.add_argument("--one-build", type=int, help=argparse.SUPPRESS)
     args = p.parse_args()
+    if args.one_build:
+        return time_one_build(args.one_build)
     ok, why = fused.status()
     if not ok:
         raise SystemExit(why)
@@ -103,6 +174,8 @@ def main() -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     doc = {"copy_bandwidth_bytes_per_s": bandwidth, "rows": rows, "when": time.strftime("%Y-%m-%d %H:%M")}
+    if args.builds_n:
+        doc["builds"] = compare_builds(args.builds_n)
     (out / "fused.json").write_text(json.dumps(doc, indent=2) + "\n")
     print(f"copy bandwidth {bandwidth / 1e9:.1f} GB/s; results: {out / 'fused.json'}")
 

@@ -23,8 +23,24 @@ COMMANDS = (run, plot, theory, paths, entropy, bench, live, sweep, fit, datasets
 __all__ = ["UsageError", "build_parser", "console", "main"]
 
 
+class _Version(argparse.Action):
+    """--version: hivemind's version and git description, the kernel's build, and the libraries (loads jax)."""
+
+    def __init__(self, option_strings, dest=argparse.SUPPRESS, default=argparse.SUPPRESS, help=None):
+        super().__init__(option_strings, dest=dest, default=default, nargs=0, help=help)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        from hivemind.io.results import versions
+
+        v = versions()
+        others = ", ".join(f"{k} {v[k]}" for k in ("jax", "numpy", "optax", "xarray", "networkx", "python"))
+        print(f"hivemind {v['hivemind']} ({v['git']})\nkernel: {v['kernel_build']}\n{others}")
+        parser.exit()
+
+
 def build_parser() -> Parser:
     parser = Parser(prog="hivemind", description="Semantic consensus around an infinite-inertia anchor.")
+    parser.add_argument("--version", action=_Version, help="the version, the git commit, the fused kernel's build, and exit")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
     for command in COMMANDS:
         command.add_parser(sub)

@@ -58,15 +58,40 @@ def summarize(ds: xr.Dataset) -> dict:
     }
 
 
+def git_description() -> str:
+    """``git describe`` of the checkout this package runs from, else of the one its kernel was
+    built from (an installed wheel), else "unknown"."""
+    import subprocess
+
+    from hivemind.engine import fused
+
+    root = Path(__file__).resolve().parents[2]
+    if (root / ".git").exists():
+        try:
+            out = subprocess.run(
+                ["git", "-C", str(root), "describe", "--always", "--dirty", "--tags"], capture_output=True, text=True, timeout=10
+            )
+            if out.returncode == 0 and out.stdout.strip():
+                return out.stdout.strip()
+        except (OSError, subprocess.TimeoutExpired):
+            pass
+    build, _ = fused.find_build()
+    return build.git if build is not None else "unknown"
+
+
 def versions() -> dict:
+    """What computed a result: hivemind (its git description and its kernel's build) and the libraries under it."""
     import jax
     import networkx
     import optax
 
     from hivemind._version import __version__
+    from hivemind.engine import fused
 
     return {
         "hivemind": __version__,
+        "git": git_description(),
+        "kernel_build": fused.describe(),
         "jax": jax.__version__,
         "numpy": np.__version__,
         "optax": optax.__version__,

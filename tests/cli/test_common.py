@@ -67,3 +67,22 @@ def test_the_compile_cache_flag_is_read_before_or_after_the_command(argv, cached
     from hivemind.cli import build_parser
 
     assert build_parser().parse_args(argv).compile_cache is cached
+
+
+def test_version_names_the_commit_and_the_kernel_build(capsys):
+    """--version: the git description (asked of git here, independently) and the kernel's build."""
+    import subprocess
+    from pathlib import Path
+
+    import hivemind
+    from hivemind._version import __version__
+    from hivemind.engine import fused
+
+    assert main(["--version"]) == 0
+    first, kernel, libraries = capsys.readouterr().out.splitlines()
+    root = Path(hivemind.__file__).resolve().parents[1]
+    if (root / ".git").exists():
+        describe = ["git", "-C", str(root), "describe", "--always", "--dirty", "--tags"]
+        git = subprocess.run(describe, capture_output=True, text=True)
+        assert first == f"hivemind {__version__} ({git.stdout.strip()})"
+    assert kernel == f"kernel: {fused.describe()}" and libraries.startswith("jax ")

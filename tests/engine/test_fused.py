@@ -5,6 +5,7 @@ graph, float32 and float64, whole runs, and the one-line fallback where it canno
 from __future__ import annotations
 
 import functools
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -149,19 +150,104 @@ def test_bad_indices_are_an_error_not_a_crash(broken):
         fused.pull("sphere", False, reference, x, senders, receivers, w, jnp.float32(np.inf))[0].block_until_ready()
 
 
-def test_a_library_older_than_its_source_is_not_used(tmp_path, monkeypatch):
-    """After a git pull that changed pull.cc, the old library is not what the source says: the
-    engine falls back, says why in one line, and make rebuilds it."""
-    import os
-    import shutil
+def _build_json(folder, **fields):
+    import json
 
-    source, library = tmp_path / "pull.cc", tmp_path / "lib.so"
-    shutil.copy(fused.SOURCE, source)
-    shutil.copy(fused.LIBRARY, library)
-    os.utime(library, (1_000_000, 1_000_000))
-    monkeypatch.setattr(fused, "SOURCE", source)
-    ok, why = fused._load.__wrapped__(library)
-    assert not ok and "older than pull.cc" in why and "\n" not in why
+    folder.mkdir(parents=True, exist_ok=True)
+    doc = {"build": "portable", "variants": ["x86-64"], "source_sha256": "0" * 64, **fields}
+    (folder / "build.json").write_text(json.dumps(doc))
+    return folder
+
+
+def test_a_build_of_another_pull_cc_is_not_used(tmp_path, monkeypatch):
+    """After a git pull that changed pull.cc, the installed library is not what the source says:
+    the engine falls back, says why in one line, and make (or pip install .) rebuilds it."""
+    stale = _build_json(tmp_path / "_lib")
+    monkeypatch.setattr(fused, "_folders", lambda: [stale])
+    ok, why = fused._load.__wrapped__()
+    assert not ok and "built from another pull.cc" in why and "pure-JAX" in why and "\n" not in why
+    assert fused.describe().startswith("none (the fused kernel was built from another pull.cc")
+
+
+def test_a_build_that_matches_is_taken_over_a_stale_one(tmp_path, monkeypatch):
+    import hashlib
+
+    want = hashlib.sha256(fused.SOURCE.read_bytes()).hexdigest()
+    stale = _build_json(tmp_path / "stale")
+    good = _build_json(tmp_path / "good", source_sha256=want, build="native", compiler="GNU 1.0")
+    monkeypatch.setattr(fused, "_folders", lambda: [stale, good])
+    build, why = fused.find_build()
+    assert build.folder == good and build.kind == "native" and why == ""
+    assert fused.describe() == "native (GNU 1.0)"
+
+
+def test_an_install_without_a_compiler_says_so(tmp_path, monkeypatch):
+    import hashlib
+
+    want = hashlib.sha256(fused.SOURCE.read_bytes()).hexdigest()
+    none = _build_json(tmp_path / "_lib", build="none", variants=[], source_sha256=want)
+    monkeypatch.setattr(fused, "_folders", lambda: [none])
+    ok, why = fused._load.__wrapped__()
+    assert not ok and "no C++ compiler when hivemind was installed" in why and "\n" not in why
+
+
+def test_the_portable_build_picks_the_level_the_cpu_lists():
+    """HivemindCpuLevel (libgcc's CPU checks) against the kernel's own flags in /proc/cpuinfo."""
+    import platform
+
+    if platform.machine() != "x86_64" or not Path("/proc/cpuinfo").is_file():
+        pytest.skip("x86-64 Linux only: the portable levels are x86-64's")
+    build, _ = fused.find_build()
+    if build is None or build.kind != "portable":
+        pytest.skip("this checkout's kernel is a native build")
+    flags = set(next(line for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("flags")).split())
+    v3 = {"avx2", "fma", "bmi1", "bmi2"} <= flags
+    v4 = v3 and {"avx512f", "avx512bw", "avx512cd", "avx512dq", "avx512vl"} <= flags
+    expected = "x86-64-v4" if v4 else "x86-64-v3" if v3 else "x86-64"
+    assert fused._library(build).name == f"libhivemind_pull_{expected}.so"
+    assert fused.describe() == f"portable, {expected} chosen for this CPU"
+
+
+VARIANT_CHECK = """
+import sys
+from pathlib import Path
+import jax, jax.numpy as jnp, numpy as np
+jax.config.update("jax_enable_x64", True)
+from hivemind.engine import fused
+from hivemind.engine.energy import _pull
+from hivemind.engine.manifolds import get_manifold
+fused._library = lambda build: Path(sys.argv[1])
+m = get_manifold("sphere", 5)
+rng = np.random.default_rng(0)
+x = m.random_point(jax.random.key(1), (300,), dtype=jnp.float64)
+senders = jnp.asarray(rng.integers(0, 300, 2000), jnp.int32)
+receivers = jnp.sort(jnp.asarray(rng.integers(0, 300, 2000), jnp.int32))
+w = jnp.asarray(rng.uniform(0.5, 2.0, 2000))
+ref = lambda s, a, b, w, c: _pull(m, True, s, a, b, w, c)
+got = fused.pull("sphere", True, ref, x, senders, receivers, w, jnp.float64(1.0))
+want = ref(x, senders, receivers, w, jnp.float64(1.0))
+err = max(float(jnp.max(jnp.abs(g - r))) for g, r in zip(got, want))
+print(fused.status()[1], err)
+"""
+
+
+def test_every_portable_variant_this_cpu_runs_agrees_with_the_pure_jax_kernel():
+    """The baseline and v3 (and v4 where the CPU has AVX-512) libraries, each in its own process."""
+    import subprocess
+    import sys
+
+    build, _ = fused.find_build()
+    if build is None or build.kind != "portable" or "x86-64" not in build.variants:
+        pytest.skip("no portable x86-64 build here")
+    best = fused._library(build).name
+    order = ["libhivemind_pull_x86-64.so", "libhivemind_pull_x86-64-v3.so", "libhivemind_pull_x86-64-v4.so"]
+    for name in order[: order.index(best) + 1]:
+        out = subprocess.run(
+            [sys.executable, "-c", VARIANT_CHECK, str(build.folder / name)], capture_output=True, text=True, timeout=300
+        )
+        assert out.returncode == 0, out.stderr[-2000:]
+        used, err = out.stdout.split()
+        assert used == "fused" and float(err) < 1e-11, (name, out.stdout)
 
 
 def test_auto_takes_the_fused_kernel_where_it_was_built():
@@ -221,18 +307,43 @@ def test_a_run_with_the_fused_kernel_ends_where_the_pure_jax_run_ends(sections):
     assert np.max(np.abs(a - b)) <= tol * max(1.0, np.max(np.abs(b)))
 
 
-def test_without_a_compiler_the_build_says_so_in_one_line_and_runs_fall_back(tmp_path, monkeypatch):
+def test_without_a_kernel_runs_fall_back_in_one_line(monkeypatch):
     from hivemind.runner.simulate import kernel_choice, simulate
 
-    monkeypatch.setenv("CXX", str(tmp_path / "no-such-compiler"))
-    ok, line = fused.build(tmp_path / "lib.so")
-    assert not ok and "pure-JAX kernel" in line and "\n" not in line and not (tmp_path / "lib.so").exists()
-    # No library: run.kernel = "fused" falls back with one line, and the run runs on the pure-JAX kernel.
-    monkeypatch.setattr(fused, "LIBRARY", tmp_path / "none.so")
+    monkeypatch.setattr(fused, "_folders", lambda: [])
+    monkeypatch.setattr(fused, "_load", functools.cache(fused._load.__wrapped__))
     s = scenario(run={"kernel": "fused"}, dynamics={"steps": 5})
     used, why = kernel_choice(s)
     assert not used and why.startswith("kernel: jax (the fused kernel is not built") and "\n" not in why
     assert simulate(s).state.shape[1] == 2  # the record steps 0 and 5
+
+
+def test_cmake_without_a_compiler_installs_a_kernel_less_build(tmp_path):
+    """The package build's CMakeLists.txt with no C++ compiler: configured and installed anyway,
+    with a build.json that says so (the engine then names the reason)."""
+    import json
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    beside = Path(sys.executable).parent / "cmake"  # the dev extra's, where the venv is not on PATH
+    cmake = str(beside) if beside.is_file() else shutil.which("cmake")
+    root = fused.HERE.parents[2]
+    if cmake is None or not (root / "CMakeLists.txt").is_file():
+        pytest.skip("needs cmake and the repository's CMakeLists.txt (an installed wheel has neither)")
+    env = {**os.environ, "CXX": str(tmp_path / "no-such-compiler")}
+    said = []
+    configure = ["-S", str(root), "-B", str(tmp_path / "b")]
+    for args in (configure, ["--install", str(tmp_path / "b"), "--prefix", str(tmp_path / "p")]):
+        out = subprocess.run([cmake, *args], capture_output=True, text=True, env=env, timeout=120)
+        assert out.returncode == 0, out.stderr[-2000:]
+        said.append(out.stderr)
+    assert "no C++ compiler found" in said[0]
+    doc = json.loads((tmp_path / "p" / "hivemind/engine/fused/_lib/build.json").read_text())
+    assert doc["build"] == "none" and doc["variants"] == []
+    assert doc["source_sha256"] == fused._source_sha256()
+    assert not list((tmp_path / "p").rglob("*.so"))
 
 
 def test_a_run_resumed_across_kernels_ends_where_one_kernel_ends(tmp_path):

@@ -1,21 +1,25 @@
 """The fused pair kernel: the pull of every receiver in one pass, as an XLA custom call (``jax.ffi``).
 
-``pull.cc`` is compiled by the project's set-up (``python -m hivemind.engine.fused``, which
-``make`` runs after installing) into ``_lib/`` beside this file. Where it was not built, or
-cannot be loaded, ``status()`` says why in one line and the engine keeps its pure-JAX kernel,
-which stays the oracle and the GPU path. Gradients go through the pure-JAX kernel (a
-``custom_vjp``), so a fused forward pass can still be differentiated.
+``pull.cc`` is compiled by the package build (scikit-build-core and CMake, ``CMakeLists.txt``
+at the repository's root) into ``_lib/`` beside this file: by default one library per x86-64
+level (baseline, v3, v4), of which the best this CPU runs is loaded; with ``HIVEMIND_NATIVE=1``
+at build time one library for the CPU it was built on. ``_lib/build.json`` says which build it
+is and the SHA-256 of the ``pull.cc`` it came from. Nothing is compiled or written at run time.
+Where no library matches this ``pull.cc`` (a checkout that was not installed, an install
+without a compiler, a source edited since), ``status()`` says why in one line and the engine
+keeps its pure-JAX kernel, which stays the oracle and the GPU path. Gradients go through the
+pure-JAX kernel (a ``custom_vjp``), so a fused forward pass can still be differentiated.
 """
 
 from __future__ import annotations
 
 import ctypes
 import functools
+import hashlib
+import json
 import os
-import platform
-import shutil
-import subprocess
-import sys
+from dataclasses import dataclass
+from importlib import metadata
 from pathlib import Path
 
 import jax
@@ -25,56 +29,91 @@ from jax.custom_batching import custom_vmap
 
 HERE = Path(__file__).resolve().parent
 SOURCE = HERE / "pull.cc"
-LIBRARY = HERE / "_lib" / "libhivemind_pull.so"
 MANIFOLDS = {"euclidean": 0, "sphere": 1, "hyperbolic": 2}
 TARGETS = {np.dtype(np.float32): "hivemind_pull_f32", np.dtype(np.float64): "hivemind_pull_f64"}
+# HivemindCpuLevel's answer -> the portable library built for it.
+LEVELS = {4: "x86-64-v4", 3: "x86-64-v3", 1: "x86-64", 0: "generic"}
+# A folder holding a build.json (a kernel built elsewhere, e.g. benchmarks/fused.py's native build).
+ENV_DIR = "HIVEMIND_KERNEL_DIR"
 
 
-def compile_flags() -> list[str]:
-    """The CPU it is built on, without AMX: in VMs that do not grant AMX's register state its
-    first use segfaults (the same care as the llama.cpp build in the Makefile)."""
-    # -fopenmp-simd: the chunk loops' "omp simd" (no OpenMP runtime); -fno-math-errno lets sqrt vectorise.
-    flags = ["-O3", "-std=c++17", "-shared", "-fPIC", "-pthread", "-fopenmp-simd", "-fno-math-errno"]
-    if platform.machine() in ("x86_64", "AMD64"):
-        flags += ["-march=native", "-mno-amx-tile", "-mno-amx-int8", "-mno-amx-bf16"]
-    return flags
+@dataclass(frozen=True)
+class Build:
+    """What the package build left in one ``_lib`` folder (its ``build.json``)."""
+
+    folder: Path
+    kind: str  # "portable", "native", or "none" (installed without a compiler)
+    variants: tuple[str, ...]
+    source_sha256: str
+    compiler: str = ""
+    git: str = "unknown"  # `git describe` of the checkout it was built from
+
+    @classmethod
+    def read(cls, folder: Path) -> Build | None:
+        try:
+            doc = json.loads((folder / "build.json").read_text())
+            kind, variants, sha = doc["build"], tuple(doc["variants"]), doc["source_sha256"]
+            return cls(folder, kind, variants, sha, doc.get("compiler", ""), doc.get("git", "unknown"))
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
 
 
-def build(library: Path = LIBRARY) -> tuple[bool, str]:
-    """Compile ``pull.cc`` with the C++ compiler ($CXX, else g++ or c++): (built, one line saying what happened)."""
-    compiler = os.environ.get("CXX") or shutil.which("g++") or shutil.which("c++")
-    if not compiler:
-        return False, "no C++ compiler found (set CXX): the engine uses its pure-JAX kernel"
-    library.parent.mkdir(parents=True, exist_ok=True)
-    tmp = library.with_suffix(".so.tmp")
-    cmd = [compiler, *compile_flags(), f"-I{jax.ffi.include_dir()}", str(SOURCE), "-o", str(tmp)]
-    try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
-    except (OSError, subprocess.TimeoutExpired) as e:
-        return False, f"the fused kernel could not be compiled ({e.__class__.__name__}): the engine uses its pure-JAX kernel"
-    if proc.returncode != 0:
-        first = next((line for line in proc.stderr.splitlines() if "error" in line), proc.stderr.strip()[:200])
-        tmp.unlink(missing_ok=True)
-        return False, f"the fused kernel did not compile ({first.strip()}): the engine uses its pure-JAX kernel"
-    os.replace(tmp, library)
-    return True, f"built the fused pair kernel: {library}"
-
-
-def status() -> tuple[bool, str]:
-    """(usable, why): loads the library and registers its two targets with XLA, once per file."""
-    return _load(LIBRARY)
+def _folders() -> list[Path]:
+    """Where a build may be: $HIVEMIND_KERNEL_DIR, beside this file (an installed wheel), then
+    wherever the installed distribution put its files (an editable install keeps the source here
+    and the built libraries in site-packages), whichever copy of the source Python imported."""
+    found = [Path(os.environ[ENV_DIR])] if os.environ.get(ENV_DIR) else []
+    found.append(HERE / "_lib")
+    # Every distribution of that name on sys.path (a checkout's stale egg-info may come first).
+    files = [f for dist in metadata.distributions(name="hivemind") for f in dist.files or []]
+    found += [Path(f.locate()).parent for f in files if f.name == "build.json" and f.parent.name == "_lib"]
+    return list(dict.fromkeys(p.resolve() for p in found))
 
 
 @functools.cache
-def _load(library: Path) -> tuple[bool, str]:
-    if not library.is_file():
-        return False, "the fused kernel is not built (python -m hivemind.engine.fused builds it): using the pure-JAX kernel"
-    if SOURCE.is_file() and SOURCE.stat().st_mtime > library.stat().st_mtime:
+def _source_sha256() -> str | None:
+    return hashlib.sha256(SOURCE.read_bytes()).hexdigest() if SOURCE.is_file() else None
+
+
+def find_build() -> tuple[Build | None, str]:
+    """(the build to load, or None and why in words)."""
+    builds = [b for b in map(Build.read, _folders()) if b is not None]
+    if not builds:
+        return None, "the fused kernel is not built (pip install . or make builds it)"
+    want = _source_sha256()
+    matching = [b for b in builds if want is None or b.source_sha256 == want]
+    if not matching:
         # pull.cc changed since the build (a git pull, an edit): what would run is not what it says.
-        why = "the fused kernel is older than pull.cc (make, or python -m hivemind.engine.fused, rebuilds it)"
+        return None, "the fused kernel was built from another pull.cc (pip install ., or make, rebuilds it)"
+    usable = [b for b in matching if b.kind != "none"]
+    if not usable:
+        return None, "the fused kernel was not built (no C++ compiler when hivemind was installed)"
+    return usable[0], ""
+
+
+def _library(build: Build) -> Path:
+    """The library of ``build`` this CPU runs: the native one, or the best portable level."""
+    if build.kind == "native":
+        return build.folder / "libhivemind_pull_native.so"
+    if "x86-64" in build.variants:
+        # Asked of the baseline library, which any x86-64 CPU runs.
+        level = ctypes.CDLL(str(build.folder / "libhivemind_pull_x86-64.so")).HivemindCpuLevel()
+        return build.folder / f"libhivemind_pull_{LEVELS[level]}.so"
+    return build.folder / "libhivemind_pull_generic.so"
+
+
+def status() -> tuple[bool, str]:
+    """(usable, why): loads the library and registers its two targets with XLA, once per process."""
+    return _load()
+
+
+@functools.cache
+def _load() -> tuple[bool, str]:
+    build, why = find_build()
+    if build is None:
         return False, why + ": using the pure-JAX kernel"
     try:
-        lib = ctypes.cdll.LoadLibrary(str(library))
+        lib = ctypes.CDLL(str(_library(build)))
         for symbol, name in (
             ("HivemindPullF32", "hivemind_pull_f32"),
             ("HivemindPullF64", "hivemind_pull_f64"),
@@ -82,9 +121,24 @@ def _load(library: Path) -> tuple[bool, str]:
             ("HivemindDistF64", "hivemind_dist_f64"),
         ):
             jax.ffi.register_ffi_target(name, jax.ffi.pycapsule(getattr(lib, symbol)), platform="cpu")
-    except (OSError, AttributeError) as e:
+    except (OSError, AttributeError, KeyError) as e:
         return False, f"the fused kernel cannot be loaded ({e.__class__.__name__}): using the pure-JAX kernel"
     return True, "fused"
+
+
+def describe() -> str:
+    """Which build of the kernel this process uses, in a few words (``hivemind --version``,
+    manifest.json): "portable, x86-64-v3 chosen for this CPU", "native (GNU 12.2.0)", or why none."""
+    build, why = find_build()
+    if build is None:
+        return f"none ({why})"
+    if build.kind == "native":
+        return f"native ({build.compiler})" if build.compiler else "native"
+    try:
+        chosen = _library(build).stem.removeprefix("libhivemind_pull_")
+    except (OSError, AttributeError, KeyError):
+        return "portable (cannot be loaded here)"
+    return f"portable, {chosen} chosen for this CPU"
 
 
 THREADS = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
@@ -195,13 +249,3 @@ def distances(kind: str, states, first, second):
     states (N, D) -> (P,), or agents-first (N, B, D) -> (P, B). Under ``jax.vmap`` over runs
     the runs become the kernel's batch axis. No gradient: it serves the records."""
     return _vmappable_distances(kind)(states, first, second)
-
-
-def main() -> int:
-    ok, line = build()
-    print(line, file=sys.stdout if ok else sys.stderr)
-    return 0  # a failed build is not a failed install: the engine falls back, and says so
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

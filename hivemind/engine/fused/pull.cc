@@ -475,6 +475,31 @@ ffi::Error DistImpl(ffi::Buffer<DT> states, ffi::Buffer<ffi::S32> first, ffi::Bu
 
 }  // namespace
 
+// The libraries are built with hidden symbols (each portable variant keeps its own copy of every
+// inline function); these are what the engine looks up.
+#define HIVEMIND_EXPORT extern "C" __attribute__((visibility("default")))
+HIVEMIND_EXPORT XLA_FFI_Error* HivemindDistF32(XLA_FFI_CallFrame*);
+HIVEMIND_EXPORT XLA_FFI_Error* HivemindDistF64(XLA_FFI_CallFrame*);
+HIVEMIND_EXPORT XLA_FFI_Error* HivemindPullF32(XLA_FFI_CallFrame*);
+HIVEMIND_EXPORT XLA_FFI_Error* HivemindPullF64(XLA_FFI_CallFrame*);
+
+// Which portable variant this CPU runs (asked of the baseline library, before loading another):
+// 4 = x86-64-v4 (AVX-512), 3 = x86-64-v3 (AVX2, FMA), 1 = the baseline; 0 off x86-64. libgcc's
+// and compiler-rt's checks include the OS's consent (XGETBV) to the AVX and AVX-512 registers.
+HIVEMIND_EXPORT int HivemindCpuLevel() {
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+  __builtin_cpu_init();
+  const bool v3 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("bmi") &&
+                  __builtin_cpu_supports("bmi2");
+  const bool v4 = v3 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+                  __builtin_cpu_supports("avx512cd") && __builtin_cpu_supports("avx512dq") &&
+                  __builtin_cpu_supports("avx512vl");
+  return v4 ? 4 : v3 ? 3 : 1;
+#else
+  return 0;
+#endif
+}
+
 #define HIVEMIND_DIST_BIND(DT)              \
   ffi::Ffi::Bind()                          \
       .Arg<ffi::Buffer<DT>>()               \
