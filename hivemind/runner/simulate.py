@@ -192,6 +192,43 @@ def output_record_bytes(scenario: Scenario) -> int:
     )
 
 
+def point_bytes(s) -> int:
+    """Memory one run (or one grid point of a sweep) needs: states, rule state and per-edge temporaries for every seed."""
+    d = get_manifold(s.manifold.kind, s.manifold.dim).ambient_dim
+    item = np.dtype(s.run.precision).itemsize
+    n, e = s.arrays.n_nodes, s.arrays.src.size * (1 if s.arrays.directed else 2)
+    rule_copies = 3 if s.dynamics.rule not in ("gradient", "stochastic", "gossip") else 1
+    return len(s.run.seeds) * ((4 + rule_copies) * n * d + 4 * e * d) * item
+
+
+def memory_bytes(scenario: Scenario) -> int:
+    """What a run holds in memory at once: every seed's states, rule state and per-edge
+    temporaries (``point_bytes``), one chunk of records in flight, and the records kept in
+    memory where they are small enough not to go to a file."""
+    kept = min(output_bytes(scenario), records.IN_MEMORY_BYTES)
+    return point_bytes(scenario) + min(output_record_bytes(scenario) * len(chunk_plan(scenario)), CHUNK_RECORD_BYTES) + kept
+
+
+def check_memory(scenario: Scenario) -> None:
+    """Refuse, in one line naming the key, a run that would not fit this machine's memory,
+    before anything of it is allocated (seeds x agents x dimension; the graph was checked
+    when the scenario was read)."""
+    from hivemind.scenario.graphs import machine_memory
+    from hivemind.scenario.spec import ScenarioError
+
+    memory, need = machine_memory(), memory_bytes(scenario)
+    if memory is None or need <= memory:
+        return
+    seeds, n = len(scenario.run.seeds), scenario.arrays.n_nodes
+    key = "run.seeds" if seeds > 1 else "graph.n"
+    raise ScenarioError(
+        scenario.source,
+        key,
+        f"makes {seeds} seeds x {n:,} agents, about {need / 2**30:,.1f} GiB in memory at once: more than this "
+        f"machine's {memory / 2**30:,.0f} GiB",
+    )
+
+
 def output_bytes(scenario: Scenario, every: int | None = None) -> int:
     """Estimated size of a run's ``run.nc`` (records plus the graph), with ``record.every = every``."""
     every = scenario.record.every if every is None else every
@@ -292,6 +329,7 @@ def simulate(
     PeerLost
         In a multi-process run, when another process stopped; the last checkpoint stays.
     """
+    check_memory(scenario)
     precision = scenario.run.precision
     off = checkpoint_dir is None or scenario.run.checkpoint_every == 0
     ckpt = None if off else Path(checkpoint_dir)

@@ -33,7 +33,7 @@ from hivemind.engine.kernel import EngineConfig, Lanes, advance, chunk_plan, rec
 from hivemind.engine.manifolds import get_manifold
 from hivemind.io.atomic import atomic_write, free_bytes
 from hivemind.io.records import NETCDF_ENGINE
-from hivemind.runner.simulate import dynamics_keys, engine_inputs, initial_configuration, kernel_choice
+from hivemind.runner.simulate import dynamics_keys, engine_inputs, initial_configuration, kernel_choice, point_bytes
 from hivemind.scenario.grid import BATCHED, GRID, Grid, SweepError, make_grid, parse_values, point_scenarios  # noqa: F401
 
 # The thinned trajectory keeps at most this many recorded steps per point.
@@ -87,15 +87,6 @@ def _equal(a, b) -> bool:
 
 def _structure(grid: Grid, point: tuple) -> tuple:
     return tuple(repr(v) for k, v in zip(grid.keys, point, strict=True) if not BATCHED.match(k))
-
-
-def point_bytes(s) -> int:
-    """Memory one grid point needs: states, rule state and per-edge temporaries for every seed."""
-    d = get_manifold(s.manifold.kind, s.manifold.dim).ambient_dim
-    item = np.dtype(s.run.precision).itemsize
-    n, e = s.arrays.n_nodes, s.arrays.src.size * (1 if s.arrays.directed else 2)
-    rule_copies = 3 if s.dynamics.rule not in ("gradient", "stochastic", "gossip") else 1
-    return len(s.run.seeds) * ((4 + rule_copies) * n * d + 4 * e * d) * item
 
 
 def sweep(

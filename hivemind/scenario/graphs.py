@@ -143,21 +143,116 @@ def preferential_attachment(n: int, m: int, seed: int) -> GraphArrays:
 # generators' temporaries), for the size check below.
 BYTES_PER_EDGE = 64
 BYTES_PER_NODE = 64
+# What a networkx graph holds besides (measured with tracemalloc on networkx 3.6: ~280 bytes
+# per node of an empty graph, ~160-200 per edge of Barabasi-Albert and Watts-Strogatz graphs).
+NX_BYTES_PER_NODE = 300
+NX_BYTES_PER_EDGE = 250
 
 
-def check_size(key: str, nodes: int, edges: int) -> None:
-    """Refuse, in one line, a graph whose arrays would not fit this machine's memory (before any is built)."""
+def machine_memory() -> int | None:
+    """This machine's physical memory in bytes (None where the system does not say)."""
     try:
-        memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     except (ValueError, OSError, AttributeError):  # not a POSIX system: no check
+        return None
+
+
+def check_size(key: str, nodes: float, edges: float, networkx: bool = False) -> None:
+    """Refuse, in one line, a graph that would not fit this machine's memory (before any of it is built)."""
+    memory = machine_memory()
+    if memory is None:
         return
-    need = BYTES_PER_EDGE * edges + BYTES_PER_NODE * nodes
+    per_node = BYTES_PER_NODE + (NX_BYTES_PER_NODE if networkx else 0)
+    per_edge = BYTES_PER_EDGE + (NX_BYTES_PER_EDGE if networkx else 0)
+    need = per_edge * float(edges) + per_node * float(nodes)
     if need > memory:
-        raise GraphError(
-            key,
-            f"makes {nodes:,} nodes and {edges:,} edges, about {need / 2**30:,.0f} GiB: more than this machine's "
-            f"{memory / 2**30:,.0f} GiB",
-        )
+        held = f"more than this machine's {memory / 2**30:,.0f} GiB"
+        if not math.isfinite(need):
+            raise GraphError(key, f"makes more nodes than a float counts: {held}")
+        raise GraphError(key, f"makes {nodes:,.0f} nodes and {edges:,.0f} edges, about {need / 2**30:,.0f} GiB: {held}")
+
+
+def _power(base: float, exponent: float) -> float:
+    """base**exponent as a float, inf where it would overflow (2**1e9 is not computed)."""
+    try:
+        return float(base) ** float(exponent)
+    except OverflowError:
+        return math.inf
+
+
+# How many nodes and edges a networkx generator makes, from its arguments, before calling it:
+# (nodes, edges, the key the size comes from). Where an edge count is not known, the nodes
+# alone decide (every graph costs at least its nodes). Sizes given as lists are summed.
+def _nx_size(name: str, a: dict) -> tuple[float, float, str]:
+    def num(key: str, default: float = 0.0) -> float:
+        v = a.get(key, default)
+        if isinstance(v, (list, tuple)):
+            return float(sum(x for x in v if isinstance(x, (int, float))))
+        return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else default
+
+    n, m, k, p = num("n"), num("m"), num("k"), num("p")
+    key = "graph.n" if "n" in a else "graph.params"
+    name = name.removesuffix("_graph")
+    exponential = {"hypercube": 2, "binomial_tree": 2, "random_cograph": 2, "mycielski": 2, "dorogovtsev_goltsev_mendes": 3}
+    if name in exponential:
+        nodes = _power(exponential[name], n)
+        return nodes, nodes * max(n, 1.0), key
+    by_params = {
+        "grid_2d": (2 * m * n, 2 * m * n),
+        "hexagonal_lattice": (2 * (m + 1) * (n + 1), 3 * (m + 1) * (n + 1)),
+        "triangular_lattice": ((m + 1) * (n + 1) / 2, 3 * (m + 1) * (n + 1)),
+        "lollipop": (m + n, m * m / 2 + n),
+        "tadpole": (m + n, m + n),
+        "barbell": (2 * num("m1") + num("m2"), num("m1") ** 2 + num("m2")),
+        "ladder": (2 * n, 3 * n),
+        "circular_ladder": (2 * n, 3 * n),
+        "generalized_petersen": (2 * n, 3 * n),
+        "sudoku": (_power(n, 4), _power(n, 4) * 3 * n),
+        "margulis_gabber_galil": (n * n, 8 * n * n),
+        "windmill": (n * (k - 1) + 1, n * k * k / 2),
+        "kneser": (_power(max(n, 1.0), max(k, 0.0)), 0.0),
+        "caveman": (num("l") * k, num("l") * k * k / 2),
+        "connected_caveman": (num("l") * k, num("l") * k * k / 2),
+        "relaxed_caveman": (num("l") * k, num("l") * k * k / 2),
+        "planted_partition": (num("l") * k, num("l") * k * k * num("p_in") / 2),
+        "ring_of_cliques": (num("num_cliques") * num("clique_size"), num("num_cliques") * num("clique_size") ** 2 / 2),
+        "balanced_tree": (_power(max(num("r"), 2.0), num("h") + 1), _power(max(num("r"), 2.0), num("h") + 1)),
+        "complete_multipartite": (num("subset_sizes"), num("subset_sizes") ** 2 / 2),
+        "random_partition": (num("sizes"), num("sizes") ** 2 * num("p_in") / 2),
+        "stochastic_block_model": (num("sizes"), num("sizes") ** 2 / 2),
+        "partial_duplication": (num("N"), num("N") * n),
+        "paley": (p, p * p / 4),
+        "chordal_cycle": (p, 3 * p),
+    }
+    if name in by_params:
+        nodes, edges = by_params[name]
+        return nodes, edges, key
+    edges_of_n = {
+        "complete": n * n / 2,
+        "turan": n * n / 2,
+        "erdos_renyi": p * n * n,
+        "gnp_random": p * n * n,
+        "binomial": p * n * n,
+        "fast_gnp_random": p * n * n,
+        "gnm_random": m,
+        "dense_gnm_random": m,
+        "hnm_harary": m,
+        "barabasi_albert": m * n,
+        "extended_barabasi_albert": m * n,
+        "powerlaw_cluster": m * n,
+        "dual_barabasi_albert": max(num("m1"), num("m2")) * n,
+        "watts_strogatz": k * n / 2,
+        "newman_watts_strogatz": k * n,
+        "connected_watts_strogatz": k * n / 2,
+        "hkn_harary": k * n / 2,
+        "random_regular": num("d") * n / 2,
+        "random_k_out": k * n,
+        "circulant": n * num("offsets", 1.0),
+        "random_unlabeled_tree": n * num("number_of_trees", 1.0),
+        "random_unlabeled_rooted_tree": n * num("number_of_trees", 1.0),
+        "random_unlabeled_rooted_forest": n * num("number_of_forests", 1.0),
+    }
+    return n, edges_of_n.get(name, n), key
 
 
 def disjoint_groups(size: int, count: int) -> GraphArrays:
@@ -212,6 +307,8 @@ def from_generator(kind: str, n: int | None, params: dict, seed: int) -> nx.Grap
             raise GraphError(
                 f"graph.params.{unknown[0]}", f"is not a parameter of networkx.{fn.__name__} (it takes {sorted(accepted)})"
             )
+    nodes, edges, key = _nx_size(fn.__name__, kwargs)
+    check_size(key, nodes, edges, networkx=True)
     try:
         graph = fn(**kwargs)
     except (TypeError, ValueError, nx.NetworkXException, ZeroDivisionError, OverflowError, MemoryError) as e:
@@ -235,6 +332,7 @@ def simple(graph: nx.Graph) -> nx.Graph:
 
 
 def from_edges(n: int, edges: list, directed: bool) -> nx.Graph:
+    check_size("graph.n", n, len(edges), networkx=True)
     graph = nx.DiGraph() if directed else nx.Graph()
     graph.add_nodes_from(range(n))
     for k, edge in enumerate(edges):

@@ -115,3 +115,29 @@ fit = false
     probes = summary["probes"]["default"]
     assert probes["form"] == "own_yes_no" and "negation_auc" in probes["check_set"]
     assert (out / "discussions_greedy.csv").is_file()
+
+
+def test_a_kv_cache_larger_than_the_machine_is_refused_before_llama_cpp_makes_it(capfd):
+    """The KV estimate against the sizes llama.cpp itself reports when it makes the cache (its
+    log, both of Gemma 3's caches); a batch past the machine's memory is one line naming
+    live.batch, and no decoder was made."""
+    import re
+
+    from hivemind.live.model import ModelError
+    from hivemind.scenario.graphs import machine_memory
+
+    path = default_model(lambda s: None)
+    capfd.readouterr()
+    llama_cpp.Llama(model_path=str(path), n_ctx=1024, n_threads=2, verbose=True).close()
+    reported = [float(x) for x in re.findall(r"llama_kv_cache: size = +([0-9.]+) MiB", capfd.readouterr().err)]
+    assert reported, "llama.cpp did not report its KV cache"
+    backend = LlamaBackend(path, 1024, 2, batch=1)
+    assert backend.kv_bytes(1) == pytest.approx(sum(reported) * 2**20, rel=1e-3)
+    assert backend.kv_bytes(5) == 5 * backend.kv_bytes(1)
+    if machine_memory() is None:
+        pytest.skip("the system does not say how much memory it has")
+    too_many = machine_memory() // backend.kv_bytes(1) + 1
+    with pytest.raises(ModelError, match=r"^live.batch: .* agents x live.n_ctx 1024 tokens make a KV cache of about"):
+        backend.check_memory(too_many)
+    assert backend._decoder is None
+    backend.close()

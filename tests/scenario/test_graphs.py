@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import subprocess
 import sys
@@ -104,3 +105,90 @@ def test_graphml_entity_bombs_do_not_expand(tmp_path, capsys):
     (tmp_path / "bomb.graphml").write_text(bomb)
     code, err = validate(capsys, graph_scenario(tmp_path, "bomb.graphml"))
     assert code == 2 and err.count("\n") == 1 and "graph.path" in err
+
+
+# Small values for the parameters a generator requires besides n (the size check reads them).
+REQUIRED = {
+    "k": 2, "m": 2, "p": 0.01, "d": 4, "r": 2, "m1": 2, "m2": 2, "gamma": 3.0, "tau1": 3.0, "tau2": 1.5, "mu": 0.1,
+    "offsets": [1], "shift_list": [2], "repeats": 1, "p1": 0.5, "p2": 0.5, "radius": 0.1, "theta": 1.0, "beta": 0.5,
+    "s": 10, "v": 1.0, "p_in": 0.5, "p_out": 0.1, "alpha": 0.5, "N": 10, "q": 0.5, "kernel_integral": None,
+    "kernel_root": None, "mean_degree": 5.0, "number_of_trees": 1,
+}  # fmt: skip
+
+
+def sized_generators() -> list[str]:
+    """Every networkx generator a scenario can name with graph.n (those taking a graph G cannot be named)."""
+    import inspect
+
+    import networkx as nx
+
+    found = []
+    for name in dir(nx):
+        fn = getattr(nx, name)
+        if not (callable(fn) and getattr(fn, "__module__", "").startswith("networkx.generators")):
+            continue
+        params = inspect.signature(fn).parameters
+        if "n" in params and "G" not in params and name.endswith(("_graph", "_tree", "_forest", "_lobster")):
+            found.append(name)
+    return found
+
+
+@pytest.mark.parametrize("name", sized_generators())
+def test_a_billion_nodes_is_refused_before_networkx_is_called(name, monkeypatch):
+    """graph.n = 10^9 for every networkx generator that takes n: one error naming graph.n and the
+    GiB, and the generator never called (it would take the machine's memory first)."""
+    import inspect
+
+    import networkx as nx
+
+    from hivemind.scenario import graphs
+
+    fn = getattr(nx, name)
+    params = inspect.signature(fn).parameters
+    given = {
+        k: REQUIRED[k]
+        for k, v in params.items()
+        if k not in ("n", "seed") and v.default is inspect.Parameter.empty and REQUIRED.get(k) is not None
+    }
+    monkeypatch.setattr(nx, name, lambda *a, **kw: pytest.fail(f"networkx.{name} was called"))
+    monkeypatch.setattr(graphs, "generator", lambda kind: _renamed(fn, getattr(nx, name)))
+    with pytest.raises(graphs.GraphError) as e:
+        graphs.from_generator(name, 10**9, given, 0)
+    assert e.value.key == "graph.n" and "more than this machine's" in e.value.message and "GiB" in e.value.message
+
+
+def _renamed(real, stand_in):
+    """stand_in with real's name and signature: what from_generator inspects."""
+    import functools
+
+    return functools.wraps(real)(stand_in)
+
+
+@pytest.mark.parametrize(
+    "kind, params, nodes",
+    [
+        ("grid_2d_graph", {"m": 100_000, "n": 100_000}, 2e10),
+        ("balanced_tree", {"r": 10, "h": 10}, 1e11),
+        ("caveman_graph", {"l": 100_000, "k": 100_000}, 1e10),
+        ("complete_multipartite_graph", {"subset_sizes": [10**9, 10**9]}, 2e9),
+        ("hypercube_graph", {"n": 10**9}, math.inf),
+    ],
+)
+def test_generators_sized_by_their_parameters_are_refused_too(kind, params, nodes):
+    from hivemind.scenario import graphs
+
+    got, _, _ = graphs._nx_size(kind, params)
+    assert got == pytest.approx(nodes)
+    with pytest.raises(graphs.GraphError, match="GiB"):
+        graphs.check_size("graph.params", got, 0, networkx=True)
+
+
+def test_the_quickstart_with_a_billion_agents_is_one_line_and_exit_2(tmp_path):
+    out = subprocess.run(
+        [sys.executable, "-m", "hivemind.cli", "run", str(ROOT / "scenarios/quickstart.toml"), "--set", "graph.n=1000000000",
+         "--out", str(tmp_path / "run")],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert out.returncode == 2 and out.stdout == ""
+    (line,) = out.stderr.splitlines()
+    assert "graph.n makes 1,000,000,000 nodes" in line and "GiB" in line and not (tmp_path / "run").exists()

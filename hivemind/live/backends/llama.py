@@ -196,6 +196,7 @@ class LlamaBackend:
 
         if self._decoder is None:
             n_seq = max(self.batch, 1)
+            self.check_memory(n_seq)
             try:
                 with quiet_stderr():
                     # Every sequence may fill its own window of n_ctx cells (the prompt budget guarantees it).
@@ -206,6 +207,29 @@ class LlamaBackend:
                     f"({e}); lower live.batch or live.n_ctx"
                 ) from None
         return self._decoder
+
+    def kv_bytes(self, n_seq: int) -> int:
+        """The KV cache of ``n_seq`` sequences of ``n_ctx`` cells: layers x (key + value width of
+        the KV heads) x f16, from the GGUF's metadata (the head width where it is not the embedding
+        over the heads, as Gemma 3's 256 for 640 / 4). Sliding-window layers are counted in full."""
+        meta, lc, model = self.llm.metadata, self._llama_cpp, self.llm.model
+        arch = meta.get("general.architecture", "")
+        layers, kv_heads = lc.llama_model_n_layer(model), lc.llama_model_n_head_kv(model)
+        width = lc.llama_model_n_embd(model) // max(lc.llama_model_n_head(model), 1)
+        key = int(meta.get(f"{arch}.attention.key_length", width))
+        value = int(meta.get(f"{arch}.attention.value_length", width))
+        return n_seq * self.n_ctx * layers * kv_heads * (key + value) * 2
+
+    def check_memory(self, n_seq: int) -> None:
+        """Refuse, before llama.cpp allocates it, a KV cache larger than this machine's memory."""
+        from hivemind.scenario.graphs import machine_memory
+
+        memory, need = machine_memory(), self.kv_bytes(n_seq)
+        if memory is not None and need > memory:
+            raise ModelError(
+                f"live.batch: {n_seq} agents x live.n_ctx {self.n_ctx} tokens make a KV cache of about "
+                f"{need / 2**30:,.1f} GiB: more than this machine's {memory / 2**30:,.0f} GiB"
+            )
 
     def answer_spellings(self, form: Form, model: str = "") -> Spellings:
         return spellings(form, self.tokenize, model or self.name)
