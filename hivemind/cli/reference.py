@@ -162,6 +162,13 @@ def outputs_markdown() -> str:
             "",
             "`summary` holds: " + ", ".join(f"`{k}`" for k in manifest["summary"]) + ".",
             "",
+            _contract("manifest", "read_manifest"),
+            "",
+            "## `sweep.json` (hivemind sweep)",
+            "",
+            "The grid, the seeds, the tolerance, the scenario and the versions (the numbers are in `sweep.nc`).",
+            _contract("sweep", "read_sweep"),
+            "",
         ]
         run_live(
             parse_live(TINY_LIVE, file="tiny_live.toml"),
@@ -186,6 +193,8 @@ def outputs_markdown() -> str:
             "Top-level keys: " + ", ".join(f"`{k}`" for k in summary) + ".",
             "",
             "`table` has one row per decoding with: " + ", ".join(f"`{k}`" for k in summary["table"][0]) + ".",
+            "",
+            _contract("summary", "read_summary"),
             "",
         ]
         from hivemind.live.outputs import __doc__ as live_files
@@ -221,3 +230,14 @@ def write_reference(folder: str | Path) -> list[Path]:
             path.write_text(text)
         written.append(path)
     return written
+
+
+def _contract(kind: str, reader: str) -> str:
+    from hivemind.io.documents import schema
+
+    version = schema(kind)["properties"]["schema_version"]["const"]
+    return (
+        f"Its contract: the JSON Schema `hivemind/io/schemas/{kind}.schema.json` (`schema_version` {version}, validated "
+        f"against real runs in the tests); `hivemind.io.documents.{reader}` reads it as typed records, and a file of "
+        "another version is one line saying so."
+    )

@@ -20,12 +20,15 @@ READS = {"run": "manifest.json and run.nc", "sweep": "sweep.nc", "live": "summar
 
 def cmd_report(args) -> int:
     from hivemind.cli.common import UsageError, finish_report
+    from hivemind.io.documents import DocumentError
     from hivemind.report import kind_of
 
     out = Path(args.dir)
     kind = kind_of(out)  # a folder of no known kind is one line already
     try:
         finish_report(out, args.verbose)
+    except DocumentError:  # names the file, and the version it was written by: one line already
+        raise
     except KeyError as e:  # a file from another version of hivemind, or not from hivemind at all
         raise UsageError(f"{out}: no key {e.args[0]!r} in {READS[kind]}, as a {kind} folder of this hivemind has") from None
     except (OSError, ValueError, TypeError) as e:

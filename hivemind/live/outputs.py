@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from hivemind.io.documents import SUMMARY_VERSION
 from hivemind.io.results import finite_or_none, save_csv, versions
 from hivemind.live.conversation import Round, Trajectory, peer_edges
 from hivemind.live.probe import LOW_MASS
@@ -314,6 +315,7 @@ def summarize_live(
         table.append(row)
     spec = scenario.live
     return {
+        "schema_version": SUMMARY_VERSION,
         "scenario": scenario.name,
         "model": header["model"],
         "model_sha256": header["model_sha256"],

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from hivemind.io.documents import LiveSummary
 from hivemind.report import page as P
 from hivemind.report import verdict as V
 
@@ -40,7 +41,7 @@ def _layout(n: int, src: np.ndarray, dst: np.ndarray) -> list[list[float]]:
     return np.round(xy * 380 + 20, 1).tolist()
 
 
-def data(out: Path, summary: dict, messages: list[dict]) -> dict:
+def data(out: Path, summary: LiveSummary, messages: list[dict]) -> dict:
     """What the page's script reads: messages and measures by decoding, round and agent, the graph."""
     import xarray as xr
 
@@ -74,7 +75,7 @@ def data(out: Path, summary: dict, messages: list[dict]) -> dict:
         "discussion": discussion,
         "edges": [[int(s), int(t)] for s, t in zip(src, dst, strict=True)] if n <= GRAPH_LIMIT else [],
         "xy": _layout(n, src, dst) if n <= GRAPH_LIMIT else None,
-        "anchor_text": summary.get("anchor_text"),
+        "anchor_text": summary.anchor_text,
     }
 
 
@@ -82,7 +83,7 @@ def data(out: Path, summary: dict, messages: list[dict]) -> dict:
 SCRIPT = (Path(__file__).parent / "assets" / "conversation.js").read_text(encoding="utf-8")
 
 
-def build(out: Path, summary: dict, text: str) -> tuple[list[str], str]:
+def build(out: Path, summary: LiveSummary, text: str) -> tuple[list[str], str]:
     from hivemind.live.conversation import TRANSCRIPT, read_transcript
 
     header, messages = read_transcript(out / TRANSCRIPT)
@@ -122,5 +123,5 @@ def build(out: Path, summary: dict, text: str) -> tuple[list[str], str]:
         P.scenario_section(scenario),
         P.text_section(text),
     ]
-    html = P.page(f"hivemind live: {summary.get('scenario', out.name)}", str(out), sections, data=d, script=SCRIPT)
+    html = P.page(f"hivemind live: {summary.scenario}", str(out), sections, data=d, script=SCRIPT)
     return verdict, html

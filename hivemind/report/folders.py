@@ -7,14 +7,15 @@ Kinds: a run (``run.nc``, ``manifest.json``), a sweep (``sweep.nc``), a live run
 
 from __future__ import annotations
 
+import dataclasses
 import io
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from hivemind.errors import InputError
+from hivemind.io.documents import FitDocument, LiveSummary, Manifest, read_fit, read_manifest, read_summary, read_sweep
 from hivemind.report import page as P
 from hivemind.report import verdict as V
 
@@ -48,13 +49,6 @@ def kind_of(out: Path) -> str:
     raise ReportError(f"{out}: not a hivemind output folder (no run.nc, sweep.nc, summary.json or fit.json)")
 
 
-def _json(path: Path) -> dict:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as e:
-        raise ReportError(f"{path}: cannot be read as JSON ({e.__class__.__name__})") from None
-
-
 def _png(fig) -> bytes:
     import matplotlib.pyplot as plt
 
@@ -86,16 +80,18 @@ def write(out: str | Path) -> Report:
 # --- a run -------------------------------------------------------------------------------
 
 
-def run_text(manifest: dict) -> str:
-    s = manifest["summary"]
-    lines = [f"{k}: {v}" for k, v in s.items()]
-    theory = manifest.get("theory") or {}
+def run_text(manifest: Manifest) -> str:
+    s = manifest.summary
+    values = {} if s is None else {f.name: getattr(s, f.name) for f in dataclasses.fields(s)}
+    lines = [f"{k}: {list(v) if isinstance(v, tuple) else v}" for k, v in values.items() if v is not None]
+    theory = manifest.theory.raw if manifest.theory is not None else {}
     for part in ("predicted", "measured"):
         for k, v in (theory.get(part) or {}).items():
             lines.append(f"theory.{part}.{k}: {v}")
     if "relative_error" in theory:
         lines.append(f"theory.relative_error: {theory['relative_error']}")
-    lines.append(f"wall_time_s: {manifest.get('wall_time_s')}")
+    lines.append(f"wall_time_s: {manifest.wall_time_s}")
+    lines.append(f"kernel: {manifest.kernel} ({manifest.versions.get('kernel_build', 'build unknown')})")
     return "\n".join(lines)
 
 
@@ -111,16 +107,16 @@ def _mean_over_agents(da, values: int = 1 << 24) -> np.ndarray:
 def _run(out: Path) -> Report:
     from hivemind.io.records import open_result
 
-    manifest = _json(out / "manifest.json")
+    manifest = read_manifest(out / "manifest.json")
     ds = open_result(out / "run.nc")
     distance = _mean_over_agents(ds.distance_to_anchor)  # (seed, step)
     verdict = V.run(manifest, distance[:, -1].tolist())
     text = run_text(manifest)
     steps = ds.step.values
     series = {f"seed {s}": distance[k] for k, s in enumerate(ds.seed.values.tolist()[:6])}
-    theory = manifest.get("theory") or {}
-    rate = (theory.get("predicted") or {}).get("rate")
-    first = (theory.get("measured") or {}).get("first_step")
+    theory = manifest.theory
+    rate = None if theory is None else theory.predicted_rate
+    first = None if theory is None else theory.first_step
     if rate is not None and rate > 0 and first is not None and first in steps:
         # The linearised theory holds near the anchor: drawn from where the rate was measured.
         k = int(np.flatnonzero(steps == first)[0])
@@ -135,11 +131,10 @@ def _run(out: Path) -> Report:
     sections = [
         P.verdict_section(verdict),
         P.section("Figures", figures, "figures"),
-        P.scenario_section(manifest.get("scenario_text")),
+        P.scenario_section(manifest.scenario_text),
         P.text_section(text),
     ]
-    scenario = manifest.get("scenario")
-    name = scenario.get("name", out.name) if isinstance(scenario, dict) else out.name
+    name = manifest.scenario.get("name", out.name)
     html = P.page(f"hivemind run: {name}", str(out), sections)
     return Report("run", verdict, text, html)
 
@@ -195,7 +190,7 @@ def _sweep(out: Path) -> Report:
     tol = ds.attrs.get("tolerance")
     verdict = V.sweep(rows, keys, None if tol is None else float(tol))
     text = sweep_text(rows, keys)
-    manifest = _json(out / "sweep.json") if (out / "sweep.json").is_file() else {}
+    scenario_text = read_sweep(out / "sweep.json").scenario_text if (out / "sweep.json").is_file() else None
     header = [*keys, "final mean distance", "steps to tolerance", "seeds reached", "clusters", "diverged"]
     table_rows = [
         [r[k] if not isinstance(r[k], float) else float(f"{r[k]:.6g}") for k in keys]
@@ -216,7 +211,7 @@ def _sweep(out: Path) -> Report:
             "phase-diagram",
         ),
         P.section("Grid points (the seeds' means)", P.table(header, table_rows, "points"), "points-section"),
-        P.scenario_section(manifest.get("scenario_text")),
+        P.scenario_section(scenario_text),
     ]
     html = P.page(f"hivemind sweep: {ds.attrs.get('scenario', out.name)}", str(out), sections)
     return Report("sweep", verdict, text, html)
@@ -225,24 +220,23 @@ def _sweep(out: Path) -> Report:
 # --- a fit -------------------------------------------------------------------------------
 
 
-def fit_text(doc: dict) -> str:
+def fit_text(doc: FitDocument) -> str:
     from hivemind.theory.fitting.describe import format_fit
 
-    if "decodings" in doc:
-        return "\n\n".join(f"{name}:\n{format_fit(one)}" for name, one in doc["decodings"].items())
-    return format_fit(doc)
+    if doc.per_decoding:
+        return "\n\n".join(f"{name}:\n{format_fit(one)}" for name, one in doc.conversations.items())
+    return format_fit(doc.conversations[""])
 
 
 def _fit(out: Path) -> Report:
     from hivemind.theory.fitting.describe import skill_text
 
-    doc = _json(out / "fit.json")
+    doc = read_fit(out / "fit.json")
     verdict = V.fit(doc)
     text = fit_text(doc)
     figs = "".join(P.figure(f.read_bytes(), f.stem) for f in sorted(out.glob("fit*.png")))
     # Models are compared on training data; the chosen one's held-out skill is in the verdict.
     header = ["conversation", "model", "parameters", "skill vs persistence (training data)", "vs neighbours", "later rounds"]
-    runs = doc["decodings"] if "decodings" in doc else {"": doc}
     rows = [
         [run, name, "-", f"refused: {m['refused']}", "", ""]
         if "refused" in m
@@ -254,7 +248,7 @@ def _fit(out: Path) -> Report:
             skill_text(m.get("cv") or m.get("validation"), "neighbours"),
             skill_text(m.get("one_step"), "persistence"),
         ]
-        for run, one in runs.items()
+        for run, one in doc.conversations.items()
         for name, m in one["models"].items()
     ]
     sections = [
@@ -273,16 +267,16 @@ def _fit(out: Path) -> Report:
 # --- a live run --------------------------------------------------------------------------
 
 
-def live_text(summary: dict) -> str:
+def live_text(summary: LiveSummary) -> str:
     from hivemind.live.report import format_table
 
-    return format_table(summary)
+    return format_table(summary.raw)
 
 
 def _live(out: Path) -> Report:
     from hivemind.report.conversation import build as live_build
 
-    summary = _json(out / "summary.json")
+    summary = read_summary(out / "summary.json")
     text = live_text(summary)
     verdict, html = live_build(out, summary, text)
     return Report("live", verdict, text, html)

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from hivemind.io.documents import FitDocument, LiveSummary, Manifest
+
 
 def _g(x, spec: str = ".3g") -> str:
     return "-" if x is None else format(x, spec)
@@ -21,34 +23,39 @@ def _span(values, spec: str = ".3g") -> str:
     return f" [{v.min():{spec}}, {v.max():{spec}}]"
 
 
-def run(manifest: dict, final_by_seed: list[float] | None = None) -> list[str]:
+def run(manifest: Manifest, final_by_seed: list[float] | None = None) -> list[str]:
     """A simulated run: did the hivemind form, how fast against the theory, and how it split."""
-    s, seeds = manifest["summary"], manifest.get("seeds") or [0]
-    formed = s["agents_reachable"] > 0 and s["agents_reached"] >= s["agents_reachable"]
-    nearest = "the nearest anchor" if "final_anchor_share" in s else "the anchor"
-    head = "the hivemind formed" if formed else "the hivemind did not form"
+    s, seeds = manifest.summary, manifest.seeds or (0,)
+    if s is None:
+        return ["verdict: the run recorded no step"]
+    several = s.final_anchor_share is not None
+    nearest = "the nearest anchor" if several else "the anchor"
+    head = "the hivemind formed" if s.formed else "the hivemind did not form"
     n_seeds = f"{len(seeds)} seed{'s' if len(seeds) > 1 else ''}"
     lines = [
-        f"verdict: {head}: {s['agents_reached']:g}/{s['agents']} agents within {s['reached_tol']:g} of {nearest} "
-        f"after {s['final_step']} steps ({n_seeds}; {s['agents_reachable']} can hear an anchor)",
-        f"  mean distance to {nearest} {s['initial_distance_mean']:.3g} -> {s['final_distance_mean']:.3g}"
+        f"verdict: {head}: {s.agents_reached:g}/{s.agents} agents within {s.reached_tol:g} of {nearest} "
+        f"after {s.final_step} steps ({n_seeds}; {s.agents_reachable} can hear an anchor)",
+        f"  mean distance to {nearest} {s.initial_distance_mean:.3g} -> {s.final_distance_mean:.3g}"
         + (f" (seeds' range{_span(final_by_seed)})" if final_by_seed and len(final_by_seed) > 1 else "")
-        + f"; {s['final_clusters']:g} cluster(s), the largest holding {s['final_largest_cluster_share']:.0%} of the agents",
+        + (
+            ""
+            if s.final_clusters is None
+            else f"; {s.final_clusters:g} cluster(s), the largest holding {s.final_largest_cluster_share:.0%} of the agents"
+        ),
     ]
-    if "final_anchor_share" in s:
-        anchors = (manifest.get("scenario") or {}).get("anchors") or []
-        labels = [str(a.get("node")) for a in anchors] if len(anchors) == len(s["final_anchor_share"]) else None
-        labels = labels or [str(k) for k in range(len(s["final_anchor_share"]))]
-        shares = ", ".join(f"{lab} {v:.0%}" for lab, v in zip(labels, s["final_anchor_share"], strict=True))
+    if several:
+        nodes = manifest.anchor_nodes
+        labels = nodes if len(nodes) == len(s.final_anchor_share) else [str(k) for k in range(len(s.final_anchor_share))]
+        shares = ", ".join(f"{lab} {v:.0%}" for lab, v in zip(labels, s.final_anchor_share, strict=True))
         lines.append(f"  agents by nearest anchor: {shares}")
-    theory = manifest.get("theory") or {}
-    pred, meas = theory.get("predicted") or {}, theory.get("measured") or {}
-    if pred.get("rate") is not None and meas.get("rate") is not None:
+    t = manifest.theory
+    if t is not None and t.predicted_rate is not None and t.measured_rate is not None:
+        error = float("nan") if t.relative_error is None else t.relative_error
         lines.append(
-            f"  rate of approach per step: predicted {pred['rate']:.4g} (linearised at the anchor), measured {meas['rate']:.4g} "
-            f"(relative error {theory.get('relative_error', float('nan')):.1%})"
+            f"  rate of approach per step: predicted {t.predicted_rate:.4g} (linearised at the anchor), measured "
+            f"{t.measured_rate:.4g} (relative error {error:.1%})"
         )
-    elif pred and not pred.get("stable", True):
+    elif t is not None and not t.stable:
         lines.append("  the linearised theory predicts no convergence at this step size (unstable)")
     return lines
 
@@ -82,31 +89,27 @@ def sweep(table: list[dict], keys: list[str], tol: float | None) -> list[str]:
     return lines
 
 
-def live(summary: dict, agents_sd: dict | None = None) -> list[str]:
+def live(summary: LiveSummary, agents_sd: dict | None = None) -> list[str]:
     """A live run: per decoding, the population's movement, the paper's measures, the best
     forecast model chosen on training data and whether the anchor's pull is measurable."""
-    rows = summary["table"]
-    if rows and "final_jaccard_to_anchor" not in rows[0]:
+    if not summary.anchored:
         return _discussions(summary)
-    seed = summary.get("seed")
     lines = [
-        f"verdict: {summary['scenario']}, {summary['agents']} agents around anchor {summary['anchor']}, "
-        f"{summary['rounds']} rounds ({'one seed' if seed is None else f'live.seed = {seed}'}; spreads over agents and rounds)"
+        f"verdict: {summary.scenario}, {summary.agents} agents around anchor {summary.anchor}, "
+        f"{summary.rounds} rounds (one seed; spreads over agents and rounds)"
     ]
-    paper = summary.get("paper") or {}
-    fits = summary.get("fit") or {}
-    for row in rows:
-        d = row["decoding"]
-        p = paper.get(d) or {}
+    for row in summary.table:
+        d = row.decoding
+        p = summary.paper.get(d) or {}
         sd = (agents_sd or {}).get(d)
-        moved = row["final_embedding_distance"] - row["initial_embedding_distance"]
+        moved = row.final_embedding_distance - row.initial_embedding_distance
         lines.append(
-            f"  {d}: distance to the anchor {row['initial_embedding_distance']:.3f} -> {row['final_embedding_distance']:.3f} rad "
-            f"({moved:+.3f}{'' if sd is None else f'; agents sd {sd:.3f}'}); compliance {_g(row.get('mean_compliance'), '.2f')} "
-            f"(paper {_g(p.get('mean_compliance'), '.2f')}), final Jaccard {row['final_jaccard_to_anchor']:.3f} "
+            f"  {d}: distance to the anchor {row.initial_embedding_distance:.3f} -> {row.final_embedding_distance:.3f} rad "
+            f"({moved:+.3f}{'' if sd is None else f'; agents sd {sd:.3f}'}); compliance {_g(row.mean_compliance, '.2f')} "
+            f"(paper {_g(p.get('mean_compliance'), '.2f')}), final Jaccard {row.final_jaccard_to_anchor:.3f} "
             f"(paper {_g(p.get('final_jaccard_to_anchor'), '.3f')})"
         )
-        f = fits.get(d)
+        f = summary.fits.get(d)
         if not f:
             lines.append("    no fit (live.fit = false)")
             continue
@@ -134,40 +137,36 @@ def live(summary: dict, agents_sd: dict | None = None) -> list[str]:
     return lines
 
 
-def _discussions(summary: dict) -> list[str]:
-    lines = [
-        f"verdict: {summary['discussions']} discussion(s) of {summary.get('topic')!r}, no anchor, {summary['rounds']} rounds"
-    ]
-    for row in summary["table"]:
-        a, b = row.get("initial_within_discussion_distance"), row.get("final_within_discussion_distance")
-        pa, pb = row.get("initial_probe"), row.get("final_probe")
+def _discussions(summary: LiveSummary) -> list[str]:
+    lines = [f"verdict: {summary.discussions} discussion(s) of {summary.topic!r}, no anchor, {summary.rounds} rounds"]
+    for row in summary.table:
         lines.append(
-            f"  {row['decoding']}: distance within a discussion {_g(a, '.3f')} -> {_g(b, '.3f')} rad; "
-            f"mean probe {_g(pa, '+.2f')} -> {_g(pb, '+.2f')} on -2..2"
+            f"  {row.decoding}: distance within a discussion {_g(row.initial_within_discussion_distance, '.3f')} -> "
+            f"{_g(row.final_within_discussion_distance, '.3f')} rad; "
+            f"mean probe {_g(row.initial_probe, '+.2f')} -> {_g(row.final_probe, '+.2f')} on -2..2"
         )
-    for decoding, f in (summary.get("discussion_fit") or {}).items():
+    for decoding, f in summary.discussion_fit.items():
         lines.append(f"  {decoding} fit: {f['line']}")
     return lines + _probe_verdicts(summary)
 
 
-def _probe_verdicts(summary: dict) -> list[str]:
+def _probe_verdicts(summary: LiveSummary) -> list[str]:
     out = []
-    for model, p in (summary.get("probes") or {}).items():
-        sep = p["check_set"]
-        ok = "reliable" if p["reliable"] else "unreliable: it does not tell agreement from rejection"
-        out.append(f"  probe of {model} ({p['form']}): {ok} (paraphrase above rejection in {sep['negation_auc']:.0%} of pairs)")
+    for model, p in summary.probes.items():
+        ok = "reliable" if p.reliable else "unreliable: it does not tell agreement from rejection"
+        out.append(f"  probe of {model} ({p.form}): {ok} (paraphrase above rejection in {p.negation_auc:.0%} of pairs)")
     return out
 
 
-def fit(doc: dict) -> list[str]:
+def fit(doc: FitDocument) -> list[str]:
     """A fit: the model chosen on training data and its held-out skill against the baselines
     (``theory.fitting.describe`` leads with them); a live run's folder has one per decoding."""
     from hivemind.theory.fitting.describe import format_fit
 
-    if "decodings" in doc:  # a live run's folder: one conversation per decoding
-        lines = [f"verdict: {len(doc['decodings'])} conversations (one per decoding), each fitted on its own"]
-        for name, one in doc["decodings"].items():
+    if doc.per_decoding:
+        lines = [f"verdict: {len(doc.conversations)} conversations (one per decoding), each fitted on its own"]
+        for name, one in doc.conversations.items():
             lines += [f"  {name}: " + line.strip() for line in format_fit(one).split("\n")[:3]]
         return lines
-    head = format_fit(doc).split("\n")[:4]  # the data, the choice, its held-out skill, its parameters
+    head = format_fit(doc.conversations[""]).split("\n")[:4]  # the data, the choice, its held-out skill, its parameters
     return ["verdict: " + head[0], *head[1:]]

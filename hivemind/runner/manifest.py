@@ -8,6 +8,7 @@ from pathlib import Path
 
 import xarray as xr
 
+from hivemind.io.documents import MANIFEST_VERSION
 from hivemind.io.results import save_dataset, save_json, summarize, versions
 from hivemind.scenario import Scenario
 
@@ -18,6 +19,7 @@ def manifest(scenario: Scenario, ds: xr.Dataset) -> dict:
     from hivemind.runner.simulate import kernel_choice
 
     return {
+        "schema_version": MANIFEST_VERSION,
         "scenario": scenario.to_dict(),
         "scenario_file": scenario.source,
         "scenario_sha256": scenario.sha256,

@@ -237,9 +237,11 @@ def _available_memory() -> int | None:
 
 def sweep_manifest(scenario, grid: Grid, ds: xr.Dataset) -> dict:
     """What ``sweep.json`` records: the grid, the scenario, the seeds and the versions, as ``manifest.json`` does."""
+    from hivemind.io.documents import SWEEP_VERSION
     from hivemind.io.results import versions
 
     return {
+        "schema_version": SWEEP_VERSION,
         "grid": grid.to_dict(),
         "seeds": [int(s) for s in ds.seed.values],
         "tolerance": ds.attrs["tolerance"],

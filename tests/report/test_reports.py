@@ -186,14 +186,18 @@ def test_report_rebuilds_and_refuses_other_folders(tmp_path, capsys):
     assert err == f"{tmp_path}: not a hivemind output folder (no run.nc, sweep.nc, summary.json or fit.json)\n"
     assert main(["report", str(tmp_path / "none")]) == 2
     assert capsys.readouterr().err == f"{tmp_path / 'none'}: not a folder\n"
-    # Files of the right names that hivemind did not write: one line naming the folder, the files and the key.
+    # Files of the right names that hivemind did not write (or an older one did): one line naming
+    # the file and the schema version.
     (tmp_path / "fit.json").write_text("{}")
     assert main(["report", str(tmp_path)]) == 2
-    assert capsys.readouterr().err == f"{tmp_path}: no key 'data' in fit.json, as a fit folder of this hivemind has\n"
+    assert capsys.readouterr().err == (
+        f"{tmp_path / 'fit.json'}: written by an older hivemind (schema_version 0; this one reads 2): rerun hivemind fit\n"
+    )
     other = tmp_path / "run"
     other.mkdir()
     (other / "manifest.json").write_text("{}")
     (other / "run.nc").write_text("not NetCDF")
     assert main(["report", str(other)]) == 2
     err = capsys.readouterr().err
-    assert err.startswith(f"{other}: manifest.json and run.nc cannot be read as a run folder's (") and err.count("\n") == 1
+    assert err.startswith(f"{other / 'manifest.json'}: written by an older hivemind (schema_version 0; this one reads 1)")
+    assert err.count("\n") == 1
