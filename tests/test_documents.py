@@ -247,3 +247,16 @@ def test_the_sweep_speed_paragraph_is_the_benchmarks_own():
     # the parts add up to what was timed, and the runs are the grid
     assert p["runs"] == doc["points"] * doc["seeds"]
     assert abs(p["loop_steps_s"] + p["loop_records_s"] + p["loop_calls_s"] - doc["loop_seconds"]) < 0.05 * doc["loop_seconds"]
+
+
+def test_citation_and_changelog_name_the_packages_version():
+    """CITATION.cff, CHANGELOG.md, pyproject.toml and hivemind._version agree on the version."""
+    import re
+    import tomllib
+
+    from hivemind._version import __version__
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+    cff = re.search(r"^version: (\S+)$", (ROOT / "CITATION.cff").read_text(), re.M).group(1)
+    assert project == __version__ == cff
+    assert f"({__version__})" in (ROOT / "CHANGELOG.md").read_text().split("\n## ")[1].splitlines()[0]
