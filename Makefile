@@ -68,28 +68,19 @@ readme-figures: demo live
 	cp runs/live_quickstart/summary.json figures/live_quickstart.json
 	$(BIN)/python analysis/readme_blocks.py
 
-# Reproduce the paper's claims (and where they fail) into figures/; see analysis/README.md.
+# Reproduce the paper's claims (and where they fail) into figures/: every entry of
+# analysis/manifest.toml, in order (several hours on 2 cores); see analysis/README.md.
 analysis: $(VENV)/.installed-dev
-	for f in path_independence path_dependence rates entropy_collapse competing_anchors friedkin_johnsen bounded_confidence live_collapse live_population live_embedders; do $(BIN)/python analysis/$$f.py || exit 1; done
-	$(BIN)/python analysis/live_noise_ceiling.py
-	$(BIN)/python analysis/live_mixed.py --server
-	$(BIN)/python analysis/llm_discussions.py
-	$(BIN)/python analysis/fit_calibration.py
-	$(BIN)/python analysis/live_pairs.py
-	$(BIN)/python analysis/live32_probes.py
-	$(BIN)/python analysis/readme_blocks.py
+	$(BIN)/python analysis/run_all.py
 
 # Opinion probes: 200 two-agent discussions per small model, and the 32-agent population probed
 # (about an hour on 2 cores): figures/live_pairs.json, figures/live32_probes.json.
 analysis-probes: $(VENV)/.installed-dev
-	$(BIN)/python analysis/live_pairs.py
-	$(BIN)/python analysis/live32_probes.py
-	$(BIN)/python analysis/readme_blocks.py
+	$(BIN)/python analysis/run_all.py --only live_pairs,live32_probes
 
 # The published two-agent discussions alone (about a minute): figures/llm_discussions.json.
 analysis-discussions: $(VENV)/.installed-dev
-	$(BIN)/python analysis/llm_discussions.py
-	$(BIN)/python analysis/readme_blocks.py
+	$(BIN)/python analysis/run_all.py --only llm_discussions
 
 # Speed and scale against numpy, a per-agent loop and geomstats; see benchmarks/README.md.
 bench: $(VENV)/.installed-dev

@@ -20,6 +20,27 @@ from hivemind.plot import entropy_figure, save_figure
 CASES = {"sphere": "quickstart.toml", "hyperbolic": "hyperbolic.toml"}
 
 
+def table(doc: dict) -> str:
+    """analysis/README.md's table at the last step (readme_blocks.py renders it; tests check it)."""
+    s, h = doc["sphere"], doc["hyperbolic"]
+    lines = [
+        f"| lambda | S^{s['dim']} Gaussian H | S^{s['dim']} kNN H | S^{s['dim']} resolved dim "
+        f"| H^{h['dim']} Gaussian H | H^{h['dim']} kNN H | H^{h['dim']} resolved dim |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    entropy = lambda v: f"{v:.1f}" if abs(v) >= 100 else f"{v:.3g}"  # noqa: E731
+    dimension = lambda v: f"{v:.2g}" if v < 0.5 else f"{v:.0f}"  # noqa: E731  ~15 or ~1e-4, nothing between
+    last = len(s["lambda"]) - 1
+    for k, lam in enumerate(s["lambda"]):
+        shown = [
+            entropy(s["gaussian_entropy"][k]), entropy(s["knn_entropy"][k]), dimension(s["resolved_dimension"][k]),
+            entropy(h["gaussian_entropy"][k]), entropy(h["knn_entropy"][k]), dimension(h["resolved_dimension"][k]),
+        ]  # fmt: skip
+        shown = [f"**{t}**" for t in shown] if k == last else shown  # the collapse
+        lines.append(f"| {lam:g} | " + " | ".join(shown) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def main() -> None:
     numbers = {}
     for name, file in CASES.items():

@@ -3,7 +3,7 @@
 Datasets are made with known values by simulators written here (numpy), at values read from the
 committed fits, not typed: in R^1, Mixtral's ``peer+decay`` fit from figures/llm_discussions.json
 (starting from that dataset's own round-0 opinions); on the sphere, the ``fj`` couplings fitted
-to the 32-agent live runs at T = 0.8 (the mean over five seeds, figures/live_forecast.json), in
+to the 32-agent live runs at T = 0.8 (the mean over five seeds, figures/archive/fbf9582/live_forecast.json), in
 20 discussions of 8 agents around one anchor in 384 dimensions. Each dataset is fitted with the
 true model and its cluster-robust intervals read; the coverage gets a Wilson 90 % interval.
 
@@ -65,7 +65,7 @@ def r1_dataset(truth: dict, x0: np.ndarray, rng) -> tuple[np.ndarray, np.ndarray
 
 
 def sphere_truth() -> dict:
-    doc = json.loads((ROOT / "figures" / "live_forecast.json").read_text())
+    doc = json.loads((ROOT / "figures" / "archive" / "fbf9582" / "live_forecast.json").read_text())
     seeds = [v["models"]["fj"]["params"] for k, v in doc["runs"].items() if k.startswith("seed_")]
     keys = ("peer_coupling", "anchor_coupling", "stubbornness", "noise")
     return {k: float(np.mean([s[k] for s in seeds])) for k in keys}

@@ -131,13 +131,13 @@ def main() -> None:
 
 
 def compare() -> None:
-    """The ceiling beside the fitted models' skill on the same rounds, from figures/live_forecast.json
+    """The ceiling beside the fitted models' skill on the same rounds, from figures/archive/fbf9582/live_forecast.json
     (written by the forecast models retired with live_forecast.py; regenerable at fbf9582)."""
     out = json.loads((FIGURES / "live_noise_ceiling.json").read_text())
-    forecast = FIGURES / "live_forecast.json"
+    forecast = FIGURES / "archive" / "fbf9582" / "live_forecast.json"
     res = json.loads(forecast.read_text())["runs"]["seed_0"] if forecast.is_file() else {}
     if "baselines_by_round" not in res:
-        print("figures/live_forecast.json (from live_forecast.py, retired: git checkout fbf9582) holds the models' skill")
+        print("figures/archive/fbf9582/live_forecast.json (live_forecast.py, retired at fbf9582) holds the models' skill")
         return
     idx = [r - 1 - res["train_transitions"] for r in out["rounds"]]
     base = float(np.mean(np.asarray(res["baselines_by_round"]["persistence"])[idx]))

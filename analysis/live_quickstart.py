@@ -11,9 +11,10 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def verdict(summary: dict) -> str:
+    from hivemind.io.documents import parse_summary
     from hivemind.report.verdict import live
 
-    return "```text\n" + "\n".join(live(summary)) + "\n```\n"
+    return "```text\n" + "\n".join(live(parse_summary(summary, "figures/live_quickstart.json"))) + "\n```\n"
 
 
 if __name__ == "__main__":

@@ -25,6 +25,28 @@ from hivemind import load_scenario, sweep
 from hivemind.plot import save_figure, sweep_figure
 
 
+def _runs(counts: dict) -> str:
+    """ "19 (0.02), 5 (0.06-0.09), ...": each run of equal median cluster counts over epsilon."""
+    items = sorted((float(e), e, c) for e, c in counts.items())
+    parts, start = [], 0
+    for k in range(1, len(items) + 1):
+        if k == len(items) or items[k][2] != items[start][2]:
+            lo, hi = items[start][1], items[k - 1][1]
+            parts.append(f"{items[start][2]:g} ({lo})" if lo == hi else f"{items[start][2]:g} ({lo}-{hi})")
+            start = k
+    return ", ".join(parts)
+
+
+def hk_counts(doc: dict) -> str:
+    """analysis/README.md's sentence on the HK bifurcation (readme_blocks.py renders it; tests check it)."""
+    line = doc["hk_line"]
+    one = sorted(float(e) for e, c in line.items() if c == 1)
+    settled = min(e for e in one if all(c == 1 for f, c in line.items() if float(f) >= e)) if one else None
+    first = f"first at {one[0]:g}" if one else "nowhere in the range"
+    stays = "" if settled is None or settled == one[0] else f", and for every larger epsilon from {settled:g}"
+    return f"on R^1 {_runs(line)}: one cluster {first}{stays}; on S^2 (rad) {_runs(doc['hk_sphere'])}.\n"
+
+
 def main() -> None:
     numbers = {}
     t0 = time.perf_counter()

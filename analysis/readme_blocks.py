@@ -15,6 +15,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 # block name -> (script, its rendering function, the JSON it renders)
 BLOCKS = {
+    "hk_counts": ("analysis/phase_diagram.py", "hk_counts", "figures/phase_diagram.json"),
+    "entropy_table": ("analysis/entropy_collapse.py", "table", "figures/entropy_collapse.json"),
     "llm_discussions": ("analysis/llm_discussions.py", "table", "figures/llm_discussions.json"),
     "fit_calibration": ("analysis/fit_calibration.py", "table", "figures/fit_calibration.json"),
     "fit_speed": ("benchmarks/fit_discussions.py", "sentence", "benchmarks/results/fit_discussions.json"),

@@ -15,6 +15,10 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def script(path: str):
+    import sys
+
+    if str(ROOT / "analysis") not in sys.path:  # the analysis scripts import their _common, as when run
+        sys.path.append(str(ROOT / "analysis"))
     spec = importlib.util.spec_from_file_location(Path(path).stem, ROOT / path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -88,6 +92,8 @@ def test_the_speed_line_matches_the_benchmark(name):
         ("live_pairs", "analysis/live_pairs.py", "table", "figures/live_pairs.json", ("guide", "analysis/README.md")),
         ("probe_cost", "benchmarks/live_probe.py", "sentence", "benchmarks/results/live_probe.json", ("guide",)),
         ("live32_probes", "analysis/live32_probes.py", "table", "figures/live32_probes.json", ("analysis/README.md",)),
+        ("hk_counts", "analysis/phase_diagram.py", "hk_counts", "figures/phase_diagram.json", ("analysis/README.md",)),
+        ("entropy_table", "analysis/entropy_collapse.py", "table", "figures/entropy_collapse.json", ("analysis/README.md",)),
     ],
 )
 def test_the_probe_blocks_match_their_json(name, path, function, data, documents):
@@ -260,3 +266,51 @@ def test_citation_and_changelog_name_the_packages_version():
     cff = re.search(r"^version: (\S+)$", (ROOT / "CITATION.cff").read_text(), re.M).group(1)
     assert project == __version__ == cff
     assert f"({__version__})" in (ROOT / "CHANGELOG.md").read_text().split("\n## ")[1].splitlines()[0]
+
+
+def _analysis_manifest() -> dict:
+    import tomllib
+
+    return tomllib.loads((ROOT / "analysis" / "manifest.toml").read_text())
+
+
+def test_every_figure_json_is_produced_by_an_entry_of_the_analysis_manifest():
+    """make analysis regenerates every claim: each figures/*.json has an entry that writes it,
+    each entry's script names what it writes, and the archive holds what retired scripts left."""
+    import shlex
+
+    manifest = _analysis_manifest()
+    produced = {out: e for e in manifest["script"] for out in e["outputs"]}
+    orphans = sorted(
+        str(p.relative_to(ROOT)) for p in (ROOT / "figures").glob("*.json") if str(p.relative_to(ROOT)) not in produced
+    )
+    assert not orphans, f"no entry of analysis/manifest.toml produces {orphans}"
+    for entry in manifest["script"]:
+        words = shlex.split(entry["run"])
+        if words[0] == "make":
+            target = words[1]
+            assert re.search(rf"^{re.escape(target)}:", (ROOT / "Makefile").read_text(), re.M), target
+            continue
+        source = (ROOT / words[0]).read_text()
+        for out in entry["outputs"]:
+            assert Path(out).name in source or Path(out).stem in source, f"{words[0]} does not name {out}"
+        for doc in entry["documents"]:
+            assert (ROOT / doc).is_file(), doc
+    for archived in manifest["archived"]:
+        for out in archived["outputs"]:
+            assert (ROOT / out).is_file() and f"/{archived['commit']}/" in out, out
+    assert "analysis/run_all.py" in (ROOT / "Makefile").read_text().split("\nanalysis:")[1].split("\n\n")[0]
+
+
+def test_documents_cite_only_jsons_the_manifest_regenerates_for_them():
+    manifest = _analysis_manifest()
+    archived = {out for a in manifest["archived"] for out in a["outputs"]}
+    cited_by: dict[str, set[str]] = {}
+    for e in manifest["script"]:
+        for out in e["outputs"]:
+            cited_by.setdefault(out, set()).update(e["documents"])
+    documents = [ROOT / "README.md", *sorted((ROOT / "docs" / "guide").glob("*.md")), ROOT / "analysis" / "README.md"]
+    for doc in documents:
+        name = str(doc.relative_to(ROOT))
+        for cited in set(re.findall(r"figures/(?:archive/\w+/)?[a-z0-9_]+\.json", doc.read_text())):
+            assert cited in archived or name in cited_by.get(cited, set()), f"{name} cites {cited}, not listed for it"

@@ -266,8 +266,14 @@ class LiveSummary:
 
 def read_summary(path: str | Path) -> LiveSummary:
     """A live run's ``summary.json``."""
+    return parse_summary(_load(Path(path), SUMMARY_VERSION), path)
+
+
+def parse_summary(doc: dict, path: str | Path = "summary.json") -> LiveSummary:
+    """A summary.json document already in memory (a copy under figures/, a test's)."""
     path = Path(path)
-    doc = _load(path, SUMMARY_VERSION)
+    if doc.get("schema_version", 0) != SUMMARY_VERSION:
+        raise DocumentError(f"{path}: schema_version {doc.get('schema_version', 0)}; this hivemind reads {SUMMARY_VERSION}")
     try:
         table = tuple(DecodingRow(**row) for row in _get(doc, path, "table", list))
     except TypeError as e:
