@@ -17,7 +17,7 @@ endif
 # built with them otherwise: llama-cpp-python is built here, once, into a wheelhouse of our own
 # (.venv/wheels), which the artefact check (.ci/artefacts) installs from as well.
 WHEELS := $(VENV)/wheels
-.PHONY: demo test docs browser lint clean readme-figures analysis analysis-discussions analysis-probes bench live bench-live bench-sweep bench-processes bench-startup bench-fit bench-fused
+.PHONY: demo test check docs browser lint clean readme-figures analysis analysis-discussions analysis-probes bench live bench-live bench-sweep bench-processes bench-startup bench-fit bench-fused
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -120,6 +120,10 @@ bench-live: $(VENV)/.installed-dev
 # Two workers: many tests wait on a subprocess, a compile or a file, so both cores stay busy.
 test: $(VENV)/.installed-dev browser
 	$(BIN)/python -m pytest -n 2 --durations=15
+
+# The everyday signal: the tests not marked slow (CI still runs everything through make test).
+check: $(VENV)/.installed-dev
+	$(BIN)/python -m pytest -n 2 -q -m "not slow"
 
 # The documentation site, into docs/_build/html: every tutorial executed (cached while unchanged),
 # the reference generated from the code, warnings as errors.

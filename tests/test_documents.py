@@ -314,3 +314,33 @@ def test_documents_cite_only_jsons_the_manifest_regenerates_for_them():
         name = str(doc.relative_to(ROOT))
         for cited in set(re.findall(r"figures/(?:archive/\w+/)?[a-z0-9_]+\.json", doc.read_text())):
             assert cited in archived or name in cited_by.get(cited, set()), f"{name} cites {cited}, not listed for it"
+
+
+def test_console_samples_are_generated_or_marked_as_illustrations():
+    """A console block that shows output is either a generated block (checked against its JSON)
+    or says it is an illustration and which commit printed it."""
+    for doc in [ROOT / "README.md", *sorted((ROOT / "docs" / "guide").glob("*.md"))]:
+        text = doc.read_text()
+        generated = [(m.start(), m.end()) for m in re.finditer(r"<!-- (\w+):begin.*?<!-- \1:end -->", text, re.S)]
+        for m in re.finditer(r"```console\n(.*?)```", text, re.S):
+            lines = m.group(1).splitlines()
+            continued = {k + 1 for k, line in enumerate(lines) if line.rstrip().endswith("\\")}  # a command's next line
+            output = [x for k, x in enumerate(lines) if x.strip() and not x.startswith("$") and x != "..." and k not in continued]
+            if not output or any(a <= m.start() < b for a, b in generated):
+                continue
+            before = text[: m.start()].rstrip("\n").splitlines()[-1]
+            marked = re.fullmatch(r"\*Illustration: output as printed by hivemind at commit ([0-9a-f]{7,})\.\*", before)
+            assert marked, f"{doc.name}: a console sample with output, neither generated nor marked: {output[0][:60]!r}"
+            commit = marked.group(1)
+            assert commit_known(commit), f"{doc.name}: no commit {commit} in this repository"
+
+
+def commit_known(commit: str) -> bool:
+    """The commit is in this repository's history (not checked in a shallow clone or an sdist)."""
+    import subprocess
+
+    git = ["git", "-C", str(ROOT)]
+    shallow = subprocess.run([*git, "rev-parse", "--is-shallow-repository"], capture_output=True, text=True)
+    if not (ROOT / ".git").exists() or shallow.stdout.strip() != "false":
+        return True
+    return subprocess.run([*git, "cat-file", "-e", f"{commit}^{{commit}}"], capture_output=True).returncode == 0
