@@ -17,7 +17,7 @@ endif
 # built with them otherwise: llama-cpp-python is built here, once, into a wheelhouse of our own
 # (.venv/wheels), which the artefact check (.ci/artefacts) installs from as well.
 WHEELS := $(VENV)/wheels
-.PHONY: demo test check docs browser lint clean readme-figures analysis analysis-discussions analysis-probes bench live bench-live bench-sweep bench-processes bench-startup bench-fit bench-fused
+.PHONY: demo test check durations docs browser lint clean readme-figures analysis analysis-discussions analysis-probes bench live bench-live bench-sweep bench-processes bench-startup bench-fit bench-fused
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -121,9 +121,14 @@ bench-live: $(VENV)/.installed-dev
 test: $(VENV)/.installed-dev browser
 	$(BIN)/python -m pytest -n 2 --durations=15
 
-# The everyday signal: the tests not marked slow (CI still runs everything through make test).
+# The everyday signal (under 2 minutes on 2 cores): the tests that took under half a second in the
+# last recorded full run (tests/durations.json) and every test it does not know yet. CI still
+# runs everything through make test. make durations records a full run's times.
 check: $(VENV)/.installed-dev
-	$(BIN)/python -m pytest -n 2 -q -m "not slow"
+	$(BIN)/python -m pytest -n 2 -q --fast
+
+durations: $(VENV)/.installed-dev browser
+	$(BIN)/python -m pytest -n 2 -q --record-durations
 
 # The documentation site, into docs/_build/html: every tutorial executed (cached while unchanged),
 # the reference generated from the code, warnings as errors.

@@ -38,3 +38,48 @@ use_compile_cache()
 # JAX compiles on first use of each shape: deadlines would measure compilation.
 settings.register_profile("hivemind", deadline=None, max_examples=60, suppress_health_check=[HealthCheck.too_slow])
 settings.load_profile("hivemind")
+
+
+# --- the everyday tier (make check) -------------------------------------------------------
+# Each test's seconds (setup + call) in the last full run recorded with --record-durations
+# (make durations). --fast keeps the tests under FAST_S there and not marked slow, and every test
+# the file does not know yet (a new test runs until it is measured).
+DURATIONS = Path(__file__).resolve().parent / "durations.json"
+FAST_S = 0.5
+
+
+def pytest_addoption(parser):
+    group = parser.getgroup("hivemind")
+    group.addoption("--fast", action="store_true", help=f"only the tests that took under {FAST_S} s in tests/durations.json")
+    group.addoption("--record-durations", action="store_true", help="write every test's seconds to tests/durations.json")
+
+
+def pytest_collection_modifyitems(config, items):
+    if not config.getoption("--fast"):
+        return
+    import json
+
+    known = json.loads(DURATIONS.read_text()) if DURATIONS.is_file() else {}
+    keep, drop = [], []
+    for item in items:
+        fast = "slow" not in item.keywords and known.get(item.nodeid, 0.0) < FAST_S
+        (keep if fast else drop).append(item)
+    config.hook.pytest_deselected(items=drop)
+    items[:] = keep
+
+
+_seconds: dict[str, float] = {}
+
+
+def pytest_runtest_logreport(report):
+    if report.when in ("setup", "call"):
+        _seconds[report.nodeid] = _seconds.get(report.nodeid, 0.0) + report.duration
+
+
+def pytest_sessionfinish(session, exitstatus):
+    # Only the controller (xdist's workers report to it) and only a full run writes the file.
+    if not session.config.getoption("--record-durations") or hasattr(session.config, "workerinput"):
+        return
+    import json
+
+    DURATIONS.write_text(json.dumps({k: round(v, 2) for k, v in sorted(_seconds.items())}, indent=0) + "\n")

@@ -54,7 +54,7 @@ def kernel_choice(scenario: Scenario) -> tuple[bool, str]:
     """(fused, why): whether the fused C++ pair kernel computes this run, and one line saying so.
 
     "auto" (the default) and "fused" take it where it can run: built, on the CPU, the run on
-    one device. On ``benchmarks/fused.py`` it is 1.7-3.1x the pure-JAX kernel at 2e4-1e6 agents.
+    one device. On ``benchmarks/fused.py`` it is 2.0-2.5x the pure-JAX kernel at 2e4-1e6 agents.
     Elsewhere both fall back to the pure-JAX kernel, which stays the oracle and the path on
     GPUs and across devices; the line says why (the CLI prints it when "fused" was asked for).
     "jax" never takes it.
