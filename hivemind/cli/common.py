@@ -216,13 +216,20 @@ def load(args, engine: bool = True):
 
 
 def kernel_note(s) -> str | None:
-    """One line when run.kernel = "fused" was asked for and the run falls back to the pure-JAX kernel, else None."""
-    if s.run.kernel != "fused" or not s.anchors:
+    """One line when the run falls back to the pure-JAX kernel where the fused one was asked for
+    (run.kernel = "fused"), or where "auto" would have taken it but it is missing here (an install
+    without a compiler, a pull.cc changed since the build), else None."""
+    if s.run.kernel == "jax" or not s.anchors:
         return None
+    from hivemind.engine import fused as fused_kernel
     from hivemind.runner.simulate import kernel_choice
 
     fused, why = kernel_choice(s)
-    return None if fused else why
+    if fused:
+        return None
+    if s.run.kernel == "fused" or not fused_kernel.status()[0]:
+        return why
+    return None  # auto on a GPU, or a run spread over devices: the pure-JAX kernel is the path there
 
 
 def describe(s) -> str:

@@ -316,6 +316,11 @@ def test_without_a_kernel_runs_fall_back_in_one_line(monkeypatch):
     used, why = kernel_choice(s)
     assert not used and why.startswith("kernel: jax (the fused kernel is not built") and "\n" not in why
     assert simulate(s).state.shape[1] == 2  # the record steps 0 and 5
+    # The command line says so for "auto" too, where the kernel is missing (not where it was not wanted).
+    from hivemind.cli.common import kernel_note
+
+    assert kernel_note(scenario(dynamics={"steps": 5})) == why
+    assert kernel_note(scenario(run={"kernel": "jax"}, dynamics={"steps": 5})) is None
 
 
 def test_cmake_without_a_compiler_installs_a_kernel_less_build(tmp_path):
