@@ -34,21 +34,30 @@ def schema(kind: str) -> dict:
     return json.loads((SCHEMAS / f"{kind}.schema.json").read_text(encoding="utf-8"))
 
 
-def _load(path: Path, version: int) -> dict:
-    path = Path(path)
+RERUN = "rerun the command that made it, or read it with the version that wrote it"
+
+
+def _read_json(path: Path):
     try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
+        return json.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, ValueError) as e:
         raise DocumentError(f"{path}: cannot be read as JSON ({e.__class__.__name__})") from None
-    if not isinstance(doc, dict):
-        raise DocumentError(f"{path}: not a JSON object")
-    found = doc.get("schema_version", 0)
+
+
+def _check_version(doc, where: str, version: int, advice: str = RERUN) -> None:
+    """One line naming the file, the version that wrote it and the one this hivemind reads."""
+    found = doc.get("schema_version", 0) if isinstance(doc, dict) else None
     if found != version:
         when = "an older" if isinstance(found, int) and found < version else "another"
-        raise DocumentError(
-            f"{path}: written by {when} hivemind (schema_version {found}; this one reads {version}): "
-            "rerun the command that made it, or read it with the version that wrote it"
-        )
+        raise DocumentError(f"{where}: written by {when} hivemind (schema_version {found}; this one reads {version}): {advice}")
+
+
+def _load(path: Path, version: int) -> dict:
+    path = Path(path)
+    doc = _read_json(path)
+    if not isinstance(doc, dict):
+        raise DocumentError(f"{path}: not a JSON object")
+    _check_version(doc, str(path), version)
     return doc
 
 
@@ -272,8 +281,7 @@ def read_summary(path: str | Path) -> LiveSummary:
 def parse_summary(doc: dict, path: str | Path = "summary.json") -> LiveSummary:
     """A summary.json document already in memory (a copy under figures/, a test's)."""
     path = Path(path)
-    if doc.get("schema_version", 0) != SUMMARY_VERSION:
-        raise DocumentError(f"{path}: schema_version {doc.get('schema_version', 0)}; this hivemind reads {SUMMARY_VERSION}")
+    _check_version(doc, str(path), SUMMARY_VERSION)
     try:
         table = tuple(DecodingRow(**row) for row in _get(doc, path, "table", list))
     except TypeError as e:
@@ -318,18 +326,9 @@ class FitDocument:
 
 def read_fit(path: str | Path) -> FitDocument:
     path = Path(path)
-    try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as e:
-        raise DocumentError(f"{path}: cannot be read as JSON ({e.__class__.__name__})") from None
+    doc = _read_json(path)
     per_decoding = isinstance(doc, dict) and "decodings" in doc
     conversations = doc["decodings"] if per_decoding else {"": doc}
     for name, one in conversations.items():
-        found = one.get("schema_version", 0) if isinstance(one, dict) else None
-        if found != FIT_VERSION:
-            where = f"{path}" + (f" ({name})" if name else "")
-            raise DocumentError(
-                f"{where}: written by {'an older' if isinstance(found, int) and found < FIT_VERSION else 'another'} hivemind "
-                f"(schema_version {found}; this one reads {FIT_VERSION}): rerun hivemind fit"
-            )
+        _check_version(one, f"{path}" + (f" ({name})" if name else ""), FIT_VERSION, "rerun hivemind fit")
     return FitDocument(path, dict(conversations), per_decoding)
