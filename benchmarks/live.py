@@ -236,6 +236,263 @@ def peak_memory_mb(scenario_path: str, agents: int, batch: bool = True) -> float
     return int(out.stdout.split()[-1]) / 1024
 
 
+# ---------------------------------------------------------------------------
+# 5. Scale: a round of 8 to 1 024 agents against bare llama.cpp's batched decode of the same work
+
+SCALE_AGENTS = (8, 64, 256, 1024)
+SCALE_MODELS = ("default", "smollm2")
+
+
+class Batches(LlamaBackend):
+    """The real backend, remembering every batch it decodes: (prefix, suffixes, completion tokens)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.batches: list = []
+
+    def generate_batch(self, prefix, suffixes, samplings, seeds, probe=None):
+        gens = super().generate_batch(prefix, suffixes, samplings, seeds, probe)
+        self.batches.append((list(prefix), [list(s) for s in suffixes], [g.completion_tokens for g in gens]))
+        return gens
+
+
+def peak_rss_mb() -> float:
+    return int(Path("/proc/self/status").read_text().split("VmHWM:")[1].split()[0]) / 1024
+
+
+def round_child(scenario_path: str, model_name: str, agents: int, rounds: int, out: Path) -> None:
+    """In a child process: the rounds of ``agents`` agents (round 0's texts given, greedy), timed per
+    round without the embeddings (a hashed bag of words stands in for the embedder, so that the
+    time is the language model's and hivemind's); writes the batches and timings to ``out``."""
+    from hivemind.live.backends.fake import FakeBackend
+    from hivemind.live.conversation import Population
+
+    over = [f"graph.n={agents + 1}", f"live.rounds={rounds}", 'live.decoding="greedy"', f'live.model="{model_name}"']
+    sc = load_scenario(scenario_path, [*over, f"live.initial_texts={agent_texts(agents)}"])
+    live = sc.live
+    model = resolve_model(live.model, Path(scenario_path).parent)
+    backend = Batches(model, live.n_ctx, live.threads, live.chat, batch=live.batch_size(agents))
+    backend._decoder_of()  # the context is made before the timing, as the ceiling's is
+    marks: list[float] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        transcript = Transcript.create(Path(tmp) / "t.jsonl", header_for(sc, backend, str(model)))
+        pop = Population({m: backend for m in live.distinct_models}, FakeBackend())
+        converse(sc, pop, transcript, say=lambda s: marks.append(time.perf_counter()))
+        records = transcript.records
+        transcript.close()
+    decoder = backend._decoder
+    result = {
+        "round_seconds": [b - a for a, b in zip(marks, marks[1:], strict=False)],
+        "batches": backend.batches,
+        "prompt_tokens": sum(r.get("prompt_tokens", 0) for r in records if r["round"] >= 1),
+        "completion_tokens": sum(r.get("completion_tokens", 0) for r in records if r["round"] >= 1),
+        "batch": live.batch_size(agents),
+        "n_ctx": live.n_ctx,
+        "decoder_prompt_seconds": decoder.prompt_seconds,
+        "peak_memory_mb": peak_rss_mb(),
+    }
+    backend.close()
+    Path(out).write_text(json.dumps(result))
+
+
+def ceiling_child(model_path: str, batches: list, n_ctx: int, threads: int, settings: dict, out: Path) -> None:
+    """In a child process: bare llama.cpp (its low-level API, nothing of hivemind) decoding the same
+    batches: each batch's prefix once, copied to every sequence, the suffixes together, then one
+    token per unfinished sequence per decode, until each sequence has as many tokens as it generated
+    in hivemind's round (argmax; the work, not the text, is compared). Knowing the lengths, it
+    never decodes a sequence's last token, which hivemind must, to see it end."""
+    import llama_cpp
+    import numpy as np
+
+    with quiet_stderr():
+        llama_cpp.llama_backend_init()
+        mparams = llama_cpp.llama_model_default_params()
+        model = llama_cpp.llama_model_load_from_file(model_path.encode(), mparams)
+        n_seq = max(len(b[1]) for b in batches)
+        params = llama_cpp.llama_context_default_params()
+        params.n_ctx = n_seq * n_ctx
+        params.n_batch = settings.get("n_batch", 512)
+        params.n_ubatch = settings.get("n_ubatch", 512)
+        params.n_seq_max = n_seq
+        params.n_threads = params.n_threads_batch = threads
+        params.kv_unified = settings.get("unified", False)
+        flash = settings.get("flash", True)
+        params.flash_attn_type = llama_cpp.LLAMA_FLASH_ATTN_TYPE_ENABLED if flash else llama_cpp.LLAMA_FLASH_ATTN_TYPE_DISABLED
+        ctx = llama_cpp.llama_init_from_model(model, params)
+    n_vocab = llama_cpp.llama_vocab_n_tokens(llama_cpp.llama_model_get_vocab(model))
+    n_batch = params.n_batch
+    batch = llama_cpp.llama_batch_init(n_batch, 0, n_seq)
+    memory = llama_cpp.llama_get_memory(ctx)
+
+    def decode(entries):
+        for j, (tok, pos, seq, logits) in enumerate(entries):
+            batch.token[j], batch.pos[j], batch.n_seq_id[j], batch.logits[j] = tok, pos, 1, logits
+            batch.seq_id[j][0] = seq
+        batch.n_tokens = len(entries)
+        if llama_cpp.llama_decode(ctx, batch) != 0:
+            raise RuntimeError("llama_decode failed")
+
+    def argmax(idx):
+        return int(np.argmax(np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(ctx, idx), shape=(n_vocab,))))
+
+    # Untimed, as hivemind's round 0 is: the first decode sets up llama.cpp's compute buffers.
+    decode([(t, j, 0, False) for j, t in enumerate(batches[0][0][:n_batch])])
+    t0 = time.perf_counter()
+    for prefix, suffixes, lengths in batches:
+        llama_cpp.llama_memory_clear(memory, True)
+        p = len(prefix)
+        for s in range(0, p, n_batch):
+            decode([(t, s + j, 0, False) for j, t in enumerate(prefix[s : s + n_batch])])
+        for k in range(1, len(suffixes)):
+            llama_cpp.llama_memory_seq_cp(memory, 0, k, -1, -1)
+        entries = [(t, p + j, k, j == len(x) - 1) for k, x in enumerate(suffixes) for j, t in enumerate(x)]
+        last = [0] * len(suffixes)
+        for s in range(0, len(entries), n_batch):
+            chunk = entries[s : s + n_batch]
+            decode(chunk)
+            for idx, (_, _, k, wants) in enumerate(chunk):
+                if wants:
+                    last[k] = argmax(idx)
+        made = [1] * len(suffixes)  # the first token came from the prompt's logits
+        while True:
+            live = [k for k in range(len(suffixes)) if made[k] < lengths[k]]
+            if not live:
+                break
+            decode([(last[k], p + len(suffixes[k]) + made[k] - 1, k, True) for k in live])
+            for idx, k in enumerate(live):
+                last[k], made[k] = argmax(idx), made[k] + 1
+    seconds = time.perf_counter() - t0
+    llama_cpp.llama_batch_free(batch)
+    llama_cpp.llama_free(ctx)
+    llama_cpp.llama_model_free(model)
+    Path(out).write_text(json.dumps({"seconds": seconds, "peak_memory_mb": peak_rss_mb()}))
+
+
+def child(kind: str, *args) -> dict:
+    """Run ``round_child`` or ``ceiling_child`` in a fresh process (its own peak memory); its JSON."""
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "out.json"
+        spec = Path(tmp) / "args.json"
+        spec.write_text(json.dumps([*args, str(out)]))
+        here = str(Path(__file__).parent)
+        code = f"import json,sys; sys.path.insert(0, {here!r}); import live; live.{kind}_child(*json.load(open({str(spec)!r})))"
+        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            raise RuntimeError(f"{kind} child failed: {done.stderr.strip()[-500:]}")
+        return json.loads(out.read_text())
+
+
+def slope(agents, seconds) -> float:
+    """The log-log slope of seconds against agents (least squares)."""
+    import numpy as np
+
+    return float(np.polyfit(np.log(agents), np.log(seconds), 1)[0])
+
+
+def scale(scenario_path: str, models, agents_list, threads: int) -> dict:
+    """Seconds per round, tokens per second, x of the ceiling and peak memory for every model x agents."""
+    rows, recorded = [], {}
+    for name in models:
+        model = str(resolve_model(name, Path(scenario_path).parent))
+        for agents in agents_list:
+            # Small rounds take seconds and vary by a fifth from run to run here: the median of three.
+            repeats = 3 if agents <= 64 else 1
+            runs = sorted(
+                (child("round", scenario_path, name, agents, 1) for _ in range(repeats)), key=lambda r: r["round_seconds"][-1]
+            )
+            mine = runs[len(runs) // 2]
+            recorded[(name, agents)] = (model, mine["batches"], mine["n_ctx"])
+            bares = sorted(
+                (child("ceiling", model, mine["batches"], mine["n_ctx"], threads, {}) for _ in range(repeats)),
+                key=lambda r: r["seconds"],
+            )
+            bare_run = bares[len(bares) // 2]
+            seconds = mine["round_seconds"][-1]
+            tokens = mine["prompt_tokens"] + mine["completion_tokens"]
+            row = {
+                "model": Path(model).name,
+                "agents": agents,
+                "seconds_per_round": seconds,
+                "ceiling_seconds": bare_run["seconds"],
+                "x_ceiling": seconds / bare_run["seconds"],
+                "prompt_tokens": mine["prompt_tokens"],
+                "completion_tokens": mine["completion_tokens"],
+                "tokens_per_second": tokens / seconds,
+                "completion_tokens_per_second": mine["completion_tokens"] / seconds,
+                "ceiling_tokens_per_second": tokens / bare_run["seconds"],
+                "repeats": repeats,
+                "sequences_per_context": mine["batch"],
+                "contexts_per_round": len(mine["batches"]),
+                "peak_memory_mb": mine["peak_memory_mb"],
+                "ceiling_peak_memory_mb": bare_run["peak_memory_mb"],
+            }
+            rows.append(row)
+            print(
+                f"  {row['model']}, {agents} agents: {seconds:.2f} s per round ({tokens / seconds:.0f} tokens/s), "
+                f"bare llama.cpp {bare_run['seconds']:.2f} s: x{row['x_ceiling']:.2f} of the ceiling; "
+                f"peak memory {row['peak_memory_mb']:.0f} MB (bare {row['ceiling_peak_memory_mb']:.0f} MB)",
+                flush=True,
+            )
+    slopes = {}
+    for name in {r["model"] for r in rows}:
+        mine = [r for r in rows if r["model"] == name and r["agents"] >= 64]
+        if len(mine) >= 2:
+            slopes[name] = slope([r["agents"] for r in mine], [r["seconds_per_round"] for r in mine])
+            print(f"  {name}: log-log slope of seconds per round from 64 agents up: {slopes[name]:.3f} (goal <= 1.15)")
+    return {"rows": rows, "slope_from_64": slopes, "goal_x_ceiling": 1.5, "goal_slope": 1.15}, recorded
+
+
+def resplit(batches: list, size: int) -> list:
+    """The same sequences in batches of at most ``size`` (each keeps its prefix)."""
+    out = []
+    for prefix, suffixes, lengths in batches:
+        for s in range(0, len(suffixes), size):
+            out.append((prefix, suffixes[s : s + size], lengths[s : s + size]))
+    return out
+
+
+def common(a: list, b: list) -> int:
+    n = 0
+    for x, y in zip(a, b, strict=False):
+        if x != y:
+            break
+        n += 1
+    return n
+
+
+def levers(model: str, batches: list, n_ctx: int, threads: int) -> dict:
+    """Bare llama.cpp's time for the recorded batches of a round under each setting, one changed at a
+    time from hivemind's defaults."""
+    agents = sum(len(b[1]) for b in batches)
+    settings = {
+        "defaults: a KV stream per sequence, flash attention, n_batch = n_ubatch = 512, one context": ({}, batches),
+        "one unified KV cache": ({"unified": True}, batches),
+        "no flash attention": ({"flash": False}, batches),
+        "n_ubatch = 128": ({"n_ubatch": 128}, batches),
+        "n_ubatch = 256": ({"n_ubatch": 256}, batches),
+        "n_batch = n_ubatch = 1024": ({"n_batch": 1024, "n_ubatch": 1024}, batches),
+        f"{agents // 4} agents per context (4 contexts, one after another)": ({}, resplit(batches, agents // 4)),
+        f"{agents // 16} agents per context (16 contexts)": ({}, resplit(batches, agents // 16)),
+    }
+    out = {}
+    for label, (setting, bs) in settings.items():
+        out[label] = child("ceiling", model, bs, n_ctx, threads, setting)["seconds"]
+        print(f"  {label}: {out[label]:.2f} s", flush=True)
+    return {"agents": agents, "model": Path(model).name, "seconds": out}
+
+
+def kept_prompts(scenario_path: str, agents: int) -> dict:
+    """What keeping each agent's evaluated prompt from one round to the next could save: the tokens
+    of its round-2 prompt that begin as its round-1 prompt did (the prefix is evaluated once per
+    batch anyway)."""
+    mine = child("round", scenario_path, "default", agents, 2)
+    first, second = mine["batches"][0], mine["batches"][-1]
+    shared = sum(common(a, b) for a, b in zip(first[1], second[1], strict=True))
+    total = sum(len(b) for b in second[1])
+    print(f"  of round 2's {total} agent prompt tokens, {shared} ({shared / total:.1%}) begin as in round 1", flush=True)
+    return {"agents": agents, "round2_agent_prompt_tokens": total, "round2_tokens_shared_with_round1": shared}
+
+
 def median_of(repeats: int, fn):
     runs = [fn() for _ in range(repeats)]
     return statistics.median(r[0] for r in runs), runs[-1]
@@ -246,7 +503,12 @@ def main(argv=None) -> int:
     p.add_argument("scenario", nargs="?", default="scenarios/live_quickstart.toml")
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--out", default="benchmarks/results")
+    p.add_argument("--scale", action="store_true", help="only part 5 (about 50 minutes): writes OUT/live_scale.json")
+    p.add_argument("--agents", default=",".join(map(str, SCALE_AGENTS)), help="part 5's populations")
+    p.add_argument("--models", default=",".join(SCALE_MODELS), help="part 5's models")
     args = p.parse_args(argv)
+    if args.scale:
+        return scale_main(args)
 
     scenario = load_scenario(args.scenario, ['live.decoding="greedy"', "live.batch=false"])
     model = resolve_model(scenario.live.model, Path(args.scenario).parent)
@@ -328,6 +590,26 @@ def main(argv=None) -> int:
     (out / "live.json").write_text(json.dumps(result, indent=2) + "\n")
     print(f"wrote {out / 'live.json'}")
     return 0 if all(r["same_texts"] for r in reuse.values()) else 1
+
+
+def scale_main(args) -> int:
+    threads = load_scenario(args.scenario).live.threads
+    print("a round against bare llama.cpp's batched decode of the same prompts and completion lengths:")
+    agents = [int(a) for a in args.agents.split(",")]
+    models = args.models.split(",")
+    table, recorded = scale(args.scenario, models, agents, threads)
+    lever_at = max(a for a in agents if a <= 256)
+    print(f"levers, bare llama.cpp on the round of {lever_at} {models[0]} agents:")
+    lever = levers(*recorded[(models[0], lever_at)], threads)
+    print("keeping each agent's prompt between rounds, two rounds of 64 Gemma agents:")
+    kept = kept_prompts(args.scenario, 64)
+    result = {"scenario": args.scenario, "threads": threads, **table, "levers": lever, "kept_prompts": kept}
+    result["versions"] = versions()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "live_scale.json").write_text(json.dumps(result, indent=2) + "\n")
+    print(f"wrote {out / 'live_scale.json'}")
+    return 0
 
 
 if __name__ == "__main__":

@@ -2,10 +2,17 @@
 
 A round's prompts share a prefix (the anchor's message and the rule) and differ in
 each agent's suffix. ``BatchDecoder.generate`` evaluates the prefix once as sequence
-0, gives its KV cells to every other sequence (``llama_memory_seq_cp``; in a unified
-cache the cells are shared, not copied), evaluates all suffixes together, and then
-decodes one token of every unfinished sequence per ``llama_decode``. Each sequence
-keeps its own sampler chain, seeded with its message's seed.
+0, copies its KV cells to every other sequence (``llama_memory_seq_cp``), evaluates all
+suffixes together, and then decodes one token of every unfinished sequence per
+``llama_decode``. Each sequence keeps its own sampler chain, seeded with its message's seed.
+
+Every sequence has a KV stream of its own (``kv_unified = False``): a token attends over
+its own sequence's cells only, so a step costs the same whatever the number of
+sequences beside it, and a round's time grows linearly in the agents. In one unified
+cell pool (the former layout, which shares the prefix's cells rather than copying them)
+every token's attention spans the cells of all sequences, masked, and a round grows
+with the square of the agents: 101 s against 71 s for 256 Gemma agents on 2 cores,
+measured by ``benchmarks/live.py``.
 
 The cache is cleared before every call, so a call's result depends only on its own
 prompts, settings and seeds (and on the CPU and llama.cpp build), not on what was
@@ -40,9 +47,11 @@ class BatchTooLarge(ValueError):
     """The prompts and their completions do not fit the context: ``str(e)`` says by how much."""
 
 
-def cells_needed(prefix: int, suffixes: Sequence[int], max_tokens: Sequence[int]) -> int:
-    """KV cells one call needs: the shared prefix once, then every sequence's suffix and completion."""
-    return prefix + sum(s + m for s, m in zip(suffixes, max_tokens, strict=True))
+def cells_needed(prefix: int, suffixes: Sequence[int], max_tokens: Sequence[int], unified: bool = False) -> int:
+    """KV cells one call needs in each sequence's stream (the longest prompt and completion), or in
+    the one pool of a unified cache (the shared prefix once, then every suffix and completion)."""
+    ends = [s + m for s, m in zip(suffixes, max_tokens, strict=True)]
+    return prefix + (sum(ends) if unified else max(ends, default=0))
 
 
 class BatchDecoder:
@@ -56,9 +65,22 @@ class BatchDecoder:
     threads : CPU threads.
     n_batch : the most tokens one ``llama_decode`` takes (prompts are cut to this size).
     n_ubatch : the micro-batch llama.cpp computes at once.
+    unified : one cell pool for all sequences instead of a stream each (measured slower; kept
+        for ``benchmarks/live.py``, which measures both).
+    flash : flash attention.
     """
 
-    def __init__(self, llm, n_ctx: int, n_seq: int, threads: int, n_batch: int = 512, n_ubatch: int = 512):
+    def __init__(
+        self,
+        llm,
+        n_ctx: int,
+        n_seq: int,
+        threads: int,
+        n_batch: int = 512,
+        n_ubatch: int = 512,
+        unified: bool = False,
+        flash: bool = True,
+    ):
         import llama_cpp
         from llama_cpp import _internals
 
@@ -75,13 +97,14 @@ class BatchDecoder:
         params.n_ubatch = int(min(n_ubatch, n_batch))
         params.n_seq_max = self.n_seq
         params.n_threads = params.n_threads_batch = int(threads)
-        # One cell pool for all sequences: the prefix's cells are shared, never copied.
-        params.kv_unified = True
+        params.kv_unified = bool(unified)
         # Measured on 2 cores with 32 sequences: 2.1x the sequential rate with flash attention, 1.55x without.
-        params.flash_attn_type = llama_cpp.LLAMA_FLASH_ATTN_TYPE_ENABLED
+        params.flash_attn_type = llama_cpp.LLAMA_FLASH_ATTN_TYPE_ENABLED if flash else llama_cpp.LLAMA_FLASH_ATTN_TYPE_DISABLED
         params.no_perf = True
         self._ctx = _internals.LlamaContext(model=llm._model, params=params, verbose=False)
         self.n_ctx = llama_cpp.llama_n_ctx(self._ctx.ctx)
+        self.unified = bool(unified)
+        self.cells = self.n_ctx if self.unified else self.n_ctx // self.n_seq  # what cells_needed is held to
         self.n_batch = int(n_batch)
         self._batch = llama_cpp.llama_batch_init(self.n_batch, 0, self.n_seq)
         self._vocab = llama_cpp.llama_model_get_vocab(llm._model.model)
@@ -139,9 +162,9 @@ class BatchDecoder:
         """(sequences, tokens): the next-token probability of each of ``tokens`` after each prompt."""
         from hivemind.live.probe import softmax_at
 
-        need = cells_needed(len(prefix), [len(s) for s in suffixes], [0] * len(suffixes))
-        if len(suffixes) > self.n_seq or need > self.n_ctx:
-            raise BatchTooLarge(f"{len(suffixes)} prompts of {need} cells for {self.n_seq} sequences of {self.n_ctx} cells")
+        need = cells_needed(len(prefix), [len(s) for s in suffixes], [0] * len(suffixes), self.unified)
+        if len(suffixes) > self.n_seq or need > self.cells:
+            raise BatchTooLarge(f"{len(suffixes)} prompts needing {need} cells for {self.n_seq} sequences of {self.cells} cells")
         out = np.empty((len(suffixes), len(tokens)))
         for idx, k in self._prompts([int(t) for t in prefix], [[int(t) for t in s] for s in suffixes]):
             out[k] = softmax_at(self._logits(idx), tokens)
@@ -204,8 +227,8 @@ class BatchDecoder:
         Raises
         ------
         BatchTooLarge
-            If the prefix, the suffixes and ``max_tokens`` completions do not fit ``n_ctx``
-            cells, or there are more suffixes than sequences.
+            If a sequence's prefix, suffix and ``max_tokens`` completion do not fit its
+            stream's cells, or there are more suffixes than sequences.
         """
         prefix = [int(t) for t in prefix]
         suffixes = [[int(t) for t in s] for s in suffixes]
@@ -216,10 +239,13 @@ class BatchDecoder:
             raise ValueError("an agent's part of the prompt is empty")
         extra = [len(q) + 1 for q in asked] if asked is not None else [0] * n
         need = cells_needed(
-            len(prefix), [len(s) for s in suffixes], [s.max_tokens + e for s, e in zip(samplings, extra, strict=True)]
+            len(prefix),
+            [len(s) for s in suffixes],
+            [s.max_tokens + e for s, e in zip(samplings, extra, strict=True)],
+            self.unified,
         )
-        if need > self.n_ctx:
-            raise BatchTooLarge(f"needs {need} KV cells, the context has {self.n_ctx}")
+        if need > self.cells:
+            raise BatchTooLarge(f"needs {need} KV cells, the context has {self.cells} per sequence")
         lc = self._lc
         t0 = time.perf_counter()
         # Greedy sequences need no chain: ``_take`` takes their argmax directly.
