@@ -63,8 +63,8 @@ def scaffolding(prompt_name: str, prompt: str, clean: bool = True) -> dict:
         raw_rate.append(sum(both.find(r.get("raw_text", r["text"])) for r in mine) / len(mine))
         clean_rate.append(sum(both.find(r["text"]) for r in mine) / len(mine))
     # The last round's messages as written (raw) and as kept (clean), both embedders.
+    from hivemind.live.backends import load_population
     from hivemind.live.embedders import minilm
-    from hivemind.live.run import load_population
 
     pop, _ = load_population(load_scenario(SCENARIO, [*over, 'live.embedding_model="self"']), say=lambda s: None)
     embedders = {"minilm": Embedder(minilm(2, say=lambda s: None)), "self": Embedder(pop.embedder)}

@@ -27,9 +27,8 @@ import xarray as xr
 from _common import FIGURES, ROOT, write_numbers
 
 from hivemind import load_scenario
-from hivemind.live.cleaner import Scaffold
-from hivemind.live.conversation import Embedder, _message, in_neighbours
-from hivemind.live.run import load_population
+from hivemind.live.backends import load_population
+from hivemind.live.conversation import Room
 
 SCENARIO = ROOT / "analysis" / "live32.toml"
 RUN = ROOT / "runs" / "analysis_population" / "seed_0"
@@ -58,15 +57,10 @@ def main() -> None:
     spec = scenario.live
     records = [json.loads(line) for line in (RUN / "transcript.jsonl").open()]
     written = {(r["round"], r["index"]): r for r in records if r.get("kind") == "message"}
-    labels = [str(v) for v in scenario.arrays.labels]
-    agents = [i for i in range(len(labels)) if i != scenario.anchor_index]
-    hears = in_neighbours(scenario)
     pop, _ = load_population(scenario, say=lambda s: None)
-    model = spec.model_of(0)
-    backend = pop.generators[model]
-    embed = Embedder(pop.embedder)
-    scaffold = Scaffold.of((spec.prompt, spec.opening_prompt, spec.neighbour_line), labels)
-    shared = {"anchor": spec.anchor_text, "rule": spec.rule.describe()}
+    room = Room.of(scenario, pop)
+    labels, agents, embed, scaffold = room.labels, room.agents, room.embed, room.scaffold
+    backend = pop.generators[spec.model_of(0)]
     keys = jax.random.split(jax.random.key(SEED), len(ROUNDS) * REPLICATES)
     seeds = np.asarray(jax.vmap(lambda k: jax.random.randint(k, (len(agents),), 0, 2**31 - 1))(keys))
     ds = xr.open_dataset(RUN / "live.nc")
@@ -81,32 +75,18 @@ def main() -> None:
                 for i in agents:
                     if written[(r, i)]["text"]:
                         latest[i] = (written[(r, i)]["text"], r)
-            recs = []
+            requests = []
             for k, i in enumerate(agents):
-                sampling = spec.sampling("stochastic", k)
-                rec = _message(
-                    scenario,
-                    backend,
-                    sampling,
-                    backend.chat_wrap(),
-                    backend.n_ctx - spec.max_tokens,
-                    shared,
-                    rnd,
-                    i,
-                    k,
-                    labels,
-                    hears,
-                    latest,
-                )
+                rec, request = room.message(k, i, "stochastic", rnd, latest)
                 if rec["prompt_sha256"] != written[(rnd, i)]["prompt_sha256"]:
                     raise SystemExit(f"round {rnd}, agent {labels[i]}: the rebuilt prompt differs from the transcript's")
-                recs.append((rec, sampling))
+                requests.append(request)
             draws = [[embed(latest_text) for latest_text in [written[(rnd, i)]["text"] or latest[i][0] for i in agents]]]
             for rep in range(REPLICATES):
                 gens = backend.generate_batch(
-                    recs[0][0]["_prefix"],
-                    [r["_suffix"] for r, _ in recs],
-                    [s for _, s in recs],
+                    requests[0].prefix,
+                    [r.suffix for r in requests],
+                    [r.sampling for r in requests],
                     seeds[n * REPLICATES + rep].tolist(),
                 )
                 texts = [scaffold.clean(g.text).text or latest[i][0] for g, i in zip(gens, agents, strict=True)]

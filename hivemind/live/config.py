@@ -36,6 +36,7 @@ DEFAULT_MODEL = "default"
 # Keys added after transcripts were written: left out of to_dict (and so of the fingerprint) at
 # their default, so that a transcript written before them still resumes.
 ADDED_WITH_DEFAULTS = (
+    "probe_every",
     "chat_models",
     "clean",
     "groups",
@@ -135,6 +136,7 @@ class LiveSpec:
     probe: bool = False  # ask every agent after every message how much it agrees (hivemind.live.probe)
     probe_form: str = "auto"  # a form of hivemind.live.probe.FORMS, or "auto": the best on the check set per model
     probe_statement: str | None = None  # what the probe and the stances are about (default: the anchor's message)
+    probe_every: int = 1  # probe rounds 0, k, 2k, ... and the last (long runs: the question costs prompt tokens)
     rule: Rule | None = field(default=None, compare=False, repr=False)
 
     @property
@@ -183,6 +185,10 @@ class LiveSpec:
     def distinct_models(self) -> tuple[str, ...]:
         """Every generation model once, in the order agents first use it."""
         return tuple(dict.fromkeys(self.models or (self.model,)))
+
+    def probed(self, rnd: int) -> bool:
+        """Whether round ``rnd``'s messages are probed: every ``live.probe_every``-th round from 0, and the last."""
+        return self.probe and (rnd % self.probe_every == 0 or rnd == self.rounds)
 
     def batch_size(self, agents: int) -> int:
         """How many agents one call decodes (0: the sequential path)."""
@@ -356,6 +362,9 @@ def parse_live(r, labels: list, anchor: int | None) -> LiveSpec:
         "live", "probe_form", "str", DEFAULT["probe_form"], check=lambda v: None if v in forms else f"must be one of {forms}"
     )
     probe_statement = r.get("live", "probe_statement", "str", None, check=nonempty)
+    probe_every = r.get("live", "probe_every", "int", DEFAULT["probe_every"], check=positive_int)
+    if probe_every != 1 and not probe:
+        raise r.error("live.probe_every", "applies to live.probe = true only")
     stances = _per_agent(
         r, "stances", labels, anchor, "int", lambda v: None if -2 <= v <= 2 else "must be an integer from -2 to 2", "stance"
     )
@@ -436,6 +445,7 @@ def parse_live(r, labels: list, anchor: int | None) -> LiveSpec:
         probe=probe,
         probe_form=probe_form,
         probe_statement=probe_statement,
+        probe_every=probe_every,
         rule=rule,
     )
 

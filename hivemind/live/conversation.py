@@ -17,19 +17,19 @@ import hashlib
 import json
 import platform
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from hivemind.errors import InputError
-from hivemind.live.backends.base import Backend, ProbeRequest
+from hivemind.live.backends.base import Backend, Embedder, Generation, Population, ProbeRequest, Request
 from hivemind.live.cleaner import Scaffold
 from hivemind.live.config import DECODINGS, LiveSpec, read_live
 from hivemind.live.metrics import mean_pairwise_distance, round_metrics, state_id, vendi_score
 from hivemind.live.probe import LOW_MASS, Form, read
-from hivemind.live.prompts import PromptTooLong, build_prompt
+from hivemind.live.prompts import Prompt, PromptTooLong, build_prompt
 from hivemind.scenario import Scenario
 
 TRANSCRIPT = "transcript.jsonl"
@@ -72,24 +72,20 @@ def peer_edges(scenario: Scenario) -> tuple[np.ndarray, np.ndarray]:
 
 
 def discussions(hears: dict[int, list[int]], agents: list[int]) -> list[int] | None:
-    """Each agent's discussion (a connected component of who hears whom, numbered by its first
-    agent in graph order); None when everyone is in one discussion."""
-    parent = {i: i for i in agents}
+    """Each agent's discussion (a weakly connected component of who hears whom, numbered by its
+    first agent in graph order); None when everyone is in one discussion."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
 
-    def root(i):
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
-
-    for i in agents:
-        for j in hears[i]:
-            a, b = root(i), root(j)
-            if a != b:
-                parent[max(a, b)] = min(a, b)
-    roots = [root(i) for i in agents]
-    number = {r: k for k, r in enumerate(dict.fromkeys(roots))}
-    return None if len(number) < 2 else [number[r] for r in roots]
+    index = {i: k for k, i in enumerate(agents)}
+    rows = [index[i] for i in agents for _ in hears[i]]
+    cols = [index[j] for i in agents for j in hears[i]]
+    graph = coo_matrix((np.ones(len(rows)), (rows, cols)), shape=(len(agents), len(agents)))
+    n, labels = connected_components(graph, directed=True, connection="weak")
+    if n < 2:
+        return None
+    number = {c: k for k, c in enumerate(dict.fromkeys(labels.tolist()))}
+    return [number[c] for c in labels.tolist()]
 
 
 def message_seeds(seed: int, decodings: tuple[str, ...], rounds: int, n_nodes: int) -> np.ndarray:
@@ -269,42 +265,17 @@ def embedder_key(spec: LiveSpec) -> str:
     return "live.model" if spec.embedding_model == "self" else "live.embedding_model"
 
 
-class Embedder:
+class Embeddings:
     """Unit-norm embeddings, each text embedded once."""
 
-    def __init__(self, backend: Backend):
-        self.backend = backend
+    def __init__(self, embedder: Embedder):
+        self.embedder = embedder
         self.cache: dict[str, np.ndarray] = {}
 
     def __call__(self, text: str) -> np.ndarray:
         if text not in self.cache:
-            self.cache[text] = _unit(np.asarray(self.backend.embed(text), dtype=np.float64))
+            self.cache[text] = _unit(np.asarray(self.embedder.embed(text), dtype=np.float64))
         return self.cache[text]
-
-
-@dataclass
-class Population:
-    """The backends of a run: one per distinct generation model (keyed as ``live.model`` writes it)
-    and the one that embeds every text, so that distances do not depend on who wrote it."""
-
-    generators: dict[str, Backend]
-    embedder: Backend
-
-    @classmethod
-    def of(cls, spec: LiveSpec, backend: Backend | Population) -> Population:
-        """``backend`` as it is, or one backend serving every model of ``spec`` and the embeddings."""
-        if isinstance(backend, Population):
-            return backend
-        return cls({m: backend for m in spec.distinct_models}, backend)
-
-    @property
-    def first(self) -> Backend:
-        return next(iter(self.generators.values()))
-
-    def close(self) -> None:
-        """Close every backend once (one may serve several models and the embeddings)."""
-        for b in {id(b): b for b in [*self.generators.values(), self.embedder]}.values():
-            b.close()
 
 
 def header_for(scenario: Scenario, backend: Backend | Population, model_path: str | dict[str, str]) -> dict:
@@ -349,6 +320,104 @@ class Asking:
         return read(probabilities, self.request.marks.answer, self.form.values).to_dict()
 
 
+@dataclass(frozen=True)
+class Pending:
+    """A message of a round before it is in the transcript: the agent's node index, its record so
+    far (the transcript line without what generation adds) and the prompt to decode or probe."""
+
+    index: int
+    record: dict
+    request: Request
+
+
+@dataclass
+class Room:
+    """What every round of a run reads: who speaks, who hears whom, the prompts' shared pieces,
+    the backends, and the messages the transcript already holds."""
+
+    scenario: Scenario
+    population: Population
+    probes: dict[str, Asking]
+    labels: list[str]
+    agents: list[int]
+    hears: dict[int, list[int]]
+    conversations: list[int] | None
+    seeds: np.ndarray
+    wraps: dict[str, tuple[str, str]]
+    scaffold: Scaffold
+    shared: dict[str, str]
+    done: dict[tuple, dict]
+    embed: Embeddings
+    anchor_vec: np.ndarray | None
+
+    @property
+    def spec(self) -> LiveSpec:
+        return self.scenario.live
+
+    @classmethod
+    def of(
+        cls,
+        scenario: Scenario,
+        backend: Backend | Population,
+        records: Sequence[dict] = (),
+        probes: dict[str, Asking] | None = None,
+    ) -> Room:
+        """The run's fixed parts, with the messages of ``records`` (a transcript's) as done; embeds the
+        anchor (or the topic) first, so that a broken embedder fails before round 0."""
+        scenario = read_live(scenario)
+        spec: LiveSpec = scenario.live
+        pop = Population.of(spec, backend)
+        labels = [str(v) for v in scenario.arrays.labels]
+        anchor = anchor_of(scenario)
+        agents = [i for i in range(len(labels)) if i != anchor]
+        hears = in_neighbours(scenario)
+        embed = Embeddings(pop.embedder)
+        try:
+            anchor_vec = embed(spec.anchor_text) if spec.anchored else None
+            if anchor_vec is None:
+                embed(spec.topic)
+        except LiveError as e:
+            raise LiveError(f"{scenario.source}: {embedder_key(spec)}: {e} (it gives no usable embeddings)") from None
+        return cls(
+            scenario=scenario,
+            population=pop,
+            probes=probes or {},
+            labels=labels,
+            agents=agents,
+            hears=hears,
+            # An anchor heard by everyone joins them all into one discussion.
+            conversations=discussions(hears, agents) if anchor is None else None,
+            seeds=message_seeds(spec.seed, spec.decodings, spec.rounds, len(labels)),
+            wraps={m: b.chat_wrap() for m, b in pop.generators.items()},
+            scaffold=Scaffold.of((spec.prompt, spec.opening_prompt, spec.neighbour_line), labels),
+            shared={"anchor": spec.anchor_text or "", "rule": spec.rule.describe() if spec.rule else "", "topic": spec.topic},
+            done={(r["decoding"], r["round"], r["index"]): r for r in records},
+            embed=embed,
+            anchor_vec=anchor_vec,
+        )
+
+    def message(self, k: int, i: int, decoding: str, rnd: int, latest: dict) -> tuple[dict, Request | None]:
+        """Agent ``i``'s (the ``k``-th agent's) transcript record of round ``rnd`` before generation, and
+        the request that writes it or, for a given message that is probed, the prompt it is probed after
+        (None for a given message that is not). ``latest``: agent -> (its latest text, round written)."""
+        spec = self.spec
+        model = spec.model_of(k)
+        b = self.population.generators[model]
+        sampling = spec.sampling(decoding, k)
+        asking = self.probes.get(model) if spec.probed(rnd) else None
+        # The probe's question follows the message in the same window.
+        budget = b.n_ctx - spec.max_tokens - (len(asking.request.question) + 1 if asking else 0)
+        rec, prompt = _message(self, b, sampling, self.wraps[model], budget, rnd, i, k, latest)
+        seed = int(self.seeds[spec.decodings.index(decoding), rnd, i])
+        # The run's decoding, even for an agent whose temperature 0 makes it decode greedily.
+        rec |= {"decoding": decoding, "seed": seed, "model_sha256": b.model_sha256}
+        if prompt is None:
+            return rec, None
+        label = f"{decoding} round {rnd}, agent {self.labels[i]}"
+        probe = asking.request if asking else None
+        return rec, Request(model, prompt.prefix_tokens, prompt.suffix_tokens, sampling, seed, label, probe)
+
+
 def converse(
     scenario: Scenario,
     backend: Backend | Population,
@@ -368,95 +437,65 @@ def converse(
     that model is followed by the probe's question, and its reading goes into the record.
     ``on_round(trajectories)`` is called after each finished round, to save what exists.
     """
-    scenario = read_live(scenario)
-    spec: LiveSpec = scenario.live
-    probes = probes or {}
-    pop = Population.of(spec, backend)
-    labels = [str(v) for v in scenario.arrays.labels]
-    anchor = anchor_of(scenario)
-    agents = [i for i in range(len(labels)) if i != anchor]
-    hears = in_neighbours(scenario)
-    # An anchor heard by everyone joins them all into one discussion.
-    conversations = discussions(hears, agents) if anchor is None else None
-    seeds = message_seeds(spec.seed, spec.decodings, spec.rounds, len(labels))
-    done = {(r["decoding"], r["round"], r["index"]): r for r in transcript.records}
-    embed = Embedder(pop.embedder)
-    try:
-        anchor_vec = embed(spec.anchor_text) if spec.anchored else None
-        if anchor_vec is None:
-            embed(spec.topic)  # a first embedding, so that a broken embedder fails before round 0
-    except LiveError as e:
-        raise LiveError(f"{scenario.source}: {embedder_key(spec)}: {e} (it gives no usable embeddings)") from None
-    wraps = {m: b.chat_wrap() for m, b in pop.generators.items()}
-    scaffold = Scaffold.of((spec.prompt, spec.opening_prompt, spec.neighbour_line), labels)
-    shared = {"anchor": spec.anchor_text or "", "rule": spec.rule.describe() if spec.rule else "", "topic": spec.topic}
+    room = Room.of(scenario, backend, transcript.records, probes)
+    spec = room.spec
     trajectories = []
-    for d, decoding in enumerate(spec.decodings):
-        traj = Trajectory(decoding, agents, anchor_embedding=anchor_vec, conversations=conversations, stances=spec.stances)
+    for decoding in spec.decodings:
+        traj = Trajectory(decoding, room.agents, [], [], [], room.anchor_vec, room.conversations, spec.stances)
         trajectories.append(traj)
         latest: dict[int, tuple[str, int]] = {}  # agent -> (text, round written)
         for rnd in range(spec.rounds + 1):
             t0 = time.perf_counter()
-            made = reused = 0
-            outputs: dict[int, dict] = {}
-            to_generate: dict[str, list[tuple[int, dict]]] = {}  # model -> [(agent, record before generation)]
-            given: dict[str, list[tuple[int, dict]]] = {}  # model -> given messages to probe
-            for k, i in enumerate(agents):
-                model = spec.model_of(k)
-                b = pop.generators[model]
-                sampling = spec.sampling(decoding, k)
-                asking = probes.get(model)
-                # The probe's question follows the message in the same window.
-                budget = b.n_ctx - spec.max_tokens - (len(asking.request.question) + 1 if asking else 0)
-                rec = _message(scenario, b, sampling, wraps[model], budget, shared, rnd, i, k, labels, hears, latest, asking)
-                # The run's decoding, even for an agent whose temperature 0 makes it decode greedily.
-                rec |= {"decoding": decoding, "seed": int(seeds[d, rnd, i]), "model_sha256": b.model_sha256}
-                if rec["generated"]:
-                    to_generate.setdefault(model, []).append((i, rec | {"_sampling": sampling}))
-                elif (decoding, rnd, i) in done:
-                    outputs[i], reused = done[(decoding, rnd, i)], reused + 1
-                elif asking is not None:
-                    given.setdefault(model, []).append((i, rec))
-                else:
-                    transcript.append(rec)
-                    outputs[i], made = rec, made + 1
-            for model, items in given.items():
-                made += _probe_given(pop.generators[model], probes[model], items, outputs, transcript)
-            served = {m: p for m, p in to_generate.items() if pop.generators[m].concurrent}
-            if served:  # one server backend for all its models: the round's requests in flight together
-                m, r = _decode_each(
-                    pop.generators[next(iter(served))], served, (decoding, rnd), done, outputs, transcript, scaffold, spec, probes
-                )
-                made, reused = made + m, reused + r
-            for model, pending in to_generate.items():
-                if model in served:
-                    continue
-                size = spec.batch_size(len(pending))
-                b = pop.generators[model]
-                m, r = _decode(b, pending, size, (decoding, rnd), done, outputs, transcript, scaffold, spec, probes.get(model))
-                made, reused = made + m, reused + r
-            _speak(latest, outputs, agents, rnd, spec, labels)
-            texts = [latest[i][0] for i in agents]
-            traj.texts.append(texts)
-            vectors = np.stack([embed(t) for t in texts])
-            traj.embeddings.append(vectors)
-            row = _round(
-                decoding,
-                rnd,
-                texts,
-                vectors,
-                anchor_vec,
-                [outputs[i] for i in agents],
-                [labels[i] for i in agents],
-                spec,
-                conversations,
-            )
-            traj.rows.append(row)
+            outputs, made, reused = _write_round(room, transcript, decoding, rnd, latest)
+            _speak(latest, outputs, room.agents, rnd, spec, room.labels)
+            row = _measure_round(room, traj, decoding, rnd, latest, outputs)
             if on_round is not None:
                 on_round(trajectories)
             what = f"{made} written" + (f", {reused} from the transcript" if reused else "")
             say(f"  {decoding} round {rnd}/{spec.rounds}: {what}; {describe_round(row)} ({time.perf_counter() - t0:.1f} s)")
     return trajectories
+
+
+def _write_round(room: Room, transcript: Transcript, decoding: str, rnd: int, latest: dict) -> tuple[dict, int, int]:
+    """Every agent's message of round ``rnd``: taken from the transcript, given, or generated (each
+    backend's messages together); returns (agent -> record, messages written, messages reused)."""
+    spec, pop = room.spec, room.population
+    outputs: dict[int, dict] = {}
+    made = reused = 0
+    to_generate: dict[int, tuple[Backend, list[Pending]]] = {}  # by backend: one may serve several models
+    given: dict[str, list[Pending]] = {}  # model -> given messages to probe
+    for k, i in enumerate(room.agents):
+        rec, request = room.message(k, i, decoding, rnd, latest)
+        model = spec.model_of(k)
+        if rec["generated"]:
+            b = pop.generators[model]
+            to_generate.setdefault(id(b), (b, []))[1].append(Pending(i, rec, request))
+        elif (decoding, rnd, i) in room.done:
+            outputs[i], reused = room.done[(decoding, rnd, i)], reused + 1
+        elif request is not None:
+            given.setdefault(model, []).append(Pending(i, rec, request))
+        else:
+            transcript.append(rec)
+            outputs[i], made = rec, made + 1
+    for model, items in given.items():
+        made += _probe_given(pop.generators[model], room.probes[model], items, outputs, transcript)
+    for b, items in to_generate.values():
+        m, r = _generate(room, b, items, (decoding, rnd), outputs, transcript)
+        made, reused = made + m, reused + r
+    return outputs, made, reused
+
+
+def _measure_round(room: Room, traj: Trajectory, decoding: str, rnd: int, latest: dict, outputs: dict) -> Round:
+    """Embed the round's states, measure them, and add both to the trajectory."""
+    texts = [latest[i][0] for i in room.agents]
+    traj.texts.append(texts)
+    vectors = np.stack([room.embed(t) for t in texts])
+    traj.embeddings.append(vectors)
+    recs = [outputs[i] for i in room.agents]
+    names = [room.labels[i] for i in room.agents]
+    row = _round(decoding, rnd, texts, vectors, room.anchor_vec, recs, names, room.spec, room.conversations)
+    traj.rows.append(row)
+    return row
 
 
 def describe_round(row: Round) -> str:
@@ -477,85 +516,41 @@ def describe_round(row: Round) -> str:
     return ", ".join(parts) or f"{m['distinct_outputs']} distinct messages"
 
 
-def _probe_given(backend, asking: Asking, items, outputs: dict, transcript) -> int:
+def _probe_given(backend: Backend, asking: Asking, items: list[Pending], outputs: dict, transcript: Transcript) -> int:
     """Probe the given (not generated) messages of one model in one call, then record them."""
-    suffixes = [[*rec["_suffix"], *backend.tokenize(rec["text"], False), *asking.request.question] for _, rec in items]
-    probs = backend.probe(items[0][1]["_prefix"], suffixes, asking.request.marks)
-    for (i, rec), p in zip(items, probs, strict=True):
-        rec = {k: v for k, v in rec.items() if not k.startswith("_")} | asking.reading(p)
+    question = asking.request.question
+    suffixes = [[*p.request.suffix, *backend.tokenize(p.record["text"], False), *question] for p in items]
+    first = items[0].request
+    probs = backend.probe(first.prefix, suffixes, asking.request.marks, first.model)
+    for p, probabilities in zip(items, probs, strict=True):
+        rec = p.record | asking.reading(probabilities)
         transcript.append(rec)
-        outputs[i] = rec
+        outputs[p.index] = rec
     return len(items)
 
 
-def _decode(backend, pending, size: int, key: tuple, done: dict, outputs: dict, transcript, scaffold, spec, asking=None):
-    """Decode one model's ``pending`` messages of round ``key`` = (decoding, round) in batches of
-    ``size`` (0: one by one), into ``outputs`` and the transcript; returns (written, reused).
-
-    A batch of which the transcript holds only some messages is decoded again whole and only
-    the missing ones are kept, so a resumed round sees the same batches as an uninterrupted one.
-    """
-    made = reused = 0
-    step = max(size, 1)
-    request = asking.request if asking else None
-    for start in range(0, len(pending), step):
-        group = pending[start : start + step]
-        for i, _ in group:
-            if (*key, i) in done:
-                outputs[i], reused = done[(*key, i)], reused + 1
-        if all((*key, i) in done for i, _ in group):
-            continue
-        if size == 0:
-            ((i, rec),) = group
-            gens = [backend.generate(rec["_prefix"], rec["_suffix"], rec["_sampling"], rec["seed"], request)]
-        else:
-            gens = backend.generate_batch(
-                group[0][1]["_prefix"],
-                [rec["_suffix"] for _, rec in group],
-                [rec["_sampling"] for _, rec in group],
-                [rec["seed"] for _, rec in group],
-                request,
-            )
-        for (i, rec), gen in zip(group, gens, strict=True):
-            if (*key, i) not in done:
-                rec = _generated(rec, gen, scaffold, spec.clean, len(group) if size else 0, asking)
-                transcript.append(rec)
-                outputs[i], made = rec, made + 1
-    return made, reused
-
-
-def _decode_each(backend, pending: dict, key: tuple, done: dict, outputs: dict, transcript, scaffold, spec, probes):
-    """Every message of round ``key`` that the transcript lacks, for all models of ``pending`` at
-    once through ``backend.generate_each``; each goes to the transcript as it arrives."""
-    from hivemind.live.backends.server import Request, prompt_text
-
-    made = reused = 0
-    jobs = []
-    for model, items in pending.items():
-        asking = probes.get(model)
-        for i, rec in items:
-            if (*key, i) in done:
-                outputs[i], reused = done[(*key, i)], reused + 1
-                continue
-            text = prompt_text(rec["_prefix"], rec["_suffix"])
-            label = f"{key[0]} round {key[1]}, agent {rec['agent']}"
-            req = Request(model, text, rec["_sampling"], rec["seed"], label, asking.request if asking else None)
-            jobs.append((i, rec, req, asking))
-    for k, gen in backend.generate_each([req for _, _, req, _ in jobs]):
-        i, rec, _, asking = jobs[k]
-        rec = _generated(rec, gen, scaffold, spec.clean, 0, asking)
-        # The prompt's length in the server's tokens; the characters the budget counted instead.
-        rec["prompt_chars"] = rec.pop("prompt_tokens")
-        rec.pop("prefix_tokens", None)
-        rec["prompt_tokens"] = gen.prompt_tokens
+def _generate(
+    room: Room, backend: Backend, items: list[Pending], key: tuple, outputs: dict, transcript: Transcript
+) -> tuple[int, int]:
+    """One backend's messages of round ``key`` = (decoding, round) that the transcript lacks, each
+    recorded as it arrives; returns (written, reused). The backend decodes a batch holding a
+    message the transcript has whole again, so a resumed round sees an uninterrupted one's batches."""
+    spec = room.spec
+    skip = {n for n, p in enumerate(items) if (*key, p.index) in room.done}
+    for n in skip:
+        outputs[items[n].index] = room.done[(*key, items[n].index)]
+    made = 0
+    for n, gen in backend.generate_each([p.request for p in items], spec.batch_size(len(items)), skip):
+        p = items[n]
+        rec = _generated(p.record, gen, room.scaffold, spec.clean, room.probes.get(p.request.model))
         transcript.append(rec)
-        outputs[i], made = rec, made + 1
-    return made, reused
+        outputs[p.index], made = rec, made + 1
+    return made, len(skip)
 
 
-def _generated(rec: dict, gen, scaffold, clean: bool, batch_size: int, asking: Asking | None = None) -> dict:
+def _generated(rec: dict, gen: Generation, scaffold: Scaffold, clean: bool, asking: Asking | None = None) -> dict:
     """A generated message's record: its text (cleaned of prompt scaffolding) and how it was decoded."""
-    rec = {k: v for k, v in rec.items() if not k.startswith("_")}
+    rec = dict(rec)
     cleaned = scaffold.clean(gen.text)
     text = cleaned.text if clean else gen.text
     if cleaned.malformed:  # the raw output stays in the transcript beside what was kept
@@ -565,10 +560,12 @@ def _generated(rec: dict, gen, scaffold, clean: bool, batch_size: int, asking: A
         "sha256": state_id(text),
         "empty": not text,
         "malformed": cleaned.malformed,
+        "prompt_tokens": gen.prompt_tokens,
+        **({} if gen.prefix_tokens is None else {"prefix_tokens": gen.prefix_tokens}),
         "completion_tokens": gen.completion_tokens,
         "prefix_cached": gen.prefix_cached,
         "finish_reason": gen.finish_reason,
-        "batch_size": batch_size,
+        "batch_size": gen.batch_size,
         "seconds": round(gen.seconds, 4),
         **(gen.extra or {}),
     }
@@ -609,7 +606,7 @@ def _round(decoding, rnd, texts, vectors, anchor_vec, recs, names, spec, convers
         metrics["embedding_distance_to_anchor"] = float(np.mean(distances))
     metrics["vendi_score"] = vendi_score(vectors)
     metrics["mean_pairwise_distance"] = mean_pairwise_distance(vectors)
-    if any("probe" in r for r in recs):
+    if spec.probe:  # a round left out by live.probe_every has empty probe columns
         for key in ("probe", "probe_entropy", "probe_mass"):
             per_agent[key] = [float(r.get(key, np.nan)) for r in recs]
         values = np.asarray(per_agent["probe"])
@@ -650,7 +647,7 @@ def _within(conversations, vectors, probe) -> dict:
     if i.size:
         out["within_discussion_distance"] = float(np.mean(geodesic(vectors[i], vectors[j])))
         if probe is not None:
-            gap = np.abs(np.asarray(probe)[i] - np.asarray(probe)[j])
+            gap = np.abs(np.asarray(probe, float)[i] - np.asarray(probe, float)[j])
             out["within_discussion_probe_gap"] = float(np.nanmean(gap)) if np.isfinite(gap).any() else float("nan")
     return out
 
@@ -668,7 +665,8 @@ def _by_group(groups, texts, vectors, distances, jaccard, compliant, probe) -> d
             out[g]["jaccard_to_anchor"] = float(np.mean([jaccard[i] for i in k]))
             out[g]["embedding_distance_to_anchor"] = float(np.mean(distances[k]))
         if probe is not None:
-            out[g]["probe_mean"] = float(np.nanmean(np.asarray(probe)[k]))
+            mine_p = np.asarray(probe)[k]
+            out[g]["probe_mean"] = float(np.nanmean(mine_p)) if np.isfinite(mine_p).any() else float("nan")
         out[g] |= {
             "vendi_score": vendi_score(vectors[k]),
             "mean_pairwise_distance": mean_pairwise_distance(vectors[k]),
@@ -677,10 +675,13 @@ def _by_group(groups, texts, vectors, distances, jaccard, compliant, probe) -> d
     return out
 
 
-def _message(scenario, backend, sampling, wrap, budget, shared, rnd, i, k, labels, hears, latest, asking=None) -> dict:
-    """The transcript record of agent ``i``'s message in round ``rnd``, before generation (a given
-    first message is probed after the opening prompt, as if the agent had written it)."""
-    spec = scenario.live
+def _message(
+    room: Room, backend: Backend, sampling, wrap: tuple[str, str], budget: int, rnd: int, i: int, k: int, latest: dict
+) -> tuple[dict, Prompt | None]:
+    """Agent ``i``'s transcript record of round ``rnd`` before generation, and its prompt (None for
+    a given first message that is not probed; a probed one is asked after the opening prompt, as
+    if the agent had written it)."""
+    spec, labels = room.spec, room.labels
     rec = {
         "kind": "message",
         "decoding": sampling.decoding,
@@ -693,31 +694,28 @@ def _message(scenario, backend, sampling, wrap, budget, shared, rnd, i, k, label
     if given:
         text = spec.initial_texts[k]
         rec |= {"generated": False, "text": text, "sha256": state_id(text), "empty": not text.strip()}
-        if asking is None:
-            return rec
+        if spec.model_of(k) not in room.probes or not spec.probed(rnd):
+            return rec, None
     persona = spec.persona_of(k, labels[i])
     if rnd == 0:
         template, neighbours, own = spec.opening_prompt, [], ""
     else:
         template, own = spec.prompt, latest[i][0]
         # Oldest message first, so that a prompt too long for n_ctx loses the stalest news.
-        heard = sorted((latest[j][1], n, j) for n, j in enumerate(hears[i]) if j in latest)
+        heard = sorted((latest[j][1], n, j) for n, j in enumerate(room.hears[i]) if j in latest)
         neighbours = [(labels[j], latest[j][0]) for _, _, j in heard]
     fields = {"agent": labels[i], "persona": persona, "own": own, "round": rnd}
     try:
-        prompt = build_prompt(template, shared, fields, neighbours, backend.tokenize, budget, wrap, spec.neighbour_line)
+        prompt = build_prompt(template, room.shared, fields, neighbours, backend.tokenize, budget, wrap, spec.neighbour_line)
     except PromptTooLong as e:
         raise LiveError(
-            f"{scenario.source}: live.n_ctx = {backend.n_ctx} is too small for agent {labels[i]} in round {rnd}: {e}"
+            f"{room.scenario.source}: live.n_ctx = {backend.n_ctx} is too small for agent {labels[i]} in round {rnd}: {e}"
         ) from None
     if given:
-        return rec | {"_prefix": prompt.prefix_tokens, "_suffix": prompt.suffix_tokens}
-    return rec | {
+        return rec, prompt
+    rec |= {
         "generated": True,
         "prompt_sha256": hashlib.sha256(prompt.text.encode()).hexdigest(),
-        "prompt_tokens": len(prompt.prefix_tokens) + len(prompt.suffix_tokens),
-        "prefix_tokens": len(prompt.prefix_tokens),
         "dropped_neighbours": prompt.dropped,
-        "_prefix": prompt.prefix_tokens,
-        "_suffix": prompt.suffix_tokens,
     }
+    return rec, prompt

@@ -159,6 +159,15 @@ LIVE_KEYS: tuple[Key, ...] = (
         '"Rivers lead home."',
     ),
     Key(
+        "live.probe_every",
+        "integer",
+        _d("probe_every"),
+        ">= 1, with live.probe = true",
+        "probe rounds 0, k, 2k, ... and the last only (the others' probe columns are empty)",
+        "2",
+        ("live.probe=true",),
+    ),
+    Key(
         "live.prompt",
         "string",
         "- (the default template)",

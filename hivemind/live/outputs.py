@@ -286,7 +286,8 @@ def summarize_live(
                 "final_probe": finite_or_none(last["probe_mean"]),
                 "initial_probe_sd": finite_or_none(first["probe_sd"]),
                 "final_probe_sd": finite_or_none(last["probe_sd"]),
-                "mean_probe_mass": float(np.mean([r.metrics["probe_mass"] for r in t.rows])),
+                # Over the probed rounds (live.probe_every leaves the others empty).
+                "mean_probe_mass": float(np.nanmean([r.metrics["probe_mass"] for r in t.rows])),
                 # Rounds in which the answers got less than LOW_MASS of the next-token probability.
                 "rounds_with_little_probe_mass": int(sum(r.metrics["probe_mass"] < LOW_MASS for r in t.rows)),
             }

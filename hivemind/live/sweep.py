@@ -140,7 +140,8 @@ def sweep_live(
     LiveError, ModelError
         As ``run_live``; every finished point stays on disk.
     """
-    from hivemind.live.run import load_population, run_live
+    from hivemind.live.backends import load_population
+    from hivemind.live.run import run_live
 
     scenario = read_live(scenario)
     out = Path(out)

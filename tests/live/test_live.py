@@ -495,7 +495,7 @@ def test_without_live_fit_there_is_no_fit_and_one_round_has_nothing_held_out(tmp
 def test_per_agent_temperatures_and_models_reach_each_agent(tmp_path):
     """Agents 1 and 3 on model "a", 2 and 4 on "b": one backend per model, each agent's own temperature,
     a temperature of 0 decoding greedily, and a separate embedder for every text."""
-    from hivemind.live.conversation import Population
+    from hivemind.live.backends import Population
 
     over = ['live.model=["a", "b", "a", "b"]', "live.temperature=[0.5, 0, 1.5, 0.9]", 'live.embedding_model="e"']
     a, b, e = FakeBackend(), FakeBackend(), FakeBackend(dim=16)
@@ -521,7 +521,8 @@ def test_per_agent_temperatures_and_models_reach_each_agent(tmp_path):
 
 
 def test_an_embedding_model_without_embeddings_is_one_line_and_keeps_the_transcript(tmp_path):
-    from hivemind.live.conversation import LiveError, Population
+    from hivemind.live.backends import Population
+    from hivemind.live.conversation import LiveError
 
     class Blank(FakeBackend):
         def embed(self, text):
@@ -611,7 +612,7 @@ def test_a_resume_with_the_same_settings_says_nothing_about_them(tmp_path):
 def test_a_mixed_population_is_measured_per_group(tmp_path):
     """Model "a" follows the anchor, model "b" writes its own words: rounds.csv, agents.csv,
     summary.json and live.nc carry each group's measures, recomputed here from the transcript."""
-    from hivemind.live.conversation import Population
+    from hivemind.live.backends import Population
 
     a = FakeBackend(respond=lambda prompt, seed: "the river is the road")
     b = FakeBackend(respond=lambda prompt, seed: f"my own view number {seed % 7}")

@@ -194,6 +194,35 @@ def test_a_resumed_run_ends_the_same(first_run, live_file, tmp_path):
     assert (tmp_path / "agents.csv").read_text() == (first_run / "agents.csv").read_text()
 
 
+def test_a_resumed_run_of_64_agents_in_batches_ends_the_same(tmp_path):
+    """64 agents on a ring, each with a KV stream of its own, in batches of 24 (three per round, the last
+    short): a run cut in the middle of round 2's second batch resumes to the uninterrupted run's
+    texts and measures, bit for bit (the cut batch is decoded again whole)."""
+    texts_64 = json.dumps([f"Agent {k} wants to go {['north', 'south', 'east', 'west'][k % 4]}." for k in range(64)])
+    path = tmp_path / "ring.toml"
+    path.write_text(
+        SCENARIO.replace('kind = "path_graph"', 'kind = "wheel_graph"')
+        .replace("n = 4", "n = 65")
+        .replace('["greedy", "stochastic"]', '"stochastic"')
+        .replace('["Red is the best colour.", "Green is calm.", "I prefer yellow."]', texts_64)
+        + "batch = 24\n"
+    )
+    whole, cut = tmp_path / "whole", tmp_path / "cut"
+    argv = ["live", str(path), "--formats", "png", "--quiet"]
+    assert main([*argv, "--out", str(whole)]) == 0
+    _, recs = records(whole)
+    assert len(recs) == 3 * 64 and {r["batch_size"] for r in recs if r["generated"]} == {24, 16}
+    lines = (whole / "transcript.jsonl").read_text().splitlines(keepends=True)
+    # Header, round 0 (64 given), round 1 (64), round 2's first batch and 10 of its second, then a torn line.
+    keep = 1 + 64 + 64 + 24 + 10
+    cut.mkdir()
+    (cut / "transcript.jsonl").write_text("".join(lines[:keep]) + lines[keep][:30])
+    assert main([*argv, "--out", str(cut), "--resume"]) == 0
+    assert texts(cut) == texts(whole)
+    assert (cut / "agents.csv").read_text() == (whole / "agents.csv").read_text()
+    assert (cut / "rounds.csv").read_text() == (whole / "rounds.csv").read_text()
+
+
 def _expected_distances(first_run, unit):
     """(observed, expected) embedding distances of agents.csv's greedy rows, with ``unit(text)`` the
     reference's unit embedding and each agent's latest message read from the transcript."""

@@ -174,3 +174,20 @@ def test_bad_stances_and_probe_keys_are_one_line_errors(change, key):
     text = SCENARIO.replace(line, change) if line else SCENARIO + change + "\n"
     with pytest.raises(ScenarioError, match=key):
         parse_scenario(text, file="probed.toml")
+
+
+def test_probe_every_probes_round_0_every_kth_round_and_the_last(tmp_path):
+    """live.probe_every = 2 over five rounds: rounds 0, 2, 4 and 5 are asked (the fake backend counts
+    the questions), the others' probe columns are empty, and the key needs live.probe."""
+    counts = {}
+    for every in (1, 2):
+        fake = FakeBackend(logits=logits_from_stance)
+        sc = parse_scenario(SCENARIO, file="probed.toml", overrides=["live.rounds=5", f"live.probe_every={every}"])
+        res = run_live(sc, tmp_path / str(every), backend=fake, say=lambda s: None)
+        counts[every] = len(fake.probed)
+        rows = res.trajectories[0].rows
+        probed = [r.round for r in rows if np.isfinite(r.metrics["probe_mean"])]
+        assert probed == ([0, 1, 2, 3, 4, 5] if every == 1 else [0, 2, 4, 5])
+    assert counts[1] - counts[2] == 2 * 3  # rounds 1 and 3 asked none of the three agents
+    with pytest.raises(ScenarioError, match=r"^probed\.toml: live\.probe_every applies to live\.probe = true only$"):
+        parse_scenario(SCENARIO, file="probed.toml", overrides=["live.probe=false", "live.probe_every=2"])

@@ -5,11 +5,11 @@ from __future__ import annotations
 import hashlib
 import re
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 
 import numpy as np
 
-from hivemind.live.backends.base import Generation, ProbeRequest
+from hivemind.live.backends.base import Generation, ProbeRequest, Request, in_batches
 from hivemind.live.config import Sampling
 from hivemind.live.probe import Form, Spellings, softmax_at, spellings
 
@@ -29,7 +29,6 @@ class FakeBackend:
 
     name = "fake"
     model_sha256 = "0" * 64
-    concurrent = False
 
     def __init__(
         self,
@@ -74,7 +73,7 @@ class FakeBackend:
     def _text(self, tokens: Sequence[int]) -> str:
         return " ".join(self._words[t] for t in tokens if t in self._words)
 
-    def probe(self, prefix: Sequence[int], suffixes: Sequence[Sequence[int]], marks: Spellings) -> np.ndarray:
+    def probe(self, prefix: Sequence[int], suffixes: Sequence[Sequence[int]], marks: Spellings, model: str = "") -> np.ndarray:
         out = []
         for suffix in suffixes:
             prompt = self._text(list(prefix) + list(suffix))
@@ -88,6 +87,8 @@ class FakeBackend:
     def generate(
         self, prefix: Sequence[int], suffix: Sequence[int], sampling: Sampling, seed: int, probe: ProbeRequest | None = None
     ) -> Generation:
+        if not suffix:
+            raise ValueError("the agent's part of the prompt is empty")
         cached = self._cached_prefix == tuple(prefix)
         if not cached:
             self.prefix_evaluations += 1
@@ -122,6 +123,11 @@ class FakeBackend:
             self.generate(prefix, s, sampling, seed if sampling.greedy else seed + 7919 * len(suffixes), probe)
             for s, sampling, seed in zip(suffixes, samplings, seeds, strict=True)
         ]
+
+    def generate_each(
+        self, requests: Sequence[Request], batch: int = 0, skip: Collection[int] = ()
+    ) -> Iterator[tuple[int, Generation]]:
+        return in_batches(self, requests, batch, skip)
 
     def embed(self, text: str) -> np.ndarray:
         v = np.full(self.dim, 0.05)  # an offset, so that no text embeds to the zero vector

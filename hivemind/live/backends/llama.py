@@ -13,12 +13,12 @@ import contextlib
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
 
-from hivemind.live.backends.base import Generation, ProbeRequest
+from hivemind.live.backends.base import Generation, ProbeRequest, Request, in_batches
 from hivemind.live.config import Sampling
 from hivemind.live.model import INSTALL_HINT, ModelError
 from hivemind.live.packaged import sha256_file
@@ -123,8 +123,6 @@ class LlamaBackend:
     that ``benchmarks/live.py`` measures the cache against. Results are the same either
     way, because the prefix is always evaluated on its own, in the same batches.
     """
-
-    concurrent = False
 
     def __init__(self, path: Path, n_ctx: int, threads: int, chat: str = "auto", reuse_prefix: bool = True, batch: int = 0):
         try:
@@ -237,7 +235,7 @@ class LlamaBackend:
     def check_probe(self, model: str) -> None:
         pass  # the logits are at hand in process
 
-    def probe(self, prefix: Sequence[int], suffixes: Sequence[Sequence[int]], marks: Spellings) -> np.ndarray:
+    def probe(self, prefix: Sequence[int], suffixes: Sequence[Sequence[int]], marks: Spellings, model: str = "") -> np.ndarray:
         """(prompts, spellings): the next-token probability of each spelling after every prompt."""
         decoder = self._decoder_of()
         out = []
@@ -315,6 +313,11 @@ class LlamaBackend:
         return [
             Generation(g.text, g.prompt_tokens, g.completion_tokens, False, g.finish_reason, share, probe=g.probe) for g in gens
         ]
+
+    def generate_each(
+        self, requests: Sequence[Request], batch: int = 0, skip: Collection[int] = ()
+    ) -> Iterator[tuple[int, Generation]]:
+        return in_batches(self, requests, batch, skip)
 
     def embed(self, text: str) -> np.ndarray:
         if self._embedder is None:

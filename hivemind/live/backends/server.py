@@ -28,13 +28,12 @@ import itertools
 import os
 import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Collection, Iterable, Iterator, Sequence
 
 import numpy as np
 
-from hivemind.live.backends.base import Generation, ProbeRequest
-from hivemind.live.config import LiveSpec, Sampling
+from hivemind.live.backends.base import Generation, Request
+from hivemind.live.config import LiveSpec
 from hivemind.live.model import ModelError
 from hivemind.live.probe import Form, Spellings, by_text
 
@@ -49,19 +48,6 @@ TRANSIENT = {408, 409, 429, 500, 502, 503, 504}
 
 class ServerError(RuntimeError):
     """A server failed for good mid-run: ``str(e)`` is one line naming the endpoint and the round."""
-
-
-@dataclass(frozen=True)
-class Request:
-    """One message to write: its model (as served), the prompt text, how to decode, its seed and
-    a label (``"greedy round 3, agent 7"``) for the error line."""
-
-    model: str
-    prompt: str
-    sampling: Sampling
-    seed: int
-    label: str
-    probe: ProbeRequest | None = None  # ask the question after the message (hivemind.live.probe)
 
 
 def _short(e: Exception) -> str:
@@ -80,7 +66,6 @@ class ServerBackend:
 
     name = "openai"
     model_sha256 = None
-    concurrent = True  # a round's requests in flight together (generate_each)
 
     def __init__(self, spec: LiveSpec, client=None):
         try:
@@ -155,7 +140,7 @@ class ServerBackend:
         for endpoint in self.routes.get(model) or self.endpoints:
             self._probe_one(endpoint, model, "Answer Yes or No: is water wet?\nAnswer:", ("Yes", "No"))
 
-    def probe(self, prefix: Sequence[int], suffixes: Sequence[Sequence[int]], marks: Spellings, model: str | None = None):
+    def probe(self, prefix: Sequence[int], suffixes: Sequence[Sequence[int]], marks: Spellings, model: str = "") -> np.ndarray:
         """(prompts, answers): the probability of each answer as the next token, from the server's top log-probabilities."""
         model = model or next(iter(self.routes))
         prompts = [prompt_text(prefix, s) for s in suffixes]
@@ -182,36 +167,20 @@ class ServerBackend:
                 p[token.strip()] += float(np.exp(lp))
         return [p[a] for a in answers]
 
-    def generate(
-        self,
-        prefix: Sequence[int],
-        suffix: Sequence[int],
-        sampling: Sampling,
-        seed: int,
-        probe: ProbeRequest | None = None,
-        model: str | None = None,
-    ) -> Generation:
-        model = model or next(iter(self.routes))
-        ((_, gen),) = list(self.generate_each([Request(model, prompt_text(prefix, suffix), sampling, seed, "a message", probe)]))
-        return gen
-
-    def generate_batch(self, prefix, suffixes, samplings, seeds, probe: ProbeRequest | None = None) -> list[Generation]:
-        model = next(iter(self.routes))
-        triples = zip(suffixes, samplings, seeds, strict=True)
-        reqs = [Request(model, prompt_text(prefix, s), sm, sd, "a message", probe) for s, sm, sd in triples]
-        out = dict(self.generate_each(reqs))
-        return [out[k] for k in range(len(reqs))]
-
-    def generate_each(self, requests: Sequence[Request]) -> Iterator[tuple[int, object]]:
-        """Send every request at once (``live.concurrency`` per endpoint) and yield ``(index,
-        Generation)`` as each answer arrives. Raises ``ServerError`` after the retries."""
-        if not requests:
+    def generate_each(
+        self, requests: Sequence[Request], batch: int = 0, skip: Collection[int] = ()
+    ) -> Iterator[tuple[int, Generation]]:
+        """Send every request not in ``skip`` at once (``live.concurrency`` per endpoint, whatever
+        ``batch``: the server batches) and yield ``(index, Generation)`` as each answer arrives.
+        Raises ``ServerError`` after the retries."""
+        wanted = [k for k in range(len(requests)) if k not in set(skip)]
+        if not wanted:
             return
         workers = self.spec.concurrency * len(self.endpoints)
         self._stop.clear()
-        pool = concurrent.futures.ThreadPoolExecutor(max_workers=min(workers, len(requests)))
+        pool = concurrent.futures.ThreadPoolExecutor(max_workers=min(workers, len(wanted)))
         try:
-            futures = {pool.submit(self._send, req, next(self._turn)): k for k, req in enumerate(requests)}
+            futures = {pool.submit(self._send, requests[k], next(self._turn)): k for k in wanted}
             for done in concurrent.futures.as_completed(futures):
                 yield futures[done], done.result()
         finally:
@@ -249,9 +218,10 @@ class ServerBackend:
         if self.spec.server_extras:
             # As in-process: no repetition penalty, no min-p cut, top-k as configured.
             body |= {"top_k": 0 if s.greedy else s.top_k, "min_p": 0.0, "repeat_penalty": 1.0}
+        prompt = prompt_text(req.prefix, req.suffix)
         if self.spec.chat_of(req.model) == "none":
-            return "completions", body | {"prompt": req.prompt}
-        return "chat/completions", body | {"messages": [{"role": "user", "content": req.prompt}]}
+            return "completions", body | {"prompt": prompt}
+        return "chat/completions", body | {"messages": [{"role": "user", "content": prompt}]}
 
     def _send(self, req: Request, turn: int):
         path, body = self._body(req)
@@ -270,7 +240,8 @@ class ServerBackend:
         asked = None
         if req.probe is not None:
             question = prompt_text((), req.probe.question)
-            asked = tuple(self._probe_one(endpoint, req.model, req.prompt + text + question, req.probe.marks.texts))
+            prompt = prompt_text(req.prefix, req.suffix)
+            asked = tuple(self._probe_one(endpoint, req.model, prompt + text + question, req.probe.marks.texts))
         return Generation(
             text=text.strip(),
             prompt_tokens=int(usage.get("prompt_tokens") or 0),
@@ -278,7 +249,8 @@ class ServerBackend:
             prefix_cached=False,
             finish_reason=str(choice.get("finish_reason")),
             seconds=time.perf_counter() - t0,
-            extra={"endpoint": endpoint, "served_model": out.get("model")},
+            # The prompt's length in this backend's "tokens", its characters; the server counts its own tokens.
+            extra={"endpoint": endpoint, "served_model": out.get("model"), "prompt_chars": len(req.prefix) + len(req.suffix)},
             probe=asked,
         )
 
