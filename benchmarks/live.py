@@ -389,6 +389,20 @@ def slope(agents, seconds) -> float:
     return float(np.polyfit(np.log(agents), np.log(seconds), 1)[0])
 
 
+def slopes_of(rows: list) -> dict:
+    """Each model's log-log slope of seconds per round against agents, from 64 agents up."""
+    out = {}
+    for name in dict.fromkeys(r["model"] for r in rows):
+        mine = [r for r in rows if r["model"] == name and r["agents"] >= 64]
+        if len(mine) >= 2:
+            out[name] = slope([r["agents"] for r in mine], [r["seconds_per_round"] for r in mine])
+    return out
+
+
+def model_order(name: str) -> int:
+    return 0 if name.startswith("gemma") else 1
+
+
 def scale(scenario_path: str, models, agents_list, threads: int) -> dict:
     """Seconds per round, tokens per second, x of the ceiling and peak memory for every model x agents."""
     rows, recorded = [], {}
@@ -433,12 +447,9 @@ def scale(scenario_path: str, models, agents_list, threads: int) -> dict:
                 f"peak memory {row['peak_memory_mb']:.0f} MB (bare {row['ceiling_peak_memory_mb']:.0f} MB)",
                 flush=True,
             )
-    slopes = {}
-    for name in {r["model"] for r in rows}:
-        mine = [r for r in rows if r["model"] == name and r["agents"] >= 64]
-        if len(mine) >= 2:
-            slopes[name] = slope([r["agents"] for r in mine], [r["seconds_per_round"] for r in mine])
-            print(f"  {name}: log-log slope of seconds per round from 64 agents up: {slopes[name]:.3f} (goal <= 1.15)")
+    slopes = slopes_of(rows)
+    for name, value in slopes.items():
+        print(f"  {name}: log-log slope of seconds per round from 64 agents up: {value:.3f} (goal <= 1.15)")
     return {"rows": rows, "slope_from_64": slopes, "goal_x_ceiling": 1.5, "goal_slope": 1.15}, recorded
 
 
@@ -506,6 +517,11 @@ def main(argv=None) -> int:
     p.add_argument("--scale", action="store_true", help="only part 5 (about 50 minutes): writes OUT/live_scale.json")
     p.add_argument("--agents", default=",".join(map(str, SCALE_AGENTS)), help="part 5's populations")
     p.add_argument("--models", default=",".join(SCALE_MODELS), help="part 5's models")
+    p.add_argument(
+        "--update",
+        action="store_true",
+        help="part 5: measure only --agents x --models again and replace those rows of OUT/live_scale.json",
+    )
     args = p.parse_args(argv)
     if args.scale:
         return scale_main(args)
@@ -598,6 +614,18 @@ def scale_main(args) -> int:
     agents = [int(a) for a in args.agents.split(",")]
     models = args.models.split(",")
     table, recorded = scale(args.scenario, models, agents, threads)
+    out = Path(args.out)
+    if args.update:
+        old = json.loads((out / "live_scale.json").read_text())
+        new = {(r["model"], r["agents"]): r for r in table["rows"]}
+        rows = [new.pop((r["model"], r["agents"]), r) for r in old["rows"]] + list(new.values())
+        old["rows"] = sorted(rows, key=lambda r: (model_order(r["model"]), r["agents"]))
+        old["slope_from_64"] = slopes_of(old["rows"])
+        measured = [[r["model"], r["agents"]] for r in table["rows"]]
+        old.setdefault("updated", []).append({"rows": measured, "versions": versions()})
+        (out / "live_scale.json").write_text(json.dumps(old, indent=2) + "\n")
+        print(f"updated {out / 'live_scale.json'}")
+        return 0
     lever_at = max(a for a in agents if a <= 256)
     print(f"levers, bare llama.cpp on the round of {lever_at} {models[0]} agents:")
     lever = levers(*recorded[(models[0], lever_at)], threads)
@@ -605,7 +633,6 @@ def scale_main(args) -> int:
     kept = kept_prompts(args.scenario, 64)
     result = {"scenario": args.scenario, "threads": threads, **table, "levers": lever, "kept_prompts": kept}
     result["versions"] = versions()
-    out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "live_scale.json").write_text(json.dumps(result, indent=2) + "\n")
     print(f"wrote {out / 'live_scale.json'}")

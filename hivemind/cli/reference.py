@@ -1,5 +1,5 @@
 """The documentation's reference pages, generated from the code so that they cannot drift: every
-command and flag from the argument parser, every scenario key from the parser's tables of keys,
+command and flag from the argument parser, every scenario key from its declaration,
 and the variables of the output files as a tiny run writes them.
 
 ``docs/_ext/hivemind_reference.py`` writes these pages when the site is built.
@@ -51,20 +51,22 @@ def commands_markdown() -> str:
 
 
 def all_keys():
-    from hivemind.live.keys import LIVE_KEYS
+    from hivemind.live.config import LIVE_KEYS
     from hivemind.scenario.keys import SCENARIO_KEYS
 
     return (*SCENARIO_KEYS, *LIVE_KEYS)
 
 
 def keys_markdown() -> str:
-    """Every scenario key, by section, from ``hivemind.scenario.keys`` and ``hivemind.live.keys``."""
+    """Every scenario key, by section, from its one declaration (``hivemind.scenario.keys``,
+    ``hivemind.live.config.LIVE_KEYS``), which the parser reads it through."""
     out = [
         "# Scenario keys",
         "",
-        "Generated from the parser's tables of keys (`hivemind.scenario.keys`, `hivemind.live.keys`); a test fails "
-        "when the parser reads a key that is not here, or refuses one that is. Any key can be set from the command "
-        "line with `--set section.key=value` (the value is read as TOML).",
+        "Generated from the keys' declarations (`hivemind.scenario.keys`, `hivemind.live.config.LIVE_KEYS`), which "
+        "give the parser each key's type, default and check: the parser cannot read a key that is not declared, "
+        "and a test parses every key with its example. Any key can be set from the command line with "
+        "`--set section.key=value` (the value is read as TOML).",
         "",
     ]
     sections: dict[str, list] = {}

@@ -1,8 +1,9 @@
 """The ``[live]`` section of a scenario: which model, how many rounds, how to decode, what the anchor says.
 
 The graph, the anchor node and the agents come from the scenario's usual sections;
-``[live]`` adds the text side. ``parse_live`` reads it through the scenario reader, so
-every problem is a ``ScenarioError`` naming the file and the key.
+``[live]`` adds the text side. Every key is declared once (``LIVE_KEYS``: type, default,
+check, reference), and ``parse_live`` reads it through the scenario reader, so every
+problem is a ``ScenarioError`` naming the file and the key.
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ from hivemind.live.prompts import (
     check_template,
 )
 from hivemind.scenario import Reader, Scenario, ScenarioError, node_index, typed
+from hivemind.scenario.keys import Key, in_unit_interval
+from hivemind.scenario.reader import at_least, nonnegative, one_of
 
 DECODINGS = ("greedy", "stochastic")
 DEFAULT_ROUNDS = 4
@@ -220,16 +223,474 @@ class LiveSpec:
 DEFAULT = {f.name: f.default for f in fields(LiveSpec) if f.default is not dataclasses.MISSING}
 
 
-def _per_agent(r, key: str, labels: list, anchor: int, kind: str = "str", check=None, what: str = "text"):
-    """A value per peripheral agent, as a list in graph order or a table keyed by node label.
+# ---------------------------------------------------------------------------
+# Every [live] key, declared once: how it is typed, its default (LiveSpec's), its check, and
+# what the reference says of it. ``parse_live`` reads keys only through these declarations.
 
-    Returns a tuple in the order of the peripheral agents, or None if ``key`` is absent.
-    A scalar is returned as it is (for keys that take one value for everyone).
-    """
-    value = r.get("live", key, "any", None)
+
+def _model_path(v) -> str | None:
+    return None if isinstance(v, str) and v.strip() else "must be a path to a GGUF file or 'default'"
+
+
+def _temperature(v) -> str | None:
+    return None if v >= 0 else "must be >= 0 (0: greedy)"
+
+
+def _top_k(v) -> str | None:
+    return None if v >= 0 else "must be >= 0 (0: no limit)"
+
+
+def _nonempty(v) -> str | None:
+    return None if v.strip() else "must not be empty"
+
+
+def _embedder(v) -> str | None:
+    return None if v.strip() else "must be 'minilm', 'self', a named model, or a path to a GGUF or ONNX file"
+
+
+def _variable(v) -> str | None:
+    return None if v.strip() else "must name an environment variable"
+
+
+def _seconds(v) -> str | None:
+    return None if v > 0 else "must be > 0 seconds"
+
+
+def _between(lo: int, hi: int):
+    return lambda v: None if lo <= v <= hi else f"must be from {lo} to {hi}"
+
+
+def _stance(v) -> str | None:
+    return None if -2 <= v <= 2 else "must be an integer from -2 to 2"
+
+
+def _batch(v) -> str | None:
+    if isinstance(v, bool) or (isinstance(v, int) and 1 <= v <= MAX_SEQUENCES):
+        return None
+    return (
+        f"must be true, false or a number of agents per batch from 1 to {MAX_SEQUENCES} "
+        "(llama.cpp's most sequences in one context)"
+    )
+
+
+def _d(name: str) -> str:
+    import json
+
+    v = DEFAULT[name]
+    if v is None:
+        return "-"
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, tuple):
+        v = list(v)
+    return json.dumps(v) if isinstance(v, (str, list)) else str(v)
+
+
+LIVE_KEYS: tuple[Key, ...] = (
+    Key(
+        "live.model",
+        "string or list",
+        f'"{DEFAULT_MODEL}"',
+        '"default"/"gemma3", "smollm2", a GGUF path; or one per agent',
+        "the language model of every agent (a list or { node = ... } gives each its own)",
+        '"default"',
+        value=DEFAULT_MODEL,
+        check=_model_path,
+    ),
+    Key(
+        "live.rounds",
+        "integer",
+        str(DEFAULT_ROUNDS),
+        ">= 1",
+        "rounds of conversation after round 0",
+        "2",
+        kind="int",
+        value=DEFAULT_ROUNDS,
+        check=at_least(1),
+    ),
+    Key(
+        "live.decoding",
+        "string or list",
+        '"greedy"',
+        ", ".join(DECODINGS),
+        "the decodings to run, each a whole conversation",
+        '"greedy"',
+        value="greedy",
+    ),
+    Key(
+        "live.seed",
+        "integer",
+        _d("seed"),
+        "any",
+        "each message's sampling seed is this key folded with (decoding, round, agent)",
+        "3",
+        kind="int",
+        value=DEFAULT["seed"],
+        check=nonnegative,
+    ),
+    Key(
+        "live.max_tokens",
+        "integer",
+        _d("max_tokens"),
+        ">= 1",
+        "the longest message, in tokens",
+        "16",
+        kind="int",
+        value=DEFAULT["max_tokens"],
+        check=at_least(1),
+    ),
+    Key(
+        "live.temperature",
+        "number or list",
+        _d("temperature"),
+        ">= 0, one per agent",
+        "stochastic decoding's temperature",
+        "0.5",
+        value=DEFAULT["temperature"],
+        check=_temperature,
+    ),
+    Key(
+        "live.top_p",
+        "number",
+        _d("top_p"),
+        "(0, 1]",
+        "nucleus sampling's mass",
+        "0.9",
+        kind="float",
+        value=DEFAULT["top_p"],
+        check=in_unit_interval,
+    ),
+    Key(
+        "live.top_k",
+        "integer",
+        _d("top_k"),
+        ">= 0",
+        "sampling among the k likeliest tokens (0: all)",
+        "20",
+        kind="int",
+        value=DEFAULT["top_k"],
+        check=_top_k,
+    ),
+    Key(
+        "live.stop", "string or list", _d("stop"), "strings", "where a message ends", '["\\n", "."]', value=list(DEFAULT["stop"])
+    ),
+    Key(
+        "live.n_ctx",
+        "integer",
+        _d("n_ctx"),
+        ">= 64",
+        "llama.cpp's context length in tokens",
+        "1024",
+        kind="int",
+        value=DEFAULT["n_ctx"],
+        check=at_least(64),
+    ),
+    Key(
+        "live.threads",
+        "integer",
+        _d("threads"),
+        ">= 1",
+        "llama.cpp's CPU threads",
+        "1",
+        kind="int",
+        value=None,
+        check=at_least(1),
+    ),
+    Key(
+        "live.batch",
+        "boolean or integer",
+        _d("batch"),
+        "true, false, K >= 1",
+        "a round's agents decoded together in one batch, one after another, or K per batch",
+        "4",
+        value=DEFAULT["batch"],
+        check=_batch,
+    ),
+    Key(
+        "live.chat",
+        "string or table",
+        _d("chat"),
+        '"auto", "none", or { model = "auto"|"none" }',
+        "wrap prompts in the model's chat template when it has one",
+        '"none"',
+        value=DEFAULT["chat"],
+    ),
+    Key(
+        "live.anchor_text",
+        "string",
+        "required with an anchor",
+        "any",
+        "what the anchor says, every round",
+        '"Follow the river."',
+        kind="str",
+        check=_nonempty,
+    ),
+    Key(
+        "live.rule",
+        "table or list of tables",
+        "required with an anchor",
+        "kinds: phrase (text), max_words (n), sentence, ...",
+        "the compliance rule the anchor sets",
+        '{ kind = "phrase", text = "the river" }',
+    ),
+    Key(
+        "live.topic",
+        "string",
+        _d("topic"),
+        "any",
+        "what the discussion is about: the prompt's {topic} (required without an anchor)",
+        '"rivers"',
+        kind="str",
+        value=DEFAULT["topic"],
+        check=_nonempty,
+    ),
+    Key(
+        "live.personas",
+        "list or table",
+        "-",
+        "one string per peripheral agent",
+        "who each agent is, written into its prompt",
+        '["a cautious guide", "a bold scout", "a tired cook", "a calm judge", "a loud sailor", "a quiet poet", "a young pilot", '
+        '"an old farmer"]',
+        value=None,
+    ),
+    Key(
+        "live.initial_texts",
+        "list or table",
+        "-",
+        "one string per peripheral agent",
+        "each agent's round-0 message (not generated)",
+        '["a", "b", "c", "d", "e", "f", "g", "h"]',
+        value=None,
+    ),
+    Key(
+        "live.groups",
+        "list or table",
+        "- (the agents' models)",
+        "one name per peripheral agent",
+        "who is measured and fitted together (who pulls whom)",
+        '["x", "x", "x", "x", "y", "y", "y", "y"]',
+        value=None,
+    ),
+    Key(
+        "live.stances",
+        "list or table",
+        "-",
+        "integers -2..2, one per peripheral agent",
+        "an assigned stance on the statement, written into each persona",
+        "[-2, -1, 0, 1, 2, 2, 1, 0]",
+        value=None,
+        check=_stance,
+    ),
+    Key(
+        "live.stance_prompt",
+        "string",
+        _d("stance_prompt"),
+        "a template with {stance}",
+        "how a stance is written into a persona",
+        '"{agent} {stance} this: {statement}"',
+        kind="str",
+        value=DEFAULT["stance_prompt"],
+    ),
+    Key(
+        "live.probe",
+        "boolean",
+        _d("probe"),
+        "true, false",
+        "ask every agent after every message how much it agrees (-2..2)",
+        "true",
+        kind="bool",
+        value=DEFAULT["probe"],
+    ),
+    Key(
+        "live.probe_form",
+        "string",
+        _d("probe_form"),
+        '"auto", "own", "judge", "own_yes_no", "judge_yes_no"',
+        "how the probe asks; auto: the best form on the check set, per model",
+        '"judge"',
+        kind="str",
+        value=DEFAULT["probe_form"],
+        check=one_of(("auto", *FORMS)),
+    ),
+    Key(
+        "live.probe_statement",
+        "string",
+        "- (live.anchor_text)",
+        "any",
+        "what the probe and the stances are about",
+        '"Rivers lead home."',
+        kind="str",
+        value=None,
+        check=_nonempty,
+    ),
+    Key(
+        "live.probe_every",
+        "integer",
+        _d("probe_every"),
+        ">= 1, with live.probe = true",
+        "probe rounds 0, k, 2k, ... and the last only (the others' probe columns are empty)",
+        "2",
+        ("live.probe=true",),
+        kind="int",
+        value=DEFAULT["probe_every"],
+        check=at_least(1),
+    ),
+    Key(
+        "live.prompt",
+        "string",
+        "- (the default template)",
+        "a template with {anchor} and {neighbours} (with an anchor)",
+        "each round's prompt",
+        '"{anchor} {rule} {neighbours} {agent}:"',
+        kind="str",
+    ),
+    Key(
+        "live.opening_prompt",
+        "string",
+        "- (the default template)",
+        "a template",
+        "the round-0 prompt of an agent without an initial text",
+        '"{agent}, say where to go."',
+        kind="str",
+    ),
+    Key(
+        "live.neighbour_line",
+        "string",
+        _d("neighbour_line"),
+        "a template with {text}",
+        "how each neighbour's message is written",
+        '"- {text}\\n"',
+        kind="str",
+        value=NEIGHBOUR_LINE,
+    ),
+    Key(
+        "live.clean",
+        "boolean",
+        _d("clean"),
+        "true, false",
+        "strip prompt scaffolding from messages (it is counted either way)",
+        "false",
+        kind="bool",
+        value=DEFAULT["clean"],
+    ),
+    Key(
+        "live.embedding_model",
+        "string",
+        _d("embedding_model"),
+        '"minilm", "self", "gemma3", "smollm2", a GGUF or ONNX file, "server"',
+        "what embeds every text",
+        '"minilm"',
+        kind="str",
+        value=DEFAULT["embedding_model"],
+        check=_embedder,
+    ),
+    Key(
+        "live.fit",
+        "boolean",
+        _d("fit"),
+        "true, false",
+        "fit the models of hivemind fit to each decoding's embeddings afterwards (one conversation, held out by rounds)",
+        "false",
+        kind="bool",
+        value=DEFAULT["fit"],
+    ),
+    Key(
+        "live.backend",
+        "string",
+        _d("backend"),
+        '"llama", "openai"',
+        "llama.cpp in this process, or OpenAI-compatible servers",
+        '"openai"',
+        ('live.endpoints=["http://127.0.0.1:9/v1"]', 'live.model="served-model"'),
+        kind="str",
+        value=DEFAULT["backend"],
+        check=one_of(BACKENDS),
+    ),
+    Key(
+        "live.endpoints",
+        "list of strings",
+        "[]",
+        "base URLs ending in /v1",
+        "the servers, requests spread over them",
+        '["http://127.0.0.1:9/v1"]',
+        ('live.backend="openai"', 'live.model="served-model"'),
+        value=None,
+    ),
+    Key(
+        "live.api_key_env",
+        "string",
+        "-",
+        "an environment variable's name",
+        "where the API key is (the key is never written)",
+        '"HIVEMIND_TEST_KEY"',
+        ('live.backend="openai"', 'live.endpoints=["http://127.0.0.1:9/v1"]', 'live.model="served-model"'),
+        kind="str",
+        value=None,
+        check=_variable,
+    ),
+    Key(
+        "live.concurrency",
+        "integer",
+        _d("concurrency"),
+        ">= 1",
+        "requests in flight per endpoint",
+        "8",
+        ('live.backend="openai"', 'live.endpoints=["http://127.0.0.1:9/v1"]', 'live.model="served-model"'),
+        kind="int",
+        value=DEFAULT["concurrency"],
+        check=_between(1, 1024),
+    ),
+    Key(
+        "live.timeout",
+        "number",
+        _d("timeout"),
+        "> 0",
+        "seconds per request before it counts as failed",
+        "30.0",
+        ('live.backend="openai"', 'live.endpoints=["http://127.0.0.1:9/v1"]', 'live.model="served-model"'),
+        kind="float",
+        value=DEFAULT["timeout"],
+        check=_seconds,
+    ),
+    Key(
+        "live.retries",
+        "integer",
+        _d("retries"),
+        ">= 0",
+        "further tries of a failed request, with back-off",
+        "1",
+        ('live.backend="openai"', 'live.endpoints=["http://127.0.0.1:9/v1"]', 'live.model="served-model"'),
+        kind="int",
+        value=DEFAULT["retries"],
+        check=_between(0, 20),
+    ),
+    Key(
+        "live.server_extras",
+        "boolean",
+        _d("server_extras"),
+        "true, false",
+        "send top_k, min_p and repeat_penalty besides OpenAI's fields",
+        "false",
+        ('live.backend="openai"', 'live.endpoints=["http://127.0.0.1:9/v1"]', 'live.model="served-model"'),
+        kind="bool",
+        value=DEFAULT["server_extras"],
+    ),
+)
+
+LIVE = {k.name: k for k in LIVE_KEYS}
+SERVER_KEYS = ("endpoints", "api_key_env", "concurrency", "timeout", "retries", "server_extras")
+RETIRED_KEYS = ("fit_resamples", "fit_free_running")
+
+
+def _per_agent(r, key: str, labels: list, anchor: int, kind: str = "str", what: str = "text"):
+    """A value per peripheral agent, as a list in graph order or a table keyed by node label, each
+    typed as ``kind`` and checked as ``live.KEY`` declares; a tuple in the order of the peripheral
+    agents, None if the key is absent, or a scalar as it is (for keys that take one value for all)."""
+    path = f"live.{key}"
+    value = r.read(path, None, check=lambda v: None)
     if value is None:
         return None
-    path = f"live.{key}"
     peripheral = [label for i, label in enumerate(labels) if i != anchor]
     if isinstance(value, list):
         if len(value) != len(peripheral):
@@ -246,14 +707,16 @@ def _per_agent(r, key: str, labels: list, anchor: int, kind: str = "str", check=
         values, paths = [value[str(label)] for label in peripheral], [f"{path}.{label}" for label in peripheral]
     else:
         return value
-    out = []
-    for v, p in zip(values, paths, strict=True):
-        v = typed(r, p, v, kind)
-        problem = check(v) if check else None
-        if problem:
-            raise r.error(p, f"{problem}, got {v!r}"[:200])
-        out.append(v)
-    return tuple(out)
+    return tuple(_one(r, p, v, kind, LIVE[path].check) for v, p in zip(values, paths, strict=True))
+
+
+def _one(r, path: str, value, kind: str, check=None):
+    """``value`` of key ``path`` typed as ``kind`` and checked."""
+    v = typed(r, path, value, kind)
+    problem = check(v) if check else None
+    if problem:
+        raise r.error(path, f"{problem}, got {v!r}"[:200])
+    return v
 
 
 def _texts(r, key: str, labels: list, anchor: int, what: str = "text") -> tuple[str, ...] | None:
@@ -266,119 +729,81 @@ def _texts(r, key: str, labels: list, anchor: int, what: str = "text") -> tuple[
 
 
 def parse_live(r, labels: list, anchor: int | None) -> LiveSpec:
-    """Read ``[live]`` with the scenario's reader ``r`` (a ``scenario._Reader``); ``anchor`` is
-    the anchor node's index, None for a discussion without an anchor."""
-
-    def positive_int(v):
-        return None if v >= 1 else "must be >= 1"
-
-    def model_path(v):
-        return None if v.strip() else "must be a path to a GGUF file or 'default'"
-
-    models = _per_agent(r, "model", labels, anchor, "str", model_path, "model")
-    if not isinstance(models, tuple):  # absent or one value for everyone (r.get checks its type)
-        model = r.get("live", "model", "str", DEFAULT_MODEL, check=model_path)
-        models = None
-    else:
-        model = models[0]
-        if len(set(models)) == 1:
-            models = None
-    embedding_model = r.get(
-        "live",
-        "embedding_model",
-        "str",
-        DEFAULT["embedding_model"],
-        check=lambda v: None if v.strip() else "must be 'minilm', 'self', a named model, or a path to a GGUF or ONNX file",
-    )
-    rounds = r.get("live", "rounds", "int", DEFAULT_ROUNDS, check=positive_int)
-    decoding = r.get("live", "decoding", "any", "greedy")
-    decodings = tuple(decoding) if isinstance(decoding, list) else (decoding,)
-    if not decodings or any(d not in DECODINGS for d in decodings) or len(set(decodings)) != len(decodings):
-        raise r.error("live.decoding", f"must be 'greedy', 'stochastic' or a list of both, got {decoding!r}")
-    seed = r.get("live", "seed", "int", DEFAULT["seed"], check=lambda v: None if v >= 0 else "must be >= 0")
-    max_tokens = r.get("live", "max_tokens", "int", DEFAULT["max_tokens"], check=positive_int)
-
-    def temperature_ok(v):
-        return None if v >= 0 else "must be >= 0 (0: greedy)"
-
-    temperatures = _per_agent(r, "temperature", labels, anchor, "float", temperature_ok, "temperature")
-    if temperatures is None or not isinstance(temperatures, tuple):
-        temperature = r.get("live", "temperature", "float", DEFAULT["temperature"], check=temperature_ok)
-        temperatures = None
-    else:
-        temperature = temperatures[0]
-    fit = r.get("live", "fit", "bool", DEFAULT["fit"])
-    for gone in ("fit_resamples", "fit_free_running"):
+    """Read ``[live]`` with the scenario's reader ``r`` (declared keys: ``LIVE``); ``anchor`` is the
+    anchor node's index, None for a discussion without an anchor. The keys that take one value
+    per agent, and those whose meaning depends on the anchor or the backend, are read here; the
+    rest as declared."""
+    for gone in RETIRED_KEYS:
         if gone in r.table("live"):
             raise r.error(
                 f"live.{gone}",
                 "was retired: a live run is fitted as hivemind fit fits one conversation (theory.fitting: sandwich "
                 "intervals, the chosen model's trajectory as the theory line); remove the key",
             )
-    batch = r.get("live", "batch", "any", DEFAULT["batch"])
-    if isinstance(batch, bool):
-        pass
-    elif isinstance(batch, int) and 1 <= batch <= MAX_SEQUENCES:
-        pass
+    simple = {
+        k.key: r.read(k.name)
+        for k in LIVE_KEYS
+        if k.kind != "any"
+        and k.value is not ...
+        and k.key not in (*SERVER_KEYS, "backend", "topic", "probe_statement", "threads")
+    }
+    models = _per_agent(r, "model", labels, anchor, "str", "model")
+    if not isinstance(models, tuple):  # absent or one value for everyone
+        model = _one(r, "live.model", DEFAULT_MODEL if models is None else models, "str", _model_path)
+        models = None
     else:
-        raise r.error(
-            "live.batch",
-            f"must be true, false or a number of agents per batch from 1 to {MAX_SEQUENCES} "
-            f"(llama.cpp's most sequences in one context), got {batch!r}"[:200],
-        )
-    top_p = r.get("live", "top_p", "float", DEFAULT["top_p"], check=lambda v: None if 0 < v <= 1 else "must be in (0, 1]")
-    top_k = r.get("live", "top_k", "int", DEFAULT["top_k"], check=lambda v: None if v >= 0 else "must be >= 0 (0: no limit)")
-    stop = r.get("live", "stop", "any", list(DEFAULT["stop"]))
+        model = models[0]
+        if len(set(models)) == 1:
+            models = None
+    decoding = r.read("live.decoding")
+    decodings = tuple(decoding) if isinstance(decoding, list) else (decoding,)
+    if not decodings or any(d not in DECODINGS for d in decodings) or len(set(decodings)) != len(decodings):
+        raise r.error("live.decoding", f"must be 'greedy', 'stochastic' or a list of both, got {decoding!r}")
+    temperatures = _per_agent(r, "temperature", labels, anchor, "float", "temperature")
+    if not isinstance(temperatures, tuple):
+        temperature = _one(r, "live.temperature", DEFAULT["temperature"] if temperatures is None else temperatures, "float")
+        temperature = _one(r, "live.temperature", temperature, "float", _temperature)
+        temperatures = None
+    else:
+        temperature = temperatures[0]
+    batch = r.read("live.batch")
+    stop = r.read("live.stop")
     if isinstance(stop, str):
         stop = [stop]
-    if not isinstance(stop, list) or any(not isinstance(s, str) or not s for s in stop):
+    if not isinstance(stop, list) or any(not isinstance(x, str) or not x for x in stop):
         raise r.error("live.stop", f"must be a list of non-empty strings, got {stop!r}")
-    n_ctx = r.get("live", "n_ctx", "int", DEFAULT["n_ctx"], check=lambda v: None if v >= 64 else "must be >= 64")
-    threads = r.get("live", "threads", "int", min(os.cpu_count() or 1, 8), check=positive_int)
+    threads = r.read("live.threads", min(os.cpu_count() or 1, 8))
     chat, chat_models = _chat(r, models or (model,))
-
-    def nonempty(v):
-        return None if v.strip() else "must not be empty"
-
     if anchor is None:
-        if r.get("live", "anchor_text", "any", None) is not None:
+        if r.given("live.anchor_text"):
             raise r.error("live.anchor_text", "needs an [anchor] node (without one, agents discuss live.topic)")
         anchor_text = None
-        topic = r.get("live", "topic", "str", None, check=nonempty)
+        topic = r.read("live.topic", None)
         if topic is None:
             raise r.error("live.topic", "must say what the agents discuss when the scenario has no [anchor]")
-        rule_spec = r.get("live", "rule", "any", None)
+        rule_spec = r.read("live.rule", None)
     else:
-        anchor_text = r.get("live", "anchor_text", "str", check=nonempty)
-        topic = r.get("live", "topic", "str", "", check=nonempty)
-        rule_spec = r.get("live", "rule", "any")
+        anchor_text = r.read("live.anchor_text")
+        topic = r.read("live.topic")
+        rule_spec = r.read("live.rule")
     try:
         rule = None if rule_spec is None else parse_rule(rule_spec, "live.rule")
     except RuleError as e:
         raise r.error(e.key, e.message) from None
-    probe = r.get("live", "probe", "bool", DEFAULT["probe"])
-    forms = ("auto", *FORMS)
-    probe_form = r.get(
-        "live", "probe_form", "str", DEFAULT["probe_form"], check=lambda v: None if v in forms else f"must be one of {forms}"
-    )
-    probe_statement = r.get("live", "probe_statement", "str", None, check=nonempty)
-    probe_every = r.get("live", "probe_every", "int", DEFAULT["probe_every"], check=positive_int)
-    if probe_every != 1 and not probe:
+    probe_statement = r.read("live.probe_statement")
+    if simple["probe_every"] != 1 and not simple["probe"]:
         raise r.error("live.probe_every", "applies to live.probe = true only")
-    stances = _per_agent(
-        r, "stances", labels, anchor, "int", lambda v: None if -2 <= v <= 2 else "must be an integer from -2 to 2", "stance"
-    )
+    stances = _per_agent(r, "stances", labels, anchor, "int", "stance")
     if stances is not None and not isinstance(stances, tuple):
         raise r.error(
             "live.stances", f"must be a list (one per peripheral agent) or a table keyed by node, got {stances!r}"[:200]
         )
-    stance_prompt = r.get("live", "stance_prompt", "str", DEFAULT["stance_prompt"])
     try:
-        check_template(stance_prompt, required=("stance",), known=STANCE_FIELDS)
+        check_template(simple["stance_prompt"], required=("stance",), known=STANCE_FIELDS)
     except TemplateError as e:
         raise r.error("live.stance_prompt", e.message) from None
-    if anchor is None and (probe or stances is not None) and probe_statement is None:
-        key = "live.probe" if probe else "live.stances"
+    if anchor is None and (simple["probe"] or stances is not None) and probe_statement is None:
+        key = "live.probe" if simple["probe"] else "live.stances"
         raise r.error(f"{key}", "needs live.probe_statement (the statement agents agree or disagree with) without an [anchor]")
     personas = _texts(r, "personas", labels, anchor)
     groups = _texts(r, "groups", labels, anchor, what="group")
@@ -393,14 +818,41 @@ def parse_live(r, labels: list, anchor: int | None) -> LiveSpec:
                 raise r.error("live.initial_texts", f"entry {k} is empty; every agent needs a first message")
     if personas is None and initial is None and stances is None:
         raise r.error("live", "needs personas, stances or initial_texts (one per peripheral agent) to start the conversation")
-    prompt = r.get("live", "prompt", "str", DEFAULT_PROMPT if anchor is not None else DISCUSSION_PROMPT)
-    opening = r.get("live", "opening_prompt", "str", DEFAULT_OPENING if anchor is not None else DISCUSSION_OPENING)
-    line = r.get("live", "neighbour_line", "str", NEIGHBOUR_LINE)
-    clean = r.get("live", "clean", "bool", DEFAULT["clean"])
-    # Without an anchor there is no {anchor} to show, and without a rule no {rule}.
-    known = ("topic", *(("anchor",) if anchor is not None else ()), *(("rule",) if rule is not None else ()), *AGENT_FIELDS)
+    prompt = r.read("live.prompt", DEFAULT_PROMPT if anchor is not None else DISCUSSION_PROMPT)
+    opening = r.read("live.opening_prompt", DEFAULT_OPENING if anchor is not None else DISCUSSION_OPENING)
+    _check_templates(r, prompt, opening, simple["neighbour_line"], anchor is not None, rule is not None)
+    return LiveSpec(
+        **simple,
+        **_server(r, models or (model,)),
+        model=model,
+        decodings=decodings,
+        anchor_text=anchor_text,
+        rule_spec=rule_spec,
+        personas=personas,
+        initial_texts=initial,
+        prompt=prompt,
+        opening_prompt=opening,
+        temperature=temperature,
+        stop=tuple(stop),
+        threads=threads,
+        chat=chat,
+        chat_models=chat_models,
+        batch=batch,
+        models=models,
+        temperatures=temperatures,
+        groups=groups,
+        topic=topic,
+        stances=stances,
+        probe_statement=probe_statement,
+        rule=rule,
+    )
+
+
+def _check_templates(r, prompt: str, opening: str, line: str, anchored: bool, ruled: bool) -> None:
+    """The prompts name only fields that exist: without an anchor no {anchor}, without a rule no {rule}."""
+    known = ("topic", *(("anchor",) if anchored else ()), *(("rule",) if ruled else ()), *AGENT_FIELDS)
     try:
-        check_template(prompt, required=("anchor", "neighbours") if anchor is not None else ("neighbours",), known=known)
+        check_template(prompt, required=("anchor", "neighbours") if anchored else ("neighbours",), known=known)
         check_template(opening, required=(), known=known)
     except TemplateError as e:
         key = "live.prompt" if e.template == prompt else "live.opening_prompt"
@@ -409,51 +861,12 @@ def parse_live(r, labels: list, anchor: int | None) -> LiveSpec:
         check_template(line, required=("text",), known=LINE_FIELDS)
     except TemplateError as e:
         raise r.error("live.neighbour_line", e.message) from None
-    server = _server(r, models or (model,))
-    return LiveSpec(
-        **server,
-        model=model,
-        rounds=rounds,
-        decodings=decodings,
-        anchor_text=anchor_text,
-        rule_spec=rule_spec,
-        personas=personas,
-        initial_texts=initial,
-        prompt=prompt,
-        opening_prompt=opening,
-        seed=seed,
-        neighbour_line=line,
-        clean=clean,
-        max_tokens=max_tokens,
-        temperature=temperature,
-        top_p=top_p,
-        top_k=top_k,
-        stop=tuple(stop),
-        n_ctx=n_ctx,
-        threads=threads,
-        chat=chat,
-        chat_models=chat_models,
-        batch=batch,
-        models=models,
-        temperatures=temperatures,
-        embedding_model=embedding_model,
-        fit=fit,
-        groups=groups,
-        topic=topic,
-        stances=stances,
-        stance_prompt=stance_prompt,
-        probe=probe,
-        probe_form=probe_form,
-        probe_statement=probe_statement,
-        probe_every=probe_every,
-        rule=rule,
-    )
 
 
 def _chat(r, models) -> tuple[str, tuple[tuple[str, str], ...] | None]:
     """``live.chat``: "auto" or "none" for every model, or a table by model as written (a mixed
     population whose models want different prompts; models left out get "auto")."""
-    value = r.get("live", "chat", "any", "auto")
+    value = r.read("live.chat")
     if isinstance(value, str):
         if value not in ("auto", "none"):
             raise r.error("live.chat", f"must be 'auto' or 'none' (or a table of them by model), got {value!r}"[:200])
@@ -471,14 +884,15 @@ def _chat(r, models) -> tuple[str, tuple[tuple[str, str], ...] | None]:
 
 def _server(r, models) -> dict:
     """The server keys (``live.backend = "openai"``): which servers, how hard to press them."""
-    backend = r.get("live", "backend", "str", "llama", check=lambda v: None if v in BACKENDS else f"must be one of {BACKENDS}")
-    keys = ("endpoints", "api_key_env", "concurrency", "timeout", "retries", "server_extras")
+    backend = r.read("live.backend")
     if backend != "openai":
-        given = [k for k in keys if r.get("live", k, "any", None) is not None]
+        given = [k for k in SERVER_KEYS if r.given(f"live.{k}")]
+        for k in SERVER_KEYS:
+            r.used["live"].add(k)
         if given:
             raise r.error(f"live.{given[0]}", 'applies to live.backend = "openai" only')
         return {}
-    endpoints = r.get("live", "endpoints", "any", None)
+    endpoints = r.read("live.endpoints")
     if isinstance(endpoints, str):
         endpoints = [endpoints]
     if not isinstance(endpoints, list) or not endpoints:
@@ -493,25 +907,10 @@ def _server(r, models) -> dict:
     for m in dict.fromkeys(models):
         if m == DEFAULT_MODEL:
             raise r.error("live.model", 'must name the model the servers serve (as GET /v1/models lists it), not "default"')
-    env = r.get("live", "api_key_env", "str", None, check=lambda v: None if v.strip() else "must name an environment variable")
     return {
         "backend": backend,
         "endpoints": tuple(u.rstrip("/") for u in endpoints),
-        "api_key_env": env,
-        "concurrency": r.get(
-            "live",
-            "concurrency",
-            "int",
-            DEFAULT["concurrency"],
-            check=lambda v: None if 1 <= v <= 1024 else "must be from 1 to 1024",
-        ),
-        "timeout": r.get(
-            "live", "timeout", "float", DEFAULT["timeout"], check=lambda v: None if v > 0 else "must be > 0 seconds"
-        ),
-        "retries": r.get(
-            "live", "retries", "int", DEFAULT["retries"], check=lambda v: None if 0 <= v <= 20 else "must be from 0 to 20"
-        ),
-        "server_extras": r.get("live", "server_extras", "bool", DEFAULT["server_extras"]),
+        **{k: r.read(f"live.{k}") for k in ("api_key_env", "concurrency", "timeout", "retries", "server_extras")},
     }
 
 
@@ -524,7 +923,7 @@ def read_live(scenario: Scenario) -> Scenario:
         return scenario
     if not isinstance(scenario.live, dict):
         raise ScenarioError(scenario.source, "live", f"must be a table ([live]), got {scenario.live!r}"[:200])
-    r = Reader(scenario.source or "<scenario>", {"live": scenario.live})
+    r = Reader(scenario.source or "<scenario>", {"live": scenario.live}, LIVE)
     labels = scenario.arrays.labels
     spec = parse_live(r, labels, node_index(labels, scenario.anchors[0].node) if scenario.anchors else None)
     r.finish(("live",))

@@ -17,6 +17,7 @@ import numpy as np
 import tomli_w
 
 from hivemind.errors import InputError
+from hivemind.scenario.keys import KEYS
 from hivemind.scenario.parse import TRACED_DYNAMICS, parse_scenario
 from hivemind.scenario.reader import Reader, typed
 from hivemind.scenario.spec import Scenario, ScenarioError, show
@@ -133,7 +134,7 @@ def _replaced(scenario: Scenario, keys: tuple[str, ...], point: tuple, sets: lis
         match = _DYNAMICS_KEY.match(key)
         if match is None:
             return None
-        number = typed(Reader(scenario.source or "<scenario>", {}), key, value, "float")
+        number = typed(Reader(scenario.source or "<scenario>", {}, KEYS), key, value, "float")
         problem = TRACED_DYNAMICS[match.group(1)](number)
         if problem:
             raise ScenarioError(scenario.source or "<scenario>", key, f"{problem}, got {show(number)}")

@@ -17,8 +17,9 @@ import numpy as np
 
 from hivemind.scenario import graphs
 from hivemind.scenario.graphs import GraphArrays, graph_arrays
-from hivemind.scenario.names import BUILTIN_RULES, MANIFOLD_KINDS, SCHEDULES, ambient_dim, on_manifold
-from hivemind.scenario.reader import Reader, at_least, nonnegative, numeric_matrix, one_of, positive, typed
+from hivemind.scenario.keys import KEYS
+from hivemind.scenario.names import BUILTIN_RULES, ambient_dim, on_manifold
+from hivemind.scenario.reader import Reader, numeric_matrix, positive, typed
 from hivemind.scenario.spec import (
     AgentsSpec,
     AnchorSpec,
@@ -48,13 +49,7 @@ class _Geometry:
 
 # The [dynamics] numbers the engine traces, with the check each must pass: a sweep point that
 # changes only these is the scenario with them replaced (``scenario.grid``), not a re-read file.
-TRACED_DYNAMICS = {
-    "step_size": positive,
-    "noise": nonnegative,
-    "noise_decay": positive,
-    "gossip_prob": lambda v: None if 0 < v <= 1 else "must be in (0, 1]",
-    "confidence": positive,
-}
+TRACED_DYNAMICS = {k: KEYS[f"dynamics.{k}"].check for k in ("step_size", "noise", "noise_decay", "gossip_prob", "confidence")}
 
 SECTIONS = ("manifold", "graph", "anchor", "anchors", "init", "dynamics", "record", "run", "agents", "live")
 TOP_LEVEL_KEYS = ("name", "description")
@@ -149,29 +144,27 @@ def parse_scenario(
         run = data.setdefault("run", {})
         run.pop("seed", None)
         run["seeds"] = list(seeds)
-    r = Reader(file, data)
+    r = Reader(file, data, KEYS)
     base = Path(".") if base is None else base
     r.check_top_level(SECTIONS, TOP_LEVEL_KEYS)
 
-    name = r.get("", "name", "str", Path(file).stem)
-    description = r.get("", "description", "str", "")
+    name = r.read("name", Path(file).stem)
+    description = r.read("description")
     # A live scenario's states are the model's embeddings: [manifold] and [dynamics] then
     # only serve `hivemind run` on the same graph, so they may be left out.
     live_mode = "live" in data
-    mkind = r.get("manifold", "kind", "str", "sphere" if live_mode else ..., check=one_of(MANIFOLD_KINDS))
-    dim = r.get("manifold", "dim", "int", 2 if live_mode else ..., check=at_least(1))
+    mkind = r.read("manifold.kind", "sphere" if live_mode else ...)
+    dim = r.read("manifold.dim", 2 if live_mode else ...)
     manifold = _Geometry(mkind, dim)
     g = _read_graph(r, base)
     anchor_tables = _anchor_tables(r)
     init = _read_init(r, manifold, len(g.labels))
     anchors = _read_anchors(r, anchor_tables, g.labels, manifold, init.kind)
     dynamics = _read_dynamics(r, live_mode)
-    record = RecordSpec(
-        r.get("record", "every", "int", 10, check=at_least(1)), r.get("record", "cluster_tol", "float", 0.05, check=positive)
-    )
+    record = RecordSpec(r.read("record.every"), r.read("record.cluster_tol"))
     run = _read_run(r)
     inertia, values = _read_inertia(r, g)
-    stubbornness = r.get("agents", "stubbornness", "any", 0.0)
+    stubbornness = r.read("agents.stubbornness")
     stubbornness_vector(stubbornness, g.labels, [node_index(g.labels, a.node) for a in anchors], r)
     # [live] stays a raw table here: ``hivemind.live.read_live`` reads it (live depends on the
     # scenario, never the reverse), so its keys are not checked by ``finish``.
@@ -219,36 +212,36 @@ class _Graph(NamedTuple):
 
 
 def _read_graph(r: Reader, base: Path) -> _Graph:
-    kind = r.get("graph", "kind", "str")
-    seed = r.get("graph", "seed", "int", 0)
-    directed = r.get("graph", "directed", "bool", False)
-    n = r.get("graph", "n", "int", None, check=at_least(2))
+    kind = r.read("graph.kind")
+    seed = r.read("graph.seed")
+    directed = r.read("graph.directed")
+    n = r.read("graph.n")
     params, edges, path, direct = {}, None, None, None
     try:
         if kind == "edges":
             if n is None:
                 raise r.error("graph.n", "is required with graph.kind = 'edges'")
-            edges = r.get("graph", "edges", "list")
+            edges = r.read("graph.edges")
             graph = graphs.from_edges(n, edges, directed)
         elif kind == "file":
-            path = r.get("graph", "path", "str")
+            path = r.read("graph.path")
             resolved = Path(path) if Path(path).is_absolute() else base / path
-            graph = graphs.from_file(resolved, directed if "directed" in r.table("graph") else None)
+            graph = graphs.from_file(resolved, directed if r.given("graph.directed") else None)
             if n is not None and n != graph.number_of_nodes():
                 raise r.error("graph.n", f"is {n} but {path} has {graph.number_of_nodes()} nodes")
         elif kind == "groups":
-            size = r.get("graph", "size", "int", check=at_least(2))
-            count = r.get("graph", "count", "int", check=at_least(1))
+            size = r.read("graph.size")
+            count = r.read("graph.count")
             if n is not None and n != size * count:
                 raise r.error("graph.n", f"is {n} but {count} groups of {size} make {size * count} nodes (leave n out)")
             direct = graphs.disjoint_groups(size, count)
             params, graph = {"size": size, "count": count}, None
         elif kind in graphs.ARRAY_GENERATORS:
-            params = r.get("graph", "params", "table", {})
+            params = r.read("graph.params")
             direct = graphs.from_arrays_generator(kind, n, params, seed)
             graph = None
         else:
-            params = r.get("graph", "params", "table", {})
+            params = r.read("graph.params")
             graph = graphs.from_generator(kind, n, params, seed)
     except graphs.GraphError as e:
         raise r.error(e.key, e.message) from None
@@ -259,15 +252,15 @@ def _read_graph(r: Reader, base: Path) -> _Graph:
 
 
 def _read_init(r: Reader, manifold: _Geometry, n_nodes: int) -> InitSpec:
-    kind = r.get("init", "kind", "str", "cap", check=one_of(("random", "cap", "explicit")))
+    kind = r.read("init.kind")
     spread_check = positive
     if manifold.name == "sphere":
         spread_check = lambda v: positive(v) or (None if v <= math.pi else "must be <= pi on the sphere")  # noqa: E731
-    spread = r.get("init", "spread", "float", 1.0, check=spread_check)
-    seed = r.get("init", "seed", "int", None)
+    spread = r.read("init.spread", check=spread_check)
+    seed = r.read("init.seed")
     states = None
     if kind == "explicit":
-        matrix = numeric_matrix(r, "init.states", r.get("init", "states", "any"), n_nodes, manifold.ambient_dim)
+        matrix = numeric_matrix(r, "init.states", r.read("init.states"), n_nodes, manifold.ambient_dim)
         on = np.asarray(manifold.belongs(matrix, ON_MANIFOLD_ATOL))
         if not np.all(on):
             raise r.error("init.states", f"row {int(np.argmin(on))} is not on the {manifold.name} (within {ON_MANIFOLD_ATOL})")
@@ -287,7 +280,7 @@ def _read_anchors(r: Reader, tables: list[tuple[str, dict]], labels: list, manif
 
 
 def _read_dynamics(r: Reader, live_mode: bool) -> DynamicsSpec:
-    rule = r.get("dynamics", "rule", "str", "gradient")
+    rule = r.read("dynamics.rule")
     if rule not in BUILTIN_RULES:
         import optax
 
@@ -296,17 +289,17 @@ def _read_dynamics(r: Reader, live_mode: bool) -> DynamicsSpec:
                 "dynamics.rule",
                 f"must be one of {', '.join(BUILTIN_RULES)} or an optax optimizer (adam, sgd, ...), got {show(rule)}",
             )
-    step_size = r.get("dynamics", "step_size", "float", 0.1 if live_mode else ..., check=TRACED_DYNAMICS["step_size"])
-    steps = r.get("dynamics", "steps", "int", 100 if live_mode else ..., check=at_least(1))
-    noise = r.get("dynamics", "noise", "float", 0.0, check=TRACED_DYNAMICS["noise"])
-    schedule = r.get("dynamics", "noise_schedule", "str", "constant", check=one_of(SCHEDULES))
-    decay = r.get("dynamics", "noise_decay", "float", 100.0, check=TRACED_DYNAMICS["noise_decay"])
-    prob = r.get("dynamics", "gossip_prob", "float", 0.5, check=TRACED_DYNAMICS["gossip_prob"])
-    options = r.get("dynamics", "options", "table", {})
+    step_size = r.read("dynamics.step_size", 0.1 if live_mode else ...)
+    steps = r.read("dynamics.steps", 100 if live_mode else ...)
+    noise = r.read("dynamics.noise")
+    schedule = r.read("dynamics.noise_schedule")
+    decay = r.read("dynamics.noise_decay")
+    prob = r.read("dynamics.gossip_prob")
+    options = r.read("dynamics.options")
     if options and rule in BUILTIN_RULES:
         raise r.error("dynamics.options", f"applies to optax optimizers only, not to rule {rule!r}")
     _check_optax_options(r, rule, options)
-    confidence = r.get("dynamics", "confidence", "float", None, check=TRACED_DYNAMICS["confidence"])
+    confidence = r.read("dynamics.confidence")
     return DynamicsSpec(rule, step_size, steps, noise, schedule, decay, prob, options, confidence)
 
 
@@ -315,7 +308,7 @@ def _read_run(r: Reader) -> RunSpec:
     if "seed" in table and "seeds" in table:
         raise r.error("run.seeds", "cannot be given together with run.seed")
     if "seeds" in table:
-        seeds = r.get("run", "seeds", "list")
+        seeds = r.read("run.seeds")
         if not seeds:
             raise r.error("run.seeds", "must not be empty")
         for s in seeds:
@@ -325,17 +318,17 @@ def _read_run(r: Reader) -> RunSpec:
             raise r.error("run.seeds", f"must not repeat a seed, got {show(seeds)}")
         seeds = tuple(seeds)
     else:
-        seeds = (r.get("run", "seed", "int", 0, check=nonnegative),)
-    precision = r.get("run", "precision", "str", "float32", check=one_of(("float32", "float64")))
-    checkpoint_every = r.get("run", "checkpoint_every", "int", None, check=nonnegative)
-    shard = r.get("run", "shard", "str", "none", check=one_of(("none", "seeds", "agents")))
-    kernel = r.get("run", "kernel", "str", "auto", check=one_of(("auto", "fused", "jax")))
+        seeds = (r.read("run.seed"),)
+    precision = r.read("run.precision")
+    checkpoint_every = r.read("run.checkpoint_every")
+    shard = r.read("run.shard")
+    kernel = r.read("run.kernel")
     return RunSpec(seeds, precision, checkpoint_every, shard, kernel)
 
 
 def _read_inertia(r: Reader, g: _Graph) -> tuple[Any, list]:
     """agents.inertia as written, and its numbers (checked, with those of a graph file's nodes)."""
-    inertia = r.get("agents", "inertia", "any", 1.0)
+    inertia = r.read("agents.inertia")
     if inertia in ("degree", "active"):
         values = []
     elif isinstance(inertia, list):
@@ -392,7 +385,7 @@ def _anchor_tables(r: Reader) -> list[tuple[str, dict]]:
     return [("anchor", r.table("anchor"))]
 
 
-ANCHOR_KEYS = ("node", "state", "coupling", "seed")
+ANCHOR_KEYS = tuple(k.key for k in KEYS.values() if k.section == "anchor")
 
 
 def _read_anchor(r: Reader, key: str, table: dict, labels: list, manifold, ikind: str) -> AnchorSpec:
@@ -402,23 +395,25 @@ def _read_anchor(r: Reader, key: str, table: dict, labels: list, manifold, ikind
     if key == "anchor":
         r.used.setdefault("anchor", set()).update(table)
 
-    def get(name, kind, default, check=None):
+    def get(name, default=...):
+        """anchor.NAME as declared, from this anchor's table (``[anchor]`` or one of ``[[anchors]]``)."""
+        k = KEYS[f"anchor.{name}"]
         if name not in table:
-            return default
-        value = typed(r, f"{key}.{name}", table[name], kind)
-        problem = check(value) if check else None
+            return k.value if default is ... else default
+        value = typed(r, f"{key}.{name}", table[name], k.kind)
+        problem = k.check(value) if k.check else None
         if problem:
             raise r.error(f"{key}.{name}", f"{problem}, got {show(value)}")
         return value
 
-    node = get("node", "any", 0)
+    node = get("node")
     try:
         node_index(labels, node)
     except (KeyError, TypeError):
         raise r.error(f"{key}.node", f"is not a node of the graph ({len(labels)} nodes), got {show(node)}") from None
-    coupling = get("coupling", "float", 1.0, nonnegative)
-    seed = get("seed", "int", 0)
-    state = get("state", "any", "init" if ikind == "explicit" else "random")
+    coupling = get("coupling")
+    seed = get("seed")
+    state = get("state", "init" if ikind == "explicit" else "random")
     if isinstance(state, str):
         if state not in ("random", "init"):
             raise r.error(

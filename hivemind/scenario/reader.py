@@ -14,11 +14,17 @@ from hivemind.scenario.spec import ScenarioError, show
 
 
 class Reader:
-    """Reads typed keys from a TOML table, remembering which ones were used."""
+    """Reads declared keys from a TOML table, remembering which ones were used.
 
-    def __init__(self, file: str, data: dict):
+    ``keys`` maps ``section.key`` to its declaration (``hivemind.scenario.keys.Key``: kind,
+    default, check); ``read`` takes all three from it, and reading a key that is not declared
+    is a programming error, so the declarations are every key the parser can read.
+    """
+
+    def __init__(self, file: str, data: dict, keys: dict[str, Any]):
         self.file = file
         self.data = data
+        self.keys = keys
         self.used: dict[str, set] = {}
 
     def error(self, key: str, message: str) -> ScenarioError:
@@ -31,10 +37,25 @@ class Reader:
         self.used.setdefault(section, set())
         return value
 
+    def read(self, name: str, default: Any = ..., *, check=None) -> Any:
+        """The value of declared key ``name`` (``section.key``), typed and checked as declared;
+        ``default`` and ``check`` replace the declared ones where the parser knows better (a
+        default that depends on other keys, a bound that depends on the manifold)."""
+        k = self.keys[name]
+        return self.get(k.section, k.key, k.kind, k.value if default is ... else default, check=check or k.check)
+
+    def given(self, name: str) -> bool:
+        """Whether declared key ``name`` is in the file (without reading it)."""
+        k = self.keys[name]
+        table = self.data.get(k.section, {}) if k.section else self.data
+        return isinstance(table, dict) and k.key in table
+
     def get(self, section: str, key: str, kind: str, default: Any = ..., *, check=None) -> Any:
+        path = f"{section}.{key}" if section else key
+        if path not in self.keys:
+            raise KeyError(f"{path} is read but not declared")  # a bug: declare it with the others
         table = self.table(section) if section else self.data
         self.used.setdefault(section, set()).add(key)
-        path = f"{section}.{key}" if section else key
         if key not in table:
             if default is ...:
                 raise self.error(path, "is required")

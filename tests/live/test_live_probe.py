@@ -165,7 +165,7 @@ def test_stances_are_written_into_the_personas(tmp_path):
         ("stances = [-2, 0, 3]", r"^probed\.toml: live\.stances\[2\] must be an integer from -2 to 2, got 3$"),
         ("stances = [-2, 0]", r"^probed\.toml: live\.stances must have one stance per peripheral agent \(3\), got 2$"),
         ('stance_prompt = "{agent} thinks"', r"^probed\.toml: live\.stance_prompt must contain \{stance\}$"),
-        ('probe_form = "vibes"', r"^probed\.toml: live\.probe_form must be one of \('auto', 'own'"),
+        ('probe_form = "vibes"', r"^probed\.toml: live\.probe_form must be one of auto, own, judge, .*, got 'vibes'$"),
     ],
 )
 def test_bad_stances_and_probe_keys_are_one_line_errors(change, key):

@@ -3,7 +3,7 @@ and every documented key is accepted by the parser (each parsed with its example
 
 from __future__ import annotations
 
-import ast
+import json
 import re
 import tomllib
 from pathlib import Path
@@ -12,40 +12,39 @@ import pytest
 import tomli_w
 
 from hivemind.cli.reference import all_keys, keys_markdown
-from hivemind.scenario.parse import ANCHOR_KEYS
 
 ROOT = Path(__file__).resolve().parents[2]
-PARSERS = (ROOT / "hivemind" / "scenario" / "parse.py", ROOT / "hivemind" / "live" / "config.py")
 DOCUMENTED = {k.name for k in all_keys()}
 
 
-def keys_the_parser_reads() -> set[str]:
-    """Every key read by name in the parsers' source: ``r.get("section", "key", ...)``, the per-agent
-    readers ``_per_agent(r, "key", ...)`` / ``_texts(r, "key", ...)``, and the anchor's table."""
-    found = {f"anchor.{k}" for k in ANCHOR_KEYS} | {"anchors"}
-    for path in PARSERS:
-        for node in ast.walk(ast.parse(path.read_text())):
-            if not isinstance(node, ast.Call):
-                continue
-            name = getattr(node.func, "attr", None) or getattr(node.func, "id", None)
-            args = [a.value if isinstance(a, ast.Constant) and isinstance(a.value, str) else None for a in node.args]
-            if name == "get" and len(args) >= 3 and args[0] is not None and args[1] is not None and args[2] is not None:
-                found.add(f"{args[0]}.{args[1]}" if args[0] else args[1])
-            elif name in ("_per_agent", "_texts") and len(args) >= 2 and args[1] is not None:
-                found.add(f"live.{args[1]}")
-    return found
+def test_the_parser_reads_declared_keys_only():
+    """Every read goes through a declaration: reading an undeclared key is refused at once (so
+    the declarations are every key the parser can read, by construction)."""
+    from hivemind.scenario import Reader
+    from hivemind.scenario.keys import KEYS
+
+    r = Reader("x.toml", {"graph": {"kind": "path_graph", "undeclared": 1}}, KEYS)
+    assert r.read("graph.kind") == "path_graph"
+    with pytest.raises(KeyError, match="graph.undeclared is read but not declared"):
+        r.get("graph", "undeclared", "int")
 
 
-def test_every_key_the_parser_reads_is_in_the_reference():
-    read = keys_the_parser_reads()
-    assert len(read) > 60  # the scan finds the parsers' reads (it would find nothing if their shape changed)
-    missing = sorted(read - DOCUMENTED)
-    assert missing == [], f"keys the parser accepts but the reference does not document: {missing}"
-
-
-def test_the_reference_names_no_key_the_parser_never_reads():
-    stale = sorted(DOCUMENTED - keys_the_parser_reads())
-    assert stale == [], f"keys documented but never read by the parser: {stale}"
+def test_every_declared_default_is_the_one_the_reference_shows():
+    """Where a key has a default value, the reference's default is that value as TOML writes it."""
+    shown = {}
+    for k in all_keys():
+        if k.value is ... or k.value is None:
+            continue
+        value = list(k.value) if isinstance(k.value, tuple) else k.value
+        if isinstance(value, bool):
+            toml = "true" if value else "false"
+        elif isinstance(value, (str, list)):
+            toml = json.dumps(value)
+        else:
+            toml = "{}" if value == {} else str(value)
+        if not k.default.startswith(toml):
+            shown[k.name] = (k.default, toml)
+    assert shown == {}
 
 
 def _load(path: Path, key, extra=()):
