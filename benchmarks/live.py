@@ -260,24 +260,27 @@ def peak_rss_mb() -> float:
     return int(Path("/proc/self/status").read_text().split("VmHWM:")[1].split()[0]) / 1024
 
 
-def round_child(scenario_path: str, model_name: str, agents: int, rounds: int, out: Path) -> None:
+def round_child(scenario_path: str, model_name: str, agents: int, rounds: int, probe: bool, out: Path) -> None:
     """In a child process: the rounds of ``agents`` agents (round 0's texts given, greedy), timed per
     round without the embeddings (a hashed bag of words stands in for the embedder, so that the
-    time is the language model's and hivemind's); writes the batches and timings to ``out``."""
-    from hivemind.live.backends.fake import FakeBackend
-    from hivemind.live.conversation import Population
+    time is the language model's and hivemind's); writes the batches and timings to ``out``. With
+    ``probe``, every message is probed with the form the check set chooses (before round 0)."""
+    from hivemind.live.backends import FakeBackend, Population
+    from hivemind.live.run import check_probes
 
     over = [f"graph.n={agents + 1}", f"live.rounds={rounds}", 'live.decoding="greedy"', f'live.model="{model_name}"']
+    over += ["live.probe=true"] if probe else []
     sc = load_scenario(scenario_path, [*over, f"live.initial_texts={agent_texts(agents)}"])
     live = sc.live
     model = resolve_model(live.model, Path(scenario_path).parent)
     backend = Batches(model, live.n_ctx, live.threads, live.chat, batch=live.batch_size(agents))
     backend._decoder_of()  # the context is made before the timing, as the ceiling's is
+    pop = Population({m: backend for m in live.distinct_models}, FakeBackend())
+    asking = check_probes(sc, pop, say=lambda s: None)[1] if probe else {}
     marks: list[float] = []
     with tempfile.TemporaryDirectory() as tmp:
         transcript = Transcript.create(Path(tmp) / "t.jsonl", header_for(sc, backend, str(model)))
-        pop = Population({m: backend for m in live.distinct_models}, FakeBackend())
-        converse(sc, pop, transcript, say=lambda s: marks.append(time.perf_counter()))
+        converse(sc, pop, transcript, say=lambda s: marks.append(time.perf_counter()), probes=asking)
         records = transcript.records
         transcript.close()
     decoder = backend._decoder
@@ -289,6 +292,9 @@ def round_child(scenario_path: str, model_name: str, agents: int, rounds: int, o
         "batch": live.batch_size(agents),
         "n_ctx": live.n_ctx,
         "decoder_prompt_seconds": decoder.prompt_seconds,
+        "question_tokens": len(next(iter(asking.values())).request.question) if asking else 0,
+        # What the decoder evaluated of the prompts: each batch's prefix once, every suffix.
+        "evaluated_prompt_tokens": sum(len(p) + sum(len(x) for x in xs) for p, xs, _ in backend.batches),
         "peak_memory_mb": peak_rss_mb(),
     }
     backend.close()
@@ -389,6 +395,43 @@ def slope(agents, seconds) -> float:
     return float(np.polyfit(np.log(agents), np.log(seconds), 1)[0])
 
 
+def probe_cost(scenario_path: str, agents_list, rows: list) -> list:
+    """A probed round of Gemma agents against the same round unprobed (from ``rows`` where measured):
+    the extra seconds beside what evaluating the question's tokens costs at the round's own prompt
+    rate (its prompt tokens over the bare decode's time for them)."""
+    out = []
+    for agents in agents_list:
+        plain = next((r for r in rows if r["model"].startswith("gemma") and r["agents"] == agents), None)
+        if plain is None:
+            plain_run = child("round", scenario_path, "default", agents, 1, False)
+            plain = {"seconds_per_round": plain_run["round_seconds"][-1], "prompt_seconds": plain_run["decoder_prompt_seconds"]}
+            plain["evaluated_prompt_tokens"] = plain_run["evaluated_prompt_tokens"]
+        probed = child("round", scenario_path, "default", agents, 1, True)
+        extra = probed["round_seconds"][-1] - plain["seconds_per_round"]
+        rate = plain["evaluated_prompt_tokens"] / plain["prompt_seconds"]  # prompt tokens per second in this round
+        question = agents * (probed["question_tokens"] + 1)  # the question and the message's last token
+        row = {
+            "agents": agents,
+            "seconds_unprobed": plain["seconds_per_round"],
+            "seconds_probed": probed["round_seconds"][-1],
+            "x_unprobed": probed["round_seconds"][-1] / plain["seconds_per_round"],
+            "question_tokens_per_agent": probed["question_tokens"],
+            "prompt_tokens_per_second": rate,
+            "extra_seconds": extra,
+            "question_seconds_at_prompt_rate": question / rate,
+            "x_question_cost": extra / (question / rate),
+        }
+        out.append(row)
+        print(
+            f"  {agents} agents: {row['seconds_probed']:.2f} s probed against {row['seconds_unprobed']:.2f} s "
+            f"(x{row['x_unprobed']:.2f}); {extra:.2f} s more, where {row['question_tokens_per_agent']} question tokens "
+            f"per agent at the round's {rate:.0f} prompt tokens/s cost {question / rate:.2f} s "
+            f"(x{row['x_question_cost']:.2f})",
+            flush=True,
+        )
+    return out
+
+
 def slopes_of(rows: list) -> dict:
     """Each model's log-log slope of seconds per round against agents, from 64 agents up."""
     out = {}
@@ -412,7 +455,8 @@ def scale(scenario_path: str, models, agents_list, threads: int) -> dict:
             # Small rounds take seconds and vary by a fifth from run to run here: the median of three.
             repeats = 3 if agents <= 64 else 1
             runs = sorted(
-                (child("round", scenario_path, name, agents, 1) for _ in range(repeats)), key=lambda r: r["round_seconds"][-1]
+                (child("round", scenario_path, name, agents, 1, False) for _ in range(repeats)),
+                key=lambda r: r["round_seconds"][-1],
             )
             mine = runs[len(runs) // 2]
             recorded[(name, agents)] = (model, mine["batches"], mine["n_ctx"])
@@ -437,6 +481,8 @@ def scale(scenario_path: str, models, agents_list, threads: int) -> dict:
                 "repeats": repeats,
                 "sequences_per_context": mine["batch"],
                 "contexts_per_round": len(mine["batches"]),
+                "prompt_seconds": mine["decoder_prompt_seconds"],
+                "evaluated_prompt_tokens": mine["evaluated_prompt_tokens"],
                 "peak_memory_mb": mine["peak_memory_mb"],
                 "ceiling_peak_memory_mb": bare_run["peak_memory_mb"],
             }
@@ -482,8 +528,8 @@ def levers(model: str, batches: list, n_ctx: int, threads: int) -> dict:
         "n_ubatch = 128": ({"n_ubatch": 128}, batches),
         "n_ubatch = 256": ({"n_ubatch": 256}, batches),
         "n_batch = n_ubatch = 1024": ({"n_batch": 1024, "n_ubatch": 1024}, batches),
-        f"{agents // 4} agents per context (4 contexts, one after another)": ({}, resplit(batches, agents // 4)),
-        f"{agents // 16} agents per context (16 contexts)": ({}, resplit(batches, agents // 16)),
+        f"{agents // 4} agents per context (4 contexts, one after another)": ({}, resplit(batches, max(agents // 4, 1))),
+        f"{agents // 16} agents per context (16 contexts)": ({}, resplit(batches, max(agents // 16, 1))),
     }
     out = {}
     for label, (setting, bs) in settings.items():
@@ -496,7 +542,7 @@ def kept_prompts(scenario_path: str, agents: int) -> dict:
     """What keeping each agent's evaluated prompt from one round to the next could save: the tokens
     of its round-2 prompt that begin as its round-1 prompt did (the prefix is evaluated once per
     batch anyway)."""
-    mine = child("round", scenario_path, "default", agents, 2)
+    mine = child("round", scenario_path, "default", agents, 2, False)
     first, second = mine["batches"][0], mine["batches"][-1]
     shared = sum(common(a, b) for a, b in zip(first[1], second[1], strict=True))
     total = sum(len(b) for b in second[1])
@@ -631,7 +677,10 @@ def scale_main(args) -> int:
     lever = levers(*recorded[(models[0], lever_at)], threads)
     print("keeping each agent's prompt between rounds, two rounds of 64 Gemma agents:")
     kept = kept_prompts(args.scenario, 64)
+    print("probes, Gemma: a probed round against the same round unprobed")
+    probes = probe_cost(args.scenario, [a for a in (32, 256) if a <= max(agents)], table["rows"])
     result = {"scenario": args.scenario, "threads": threads, **table, "levers": lever, "kept_prompts": kept}
+    result["probe_cost"] = probes
     result["versions"] = versions()
     out.mkdir(parents=True, exist_ok=True)
     (out / "live_scale.json").write_text(json.dumps(result, indent=2) + "\n")
