@@ -29,7 +29,7 @@ from matplotlib.figure import Figure
 
 from hivemind import load_scenario
 from hivemind.live.cleaner import Scaffold
-from hivemind.live.conversation import Embedder, geodesic
+from hivemind.live.conversation import Embeddings, geodesic
 from hivemind.live.prompts import DEFAULT_OPENING, DEFAULT_PROMPT, NEIGHBOUR_LINE, TRANSCRIPT_PROMPT
 from hivemind.live.run import run_live
 from hivemind.plot import CATEGORY_COLORS, house_style, save_figure
@@ -67,7 +67,7 @@ def scaffolding(prompt_name: str, prompt: str, clean: bool = True) -> dict:
     from hivemind.live.embedders import minilm
 
     pop, _ = load_population(load_scenario(SCENARIO, [*over, 'live.embedding_model="self"']), say=lambda s: None)
-    embedders = {"minilm": Embedder(minilm(2, say=lambda s: None)), "self": Embedder(pop.embedder)}
+    embedders = {"minilm": Embeddings(minilm(2, say=lambda s: None)), "self": Embeddings(pop.embedder)}
     last = [r for r in generated if r["round"] == ROUNDS]
     first = [r for r in messages(out) if r["round"] == 0]
     distances = {}

@@ -23,6 +23,8 @@ BLOCKS = {
     "probe_check": ("analysis/live_pairs.py", "check_table", "figures/live_pairs.json"),
     "live_pairs": ("analysis/live_pairs.py", "table", "figures/live_pairs.json"),
     "probe_cost": ("benchmarks/live_probe.py", "sentence", "benchmarks/results/live_probe.json"),
+    "live_scale": ("benchmarks/live.py", "scale_table", "benchmarks/results/live_scale.json"),
+    "live_spread": ("benchmarks/live_server.py", "spread_sentence", "benchmarks/results/live_spread.json"),
     "live32_probes": ("analysis/live32_probes.py", "table", "figures/live32_probes.json"),
     "live_quickstart": ("analysis/live_quickstart.py", "verdict", "figures/live_quickstart.json"),
     "fused_kernel": ("benchmarks/fused.py", "table", "benchmarks/results/fused.json"),

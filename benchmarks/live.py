@@ -654,6 +654,49 @@ def main(argv=None) -> int:
     return 0 if all(r["same_texts"] for r in reuse.values()) else 1
 
 
+def scale_table(d: dict) -> str:
+    """The generated block ``live_scale`` of the guide: part 5's table and what it says."""
+    lines = [
+        "| model | agents | seconds per round | tokens/s | bare llama.cpp | x of it | peak memory |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in d["rows"]:
+        name = "Gemma 3 270M" if r["model"].startswith("gemma") else "SmolLM2 135M"
+        lines.append(
+            f"| {name} | {r['agents']:,} | {r['seconds_per_round']:.1f} | {r['tokens_per_second']:.0f} | "
+            f"{r['ceiling_seconds']:.1f} s | ×{r['x_ceiling']:.2f} | {r['peak_memory_mb']:,.0f} MB |"
+        )
+    slopes = "; ".join(
+        f"{'Gemma' if m.startswith('gemma') else 'SmolLM2'} {v:.2f}" for m, v in d.get("slope_from_64", {}).items()
+    )
+    worst = max(r["x_ceiling"] for r in d["rows"])
+    out = "\n".join(lines) + "\n\n"
+    out += (
+        f"Tokens are a round's prompt and completion tokens together (the shared prefix counted per agent). "
+        f"Log-log slope of a round's time against the agents from 64 up: {slopes} (goal ≤ {d['goal_slope']}); "
+        f"at most ×{worst:.2f} of bare llama.cpp (goal ×{d['goal_x_ceiling']})."
+    )
+    lever = d.get("levers")
+    if lever:
+        base = next(iter(lever["seconds"].values()))
+        parts = [f"{k} {v:.1f} s (×{v / base:.2f})" for k, v in lever["seconds"].items()]
+        out += f" Levers on bare llama.cpp, a round of {lever['agents']} agents: " + "; ".join(parts) + "."
+    kept = d.get("kept_prompts")
+    if kept:
+        share = kept["round2_tokens_shared_with_round1"] / kept["round2_agent_prompt_tokens"]
+        out += (
+            f" Keeping each agent's evaluated prompt between rounds could spare {share:.0%} of a round's agent prompt "
+            f"tokens ({kept['agents']} agents): a prompt is rebuilt from the neighbours' new messages every round."
+        )
+    for p in d.get("probe_cost", []):
+        out += (
+            f" Probes, {p['agents']} agents: ×{p['x_unprobed']:.2f} of an unprobed round, {p['extra_seconds']:.1f} s more "
+            f"where the question's {p['question_tokens_per_agent']} tokens per agent cost "
+            f"{p['question_seconds_at_prompt_rate']:.1f} s at the round's prompt rate (×{p['x_question_cost']:.2f})."
+        )
+    return out + "\n"
+
+
 def scale_main(args) -> int:
     threads = load_scenario(args.scenario).live.threads
     print("a round against bare llama.cpp's batched decode of the same prompts and completion lengths:")

@@ -22,8 +22,8 @@ from pathlib import Path
 
 from hivemind import load_scenario
 from hivemind.io.results import versions
-from hivemind.live.backends import LlamaBackend
-from hivemind.live.conversation import Population, Transcript, converse, header_for
+from hivemind.live.backends import LlamaBackend, Population
+from hivemind.live.conversation import Transcript, converse, header_for
 from hivemind.live.embedders import minilm
 from hivemind.live.model import resolve_model
 from hivemind.live.run import check_probes

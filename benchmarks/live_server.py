@@ -13,6 +13,12 @@ within 1.3x of in-process sequential decoding. Tokens per second = completion to
 time of the rounds, less the time spent embedding (a measurement, the same in every path).
 The three paths' runs are interleaved, so that the machine's drift in speed falls on all
 of them alike. Results go to ``OUT/live_server.json``.
+
+``--spread 1,2,4`` measures instead one round of ``--agents`` (32) agents spread over 1, 2 and 4
+local servers on this machine (each with the machine's threads shared out, at least one; the
+round's requests in flight together), against the same round decoded in-process as one batch:
+what several endpoints give when they share one machine's cores. Results go to
+``OUT/live_spread.json``.
 """
 
 from __future__ import annotations
@@ -26,10 +32,9 @@ from pathlib import Path
 
 from hivemind import load_scenario
 from hivemind.io.results import versions
-from hivemind.live.backends import LlamaBackend
+from hivemind.live.backends import LlamaBackend, Population
 from hivemind.live.backends.local_server import LlamaServer
 from hivemind.live.backends.server import ServerBackend
-from hivemind.live.conversation import Population
 from hivemind.live.model import resolve_model
 from hivemind.live.run import run_live
 
@@ -71,12 +76,85 @@ def one_run(scenario, generator, embedder) -> tuple[float, int]:
     return wall - timed.seconds, tokens
 
 
+def texts(agents: int) -> str:
+    places = ["east", "west", "north", "south"]
+    return json.dumps([f"Agent {k} thinks we should go {places[k % 4]}." for k in range(agents)])
+
+
+def spread(scenario_path: str, agents: int, counts: list[int], out: Path) -> int:
+    """One round of ``agents`` agents on 1, 2, 4 ... local servers, and in-process as one batch."""
+    import os
+
+    from hivemind.live import embedders
+
+    common = ['live.decoding="greedy"', 'live.chat="none"', "live.fit=false", "live.rounds=1", f"graph.n={agents + 1}"]
+    common += [f"live.initial_texts={texts(agents)}"]
+    local = load_scenario(scenario_path, common)
+    spec = local.live
+    model = resolve_model(spec.model, Path(scenario_path).parent)
+    cores = os.cpu_count() or 1
+    embedder = embedders.minilm(spec.threads, lambda s: None)
+    llama = LlamaBackend(model, spec.n_ctx, spec.threads, spec.chat, batch=spec.batch_size(agents))
+    seconds, tokens = one_run(local, llama, embedder)
+    llama.close()
+    rows = [{"servers": 0, "label": "in-process, one batch", "seconds": seconds, "completion_tokens": tokens}]
+    print(f"{agents} agents, one round, greedy: in-process as one batch {seconds:.2f} s ({tokens / seconds:.1f} tokens/s)")
+    for n in counts:
+        threads = max(1, cores // n)
+        log = Path(tempfile.gettempdir()) / "hivemind-bench-spread.log"
+        servers = [LlamaServer(model, "bench", log=log, threads=threads) for _ in range(n)]
+        try:
+            for server in servers:
+                server.start()
+            urls = json.dumps([server.url for server in servers])
+            sc = load_scenario(
+                scenario_path,
+                [*common, 'live.backend="openai"', f"live.endpoints={urls}", 'live.model="bench"', "live.concurrency=8"],
+            )
+            backend = ServerBackend(sc.live)
+            backend.check(["bench"])
+            seconds, tokens = one_run(sc, backend, embedder)
+            backend.close()
+        finally:
+            for server in servers:
+                server.stop()
+        rows.append({"servers": n, "threads_each": threads, "seconds": seconds, "completion_tokens": tokens})
+        print(
+            f"  {n} server{'s' if n > 1 else ''} of {threads} thread{'s' if threads > 1 else ''}: {seconds:.2f} s "
+            f"({tokens / seconds:.1f} tokens/s), x{seconds / rows[0]['seconds']:.2f} the in-process batch"
+        )
+    result = {"scenario": local.name, "model": str(model), "agents": agents, "cores": cores, "rows": rows}
+    result["versions"] = versions()
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "live_spread.json").write_text(json.dumps(result, indent=2) + "\n")
+    print(f"wrote {out / 'live_spread.json'}")
+    return 0
+
+
+def spread_sentence(d: dict) -> str:
+    """The generated block ``live_spread`` of the server guide."""
+    base = d["rows"][0]
+    parts = [
+        f"{r['servers']} server{'s' if r['servers'] > 1 else ''} of {r['threads_each']} thread"
+        f"{'s' if r['threads_each'] > 1 else ''}: {r['seconds']:.1f} s (×{r['seconds'] / base['seconds']:.2f})"
+        for r in d["rows"][1:]
+    ]
+    return (
+        f"One round of {d['agents']} Gemma agents on this {d['cores']}-core machine: in process as one batch "
+        f"{base['seconds']:.1f} s; " + "; ".join(parts) + ".\n"
+    )
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("scenario", nargs="?", default="scenarios/live_quickstart.toml")
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--out", default="benchmarks/results")
+    p.add_argument("--spread", default=None, help="server counts, e.g. 1,2,4: only the spread measurement")
+    p.add_argument("--agents", type=int, default=32, help="the spread measurement's agents")
     args = p.parse_args(argv)
+    if args.spread:
+        return spread(args.scenario, args.agents, [int(n) for n in args.spread.split(",")], Path(args.out))
     common = ['live.decoding="greedy"', 'live.chat="none"', "live.fit=false"]
     local = load_scenario(args.scenario, [*common, "live.batch=false"])
     spec = local.live

@@ -13,6 +13,7 @@ the first round, so a user who brings another embedder sees at once what it can 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import asdict, dataclass
 
 import numpy as np
 
@@ -93,47 +94,60 @@ def share_above(high: np.ndarray, low: np.ndarray) -> float:
     return float(np.mean((high[:, None] > low[None, :]) + 0.5 * (high[:, None] == low[None, :])))
 
 
-def separation(embed: Callable[[str], np.ndarray]) -> dict:
-    """How ``embed`` places the check set around the anchor.
+@dataclass(frozen=True)
+class EmbedderCheck:
+    """How an embedder places the check set around the anchor.
 
-    Returns
-    -------
-    dict with ``median_distance`` (radians, per class), ``distances`` (per class, per
-    sentence), ``agreement_auc`` (the share of (paraphrase, alternative) pairs in which
-    the paraphrase is nearer the anchor: 1 separates perfectly, 0.5 is chance),
-    ``topic_auc`` and ``negation_auc`` (the same against sentences on the topic that take
-    no side, and against sentences that reject the anchor in its own words),
-    ``separation`` (median alternative minus median paraphrase distance, over median
-    unrelated minus median paraphrase: 0 sees no stance, 1 puts other proposals as far as
-    unrelated text) and ``dims``.
+    ``median_distance`` (radians, per class), ``distances`` (per class, per sentence),
+    ``agreement_auc`` (the share of (paraphrase, alternative) pairs in which the paraphrase
+    is nearer the anchor: 1 separates perfectly, 0.5 is chance), ``topic_auc`` and
+    ``negation_auc`` (the same against sentences on the topic that take no side, and against
+    sentences that reject the anchor in its own words), ``separation`` (median alternative
+    minus median paraphrase distance, over median unrelated minus median paraphrase: 0 sees
+    no stance, 1 puts other proposals as far as unrelated text) and ``dims``.
     """
+
+    median_distance: dict[str, float]
+    distances: dict[str, list[float]]
+    agreement_auc: float
+    topic_auc: float
+    negation_auc: float
+    separation: float
+    dims: int
+
+    def to_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+def separation(embed: Callable[[str], np.ndarray]) -> EmbedderCheck:
+    """How ``embed`` places the check set around the anchor (see ``EmbedderCheck``)."""
     anchor = _unit(embed(ANCHOR))
     distances = {k: _geodesic(np.stack([_unit(embed(t)) for t in texts]), anchor) for k, texts in CHECK_SET.items()}
     medians = {k: float(np.median(v)) for k, v in distances.items()}
-    return {
-        "median_distance": medians,
-        "distances": {k: v.tolist() for k, v in distances.items()},
-        "agreement_auc": share_above(distances["alternative"], distances["paraphrase"]),
-        "topic_auc": share_above(distances["topic_only"], distances["paraphrase"]),
-        "negation_auc": share_above(distances["negation"], distances["paraphrase"]),
+    return EmbedderCheck(
+        median_distance=medians,
+        distances={k: v.tolist() for k, v in distances.items()},
+        agreement_auc=share_above(distances["alternative"], distances["paraphrase"]),
+        topic_auc=share_above(distances["topic_only"], distances["paraphrase"]),
+        negation_auc=share_above(distances["negation"], distances["paraphrase"]),
         # Scale-free: embedders differ in how far apart anything lies (Gemma's unrelated
         # sentences sit at 0.8 rad, MiniLM's at 1.6).
-        "separation": (medians["alternative"] - medians["paraphrase"]) / (medians["unrelated"] - medians["paraphrase"]),
-        "dims": int(anchor.shape[0]),
-    }
+        separation=(medians["alternative"] - medians["paraphrase"]) / (medians["unrelated"] - medians["paraphrase"]),
+        dims=int(anchor.shape[0]),
+    )
 
 
-def describe(name: str, sep: dict) -> str:
+def describe(name: str, sep: EmbedderCheck) -> str:
     """The one line ``hivemind live`` prints before the first round."""
-    m = sep["median_distance"]
+    m = sep.median_distance
     line = (
-        f"embedder {name} ({sep['dims']} dims) on the check set around the quickstart anchor: "
+        f"embedder {name} ({sep.dims} dims) on the check set around the quickstart anchor: "
         f"paraphrases {m['paraphrase']:.2f} rad, "
         f"other proposals {m['alternative']:.2f}, rejections {m['negation']:.2f}, topic only {m['topic_only']:.2f}, "
-        f"unrelated {m['unrelated']:.2f} (separation {sep['separation']:.2f}); a paraphrase is nearer than another proposal "
-        f"in {sep['agreement_auc']:.0%} of pairs, than a topic-only sentence in {sep['topic_auc']:.0%}, "
-        f"than a rejection in {sep['negation_auc']:.0%}"
+        f"unrelated {m['unrelated']:.2f} (separation {sep.separation:.2f}); a paraphrase is nearer than another proposal "
+        f"in {sep.agreement_auc:.0%} of pairs, than a topic-only sentence in {sep.topic_auc:.0%}, "
+        f"than a rejection in {sep.negation_auc:.0%}"
     )
-    if min(sep["agreement_auc"], sep["topic_auc"]) < WEAK:
+    if min(sep.agreement_auc, sep.topic_auc) < WEAK:
         line += " (weak: distances to the anchor here measure topic more than agreement)"
     return line

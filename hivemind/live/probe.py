@@ -21,7 +21,7 @@ anchor scores above a rejection of it: the probe's validity, measured rather tha
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import numpy as np
 
@@ -185,22 +185,39 @@ def continuation(reply: str, question: str, turns: tuple[str, str] | None) -> st
 # Validity on the check set
 
 
-def separation(probe: Callable[[Sequence[str]], list[Reading]], statement: str = ANCHOR, together=None) -> dict:
+@dataclass(frozen=True)
+class ProbeValidity:
+    """How a probe scores the check set: the mean value and mass per class, the values per
+    sentence, ``negation_auc`` (the share of (paraphrase, rejection) pairs in which the
+    paraphrase scores higher: the validity that matters, since an embedder puts rejections in
+    the anchor's words next to it), ``agreement_auc`` (paraphrase against another proposal),
+    ``topic_auc``, ``signal`` (mean paraphrase minus mean rejection), ``noise`` (None when not
+    measured), ``overall_mass`` and ``reliable`` (``negation_auc >= UNRELIABLE`` and the signal
+    above twice the noise)."""
+
+    statement: str
+    mean: dict[str, float | None]
+    mean_mass: dict[str, float]
+    values: dict[str, list[float]]
+    negation_auc: float
+    agreement_auc: float
+    topic_auc: float
+    signal: float
+    noise: float | None
+    overall_mass: float
+    reliable: bool
+
+    def to_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+def separation(probe: Callable[[Sequence[str]], list[Reading]], statement: str = ANCHOR, together=None) -> ProbeValidity:
     """How a probe scores the check set: ``probe(sentences)`` reads each as the agent's own message.
 
     ``together``, when given, reads the same sentences in one batch: the difference to
     ``probe``'s readings (``noise``, the mean absolute difference of the values) is the
     numerical noise of the probe itself (llama.cpp's sums differ with the batch), the floor
     below which no difference between classes means anything.
-
-    Returns
-    -------
-    dict with the mean value and mass per class, the values per sentence,
-    ``negation_auc`` (the share of (paraphrase, rejection) pairs in which the paraphrase
-    scores higher: the validity that matters, since an embedder puts rejections in the
-    anchor's words next to it), ``agreement_auc`` (paraphrase against another proposal),
-    ``signal`` (mean paraphrase minus mean rejection), ``noise``, ``overall_mass`` and
-    ``reliable`` (``negation_auc >= UNRELIABLE`` and the signal above twice the noise).
     """
     classes = list(CHECK_SET)
     sentences = [t for k in classes for t in CHECK_SET[k]]
@@ -216,24 +233,24 @@ def separation(probe: Callable[[Sequence[str]], list[Reading]], statement: str =
     if together is not None:
         again = np.asarray([r.value for r in together(sentences)])
         noise = float(np.nanmean(np.abs(again - np.asarray([r.value for r in readings]))))
-    return {
-        "statement": statement,
-        "mean": {k: float(np.nanmean(v)) if np.isfinite(v).any() else None for k, v in values.items()},
-        "mean_mass": {k: float(np.mean([r.mass for r in v])) for k, v in by_class.items()},
-        "values": {k: v.tolist() for k, v in values.items()},
-        "negation_auc": neg,
-        "agreement_auc": share_above(values["paraphrase"], values["alternative"]),
-        "topic_auc": share_above(values["paraphrase"], values["topic_only"]),
-        "signal": signal,
-        "noise": noise,
-        "overall_mass": float(masses.mean()),
-        "reliable": bool(np.isfinite(neg) and neg >= UNRELIABLE and (noise is None or abs(signal) > 2 * noise)),
-    }
+    return ProbeValidity(
+        statement=statement,
+        mean={k: float(np.nanmean(v)) if np.isfinite(v).any() else None for k, v in values.items()},
+        mean_mass={k: float(np.mean([r.mass for r in v])) for k, v in by_class.items()},
+        values={k: v.tolist() for k, v in values.items()},
+        negation_auc=neg,
+        agreement_auc=share_above(values["paraphrase"], values["alternative"]),
+        topic_auc=share_above(values["paraphrase"], values["topic_only"]),
+        signal=signal,
+        noise=noise,
+        overall_mass=float(masses.mean()),
+        reliable=bool(np.isfinite(neg) and neg >= UNRELIABLE and (noise is None or abs(signal) > 2 * noise)),
+    )
 
 
-def describe(model: str, form: str, sep: dict) -> str:
+def describe(model: str, form: str, sep: ProbeValidity) -> str:
     """The one line ``hivemind live`` prints per model before the first round."""
-    m = sep["mean"]
+    m = sep.mean
 
     def f(x):
         return "-" if x is None else f"{x:+.2f}"
@@ -241,14 +258,14 @@ def describe(model: str, form: str, sep: dict) -> str:
     line = (
         f"probe {form!r} of {model} on the check set: paraphrases {f(m['paraphrase'])}, rejections {f(m['negation'])}, "
         f"other proposals {f(m['alternative'])}, unrelated {f(m['unrelated'])} (scale -2..2); a paraphrase scores above "
-        f"a rejection in {sep['negation_auc']:.0%} of pairs, above another proposal in {sep['agreement_auc']:.0%}; "
-        f"{sep['overall_mass']:.1%} of the next-token mass on the answers"
+        f"a rejection in {sep.negation_auc:.0%} of pairs, above another proposal in {sep.agreement_auc:.0%}; "
+        f"{sep.overall_mass:.1%} of the next-token mass on the answers"
     )
-    if sep["noise"] is not None:
-        line += f"; paraphrase minus rejection {sep['signal']:+.2f} against a numerical noise of {sep['noise']:.2f}"
-    if not sep["reliable"]:
+    if sep.noise is not None:
+        line += f"; paraphrase minus rejection {sep.signal:+.2f} against a numerical noise of {sep.noise:.2f}"
+    if not sep.reliable:
         line += " (unreliable: this model's probes cannot tell agreement from rejection)"
-    elif sep["overall_mass"] < LOW_MASS:
+    elif sep.overall_mass < LOW_MASS:
         line += " (little mass on the answers: the model hardly takes it as a question)"
     return line
 
@@ -257,7 +274,7 @@ def describe(model: str, form: str, sep: dict) -> str:
 CHECK_CONTEXT = 'A discussion group. The leader says: "{statement}"\nWrite your own opinion in one sentence.'
 
 
-def check_set_probe(backend, form: Form, model: str = "the model", statement: str = ANCHOR) -> dict:
+def check_set_probe(backend, form: Form, model: str = "the model", statement: str = ANCHOR) -> ProbeValidity:
     """``separation`` of ``form`` for ``backend`` (its ``tokenize``, ``chat_wrap``, ``chat_turns``
     and ``probe``): every check-set sentence read as the agent's reply to ``CHECK_CONTEXT``."""
     marks = backend.answer_spellings(form, model)
@@ -269,9 +286,9 @@ def check_set_probe(backend, form: Form, model: str = "the model", statement: st
     def readings(sentences, alone: bool):
         suffixes = [backend.tokenize(continuation(t, question, turns), False) for t in sentences]
         if alone:  # one prompt per call: the reading does not depend on which others share the batch
-            probs = np.concatenate([backend.probe(prefix, [s], marks) for s in suffixes])
+            probs = np.concatenate([backend.probe(prefix, [s], marks, model) for s in suffixes])
         else:
-            probs = backend.probe(prefix, suffixes, marks)
+            probs = backend.probe(prefix, suffixes, marks, model)
         return [read(p, marks.answer, form.values) for p in probs]
 
     return separation(lambda s: readings(s, True), statement, together=lambda s: readings(s, False))

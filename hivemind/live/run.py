@@ -250,8 +250,9 @@ def fit_discussions_of(out: Path, trajectories: list[Trajectory], spec, say: Cal
     return fits
 
 
-def check_embedder(scenario: Scenario, embedder: Embedder, say: Callable[[str], None] = print) -> dict:
-    """The embedder measured on the shipped check set (``hivemind.live.geometry``), said in one line.
+def check_embedder(scenario: Scenario, embedder: Embedder, say: Callable[[str], None] = print) -> dict[str, object]:
+    """The embedder measured on the shipped check set (``hivemind.live.geometry``), said in one line;
+    returns summary.json's record of it.
 
     Raises
     ------
@@ -265,7 +266,7 @@ def check_embedder(scenario: Scenario, embedder: Embedder, say: Callable[[str], 
     except LiveError as e:
         raise LiveError(f"{scenario.source}: {embedder_key(spec)}: {e} (it gives no usable embeddings)") from None
     say(describe_separation(name, sep))
-    return {"name": name, "as_written": spec.embedding_model, "sha256": embedder.model_sha256, "check_set": sep}
+    return {"name": name, "as_written": spec.embedding_model, "sha256": embedder.model_sha256, "check_set": sep.to_dict()}
 
 
 def check_probes(scenario: Scenario, pop: Population, say: Callable[[str], None] = print) -> tuple[dict, dict]:
@@ -295,7 +296,7 @@ def check_probes(scenario: Scenario, pop: Population, say: Callable[[str], None]
                     raise ModelError(str(e)) from None
         if not tried:
             raise ModelError(f"live.probe: no probe form has single-token answers for {model}")
-        form = max(tried, key=lambda n: (np.nan_to_num(tried[n]["negation_auc"], nan=-1), tried[n]["overall_mass"]))
+        form = max(tried, key=lambda n: (np.nan_to_num(tried[n].negation_auc, nan=-1), tried[n].overall_mass))
         sep = tried[form]
         say(describe_probe(model, form, sep))
         marks = backend.answer_spellings(FORMS[form], model)
@@ -304,11 +305,11 @@ def check_probes(scenario: Scenario, pop: Population, say: Callable[[str], None]
         records[model] = {
             "form": form,
             "statement": statement,
-            "check_set": sep,
-            "reliable": sep["reliable"],
-            "good": bool(sep["negation_auc"] >= GOOD),
+            "check_set": sep.to_dict(),
+            "reliable": sep.reliable,
+            "good": bool(sep.negation_auc >= GOOD),
             "forms": {
-                n: {k: t[k] for k in ("negation_auc", "agreement_auc", "overall_mass", "signal", "noise", "reliable")}
+                n: {k: getattr(t, k) for k in ("negation_auc", "agreement_auc", "overall_mass", "signal", "noise", "reliable")}
                 for n, t in tried.items()
             },
         }

@@ -103,9 +103,9 @@ def test_the_embedder_check_is_said_and_saved(tmp_path):
     res = run_live(scenario(overrides=["live.rounds=1"]), tmp_path, backend=FakeBackend(), say=said.append)
     line = next(s for s in said if s.startswith("embedder fake"))
     expected = geometry.separation(FakeBackend().embed)
-    assert f"in {expected['agreement_auc']:.0%} of pairs" in line
+    assert f"in {expected.agreement_auc:.0%} of pairs" in line
     saved = res.summary["embedder"]
-    assert saved["name"] == "fake" and saved["check_set"]["agreement_auc"] == pytest.approx(expected["agreement_auc"])
+    assert saved["name"] == "fake" and saved["check_set"]["agreement_auc"] == pytest.approx(expected.agreement_auc)
     assert res.dataset.attrs["embedder"] == "fake"
     # Said before any round is written.
     assert said.index(line) < next(k for k, s in enumerate(said) if "round 0" in s)

@@ -108,13 +108,13 @@ def test_minilm_orders_the_check_set(minilm):
     shares its topic; unrelated text lies farthest. Rejections in the anchor's own words are the
     known blind spot: reported, not required."""
     sep = geometry.separation(minilm.embed)
-    m = sep["median_distance"]
+    m = sep.median_distance
     assert m["paraphrase"] < m["topic_only"] < m["alternative"] < m["unrelated"]
-    assert sep["agreement_auc"] >= 0.95 and sep["topic_auc"] >= 0.9
-    assert sep["separation"] > 0.4
-    assert 0.0 <= sep["negation_auc"] <= 1.0 and sep["dims"] == 384
+    assert sep.agreement_auc >= 0.95 and sep.topic_auc >= 0.9
+    assert sep.separation > 0.4
+    assert 0.0 <= sep.negation_auc <= 1.0 and sep.dims == 384
     line = geometry.describe("minilm", sep)
-    assert "\n" not in line and "weak" not in line and f"{sep['agreement_auc']:.0%}" in line
+    assert "\n" not in line and "weak" not in line and f"{sep.agreement_auc:.0%}" in line
 
 
 def test_separation_of_a_known_geometry():
@@ -131,17 +131,17 @@ def test_separation_of_a_known_geometry():
                 theta = at[k]
             place[t] = np.array([np.cos(theta), np.sin(theta) * np.cos(phi), np.sin(theta) * np.sin(phi)])
     sep = geometry.separation(place.__getitem__)
-    assert sep["median_distance"]["paraphrase"] == pytest.approx(0.2)
-    assert sep["median_distance"]["alternative"] == pytest.approx(0.9)
-    assert sep["agreement_auc"] == 1.0 and sep["topic_auc"] == 1.0
+    assert sep.median_distance["paraphrase"] == pytest.approx(0.2)
+    assert sep.median_distance["alternative"] == pytest.approx(0.9)
+    assert sep.agreement_auc == 1.0 and sep.topic_auc == 1.0
     n_neg = len(geometry.CHECK_SET["negation"])
-    assert sep["negation_auc"] == pytest.approx((n_neg - 1) / n_neg)
-    assert sep["separation"] == pytest.approx((0.9 - 0.2) / (1.5 - 0.2))
+    assert sep.negation_auc == pytest.approx((n_neg - 1) / n_neg)
+    assert sep.separation == pytest.approx((0.9 - 0.2) / (1.5 - 0.2))
     # The same geometry with paraphrases where the alternatives are: a weak embedder, said so.
     for t in geometry.CHECK_SET["paraphrase"]:
         place[t] = place[geometry.CHECK_SET["alternative"][0]]
     weak = geometry.separation(place.__getitem__)
-    assert weak["agreement_auc"] < geometry.WEAK and "weak" in geometry.describe("x", weak)
+    assert weak.agreement_auc < geometry.WEAK and "weak" in geometry.describe("x", weak)
 
 
 def test_a_cached_file_that_was_damaged_is_fetched_again(minilm, tmp_path):

@@ -297,11 +297,11 @@ def test_embedding_distances_with_the_models_own_states(first_run, live_file, tm
 
     ours = geometry.separation(unit)
     minilm = json.loads((first_run / "summary.json").read_text())["embedder"]["check_set"]
-    m = ours["median_distance"]
+    m = ours.median_distance
     assert m["paraphrase"] < m["alternative"] < m["unrelated"]
-    assert ours["separation"] < 0.6 * minilm["separation"] and ours["topic_auc"] < minilm["topic_auc"]
+    assert ours.separation < 0.6 * minilm["separation"] and ours.topic_auc < minilm["topic_auc"]
     summary = json.loads((tmp_path / "summary.json").read_text())
-    assert summary["embedder"]["check_set"]["separation"] == pytest.approx(ours["separation"], abs=1e-3)
+    assert summary["embedder"]["check_set"]["separation"] == pytest.approx(ours.separation, abs=1e-3)
     model.close()
 
 

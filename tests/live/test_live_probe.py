@@ -76,12 +76,12 @@ def test_the_check_set_separation_counts_pairs_by_hand():
 
     fake.logits = logits
     sep = check_set_probe(fake, FORMS["own"], "fake")
-    assert sep["negation_auc"] == 1.0 and sep["agreement_auc"] == 1.0 and sep["reliable"]
+    assert sep.negation_auc == 1.0 and sep.agreement_auc == 1.0 and sep.reliable
     _, _, mass = by_hand({"5": 5.0}, list(FORMS["own"].answers), list(FORMS["own"].values))
-    assert sep["mean_mass"]["paraphrase"] == pytest.approx(mass)
+    assert sep.mean_mass["paraphrase"] == pytest.approx(mass)
     # A model that answers the same whatever it read: chance, and marked unreliable.
     flat = check_set_probe(FakeBackend(logits=lambda p: {"3": 1.0}), FORMS["own"], "fake")
-    assert flat["negation_auc"] == 0.5 and not flat["reliable"]
+    assert flat.negation_auc == 0.5 and not flat.reliable
 
 
 SCENARIO = f"""

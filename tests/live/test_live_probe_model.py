@@ -69,14 +69,14 @@ def test_the_check_set_separation_of_the_default_model_is_measured_and_reported(
     other = check_set_probe(wide, FORMS["own_yes_no"], "gemma3")
     wide.close()
     for key in ("paraphrase", "negation", "alternative"):
-        np.testing.assert_allclose(one["values"][key], other["values"][key], atol=1e-6)
-    assert 0.0 <= one["negation_auc"] <= 1.0 and 0.0 < one["overall_mass"] < 1.0
-    paraphrase, negation = np.asarray(one["values"]["paraphrase"]), np.asarray(one["values"]["negation"])
+        np.testing.assert_allclose(one.values[key], other.values[key], atol=1e-6)
+    assert 0.0 <= one.negation_auc <= 1.0 and 0.0 < one.overall_mass < 1.0
+    paraphrase, negation = np.asarray(one.values["paraphrase"]), np.asarray(one.values["negation"])
     by_hand = np.mean((paraphrase[:, None] > negation[None, :]) + 0.5 * (paraphrase[:, None] == negation[None, :]))
-    assert one["negation_auc"] == pytest.approx(by_hand)
+    assert one.negation_auc == pytest.approx(by_hand)
     # The batch's own noise was measured (batch 8 reads the sentences together, differently summed).
-    assert other["noise"] > 0 and one["noise"] == 0.0
-    assert one["reliable"] == (one["negation_auc"] >= 0.7 and abs(one["signal"]) > 2 * one["noise"])
+    assert other.noise > 0 and one.noise == 0.0
+    assert one.reliable == (one.negation_auc >= 0.7 and abs(one.signal) > 2 * one.noise)
 
 
 def test_two_real_pairs_without_an_anchor_are_probed_every_round(tmp_path, capsys):
