@@ -112,42 +112,56 @@ def run_live(
         model_label = backend.name if not isinstance(backend, Population) else {m: b.name for m, b in backend.generators.items()}
     try:
         header = header_for(scenario, backend, model_label)
-        if resume:
-            transcript = Transcript.resume(out / TRANSCRIPT, header)
-            say(f"resuming: {len(transcript.records)} messages already in {out / TRANSCRIPT}")
-            changed = execution_changes(transcript.header, header, greedy="greedy" in spec.decodings)
-            if changed:
-                say(changed)
-        else:
-            transcript = Transcript.create(out / TRANSCRIPT, header)
+        transcript = _open_transcript(out, header, resume, "greedy" in spec.decodings, say)
         try:
-            embedder = check_embedder(scenario, Population.of(spec, backend).embedder, say)
-            probes, asking = check_probes(scenario, Population.of(spec, backend), say) if spec.probe else ({}, {})
+            pop = Population.of(spec, backend)
+            embedder = check_embedder(scenario, pop.embedder, say)
+            probes, asking = check_probes(scenario, pop, say) if spec.probe else ({}, {})
             trajectories = converse(scenario, backend, transcript, say, on_round=lambda t: save_tables(t, out), probes=asking)
         finally:
             transcript.close()
     finally:
         if own:
             backend.close()
-
-    fits, discussion_fit = {}, {}
-    if spec.fit and spec.anchored:
-        say("fitting models of the conversation to the embeddings (as hivemind fit does)")
-        fits = {t.decoding: fit_conversation(scenario, t) for t in trajectories}
-    elif spec.fit and trajectories[0].conversations is not None:
-        say("fitting models of the discussions' probes (as hivemind fit does) ...")
-        discussion_fit = fit_discussions_of(out, trajectories, spec, say)
-    ds = live_dataset(scenario, trajectories, fits)
+    fits, discussion_fit = _fit(scenario, trajectories, out, say)
     summary = summarize_live(scenario, trajectories, fits, header, transcript.records)
-    summary["embedder"] = embedder
-    if probes:
-        summary["probes"] = probes
-    summary["fit"] = fits
+    summary |= {"embedder": embedder, **({"probes": probes} if probes else {}), "fit": fits}
     if discussion_fit:
         summary["discussion_fit"] = discussion_fit
+    return _write(scenario, out, trajectories, fits, summary, formats)
+
+
+def _open_transcript(out: Path, header: dict, resume: bool, greedy: bool, say: Callable[[str], None]) -> Transcript:
+    """A new transcript, or the one in ``out`` to resume (saying what it holds and what changed)."""
+    if not resume:
+        return Transcript.create(out / TRANSCRIPT, header)
+    transcript = Transcript.resume(out / TRANSCRIPT, header)
+    say(f"resuming: {len(transcript.records)} messages already in {out / TRANSCRIPT}")
+    changed = execution_changes(transcript.header, header, greedy=greedy)
+    if changed:
+        say(changed)
+    return transcript
+
+
+def _fit(scenario: Scenario, trajectories: list[Trajectory], out: Path, say: Callable[[str], None]) -> tuple[dict, dict]:
+    """(each decoding's fit of the conversation, the fit of many discussions' probes), as ``live.fit`` asks."""
+    spec = scenario.live
+    if spec.fit and spec.anchored:
+        say("fitting models of the conversation to the embeddings (as hivemind fit does)")
+        return {t.decoding: fit_conversation(scenario, t) for t in trajectories}, {}
+    if spec.fit and trajectories[0].conversations is not None:
+        say("fitting models of the discussions' probes (as hivemind fit does) ...")
+        return {}, fit_discussions_of(out, trajectories, spec, say)
+    return {}, {}
+
+
+def _write(scenario: Scenario, out: Path, trajectories: list[Trajectory], fits: dict, summary: dict, formats) -> LiveResult:
+    """live.nc, summary.json and the figure, beside the tables and the transcript written during the rounds."""
+    ds = live_dataset(scenario, trajectories, fits)
+    embedder = summary["embedder"]
     ds.attrs.update(embedder=embedder["name"], embedder_agreement_auc=embedder["check_set"]["agreement_auc"])
-    if probes:
-        ds.attrs["probe_reliable"] = int(all(p["reliable"] for p in probes.values()))
+    if "probes" in summary:
+        ds.attrs["probe_reliable"] = int(all(p["reliable"] for p in summary["probes"].values()))
     files = [out / "rounds.csv", out / "agents.csv"]  # written by save_tables after each round
     atomic_write(out / "live.nc", lambda tmp: ds.to_netcdf(tmp, engine=NETCDF_ENGINE))
     save_json(summary, out / "summary.json")
