@@ -255,6 +255,28 @@ def test_the_sweep_speed_paragraph_is_the_benchmarks_own():
     assert abs(p["loop_steps_s"] + p["loop_records_s"] + p["loop_calls_s"] - doc["loop_seconds"]) < 0.05 * doc["loop_seconds"]
 
 
+def test_the_live_scale_table_and_its_claims_hold_in_the_benchmark():
+    bench = script("benchmarks/live.py")
+    doc = json.loads((ROOT / "benchmarks" / "results" / "live_scale.json").read_text())
+    assert block("live_scale", "docs/guide/discussions.md") == bench.scale_table(doc)
+    rows = {(r["model"][:5], r["agents"]): r for r in doc["rows"]}
+    # "1,024 Gemma agents complete a round", in batches of at most 256 sequences per context
+    assert rows[("gemma", 1024)]["contexts_per_round"] == 4 and rows[("gemma", 1024)]["sequences_per_context"] == 256
+    # the bare decode did the same work: as many completion tokens as hivemind's round produced
+    assert all(r["ceiling_seconds"] > 0 and r["completion_tokens"] > 0 for r in doc["rows"])
+    # the slopes are the rows' own
+    for model, value in doc["slope_from_64"].items():
+        mine = [r for r in doc["rows"] if r["model"] == model and r["agents"] >= 64]
+        assert value == pytest.approx(bench.slope([r["agents"] for r in mine], [r["seconds_per_round"] for r in mine]))
+
+
+def test_the_server_spread_sentence_is_the_benchmarks_own():
+    bench = script("benchmarks/live_server.py")
+    doc = json.loads((ROOT / "benchmarks" / "results" / "live_spread.json").read_text())
+    assert block("live_spread", "docs/guide/servers.md") == bench.spread_sentence(doc)
+    assert [r["servers"] for r in doc["rows"]] == [0, 1, 2, 4]
+
+
 def test_citation_and_changelog_name_the_packages_version():
     """CITATION.cff, CHANGELOG.md, pyproject.toml and hivemind._version agree on the version."""
     import re

@@ -273,6 +273,10 @@ def _batch(v) -> str | None:
     )
 
 
+# What a server key's example needs beside it: the reference parses every key with its example.
+SERVED = ('live.backend="openai"', 'live.endpoints=["http://127.0.0.1:9/v1"]', 'live.model="served-model"')
+
+
 def _d(name: str) -> str:
     import json
 
@@ -624,7 +628,7 @@ LIVE_KEYS: tuple[Key, ...] = (
         "an environment variable's name",
         "where the API key is (the key is never written)",
         '"HIVEMIND_TEST_KEY"',
-        ('live.backend="openai"', 'live.endpoints=["http://127.0.0.1:9/v1"]', 'live.model="served-model"'),
+        SERVED,
         kind="str",
         value=None,
         check=_variable,
@@ -636,7 +640,7 @@ LIVE_KEYS: tuple[Key, ...] = (
         ">= 1",
         "requests in flight per endpoint",
         "8",
-        ('live.backend="openai"', 'live.endpoints=["http://127.0.0.1:9/v1"]', 'live.model="served-model"'),
+        SERVED,
         kind="int",
         value=DEFAULT["concurrency"],
         check=_between(1, 1024),
@@ -648,7 +652,7 @@ LIVE_KEYS: tuple[Key, ...] = (
         "> 0",
         "seconds per request before it counts as failed",
         "30.0",
-        ('live.backend="openai"', 'live.endpoints=["http://127.0.0.1:9/v1"]', 'live.model="served-model"'),
+        SERVED,
         kind="float",
         value=DEFAULT["timeout"],
         check=_seconds,
@@ -660,7 +664,7 @@ LIVE_KEYS: tuple[Key, ...] = (
         ">= 0",
         "further tries of a failed request, with back-off",
         "1",
-        ('live.backend="openai"', 'live.endpoints=["http://127.0.0.1:9/v1"]', 'live.model="served-model"'),
+        SERVED,
         kind="int",
         value=DEFAULT["retries"],
         check=_between(0, 20),
@@ -672,7 +676,7 @@ LIVE_KEYS: tuple[Key, ...] = (
         "true, false",
         "send top_k, min_p and repeat_penalty besides OpenAI's fields",
         "false",
-        ('live.backend="openai"', 'live.endpoints=["http://127.0.0.1:9/v1"]', 'live.model="served-model"'),
+        SERVED,
         kind="bool",
         value=DEFAULT["server_extras"],
     ),
