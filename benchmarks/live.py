@@ -21,6 +21,13 @@
    greedy) with 8 and with 32 agents on a wheel graph, batched and sequential.
 
 Timings are the median of ``--repeats`` runs; results go to ``OUT/live.json``.
+
+5. **Scale** (``--scale``, about 50 minutes, ``OUT/live_scale.json``): one round of 8, 64, 256
+   and 1,024 agents, Gemma 3 270M and SmolLM2 135M, each in a process of its own, against bare
+   llama.cpp (its low-level API, nothing of hivemind) decoding the same batches for exactly the
+   completion lengths hivemind's round produced; the levers measured on the bare decode; what
+   keeping prompts between rounds could save; the probe's cost at 32 and 256 agents. Run it
+   with nothing else on the machine: a round's time is the measurement.
 """
 
 from __future__ import annotations

@@ -173,7 +173,8 @@ class ServerBackend:
         """Send every request not in ``skip`` at once (``live.concurrency`` per endpoint, whatever
         ``batch``: the server batches) and yield ``(index, Generation)`` as each answer arrives.
         Raises ``ServerError`` after the retries."""
-        wanted = [k for k in range(len(requests)) if k not in set(skip)]
+        skip = set(skip)
+        wanted = [k for k in range(len(requests)) if k not in skip]
         if not wanted:
             return
         workers = self.spec.concurrency * len(self.endpoints)
