@@ -11,8 +11,8 @@ its own sequence's cells only, so a step costs the same whatever the number of
 sequences beside it, and a round's time grows linearly in the agents. In one unified
 cell pool (the former layout, which shares the prefix's cells rather than copying them)
 every token's attention spans the cells of all sequences, masked, and a round grows
-with the square of the agents: 101 s against 71 s for 256 Gemma agents on 2 cores,
-measured by ``benchmarks/live.py``.
+with the square of the agents (``benchmarks/live.py --scale`` measures both, with the
+other levers, on 256 agents).
 
 The cache is cleared before every call, so a call's result depends only on its own
 prompts, settings and seeds (and on the CPU and llama.cpp build), not on what was
