@@ -765,8 +765,8 @@ def parse_live(r, labels: list, anchor: int | None) -> LiveSpec:
         raise r.error("live.decoding", f"must be 'greedy', 'stochastic' or a list of both, got {decoding!r}")
     temperatures = _per_agent(r, "temperature", labels, anchor, "float", "temperature")
     if not isinstance(temperatures, tuple):
-        temperature = _one(r, "live.temperature", DEFAULT["temperature"] if temperatures is None else temperatures, "float")
-        temperature = _one(r, "live.temperature", temperature, "float", _temperature)
+        given = DEFAULT["temperature"] if temperatures is None else temperatures
+        temperature = _one(r, "live.temperature", given, "float", _temperature)
         temperatures = None
     else:
         temperature = temperatures[0]
@@ -891,8 +891,6 @@ def _server(r, models) -> dict:
     backend = r.read("live.backend")
     if backend != "openai":
         given = [k for k in SERVER_KEYS if r.given(f"live.{k}")]
-        for k in SERVER_KEYS:
-            r.used["live"].add(k)
         if given:
             raise r.error(f"live.{given[0]}", 'applies to live.backend = "openai" only')
         return {}

@@ -17,7 +17,34 @@ import numpy as np
 
 from hivemind.live.backends.local_server import LlamaServer, free_port
 
-__all__ = ["LlamaServer", "Stub", "embedding", "free_port"]
+__all__ = ["LlamaServer", "Stub", "embedding", "free_port", "scenario_text"]
+
+INITIAL = ["We cross the mountains.", "The forest path is safer.", "Wait for the storm.", "Follow the railway."]
+
+
+def scenario_text(endpoints, model="stub", agents=4, rounds=2, extra=""):
+    texts = (INITIAL * 16)[:agents]
+    return f"""
+name = "server_test"
+[graph]
+kind = "wheel_graph"
+n = {agents + 1}
+[anchor]
+node = 0
+[live]
+backend = "openai"
+endpoints = {json.dumps(list(endpoints))}
+model = "{model}"
+rounds = {rounds}
+max_tokens = 12
+decoding = "greedy"
+n_ctx = 512
+anchor_text = "The river is the only road home. Follow the river."
+rule = [{{ kind = "phrase", text = "the river" }}]
+initial_texts = {json.dumps(texts)}
+fit = false
+{extra}
+"""
 
 
 def embedding(text: str, dim: int = 24) -> list[float]:

@@ -10,8 +10,6 @@ repeat; probes read probabilities of the answers after each prompt; ``close`` re
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pytest
 
@@ -19,7 +17,7 @@ from hivemind.live.backends import FakeBackend, Request
 from hivemind.live.backends.base import Backend, ProbeRequest
 from hivemind.live.config import Sampling
 from hivemind.live.probe import FORMS
-from tests.live.servers import LlamaServer, Stub
+from tests.live.servers import LlamaServer, Stub, scenario_text
 
 TEXTS = ["Anna: I think we should cross the hills.", "Ben: The river is the way.", "Cleo: Let us wait.", "Dan: North."]
 PREFIX = "A discussion group. The leader says: the river is the only road home.\n"
@@ -31,25 +29,7 @@ QUESTION = "\n\n" + FORM.render("The river is the only road home.") + "\nAnswer:
 def server_spec(url: str, model: str):
     from hivemind.live.config import parse_scenario
 
-    text = f"""
-name = "conformance"
-[graph]
-kind = "wheel_graph"
-n = 3
-[anchor]
-node = 0
-[live]
-backend = "openai"
-endpoints = {json.dumps([url])}
-model = "{model}"
-chat = "none"
-n_ctx = 512
-anchor_text = "Follow the river."
-rule = [{{ kind = "phrase", text = "the river" }}]
-initial_texts = ["Cross the hills.", "Wait."]
-fit = false
-"""
-    return parse_scenario(text).live
+    return parse_scenario(scenario_text([url], model=model, agents=2, extra='chat = "none"')).live
 
 
 def gemma():

@@ -17,34 +17,7 @@ import pytest
 from hivemind import ScenarioError, parse_scenario
 from hivemind.cli import main
 from hivemind.live.conversation import message_seeds
-from tests.live.servers import LlamaServer, Stub, free_port
-
-INITIAL = ["We cross the mountains.", "The forest path is safer.", "Wait for the storm.", "Follow the railway."]
-
-
-def scenario_text(endpoints, model="stub", agents=4, rounds=2, extra=""):
-    texts = (INITIAL * 16)[:agents]
-    return f"""
-name = "server_test"
-[graph]
-kind = "wheel_graph"
-n = {agents + 1}
-[anchor]
-node = 0
-[live]
-backend = "openai"
-endpoints = {json.dumps(list(endpoints))}
-model = "{model}"
-rounds = {rounds}
-max_tokens = 12
-decoding = "greedy"
-n_ctx = 512
-anchor_text = "The river is the only road home. Follow the river."
-rule = [{{ kind = "phrase", text = "the river" }}]
-initial_texts = {json.dumps(texts)}
-fit = false
-{extra}
-"""
+from tests.live.servers import LlamaServer, Stub, free_port, scenario_text
 
 
 def write(tmp_path, text, name="s.toml"):
