@@ -263,6 +263,10 @@ def distance_to_anchors(manifold: Manifold, states: jax.Array, anchors: jax.Arra
 
     ``anchors`` (A,) are node indices; the second result indexes into them.
     """
+    if anchors.shape[0] == 0:
+        # No anchor (Friedkin-Johnsen with every agent stubborn): no distance to one.
+        nan = jnp.full(states.shape[:-1], jnp.nan, states.dtype)
+        return nan, jnp.zeros(states.shape[:-1], jnp.int32)
     d = jnp.stack([manifold.dist(states, states[a][None]) for a in _static_or_unrolled(anchors)], axis=0)
     return jnp.min(d, axis=0), jnp.argmin(d, axis=0).astype(jnp.int32)
 

@@ -33,7 +33,8 @@ def random_cap(manifold: Manifold, key: Array, center: Array, radius, n: int) ->
 def initial_states(
     manifold: Manifold, kind: str, key: Array, anchor_state: Array, anchor: int, n: int, spread=1.0, explicit=None
 ) -> Array:
-    """The (n, D) starting configuration, with the anchor's row set to ``anchor_state``.
+    """The (n, D) starting configuration, with the anchor's row set to ``anchor_state``
+    (``anchor`` = -1: no anchor, ``anchor_state`` only gives the dtype).
 
     ``kind`` is "random" (the manifold's ``random_point``), "cap" (``random_cap`` of
     radius ``spread`` around the anchor) or "explicit" (the rows of ``explicit``, an array).
@@ -46,4 +47,4 @@ def initial_states(
         x = manifold.projx(jnp.asarray(explicit, anchor_state.dtype))
     else:
         raise ValueError(f"unknown init kind {kind!r}")
-    return x.at[anchor].set(anchor_state)
+    return x if anchor < 0 else x.at[anchor].set(anchor_state)

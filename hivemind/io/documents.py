@@ -22,6 +22,7 @@ SCHEMAS = Path(__file__).resolve().parent / "schemas"
 MANIFEST_VERSION = 1
 SWEEP_VERSION = 1
 SUMMARY_VERSION = 1
+DESIGN_VERSION = 1
 FIT_VERSION = 2  # hivemind.theory.fitting.compare.SCHEMA_VERSION; tested to agree
 
 
@@ -82,9 +83,9 @@ class RunSummary:
     """The final state in a few numbers (``hivemind.io.results.summarize``)."""
 
     final_step: int
-    final_distance_mean: float
-    final_distance_max: float
-    initial_distance_mean: float
+    final_distance_mean: float | None  # None: a run without an anchor
+    final_distance_max: float | None
+    initial_distance_mean: float | None
     final_loss_mean: float
     agents: int
     agents_reachable: int
@@ -125,6 +126,7 @@ class Manifest:
     status: str
     summary: RunSummary | None
     theory: RateTheory | None
+    design: dict | None = None  # a designed scenario's objective measured on the run (``runner.manifest.design_check``)
 
     @property
     def anchor_nodes(self) -> tuple[str, ...]:
@@ -162,6 +164,7 @@ def read_manifest(path: str | Path) -> Manifest:
         _get(doc, path, "status", str),
         summary,
         theory,
+        _get(doc, path, "design", dict, None),
     )
 
 
@@ -332,3 +335,11 @@ def read_fit(path: str | Path) -> FitDocument:
     for name, one in conversations.items():
         _check_version(one, f"{path}" + (f" ({name})" if name else ""), FIT_VERSION, "rerun hivemind fit")
     return FitDocument(path, dict(conversations), per_decoding)
+
+
+# --- design.json ---------------------------------------------------------------------------
+
+
+def read_design(path: str | Path) -> dict:
+    """A ``hivemind design`` folder's ``design.json`` (its schema: ``schemas/design.schema.json``), version checked."""
+    return _load(Path(path), DESIGN_VERSION)

@@ -16,7 +16,7 @@ import xarray as xr
 
 from hivemind.errors import InputError
 from hivemind.io.atomic import atomic_write
-from hivemind.io.records import NETCDF_ENGINE, mobile_mask, open_result
+from hivemind.io.records import NETCDF_ENGINE, anchor_indices, mobile_mask, open_result
 
 if TYPE_CHECKING:
     pass
@@ -45,12 +45,13 @@ def summarize(ds: xr.Dataset) -> dict:
         }
     if "anchor_share" in ds:
         split["final_anchor_share"] = [float(v) for v in last.anchor_share.mean("seed").values]
+    anchored = anchor_indices(ds).size > 0  # a Friedkin-Johnsen run without an anchor has no distance to one
     return split | {
         "final_step": int(ds.step[-1]),
         "final_loss_mean": float(ds.loss.isel(step=-1).mean()),
-        "final_distance_mean": float(final.where(mobile).mean()),
-        "final_distance_max": float(final.where(mobile).max()),
-        "initial_distance_mean": float(ds.distance_to_anchor.isel(step=0).where(mobile).mean()),
+        "final_distance_mean": float(final.where(mobile).mean()) if anchored else None,
+        "final_distance_max": float(final.where(mobile).max()) if anchored else None,
+        "initial_distance_mean": float(ds.distance_to_anchor.isel(step=0).where(mobile).mean()) if anchored else None,
         "agents": int(mobile.sum()),
         "agents_reachable": int(reach.sum()),
         "agents_reached": float(reached.sum("agent").mean()),

@@ -46,7 +46,9 @@ def kind_of(out: Path) -> str:
         return "live"
     if (out / "fit.json").is_file():
         return "fit"
-    raise ReportError(f"{out}: not a hivemind output folder (no run.nc, sweep.nc, summary.json or fit.json)")
+    if (out / "design.json").is_file():
+        return "design"
+    raise ReportError(f"{out}: not a hivemind output folder (no run.nc, sweep.nc, summary.json, fit.json or design.json)")
 
 
 def _png(fig) -> bytes:
@@ -62,6 +64,10 @@ def build(out: str | Path) -> Report:
     """The report of the folder ``out``; ``ReportError`` for a folder of no known kind."""
     out = Path(out)
     kind = kind_of(out)
+    if kind == "design":
+        from hivemind.report.design import design_report
+
+        return Report("design", *design_report(out))
     return {"run": _run, "sweep": _sweep, "live": _live, "fit": _fit}[kind](out)
 
 
@@ -109,8 +115,9 @@ def _run(out: Path) -> Report:
 
     manifest = read_manifest(out / "manifest.json")
     ds = open_result(out / "run.nc")
-    distance = _mean_over_agents(ds.distance_to_anchor)  # (seed, step)
-    verdict = V.run(manifest, distance[:, -1].tolist())
+    anchored = bool(np.asarray(ds.anchor_agent.values).size) if "anchor_agent" in ds else True
+    distance = _mean_over_agents(ds.distance_to_anchor) if anchored else ds.dispersion.values  # (seed, step)
+    verdict = V.run(manifest, distance[:, -1].tolist() if anchored else None)
     text = run_text(manifest)
     steps = ds.step.values
     series = {f"seed {s}": distance[k] for k, s in enumerate(ds.seed.values.tolist()[:6])}
@@ -121,7 +128,8 @@ def _run(out: Path) -> Report:
         # The linearised theory holds near the anchor: drawn from where the rate was measured.
         k = int(np.flatnonzero(steps == first)[0])
         series["theory (linearised)"] = np.where(steps >= first, distance[0, k] * (1 - rate) ** (steps - first), np.nan)
-    chart = P.line_chart(steps, series, "step", "mean distance to the anchor", log_y=True)
+    what = "mean distance to the anchor" if anchored else "mean pairwise distance (no anchor)"
+    chart = P.line_chart(steps, series, "step", what, log_y=bool(np.all(distance > 0)))
     pngs = sorted((out / "figures").glob("*.png")) if (out / "figures").is_dir() else []
     figures = chart + "".join(P.figure(p.read_bytes(), p.stem) for p in pngs)
     if not pngs:

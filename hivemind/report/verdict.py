@@ -25,9 +25,36 @@ def _span(values, spec: str = ".3g") -> str:
 
 def run(manifest: Manifest, final_by_seed: list[float] | None = None) -> list[str]:
     """A simulated run: did the hivemind form, how fast against the theory, and how it split."""
+    return _run(manifest, final_by_seed) + _design(manifest.design)
+
+
+def _design(d: dict | None) -> list[str]:
+    """The line of a scenario that ``hivemind design`` wrote: its objective on this run against the design's value."""
+    if not d:
+        return []
+    if d.get("measured") is None:
+        return [f"  design: {d['objective']} not measured: {d.get('how')}"]
+    line = f"  design: {d['objective']} {d['measured']:.6g} on this run ({d.get('how')})"
+    if d.get("designed") is not None:
+        line += f"; hivemind design found {d['designed']:.6g} (relative difference {d['relative_difference']:.2g})"
+    return [line]
+
+
+def _run(manifest: Manifest, final_by_seed: list[float] | None = None) -> list[str]:
     s, seeds = manifest.summary, manifest.seeds or (0,)
     if s is None:
         return ["verdict: the run recorded no step"]
+    if s.final_distance_mean is None:
+        # Friedkin-Johnsen without an anchor: nothing to collapse into; how far the opinions spread.
+        return [
+            f"verdict: no anchor (every agent stubborn): {s.agents} agents after {s.final_step} steps, mean pairwise "
+            f"distance {s.final_dispersion:.4g}"
+            + (
+                ""
+                if s.final_clusters is None
+                else f"; {s.final_clusters:g} cluster(s), the largest holding {s.final_largest_cluster_share:.0%} of the agents"
+            )
+        ]
     several = s.final_anchor_share is not None
     nearest = "the nearest anchor" if several else "the anchor"
     head = "the hivemind formed" if s.formed else "the hivemind did not form"

@@ -36,6 +36,25 @@ def manifest(scenario: Scenario, ds: xr.Dataset) -> dict:
         "status": ds.attrs.get("status", "complete"),
         "summary": summarize(ds) if ds.sizes["step"] else {},
         "theory": _theory(ds),
+        "design": design_check(scenario, ds),
+    }
+
+
+def design_check(scenario: Scenario, ds: xr.Dataset) -> dict | None:
+    """The objective of the scenario's [design] measured on this run, beside the value the design found."""
+    if scenario.design is None or not ds.sizes["step"]:
+        return None
+    from hivemind.theory.opinions import measured
+
+    value, how = measured(scenario.design.objective, scenario, ds)
+    expected = scenario.design.value
+    diff = None if value is None or expected is None else abs(value - expected) / max(abs(expected), 1e-12)
+    return {
+        "objective": scenario.design.objective,
+        "measured": value,
+        "designed": expected,
+        "relative_difference": diff,
+        "how": how,
     }
 
 

@@ -158,12 +158,13 @@ def initial_configuration(scenario: Scenario, seed: int, dtype) -> jax.Array:
     manifold = get_manifold(scenario.manifold.kind, scenario.manifold.dim)
     init = scenario.init
     key = seed_keys(seed if init.seed is None else init.seed, TAG_INIT)
+    anchored = bool(scenario.anchor_indices)
     x = initial_states(
         manifold,
         init.kind,
         key,
-        anchor_state(scenario, manifold, dtype),
-        scenario.anchor_index,
+        anchor_state(scenario, manifold, dtype) if anchored else jnp.zeros(manifold.ambient_dim, dtype),
+        scenario.anchor_index if anchored else -1,
         scenario.arrays.n_nodes,
         init.spread,
         None if init.states is None else np.asarray(init.states, np.dtype(dtype)),

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
-from hivemind.scenario.names import BUILTIN_RULES, MANIFOLD_KINDS, SCHEDULES
+from hivemind.scenario.names import BUILTIN_RULES, EQUILIBRIUM_OBJECTIVES, HORIZON_OBJECTIVES, MANIFOLD_KINDS, SCHEDULES
 from hivemind.scenario.reader import at_least, nonnegative, one_of, positive
 
 REQUIRED = ...  # a key without a default (the parser may still give one, as live mode's)
@@ -227,6 +227,24 @@ SCENARIO_KEYS: tuple[Key, ...] = (
         kind="any",
     ),
     Key(
+        "init.path",
+        "string",
+        "-",
+        "a text file: one row of ambient coordinates per node, in node order",
+        'the states from a file (whitespace- or comma-separated), with init.kind = "explicit"; '
+        "relative to the scenario's folder",
+        '"fj_karate_opinions.txt"',
+        (
+            "drop:graph",
+            'graph.kind="karate_club_graph"',
+            'manifold.kind="euclidean"',
+            "manifold.dim=1",
+            'init.kind="explicit"',
+        ),
+        kind="str",
+        value=None,
+    ),
+    Key(
         "dynamics.rule",
         "string",
         '"gradient"',
@@ -411,12 +429,36 @@ SCENARIO_KEYS: tuple[Key, ...] = (
     ),
     Key(
         "agents.stubbornness",
-        "number, list or table",
+        "number, list, table or string",
         "0.0",
-        "[0, 1], one per node or { node = value }",
-        "theta: the pull back to each agent's initial state (Friedkin-Johnsen)",
+        '[0, 1], one per node, { node = value } or "inverse_degree" (1 / (1 + weighted degree))',
+        "theta: the pull back to each agent's initial state (Friedkin-Johnsen); "
+        '"inverse_degree" with agents.inertia = "degree" is Musco et al.\'s model, z = (I + L)^-1 s',
         "0.2",
         value=0.0,
+    ),
+    Key(
+        "design.objective",
+        "string",
+        "-",
+        ", ".join(EQUILIBRIUM_OBJECTIVES + HORIZON_OBJECTIVES),
+        "the objective hivemind design chose this scenario for: hivemind run measures it at the end (manifest.json's design)",
+        '"polarization_disagreement"',
+        ("design.value=1.0",),
+        kind="str",
+        value=None,
+        check=one_of(EQUILIBRIUM_OBJECTIVES + HORIZON_OBJECTIVES),
+    ),
+    Key(
+        "design.value",
+        "number",
+        "-",
+        "any",
+        "the objective's value hivemind design found, which the run is checked against",
+        "0.4335",
+        ('design.objective="diversity"',),
+        kind="float",
+        value=None,
     ),
 )
 

@@ -36,3 +36,9 @@ def on_manifold(kind: str, dim: int, x: np.ndarray, atol: float) -> np.ndarray:
 
 # How a manifold is written in text, as in S^2, H^3, R^4.
 SYMBOLS = {"sphere": "S", "hyperbolic": "H", "euclidean": "R"}
+
+# hivemind design's objectives: at the Friedkin-Johnsen equilibrium (opinions on R^1), and after
+# a horizon of steps of the scenario's own rule (any manifold). A designed scenario's [design]
+# table names one, so that ``hivemind run`` measures it.
+EQUILIBRIUM_OBJECTIVES = ("polarization_disagreement", "polarization", "disagreement", "mean_opinion")
+HORIZON_OBJECTIVES = ("collapse", "diversity", "time_to_consensus")

@@ -23,6 +23,7 @@ from hivemind.scenario.reader import Reader, numeric_matrix, positive, typed
 from hivemind.scenario.spec import (
     AgentsSpec,
     AnchorSpec,
+    DesignSpec,
     DynamicsSpec,
     GraphSpec,
     InitSpec,
@@ -51,7 +52,7 @@ class _Geometry:
 # changes only these is the scenario with them replaced (``scenario.grid``), not a re-read file.
 TRACED_DYNAMICS = {k: KEYS[f"dynamics.{k}"].check for k in ("step_size", "noise", "noise_decay", "gossip_prob", "confidence")}
 
-SECTIONS = ("manifold", "graph", "anchor", "anchors", "init", "dynamics", "record", "run", "agents", "live")
+SECTIONS = ("manifold", "graph", "anchor", "anchors", "init", "dynamics", "record", "run", "agents", "design", "live")
 TOP_LEVEL_KEYS = ("name", "description")
 
 # Tolerance for explicit coordinates typed by hand: they are projected exactly afterwards.
@@ -158,14 +159,19 @@ def parse_scenario(
     manifold = _Geometry(mkind, dim)
     g = _read_graph(r, base)
     anchor_tables = _anchor_tables(r)
-    init = _read_init(r, manifold, len(g.labels))
+    init = _read_init(r, manifold, len(g.labels), base)
     anchors = _read_anchors(r, anchor_tables, g.labels, manifold, init.kind)
     dynamics = _read_dynamics(r, live_mode)
     record = RecordSpec(r.read("record.every"), r.read("record.cluster_tol"))
     run = _read_run(r)
     inertia, values = _read_inertia(r, g)
     stubbornness = r.read("agents.stubbornness")
-    stubbornness_vector(stubbornness, g.labels, [node_index(g.labels, a.node) for a in anchors], r)
+    design = None
+    if "design" in r.data:
+        objective = r.read("design.objective")
+        if objective is None:
+            raise r.error("design.objective", "is required in [design]")
+        design = DesignSpec(objective, r.read("design.value"))
     # [live] stays a raw table here: ``hivemind.live.read_live`` reads it (live depends on the
     # scenario, never the reverse), so its keys are not checked by ``finish``.
     live = dict(r.table("live")) if live_mode else None
@@ -173,6 +179,13 @@ def parse_scenario(
     r.finish(SECTIONS)
 
     arrays = _arrays(g, inertia, values)
+    if not anchor_tables_given(r.data) and not live_mode and np.all(stubbornness_vector(stubbornness, arrays, [], r) > 0):
+        # Friedkin-Johnsen without an anchor: every agent is pulled back to its own start, so the
+        # dynamics settle at (I - (I - Theta) W)^-1 Theta s; the default anchor would pin node 0.
+        anchors = ()
+        if init.kind == "cap":
+            raise r.error("init.kind", 'is "cap" (a ball around the anchor), but this scenario has no anchor: give init.kind')
+    stubbornness_vector(stubbornness, arrays, [node_index(g.labels, a.node) for a in anchors], r)
     return Scenario(
         name=name,
         description=description,
@@ -188,6 +201,7 @@ def parse_scenario(
             tuple(stubbornness) if isinstance(stubbornness, list) else stubbornness,
         ),
         live=live,
+        design=design,
         source=file,
         text=text,
         overrides=tuple(overrides),
@@ -251,7 +265,27 @@ def _read_graph(r: Reader, base: Path) -> _Graph:
     return _Graph(kind, n, params, seed, edges, directed, path, graph, direct, labels)
 
 
-def _read_init(r: Reader, manifold: _Geometry, n_nodes: int) -> InitSpec:
+def _states_file(r: Reader, base: Path) -> list:
+    """init.path's rows: one per node, numbers separated by whitespace or commas, ``#`` comments."""
+    path = r.read("init.path")
+    resolved = Path(path) if Path(path).is_absolute() else base / path
+    try:
+        lines = resolved.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as e:
+        raise r.error("init.path", f"cannot be read ({path}: {getattr(e, 'strerror', None) or e})") from None
+    rows = []
+    for k, line in enumerate(lines, 1):
+        text = line.split("#", 1)[0].replace(",", " ").split()
+        if not text:
+            continue
+        try:
+            rows.append([float(v) for v in text])
+        except ValueError:
+            raise r.error("init.path", f"{path} line {k} must hold numbers, got {show(line.strip())}") from None
+    return rows
+
+
+def _read_init(r: Reader, manifold: _Geometry, n_nodes: int, base: Path) -> InitSpec:
     kind = r.read("init.kind")
     spread_check = positive
     if manifold.name == "sphere":
@@ -259,8 +293,13 @@ def _read_init(r: Reader, manifold: _Geometry, n_nodes: int) -> InitSpec:
     spread = r.read("init.spread", check=spread_check)
     seed = r.read("init.seed")
     states = None
+    if r.given("init.path") and kind != "explicit":
+        raise r.error("init.path", f'is read with init.kind = "explicit", got init.kind = {show(kind)}')
     if kind == "explicit":
-        matrix = numeric_matrix(r, "init.states", r.read("init.states"), n_nodes, manifold.ambient_dim)
+        key, rows = ("init.path", _states_file(r, base)) if r.given("init.path") else ("init.states", r.read("init.states"))
+        if key == "init.path" and r.given("init.states"):
+            raise r.error("init.states", "cannot be given together with init.path: the states come from one of them")
+        matrix = numeric_matrix(r, key, rows, n_nodes, manifold.ambient_dim)
         on = np.asarray(manifold.belongs(matrix, ON_MANIFOLD_ATOL))
         if not np.all(on):
             raise r.error("init.states", f"row {int(np.argmin(on))} is not on the {manifold.name} (within {ON_MANIFOLD_ATOL})")
@@ -362,6 +401,10 @@ def _arrays(g: _Graph, inertia: Any, values: list) -> GraphArrays:
     if inertia == "degree":
         arrays = arrays._replace(inertia=degree_inertia(arrays))
     return arrays
+
+
+def anchor_tables_given(data: dict) -> bool:
+    return "anchor" in data or "anchors" in data
 
 
 def _anchor_tables(r: Reader) -> list[tuple[str, dict]]:

@@ -99,6 +99,15 @@ class AgentsSpec:
 
 
 @dataclass(frozen=True)
+class DesignSpec:
+    """[design]: the objective ``hivemind design`` chose this scenario for and the value it found;
+    ``hivemind run`` measures the objective at the end and records both (manifest.json's design)."""
+
+    objective: str
+    value: float | None = None
+
+
+@dataclass(frozen=True)
 class Scenario:
     name: str
     description: str
@@ -112,6 +121,7 @@ class Scenario:
     agents: AgentsSpec
     # The [live] table: raw as read here, a ``hivemind.live.config.LiveSpec`` once ``hivemind.live.read_live`` has read it.
     live: Any = None
+    design: DesignSpec | None = None
     source: str | None = None
     text: str = ""
     overrides: tuple[str, ...] = ()  # the --set values applied to ``text``
@@ -126,10 +136,15 @@ class Scenario:
 
     @cached_property
     def anchor_indices(self) -> tuple[int, ...]:
-        # Cached: the label lookup is O(N), and the engine asks once per seed. Every engine path
-        # (run, sweep, paths, entropy, theory) asks here, so a scenario without an anchor stops here.
-        self._require_anchor()
+        # Cached: the label lookup is O(N), and the engine asks once per seed. A live scenario without
+        # an anchor stops here; a Friedkin-Johnsen one (every agent stubborn) has none and runs.
+        if not self.anchors and not self.every_agent_stubborn:
+            self._require_anchor()
         return tuple(node_index(self.arrays.labels, a.node) for a in self.anchors)
+
+    @property
+    def every_agent_stubborn(self) -> bool:
+        return self.live is None and bool(np.all(stubbornness_vector(self.agents.stubbornness, self.arrays, []) > 0))
 
     @property
     def anchor_index(self) -> int:
@@ -144,7 +159,8 @@ class Scenario:
     @cached_property
     def stubbornness(self) -> np.ndarray:
         """theta_i per node index (0 at anchors)."""
-        return stubbornness_vector(self.agents.stubbornness, self.arrays.labels, self.anchor_indices)
+        anchors = [node_index(self.arrays.labels, a.node) for a in self.anchors]
+        return stubbornness_vector(self.agents.stubbornness, self.arrays, anchors)
 
     @property
     def sha256(self) -> str:
@@ -165,6 +181,8 @@ class Scenario:
         # Which kernel computes the pull changes float rounding, not the dynamics: left out
         # (not defaulted), so that runs written before the key existed keep their fingerprint.
         data["run"].pop("kernel", None)
+        # What the run is checked against, not what it computes.
+        data.pop("design", None)
         if self.live is not None:
             # Settings that say how the texts are produced, not which (threads, batch sizes), and
             # what is computed after the conversation (the fit, the embeddings): none of them
@@ -186,6 +204,8 @@ class Scenario:
                 value = [asdict(a) for a in value]
             out[name] = asdict(value) if hasattr(value, "__dataclass_fields__") else value
         out["run"]["seeds"] = list(self.run.seeds)
+        if self.design is not None:
+            out["design"] = asdict(self.design)
         if self.live is not None:
             out["live"] = self.live.to_dict() if hasattr(self.live, "to_dict") else dict(self.live)
         return out
@@ -201,8 +221,14 @@ def node_index(labels: list, node: Any) -> int:
     raise KeyError(node)
 
 
-def stubbornness_vector(value: Any, labels: list, anchors, r=None) -> np.ndarray:
-    """theta per node index from a number, a list (one per node) or a table keyed by node; 0 at anchors."""
+# Musco et al.'s stubbornness: 1 / (1 + weighted degree).
+INVERSE_DEGREE = "inverse_degree"
+
+
+def stubbornness_vector(value: Any, arrays: GraphArrays, anchors, r=None) -> np.ndarray:
+    """theta per node index from a number, a list (one per node), a table keyed by node or
+    ``"inverse_degree"`` (1 / (1 + the weight a node hears)); 0 at anchors."""
+    labels = arrays.labels
     n = len(labels)
 
     def bad(message: str, key: str = "agents.stubbornness") -> ScenarioError:
@@ -228,6 +254,13 @@ def stubbornness_vector(value: Any, labels: list, anchors, r=None) -> np.ndarray
                 except (KeyError, ValueError):
                     raise bad(f"is not a node of the graph, got {show(node)}", f"agents.stubbornness.{node}") from None
             theta[i] = number(v, f"agents.stubbornness.{node}")
+    elif isinstance(value, str):
+        if value != INVERSE_DEGREE:
+            raise bad(f'must be numbers in [0, 1] or "{INVERSE_DEGREE}", got {show(value)}')
+        heard = np.bincount(arrays.dst, arrays.weight, minlength=n)
+        if not arrays.directed:
+            heard = heard + np.bincount(arrays.src, arrays.weight, minlength=n)
+        theta = 1.0 / (1.0 + heard)
     else:
         theta = np.full(n, number(value))
     theta[list(anchors)] = 0.0

@@ -183,7 +183,7 @@ def test_a_fit_folder_report(browser, tmp_path, capsys):
 def test_report_rebuilds_and_refuses_other_folders(tmp_path, capsys):
     assert main(["report", str(tmp_path)]) == 2
     err = capsys.readouterr().err
-    assert err == f"{tmp_path}: not a hivemind output folder (no run.nc, sweep.nc, summary.json or fit.json)\n"
+    assert err == f"{tmp_path}: not a hivemind output folder (no run.nc, sweep.nc, summary.json, fit.json or design.json)\n"
     assert main(["report", str(tmp_path / "none")]) == 2
     assert capsys.readouterr().err == f"{tmp_path / 'none'}: not a folder\n"
     # Files of the right names that hivemind did not write (or an older one did): one line naming

@@ -75,7 +75,7 @@ BAD = [
     ({"agents": {"stubbornness": [0.5, 0.5]}}, "agents.stubbornness", "must have one value per node (6), got 2"),
     ({"agents": {"stubbornness": {"3": 2.0}}}, "agents.stubbornness.3", "must be numbers in [0, 1], got 2.0"),
     ({"agents": {"stubbornness": {"nine": 0.5}}}, "agents.stubbornness.nine", "is not a node of the graph"),
-    ({"agents": {"stubbornness": "high"}}, "agents.stubbornness", "must be numbers in [0, 1], got 'high'"),
+    ({"agents": {"stubbornness": "high"}}, "agents.stubbornness", "must be numbers in [0, 1] or \"inverse_degree\", got 'high'"),
     ({"dynamics": {"confidence": 0.0}}, "dynamics.confidence", "must be > 0, got 0.0"),
     ({"dynamics": {"confidence": -1.0}}, "dynamics.confidence", "must be > 0"),
     ({"record": {"cluster_tol": 0.0}}, "record.cluster_tol", "must be > 0"),
