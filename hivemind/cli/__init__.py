@@ -14,11 +14,11 @@ import os
 import sys
 import threading
 
-from hivemind.cli import bench, datasets, entropy, fit, live, paths, plot, report, run, sweep, theory, validate
+from hivemind.cli import bench, datasets, design, entropy, fit, live, paths, plot, report, run, sweep, theory, validate
 from hivemind.cli.common import EXIT_USAGE, Parser, UsageError, use_compile_cache
 from hivemind.errors import InputError
 
-COMMANDS = (run, plot, theory, paths, entropy, bench, live, sweep, fit, datasets, report, validate)
+COMMANDS = (run, plot, theory, paths, entropy, bench, live, sweep, fit, design, datasets, report, validate)
 
 __all__ = ["UsageError", "build_parser", "console", "main"]
 
