@@ -219,7 +219,7 @@ def kernel_note(s) -> str | None:
     """One line when the run falls back to the pure-JAX kernel where the fused one was asked for
     (run.kernel = "fused"), or where "auto" would have taken it but it is missing here (an install
     without a compiler, a pull.cc changed since the build), else None."""
-    if s.run.kernel == "jax" or not s.anchors:
+    if s.run.kernel == "jax" or (not s.anchors and s.live is not None):
         return None
     from hivemind.engine import fused as fused_kernel
     from hivemind.runner.simulate import kernel_choice
@@ -238,8 +238,13 @@ def describe(s) -> str:
     a = s.arrays
     seeds = f"{len(s.run.seeds)} seed{'s' if len(s.run.seeds) > 1 else ''}"
     edges = f"{a.src.size} {'directed ' if a.directed else ''}edges"
-    if not s.anchors:  # only a live discussion: the engine's keys do not apply
+    if not s.anchors and s.live is not None:  # a live discussion: the engine's keys do not apply
         text = f"{s.name}: {a.n_nodes} agents, {edges}, no anchor"
+    elif not s.anchors:  # Friedkin-Johnsen: every agent stubborn
+        text = (
+            f"{s.name}: {s.manifold.kind} {SYMBOLS[s.manifold.kind]}^{s.manifold.dim}, {a.n_nodes} agents, {edges}, "
+            f"no anchor (every agent stubborn), rule {s.dynamics.rule}, {s.dynamics.steps} steps, {seeds}"
+        )
     else:
         text = (
             f"{s.name}: {s.manifold.kind} {SYMBOLS[s.manifold.kind]}^{s.manifold.dim}, {a.n_nodes} agents, {edges}, "

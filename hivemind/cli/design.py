@@ -12,7 +12,6 @@ from pathlib import Path
 
 from hivemind.cli.common import EXIT_OK, UsageError, add_scenario_args, add_verbose_arg, claim, finish_report, load, out_dir
 
-
 # Written out (not imported) so that `hivemind --help` loads no library; a test holds them to
 # hivemind.scenario.names.
 OBJECTIVES_HELP = (
@@ -50,6 +49,18 @@ def add_parser(sub) -> None:
     p.add_argument("--target", default="auto", help="stubborn: the opinion chosen agents hold: own, a number, auto (default)")
     p.add_argument(
         "--hold", choices=("expressed", "innate"), default="expressed", help="stubborn at the equilibrium: what is fixed"
+    )
+    p.add_argument(
+        "--direction",
+        choices=("both", "down", "up"),
+        default="both",
+        help="innate at the equilibrium: lower opinions only (down, as Musco et al.'s OptimizeInnate.m), raise only, or both",
+    )
+    p.add_argument(
+        "--neutral",
+        type=float,
+        default=None,
+        help="polarization about this opinion instead of the mean (0 with --direction down: OptimizeInnate.m's program)",
     )
     p.add_argument("--seed", type=int, default=0, help="the seed of the random choice and of the curvature estimate")
     p.add_argument("--no-compare", dest="compare", action="store_false", help="skip greedy, degree, PageRank and random")
@@ -90,6 +101,8 @@ def cmd_design(args) -> int:
             learning_rate=args.learning_rate,
             target=args.target,
             hold=args.hold,
+            direction=args.direction,
+            neutral=args.neutral,
             seed=args.seed,
             compare=args.compare,
         )

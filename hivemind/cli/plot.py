@@ -43,6 +43,15 @@ def cmd_plot(args) -> int:
         return EXIT_OK
     if not (run_dir / "run.nc").is_file():
         raise RunDirError(f"{run_dir}: not a hivemind run (no run.nc)")
+    from hivemind.io.documents import read_manifest
+
+    if (run_dir / "manifest.json").is_file() and read_manifest(run_dir / "manifest.json").summary is not None:
+        if read_manifest(run_dir / "manifest.json").summary.final_distance_mean is None:
+            # The figures are drawn around the anchor (distances to it, the states seen from it).
+            raise RunDirError(
+                f"{run_dir}: a run without an anchor (every agent stubborn) has no distance to one to plot; "
+                "its report.html draws the dispersion (hivemind report)"
+            )
     claim(args, out_dir(args.out or str(run_dir / "figures")))
     plot_run_dir(args.run_dir, args.out, args.formats, animate=not args.no_animation)
     return EXIT_OK

@@ -77,6 +77,8 @@ def designed_scenario(result: DesignResult, out: Path, stem: str = "designed") -
         if result.objective == "time_to_consensus":
             data.setdefault("record", {})["every"] = 1
     data["design"] = {"objective": result.objective, "value": float(result.value)}
+    if prob.neutral is not None:
+        data["design"]["neutral"] = float(prob.neutral)
     path = out / f"{stem}.toml"
     head = (
         f"# Written by hivemind design: {result.objective} ({result.sense}) with {result.intervention} within a budget of "

@@ -43,7 +43,9 @@ class Intervention(NamedTuple):
     up_to: bool = False  # (discrete ones) the budget is a most (remove up to B ties), not an exact count
 
 
-def intervention(prob: Problem, name: str, budget: float, target: str | float = "auto", hold: str = "expressed") -> Intervention:
+def intervention(
+    prob: Problem, name: str, budget: float, target: str | float = "auto", hold: str = "expressed", direction: str = "both"
+) -> Intervention:
     """The intervention ``name`` on ``prob`` with budget ``budget``.
 
     ``target`` (stubborn): the opinion a chosen agent holds, "own" (its innate opinion) or a
@@ -52,7 +54,11 @@ def intervention(prob: Problem, name: str, budget: float, target: str | float = 
     "expressed" fixes the chosen agents' expressed opinions (theta = 1: Gionis et al.'s
     problem, submodular); "innate" sets their innate opinions to the target, which makes
     ``mean_opinion`` linear in the choice (modular: the exact optimum is a top-B).
+    ``direction`` (innate, at the equilibrium): "down" only lowers opinions (x <= 0, as Musco et
+    al.'s OptimizeInnate.m), "up" only raises them, "both" either.
     """
+    if direction not in ("both", "down", "up"):
+        raise DesignError(f"--direction must be both, down or up, got {direction!r}")
     if name not in INTERVENTIONS:
         raise DesignError(f"--intervene must be one of {', '.join(INTERVENTIONS)}, got {name!r}")
     if not np.isfinite(budget) or budget < 0:
@@ -67,6 +73,10 @@ def intervention(prob: Problem, name: str, budget: float, target: str | float = 
         if kind == "equilibrium":
             lo, hi = prob.box
             scale = min(budget, hi - lo) if np.isfinite(hi - lo) else budget
+            if direction == "down":
+                hi = base.s
+            elif direction == "up":
+                lo = base.s
             return Intervention(
                 name,
                 budget,
@@ -75,6 +85,8 @@ def intervention(prob: Problem, name: str, budget: float, target: str | float = 
                 lambda p, y: p._replace(s=y),
                 scale,
             )
+        if direction != "both":
+            raise DesignError("--direction: on a manifold the initial states move along tangent vectors, in any direction")
         manifold = prob.engine[0].manifold
         x0 = base.s
         keep = free[:, None]

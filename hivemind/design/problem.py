@@ -109,6 +109,7 @@ class Problem:
     mobile: np.ndarray  # (N,) bool: not an anchor
     box: tuple[float, float]  # the opinions' domain (equilibrium): [0, 1] where they are given in it
     engine: Any = None  # (config, hyper, topology, keys) of a horizon objective
+    neutral: float | None = None  # polarization about this opinion instead of the mean
 
     @property
     def n(self) -> int:
@@ -214,7 +215,7 @@ class Problem:
         name = self.objective.name
         if self.objective.kind == "equilibrium":
             z = self.fixed_point(p)
-            return opinion_objective(name, z, self.ties, self.acting(p))
+            return opinion_objective(name, z, self.ties, self.acting(p), self.neutral)
         states, trace = self.final_states(p)
         if name == "diversity":
             return jnp.mean(trace[:, -1])
@@ -228,9 +229,14 @@ class Problem:
         return jnp.mean(jnp.sum(dist * mobile, axis=1) / jnp.sum(mobile))
 
 
-def opinion_objective(name: str, z: jax.Array, ties: Ties, a: jax.Array) -> jax.Array:
-    """Musco et al.'s polarization P(z), disagreement D(z), their sum, or Gionis et al.'s mean opinion."""
-    centred = z - jnp.mean(z)
+def opinion_objective(name: str, z: jax.Array, ties: Ties, a: jax.Array, neutral: float | None = None) -> jax.Array:
+    """Musco et al.'s polarization P(z), disagreement D(z), their sum, or Gionis et al.'s mean opinion.
+
+    P is the spread about the mean opinion (``neutral`` None: the paper's definition, with which
+    P + D = s_bar^T (I + L)^-1 s_bar) or about a fixed neutral opinion (``neutral = 0``: the
+    objective (s + x)^T (I + L)^-1 (s + x) of Musco et al.'s published OptimizeInnate.m).
+    """
+    centred = z - (jnp.mean(z) if neutral is None else neutral)
     polarization = jnp.sum(centred**2)
     disagreement = jnp.sum(a * (z[ties.src] - z[ties.dst]) ** 2)
     return {
@@ -241,7 +247,7 @@ def opinion_objective(name: str, z: jax.Array, ties: Ties, a: jax.Array) -> jax.
     }[name]
 
 
-def problem(scenario, objective: str, horizon: int | None = None) -> Problem:
+def problem(scenario, objective: str, horizon: int | None = None, neutral: float | None = None) -> Problem:
     """The design problem of ``scenario`` (from ``load_scenario``) for ``objective``.
 
     Raises ``DesignError`` (one line) where the objective cannot take the scenario: an
@@ -253,6 +259,8 @@ def problem(scenario, objective: str, horizon: int | None = None) -> Problem:
         raise DesignError(f"--objective must be one of {', '.join(OBJECTIVES)}, got {objective!r}")
     obj = OBJECTIVES[objective]
     where = scenario.source or "<scenario>"
+    if neutral is not None and (objective not in ("polarization", "polarization_disagreement") or not np.isfinite(neutral)):
+        raise DesignError(f"--neutral is a finite opinion that polarization is measured about; --objective {objective} has none")
     arrays = scenario.arrays
     n = arrays.n_nodes
     anchors = np.asarray(scenario.anchor_indices if scenario.anchors or scenario.every_agent_stubborn else (), np.int64)
@@ -304,8 +312,9 @@ def problem(scenario, objective: str, horizon: int | None = None) -> Problem:
             held=jnp.zeros(n),
         )
         return Problem(
-            scenario, obj, 0, base, ties, anchors, tie_anchor, inertia_degree, theta_inverse, arrays.inertia, theta, mobile, box
-        )
+            scenario, obj, 0, base, ties, anchors, tie_anchor, inertia_degree, theta_inverse, arrays.inertia, theta, mobile, box,
+            None, neutral,
+        )  # fmt: skip
     if horizon is None or horizon <= 0:
         raise DesignError(f"--horizon must be a number of steps > 0 for --objective {objective}, got {horizon}")
     if objective == "collapse" and anchors.size == 0:

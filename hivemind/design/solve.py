@@ -131,6 +131,8 @@ def design(
     learning_rate: float | None = None,
     target: str | float = "auto",
     hold: str = "expressed",
+    direction: str = "both",
+    neutral: float | None = None,
     seed: int = 0,
     compare: bool = True,
 ) -> DesignResult:
@@ -154,6 +156,11 @@ def design(
     steps, learning_rate : the optimiser's iterations and first step (default
         ``STEP_FRACTION`` of the budget set's size).
     target, hold : a stubborn agent's target and what it holds (``intervention``).
+    direction : innate opinions lowered only ("down", as Musco et al.'s OptimizeInnate.m),
+        raised only ("up") or either ("both").
+    neutral : polarization about this opinion instead of the mean (``neutral=0`` with
+        ``direction="down"`` is OptimizeInnate.m's program: min (s + x)^T (I + L)^-1 (s + x),
+        |x|_1 <= B, x <= 0, s + x >= 0).
     seed : the random heuristic's key (``jax.random.key(seed)``).
     compare : compute the heuristics (discrete interventions).
 
@@ -173,15 +180,16 @@ def design(
     if steps < 1:
         raise DesignError(f"--steps must be >= 1, got {steps}")
     with jax.enable_x64(True):
-        prob = problem(scenario, objective, horizon)
-        iv = intervention(prob, intervene, budget, target, hold)
-        return _optimise(prob, iv, sense, steps, learning_rate, seed, compare, dict(target=target, hold=hold))
+        prob = problem(scenario, objective, horizon, neutral)
+        iv = intervention(prob, intervene, budget, target, hold, direction)
+        options = dict(target=target, hold=hold, direction=direction, neutral=neutral)
+        return _optimise(prob, iv, sense, steps, learning_rate, seed, compare, options)
 
 
-def curvature(f, x: jax.Array, key: jax.Array, iterations: int = POWER_ITERATIONS) -> float:
-    """The largest |eigenvalue| of f's Hessian at ``x``: power iteration on Hessian-vector products."""
-    grad = jax.grad(f)
-    hvp = jax.jit(lambda v: jax.jvp(grad, (x,), (v,))[1])
+def curvature(f, x: jax.Array, key: jax.Array, iterations: int = POWER_ITERATIONS, *args) -> float:
+    """The largest |eigenvalue| of f(., *args)'s Hessian at ``x``: power iteration on Hessian-vector products."""
+    hvp_at = jax.jit(lambda v, x, *args: jax.jvp(jax.grad(lambda y: f(y, *args)), (x,), (v,))[1])
+    hvp = lambda v: hvp_at(v, x, *args)  # noqa: E731
     v = jax.random.normal(key, x.shape, x.dtype)
     v = v / jnp.linalg.norm(v)
     lam = 0.0
@@ -194,32 +202,37 @@ def curvature(f, x: jax.Array, key: jax.Array, iterations: int = POWER_ITERATION
     return lam
 
 
-def secant_curvature(f, x: jax.Array, g: jax.Array, step: float, project) -> float:
-    """|grad f(y) - grad f(x)| / |y - x| for y the projected gradient step of size ``step``."""
+def secant_curvature(grad, x: jax.Array, g: jax.Array, step: float, project) -> float:
+    """|grad(y) - grad(x)| / |y - x| for y the projected gradient step of size ``step``."""
     y = project(x - step * g)
     dy = float(jnp.linalg.norm(y - x))
     if dy == 0.0:
         return 0.0
-    return float(jnp.linalg.norm(jax.grad(f)(y) - g)) / dy
+    return float(jnp.linalg.norm(grad(y) - g)) / dy
 
 
 def _optimise(prob: Problem, iv: Intervention, sense: str, steps: int, lr, seed: int, compare: bool, opts: dict) -> DesignResult:
     sign = 1.0 if sense == "min" else -1.0
-    loss = lambda x: sign * prob.value(iv.apply(prob.base, x))
+    # The scenario's numbers go in as arguments, not as constants of the compiled programs: XLA
+    # would fold the constants' scatters at compile time (seconds for 10^5 agents).
+    loss_of = lambda x, base: sign * prob.value(iv.apply(base, x))  # noqa: E731
+    value_and_grad = jax.jit(jax.value_and_grad(loss_of))
+    loss = lambda x: value_and_grad(x, prob.base)[0]  # noqa: E731
+    grad = lambda x: value_and_grad(x, prob.base)[1]  # noqa: E731
     x0 = iv.project(iv.start)
     k_curv, k_random = jax.random.split(jax.random.key(seed))
-    start, g0 = jax.value_and_grad(loss)(x0)
+    start, g0 = value_and_grad(x0, prob.base)
     start = float(start)
-    baseline = float(prob.value(prob.base))
+    baseline = float(jax.jit(prob.value)(prob.base))
     big = float(jnp.max(jnp.abs(g0)))
     if lr is None:
-        lam = curvature(loss, x0, k_curv)
+        lam = curvature(loss_of, x0, k_curv, POWER_ITERATIONS, prob.base)
         linear = LINEAR_STEP_SHARE * iv.scale / big if big > 0 else 1.0
         lr0 = min(1.0 / lam, linear) if lam > 0 and np.isfinite(lam) else linear
         if lr0 < SINGULAR_SHARE * linear:
             # The curvature at the start can be singular (distances between agents that nearly
             # coincide): take it over a step of the size the design will move instead (a secant).
-            lr0 = min(1.0 / max(secant_curvature(loss, x0, g0, SINGULAR_SHARE * linear, iv.project), 1e-300), linear)
+            lr0 = min(1.0 / max(secant_curvature(grad, x0, g0, SINGULAR_SHARE * linear, iv.project), 1e-300), linear)
     else:
         lr0 = float(lr)
 
@@ -232,8 +245,8 @@ def _optimise(prob: Problem, iv: Intervention, sense: str, steps: int, lr, seed:
         opt = optax.sgd(schedule, momentum=MOMENTUM, nesterov=True)
 
         @jax.jit
-        def step(x, state):
-            v, g = jax.value_and_grad(loss)(x)
+        def step(x, state, base):
+            v, g = jax.value_and_grad(loss_of)(x, base)
             updates, state = opt.update(g, state, x)
             return iv.project(optax.apply_updates(x, updates)), state, v
 
@@ -245,7 +258,7 @@ def _optimise(prob: Problem, iv: Intervention, sense: str, steps: int, lr, seed:
     opt, step = stepper(first)
     x, state = x0, opt.init(x0)
     while len(history) < steps:
-        new_x, state, v = step(x, state)
+        new_x, state, v = step(x, state, prob.base)
         v = float(v)
         if not np.isfinite(v) or v > start + abs(start) + 1e-12:
             if restarts == RESTARTS:
@@ -272,7 +285,7 @@ def _optimise(prob: Problem, iv: Intervention, sense: str, steps: int, lr, seed:
         u = np.asarray(best_x)
         # The largest first; among equal ones (the relaxation left many at 0 where every choice
         # costs), the one the loss's gradient says costs least.
-        slope = np.asarray(jax.grad(loss)(best_x))
+        slope = np.asarray(grad(best_x))
         cand = iv.candidates
         order = cand[np.lexsort((slope[cand], -np.round(u[cand], 9)))]
         chosen = tuple(int(i) for i in order[:k])

@@ -36,9 +36,8 @@ def _draw(result, seed: int) -> Figure:
         width = 0.3 + 3.0 * w / max(float(w.max()), 1e-12)
         edge_colour = ["tab:red" if w[e] == 0 and w0[e] > 0 else "0.5" for e in range(src.size)]
     nx.draw_networkx_edges(graph, pos, ax=ax, width=width, edge_color=edge_colour, alpha=0.6)
-    nodes = nx.draw_networkx_nodes(
-        graph, pos, ax=ax, node_size=25, node_color=colour if colour is not None else "tab:blue", cmap="viridis"
-    )
+    colours = {"node_color": colour, "cmap": "viridis"} if colour is not None else {"node_color": "tab:blue"}
+    nodes = nx.draw_networkx_nodes(graph, pos, ax=ax, node_size=25, **colours)
     if colour is not None:
         fig.colorbar(nodes, ax=ax, label="opinion after the design" if result.intervention == "innate" else "innate opinion")
     marked = []

@@ -46,7 +46,7 @@ def design_check(scenario: Scenario, ds: xr.Dataset) -> dict | None:
         return None
     from hivemind.theory.opinions import measured
 
-    value, how = measured(scenario.design.objective, scenario, ds)
+    value, how = measured(scenario.design.objective, scenario, ds, scenario.design.neutral)
     expected = scenario.design.value
     diff = None if value is None or expected is None else abs(value - expected) / max(abs(expected), 1e-12)
     return {

@@ -460,6 +460,17 @@ SCENARIO_KEYS: tuple[Key, ...] = (
         kind="float",
         value=None,
     ),
+    Key(
+        "design.neutral",
+        "number",
+        "- (the mean opinion)",
+        "any",
+        "the opinion polarization is measured about (hivemind design --neutral)",
+        "0.0",
+        ('design.objective="polarization_disagreement"',),
+        kind="float",
+        value=None,
+    ),
 )
 
 KEYS = {k.name: k for k in SCENARIO_KEYS}

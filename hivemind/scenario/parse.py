@@ -171,7 +171,7 @@ def parse_scenario(
         objective = r.read("design.objective")
         if objective is None:
             raise r.error("design.objective", "is required in [design]")
-        design = DesignSpec(objective, r.read("design.value"))
+        design = DesignSpec(objective, r.read("design.value"), r.read("design.neutral"))
     # [live] stays a raw table here: ``hivemind.live.read_live`` reads it (live depends on the
     # scenario, never the reverse), so its keys are not checked by ``finish``.
     live = dict(r.table("live")) if live_mode else None

@@ -105,6 +105,7 @@ class DesignSpec:
 
     objective: str
     value: float | None = None
+    neutral: float | None = None  # polarization about this opinion instead of the mean
 
 
 @dataclass(frozen=True)

@@ -15,9 +15,11 @@ import xarray as xr
 from hivemind.scenario.names import EQUILIBRIUM_OBJECTIVES as EQUILIBRIUM
 
 
-def opinion_objective(name: str, z: np.ndarray, src: np.ndarray, dst: np.ndarray, acting: np.ndarray) -> float:
-    """P(z) = sum (z - mean z)^2, D(z) = sum over ties a_ij (z_i - z_j)^2, P + D, or mean z."""
-    pol = float(np.sum((z - z.mean()) ** 2))
+def opinion_objective(
+    name: str, z: np.ndarray, src: np.ndarray, dst: np.ndarray, acting: np.ndarray, neutral: float | None = None
+) -> float:
+    """P(z) = sum (z - mean z)^2 (or about ``neutral``), D(z) = sum over ties a_ij (z_i - z_j)^2, P + D, or mean z."""
+    pol = float(np.sum((z - (z.mean() if neutral is None else neutral)) ** 2))
     dis = float(np.sum(acting * (z[src] - z[dst]) ** 2))
     return {"polarization": pol, "disagreement": dis, "polarization_disagreement": pol + dis, "mean_opinion": float(z.mean())}[
         name
@@ -35,7 +37,7 @@ def acting_weights(scenario) -> np.ndarray:
     return a.weight * factor
 
 
-def measured(name: str, scenario, ds: xr.Dataset) -> tuple[float | None, str]:
+def measured(name: str, scenario, ds: xr.Dataset, neutral: float | None = None) -> tuple[float | None, str]:
     """The objective ``name`` of run ``ds`` (mean over seeds), or None and why it cannot be measured."""
     if name in EQUILIBRIUM:
         if scenario.manifold.kind != "euclidean" or scenario.manifold.dim != 1:
@@ -43,7 +45,8 @@ def measured(name: str, scenario, ds: xr.Dataset) -> tuple[float | None, str]:
         a = scenario.arrays
         w = acting_weights(scenario)
         last = np.asarray(ds.state.isel(step=-1, coord=0).values, np.float64)  # (seed, agent)
-        return float(np.mean([opinion_objective(name, z, a.src, a.dst, w) for z in last])), "the last record's states"
+        value = np.mean([opinion_objective(name, z, a.src, a.dst, w, neutral) for z in last])
+        return float(value), "the last record's states"
     if name == "collapse":
         mobile = np.ones(ds.sizes["agent"], bool)
         mobile[list(scenario.anchor_indices)] = False

@@ -68,6 +68,29 @@ def test_innate_design_reaches_the_convex_optimum_of_cvxpy(tmp_path):
 
 
 @pytest.mark.slow
+def test_musco_et_als_published_innate_program_is_reached(tmp_path):
+    # OptimizeInnate.m (Musco, Musco & Tsourakakis's code): min (s + x)^T (I + L)^-1 (s + x) over
+    # |x|_1 <= alpha, x <= 0, s + x >= 0: polarization about the neutral 0, opinions lowered only.
+    sc, s = _musco_network(tmp_path, 200, 13)
+    n = 200
+    lap = laplacian(n, sc.arrays.src, sc.arrays.dst, sc.arrays.weight)
+    inverse = np.linalg.inv(np.eye(n) + lap)
+    for alpha in (2.0, 10.0):
+        result = design(sc, "polarization_disagreement", "innate", alpha, direction="down", neutral=0.0)
+        x = cp.Variable(n)
+        best = cp.Problem(
+            cp.Minimize(cp.quad_form(x + s, cp.psd_wrap((inverse + inverse.T) / 2))), [cp.norm1(x) <= alpha, x <= 0, s + x >= 0]
+        )
+        best.solve(solver="CLARABEL")
+        assert best.value * (1 - 1e-6) <= result.value <= best.value * 1.01
+        change = result.variable - s
+        assert np.all(change <= 1e-12) and np.all(result.variable >= 0) and np.sum(np.abs(change)) <= alpha + 1e-9
+        # its value is the published objective of its opinions
+        y = result.variable
+        assert y @ inverse @ y == pytest.approx(result.value, rel=1e-8)
+
+
+@pytest.mark.slow
 def test_reweighting_ties_at_a_fixed_total_reaches_cvxpys_optimum(tmp_path):
     sc, s = _musco_network(tmp_path, 200, 12)
     n, a = 200, sc.arrays
