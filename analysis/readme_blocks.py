@@ -32,6 +32,8 @@ BLOCKS = {
     "sweep_speed": ("benchmarks/sweep.py", "sentence", "benchmarks/results/sweep.json"),
     "bench_sizes": ("benchmarks/run.py", "table", "benchmarks/results/bench.json"),
     "bench_facts": ("benchmarks/run.py", "facts", "benchmarks/results/bench.json"),
+    "design_scale": ("benchmarks/design.py", "table", "benchmarks/results/design_scale.json"),
+    "design_example": ("analysis/design_example.py", "table", "figures/design_example.json"),
 }
 DOCUMENTS = ("README.md", "analysis/README.md", *sorted(str(p.relative_to(ROOT)) for p in (ROOT / "docs" / "guide").glob("*.md")))
 

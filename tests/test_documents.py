@@ -372,3 +372,38 @@ def commit_known(commit: str) -> bool:
     if not (ROOT / ".git").exists() or shallow.stdout.strip() != "false":
         return True
     return subprocess.run([*git, "cat-file", "-e", f"{commit}^{{commit}}"], capture_output=True).returncode == 0
+
+
+def test_the_design_scale_table_and_the_readmes_claim_hold_in_the_benchmark():
+    bench = script("benchmarks/design.py")
+    doc = json.loads((ROOT / "benchmarks" / "results" / "design_scale.json").read_text())
+    assert block("design_scale", "docs/guide/design.md") == bench.table(doc)
+    rows = {(r["agents"], r["intervention"]): r for r in doc["rows"]}
+    largest = rows[(100_000, "innate")]
+    # README: "designs innate opinions on a 10^5-agent scale-free graph in about a minute"
+    readme = (ROOT / "README.md").read_text()
+    assert "designs innate opinions on a 10^5-agent scale-free graph in about a minute" in readme
+    assert 30 <= largest["design_s"] <= 90 and largest["converged"]
+    # every solve agreed with scipy's, and the goal: under 5 minutes on 2 cores
+    assert all(r["max_difference_from_scipy"] < 1e-7 for r in doc["rows"])
+    assert largest["design_s"] < 300 and doc["machine"]["cpus"] == 2
+    assert doc["greedy"]["same_choice"]
+    # the guide: "from 10^4 agents on, scipy's compiled sparse product is as fast or faster per solve"
+    assert all(r["scipy_cg_over_ours"] <= 1.05 for r in doc["rows"] if r["agents"] >= 10_000)
+    assert all(r["spsolve_over_ours"] is None for r in doc["rows"] if r["agents"] > 1_000)
+
+
+def test_the_design_example_table_holds_in_its_json():
+    example = script("analysis/design_example.py")
+    doc = json.loads((ROOT / "figures" / "design_example.json").read_text())
+    assert block("design_example", "docs/guide/design.md") == example.table(doc)
+    assert doc["threshold"] == pytest.approx(doc["start"] / 2)
+    for method in ("gradient", "greedy", "degree"):
+        k = doc["answer"][method]
+        values = dict(zip(doc["budgets"], doc[method], strict=True))
+        if k is not None:
+            assert values[k] >= doc["threshold"] and all(values[j] < doc["threshold"] for j in doc["budgets"] if j < k)
+        else:
+            assert all(v < doc["threshold"] for v in values.values())
+    # the guide: "at every k, greedy keeps the most, the gradient's relaxation, rounded, less, and degree the least"
+    assert all(g >= d >= e for g, d, e in zip(doc["greedy"], doc["gradient"], doc["degree"], strict=True))

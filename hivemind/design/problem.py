@@ -277,6 +277,11 @@ def problem(scenario, objective: str, horizon: int | None = None, neutral: float
     couplings = np.asarray([a.coupling for a in scenario.anchors], np.float64)
     ties = Ties(jnp.asarray(arrays.src, jnp.int32), jnp.asarray(arrays.dst, jnp.int32), n)
     mobile = ~is_anchor
+    if len(scenario.run.seeds) > 1 and scenario.init.kind != "explicit" and scenario.init.seed is None:
+        raise DesignError(
+            f"{where}: run.seeds: a design starts every seed from one configuration; give init.seed or init.kind = "
+            '"explicit" (or one seed)'
+        )
     if obj.kind == "equilibrium":
         if scenario.manifold.kind != "euclidean" or scenario.manifold.dim != 1:
             raise DesignError(
@@ -328,11 +333,6 @@ def problem(scenario, objective: str, horizon: int | None = None, neutral: float
     topology = jax.tree.map(lambda a: jnp.asarray(a), topology)
     seeds = scenario.run.seeds
     x0 = jnp.asarray(initial_configuration(scenario, seeds[0], np.float64))
-    if len(seeds) > 1 and scenario.init.kind != "explicit" and scenario.init.seed is None:
-        raise DesignError(
-            f"{where}: run.seeds: a design starts every seed from one configuration; give init.seed or init.kind = "
-            '"explicit" (or one seed)'
-        )
     keys = dynamics_keys(seeds)
     base = Params(
         s=x0,
