@@ -104,7 +104,9 @@ def test_a_scenario_the_objective_cannot_take_is_one_line(tmp_path, capsys):
     path = tmp_path / "sphere.toml"
     path.write_text(scenario_text())
     out = tmp_path / "out"
-    code, _, err = _run_design(capsys, path, "--objective", "polarization", "--intervene", "innate", "--budget", "1", "--out", out)
+    code, _, err = _run_design(
+        capsys, path, "--objective", "polarization", "--intervene", "innate", "--budget", "1", "--out", out
+    )
     assert code == 2 and "manifold:" in err and "euclidean" in err and len(err.strip().splitlines()) == 1
     assert not out.exists()
 

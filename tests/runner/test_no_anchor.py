@@ -56,7 +56,7 @@ def test_a_missing_states_file_and_a_cap_without_an_anchor_are_one_line(tmp_path
     fj_scenario(tmp_path / "cap.toml", nx.path_graph(4), np.zeros(4))
     text = (tmp_path / "cap.toml").read_text().replace('path = "cap.txt"\n', "").replace('kind = "explicit"', 'kind = "cap"')
     (tmp_path / "cap.toml").write_text(text)
-    with pytest.raises(ScenarioError, match="init.kind is \"cap\""):
+    with pytest.raises(ScenarioError, match='init.kind is "cap"'):
         load_scenario(tmp_path / "cap.toml")
 
 
