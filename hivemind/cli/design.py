@@ -62,6 +62,12 @@ def add_parser(sub) -> None:
         default=None,
         help="polarization about this opinion instead of the mean (0 with --direction down: OptimizeInnate.m's program)",
     )
+    p.add_argument(
+        "--anchor",
+        choices=("coupling", "position"),
+        default="coupling",
+        help="--intervene anchor: move the couplings (within +-B) or the positions (each within a distance B)",
+    )
     p.add_argument("--seed", type=int, default=0, help="the seed of the random choice and of the curvature estimate")
     p.add_argument("--no-compare", dest="compare", action="store_false", help="skip greedy, degree, PageRank and random")
     add_verbose_arg(p)
@@ -103,6 +109,7 @@ def cmd_design(args) -> int:
             hold=args.hold,
             direction=args.direction,
             neutral=args.neutral,
+            anchor=args.anchor,
             seed=args.seed,
             compare=args.compare,
         )

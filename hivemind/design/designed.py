@@ -60,7 +60,17 @@ def designed_scenario(result: DesignResult, out: Path, stem: str = "designed") -
         graph_file = out / f"{stem}_graph.graphml"
         _write_graph(graph_file, labels, prob, np.asarray(params.w), scenario.arrays.directed)
         data["graph"] = {"kind": "file", "path": graph_file.name}
-    if name == "anchor":
+    if name == "anchor" and result.options.get("anchor") == "position":
+        # The initial states are pinned: a cap around the anchor would be drawn around its new place.
+        rows = np.asarray(params.s)
+        if prob.objective.kind == "equilibrium":
+            rows = rows.copy()
+            rows[prob.anchors] = np.asarray(params.anchor_value)
+        rows = rows[:, None] if rows.ndim == 1 else rows
+        _states_file(data, out / f"{stem}_states.txt", rows, scenario.name)
+        for table, state in zip(_anchor_tables(data), rows[prob.anchors].tolist(), strict=True):
+            table["state"] = [float(v) for v in state]
+    elif name == "anchor":
         for table, kappa in zip(_anchor_tables(data), np.asarray(params.kappa), strict=True):
             table["coupling"] = float(kappa)
     if prob.objective.kind == "equilibrium":

@@ -44,7 +44,13 @@ class Intervention(NamedTuple):
 
 
 def intervention(
-    prob: Problem, name: str, budget: float, target: str | float = "auto", hold: str = "expressed", direction: str = "both"
+    prob: Problem,
+    name: str,
+    budget: float,
+    target: str | float = "auto",
+    hold: str = "expressed",
+    direction: str = "both",
+    anchor: str = "coupling",
 ) -> Intervention:
     """The intervention ``name`` on ``prob`` with budget ``budget``.
 
@@ -55,8 +61,12 @@ def intervention(
     problem, submodular); "innate" sets their innate opinions to the target, which makes
     ``mean_opinion`` linear in the choice (modular: the exact optimum is a top-B).
     ``direction`` (innate, at the equilibrium): "down" only lowers opinions (x <= 0, as Musco et
-    al.'s OptimizeInnate.m), "up" only raises them, "both" either.
+    al.'s OptimizeInnate.m), "up" only raises them, "both" either. ``anchor``: what the anchor
+    intervention moves, the couplings (within +-B, >= 0) or the positions (each anchor within a
+    geodesic distance B of where it is, in the opinions' box at the equilibrium).
     """
+    if anchor not in ("coupling", "position"):
+        raise DesignError(f"--anchor must be coupling or position, got {anchor!r}")
     if direction not in ("both", "down", "up"):
         raise DesignError(f"--direction must be both, down or up, got {direction!r}")
     if name not in INTERVENTIONS:
@@ -155,6 +165,27 @@ def intervention(
     # anchor
     if prob.anchors.size == 0:
         raise DesignError("--intervene anchor: this scenario has no anchor")
+    if anchor == "position":
+        if budget <= 0:
+            raise DesignError(f"--budget for an anchor's position is the distance it may move, > 0; got {budget:g}")
+        if kind == "equilibrium":
+            v0 = base.anchor_value
+            lo, hi = jnp.maximum(v0 - budget, prob.box[0]), jnp.minimum(v0 + budget, prob.box[1])
+            return Intervention(
+                name, budget, v0, lambda v: projections.interval(v, lo, hi), lambda p, v: p._replace(anchor_value=v), budget
+            )
+        manifold = prob.engine[0].manifold
+        idx = jnp.asarray(prob.anchors, jnp.int32)
+        at = base.s[idx]
+
+        def within(v):
+            v = manifold.proj(at, v)
+            size = manifold.norm(at, v)[..., None]
+            return v * jnp.minimum(1.0, budget / jnp.maximum(size, 1e-300))
+
+        return Intervention(
+            name, budget, jnp.zeros_like(at), within, lambda p, v: p._replace(s=p.s.at[idx].set(manifold.exp(at, v))), budget
+        )
     k0 = base.kappa
     lo, hi = jnp.maximum(k0 - budget, 0.0), k0 + budget
     return Intervention(

@@ -133,6 +133,7 @@ def design(
     hold: str = "expressed",
     direction: str = "both",
     neutral: float | None = None,
+    anchor: str = "coupling",
     seed: int = 0,
     compare: bool = True,
 ) -> DesignResult:
@@ -158,6 +159,7 @@ def design(
     target, hold : a stubborn agent's target and what it holds (``intervention``).
     direction : innate opinions lowered only ("down", as Musco et al.'s OptimizeInnate.m),
         raised only ("up") or either ("both").
+    anchor : what ``intervene="anchor"`` moves: the couplings or the positions.
     neutral : polarization about this opinion instead of the mean (``neutral=0`` with
         ``direction="down"`` is OptimizeInnate.m's program: min (s + x)^T (I + L)^-1 (s + x),
         |x|_1 <= B, x <= 0, s + x >= 0).
@@ -181,8 +183,8 @@ def design(
         raise DesignError(f"--steps must be >= 1, got {steps}")
     with jax.enable_x64(True):
         prob = problem(scenario, objective, horizon, neutral)
-        iv = intervention(prob, intervene, budget, target, hold, direction)
-        options = dict(target=target, hold=hold, direction=direction, neutral=neutral)
+        iv = intervention(prob, intervene, budget, target, hold, direction, anchor)
+        options = dict(target=target, hold=hold, direction=direction, neutral=neutral, anchor=anchor)
         return _optimise(prob, iv, sense, steps, learning_rate, seed, compare, options)
 
 
@@ -399,6 +401,21 @@ def _describe(result: DesignResult, labels: list[str]) -> dict:
             "chosen": [[labels[int(src[e])], labels[int(dst[e])]] for e in result.chosen],
             "relaxed": [
                 {"source": labels[int(src[e])], "target": labels[int(dst[e])], "r": float(x[e])} for e in np.flatnonzero(x > 1e-9)
+            ],
+        }
+    if result.options.get("anchor") == "position":
+        moved = np.asarray(result.params().s if prob.objective.kind == "horizon" else result.params().anchor_value)
+        before = np.asarray(base.s if prob.objective.kind == "horizon" else base.anchor_value)
+        rows = (lambda a, k: a[int(prob.anchors[k])]) if prob.objective.kind == "horizon" else (lambda a, k: a[k])
+        return {
+            "kind": "anchor positions",
+            "anchors": [
+                {
+                    "node": labels[int(a)],
+                    "before": np.atleast_1d(rows(before, k)).tolist(),
+                    "after": np.atleast_1d(rows(moved, k)).tolist(),
+                }
+                for k, a in enumerate(prob.anchors)
             ],
         }
     return {

@@ -120,3 +120,24 @@ def test_the_help_names_every_objective():
     for names, where in ((EQUILIBRIUM_OBJECTIVES, "at the FJ equilibrium"), (HORIZON_OBJECTIVES, "after --horizon steps")):
         listed = OBJECTIVES_HELP.split(where + ": ")[1].split(";")[0]
         assert listed.split(", ") == list(names)
+
+
+@pytest.mark.slow
+def test_moving_the_anchor_on_the_sphere_reproduces_its_value_in_the_engine(tmp_path, capsys):
+    path = tmp_path / "sphere.toml"
+    path.write_text(scenario_text(graph={"kind": "barabasi_albert", "n": 20, "params": {"m": 2}}, dynamics={"steps": 30}))
+    out = tmp_path / "out"
+    code, _, err = _run_design(
+        capsys, path, "--objective", "collapse", "--intervene", "anchor", "--anchor", "position", "--budget", "0.3",
+        "--horizon", "20", "--out", out,
+    )  # fmt: skip
+    assert code == 0, err
+    doc = json.loads((out / "design.json").read_text())
+    jsonschema.validate(doc, schema("design"))
+    (moved,) = doc["change"]["anchors"]
+    cos = float(np.dot(moved["before"], moved["after"]))
+    assert np.arccos(min(1.0, cos)) <= 0.3 + 1e-9  # moved at most the budget, geodesically
+    assert doc["value"] >= doc["baseline"]
+    assert main(["run", str(out / "designed.toml"), "--out", str(tmp_path / "run")]) == 0
+    check = json.loads((tmp_path / "run" / "manifest.json").read_text())["design"]
+    assert check["measured"] == pytest.approx(doc["value"], rel=1e-9)

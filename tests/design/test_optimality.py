@@ -198,3 +198,20 @@ def test_removing_ties_against_every_removal_set(tmp_path):
     assert min(every) - 1e-12 <= result.value <= result.baseline + 1e-12
     assert result.value <= result.heuristics["random"].value + 1e-12
     assert result.value == pytest.approx(result.heuristics["greedy"].value, rel=1e-9)
+
+
+def test_moving_an_anchor_at_the_equilibrium_against_dense_solves(tmp_path):
+    # mean_opinion is increasing in the anchor's opinion: the optimum within a distance B moves it
+    # up by B (inside [0, 1]); the value is the dense solve's with the anchor there.
+    g = nx.path_graph(8)
+    s = np.linspace(0.1, 0.8, 8)
+    fj_scenario(tmp_path / "a.toml", g, s, anchor={"node": 0, "state": [0.3], "coupling": 2.0}, agents={"stubbornness": 0.3})
+    sc = load_scenario(tmp_path / "a.toml")
+    result = design(sc, "mean_opinion", "anchor", 0.25, anchor="position", steps=100)
+    w = np.where((sc.arrays.src == 0) | (sc.arrays.dst == 0), 2.0, 1.0)
+    theta = np.full(8, 0.3)
+    theta[0] = 0.0
+    m = np.asarray([1.0, 2, 2, 2, 2, 2, 2, 1])  # inertia: the (raw) weight each node hears
+    z = fj_dense(8, sc.arrays.src, sc.arrays.dst, w, s, theta, m, {0: 0.55})
+    assert np.asarray(result.variable) == pytest.approx([0.55], abs=1e-9)
+    assert result.value == pytest.approx(float(z.mean()), rel=1e-9)
