@@ -32,6 +32,7 @@ _EXPORTS = {
     "make_panel": "hivemind.theory.fitting",
     "read_live": "hivemind.live.config",
     "run_live": "hivemind.live.run",
+    "design": "hivemind.design",
 }
 
 __all__ = [
@@ -42,6 +43,7 @@ __all__ = [
     "ScenarioError",
     "SimulationDiverged",
     "Sphere",
+    "design",
     "fit_discussions",
     "fit_panel",
     "get_manifold",
@@ -62,7 +64,10 @@ def __getattr__(name: str):
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module 'hivemind' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
+    imported = importlib.import_module(module)
+    # A subpackage exported under its own name (hivemind.design, callable) is the package itself,
+    # as the import system makes it once any of its modules is imported.
+    value = imported if module == f"{__name__}.{name}" else getattr(imported, name)
     globals()[name] = value  # later lookups skip __getattr__
     return value
 
@@ -72,6 +77,7 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerly
+    from hivemind.design import design
     from hivemind.engine.manifolds import Euclidean, Hyperbolic, Sphere, get_manifold
     from hivemind.io.results import load_run
     from hivemind.live.config import load_scenario, parse_scenario, read_live

@@ -141,3 +141,18 @@ def test_moving_the_anchor_on_the_sphere_reproduces_its_value_in_the_engine(tmp_
     assert main(["run", str(out / "designed.toml"), "--out", str(tmp_path / "run")]) == 0
     check = json.loads((tmp_path / "run" / "manifest.json").read_text())["design"]
     assert check["measured"] == pytest.approx(doc["value"], rel=1e-9)
+
+
+def test_hivemind_design_is_the_design_function_before_and_after_its_modules_are_imported(musco):
+    import hivemind
+
+    scenario = hivemind.load_scenario(musco)
+    first = hivemind.design(scenario, "polarization", "innate", 1.0, steps=30)
+    import hivemind.design.problem  # noqa: F401  (makes hivemind.design the package)
+    from hivemind.design import DesignResult, design
+
+    second = hivemind.design(scenario, "polarization", "innate", 1.0, steps=30)
+    assert (
+        isinstance(first, DesignResult)
+        and first.value == second.value == design(scenario, "polarization", "innate", 1.0, steps=30).value
+    )
