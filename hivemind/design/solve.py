@@ -83,7 +83,8 @@ class DesignResult:
     converged: bool
     residual: float | None
     problem: Problem = field(repr=False, compare=False)
-    options: dict = field(default_factory=dict)
+    intervened: Intervention = field(repr=False, compare=False)  # the budget set and how it applies
+    options: dict = field(default_factory=dict)  # target, hold, direction, neutral, anchor: as design() took them
 
     @property
     def improvement(self) -> float:
@@ -92,7 +93,7 @@ class DesignResult:
 
     def params(self):
         """The problem's ``Params`` with the intervention applied (rounded where discrete)."""
-        iv = self.options["intervention"]
+        iv = self.intervened
         if self.chosen is not None:
             return iv.choose(self.problem.base, np.asarray(self.chosen, np.int64))
         return iv.apply(self.problem.base, jnp.asarray(self.variable))
@@ -333,7 +334,8 @@ def _optimise(prob: Problem, iv: Intervention, sense: str, steps: int, lr, seed:
         converged,
         resid,
         prob,
-        {"intervention": iv, **opts},
+        iv,
+        opts,
     )
 
 
@@ -440,7 +442,7 @@ def design_document(results: list[DesignResult]) -> dict:
         "sense": main.sense,
         "intervention": main.intervention,
         "horizon": main.horizon or None,
-        "options": {k: v for k, v in main.options.items() if k != "intervention"},
+        "options": dict(main.options),
         "scenario_file": scenario.source,
         "scenario_sha256": scenario.sha256,
         "scenario_text": scenario.text,
