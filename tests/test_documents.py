@@ -391,6 +391,8 @@ def test_the_design_scale_table_and_the_readmes_claim_hold_in_the_benchmark():
     # the guide: "from 10^4 agents on, scipy's compiled sparse product is as fast or faster per solve"
     assert all(r["scipy_cg_over_ours"] <= 1.05 for r in doc["rows"] if r["agents"] >= 10_000)
     assert all(r["spsolve_over_ours"] is None for r in doc["rows"] if r["agents"] > 1_000)
+    # the guide: "a gradient costs about two solves whatever the number of variables"
+    assert all(1.5 <= r["gradient_over_solve"] <= 2.5 for r in doc["rows"])
 
 
 def test_the_design_example_table_holds_in_its_json():

@@ -81,8 +81,8 @@ def designed_scenario(result: DesignResult, out: Path, stem: str = "designed") -
         data.setdefault("run", {})["precision"] = "float64"
     else:
         data.setdefault("dynamics", {})["steps"] = prob.horizon
-        # The design computes in float64; a float32 run of a stubborn agent's sphere can drift far
-        # from it within a few dozen steps (measured: 37 % in the dispersion after 25 steps).
+        # The design computes in float64; a float32 run with stubborn agents on the sphere drifted
+        # far from it within a few dozen steps (tests/design/test_design_cli.py's scenario).
         data.setdefault("run", {})["precision"] = "float64"
         if result.objective == "time_to_consensus":
             data.setdefault("record", {})["every"] = 1
@@ -105,7 +105,7 @@ def _states_file(data: dict, path: Path, states: np.ndarray, name: str) -> None:
     init.pop("states", None)
     init.update({"kind": "explicit", "path": path.name})
     for table in _anchor_tables(data):
-        table.setdefault("state", "init")  # where the anchor was drawn, it now keeps its row of the file
+        table.setdefault("state", "init")  # an anchor left at its default keeps its place: its row of the file
 
 
 def _anchor_tables(data: dict) -> list[dict]:
