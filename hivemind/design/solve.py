@@ -57,14 +57,23 @@ class Heuristic:
 class DesignResult:
     """What a design found, for one budget.
 
-    baseline : the objective of the scenario as it is
-    value : the objective with the intervention (rounded and evaluated exactly where discrete)
-    relaxed_value : the continuous optimum before rounding (discrete interventions), else None
-    variable : the intervention: new innate opinions (N,) or tangent moves (N, D), the
-        relaxed choice u (N,) or r (E,), the new tie weights (E,), the couplings (A,)
-    chosen : the agents (node indices) or ties (edge indices) chosen, discrete interventions
-    history : the objective at every iteration (relaxed, before rounding)
-    heuristics : greedy, degree, pagerank, random: what each chose and its value
+    Attributes
+    ----------
+    baseline : float
+        The objective of the scenario as it is.
+    value : float
+        The objective with the intervention (rounded and evaluated exactly where discrete).
+    relaxed_value : float or None
+        The continuous optimum before rounding (discrete interventions), else None.
+    variable : array
+        The intervention: new innate opinions (N,) or tangent moves (N, D), the relaxed choice
+        u (N,) or r (E,), the new tie weights (E,), the couplings (A,) or the anchors' places.
+    chosen : tuple of int or None
+        The agents (node indices) or ties (edge indices) chosen, for discrete interventions.
+    history : array
+        The objective at every iteration (relaxed, before rounding).
+    heuristics : dict
+        Greedy, degree, PageRank and random: what each chose and its value.
     """
 
     objective: str
@@ -162,8 +171,8 @@ def design(
         raised only ("up") or either ("both").
     anchor : what ``intervene="anchor"`` moves: the couplings or the positions.
     neutral : polarization about this opinion instead of the mean (``neutral=0`` with
-        ``direction="down"`` is OptimizeInnate.m's program: min (s + x)^T (I + L)^-1 (s + x),
-        |x|_1 <= B, x <= 0, s + x >= 0).
+        ``direction="down"`` is OptimizeInnate.m's program: ``min (s + x)^T (I + L)^-1 (s + x)``
+        over ``norm(x, 1) <= B, x <= 0, s + x >= 0``).
     seed : the random heuristic's key (``jax.random.key(seed)``).
     compare : compute the heuristics (discrete interventions).
 
