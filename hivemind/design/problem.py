@@ -23,6 +23,7 @@ import numpy as np
 
 from hivemind.design.equilibrium import System, Ties, degree, equilibrium, residual
 from hivemind.errors import InputError
+from hivemind.theory.opinions import opinion_objective
 
 
 class DesignError(InputError, ValueError):
@@ -215,7 +216,7 @@ class Problem:
         name = self.objective.name
         if self.objective.kind == "equilibrium":
             z = self.fixed_point(p)
-            return opinion_objective(name, z, self.ties, self.acting(p), self.neutral)
+            return opinion_objective(name, z, self.ties.src, self.ties.dst, self.acting(p), self.neutral)
         states, trace = self.final_states(p)
         if name == "diversity":
             return jnp.mean(trace[:, -1])
@@ -227,24 +228,6 @@ class Problem:
         mobile = jnp.asarray(self.mobile, states.dtype)
         dist = jax.vmap(lambda x: energy.distance_to_anchors(config.manifold, x, topology.anchors)[0])(states)
         return jnp.mean(jnp.sum(dist * mobile, axis=1) / jnp.sum(mobile))
-
-
-def opinion_objective(name: str, z: jax.Array, ties: Ties, a: jax.Array, neutral: float | None = None) -> jax.Array:
-    """Musco et al.'s polarization P(z), disagreement D(z), their sum, or Gionis et al.'s mean opinion.
-
-    P is the spread about the mean opinion (``neutral`` None: the paper's definition, with which
-    P + D = s_bar^T (I + L)^-1 s_bar) or about a fixed neutral opinion (``neutral = 0``: the
-    objective (s + x)^T (I + L)^-1 (s + x) of Musco et al.'s published OptimizeInnate.m).
-    """
-    centred = z - (jnp.mean(z) if neutral is None else neutral)
-    polarization = jnp.sum(centred**2)
-    disagreement = jnp.sum(a * (z[ties.src] - z[ties.dst]) ** 2)
-    return {
-        "polarization": polarization,
-        "disagreement": disagreement,
-        "polarization_disagreement": polarization + disagreement,
-        "mean_opinion": jnp.mean(z),
-    }[name]
 
 
 def problem(scenario, objective: str, horizon: int | None = None, neutral: float | None = None) -> Problem:

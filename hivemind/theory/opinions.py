@@ -15,15 +15,24 @@ import xarray as xr
 from hivemind.scenario.names import EQUILIBRIUM_OBJECTIVES as EQUILIBRIUM
 
 
-def opinion_objective(
-    name: str, z: np.ndarray, src: np.ndarray, dst: np.ndarray, acting: np.ndarray, neutral: float | None = None
-) -> float:
-    """P(z) = sum (z - mean z)^2 (or about ``neutral``), D(z) = sum over ties a_ij (z_i - z_j)^2, P + D, or mean z."""
-    pol = float(np.sum((z - (z.mean() if neutral is None else neutral)) ** 2))
-    dis = float(np.sum(acting * (z[src] - z[dst]) ** 2))
-    return {"polarization": pol, "disagreement": dis, "polarization_disagreement": pol + dis, "mean_opinion": float(z.mean())}[
-        name
-    ]
+def opinion_objective(name: str, z, src, dst, acting, neutral: float | None = None):
+    """Musco et al.'s polarization P(z), disagreement D(z), their sum, or Gionis et al.'s mean opinion.
+
+    P is the spread about the mean opinion (``neutral`` None: the paper's definition, with which
+    P + D = s_bar^T (I + L)^-1 s_bar) or about a fixed neutral opinion (``neutral = 0``: the
+    objective (s + x)^T (I + L)^-1 (s + x) of Musco et al.'s published OptimizeInnate.m);
+    D sums a_ij (z_i - z_j)^2 over the ties ``src``-``dst`` with their acting weights. Written
+    once for the design (traced, differentiated) and for a run's records (numpy arrays in).
+    """
+    import jax.numpy as jnp
+
+    polarization = jnp.sum((z - (jnp.mean(z) if neutral is None else neutral)) ** 2)
+    if name == "polarization":
+        return polarization
+    if name == "mean_opinion":
+        return jnp.mean(z)
+    disagreement = jnp.sum(acting * (z[src] - z[dst]) ** 2)
+    return disagreement if name == "disagreement" else polarization + disagreement
 
 
 def acting_weights(scenario) -> np.ndarray:
@@ -45,7 +54,7 @@ def measured(name: str, scenario, ds: xr.Dataset, neutral: float | None = None) 
         a = scenario.arrays
         w = acting_weights(scenario)
         last = np.asarray(ds.state.isel(step=-1, coord=0).values, np.float64)  # (seed, agent)
-        value = np.mean([opinion_objective(name, z, a.src, a.dst, w, neutral) for z in last])
+        value = np.mean([float(opinion_objective(name, z, a.src, a.dst, w, neutral)) for z in last])
         return float(value), "the last record's states"
     if name == "collapse":
         mobile = np.ones(ds.sizes["agent"], bool)
